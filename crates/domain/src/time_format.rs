@@ -1,0 +1,130 @@
+//! Timestamps and dates as the API writes and reads them.
+
+use time::format_description::well_known::Rfc3339;
+use time::macros::format_description;
+use time::{Date, OffsetDateTime, PrimitiveDateTime, UtcOffset};
+
+/// RFC 3339 in UTC with exactly milliseconds: `2023-08-17T23:18:13.000Z`.
+pub fn format_timestamp(t: OffsetDateTime) -> String {
+    let t = t.to_offset(UtcOffset::UTC);
+    format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
+        t.year(),
+        u8::from(t.month()),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second(),
+        t.millisecond()
+    )
+}
+
+/// Accepts an RFC 3339 timestamp with any offset, or a plain `YYYY-MM-DD` (midnight UTC).
+pub fn parse_timestamp(s: &str) -> Result<OffsetDateTime, String> {
+    OffsetDateTime::parse(s, &Rfc3339)
+        .ok()
+        .or_else(|| parse_date(s).map(|d| d.midnight().assume_utc()))
+        .ok_or_else(|| {
+            "must be an RFC 3339 timestamp such as 2023-08-17T23:18:13.000Z or a date in the form \
+             YYYY-MM-DD"
+                .to_owned()
+        })
+}
+
+/// `YYYY-MM-DD`.
+pub fn format_date(d: Date) -> String {
+    format!("{:04}-{:02}-{:02}", d.year(), u8::from(d.month()), d.day())
+}
+
+/// Parses exactly `YYYY-MM-DD`; `None` unless it is a real calendar date.
+pub fn parse_date(s: &str) -> Option<Date> {
+    Date::parse(s, format_description!("[year]-[month]-[day]")).ok()
+}
+
+/// Microseconds since the Unix epoch (the storage form of timestamps).
+pub fn to_unix_micros(t: OffsetDateTime) -> i64 {
+    t.unix_timestamp() * 1_000_000 + i64::from(t.microsecond())
+}
+
+/// The inverse of [`to_unix_micros`]. Saturates at the supported date range, which stored values
+/// (always produced by `to_unix_micros`) never leave.
+pub fn from_unix_micros(micros: i64) -> OffsetDateTime {
+    OffsetDateTime::from_unix_timestamp_nanos(i128::from(micros) * 1000).unwrap_or_else(|_| {
+        if micros < 0 {
+            PrimitiveDateTime::MIN.assume_utc()
+        } else {
+            PrimitiveDateTime::MAX.assume_utc()
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use time::macros::{date, datetime};
+
+    #[test]
+    fn formats_utc_with_milliseconds() {
+        assert_eq!(
+            format_timestamp(datetime!(2023-08-17 23:18:13 UTC)),
+            "2023-08-17T23:18:13.000Z"
+        );
+        assert_eq!(
+            format_timestamp(datetime!(2023-08-18 01:18:13.123_999 +02:00)),
+            "2023-08-17T23:18:13.123Z"
+        );
+    }
+
+    #[test]
+    fn parses_timestamps_and_dates() {
+        assert_eq!(
+            parse_timestamp("2023-08-17T23:18:13.000Z"),
+            Ok(datetime!(2023-08-17 23:18:13 UTC))
+        );
+        assert_eq!(
+            parse_timestamp("2023-08-18T01:18:13+02:00").map(format_timestamp),
+            Ok("2023-08-17T23:18:13.000Z".to_owned())
+        );
+        assert_eq!(
+            parse_timestamp("2023-08-17"),
+            Ok(datetime!(2023-08-17 0:00 UTC))
+        );
+        assert!(parse_timestamp("2023-02-30").is_err());
+        assert!(parse_timestamp("yesterday").is_err());
+    }
+
+    #[test]
+    fn dates_are_strict() {
+        assert_eq!(parse_date("2024-02-29"), Some(date!(2024 - 02 - 29)));
+        assert_eq!(format_date(date!(2024 - 02 - 09)), "2024-02-09");
+        for bad in [
+            "2023-02-29",
+            "2023-2-09",
+            "20230209",
+            "2023-02-09T00:00:00Z",
+            " 2023-02-09",
+        ] {
+            assert_eq!(parse_date(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn out_of_range_micros_saturate() {
+        assert_eq!(
+            from_unix_micros(i64::MAX),
+            PrimitiveDateTime::MAX.assume_utc()
+        );
+        assert_eq!(
+            from_unix_micros(i64::MIN),
+            PrimitiveDateTime::MIN.assume_utc()
+        );
+    }
+
+    proptest! {
+        #[test]
+        fn micros_round_trip(micros in -62_000_000_000_000_000i64..250_000_000_000_000_000) {
+            prop_assert_eq!(to_unix_micros(from_unix_micros(micros)), micros);
+        }
+    }
+}

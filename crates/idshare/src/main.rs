@@ -1,0 +1,335 @@
+//! `idshare`: the server binary and its operator commands.
+
+mod demo;
+
+use std::path::PathBuf;
+
+use anyhow::{Context, bail};
+use clap::{Args, Parser, Subcommand};
+use idshare_domain::{
+    environment::Environment,
+    id::{ApiKeyId, OrgId},
+    permission::PermissionSet,
+};
+use idshare_server::{
+    app::{self, AppState},
+    config::{Config, LogFormat, Overrides, Secret},
+};
+use idshare_store::{Scope, Store, api_keys, orgs, users};
+use time::OffsetDateTime;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "idshare",
+    version,
+    about = "Identity verification and Connect data sharing server"
+)]
+struct Cli {
+    /// TOML configuration file (also IDSHARE_CONFIG).
+    #[arg(long, global = true, env = "IDSHARE_CONFIG")]
+    config: Option<PathBuf>,
+    /// Log format: text or json.
+    #[arg(long, global = true, value_parser = parse_log_format)]
+    log_format: Option<LogFormat>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+fn parse_log_format(s: &str) -> Result<LogFormat, String> {
+    match s {
+        "text" => Ok(LogFormat::Text),
+        "json" => Ok(LogFormat::Json),
+        other => Err(format!("unknown log format `{other}` (text or json)")),
+    }
+}
+
+/// Where the data lives; every command that touches it takes these.
+#[derive(Debug, Args)]
+struct StorageArgs {
+    /// Directory for the SQLite database and the master key file [default: ./idshare-data].
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// sqlite://… or postgres://… (also IDSHARE_DATABASE_URL) [default: SQLite in the data dir].
+    #[arg(long)]
+    database_url: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the HTTP server.
+    Serve {
+        /// Address to listen on [default: 127.0.0.1:8080].
+        #[arg(long)]
+        listen: Option<std::net::SocketAddr>,
+        #[command(flatten)]
+        storage: StorageArgs,
+    },
+    /// Apply database migrations and exit (serve also applies them on start).
+    Migrate {
+        #[command(flatten)]
+        storage: StorageArgs,
+    },
+    /// Operator commands: organizations, API keys, users.
+    Admin {
+        #[command(subcommand)]
+        command: AdminCommand,
+    },
+    /// Create a demo organization with an API key, a template and an inquiry, then serve.
+    Demo {
+        #[arg(long)]
+        listen: Option<std::net::SocketAddr>,
+        #[command(flatten)]
+        storage: StorageArgs,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum AdminCommand {
+    /// Organizations.
+    Org {
+        #[command(subcommand)]
+        command: OrgCommand,
+    },
+    /// API keys.
+    ApiKey {
+        #[command(subcommand)]
+        command: ApiKeyCommand,
+    },
+    /// Dashboard users.
+    User {
+        #[command(subcommand)]
+        command: UserCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum OrgCommand {
+    /// Create an organization; prints its id.
+    Create {
+        #[arg(long)]
+        name: String,
+        #[command(flatten)]
+        storage: StorageArgs,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum ApiKeyCommand {
+    /// Create an API key; prints the secret (shown only this once).
+    Create {
+        #[arg(long)]
+        org: String,
+        #[arg(long)]
+        environment: String,
+        /// Permissions (repeatable or comma-separated); all permissions when omitted.
+        #[arg(long = "permission")]
+        permissions: Vec<String>,
+        #[arg(long, default_value = "default")]
+        name: String,
+        #[command(flatten)]
+        storage: StorageArgs,
+    },
+    /// Revoke an API key by id (api_…).
+    Revoke {
+        id: String,
+        #[command(flatten)]
+        storage: StorageArgs,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum UserCommand {
+    /// Create a dashboard user; prints its id.
+    Create {
+        #[arg(long)]
+        org: String,
+        #[arg(long)]
+        email: String,
+        /// The password (or IDSHARE_ADMIN_PASSWORD, kept out of shell history).
+        #[arg(long, env = "IDSHARE_ADMIN_PASSWORD", hide_env_values = true)]
+        password: String,
+        #[arg(long, default_value = "admin")]
+        role: String,
+        #[command(flatten)]
+        storage: StorageArgs,
+    },
+}
+
+fn load_config(
+    cli: &Cli,
+    storage: Option<&StorageArgs>,
+    listen: Option<std::net::SocketAddr>,
+) -> anyhow::Result<Config> {
+    let overrides = Overrides {
+        listen,
+        data_dir: storage.and_then(|s| s.data_dir.clone()),
+        database_url: storage
+            .and_then(|s| s.database_url.clone())
+            .map(Secret::new),
+        log_format: cli.log_format,
+    };
+    Config::load(cli.config.as_deref(), &overrides).context("invalid configuration")
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("IDSHARE_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => builder.init(),
+    }
+}
+
+async fn open(cli: &Cli, storage: &StorageArgs) -> anyhow::Result<Store> {
+    let config = load_config(cli, Some(storage), None)?;
+    app::open_store(&config).await
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    match &cli.command {
+        Command::Serve { listen, storage } => {
+            let config = load_config(&cli, Some(storage), *listen)?;
+            init_logging(config.log_format);
+            serve(config).await
+        }
+        Command::Migrate { storage } => {
+            init_logging(cli.log_format.unwrap_or_default());
+            open(&cli, storage).await?.close().await;
+            eprintln!("migrations applied");
+            Ok(())
+        }
+        Command::Demo { listen, storage } => {
+            let config = load_config(&cli, Some(storage), *listen)?;
+            init_logging(config.log_format);
+            let store = app::open_store(&config).await?;
+            demo::seed(&store, &config).await?;
+            serve_store(store, config).await
+        }
+        Command::Admin { command } => admin(&cli, command).await,
+    }
+}
+
+async fn serve(config: Config) -> anyhow::Result<()> {
+    let store = app::open_store(&config).await?;
+    serve_store(store, config).await
+}
+
+async fn serve_store(store: Store, config: Config) -> anyhow::Result<()> {
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.listen))?;
+    tracing::info!(
+        address = %listener.local_addr()?,
+        backend = ?store.backend(),
+        "idshare is serving"
+    );
+    app::serve(
+        listener,
+        AppState::new(store, config),
+        app::shutdown_signal(),
+    )
+    .await
+}
+
+async fn admin(cli: &Cli, command: &AdminCommand) -> anyhow::Result<()> {
+    let now = OffsetDateTime::now_utc();
+    match command {
+        AdminCommand::Org {
+            command: OrgCommand::Create { name, storage },
+        } => {
+            let name = name.trim();
+            if name.is_empty() {
+                bail!("--name must not be empty");
+            }
+            let store = open(cli, storage).await?;
+            let mut tx = store.begin_write().await?;
+            let org = orgs::create(&mut tx, name, now).await?;
+            tx.commit().await?;
+            println!("{}", org.id);
+        }
+        AdminCommand::ApiKey {
+            command:
+                ApiKeyCommand::Create {
+                    org,
+                    environment,
+                    permissions,
+                    name,
+                    storage,
+                },
+        } => {
+            let org_id = OrgId::parse(org)?;
+            let environment: Environment = environment.parse()?;
+            let permissions = if permissions.is_empty() {
+                PermissionSet::all()
+            } else {
+                PermissionSet::parse_list(&permissions.join(","))?
+            };
+            let store = open(cli, storage).await?;
+            let mut tx = store.begin_write().await?;
+            if orgs::get(&mut tx, &org_id).await?.is_none() {
+                bail!("no organization {org_id}");
+            }
+            let (key, secret) = api_keys::create(
+                &mut tx,
+                &Scope::new(org_id, environment),
+                name,
+                &permissions,
+                now,
+            )
+            .await?;
+            tx.commit().await?;
+            eprintln!(
+                "created API key {} ({environment}; permissions: {}). The secret is shown only once:",
+                key.id,
+                permissions.to_list_string()
+            );
+            println!("{secret}");
+        }
+        AdminCommand::ApiKey {
+            command: ApiKeyCommand::Revoke { id, storage },
+        } => {
+            let id = ApiKeyId::parse(id)?;
+            let store = open(cli, storage).await?;
+            let mut tx = store.begin_write().await?;
+            let revoked = api_keys::revoke(&mut tx, &id, now).await?;
+            tx.commit().await?;
+            if !revoked {
+                bail!("no active API key {id}");
+            }
+            eprintln!("revoked {id}");
+        }
+        AdminCommand::User {
+            command:
+                UserCommand::Create {
+                    org,
+                    email,
+                    password,
+                    role,
+                    storage,
+                },
+        } => {
+            let org_id = OrgId::parse(org)?;
+            let role: users::Role = role.parse().map_err(anyhow::Error::msg)?;
+            if !email.contains('@') {
+                bail!("--email must be an email address");
+            }
+            if password.chars().count() < 12 {
+                bail!("the password must be at least 12 characters");
+            }
+            let store = open(cli, storage).await?;
+            let mut tx = store.begin_write().await?;
+            if orgs::get(&mut tx, &org_id).await?.is_none() {
+                bail!("no organization {org_id}");
+            }
+            let user = users::create(&mut tx, &org_id, email, password, role, now).await?;
+            tx.commit().await?;
+            println!("{}", user.id);
+        }
+    }
+    Ok(())
+}

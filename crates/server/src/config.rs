@@ -1,0 +1,170 @@
+//! Typed configuration: defaults < TOML file < `IDSHARE_*` environment < command-line flags.
+//! Unknown keys are refused (a typo must not silently fall back to a default), and secrets are
+//! never printed: their `Debug` is redacted.
+
+use std::{net::SocketAddr, path::PathBuf};
+
+use figment::{
+    Figment,
+    providers::{Env, Format, Serialized, Toml},
+};
+use serde::{Deserialize, Serialize};
+
+/// A configuration value that must never reach a log.
+#[derive(Clone, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("***")
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Address the HTTP server listens on.
+    pub listen: SocketAddr,
+    /// Where the SQLite database and the master key file live.
+    pub data_dir: PathBuf,
+    /// `sqlite://…` or `postgres://…`; default: SQLite in `data_dir`.
+    pub database_url: Option<Secret>,
+    /// Base64 of 32 bytes; default: `master.key` in `data_dir`, created on first run.
+    pub master_key: Option<Secret>,
+    pub log_format: LogFormat,
+    /// Requests per minute per organization environment (all its keys together).
+    pub rate_limit_per_minute: u32,
+    /// Largest JSON request body.
+    pub body_limit_bytes: usize,
+    /// Largest upload (multipart) request body.
+    pub upload_body_limit_bytes: usize,
+    /// How long a stored idempotent response is replayed.
+    pub idempotency_retention_seconds: u64,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            data_dir: PathBuf::from("./idshare-data"),
+            database_url: None,
+            master_key: None,
+            log_format: LogFormat::Text,
+            rate_limit_per_minute: 300,
+            body_limit_bytes: 1024 * 1024,
+            upload_body_limit_bytes: 10 * 1024 * 1024,
+            idempotency_retention_seconds: 24 * 60 * 60,
+        }
+    }
+}
+
+/// Values given on the command line; `None` leaves the lower layers in force.
+#[derive(Debug, Default, Serialize)]
+pub struct Overrides {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub listen: Option<SocketAddr>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub data_dir: Option<PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub database_url: Option<Secret>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub log_format: Option<LogFormat>,
+}
+
+/// Environment variables with the `IDSHARE_` prefix that are not configuration keys.
+const NON_CONFIG_VARIABLES: &[&str] = &["config"];
+
+impl Config {
+    /// Loads the layers. `file` is the TOML file named by `--config` or `IDSHARE_CONFIG`.
+    pub fn load(
+        file: Option<&std::path::Path>,
+        overrides: &Overrides,
+    ) -> Result<Self, Box<figment::Error>> {
+        let mut figment = Figment::from(Serialized::defaults(Config::default()));
+        if let Some(file) = file {
+            figment = figment.merge(Toml::file_exact(file));
+        }
+        figment
+            .merge(Env::prefixed("IDSHARE_").filter(|key| {
+                let key = key.as_str();
+                !NON_CONFIG_VARIABLES.contains(&key) && !key.starts_with("test_")
+            }))
+            .merge(Serialized::defaults(overrides))
+            .extract()
+            .map_err(Box::new)
+    }
+
+    pub fn database_url(&self) -> String {
+        match &self.database_url {
+            Some(url) => url.expose().to_owned(),
+            None => idshare_store::Store::sqlite_url(&self.data_dir),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_are_not_printed() {
+        let config = Config {
+            database_url: Some(Secret::new("postgres://u:hunter2@h/d")),
+            master_key: Some(Secret::new("c2VjcmV0")),
+            ..Config::default()
+        };
+        let printed = format!("{config:?}");
+        assert!(
+            !printed.contains("hunter2") && !printed.contains("c2VjcmV0"),
+            "{printed}"
+        );
+    }
+
+    #[test]
+    fn file_layers_apply_and_unknown_keys_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let good = dir.path().join("good.toml");
+        std::fs::write(
+            &good,
+            "rate_limit_per_minute = 7\nlisten = \"127.0.0.1:9999\"\n",
+        )
+        .unwrap();
+        let config = Config::load(Some(&good), &Overrides::default()).unwrap();
+        assert_eq!(config.rate_limit_per_minute, 7);
+        assert_eq!(config.listen.port(), 9999);
+
+        let overridden = Config::load(
+            Some(&good),
+            &Overrides {
+                listen: Some("127.0.0.1:1".parse().unwrap()),
+                ..Overrides::default()
+            },
+        )
+        .unwrap();
+        assert_eq!(overridden.listen.port(), 1);
+
+        let bad = dir.path().join("bad.toml");
+        std::fs::write(&bad, "rate_limit_per_mnute = 7\n").unwrap();
+        let err = Config::load(Some(&bad), &Overrides::default()).unwrap_err();
+        assert!(err.to_string().contains("rate_limit_per_mnute"), "{err}");
+    }
+}

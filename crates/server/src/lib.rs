@@ -1,0 +1,16 @@
+//! The idshare HTTP server: the Persona-compatible JSON:API, its conventions (authentication,
+//! idempotency, rate limits, inflection, pagination), and the wiring that serves it.
+
+pub mod api;
+pub mod app;
+pub mod auth;
+pub mod config;
+pub mod error;
+pub mod idempotency;
+pub mod jsonapi;
+pub mod middleware;
+pub mod openapi;
+pub mod query;
+pub mod ratelimit;
+pub mod render;
+pub mod service;

@@ -1,0 +1,219 @@
+//! Query-string conventions: `page[size|after|before]`, `filter[…]`, `fields[type]`, `include`.
+//! Parsed once per request; unknown parameters are refused rather than silently ignored.
+
+use std::collections::BTreeMap;
+
+use idshare_domain::inflection::key_to_kebab;
+use idshare_store::{Cursor, Page};
+use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
+
+use crate::{error::ApiError, jsonapi::Links};
+
+pub const DEFAULT_PAGE_SIZE: u32 = 10;
+pub const MAX_PAGE_SIZE: u32 = 100;
+
+/// `fields[<type>]=a,b` per resource type.
+pub type Fieldsets = BTreeMap<String, Vec<String>>;
+
+/// What a list or retrieve request asked for.
+#[derive(Debug, Default)]
+pub struct QueryParams {
+    pub page_size: u32,
+    pub after: Option<String>,
+    pub before: Option<String>,
+    pub filters: BTreeMap<String, String>,
+    pub fields: Fieldsets,
+    pub include: Vec<String>,
+    pub flags: BTreeMap<String, String>,
+}
+
+/// Which parameters an endpoint understands.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Accepts {
+    pub paginated: bool,
+    pub filters: &'static [&'static str],
+    pub includes: &'static [&'static str],
+    pub flags: &'static [&'static str],
+}
+
+impl QueryParams {
+    pub fn parse(query: Option<&str>, accepts: Accepts) -> Result<Self, ApiError> {
+        let mut params = QueryParams {
+            page_size: DEFAULT_PAGE_SIZE,
+            ..Default::default()
+        };
+        for (name, value) in url::form_urlencoded::parse(query.unwrap_or_default().as_bytes()) {
+            let (base, inner) = split_bracket(&name);
+            let invalid =
+                |details: String| ApiError::bad_request(details).parameter(name.to_string());
+            match (base, inner) {
+                ("page", Some(which)) if accepts.paginated => match which {
+                    "size" => {
+                        params.page_size = value
+                            .parse::<u32>()
+                            .ok()
+                            .filter(|n| (1..=MAX_PAGE_SIZE).contains(n))
+                            .ok_or_else(|| {
+                                invalid(format!(
+                                    "`page[size]` must be a whole number from 1 to {MAX_PAGE_SIZE}."
+                                ))
+                            })?;
+                    }
+                    "after" => params.after = Some(value.into_owned()),
+                    "before" => params.before = Some(value.into_owned()),
+                    _ => return Err(invalid(format!("Unknown pagination parameter `{name}`."))),
+                },
+                ("filter", Some(key)) if !accepts.filters.is_empty() => {
+                    let key = key_to_kebab(key);
+                    if !accepts.filters.contains(&key.as_str()) {
+                        return Err(invalid(format!(
+                            "Unknown filter `{key}`. Filters here: {}.",
+                            accepts.filters.join(", ")
+                        )));
+                    }
+                    params.filters.insert(key, value.into_owned());
+                }
+                ("fields", Some(kind)) => {
+                    let attributes = value
+                        .split(',')
+                        .map(|a| key_to_kebab(a.trim()))
+                        .filter(|a| !a.is_empty())
+                        .collect();
+                    params.fields.insert(kind.to_owned(), attributes);
+                }
+                ("include", None) => {
+                    for path in value.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+                        let path = key_to_kebab(path);
+                        if !accepts.includes.contains(&path.as_str()) {
+                            return Err(invalid(format!(
+                                "Cannot include `{path}` here.{}",
+                                if accepts.includes.is_empty() {
+                                    String::new()
+                                } else {
+                                    format!(" Includable: {}.", accepts.includes.join(", "))
+                                }
+                            )));
+                        }
+                        params.include.push(path);
+                    }
+                }
+                (flag, None) if accepts.flags.contains(&key_to_kebab(flag).as_str()) => {
+                    params.flags.insert(key_to_kebab(flag), value.into_owned());
+                }
+                _ => return Err(invalid(format!("Unknown query parameter `{name}`."))),
+            }
+        }
+        if params.after.is_some() && params.before.is_some() {
+            return Err(ApiError::bad_request(
+                "Use either `page[after]` or `page[before]`, not both.",
+            )
+            .parameter("page[before]"));
+        }
+        Ok(params)
+    }
+
+    pub fn cursor(&self) -> Cursor<'_> {
+        match (&self.after, &self.before) {
+            (Some(after), _) => Cursor::After(after),
+            (None, Some(before)) => Cursor::Before(before),
+            (None, None) => Cursor::Start,
+        }
+    }
+
+    /// The error for a cursor that names no object of the list.
+    pub fn bad_cursor(&self) -> ApiError {
+        let parameter = if self.after.is_some() {
+            "page[after]"
+        } else {
+            "page[before]"
+        };
+        ApiError::bad_request(format!(
+            "`{parameter}` does not name an object of this list (cursors are object ids taken from a previous page)."
+        ))
+        .parameter(parameter)
+    }
+
+    pub fn filter(&self, key: &str) -> Option<&str> {
+        self.filters.get(key).map(String::as_str)
+    }
+
+    pub fn includes(&self, path: &str) -> bool {
+        self.include.iter().any(|p| p == path)
+    }
+
+    pub fn flag(&self, name: &str) -> Option<&str> {
+        self.flags.get(name).map(String::as_str)
+    }
+
+    /// `links.prev` / `links.next` for a page whose items have the given ids, keeping filters.
+    pub fn links<T>(&self, path: &str, page: &Page<T>, id_of: impl Fn(&T) -> &str) -> Links {
+        let mut base = format!("page%5Bsize%5D={}", self.page_size);
+        for (key, value) in &self.filters {
+            base.push_str(&format!("&filter%5B{}%5D={}", encode(key), encode(value)));
+        }
+        let link =
+            |which: &str, id: &str| format!("{path}?{base}&page%5B{which}%5D={}", encode(id));
+        let next = page
+            .has_older
+            .then(|| page.items.last().map(|t| link("after", id_of(t))))
+            .flatten();
+        let prev = page
+            .has_newer
+            .then(|| page.items.first().map(|t| link("before", id_of(t))))
+            .flatten();
+        Links { prev, next }
+    }
+}
+
+fn encode(s: &str) -> String {
+    utf8_percent_encode(s, NON_ALPHANUMERIC).to_string()
+}
+
+/// `filter[status]` → `("filter", Some("status"))`; `include` → `("include", None)`.
+fn split_bracket(name: &str) -> (&str, Option<&str>) {
+    match name.split_once('[') {
+        Some((base, rest)) if rest.ends_with(']') => (base, Some(&rest[..rest.len() - 1])),
+        _ => (name, None),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LIST: Accepts = Accepts {
+        paginated: true,
+        filters: &["status", "reference-id"],
+        includes: &["inquiry-template"],
+        flags: &[],
+    };
+
+    #[test]
+    fn parses_pages_filters_fields_and_includes() {
+        let q = QueryParams::parse(
+            Some("page%5Bsize%5D=5&filter[referenceId]=u-1&fields[inquiry]=status,referenceId&include=inquiry-template"),
+            LIST,
+        )
+        .unwrap();
+        assert_eq!(q.page_size, 5);
+        assert_eq!(q.filter("reference-id"), Some("u-1"));
+        assert_eq!(q.fields["inquiry"], vec!["status", "reference-id"]);
+        assert!(q.includes("inquiry-template"));
+    }
+
+    #[test]
+    fn refuses_bad_sizes_unknown_filters_and_parameters() {
+        for bad in [
+            "page[size]=0",
+            "page[size]=101",
+            "page[size]=x",
+            "filter[color]=red",
+            "sort=x",
+            "include=secrets",
+            "page[after]=a&page[before]=b",
+        ] {
+            let err = QueryParams::parse(Some(bad), LIST).unwrap_err();
+            assert_eq!(err.status, 400, "{bad}");
+        }
+    }
+}

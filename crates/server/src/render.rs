@@ -1,0 +1,229 @@
+//! How stored objects look on the wire (and in event payloads, which carry the same shape).
+
+use idshare_domain::{template::TemplateDefinition, time_format::format_timestamp};
+use idshare_store::{
+    events::Event,
+    inquiries::Inquiry,
+    templates::{Template, TemplateVersion},
+};
+use serde::Serialize;
+use serde_json::{Map, Value, json};
+use time::OffsetDateTime;
+use utoipa::ToSchema;
+
+use crate::jsonapi::ResourceObject;
+
+fn ts(t: Option<OffsetDateTime>) -> Option<String> {
+    t.map(format_timestamp)
+}
+
+/// The sections of a template definition, as sent and as stored.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "kebab-case")]
+pub struct DefinitionAttributes {
+    #[schema(value_type = Vec<Object>)]
+    pub field_schemas: Value,
+    #[schema(value_type = Vec<Object>)]
+    pub verifications: Value,
+    #[schema(value_type = Vec<Object>)]
+    pub reports: Value,
+    #[schema(value_type = Object)]
+    pub expiration: Value,
+}
+
+impl DefinitionAttributes {
+    fn from_json(definition: &Value) -> Self {
+        let section = |key: &str, default: Value| definition.get(key).cloned().unwrap_or(default);
+        Self {
+            field_schemas: section("field-schemas", json!([])),
+            verifications: section("verifications", json!([])),
+            reports: section("reports", json!([])),
+            expiration: section("expiration", json!({})),
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "kebab-case")]
+pub struct TemplateAttributes {
+    pub name: String,
+    /// Always `active` (templates are never deleted).
+    pub status: &'static str,
+    /// The definition of the published version.
+    #[serde(flatten)]
+    pub definition: DefinitionAttributes,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+pub fn template(
+    template: &Template,
+    published: Option<&TemplateVersion>,
+) -> ResourceObject<TemplateAttributes> {
+    ResourceObject::new(
+        "inquiry-template",
+        template.id.as_str(),
+        TemplateAttributes {
+            name: template.name.clone(),
+            status: "active",
+            definition: DefinitionAttributes::from_json(
+                published.map_or(&Value::Null, |v| &v.definition),
+            ),
+            created_at: format_timestamp(template.created_at),
+            updated_at: format_timestamp(template.updated_at),
+        },
+    )
+    .relationship(
+        "latest-published-version",
+        template
+            .published_version_id
+            .as_ref()
+            .map(|id| ("inquiry-template-version", id.as_str())),
+    )
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "kebab-case")]
+pub struct TemplateVersionAttributes {
+    pub version_number: i64,
+    /// `draft`, `published` or `superseded`.
+    pub status: &'static str,
+    #[serde(flatten)]
+    pub definition: DefinitionAttributes,
+    pub created_at: String,
+    pub published_at: Option<String>,
+}
+
+pub fn version(version: &TemplateVersion) -> ResourceObject<TemplateVersionAttributes> {
+    ResourceObject::new(
+        "inquiry-template-version",
+        version.id.as_str(),
+        TemplateVersionAttributes {
+            version_number: version.version_number,
+            status: version.status.as_str(),
+            definition: DefinitionAttributes::from_json(&version.definition),
+            created_at: format_timestamp(version.created_at),
+            published_at: ts(version.published_at),
+        },
+    )
+    .relationship(
+        "inquiry-template",
+        Some(("inquiry-template", version.template_id.as_str())),
+    )
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "kebab-case")]
+pub struct InquiryAttributes {
+    /// `created`, `pending`, `completed`, `failed`, `expired`, `needs_review`, `approved`, `declined`.
+    pub status: &'static str,
+    pub reference_id: Option<String>,
+    pub note: Option<String>,
+    pub reviewer_comment: Option<String>,
+    pub tags: Vec<String>,
+    /// Every field of the template: `{"<key>": {"type": "...", "value": ...}}`.
+    #[schema(value_type = Object)]
+    pub fields: Map<String, Value>,
+    pub created_at: String,
+    pub updated_at: String,
+    pub started_at: Option<String>,
+    pub completed_at: Option<String>,
+    pub failed_at: Option<String>,
+    pub expired_at: Option<String>,
+    pub marked_for_review_at: Option<String>,
+    pub decisioned_at: Option<String>,
+    pub redacted_at: Option<String>,
+    pub expires_at: Option<String>,
+}
+
+pub fn inquiry(
+    inquiry: &Inquiry,
+    definition: Option<&TemplateDefinition>,
+) -> ResourceObject<InquiryAttributes> {
+    let mut fields = Map::new();
+    if let Some(definition) = definition {
+        for schema in &definition.field_schemas {
+            let value = inquiry.data.fields.get(schema.key.as_str()).map_or_else(
+                || json!({ "type": schema.field_type.as_str(), "value": null }),
+                |v| v.to_typed_json(schema.field_type),
+            );
+            fields.insert(schema.key.as_str().to_owned(), value);
+        }
+    }
+    ResourceObject::new(
+        "inquiry",
+        inquiry.id.as_str(),
+        InquiryAttributes {
+            status: inquiry.status.as_str(),
+            reference_id: inquiry.reference_id.clone(),
+            note: inquiry.data.note.clone(),
+            reviewer_comment: inquiry.data.reviewer_comment.clone(),
+            tags: inquiry.tags.clone(),
+            fields,
+            created_at: format_timestamp(inquiry.created_at),
+            updated_at: format_timestamp(inquiry.updated_at),
+            started_at: ts(inquiry.started_at),
+            completed_at: ts(inquiry.completed_at),
+            failed_at: ts(inquiry.failed_at),
+            expired_at: ts(inquiry.expired_at),
+            marked_for_review_at: ts(inquiry.marked_for_review_at),
+            decisioned_at: ts(inquiry.decisioned_at),
+            redacted_at: ts(inquiry.redacted_at),
+            expires_at: ts(inquiry.expires_at),
+        },
+    )
+    .relationship(
+        "inquiry-template",
+        inquiry
+            .template_id
+            .as_ref()
+            .map(|id| ("inquiry-template", id.as_str())),
+    )
+    .relationship(
+        "inquiry-template-version",
+        inquiry
+            .template_version_id
+            .as_ref()
+            .map(|id| ("inquiry-template-version", id.as_str())),
+    )
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "kebab-case")]
+pub struct EventAttributes {
+    /// e.g. `inquiry.approved`.
+    pub name: String,
+    /// Increases across the organization's events (gaps allowed): order deliveries by it.
+    pub sequence: i64,
+    pub created_at: String,
+    /// `{data: <object as the API rendered it then>}`; null once the object was redacted.
+    #[schema(value_type = Object)]
+    pub payload: Option<Value>,
+}
+
+pub fn event(event: &Event) -> ResourceObject<EventAttributes> {
+    ResourceObject::new(
+        "event",
+        event.id.as_str(),
+        EventAttributes {
+            name: event.name.clone(),
+            sequence: event.seq,
+            created_at: format_timestamp(event.created_at),
+            payload: event.payload.clone(),
+        },
+    )
+    .relationship("object", Some((&event.object_type, &event.object_id)))
+}
+
+/// An event payload: `{data: <resource>}`.
+pub fn payload<A: Serialize>(resource: &ResourceObject<A>) -> Value {
+    json!({ "data": resource })
+}
+
+pub fn template_event_payload(t: &Template, published: Option<&TemplateVersion>) -> Value {
+    payload(&template(t, published))
+}
+
+pub fn version_event_payload(v: &TemplateVersion) -> Value {
+    payload(&version(v))
+}

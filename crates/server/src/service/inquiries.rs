@@ -1,0 +1,422 @@
+//! Inquiries: creation, updates, status actions and redaction, each with its event.
+
+use idshare_domain::{
+    event::names,
+    field::validate_fields,
+    id::{InquiryId, InquiryTemplateId, InquiryTemplateVersionId},
+    inquiry::{InquiryAction, transition},
+    tags::validate_tags,
+    template::TemplateDefinition,
+};
+use idshare_store::{
+    Scope, Tx, events,
+    inquiries::{self, Inquiry, InquiryData, NewInquiry},
+    templates::{self, TemplateVersion, VersionStatus},
+};
+use serde_json::{Map, Value};
+use time::{Duration, OffsetDateTime};
+
+use crate::{
+    app::AppState,
+    error::{ApiError, ErrorObject, ErrorSource},
+    render,
+};
+
+const MAX_NOTE_CHARS: usize = 10_000;
+const MAX_REFERENCE_ID_CHARS: usize = 255;
+const MAX_COMMENT_CHARS: usize = 10_000;
+
+/// Which template a new inquiry uses.
+#[derive(Debug)]
+pub enum TemplateRef {
+    /// The template's currently published version.
+    Template(InquiryTemplateId),
+    /// A pinned version.
+    Version(InquiryTemplateVersionId),
+}
+
+#[derive(Debug)]
+pub struct CreateInquiry {
+    pub template: TemplateRef,
+    pub reference_id: Option<String>,
+    pub fields: Map<String, Value>,
+    pub note: Option<String>,
+    pub tags: Vec<String>,
+    pub expires_in_seconds: Option<u32>,
+}
+
+#[derive(Debug, Default)]
+pub struct UpdateInquiry {
+    pub fields: Option<Map<String, Value>>,
+    pub note: Option<Option<String>>,
+    pub tags: Option<Vec<String>>,
+}
+
+/// An inquiry with the template definition that gives its fields their types.
+#[derive(Debug)]
+pub struct InquiryView {
+    pub inquiry: Inquiry,
+    pub definition: Option<TemplateDefinition>,
+}
+
+impl InquiryView {
+    pub fn resource(&self) -> crate::jsonapi::ResourceObject<render::InquiryAttributes> {
+        render::inquiry(&self.inquiry, self.definition.as_ref())
+    }
+}
+
+fn definition_of(version: &TemplateVersion) -> Result<TemplateDefinition, ApiError> {
+    TemplateDefinition::parse(&version.definition).map_err(|errors| {
+        ApiError::internal(anyhow::anyhow!(
+            "stored template version {} no longer parses: {errors:?}",
+            version.id
+        ))
+    })
+}
+
+/// Loads the definition an inquiry is locked to.
+pub async fn definition_for(
+    tx: &mut Tx,
+    scope: &Scope,
+    inquiry: &Inquiry,
+) -> Result<Option<TemplateDefinition>, ApiError> {
+    let Some(version_id) = &inquiry.template_version_id else {
+        return Ok(None);
+    };
+    let version = templates::get_version(tx, scope, version_id)
+        .await?
+        .ok_or_else(|| {
+            ApiError::internal(anyhow::anyhow!(
+                "inquiry {} lost its template version",
+                inquiry.id
+            ))
+        })?;
+    definition_of(&version).map(Some)
+}
+
+fn text_limit(
+    value: Option<String>,
+    max: usize,
+    pointer: &str,
+    what: &str,
+) -> Result<Option<String>, ApiError> {
+    match value {
+        Some(v) if v.chars().count() > max => Err(ApiError::unprocessable(
+            "Invalid attribute",
+            format!("`{what}` must be at most {max} characters."),
+        )
+        .pointer(pointer)),
+        other => Ok(other),
+    }
+}
+
+fn field_errors(errors: Vec<idshare_domain::field::FieldError>) -> ApiError {
+    ApiError::with_errors(
+        axum::http::StatusCode::UNPROCESSABLE_ENTITY,
+        errors
+            .into_iter()
+            .map(|e| ErrorObject {
+                title: "Invalid field".to_owned(),
+                details: format!("`{}` {}", e.key, e.message),
+                source: Some(ErrorSource {
+                    pointer: Some(format!("/data/attributes/fields/{}", e.key)),
+                    parameter: None,
+                }),
+            })
+            .collect(),
+    )
+}
+
+fn apply_fields(
+    data: &mut InquiryData,
+    definition: &TemplateDefinition,
+    input: &Map<String, Value>,
+    now: OffsetDateTime,
+) -> Result<(), ApiError> {
+    let values =
+        validate_fields(&definition.field_schemas, input, now.date()).map_err(field_errors)?;
+    for (key, value) in values {
+        match value {
+            Some(value) => data.fields.insert(key.as_str().to_owned(), value),
+            None => data.fields.remove(key.as_str()),
+        };
+    }
+    Ok(())
+}
+
+fn tags(input: Vec<String>) -> Result<Vec<String>, ApiError> {
+    validate_tags(&input).map_err(|message| {
+        ApiError::unprocessable("Invalid attribute", format!("`tags` {message}"))
+            .pointer("/data/attributes/tags")
+    })
+}
+
+pub async fn create(
+    state: &AppState,
+    scope: &Scope,
+    request: CreateInquiry,
+) -> Result<InquiryView, ApiError> {
+    let now = state.now();
+    let reference_id = text_limit(
+        request.reference_id,
+        MAX_REFERENCE_ID_CHARS,
+        "/data/attributes/reference-id",
+        "reference-id",
+    )?;
+    let note = text_limit(
+        request.note,
+        MAX_NOTE_CHARS,
+        "/data/attributes/note",
+        "note",
+    )?;
+    let tags = tags(request.tags)?;
+    let mut tx = state.store().begin_write().await?;
+    let version = match &request.template {
+        TemplateRef::Template(id) => {
+            let template = templates::get(&mut tx, scope, id).await?.ok_or_else(|| {
+                ApiError::not_found().pointer("/data/attributes/inquiry-template-id")
+            })?;
+            let version_id = template.published_version_id.ok_or_else(|| {
+                ApiError::unprocessable(
+                    "Template not published",
+                    "This template has no published version.",
+                )
+                .pointer("/data/attributes/inquiry-template-id")
+            })?;
+            templates::get_version(&mut tx, scope, &version_id)
+                .await?
+                .ok_or_else(|| {
+                    ApiError::internal(anyhow::anyhow!("published version {version_id} missing"))
+                })?
+        }
+        TemplateRef::Version(id) => {
+            let version = templates::get_version(&mut tx, scope, id)
+                .await?
+                .ok_or_else(|| {
+                    ApiError::not_found().pointer("/data/attributes/inquiry-template-version-id")
+                })?;
+            if version.status == VersionStatus::Draft {
+                return Err(ApiError::unprocessable(
+                    "Template version not published",
+                    "Inquiries can only use a published (or previously published) template version.",
+                )
+                .pointer("/data/attributes/inquiry-template-version-id"));
+            }
+            version
+        }
+    };
+    let definition = definition_of(&version)?;
+    let mut data = InquiryData {
+        note,
+        ..InquiryData::default()
+    };
+    apply_fields(&mut data, &definition, &request.fields, now)?;
+    let lifetime = request
+        .expires_in_seconds
+        .unwrap_or(definition.expiration.inquiry_seconds);
+    let inquiry = inquiries::create(
+        &mut tx,
+        state.store().crypto(),
+        scope,
+        NewInquiry {
+            template_id: version.template_id.clone(),
+            template_version_id: version.id.clone(),
+            reference_id,
+            tags,
+            data,
+            expires_at: Some(now + Duration::seconds(i64::from(lifetime))),
+        },
+        now,
+    )
+    .await?;
+    let view = InquiryView {
+        inquiry,
+        definition: Some(definition),
+    };
+    record(state, &mut tx, scope, names::INQUIRY_CREATED, &view).await?;
+    tx.commit().await?;
+    Ok(view)
+}
+
+pub async fn get(state: &AppState, scope: &Scope, id: &InquiryId) -> Result<InquiryView, ApiError> {
+    let mut tx = state.store().begin_read().await?;
+    let inquiry = inquiries::get(&mut tx, state.store().crypto(), scope, id)
+        .await?
+        .ok_or_else(ApiError::not_found)?;
+    let definition = definition_for(&mut tx, scope, &inquiry).await?;
+    Ok(InquiryView {
+        inquiry,
+        definition,
+    })
+}
+
+async fn lock(
+    state: &AppState,
+    tx: &mut Tx,
+    scope: &Scope,
+    id: &InquiryId,
+) -> Result<InquiryView, ApiError> {
+    let inquiry = inquiries::get_for_update(tx, state.store().crypto(), scope, id)
+        .await?
+        .ok_or_else(ApiError::not_found)?;
+    let definition = definition_for(tx, scope, &inquiry).await?;
+    Ok(InquiryView {
+        inquiry,
+        definition,
+    })
+}
+
+pub async fn update(
+    state: &AppState,
+    scope: &Scope,
+    id: &InquiryId,
+    request: UpdateInquiry,
+) -> Result<InquiryView, ApiError> {
+    let now = state.now();
+    let mut tx = state.store().begin_write().await?;
+    let mut view = lock(state, &mut tx, scope, id).await?;
+    let inquiry = &mut view.inquiry;
+    if inquiry.redacted_at.is_some() {
+        return Err(ApiError::unprocessable(
+            "Inquiry redacted",
+            "This inquiry was redacted; its data can no longer be changed.",
+        ));
+    }
+    let mut data_changed = false;
+    if let Some(fields) = &request.fields {
+        if !inquiry.status.accepts_field_updates() {
+            return Err(ApiError::unprocessable(
+                "Inquiry finished",
+                format!(
+                    "Fields can only change while the inquiry is `created` or `pending`; its status is `{}`.",
+                    inquiry.status
+                ),
+            )
+            .pointer("/data/attributes/fields"));
+        }
+        let definition = view.definition.as_ref().ok_or_else(|| {
+            ApiError::unprocessable(
+                "No template",
+                "This inquiry has no template, so it has no editable fields.",
+            )
+            .pointer("/data/attributes/fields")
+        })?;
+        apply_fields(&mut inquiry.data, definition, fields, now)?;
+        data_changed = true;
+    }
+    if let Some(note) = request.note {
+        inquiry.data.note = text_limit(note, MAX_NOTE_CHARS, "/data/attributes/note", "note")?;
+        data_changed = true;
+    }
+    let tags_changed = match request.tags {
+        Some(new_tags) => {
+            let new_tags = tags(new_tags)?;
+            let changed = new_tags != inquiry.tags;
+            inquiry.tags = new_tags;
+            changed
+        }
+        None => false,
+    };
+    inquiry.updated_at = now;
+    inquiries::save(&mut tx, state.store().crypto(), scope, &view.inquiry).await?;
+    if data_changed {
+        record(state, &mut tx, scope, names::INQUIRY_UPDATED, &view).await?;
+    }
+    if tags_changed {
+        record(state, &mut tx, scope, names::INQUIRY_UPDATED_TAGS, &view).await?;
+    }
+    tx.commit().await?;
+    Ok(view)
+}
+
+/// Applies a status action (approve, decline, mark for review, expire, …) and its event.
+pub async fn act(
+    state: &AppState,
+    scope: &Scope,
+    id: &InquiryId,
+    action: InquiryAction,
+    comment: Option<String>,
+) -> Result<InquiryView, ApiError> {
+    let now = state.now();
+    let comment = text_limit(comment, MAX_COMMENT_CHARS, "/meta/comment", "comment")?;
+    let mut tx = state.store().begin_write().await?;
+    let mut view = lock(state, &mut tx, scope, id).await?;
+    let inquiry = &mut view.inquiry;
+    inquiry.status = transition(inquiry.status, action)
+        .map_err(|e| ApiError::unprocessable("Invalid transition", format!("{e}.")))?;
+    let at = Some(now);
+    match action {
+        InquiryAction::Start => inquiry.started_at = at,
+        InquiryAction::Complete => inquiry.completed_at = at,
+        InquiryAction::Fail => inquiry.failed_at = at,
+        InquiryAction::Expire => inquiry.expired_at = at,
+        InquiryAction::MarkForReview => inquiry.marked_for_review_at = at,
+        InquiryAction::Approve | InquiryAction::Decline => inquiry.decisioned_at = at,
+        InquiryAction::Resume => {}
+    }
+    if comment.is_some() && inquiry.redacted_at.is_none() {
+        inquiry.data.reviewer_comment = comment;
+    }
+    inquiry.updated_at = now;
+    inquiries::save(&mut tx, state.store().crypto(), scope, &view.inquiry).await?;
+    record(state, &mut tx, scope, action.event_name(), &view).await?;
+    tx.commit().await?;
+    Ok(view)
+}
+
+/// Redacts: erases the personal data for good. A second redaction is a conflict.
+pub async fn redact(
+    state: &AppState,
+    scope: &Scope,
+    id: &InquiryId,
+) -> Result<InquiryView, ApiError> {
+    let now = state.now();
+    let mut tx = state.store().begin_write().await?;
+    let view = lock(state, &mut tx, scope, id).await?;
+    if view.inquiry.redacted_at.is_some() {
+        return Err(ApiError::conflict(
+            "Inquiry already redacted",
+            "This inquiry was already redacted.",
+        ));
+    }
+    inquiries::redact(&mut tx, scope, id, now).await?;
+    let mut inquiry = view.inquiry;
+    inquiry.data = InquiryData::default();
+    inquiry.redacted_at = Some(now);
+    inquiry.updated_at = now;
+    let view = InquiryView {
+        inquiry,
+        definition: view.definition,
+    };
+    record(state, &mut tx, scope, names::INQUIRY_REDACTED, &view).await?;
+    tx.commit().await?;
+    Ok(view)
+}
+
+/// Records an inquiry event; the payload is sealed under the inquiry's data key unless the
+/// inquiry is redacted (its payload then holds no personal data, and the key is gone).
+async fn record(
+    state: &AppState,
+    tx: &mut Tx,
+    scope: &Scope,
+    name: &str,
+    view: &InquiryView,
+) -> Result<(), ApiError> {
+    let payload = render::payload(&view.resource());
+    let id = view.inquiry.id.as_str();
+    events::record(
+        tx,
+        state.store().crypto(),
+        scope,
+        events::NewEvent {
+            name,
+            object_type: "inquiry",
+            object_id: id,
+            payload: &payload,
+            sealed_by: view.inquiry.redacted_at.is_none().then_some(id),
+        },
+        state.now(),
+    )
+    .await?;
+    Ok(())
+}

@@ -1,0 +1,27 @@
+//! Use cases: each opens one transaction, applies the domain rules, writes the change with its
+//! events, and commits. Handlers parse and render; services decide.
+
+pub mod inquiries;
+pub mod templates;
+
+use idshare_domain::template::TemplateError;
+
+use crate::error::{ApiError, ErrorObject, ErrorSource};
+
+/// Template validation errors as one 422 answer pointing into `data.attributes`.
+pub(crate) fn template_errors(errors: Vec<TemplateError>) -> ApiError {
+    ApiError::with_errors(
+        axum::http::StatusCode::UNPROCESSABLE_ENTITY,
+        errors
+            .into_iter()
+            .map(|e| ErrorObject {
+                title: "Invalid template".to_owned(),
+                details: format!("{}: {}", e.pointer, e.message),
+                source: Some(ErrorSource {
+                    pointer: Some(format!("/data/attributes{}", e.pointer)),
+                    parameter: None,
+                }),
+            })
+            .collect(),
+    )
+}

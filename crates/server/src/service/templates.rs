@@ -1,0 +1,147 @@
+//! Inquiry templates and versions.
+
+use idshare_domain::{
+    event::names,
+    id::{InquiryTemplateId, InquiryTemplateVersionId},
+    template::TemplateDefinition,
+};
+use idshare_store::{
+    Scope, Tx, events,
+    templates::{self, Template, TemplateVersion, VersionStatus},
+};
+use serde_json::Value;
+
+use crate::{app::AppState, error::ApiError, render};
+
+/// Validates a definition and returns its canonical JSON (defaults filled in).
+fn canonical(definition: &Value) -> Result<Value, ApiError> {
+    let parsed = TemplateDefinition::parse(definition).map_err(super::template_errors)?;
+    serde_json::to_value(&parsed).map_err(ApiError::internal)
+}
+
+fn check_name(name: &str) -> Result<String, ApiError> {
+    let name = name.trim();
+    if name.is_empty() || name.chars().count() > 200 || name.chars().any(char::is_control) {
+        return Err(ApiError::unprocessable(
+            "Invalid template",
+            "`name` must be 1 to 200 characters without control characters.",
+        )
+        .pointer("/data/attributes/name"));
+    }
+    Ok(name.to_owned())
+}
+
+pub async fn create(
+    state: &AppState,
+    scope: &Scope,
+    name: &str,
+    definition: &Value,
+) -> Result<(Template, TemplateVersion), ApiError> {
+    let name = check_name(name)?;
+    let definition = canonical(definition)?;
+    let now = state.now();
+    let mut tx = state.store().begin_write().await?;
+    let (template, version) = templates::create(&mut tx, scope, &name, &definition, now).await?;
+    let payload = render::template_event_payload(&template, Some(&version));
+    record(
+        state,
+        &mut tx,
+        scope,
+        names::INQUIRY_TEMPLATE_CREATED,
+        "inquiry-template",
+        template.id.as_str(),
+        &payload,
+    )
+    .await?;
+    tx.commit().await?;
+    Ok((template, version))
+}
+
+pub async fn create_version(
+    state: &AppState,
+    scope: &Scope,
+    template_id: &InquiryTemplateId,
+    definition: &Value,
+) -> Result<TemplateVersion, ApiError> {
+    let definition = canonical(definition)?;
+    let now = state.now();
+    let mut tx = state.store().begin_write().await?;
+    templates::get(&mut tx, scope, template_id)
+        .await?
+        .ok_or_else(ApiError::not_found)?;
+    let version = templates::create_version(&mut tx, scope, template_id, &definition, now).await?;
+    let payload = render::version_event_payload(&version);
+    record(
+        state,
+        &mut tx,
+        scope,
+        names::INQUIRY_TEMPLATE_VERSION_CREATED,
+        "inquiry-template-version",
+        version.id.as_str(),
+        &payload,
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(version)
+}
+
+pub async fn publish_version(
+    state: &AppState,
+    scope: &Scope,
+    version_id: &InquiryTemplateVersionId,
+) -> Result<TemplateVersion, ApiError> {
+    let now = state.now();
+    let mut tx = state.store().begin_write().await?;
+    let version = templates::get_version(&mut tx, scope, version_id)
+        .await?
+        .ok_or_else(ApiError::not_found)?;
+    if version.status != VersionStatus::Draft {
+        return Err(ApiError::unprocessable(
+            "Version not publishable",
+            format!(
+                "Only a draft version can be published; this one is `{}`. Create a new version to change the template.",
+                version.status.as_str()
+            ),
+        ));
+    }
+    let version = templates::publish_version(&mut tx, &version, now).await?;
+    let payload = render::version_event_payload(&version);
+    record(
+        state,
+        &mut tx,
+        scope,
+        names::INQUIRY_TEMPLATE_VERSION_PUBLISHED,
+        "inquiry-template-version",
+        version.id.as_str(),
+        &payload,
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(version)
+}
+
+async fn record(
+    state: &AppState,
+    tx: &mut Tx,
+    scope: &Scope,
+    name: &str,
+    object_type: &str,
+    object_id: &str,
+    payload: &Value,
+) -> Result<(), ApiError> {
+    events::record(
+        tx,
+        state.store().crypto(),
+        scope,
+        events::NewEvent {
+            name,
+            object_type,
+            object_id,
+            payload,
+            sealed_by: None,
+        },
+        state.now(),
+    )
+    .await?;
+    Ok(())
+}

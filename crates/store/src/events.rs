@@ -1,0 +1,206 @@
+//! Events: written in the transaction of the change they describe (transactional outbox).
+//! `seq` comes from a database sequence (identity / AUTOINCREMENT): increasing across an
+//! organization's events, gaps allowed, and no counter row that every writer would queue on.
+//! Payloads that carry personal data are sealed under the data key of the object they describe,
+//! so redacting the object also shreds its event history.
+
+use idshare_domain::{
+    id::EventId,
+    time_format::{from_unix_micros, to_unix_micros},
+};
+use time::OffsetDateTime;
+
+use crate::{Crypto, Page, Scope, StoreError, Tx, db::on_conn};
+
+#[derive(Debug, Clone)]
+pub struct Event {
+    pub id: EventId,
+    pub seq: i64,
+    pub name: String,
+    pub object_type: String,
+    pub object_id: String,
+    /// `None` once the object it describes was redacted.
+    pub payload: Option<serde_json::Value>,
+    pub created_at: OffsetDateTime,
+}
+
+/// An event to record. `sealed_by` names the owner whose data key seals the payload.
+#[derive(Debug)]
+pub struct NewEvent<'a> {
+    pub name: &'a str,
+    pub object_type: &'a str,
+    pub object_id: &'a str,
+    pub payload: &'a serde_json::Value,
+    pub sealed_by: Option<&'a str>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct EventFilter {
+    pub name: Option<String>,
+    pub object_id: Option<String>,
+}
+
+#[derive(sqlx::FromRow)]
+struct EventRow {
+    seq: i64,
+    id: String,
+    name: String,
+    object_type: String,
+    object_id: String,
+    key_owner_id: Option<String>,
+    payload: Vec<u8>,
+    wrapped_key: Option<Vec<u8>>,
+    created_at: i64,
+}
+
+const COLUMNS: &str = "seq, id, name, object_type, object_id, key_owner_id, payload, \
+    (SELECT wrapped_key FROM data_keys WHERE owner_id = events.key_owner_id) AS wrapped_key, \
+    created_at";
+
+fn payload_context(event_id: &str) -> String {
+    format!("{event_id}:event-payload")
+}
+
+fn decode(row: EventRow, crypto: &Crypto) -> Result<Event, StoreError> {
+    let payload = match (&row.key_owner_id, &row.wrapped_key) {
+        (None, _) => Some(serde_json::from_slice(&row.payload).map_err(StoreError::corrupt)?),
+        (Some(owner), Some(wrapped)) => {
+            let key = crypto.unwrap_data_key(owner, wrapped)?;
+            let plain = key.open(&row.payload, &payload_context(&row.id))?;
+            Some(serde_json::from_slice(&plain).map_err(StoreError::corrupt)?)
+        }
+        (Some(_), None) => None,
+    };
+    Ok(Event {
+        id: EventId::parse(&row.id).map_err(StoreError::corrupt)?,
+        seq: row.seq,
+        name: row.name,
+        object_type: row.object_type,
+        object_id: row.object_id,
+        payload,
+        created_at: from_unix_micros(row.created_at),
+    })
+}
+
+pub async fn record(
+    tx: &mut Tx,
+    crypto: &Crypto,
+    scope: &Scope,
+    event: NewEvent<'_>,
+    now: OffsetDateTime,
+) -> Result<EventId, StoreError> {
+    let id = EventId::generate();
+    let plain = serde_json::to_vec(event.payload).map_err(StoreError::corrupt)?;
+    let payload = match event.sealed_by {
+        None => plain,
+        Some(owner) => {
+            let wrapped: Option<Vec<u8>> = on_conn!(tx, |conn| {
+                sqlx::query_scalar("SELECT wrapped_key FROM data_keys WHERE owner_id = $1")
+                    .bind(owner)
+                    .fetch_optional(conn)
+                    .await?
+            });
+            let wrapped =
+                wrapped.ok_or_else(|| StoreError::corrupt("event owner has no data key"))?;
+            crypto
+                .unwrap_data_key(owner, &wrapped)?
+                .seal(&plain, &payload_context(id.as_str()))?
+        }
+    };
+    on_conn!(tx, |conn| {
+        sqlx::query(
+            "INSERT INTO events (id, org_id, environment, name, object_type, object_id, \
+             key_owner_id, payload, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+        )
+        .bind(id.as_str())
+        .bind(scope.org_id.as_str())
+        .bind(scope.environment.as_str())
+        .bind(event.name)
+        .bind(event.object_type)
+        .bind(event.object_id)
+        .bind(event.sealed_by)
+        .bind(payload)
+        .bind(to_unix_micros(now))
+        .execute(conn)
+        .await?
+        .rows_affected()
+    });
+    Ok(id)
+}
+
+pub async fn get(
+    tx: &mut Tx,
+    crypto: &Crypto,
+    scope: &Scope,
+    id: &EventId,
+) -> Result<Option<Event>, StoreError> {
+    let sql = sqlx::AssertSqlSafe(format!(
+        "SELECT {COLUMNS} FROM events WHERE id = $1 AND org_id = $2 AND environment = $3"
+    ));
+    let row: Option<EventRow> = on_conn!(tx, |conn| {
+        sqlx::query_as(sql)
+            .bind(id.as_str())
+            .bind(scope.org_id.as_str())
+            .bind(scope.environment.as_str())
+            .fetch_optional(conn)
+            .await?
+    });
+    row.map(|r| decode(r, crypto)).transpose()
+}
+
+/// Events newest first (by `seq`); `Ok(None)` when the cursor names no event of this scope.
+pub async fn list(
+    tx: &mut Tx,
+    crypto: &Crypto,
+    scope: &Scope,
+    filter: &EventFilter,
+    cursor: crate::Cursor<'_>,
+    size: u32,
+) -> Result<Option<Page<Event>>, StoreError> {
+    let cursor_seq = match cursor {
+        crate::Cursor::Start => None,
+        crate::Cursor::After(id) | crate::Cursor::Before(id) => {
+            let seq: Option<i64> = on_conn!(tx, |conn| {
+                sqlx::query_scalar(
+                    "SELECT seq FROM events WHERE id = $1 AND org_id = $2 AND environment = $3",
+                )
+                .bind(id)
+                .bind(scope.org_id.as_str())
+                .bind(scope.environment.as_str())
+                .fetch_optional(conn)
+                .await?
+            });
+            match seq {
+                Some(seq) => Some(seq),
+                None => return Ok(None),
+            }
+        }
+    };
+    let (comparison, order) = match cursor {
+        crate::Cursor::Before(_) => ("seq > $3", "seq ASC"),
+        _ => ("seq < $3", "seq DESC"),
+    };
+    let sql = sqlx::AssertSqlSafe(format!(
+        "SELECT {COLUMNS} FROM events WHERE org_id = $1 AND environment = $2 \
+         AND (CAST($3 AS BIGINT) IS NULL OR {comparison}) \
+         AND (CAST($4 AS TEXT) IS NULL OR name = $4) \
+         AND (CAST($5 AS TEXT) IS NULL OR object_id = $5) \
+         ORDER BY {order} LIMIT $6"
+    ));
+    let rows: Vec<EventRow> = on_conn!(tx, |conn| {
+        sqlx::query_as(sql)
+            .bind(scope.org_id.as_str())
+            .bind(scope.environment.as_str())
+            .bind(cursor_seq)
+            .bind(filter.name.as_deref())
+            .bind(filter.object_id.as_deref())
+            .bind(i64::from(size) + 1)
+            .fetch_all(conn)
+            .await?
+    });
+    let items = rows
+        .into_iter()
+        .map(|r| decode(r, crypto))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Some(crate::templates::paginate(items, cursor, size)))
+}

@@ -1,0 +1,384 @@
+//! Inquiries. Fields and note are personal data: they are sealed together under the inquiry's
+//! own data key (`data_keys`), which redaction deletes.
+
+use std::collections::BTreeMap;
+
+use idshare_domain::{
+    field::FieldValue,
+    id::{InquiryId, InquiryTemplateId, InquiryTemplateVersionId},
+    inquiry::InquiryStatus,
+    time_format::{from_unix_micros, to_unix_micros},
+};
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+use crate::{
+    Backend, Crypto, Cursor, DataKey, Page, Scope, StoreError, Tx,
+    db::on_conn,
+    templates::{cursor_position, page_sql, paginate},
+};
+
+/// The personal part of an inquiry, stored only sealed.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct InquiryData {
+    pub fields: BTreeMap<String, FieldValue>,
+    pub note: Option<String>,
+    #[serde(default)]
+    pub reviewer_comment: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Inquiry {
+    pub id: InquiryId,
+    pub template_id: Option<InquiryTemplateId>,
+    pub template_version_id: Option<InquiryTemplateVersionId>,
+    pub status: InquiryStatus,
+    pub reference_id: Option<String>,
+    pub tags: Vec<String>,
+    /// Empty once redacted.
+    pub data: InquiryData,
+    pub created_at: OffsetDateTime,
+    pub updated_at: OffsetDateTime,
+    pub started_at: Option<OffsetDateTime>,
+    pub completed_at: Option<OffsetDateTime>,
+    pub failed_at: Option<OffsetDateTime>,
+    pub expired_at: Option<OffsetDateTime>,
+    pub marked_for_review_at: Option<OffsetDateTime>,
+    pub decisioned_at: Option<OffsetDateTime>,
+    pub redacted_at: Option<OffsetDateTime>,
+    pub expires_at: Option<OffsetDateTime>,
+}
+
+/// What a new inquiry starts with.
+#[derive(Debug, Clone)]
+pub struct NewInquiry {
+    pub template_id: InquiryTemplateId,
+    pub template_version_id: InquiryTemplateVersionId,
+    pub reference_id: Option<String>,
+    pub tags: Vec<String>,
+    pub data: InquiryData,
+    pub expires_at: Option<OffsetDateTime>,
+}
+
+/// List filters; `None` means "any".
+#[derive(Debug, Clone, Default)]
+pub struct InquiryFilter {
+    pub status: Option<InquiryStatus>,
+    pub reference_id: Option<String>,
+    pub template_id: Option<InquiryTemplateId>,
+    pub created_at_start: Option<OffsetDateTime>,
+    pub created_at_end: Option<OffsetDateTime>,
+}
+
+#[derive(sqlx::FromRow)]
+struct InquiryRow {
+    id: String,
+    template_id: Option<String>,
+    template_version_id: Option<String>,
+    status: String,
+    reference_id: Option<String>,
+    tags: String,
+    data_sealed: Option<Vec<u8>>,
+    wrapped_key: Option<Vec<u8>>,
+    created_at: i64,
+    updated_at: i64,
+    started_at: Option<i64>,
+    completed_at: Option<i64>,
+    failed_at: Option<i64>,
+    expired_at: Option<i64>,
+    marked_for_review_at: Option<i64>,
+    decisioned_at: Option<i64>,
+    redacted_at: Option<i64>,
+    expires_at: Option<i64>,
+}
+
+const COLUMNS: &str = "id, template_id, template_version_id, status, reference_id, tags, \
+    data_sealed, (SELECT wrapped_key FROM data_keys WHERE owner_id = inquiries.id) AS wrapped_key, \
+    created_at, updated_at, started_at, completed_at, failed_at, expired_at, \
+    marked_for_review_at, decisioned_at, redacted_at, expires_at";
+
+fn data_context(id: &str) -> String {
+    format!("{id}:inquiry-data")
+}
+
+fn decode(row: InquiryRow, crypto: &Crypto) -> Result<Inquiry, StoreError> {
+    let data = match (&row.data_sealed, &row.wrapped_key) {
+        (Some(sealed), Some(wrapped)) => {
+            let key = crypto.unwrap_data_key(&row.id, wrapped)?;
+            let plain = key.open(sealed, &data_context(&row.id))?;
+            serde_json::from_slice(&plain).map_err(StoreError::corrupt)?
+        }
+        _ => InquiryData::default(),
+    };
+    let ts = |v: Option<i64>| v.map(from_unix_micros);
+    Ok(Inquiry {
+        id: InquiryId::parse(&row.id).map_err(StoreError::corrupt)?,
+        template_id: row
+            .template_id
+            .as_deref()
+            .map(InquiryTemplateId::parse)
+            .transpose()
+            .map_err(StoreError::corrupt)?,
+        template_version_id: row
+            .template_version_id
+            .as_deref()
+            .map(InquiryTemplateVersionId::parse)
+            .transpose()
+            .map_err(StoreError::corrupt)?,
+        status: row.status.parse().map_err(StoreError::corrupt)?,
+        reference_id: row.reference_id,
+        tags: serde_json::from_str(&row.tags).map_err(StoreError::corrupt)?,
+        data,
+        created_at: from_unix_micros(row.created_at),
+        updated_at: from_unix_micros(row.updated_at),
+        started_at: ts(row.started_at),
+        completed_at: ts(row.completed_at),
+        failed_at: ts(row.failed_at),
+        expired_at: ts(row.expired_at),
+        marked_for_review_at: ts(row.marked_for_review_at),
+        decisioned_at: ts(row.decisioned_at),
+        redacted_at: ts(row.redacted_at),
+        expires_at: ts(row.expires_at),
+    })
+}
+
+fn seal_data(key: &DataKey, id: &str, data: &InquiryData) -> Result<Vec<u8>, StoreError> {
+    let plain = serde_json::to_vec(data).map_err(StoreError::corrupt)?;
+    key.seal(&plain, &data_context(id))
+}
+
+pub async fn create(
+    tx: &mut Tx,
+    crypto: &Crypto,
+    scope: &Scope,
+    new: NewInquiry,
+    now: OffsetDateTime,
+) -> Result<Inquiry, StoreError> {
+    let id = InquiryId::generate();
+    let (key, wrapped) = crypto.new_data_key(id.as_str())?;
+    let sealed = seal_data(&key, id.as_str(), &new.data)?;
+    let tags = serde_json::to_string(&new.tags).map_err(StoreError::corrupt)?;
+    let micros = to_unix_micros(now);
+    on_conn!(tx, |conn| {
+        sqlx::query(
+            "INSERT INTO data_keys (owner_id, wrapped_key, created_at) VALUES ($1, $2, $3)",
+        )
+        .bind(id.as_str())
+        .bind(wrapped)
+        .bind(micros)
+        .execute(&mut *conn)
+        .await?;
+        sqlx::query(
+            "INSERT INTO inquiries (id, org_id, environment, template_id, template_version_id, \
+             status, reference_id, tags, data_sealed, created_at, updated_at, expires_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10, $11)",
+        )
+        .bind(id.as_str())
+        .bind(scope.org_id.as_str())
+        .bind(scope.environment.as_str())
+        .bind(new.template_id.as_str())
+        .bind(new.template_version_id.as_str())
+        .bind(InquiryStatus::Created.as_str())
+        .bind(&new.reference_id)
+        .bind(tags)
+        .bind(sealed)
+        .bind(micros)
+        .bind(new.expires_at.map(to_unix_micros))
+        .execute(&mut *conn)
+        .await?
+        .rows_affected()
+    });
+    Ok(Inquiry {
+        id,
+        template_id: Some(new.template_id),
+        template_version_id: Some(new.template_version_id),
+        status: InquiryStatus::Created,
+        reference_id: new.reference_id,
+        tags: new.tags,
+        data: new.data,
+        created_at: now,
+        updated_at: now,
+        started_at: None,
+        completed_at: None,
+        failed_at: None,
+        expired_at: None,
+        marked_for_review_at: None,
+        decisioned_at: None,
+        redacted_at: None,
+        expires_at: new.expires_at,
+    })
+}
+
+pub async fn get(
+    tx: &mut Tx,
+    crypto: &Crypto,
+    scope: &Scope,
+    id: &InquiryId,
+) -> Result<Option<Inquiry>, StoreError> {
+    fetch(tx, crypto, scope, id, false).await
+}
+
+/// Reads an inquiry and locks its row until the transaction ends (PostgreSQL `FOR UPDATE`;
+/// a SQLite write transaction already holds the database's single write lock).
+pub async fn get_for_update(
+    tx: &mut Tx,
+    crypto: &Crypto,
+    scope: &Scope,
+    id: &InquiryId,
+) -> Result<Option<Inquiry>, StoreError> {
+    fetch(tx, crypto, scope, id, true).await
+}
+
+async fn fetch(
+    tx: &mut Tx,
+    crypto: &Crypto,
+    scope: &Scope,
+    id: &InquiryId,
+    for_update: bool,
+) -> Result<Option<Inquiry>, StoreError> {
+    let lock = if for_update && tx.backend() == Backend::Postgres {
+        " FOR UPDATE"
+    } else {
+        ""
+    };
+    let sql = sqlx::AssertSqlSafe(format!(
+        "SELECT {COLUMNS} FROM inquiries WHERE id = $1 AND org_id = $2 AND environment = $3{lock}"
+    ));
+    let row: Option<InquiryRow> = on_conn!(tx, |conn| {
+        sqlx::query_as(sql)
+            .bind(id.as_str())
+            .bind(scope.org_id.as_str())
+            .bind(scope.environment.as_str())
+            .fetch_optional(conn)
+            .await?
+    });
+    row.map(|r| decode(r, crypto)).transpose()
+}
+
+/// Writes back an inquiry read with [`get_for_update`] and changed in memory.
+pub async fn save(
+    tx: &mut Tx,
+    crypto: &Crypto,
+    scope: &Scope,
+    inquiry: &Inquiry,
+) -> Result<(), StoreError> {
+    let id = inquiry.id.as_str();
+    let sealed = if inquiry.redacted_at.is_some() {
+        None
+    } else {
+        let wrapped: Option<Vec<u8>> = on_conn!(tx, |conn| {
+            sqlx::query_scalar("SELECT wrapped_key FROM data_keys WHERE owner_id = $1")
+                .bind(id)
+                .fetch_optional(conn)
+                .await?
+        });
+        let wrapped = wrapped.ok_or_else(|| StoreError::corrupt("inquiry has no data key"))?;
+        let key = crypto.unwrap_data_key(id, &wrapped)?;
+        Some(seal_data(&key, id, &inquiry.data)?)
+    };
+    let tags = serde_json::to_string(&inquiry.tags).map_err(StoreError::corrupt)?;
+    let ts = |v: Option<OffsetDateTime>| v.map(to_unix_micros);
+    on_conn!(tx, |conn| {
+        sqlx::query(
+            "UPDATE inquiries SET status = $1, tags = $2, data_sealed = $3, updated_at = $4, \
+             started_at = $5, completed_at = $6, failed_at = $7, expired_at = $8, \
+             marked_for_review_at = $9, decisioned_at = $10, expires_at = $11 \
+             WHERE id = $12 AND org_id = $13 AND environment = $14",
+        )
+        .bind(inquiry.status.as_str())
+        .bind(tags)
+        .bind(sealed)
+        .bind(to_unix_micros(inquiry.updated_at))
+        .bind(ts(inquiry.started_at))
+        .bind(ts(inquiry.completed_at))
+        .bind(ts(inquiry.failed_at))
+        .bind(ts(inquiry.expired_at))
+        .bind(ts(inquiry.marked_for_review_at))
+        .bind(ts(inquiry.decisioned_at))
+        .bind(ts(inquiry.expires_at))
+        .bind(id)
+        .bind(scope.org_id.as_str())
+        .bind(scope.environment.as_str())
+        .execute(conn)
+        .await?
+        .rows_affected()
+    });
+    Ok(())
+}
+
+/// Erases the inquiry's personal data for good: the data key (which also makes every copy
+/// sealed under it unreadable), the sealed data, and stored responses that echoed it.
+pub async fn redact(
+    tx: &mut Tx,
+    scope: &Scope,
+    id: &InquiryId,
+    now: OffsetDateTime,
+) -> Result<(), StoreError> {
+    let micros = to_unix_micros(now);
+    on_conn!(tx, |conn| {
+        sqlx::query("DELETE FROM data_keys WHERE owner_id = $1")
+            .bind(id.as_str())
+            .execute(&mut *conn)
+            .await?;
+        sqlx::query("DELETE FROM idempotency_records WHERE object_id = $1")
+            .bind(id.as_str())
+            .execute(&mut *conn)
+            .await?;
+        sqlx::query(
+            "UPDATE inquiries SET data_sealed = NULL, redacted_at = $1, updated_at = $1 \
+             WHERE id = $2 AND org_id = $3 AND environment = $4",
+        )
+        .bind(micros)
+        .bind(id.as_str())
+        .bind(scope.org_id.as_str())
+        .bind(scope.environment.as_str())
+        .execute(&mut *conn)
+        .await?
+        .rows_affected()
+    });
+    Ok(())
+}
+
+/// A newest-first page; `Ok(None)` when the cursor names no inquiry of this scope.
+pub async fn list(
+    tx: &mut Tx,
+    crypto: &Crypto,
+    scope: &Scope,
+    filter: &InquiryFilter,
+    cursor: Cursor<'_>,
+    size: u32,
+) -> Result<Option<Page<Inquiry>>, StoreError> {
+    let Some(position) = cursor_position(tx, scope, "inquiries", cursor).await? else {
+        return Ok(None);
+    };
+    let sql = sqlx::AssertSqlSafe(page_sql(
+        COLUMNS,
+        "inquiries",
+        "AND (CAST($6 AS TEXT) IS NULL OR status = $6) \
+         AND (CAST($7 AS TEXT) IS NULL OR reference_id = $7) \
+         AND (CAST($8 AS TEXT) IS NULL OR template_id = $8) \
+         AND (CAST($9 AS BIGINT) IS NULL OR created_at >= $9) \
+         AND (CAST($10 AS BIGINT) IS NULL OR created_at <= $10)",
+        cursor,
+    ));
+    let rows: Vec<InquiryRow> = on_conn!(tx, |conn| {
+        sqlx::query_as(sql)
+            .bind(scope.org_id.as_str())
+            .bind(scope.environment.as_str())
+            .bind(position.0)
+            .bind(position.1.clone())
+            .bind(i64::from(size) + 1)
+            .bind(filter.status.map(|s| s.as_str()))
+            .bind(filter.reference_id.as_deref())
+            .bind(filter.template_id.as_ref().map(|t| t.as_str()))
+            .bind(filter.created_at_start.map(to_unix_micros))
+            .bind(filter.created_at_end.map(to_unix_micros))
+            .fetch_all(conn)
+            .await?
+    });
+    let items = rows
+        .into_iter()
+        .map(|r| decode(r, crypto))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Some(paginate(items, cursor, size)))
+}

@@ -1,0 +1,60 @@
+//! Persistence for idshare.
+//!
+//! One [`Store`] serves both SQLite (the embedded default) and PostgreSQL (production). Queries
+//! are written once in the SQL both dialects share (`$n` placeholders, BIGINT microsecond
+//! timestamps, BLOB/BYTEA bytes, TEXT JSON) and dispatched to the typed sqlx driver of the
+//! backend in use by the `on_conn!` macro; the few statements that must differ branch explicitly.
+//! Every tenant-scoped function takes a [`Scope`], so no query can forget the tenant.
+
+mod crypto;
+mod db;
+mod error;
+
+pub mod api_keys;
+pub mod events;
+pub mod idempotency;
+pub mod inquiries;
+pub mod orgs;
+pub mod templates;
+pub mod users;
+
+pub use crypto::{Crypto, DataKey, MasterKey, MasterKeyError};
+pub use db::{Backend, Store, Tx};
+pub use error::StoreError;
+
+use idshare_domain::{environment::Environment, id::OrgId};
+
+/// The tenant every scoped query is confined to: one organization in one environment.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Scope {
+    pub org_id: OrgId,
+    pub environment: Environment,
+}
+
+impl Scope {
+    pub fn new(org_id: OrgId, environment: Environment) -> Self {
+        Self {
+            org_id,
+            environment,
+        }
+    }
+}
+
+/// One page of a newest-first list, plus whether more rows lie beyond each end.
+#[derive(Debug)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub has_newer: bool,
+    pub has_older: bool,
+}
+
+/// A cursor position in a newest-first list: rows are ordered by `(created_at, id)` descending.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cursor<'a> {
+    /// The first (newest) page.
+    Start,
+    /// Rows older than the given object.
+    After(&'a str),
+    /// Rows newer than the given object.
+    Before(&'a str),
+}

@@ -1,0 +1,455 @@
+//! Inquiry templates and their immutable versions. Exactly one version of a template is
+//! `published` at a time; new inquiries lock the published version current at creation.
+
+use idshare_domain::{
+    id::{InquiryTemplateId, InquiryTemplateVersionId},
+    time_format::{from_unix_micros, to_unix_micros},
+};
+use time::OffsetDateTime;
+
+use crate::{Cursor, Page, Scope, StoreError, Tx, db::on_conn};
+
+#[derive(Debug, Clone)]
+pub struct Template {
+    pub id: InquiryTemplateId,
+    pub name: String,
+    pub published_version_id: Option<InquiryTemplateVersionId>,
+    pub created_at: OffsetDateTime,
+    pub updated_at: OffsetDateTime,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VersionStatus {
+    Draft,
+    Published,
+    Superseded,
+}
+
+impl VersionStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            VersionStatus::Draft => "draft",
+            VersionStatus::Published => "published",
+            VersionStatus::Superseded => "superseded",
+        }
+    }
+
+    fn parse(s: &str) -> Result<Self, StoreError> {
+        match s {
+            "draft" => Ok(Self::Draft),
+            "published" => Ok(Self::Published),
+            "superseded" => Ok(Self::Superseded),
+            other => Err(StoreError::corrupt(format!(
+                "unknown version status {other}"
+            ))),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct TemplateVersion {
+    pub id: InquiryTemplateVersionId,
+    pub template_id: InquiryTemplateId,
+    pub version_number: i64,
+    pub status: VersionStatus,
+    /// The validated definition as JSON (parse with `TemplateDefinition::parse`).
+    pub definition: serde_json::Value,
+    pub created_at: OffsetDateTime,
+    pub published_at: Option<OffsetDateTime>,
+}
+
+#[derive(sqlx::FromRow)]
+struct TemplateRow {
+    id: String,
+    name: String,
+    published_version_id: Option<String>,
+    created_at: i64,
+    updated_at: i64,
+}
+
+impl TryFrom<TemplateRow> for Template {
+    type Error = StoreError;
+    fn try_from(row: TemplateRow) -> Result<Self, StoreError> {
+        Ok(Self {
+            id: InquiryTemplateId::parse(&row.id).map_err(StoreError::corrupt)?,
+            name: row.name,
+            published_version_id: row
+                .published_version_id
+                .as_deref()
+                .map(InquiryTemplateVersionId::parse)
+                .transpose()
+                .map_err(StoreError::corrupt)?,
+            created_at: from_unix_micros(row.created_at),
+            updated_at: from_unix_micros(row.updated_at),
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+struct VersionRow {
+    id: String,
+    template_id: String,
+    version_number: i64,
+    status: String,
+    definition: String,
+    created_at: i64,
+    published_at: Option<i64>,
+}
+
+impl TryFrom<VersionRow> for TemplateVersion {
+    type Error = StoreError;
+    fn try_from(row: VersionRow) -> Result<Self, StoreError> {
+        Ok(Self {
+            id: InquiryTemplateVersionId::parse(&row.id).map_err(StoreError::corrupt)?,
+            template_id: InquiryTemplateId::parse(&row.template_id).map_err(StoreError::corrupt)?,
+            version_number: row.version_number,
+            status: VersionStatus::parse(&row.status)?,
+            definition: serde_json::from_str(&row.definition).map_err(StoreError::corrupt)?,
+            created_at: from_unix_micros(row.created_at),
+            published_at: row.published_at.map(from_unix_micros),
+        })
+    }
+}
+
+const TEMPLATE_COLUMNS: &str = "id, name, published_version_id, created_at, updated_at";
+const VERSION_COLUMNS: &str =
+    "id, template_id, version_number, status, definition, created_at, published_at";
+
+/// Creates a template with its first version, published at once.
+pub async fn create(
+    tx: &mut Tx,
+    scope: &Scope,
+    name: &str,
+    definition: &serde_json::Value,
+    now: OffsetDateTime,
+) -> Result<(Template, TemplateVersion), StoreError> {
+    let template_id = InquiryTemplateId::generate();
+    let version = TemplateVersion {
+        id: InquiryTemplateVersionId::generate(),
+        template_id: template_id.clone(),
+        version_number: 1,
+        status: VersionStatus::Published,
+        definition: definition.clone(),
+        created_at: now,
+        published_at: Some(now),
+    };
+    let template = Template {
+        id: template_id,
+        name: name.to_owned(),
+        published_version_id: Some(version.id.clone()),
+        created_at: now,
+        updated_at: now,
+    };
+    on_conn!(tx, |conn| {
+        sqlx::query(
+            "INSERT INTO inquiry_templates \
+             (id, org_id, environment, name, published_version_id, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, NULL, $5, $5)",
+        )
+        .bind(template.id.as_str())
+        .bind(scope.org_id.as_str())
+        .bind(scope.environment.as_str())
+        .bind(name)
+        .bind(to_unix_micros(now))
+        .execute(conn)
+        .await?
+        .rows_affected()
+    });
+    insert_version(tx, scope, &version).await?;
+    on_conn!(tx, |conn| {
+        sqlx::query("UPDATE inquiry_templates SET published_version_id = $1 WHERE id = $2")
+            .bind(version.id.as_str())
+            .bind(template.id.as_str())
+            .execute(conn)
+            .await?
+            .rows_affected()
+    });
+    Ok((template, version))
+}
+
+async fn insert_version(
+    tx: &mut Tx,
+    scope: &Scope,
+    version: &TemplateVersion,
+) -> Result<(), StoreError> {
+    on_conn!(tx, |conn| {
+        sqlx::query(
+            "INSERT INTO inquiry_template_versions \
+             (id, template_id, org_id, environment, version_number, status, definition, \
+              created_at, published_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+        )
+        .bind(version.id.as_str())
+        .bind(version.template_id.as_str())
+        .bind(scope.org_id.as_str())
+        .bind(scope.environment.as_str())
+        .bind(version.version_number)
+        .bind(version.status.as_str())
+        .bind(version.definition.to_string())
+        .bind(to_unix_micros(version.created_at))
+        .bind(version.published_at.map(to_unix_micros))
+        .execute(conn)
+        .await?
+        .rows_affected()
+    });
+    Ok(())
+}
+
+pub async fn get(
+    tx: &mut Tx,
+    scope: &Scope,
+    id: &InquiryTemplateId,
+) -> Result<Option<Template>, StoreError> {
+    let sql = sqlx::AssertSqlSafe(format!(
+        "SELECT {TEMPLATE_COLUMNS} FROM inquiry_templates \
+         WHERE id = $1 AND org_id = $2 AND environment = $3"
+    ));
+    let row: Option<TemplateRow> = on_conn!(tx, |conn| {
+        sqlx::query_as(sql)
+            .bind(id.as_str())
+            .bind(scope.org_id.as_str())
+            .bind(scope.environment.as_str())
+            .fetch_optional(conn)
+            .await?
+    });
+    row.map(Template::try_from).transpose()
+}
+
+pub async fn list(
+    tx: &mut Tx,
+    scope: &Scope,
+    cursor: Cursor<'_>,
+    size: u32,
+) -> Result<Option<Page<Template>>, StoreError> {
+    let Some(position) = cursor_position(tx, scope, "inquiry_templates", cursor).await? else {
+        return Ok(None);
+    };
+    let sql = sqlx::AssertSqlSafe(page_sql(TEMPLATE_COLUMNS, "inquiry_templates", "", cursor));
+    let rows: Vec<TemplateRow> = on_conn!(tx, |conn| {
+        sqlx::query_as(sql)
+            .bind(scope.org_id.as_str())
+            .bind(scope.environment.as_str())
+            .bind(position.0)
+            .bind(position.1)
+            .bind(i64::from(size) + 1)
+            .fetch_all(conn)
+            .await?
+    });
+    let rows = rows
+        .into_iter()
+        .map(Template::try_from)
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Some(paginate(rows, cursor, size)))
+}
+
+pub async fn get_version(
+    tx: &mut Tx,
+    scope: &Scope,
+    id: &InquiryTemplateVersionId,
+) -> Result<Option<TemplateVersion>, StoreError> {
+    let sql = sqlx::AssertSqlSafe(format!(
+        "SELECT {VERSION_COLUMNS} FROM inquiry_template_versions \
+         WHERE id = $1 AND org_id = $2 AND environment = $3"
+    ));
+    let row: Option<VersionRow> = on_conn!(tx, |conn| {
+        sqlx::query_as(sql)
+            .bind(id.as_str())
+            .bind(scope.org_id.as_str())
+            .bind(scope.environment.as_str())
+            .fetch_optional(conn)
+            .await?
+    });
+    row.map(TemplateVersion::try_from).transpose()
+}
+
+pub async fn list_versions(
+    tx: &mut Tx,
+    scope: &Scope,
+    template_id: &InquiryTemplateId,
+    cursor: Cursor<'_>,
+    size: u32,
+) -> Result<Option<Page<TemplateVersion>>, StoreError> {
+    let Some(position) = cursor_position(tx, scope, "inquiry_template_versions", cursor).await?
+    else {
+        return Ok(None);
+    };
+    let sql = sqlx::AssertSqlSafe(page_sql(
+        VERSION_COLUMNS,
+        "inquiry_template_versions",
+        "AND template_id = $6",
+        cursor,
+    ));
+    let rows: Vec<VersionRow> = on_conn!(tx, |conn| {
+        sqlx::query_as(sql)
+            .bind(scope.org_id.as_str())
+            .bind(scope.environment.as_str())
+            .bind(position.0)
+            .bind(position.1)
+            .bind(i64::from(size) + 1)
+            .bind(template_id.as_str())
+            .fetch_all(conn)
+            .await?
+    });
+    let rows = rows
+        .into_iter()
+        .map(TemplateVersion::try_from)
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Some(paginate(rows, cursor, size)))
+}
+
+/// Adds a draft version with the next number.
+pub async fn create_version(
+    tx: &mut Tx,
+    scope: &Scope,
+    template_id: &InquiryTemplateId,
+    definition: &serde_json::Value,
+    now: OffsetDateTime,
+) -> Result<TemplateVersion, StoreError> {
+    let next: i64 = on_conn!(tx, |conn| {
+        sqlx::query_scalar(
+            "SELECT COALESCE(MAX(version_number), 0) + 1 FROM inquiry_template_versions \
+             WHERE template_id = $1",
+        )
+        .bind(template_id.as_str())
+        .fetch_one(conn)
+        .await?
+    });
+    let version = TemplateVersion {
+        id: InquiryTemplateVersionId::generate(),
+        template_id: template_id.clone(),
+        version_number: next,
+        status: VersionStatus::Draft,
+        definition: definition.clone(),
+        created_at: now,
+        published_at: None,
+    };
+    insert_version(tx, scope, &version).await?;
+    on_conn!(tx, |conn| {
+        sqlx::query("UPDATE inquiry_templates SET updated_at = $1 WHERE id = $2")
+            .bind(to_unix_micros(now))
+            .bind(template_id.as_str())
+            .execute(conn)
+            .await?
+            .rows_affected()
+    });
+    Ok(version)
+}
+
+/// Publishes a version: the previously published one becomes `superseded`.
+pub async fn publish_version(
+    tx: &mut Tx,
+    version: &TemplateVersion,
+    now: OffsetDateTime,
+) -> Result<TemplateVersion, StoreError> {
+    let micros = to_unix_micros(now);
+    on_conn!(tx, |conn| {
+        sqlx::query(
+            "UPDATE inquiry_template_versions SET status = 'superseded' \
+             WHERE template_id = $1 AND status = 'published'",
+        )
+        .bind(version.template_id.as_str())
+        .execute(&mut *conn)
+        .await?;
+        sqlx::query(
+            "UPDATE inquiry_template_versions SET status = 'published', published_at = $1 \
+             WHERE id = $2",
+        )
+        .bind(micros)
+        .bind(version.id.as_str())
+        .execute(&mut *conn)
+        .await?;
+        sqlx::query(
+            "UPDATE inquiry_templates SET published_version_id = $1, updated_at = $2 WHERE id = $3",
+        )
+        .bind(version.id.as_str())
+        .bind(micros)
+        .bind(version.template_id.as_str())
+        .execute(&mut *conn)
+        .await?
+        .rows_affected()
+    });
+    Ok(TemplateVersion {
+        status: VersionStatus::Published,
+        published_at: Some(now),
+        ..version.clone()
+    })
+}
+
+/// Resolves a cursor object id to its `(created_at, id)` position within the scope.
+/// `Ok(None)` means the cursor names no object of this list.
+pub(crate) async fn cursor_position(
+    tx: &mut Tx,
+    scope: &Scope,
+    table: &'static str,
+    cursor: Cursor<'_>,
+) -> Result<Option<(Option<i64>, Option<String>)>, StoreError> {
+    let id = match cursor {
+        Cursor::Start => return Ok(Some((None, None))),
+        Cursor::After(id) | Cursor::Before(id) => id,
+    };
+    let sql = sqlx::AssertSqlSafe(format!(
+        "SELECT created_at FROM {table} WHERE id = $1 AND org_id = $2 AND environment = $3"
+    ));
+    let created_at: Option<i64> = on_conn!(tx, |conn| {
+        sqlx::query_scalar(sql)
+            .bind(id)
+            .bind(scope.org_id.as_str())
+            .bind(scope.environment.as_str())
+            .fetch_optional(conn)
+            .await?
+    });
+    Ok(created_at.map(|c| (Some(c), Some(id.to_owned()))))
+}
+
+/// A newest-first page query. Binds: $1 org, $2 environment, $3/$4 cursor position (NULL for
+/// the first page), $5 limit; `extra_filter` may use $6 and up.
+pub(crate) fn page_sql(
+    columns: &str,
+    table: &str,
+    extra_filter: &str,
+    cursor: Cursor<'_>,
+) -> String {
+    let (comparison, order) = match cursor {
+        Cursor::Before(_) => (
+            "(created_at > $3 OR (created_at = $3 AND id > $4))",
+            "created_at ASC, id ASC",
+        ),
+        Cursor::Start | Cursor::After(_) => (
+            "(created_at < $3 OR (created_at = $3 AND id < $4))",
+            "created_at DESC, id DESC",
+        ),
+    };
+    format!(
+        "SELECT {columns} FROM {table} \
+         WHERE org_id = $1 AND environment = $2 {extra_filter} \
+         AND (CAST($3 AS BIGINT) IS NULL OR CAST($4 AS TEXT) IS NULL OR {comparison}) \
+         ORDER BY {order} LIMIT $5"
+    )
+}
+
+/// Trims the one look-ahead row and restores newest-first order.
+pub(crate) fn paginate<T>(mut rows: Vec<T>, cursor: Cursor<'_>, size: u32) -> Page<T> {
+    let size = size as usize;
+    let more = rows.len() > size;
+    rows.truncate(size);
+    match cursor {
+        Cursor::Before(_) => {
+            rows.reverse();
+            Page {
+                items: rows,
+                has_newer: more,
+                has_older: true,
+            }
+        }
+        Cursor::After(_) => Page {
+            items: rows,
+            has_newer: true,
+            has_older: more,
+        },
+        Cursor::Start => Page {
+            items: rows,
+            has_newer: false,
+            has_older: more,
+        },
+    }
+}
