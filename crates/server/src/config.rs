@@ -90,8 +90,9 @@ pub struct Overrides {
     pub log_format: Option<LogFormat>,
 }
 
-/// Environment variables with the `IDSHARE_` prefix that are not configuration keys.
-const NON_CONFIG_VARIABLES: &[&str] = &["config"];
+/// Environment variables with the `IDSHARE_` prefix that are not configuration keys: the file
+/// to read, the log filter, and the password of `admin user create`.
+const NON_CONFIG_VARIABLES: &[&str] = &["config", "log", "admin_password"];
 
 impl Config {
     /// Loads the layers. `file` is the TOML file named by `--config` or `IDSHARE_CONFIG`.

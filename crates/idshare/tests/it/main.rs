@@ -1,0 +1,15 @@
+//! The integration suite: one binary (link once), each test against the real HTTP server on
+//! port 0, on a fresh SQLite file and on a fresh PostgreSQL database.
+
+#[macro_use]
+mod helpers;
+
+mod at_rest;
+mod cli;
+mod conventions;
+mod events;
+mod idempotency;
+mod inquiries;
+mod openapi;
+mod templates;
+mod tenancy;
