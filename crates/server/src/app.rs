@@ -181,12 +181,33 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let app = router(state.clone());
-    axum::serve(listener, app)
+    let maintenance = tokio::spawn(maintenance(state.clone()));
+    let served = axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await
-        .context("server error")?;
+        .context("server error");
+    maintenance.abort();
     state.store().close().await;
-    Ok(())
+    served
+}
+
+/// How often expired idempotency records are pruned.
+const MAINTENANCE_INTERVAL: Duration = Duration::from_secs(10 * 60);
+
+/// Periodic housekeeping: prunes idempotency records past their retention.
+async fn maintenance(state: AppState) {
+    let mut interval = tokio::time::interval(MAINTENANCE_INTERVAL);
+    loop {
+        interval.tick().await;
+        let retention = time::Duration::seconds(
+            i64::try_from(state.config().idempotency_retention_seconds).unwrap_or(i64::MAX),
+        );
+        match idshare_store::idempotency::purge(state.store(), state.now() - retention).await {
+            Ok(0) => {}
+            Ok(pruned) => tracing::info!(pruned, "pruned expired idempotency records"),
+            Err(e) => tracing::warn!(error = ?e, "could not prune idempotency records"),
+        }
+    }
 }
 
 /// Resolves on SIGINT or SIGTERM.

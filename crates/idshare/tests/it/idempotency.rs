@@ -166,7 +166,31 @@ async fn bad_idempotency_keys_are_refused(backend: Backend) {
     );
 }
 
+async fn keys_expire_after_the_retention_period(backend: Backend) {
+    let app = spawn_app_with(backend, |config| config.idempotency_retention_seconds = 0).await;
+    let tenant = app.tenant("Acme").await;
+    let key = &tenant.sandbox;
+    let template = app.create_template(key).await;
+    let body = json!({"data": {"attributes": {"inquiry-template-id": template}}});
+    for _ in 0..2 {
+        let response = app
+            .request(Method::POST, key, "/api/v1/inquiries")
+            .header("idempotency-key", "short-lived")
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert!(!response.headers().contains_key("idempotent-replayed"));
+        expect_status(response, StatusCode::CREATED).await;
+    }
+    assert_eq!(app.list_ids(key, "/api/v1/inquiries").await.len(), 2, "an expired key runs as new");
+    let later = time::OffsetDateTime::now_utc() + time::Duration::seconds(1);
+    let pruned = idshare_store::idempotency::purge(&app.store, later).await.unwrap();
+    assert_eq!(pruned, 1, "the retention job prunes the record");
+}
+
 backend_tests!(
+    keys_expire_after_the_retention_period,
     replays_the_first_answer_and_creates_once,
     concurrent_requests_with_one_key_have_one_effect,
     unauthenticated_and_rate_limited_answers_are_not_stored,
