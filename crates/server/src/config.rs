@@ -106,8 +106,9 @@ impl Config {
         }
         figment
             .merge(Env::prefixed("IDSHARE_").filter(|key| {
-                let key = key.as_str();
-                !NON_CONFIG_VARIABLES.contains(&key) && !key.starts_with("test_")
+                // Keys arrive in their original case; figment lowercases them later.
+                let key = key.as_str().to_ascii_lowercase();
+                !NON_CONFIG_VARIABLES.contains(&key.as_str()) && !key.starts_with("test_")
             }))
             .merge(Serialized::defaults(overrides))
             .extract()

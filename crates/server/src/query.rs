@@ -151,6 +151,13 @@ impl QueryParams {
         for (key, value) in &self.filters {
             base.push_str(&format!("&filter%5B{}%5D={}", encode(key), encode(value)));
         }
+        for (kind, attributes) in &self.fields {
+            base.push_str(&format!(
+                "&fields%5B{}%5D={}",
+                encode(kind),
+                encode(&attributes.join(","))
+            ));
+        }
         let link =
             |which: &str, id: &str| format!("{path}?{base}&page%5B{which}%5D={}", encode(id));
         let next = page

@@ -215,6 +215,33 @@ pub async fn get(
     row.map(Template::try_from).transpose()
 }
 
+/// Reads a template and locks its row until the transaction ends (PostgreSQL `FOR UPDATE`; a
+/// SQLite write transaction already holds the single write lock).
+pub async fn get_for_update(
+    tx: &mut Tx,
+    scope: &Scope,
+    id: &InquiryTemplateId,
+) -> Result<Option<Template>, StoreError> {
+    let lock = if tx.backend() == crate::Backend::Postgres {
+        " FOR UPDATE"
+    } else {
+        ""
+    };
+    let sql = sqlx::AssertSqlSafe(format!(
+        "SELECT {TEMPLATE_COLUMNS} FROM inquiry_templates \
+         WHERE id = $1 AND org_id = $2 AND environment = $3{lock}"
+    ));
+    let row: Option<TemplateRow> = on_conn!(tx, |conn| {
+        sqlx::query_as(sql)
+            .bind(id.as_str())
+            .bind(scope.org_id.as_str())
+            .bind(scope.environment.as_str())
+            .fetch_optional(conn)
+            .await?
+    });
+    row.map(Template::try_from).transpose()
+}
+
 pub async fn list(
     tx: &mut Tx,
     scope: &Scope,

@@ -66,7 +66,8 @@ pub async fn create_version(
     let definition = canonical(definition)?;
     let now = state.now();
     let mut tx = state.store().begin_write().await?;
-    templates::get(&mut tx, scope, template_id)
+    // Locked, so concurrent new versions number themselves one after the other.
+    templates::get_for_update(&mut tx, scope, template_id)
         .await?
         .ok_or_else(ApiError::not_found)?;
     let version = templates::create_version(&mut tx, scope, template_id, &definition, now).await?;
@@ -92,6 +93,11 @@ pub async fn publish_version(
 ) -> Result<TemplateVersion, ApiError> {
     let now = state.now();
     let mut tx = state.store().begin_write().await?;
+    let version = templates::get_version(&mut tx, scope, version_id)
+        .await?
+        .ok_or_else(ApiError::not_found)?;
+    // Locking the template serializes publishes, so exactly one version ends up published.
+    templates::get_for_update(&mut tx, scope, &version.template_id).await?;
     let version = templates::get_version(&mut tx, scope, version_id)
         .await?
         .ok_or_else(ApiError::not_found)?;
