@@ -183,9 +183,15 @@ async fn keys_expire_after_the_retention_period(backend: Backend) {
         assert!(!response.headers().contains_key("idempotent-replayed"));
         expect_status(response, StatusCode::CREATED).await;
     }
-    assert_eq!(app.list_ids(key, "/api/v1/inquiries").await.len(), 2, "an expired key runs as new");
+    assert_eq!(
+        app.list_ids(key, "/api/v1/inquiries").await.len(),
+        2,
+        "an expired key runs as new"
+    );
     let later = time::OffsetDateTime::now_utc() + time::Duration::seconds(1);
-    let pruned = idshare_store::idempotency::purge(&app.store, later).await.unwrap();
+    let pruned = idshare_store::idempotency::purge(&app.store, later)
+        .await
+        .unwrap();
     assert_eq!(pruned, 1, "the retention job prunes the record");
 }
 
