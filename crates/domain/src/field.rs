@@ -92,9 +92,17 @@ impl<'de> Deserialize<'de> for FieldKey {
 pub struct FieldConfig {
     #[serde(default)]
     pub required: bool,
-    #[serde(default, with = "opt_date", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        with = "crate::time_format::serde_opt_date",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub min_date: Option<Date>,
-    #[serde(default, with = "opt_date", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        with = "crate::time_format::serde_opt_date",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub max_date: Option<Date>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub options: Vec<String>,
@@ -125,7 +133,7 @@ pub struct FieldSchema {
 #[serde(tag = "t", content = "v", rename_all = "snake_case")]
 pub enum FieldValue {
     String(String),
-    Date(#[serde(with = "date")] Date),
+    Date(#[serde(with = "crate::time_format::serde_date")] Date),
     Number(Number),
     Boolean(bool),
     Choices(String),
@@ -356,44 +364,6 @@ fn check_number(n: &Number, config: &FieldConfig) -> Result<(), String> {
         return Err(format!("must be at most {max}"));
     }
     Ok(())
-}
-
-/// Serde for dates as `YYYY-MM-DD`.
-mod date {
-    use serde::{Deserialize, Deserializer, Serializer};
-    use time::Date;
-
-    use crate::time_format::{format_date, parse_date};
-
-    pub(super) fn serialize<S: Serializer>(d: &Date, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&format_date(*d))
-    }
-
-    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Date, D::Error> {
-        let s = String::deserialize(d)?;
-        parse_date(&s).ok_or_else(|| {
-            serde::de::Error::custom(format!("`{s}` is not a date in the form YYYY-MM-DD"))
-        })
-    }
-}
-
-/// [`date`] for optional dates.
-mod opt_date {
-    use serde::{Deserialize, Deserializer, Serializer};
-    use time::Date;
-
-    pub(super) fn serialize<S: Serializer>(d: &Option<Date>, s: S) -> Result<S::Ok, S::Error> {
-        match d {
-            Some(d) => super::date::serialize(d, s),
-            None => s.serialize_none(),
-        }
-    }
-
-    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Date>, D::Error> {
-        #[derive(Deserialize)]
-        struct Wrapped(#[serde(with = "super::date")] Date);
-        Ok(Option::<Wrapped>::deserialize(d)?.map(|Wrapped(d)| d))
-    }
 }
 
 #[cfg(test)]

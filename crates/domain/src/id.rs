@@ -152,6 +152,7 @@ ids! {
     InquirySessionId = "iqse", "inquiry session";
     OneTimeLinkId = "otl", "one-time link";
     AuditEntryId = "aud", "audit entry";
+    JobId = "job", "job";
 }
 
 #[cfg(test)]

@@ -69,16 +69,23 @@ macro_rules! string_enum {
     };
 }
 
+pub mod decision;
 pub mod environment;
 pub mod event;
 pub mod field;
+pub mod files;
 pub mod id;
 pub mod inflection;
 pub mod inquiry;
+pub mod mrz;
+pub mod names;
 pub mod permission;
+pub mod requirements;
+pub mod screening;
 pub mod tags;
 pub mod template;
 pub mod time_format;
+pub mod verification;
 
 /// A string that is not one of the values a closed set of names allows.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

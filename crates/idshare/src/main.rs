@@ -1,6 +1,9 @@
 //! `idshare`: the server binary and its operator commands.
 
+mod bench_screening;
 mod demo;
+mod lists_cli;
+mod mrz_cli;
 
 use std::path::PathBuf;
 
@@ -74,12 +77,83 @@ enum Command {
         #[command(subcommand)]
         command: AdminCommand,
     },
+    /// Check a machine-readable zone: prints the parsed fields and every check digit as JSON;
+    /// exits 0 when every check digit holds, 1 otherwise.
+    Mrz {
+        #[command(subcommand)]
+        command: MrzCommand,
+    },
+    /// Screening lists (watchlists, PEP lists).
+    Lists {
+        #[command(subcommand)]
+        command: ListsCommand,
+    },
+    /// Screen a full name against the imported lists; prints the matches with scores as JSON.
+    Screen {
+        /// Only this list.
+        #[arg(long)]
+        list: Option<String>,
+        /// YYYY-MM-DD (or YYYY): drops candidates born more than a year apart.
+        #[arg(long)]
+        birthdate: Option<String>,
+        /// ISO 3166-1 alpha-2: lowers candidates from other countries.
+        #[arg(long)]
+        country: Option<String>,
+        /// Only politically exposed persons (default: every kind of entry).
+        #[arg(long)]
+        pep: bool,
+        /// The full name, in any order.
+        name: String,
+        #[command(flatten)]
+        storage: StorageArgs,
+    },
+    /// Benchmarks (they print figures; they are not tests).
+    Bench {
+        #[command(subcommand)]
+        command: BenchCommand,
+    },
     /// Create a demo organization with an API key, a template and an inquiry, then serve.
     Demo {
         #[arg(long)]
         listen: Option<std::net::SocketAddr>,
         #[command(flatten)]
         storage: StorageArgs,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum MrzCommand {
+    /// Parse and check 2 (TD2, TD3) or 3 (TD1) MRZ lines.
+    Check {
+        #[arg(required = true, num_args = 1..=3)]
+        lines: Vec<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum ListsCommand {
+    /// Import (or replace) a list from a file.
+    Import {
+        /// opensanctions-csv (targets.simple.csv) or ofac-sdn-csv (sdn.csv).
+        #[arg(long)]
+        format: String,
+        /// The name screening reports refer to (`lists` in a template's report config).
+        #[arg(long)]
+        list: String,
+        file: PathBuf,
+        #[command(flatten)]
+        storage: StorageArgs,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum BenchCommand {
+    /// Screenings per second through the index next to a brute-force scan, same run.
+    Screening {
+        #[arg(long, default_value_t = 300_000)]
+        names: usize,
+        #[arg(long, default_value_t = 2_000)]
+        queries: usize,
     },
 }
 
@@ -189,29 +263,80 @@ async fn open(cli: &Cli, storage: &StorageArgs) -> anyhow::Result<Store> {
 }
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
+async fn main() -> anyhow::Result<std::process::ExitCode> {
     let cli = Cli::parse();
-    match &cli.command {
+    run(&cli).await
+}
+
+async fn run(cli: &Cli) -> anyhow::Result<std::process::ExitCode> {
+    let outcome: anyhow::Result<()> = match &cli.command {
         Command::Serve { listen, storage } => {
-            let config = load_config(&cli, Some(storage), *listen)?;
+            let config = load_config(cli, Some(storage), *listen)?;
             init_logging(config.log_format);
             serve(config).await
         }
         Command::Migrate { storage } => {
             init_logging(cli.log_format.unwrap_or_default());
-            open(&cli, storage).await?.close().await;
+            open(cli, storage).await?.close().await;
             eprintln!("migrations applied");
             Ok(())
         }
         Command::Demo { listen, storage } => {
-            let config = load_config(&cli, Some(storage), *listen)?;
+            let config = load_config(cli, Some(storage), *listen)?;
             init_logging(config.log_format);
             let store = app::open_store(&config).await?;
             demo::seed(&store, &config).await?;
             serve_store(store, config).await
         }
-        Command::Admin { command } => admin(&cli, command).await,
-    }
+        Command::Admin { command } => admin(cli, command).await,
+        Command::Mrz {
+            command: MrzCommand::Check { lines },
+        } => return Ok(mrz_cli::run(lines)),
+        Command::Lists {
+            command:
+                ListsCommand::Import {
+                    format,
+                    list,
+                    file,
+                    storage,
+                },
+        } => {
+            let format = format.parse()?;
+            let store = open(cli, storage).await?;
+            lists_cli::import(&store, format, file, list).await?;
+            Ok(())
+        }
+        Command::Screen {
+            list,
+            birthdate,
+            country,
+            pep,
+            name,
+            storage,
+        } => {
+            let store = open(cli, storage).await?;
+            let kinds = if *pep {
+                vec![idshare_domain::screening::EntryKind::Pep]
+            } else {
+                vec![]
+            };
+            let result = lists_cli::screen(
+                &store,
+                list.as_deref(),
+                name,
+                birthdate.as_deref(),
+                country.as_deref(),
+                &kinds,
+            )
+            .await?;
+            println!("{}", serde_json::to_string_pretty(&result)?);
+            Ok(())
+        }
+        Command::Bench {
+            command: BenchCommand::Screening { names, queries },
+        } => bench_screening::run(*names, *queries),
+    };
+    outcome.map(|()| std::process::ExitCode::SUCCESS)
 }
 
 async fn serve(config: Config) -> anyhow::Result<()> {

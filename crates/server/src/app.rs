@@ -34,6 +34,9 @@ struct Inner {
     store: Store,
     config: Config,
     rate_limiter: RateLimiter,
+    job_wakeup: tokio::sync::Notify,
+    screening: crate::service::screening::ScreeningCache,
+    http: reqwest::Client,
 }
 
 impl AppState {
@@ -43,6 +46,9 @@ impl AppState {
                 store,
                 config,
                 rate_limiter: RateLimiter::default(),
+                job_wakeup: tokio::sync::Notify::new(),
+                screening: Default::default(),
+                http: outbound_client(),
             }),
         }
     }
@@ -59,10 +65,43 @@ impl AppState {
         &self.inner.rate_limiter
     }
 
+    pub(crate) fn screening_cache(&self) -> &crate::service::screening::ScreeningCache {
+        &self.inner.screening
+    }
+
+    /// The client for outgoing calls (providers): no redirects, explicit timeouts per call.
+    pub fn http(&self) -> &reqwest::Client {
+        &self.inner.http
+    }
+
+    /// Wakes this process's idle workers (call after committing a transaction that enqueued).
+    pub fn jobs_enqueued(&self) {
+        self.inner.job_wakeup.notify_waiters();
+    }
+
+    pub(crate) fn job_wakeup(&self) -> &tokio::sync::Notify {
+        &self.inner.job_wakeup
+    }
+
     /// The current time; the one clock every rule reads.
     pub fn now(&self) -> OffsetDateTime {
         OffsetDateTime::now_utc()
     }
+}
+
+/// Installs the TLS crypto provider (ring): rustls is built without a default one to keep the
+/// build small. Call before building any HTTP client; calling it again is harmless.
+pub fn install_tls_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
+fn outbound_client() -> reqwest::Client {
+    install_tls_provider();
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .connect_timeout(Duration::from_secs(5))
+        .build()
+        .unwrap_or_default()
 }
 
 /// Opens the store named by the configuration (creating the data directory and, unless a key is
@@ -85,16 +124,18 @@ pub async fn open_store(config: &Config) -> anyhow::Result<Store> {
 }
 
 /// The API routes, each documented in the OpenAPI document by construction.
-pub fn api_routes() -> OpenApiRouter<AppState> {
+pub fn api_routes(upload_limit: usize) -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(crate::openapi::base())
         .merge(api::inquiry_templates::routes())
         .merge(api::inquiries::routes())
+        .merge(api::files::routes(upload_limit))
+        .merge(api::checks::routes())
         .merge(api::events::routes())
 }
 
 /// The complete application router.
 pub fn router(state: AppState) -> Router {
-    let (api, openapi) = api_routes().split_for_parts();
+    let (api, openapi) = api_routes(state.config().upload_body_limit_bytes).split_for_parts();
     let openapi = Arc::new(openapi);
     // The layer added last runs first: inflection, authentication, rate limit, idempotency.
     let api = api
@@ -115,6 +156,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
+        .route("/files/{id}", get(api::files::download))
         .route(
             "/api/v1/openapi.json",
             get(move || {
@@ -123,6 +165,7 @@ pub fn router(state: AppState) -> Router {
             }),
         )
         .merge(api)
+        .merge(crate::flow::routes(&state))
         .fallback(not_found)
         .with_state(state)
         .layer(
@@ -182,23 +225,53 @@ pub async fn serve(
 ) -> anyhow::Result<()> {
     let app = router(state.clone());
     let maintenance = tokio::spawn(maintenance(state.clone()));
+    let (stop_workers, stop) = tokio::sync::watch::channel(false);
+    let mut workers: Vec<_> = (0..state.config().workers)
+        .map(|n| {
+            let name = format!("{}-{n}", std::process::id());
+            tokio::spawn(crate::jobs::work(state.clone(), name, stop.clone()))
+        })
+        .collect();
+    if state.config().workers > 0 {
+        workers.push(tokio::spawn(crate::jobs::relay_notifications(
+            state.clone(),
+            stop.clone(),
+        )));
+    }
     let served = axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await
         .context("server error");
+    // Workers finish the job in hand; one that outlives the grace period is abandoned and its
+    // lease returns the job to the queue.
+    let _ = stop_workers.send(true);
+    for worker in workers {
+        if tokio::time::timeout(Duration::from_secs(25), worker)
+            .await
+            .is_err()
+        {
+            tracing::warn!("a worker did not finish in time; its job will be retried");
+        }
+    }
     maintenance.abort();
     state.store().close().await;
     served
 }
 
-/// How often expired idempotency records are pruned.
-const MAINTENANCE_INTERVAL: Duration = Duration::from_secs(10 * 60);
+/// How often housekeeping runs.
+const MAINTENANCE_INTERVAL: Duration = Duration::from_secs(60);
 
-/// Periodic housekeeping: prunes idempotency records past their retention.
+/// Periodic housekeeping: expires unfinished inquiries past their expiry time, and prunes
+/// idempotency records past their retention.
 async fn maintenance(state: AppState) {
     let mut interval = tokio::time::interval(MAINTENANCE_INTERVAL);
     loop {
         interval.tick().await;
+        match crate::service::inquiries::expire_due(&state).await {
+            Ok(0) => {}
+            Ok(expired) => tracing::info!(expired, "expired unfinished inquiries"),
+            Err(e) => tracing::warn!(error = %e, "could not expire inquiries"),
+        }
         let retention = time::Duration::seconds(
             i64::try_from(state.config().idempotency_retention_seconds).unwrap_or(i64::MAX),
         );

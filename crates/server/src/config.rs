@@ -59,6 +59,14 @@ pub struct Config {
     pub upload_body_limit_bytes: usize,
     /// How long a stored idempotent response is replayed.
     pub idempotency_retention_seconds: u64,
+    /// Background job workers in this process (0: this node only serves the API).
+    pub workers: u32,
+    /// The face-comparison service for selfie verifications with `provider: http`.
+    pub selfie_provider_url: Option<String>,
+    /// The identity-records service for database verifications with `provider: http`.
+    pub database_provider_url: Option<String>,
+    /// The externally reachable base URL, used in one-time links (default: `http://<listen>`).
+    pub public_url: Option<String>,
 }
 
 impl Default for Config {
@@ -73,6 +81,10 @@ impl Default for Config {
             body_limit_bytes: 1024 * 1024,
             upload_body_limit_bytes: 10 * 1024 * 1024,
             idempotency_retention_seconds: 24 * 60 * 60,
+            workers: 2,
+            public_url: None,
+            selfie_provider_url: None,
+            database_provider_url: None,
         }
     }
 }
@@ -113,6 +125,15 @@ impl Config {
             .merge(Serialized::defaults(overrides))
             .extract()
             .map_err(Box::new)
+    }
+
+    /// The base URL links to this server start with.
+    pub fn public_url(&self) -> String {
+        self.public_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{}", self.listen))
+            .trim_end_matches('/')
+            .to_owned()
     }
 
     pub fn database_url(&self) -> String {

@@ -53,7 +53,16 @@ async fn run(state: &AppState, req: Request, next: Next) -> Result<Response, Res
         .ok_or_else(|| ApiError::unauthorized("Must be authenticated.").into_response())?;
 
     let (parts, body) = req.into_parts();
-    let limit = state.config().body_limit_bytes;
+    let is_upload = parts
+        .headers
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("multipart/"));
+    let limit = if is_upload {
+        state.config().upload_body_limit_bytes
+    } else {
+        state.config().body_limit_bytes
+    };
     let bytes = to_bytes(body, limit)
         .await
         .map_err(|_| ApiError::payload_too_large(limit).into_response())?;

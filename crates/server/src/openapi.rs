@@ -17,6 +17,8 @@ use utoipa::{
     tags(
         (name = "Inquiry templates", description = "Templates and their immutable versions"),
         (name = "Inquiries", description = "One end user's verification attempt"),
+        (name = "Files", description = "Uploaded images and documents, and what was read from identity documents"),
+        (name = "Verifications and reports", description = "Results of the verification pipeline"),
         (name = "Events", description = "Everything that happened, in order"),
     )
 )]

@@ -2,7 +2,9 @@
 
 use idshare_domain::{template::TemplateDefinition, time_format::format_timestamp};
 use idshare_store::{
+    checks::{StoredReport, StoredVerification},
     events::Event,
+    files::StoredFile,
     inquiries::Inquiry,
     templates::{Template, TemplateVersion},
 };
@@ -124,6 +126,9 @@ pub struct InquiryAttributes {
     /// Every field of the template: `{"<key>": {"type": "...", "value": ...}}`.
     #[schema(value_type = Object)]
     pub fields: Map<String, Value>,
+    /// What the end user still has to provide: `[{kind, key, label, for-verification}]`.
+    #[schema(value_type = Vec<Object>)]
+    pub missing_requirements: Vec<Value>,
     pub created_at: String,
     pub updated_at: String,
     pub started_at: Option<String>,
@@ -139,6 +144,7 @@ pub struct InquiryAttributes {
 pub fn inquiry(
     inquiry: &Inquiry,
     definition: Option<&TemplateDefinition>,
+    missing: &[idshare_domain::requirements::Requirement],
 ) -> ResourceObject<InquiryAttributes> {
     let mut fields = Map::new();
     if let Some(definition) = definition {
@@ -160,6 +166,10 @@ pub fn inquiry(
             reviewer_comment: inquiry.data.reviewer_comment.clone(),
             tags: inquiry.tags.clone(),
             fields,
+            missing_requirements: missing
+                .iter()
+                .filter_map(|r| serde_json::to_value(r).ok())
+                .collect(),
             created_at: format_timestamp(inquiry.created_at),
             updated_at: format_timestamp(inquiry.updated_at),
             started_at: ts(inquiry.started_at),
@@ -226,4 +236,122 @@ pub fn template_event_payload(t: &Template, published: Option<&TemplateVersion>)
 
 pub fn version_event_payload(v: &TemplateVersion) -> Value {
     payload(&version(v))
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "kebab-case")]
+pub struct VerificationAttributes {
+    /// `passed`, `failed`, `requires_retry`, or `submitted` (undecided: needs review).
+    pub status: String,
+    /// e.g. `government-id`.
+    pub verification_type: String,
+    pub required: bool,
+    /// The pipeline submission that produced it (1 for the first).
+    pub submission: i64,
+    /// `[{name, status, reasons, requirement, metadata}]`; empty once redacted.
+    #[schema(value_type = Vec<Object>)]
+    pub checks: Value,
+    /// What the verification read or derived; empty once redacted.
+    #[schema(value_type = Object)]
+    pub details: Value,
+    pub created_at: String,
+    pub completed_at: Option<String>,
+}
+
+pub fn verification(v: &StoredVerification) -> ResourceObject<VerificationAttributes> {
+    let result = v.result.clone().unwrap_or(Value::Null);
+    ResourceObject::new(
+        &format!("verification/{}", v.verification_type),
+        v.id.as_str(),
+        VerificationAttributes {
+            status: v.status.clone(),
+            verification_type: v.verification_type.clone(),
+            required: v.required,
+            submission: v.submission,
+            checks: result.get("checks").cloned().unwrap_or_else(|| json!([])),
+            details: result
+                .get("attributes")
+                .cloned()
+                .unwrap_or_else(|| json!({})),
+            created_at: format_timestamp(v.created_at),
+            completed_at: ts(v.completed_at),
+        },
+    )
+    .relationship("inquiry", Some(("inquiry", v.inquiry_id.as_str())))
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "kebab-case")]
+pub struct ReportAttributes {
+    /// `pending`, `ready` or `errored`.
+    pub status: String,
+    /// e.g. `watchlist`.
+    pub report_type: String,
+    /// True while a match is not dismissed.
+    pub has_match: bool,
+    pub submission: i64,
+    /// `[{entity-id, list, kind, name, matched-name, score, birthdates, countries, programs}]`.
+    #[schema(value_type = Vec<Object>)]
+    pub matches: Value,
+    /// `[{entity-id, reason, dismissed-at}]`.
+    #[schema(value_type = Vec<Object>)]
+    pub dismissed: Value,
+    pub created_at: String,
+    pub completed_at: Option<String>,
+}
+
+pub fn report(r: &StoredReport) -> ResourceObject<ReportAttributes> {
+    let result = r.result.clone().unwrap_or(Value::Null);
+    ResourceObject::new(
+        &format!("report/{}", r.report_type),
+        r.id.as_str(),
+        ReportAttributes {
+            status: r.status.clone(),
+            report_type: r.report_type.clone(),
+            has_match: r.has_match,
+            submission: r.submission,
+            matches: result.get("matches").cloned().unwrap_or_else(|| json!([])),
+            dismissed: result
+                .get("dismissed")
+                .cloned()
+                .unwrap_or_else(|| json!([])),
+            created_at: format_timestamp(r.created_at),
+            completed_at: ts(r.completed_at),
+        },
+    )
+    .relationship("inquiry", Some(("inquiry", r.inquiry_id.as_str())))
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "kebab-case")]
+pub struct FileAttributes {
+    /// `government-id-front`, `government-id-back`, `selfie` or `proof-of-address`.
+    pub kind: String,
+    /// Sniffed from the bytes.
+    pub content_type: String,
+    pub size: u64,
+    pub created_at: String,
+    /// A short-lived signed URL to download the file.
+    pub download_url: String,
+    pub download_url_expires_at: String,
+}
+
+pub fn file(
+    f: &StoredFile,
+    download_url: String,
+    expires_at: OffsetDateTime,
+) -> ResourceObject<FileAttributes> {
+    ResourceObject::new(
+        "file",
+        f.id.as_str(),
+        FileAttributes {
+            kind: f.kind.as_str().to_owned(),
+            content_type: f.content_type.clone(),
+            size: f.size,
+            created_at: format_timestamp(f.created_at),
+            download_url,
+            download_url_expires_at: format_timestamp(expires_at),
+        },
+    )
+    .relationship("inquiry", Some(("inquiry", f.inquiry_id.as_str())))
 }

@@ -121,6 +121,13 @@ impl Store {
         }
     }
 
+    pub(crate) fn pg_pool(&self) -> Option<&PgPool> {
+        match &self.pool {
+            Pool::Postgres(pool) => Some(pool),
+            Pool::Sqlite(_) => None,
+        }
+    }
+
     pub fn crypto(&self) -> &Crypto {
         &self.crypto
     }

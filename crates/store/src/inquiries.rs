@@ -47,6 +47,10 @@ pub struct Inquiry {
     pub decisioned_at: Option<OffsetDateTime>,
     pub redacted_at: Option<OffsetDateTime>,
     pub expires_at: Option<OffsetDateTime>,
+    /// How many times the inquiry was submitted to the verification pipeline.
+    pub submissions: i64,
+    /// The last submission the pipeline finished processing.
+    pub processed_submission: i64,
 }
 
 /// What a new inquiry starts with.
@@ -90,12 +94,14 @@ struct InquiryRow {
     decisioned_at: Option<i64>,
     redacted_at: Option<i64>,
     expires_at: Option<i64>,
+    submissions: i64,
+    processed_submission: i64,
 }
 
 const COLUMNS: &str = "id, template_id, template_version_id, status, reference_id, tags, \
     data_sealed, (SELECT wrapped_key FROM data_keys WHERE owner_id = inquiries.id) AS wrapped_key, \
     created_at, updated_at, started_at, completed_at, failed_at, expired_at, \
-    marked_for_review_at, decisioned_at, redacted_at, expires_at";
+    marked_for_review_at, decisioned_at, redacted_at, expires_at, submissions, processed_submission";
 
 fn data_context(id: &str) -> String {
     format!("{id}:inquiry-data")
@@ -139,6 +145,8 @@ fn decode(row: InquiryRow, crypto: &Crypto) -> Result<Inquiry, StoreError> {
         decisioned_at: ts(row.decisioned_at),
         redacted_at: ts(row.redacted_at),
         expires_at: ts(row.expires_at),
+        submissions: row.submissions,
+        processed_submission: row.processed_submission,
     })
 }
 
@@ -206,6 +214,8 @@ pub async fn create(
         decisioned_at: None,
         redacted_at: None,
         expires_at: new.expires_at,
+        submissions: 0,
+        processed_submission: 0,
     })
 }
 
@@ -266,14 +276,9 @@ pub async fn save(
     let sealed = if inquiry.redacted_at.is_some() {
         None
     } else {
-        let wrapped: Option<Vec<u8>> = on_conn!(tx, |conn| {
-            sqlx::query_scalar("SELECT wrapped_key FROM data_keys WHERE owner_id = $1")
-                .bind(id)
-                .fetch_optional(conn)
-                .await?
-        });
-        let wrapped = wrapped.ok_or_else(|| StoreError::corrupt("inquiry has no data key"))?;
-        let key = crypto.unwrap_data_key(id, &wrapped)?;
+        let key = data_key(tx, crypto, id)
+            .await?
+            .ok_or_else(|| StoreError::corrupt("inquiry has no data key"))?;
         Some(seal_data(&key, id, &inquiry.data)?)
     };
     let tags = serde_json::to_string(&inquiry.tags).map_err(StoreError::corrupt)?;
@@ -282,8 +287,9 @@ pub async fn save(
         sqlx::query(
             "UPDATE inquiries SET status = $1, tags = $2, data_sealed = $3, updated_at = $4, \
              started_at = $5, completed_at = $6, failed_at = $7, expired_at = $8, \
-             marked_for_review_at = $9, decisioned_at = $10, expires_at = $11 \
-             WHERE id = $12 AND org_id = $13 AND environment = $14",
+             marked_for_review_at = $9, decisioned_at = $10, expires_at = $11, \
+             submissions = $12, processed_submission = $13 \
+             WHERE id = $14 AND org_id = $15 AND environment = $16",
         )
         .bind(inquiry.status.as_str())
         .bind(tags)
@@ -296,6 +302,8 @@ pub async fn save(
         .bind(ts(inquiry.marked_for_review_at))
         .bind(ts(inquiry.decisioned_at))
         .bind(ts(inquiry.expires_at))
+        .bind(inquiry.submissions)
+        .bind(inquiry.processed_submission)
         .bind(id)
         .bind(scope.org_id.as_str())
         .bind(scope.environment.as_str())
@@ -381,4 +389,51 @@ pub async fn list(
         .map(|r| decode(r, crypto))
         .collect::<Result<Vec<_>, _>>()?;
     Ok(Some(paginate(items, cursor, size)))
+}
+
+/// The unwrapped data key of an inquiry (`None` once redacted), for sealing its side data.
+pub async fn data_key(
+    tx: &mut Tx,
+    crypto: &Crypto,
+    owner_id: &str,
+) -> Result<Option<DataKey>, StoreError> {
+    let wrapped: Option<Vec<u8>> = on_conn!(tx, |conn| {
+        sqlx::query_scalar("SELECT wrapped_key FROM data_keys WHERE owner_id = $1")
+            .bind(owner_id)
+            .fetch_optional(conn)
+            .await?
+    });
+    wrapped
+        .map(|wrapped| crypto.unwrap_data_key(owner_id, &wrapped))
+        .transpose()
+}
+
+/// Unfinished inquiries past their expiry time, across tenants (for the expiry job).
+pub async fn due_to_expire(
+    tx: &mut Tx,
+    now: OffsetDateTime,
+    limit: u32,
+) -> Result<Vec<(Scope, InquiryId)>, StoreError> {
+    let rows: Vec<(String, String, String)> = on_conn!(tx, |conn| {
+        sqlx::query_as(
+            "SELECT org_id, environment, id FROM inquiries \
+             WHERE status IN ('created', 'pending') AND expires_at IS NOT NULL AND expires_at < $1 \
+             ORDER BY expires_at LIMIT $2",
+        )
+        .bind(to_unix_micros(now))
+        .bind(i64::from(limit))
+        .fetch_all(conn)
+        .await?
+    });
+    rows.into_iter()
+        .map(|(org, environment, id)| {
+            Ok((
+                Scope::new(
+                    idshare_domain::id::OrgId::parse(&org).map_err(StoreError::corrupt)?,
+                    environment.parse().map_err(StoreError::corrupt)?,
+                ),
+                InquiryId::parse(&id).map_err(StoreError::corrupt)?,
+            ))
+        })
+        .collect()
 }

@@ -11,10 +11,17 @@ mod db;
 mod error;
 
 pub mod api_keys;
+pub mod checks;
+pub mod confirmations;
+pub mod documents;
 pub mod events;
+pub mod files;
 pub mod idempotency;
 pub mod inquiries;
+pub mod jobs;
+pub mod lists;
 pub mod orgs;
+pub mod sessions;
 pub mod templates;
 pub mod users;
 

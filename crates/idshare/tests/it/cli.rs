@@ -35,6 +35,7 @@ fn stdout(output: &std::process::Output) -> String {
 }
 
 async fn operator_commands_drive_a_fresh_instance(backend: Backend) {
+    idshare_server::app::install_tls_provider();
     let dir = tempfile::tempdir().unwrap();
     let mut storage = vec!["--data-dir".to_owned(), dir.path().display().to_string()];
     if backend == Backend::Postgres {

@@ -56,6 +56,7 @@ fn with_database(url: &str, database: &str) -> String {
 
 pub struct TestApp {
     pub address: String,
+    pub state: AppState,
     pub client: reqwest::Client,
     pub store: Store,
     pub backend: Backend,
@@ -93,6 +94,7 @@ pub async fn create_postgres_database() -> (String, String) {
 }
 
 pub async fn spawn_app_with(backend: Backend, configure: impl FnOnce(&mut Config)) -> TestApp {
+    app::install_tls_provider();
     let dir = tempfile::tempdir().expect("temp dir");
     let data_dir = dir.path().to_path_buf();
     let (database_url, postgres_database) = match backend {
@@ -102,21 +104,26 @@ pub async fn spawn_app_with(backend: Backend, configure: impl FnOnce(&mut Config
             (url, Some(name))
         }
     };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let address = format!("http://{}", listener.local_addr().expect("address"));
     let mut config = Config {
         data_dir: data_dir.clone(),
         database_url: Some(Secret::new(database_url.clone())),
-        listen: "127.0.0.1:0".parse().expect("address"),
+        listen: listener.local_addr().expect("address"),
+        public_url: Some(address.clone()),
+        // Tests run jobs with `drain()`, deterministically, instead of background workers.
+        workers: 0,
         ..Config::default()
     };
     configure(&mut config);
     let store = app::open_store(&config).await.expect("open store");
-    let listener = tokio::net::TcpListener::bind(config.listen)
-        .await
-        .expect("bind");
-    let address = format!("http://{}", listener.local_addr().expect("address"));
     let (shutdown, shutdown_rx) = oneshot::channel::<()>();
     let state = AppState::new(store.clone(), config);
+    let server_state = state.clone();
     let server = tokio::spawn(async move {
+        let state = server_state;
         app::serve(listener, state, async {
             let _ = shutdown_rx.await;
         })
@@ -125,6 +132,7 @@ pub async fn spawn_app_with(backend: Backend, configure: impl FnOnce(&mut Config
     });
     TestApp {
         address,
+        state,
         client: reqwest::Client::new(),
         store,
         backend,
@@ -181,6 +189,13 @@ pub struct Tenant {
 }
 
 impl TestApp {
+    /// Runs every due job (the pipeline, …) to completion; returns how many ran.
+    pub async fn drain(&self) -> usize {
+        idshare_server::jobs::drain(&self.state)
+            .await
+            .expect("jobs run")
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.address)
     }

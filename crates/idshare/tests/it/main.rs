@@ -8,6 +8,7 @@ mod at_rest;
 mod cli;
 mod conventions;
 mod events;
+mod flow;
 mod idempotency;
 mod inquiries;
 mod openapi;

@@ -47,12 +47,19 @@ const VERSION_BODY: &str =
 const INQUIRY_BODY: &str = r#"{"data": {"attributes": {"inquiry-template-id": "{template}", "fields": {"name-first": "Bo", "name-last": "Bee"}}}}"#;
 const UPDATE_BODY: &str = r#"{"data": {"attributes": {"tags": ["intruder"], "note": "intruder"}}}"#;
 const COMMENT_BODY: &str = r#"{"meta": {"comment": "intruder"}}"#;
+const DOCUMENT_BODY: &str = r#"{"data": {"type": "document/government-id", "attributes": {"id-class": "pp", "issuing-country": "GB", "document-number": "X1", "name-first": "Bo", "name-last": "Bee"}}}"#;
+const DISMISS_BODY: &str = r#"{"data": {"attributes": {"reason": "intruder"}}}"#;
 
 const TEMPLATE_READ: &str = "inquiry-template.read";
 const TEMPLATE_WRITE: &str = "inquiry-template.write";
 const INQUIRY_READ: &str = "inquiry.read";
 const INQUIRY_WRITE: &str = "inquiry.write";
 const EVENT_READ: &str = "event.read";
+const FILE_READ: &str = "file.read";
+const FILE_WRITE: &str = "file.write";
+const VERIFICATION_READ: &str = "verification.read";
+const REPORT_READ: &str = "report.read";
+const REPORT_WRITE: &str = "report.write";
 
 /// Every endpoint of the API (the OpenAPI test checks this against the served document).
 pub const ENDPOINTS: &[Endpoint] = &[
@@ -150,6 +157,69 @@ pub const ENDPOINTS: &[Endpoint] = &[
     ),
     row(Method::GET, "/api/v1/events", None, EVENT_READ),
     row(Method::GET, "/api/v1/events/{event}", None, EVENT_READ),
+    row(
+        Method::POST,
+        "/api/v1/inquiries/{inquiry}/submit",
+        None,
+        INQUIRY_WRITE,
+    ),
+    row(
+        Method::POST,
+        "/api/v1/inquiries/{inquiry}/resume",
+        None,
+        INQUIRY_WRITE,
+    ),
+    row(
+        Method::POST,
+        "/api/v1/inquiries/{inquiry}/generate-one-time-link",
+        None,
+        INQUIRY_WRITE,
+    ),
+    row(
+        Method::POST,
+        "/api/v1/inquiries/{inquiry}/files",
+        None,
+        FILE_WRITE,
+    ),
+    row(
+        Method::GET,
+        "/api/v1/inquiries/{inquiry}/files",
+        None,
+        FILE_READ,
+    ),
+    row(
+        Method::POST,
+        "/api/v1/inquiries/{inquiry}/documents",
+        Some(DOCUMENT_BODY),
+        INQUIRY_WRITE,
+    ),
+    Endpoint {
+        method: Method::GET,
+        path: "/api/v1/verifications",
+        query: "filter[inquiry-id]={checked}",
+        body: None,
+        permission: VERIFICATION_READ,
+    },
+    row(
+        Method::GET,
+        "/api/v1/verifications/{verification}",
+        None,
+        VERIFICATION_READ,
+    ),
+    Endpoint {
+        method: Method::GET,
+        path: "/api/v1/reports",
+        query: "filter[inquiry-id]={checked}",
+        body: None,
+        permission: REPORT_READ,
+    },
+    row(Method::GET, "/api/v1/reports/{report}", None, REPORT_READ),
+    row(
+        Method::POST,
+        "/api/v1/reports/{report}/dismiss",
+        Some(DISMISS_BODY),
+        REPORT_WRITE,
+    ),
 ];
 
 impl Endpoint {
@@ -186,6 +256,10 @@ struct Objects {
     version: String,
     inquiry: String,
     event: String,
+    /// An inquiry that went through the pipeline, and its verification and report.
+    checked: String,
+    verification: String,
+    report: String,
 }
 
 /// Values of A's inquiry that must never appear in another caller's answer.
@@ -197,10 +271,21 @@ impl Objects {
             .replace("{version}", &self.version)
             .replace("{inquiry}", &self.inquiry)
             .replace("{event}", &self.event)
+            .replace("{checked}", &self.checked)
+            .replace("{verification}", &self.verification)
+            .replace("{report}", &self.report)
     }
 
-    fn ids(&self) -> [&str; 4] {
-        [&self.template, &self.version, &self.inquiry, &self.event]
+    fn ids(&self) -> [&str; 7] {
+        [
+            &self.template,
+            &self.version,
+            &self.inquiry,
+            &self.event,
+            &self.checked,
+            &self.verification,
+            &self.report,
+        ]
     }
 
     /// Panics if `text` mentions any of A's ids or field values.
@@ -247,6 +332,7 @@ async fn create_objects(app: &TestApp, key: &str) -> Objects {
         .as_str()
         .unwrap()
         .to_owned();
+    let (checked, verification, report) = checked_inquiry(app, key).await;
     let events = app.list_ids(key, "/api/v1/events").await;
     let event = events
         .first()
@@ -257,7 +343,65 @@ async fn create_objects(app: &TestApp, key: &str) -> Objects {
         version,
         inquiry,
         event,
+        checked,
+        verification,
+        report,
     }
+}
+
+/// An inquiry of A that went through the pipeline: one verification and one report.
+async fn checked_inquiry(app: &TestApp, key: &str) -> (String, String, String) {
+    let template = expect_status(
+        app.post(
+            key,
+            "/api/v1/inquiry-templates",
+            &json!({"data": {"attributes": {"name": "Checked",
+                "field-schemas": [{"key": "name-first", "type": "string"}, {"key": "name-last", "type": "string"},
+                                  {"key": "email-address", "type": "string"}],
+                "verifications": [{"type": "email-address", "required": true}],
+                "reports": [{"type": "watchlist"}]}}}),
+        )
+        .await,
+        StatusCode::CREATED,
+    )
+    .await["data"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let inquiry = app
+        .create_inquiry(
+            key,
+            &template,
+            json!({"name-first": "Zelda", "name-last": "Quixotic", "email-address": "zelda@example.com"}),
+        )
+        .await["data"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    expect_status(
+        app.post(
+            key,
+            &format!("/api/v1/inquiries/{inquiry}/submit"),
+            &json!({}),
+        )
+        .await,
+        StatusCode::ACCEPTED,
+    )
+    .await;
+    app.drain().await;
+    let verification = app
+        .list_ids(
+            key,
+            &format!("/api/v1/verifications?filter[inquiry-id]={inquiry}"),
+        )
+        .await;
+    let report = app
+        .list_ids(
+            key,
+            &format!("/api/v1/reports?filter[inquiry-id]={inquiry}"),
+        )
+        .await;
+    (inquiry, verification[0].clone(), report[0].clone())
 }
 
 /// What the owner sees of its objects: compared before and after an attack.
@@ -327,7 +471,13 @@ async fn foreign_objects_are_404_everywhere(backend: Backend) {
             tried += 1;
         }
     }
-    assert_eq!(tried, 2 * 12, "every object endpoint was tried");
+    let object_endpoints = ENDPOINTS.iter().filter(|e| e.has_object_in_path()).count();
+    assert!(object_endpoints >= 21);
+    assert_eq!(
+        tried,
+        2 * object_endpoints,
+        "every object endpoint was tried"
+    );
 
     assert_eq!(
         snapshot(&app, &a.sandbox, &objects).await,
@@ -362,7 +512,11 @@ async fn lists_show_only_own_objects(backend: Backend) {
         .iter()
         .filter(|e| e.method == Method::GET && !e.has_object_in_path())
         .collect();
-    assert_eq!(lists.len(), 4);
+    assert_eq!(
+        lists.len(),
+        6,
+        "inquiries, templates, versions, events, verifications, reports"
+    );
     for endpoint in &lists {
         // The owner's list shows the object the other callers must not see.
         let own = endpoint.send(&app, Some(&a.sandbox), &objects).await;

@@ -36,6 +36,9 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(decline))
         .routes(routes!(mark_for_review))
         .routes(routes!(expire))
+        .routes(routes!(submit))
+        .routes(routes!(resume))
+        .routes(routes!(generate_one_time_link))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -213,20 +216,28 @@ async fn list_inquiries(
     )
     .await?
     .ok_or_else(|| params.bad_cursor())?;
+    let page_ids = idshare_store::Page {
+        items: page
+            .items
+            .iter()
+            .map(|i| i.id.to_string())
+            .collect::<Vec<_>>(),
+        has_newer: page.has_newer,
+        has_older: page.has_older,
+    };
     let mut data = Vec::with_capacity(page.items.len());
     let mut definitions = std::collections::HashMap::new();
-    for inquiry in &page.items {
+    for inquiry in page.items {
         let key = inquiry.template_version_id.clone();
         if !definitions.contains_key(&key) {
-            let definition = service::definition_for(&mut tx, &caller.scope, inquiry).await?;
+            let definition = service::definition_for(&mut tx, &caller.scope, &inquiry).await?;
             definitions.insert(key.clone(), definition);
         }
-        data.push(render::inquiry(
-            inquiry,
-            definitions.get(&key).and_then(Option::as_ref),
-        ));
+        let definition = definitions.get(&key).cloned().flatten();
+        let view = InquiryView::load(&state, &mut tx, &caller.scope, inquiry, definition).await?;
+        data.push(view.resource());
     }
-    let links = params.links("/api/v1/inquiries", &page, |i| i.id.as_str());
+    let links = params.links("/api/v1/inquiries", &page_ids, |id| id.as_str());
     ApiJson::new(
         StatusCode::OK,
         &ListDocument { data, links },
@@ -450,4 +461,131 @@ async fn expire(
     _body: JsonBody<MetaOnly<crate::jsonapi::EmptyMeta>>,
 ) -> ApiResult<ApiJson> {
     act(state, caller, id, InquiryAction::Expire, None).await
+}
+
+/// Submit the inquiry: a `created` inquiry becomes `pending`, and the template's verifications
+/// and reports run asynchronously. Poll the inquiry (or listen for events) for the outcome.
+#[utoipa::path(
+    post, path = "/api/v1/inquiries/{id}/submit", tag = "Inquiries",
+    params(("id" = String, Path, description = "inq_…")),
+    responses(
+        (status = 202, body = SingleDocument<InquiryAttributes>),
+        (status = 404, body = ErrorDocument), (status = 409, body = ErrorDocument), (status = 422, body = ErrorDocument),
+    ),
+    security(("bearer" = []))
+)]
+async fn submit(
+    State(state): State<AppState>,
+    Auth(caller, _): Auth<InquiryWrite>,
+    Path(id): Path<String>,
+    _body: JsonBody<MetaOnly<crate::jsonapi::EmptyMeta>>,
+) -> ApiResult<ApiJson> {
+    let id = parse_id(&id, InquiryId::parse)?;
+    let view = service::submit(&state, &caller.scope, &id).await?;
+    respond(StatusCode::ACCEPTED, &view, vec![], &QueryParams::default())
+}
+
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct LinkMeta {
+    /// How long the credential stays valid (60 s – 7 days; default: the template's setting).
+    pub expires_in_seconds: Option<u32>,
+}
+
+const MIN_LINK_SECONDS: u32 = 60;
+const MAX_LINK_SECONDS: u32 = 7 * 24 * 60 * 60;
+
+fn link_lifetime(meta: &LinkMeta) -> Result<Option<u32>, ApiError> {
+    match meta.expires_in_seconds {
+        Some(s) if !(MIN_LINK_SECONDS..=MAX_LINK_SECONDS).contains(&s) => {
+            Err(ApiError::bad_request(format!(
+                "Must be from {MIN_LINK_SECONDS} to {MAX_LINK_SECONDS} seconds."
+            ))
+            .pointer("/meta/expires-in-seconds"))
+        }
+        other => Ok(other),
+    }
+}
+
+fn with_meta(mut json: ApiJson, meta: Value) -> ApiJson {
+    if let Value::Object(map) = &mut json.1 {
+        map.insert("meta".into(), meta);
+    }
+    json
+}
+
+/// Resume an inquiry for its end user: returns `meta.session-token` for the hosted flow or an
+/// SDK. An expired inquiry goes back to `pending`.
+#[utoipa::path(
+    post, path = "/api/v1/inquiries/{id}/resume", tag = "Inquiries",
+    params(("id" = String, Path, description = "inq_…")),
+    responses(
+        (status = 200, body = SingleDocument<InquiryAttributes>, description = "with `meta.session-token`"),
+        (status = 404, body = ErrorDocument), (status = 422, body = ErrorDocument),
+    ),
+    security(("bearer" = []))
+)]
+async fn resume(
+    State(state): State<AppState>,
+    Auth(caller, _): Auth<InquiryWrite>,
+    Path(id): Path<String>,
+    JsonBody(body): JsonBody<MetaOnly<LinkMeta>>,
+) -> ApiResult<ApiJson> {
+    let id = parse_id(&id, InquiryId::parse)?;
+    let lifetime = link_lifetime(&body.meta)?;
+    let (view, token, expires_at) = service::open_for_end_user(
+        &state,
+        &caller.scope,
+        &id,
+        idshare_store::sessions::SessionKind::Session,
+        lifetime,
+    )
+    .await?;
+    let json = respond(StatusCode::OK, &view, vec![], &QueryParams::default())?;
+    Ok(with_meta(
+        json,
+        serde_json::json!({
+            "session-token": token,
+            "session-token-expires-at": idshare_domain::time_format::format_timestamp(expires_at),
+            "flow-url": format!("{}/flow/session/{token}", state.config().public_url()),
+        }),
+    ))
+}
+
+/// Create a single-use link to the hosted flow, where the end user supplies only what is missing.
+#[utoipa::path(
+    post, path = "/api/v1/inquiries/{id}/generate-one-time-link", tag = "Inquiries",
+    params(("id" = String, Path, description = "inq_…")),
+    responses(
+        (status = 200, body = SingleDocument<InquiryAttributes>, description = "with `meta.one-time-link`"),
+        (status = 404, body = ErrorDocument), (status = 422, body = ErrorDocument),
+    ),
+    security(("bearer" = []))
+)]
+async fn generate_one_time_link(
+    State(state): State<AppState>,
+    Auth(caller, _): Auth<InquiryWrite>,
+    Path(id): Path<String>,
+    JsonBody(body): JsonBody<MetaOnly<LinkMeta>>,
+) -> ApiResult<ApiJson> {
+    let id = parse_id(&id, InquiryId::parse)?;
+    let lifetime = link_lifetime(&body.meta)?;
+    let (view, token, expires_at) = service::open_for_end_user(
+        &state,
+        &caller.scope,
+        &id,
+        idshare_store::sessions::SessionKind::OneTimeLink,
+        lifetime,
+    )
+    .await?;
+    let link = format!("{}/flow/link/{token}", state.config().public_url());
+    let json = respond(StatusCode::OK, &view, vec![], &QueryParams::default())?;
+    Ok(with_meta(
+        json,
+        serde_json::json!({
+            "one-time-link": link,
+            "one-time-link-short": link,
+            "one-time-link-expires-at": idshare_domain::time_format::format_timestamp(expires_at),
+        }),
+    ))
 }

@@ -1,7 +1,9 @@
 //! HTTP handlers, one module per resource. Handlers parse, check permissions, call a service,
 //! and render; they hold no business rules.
 
+pub mod checks;
 pub mod events;
+pub mod files;
 pub mod inquiries;
 pub mod inquiry_templates;
 
@@ -35,6 +37,11 @@ needs! {
     TemplateRead => InquiryTemplateRead,
     TemplateWrite => InquiryTemplateWrite,
     EventRead => EventRead,
+    FileRead => FileRead,
+    FileWrite => FileWrite,
+    VerificationRead => VerificationRead,
+    ReportRead => ReportRead,
+    ReportWrite => ReportWrite,
 }
 
 /// The authenticated caller, once it has been checked for `P`'s permission.

@@ -4,7 +4,8 @@ use idshare_domain::{
     event::names,
     field::validate_fields,
     id::{InquiryId, InquiryTemplateId, InquiryTemplateVersionId},
-    inquiry::{InquiryAction, transition},
+    inquiry::{InquiryAction, InquiryStatus, transition},
+    requirements::{self, Requirement},
     tags::validate_tags,
     template::TemplateDefinition,
 };
@@ -52,16 +53,41 @@ pub struct UpdateInquiry {
     pub tags: Option<Vec<String>>,
 }
 
-/// An inquiry with the template definition that gives its fields their types.
+/// An inquiry with the template definition that gives its fields their types, and what it
+/// still lacks to be complete.
 #[derive(Debug)]
 pub struct InquiryView {
     pub inquiry: Inquiry,
     pub definition: Option<TemplateDefinition>,
+    pub missing: Vec<Requirement>,
 }
 
 impl InquiryView {
+    /// Loads what the inquiry holds to work out its missing requirements.
+    pub async fn load(
+        state: &AppState,
+        tx: &mut Tx,
+        scope: &Scope,
+        inquiry: Inquiry,
+        definition: Option<TemplateDefinition>,
+    ) -> Result<Self, ApiError> {
+        let missing = match &definition {
+            Some(definition) if inquiry.redacted_at.is_none() => {
+                let subject =
+                    crate::service::pipeline::load_subject(tx, state, scope, &inquiry).await?;
+                requirements::missing(definition, &subject)
+            }
+            _ => vec![],
+        };
+        Ok(Self {
+            inquiry,
+            definition,
+            missing,
+        })
+    }
+
     pub fn resource(&self) -> crate::jsonapi::ResourceObject<render::InquiryAttributes> {
-        render::inquiry(&self.inquiry, self.definition.as_ref())
+        render::inquiry(&self.inquiry, self.definition.as_ref(), &self.missing)
     }
 }
 
@@ -229,10 +255,7 @@ pub async fn create(
         now,
     )
     .await?;
-    let view = InquiryView {
-        inquiry,
-        definition: Some(definition),
-    };
+    let view = InquiryView::load(state, &mut tx, scope, inquiry, Some(definition)).await?;
     record(state, &mut tx, scope, names::INQUIRY_CREATED, &view).await?;
     tx.commit().await?;
     Ok(view)
@@ -244,10 +267,7 @@ pub async fn get(state: &AppState, scope: &Scope, id: &InquiryId) -> Result<Inqu
         .await?
         .ok_or_else(ApiError::not_found)?;
     let definition = definition_for(&mut tx, scope, &inquiry).await?;
-    Ok(InquiryView {
-        inquiry,
-        definition,
-    })
+    InquiryView::load(state, &mut tx, scope, inquiry, definition).await
 }
 
 async fn lock(
@@ -260,10 +280,7 @@ async fn lock(
         .await?
         .ok_or_else(ApiError::not_found)?;
     let definition = definition_for(tx, scope, &inquiry).await?;
-    Ok(InquiryView {
-        inquiry,
-        definition,
-    })
+    InquiryView::load(state, tx, scope, inquiry, definition).await
 }
 
 pub async fn update(
@@ -319,6 +336,7 @@ pub async fn update(
     };
     inquiry.updated_at = now;
     inquiries::save(&mut tx, state.store().crypto(), scope, &view.inquiry).await?;
+    let view = InquiryView::load(state, &mut tx, scope, view.inquiry, view.definition).await?;
     if data_changed {
         record(state, &mut tx, scope, names::INQUIRY_UPDATED, &view).await?;
     }
@@ -359,6 +377,9 @@ pub async fn act(
     }
     inquiry.updated_at = now;
     inquiries::save(&mut tx, state.store().crypto(), scope, &view.inquiry).await?;
+    if action == InquiryAction::Expire {
+        idshare_store::sessions::expire_all(&mut tx, id, now).await?;
+    }
     record(state, &mut tx, scope, action.event_name(), &view).await?;
     tx.commit().await?;
     Ok(view)
@@ -387,6 +408,7 @@ pub async fn redact(
     let view = InquiryView {
         inquiry,
         definition: view.definition,
+        missing: vec![],
     };
     record(state, &mut tx, scope, names::INQUIRY_REDACTED, &view).await?;
     tx.commit().await?;
@@ -419,4 +441,153 @@ async fn record(
     )
     .await?;
     Ok(())
+}
+
+/// Submits the inquiry to the verification pipeline: `created` becomes `pending`, and a job
+/// runs the template's verifications and reports. A second submission while one is being
+/// processed is a conflict.
+pub async fn submit(
+    state: &AppState,
+    scope: &Scope,
+    id: &InquiryId,
+) -> Result<InquiryView, ApiError> {
+    let now = state.now();
+    let mut tx = state.store().begin_write().await?;
+    let mut view = lock(state, &mut tx, scope, id).await?;
+    let inquiry = &mut view.inquiry;
+    if inquiry.redacted_at.is_some() {
+        return Err(ApiError::unprocessable(
+            "Inquiry redacted",
+            "A redacted inquiry cannot be submitted.",
+        ));
+    }
+    if inquiry.status == InquiryStatus::Created {
+        inquiry.status = transition(inquiry.status, InquiryAction::Start)
+            .map_err(|e| ApiError::unprocessable("Invalid transition", format!("{e}.")))?;
+        inquiry.started_at = Some(now);
+        record(
+            state,
+            &mut tx,
+            scope,
+            InquiryAction::Start.event_name(),
+            &view,
+        )
+        .await?;
+    } else if view.inquiry.status != InquiryStatus::Pending {
+        return Err(ApiError::unprocessable(
+            "Inquiry not submittable",
+            format!(
+                "Only a created or pending inquiry can be submitted; its status is `{}`.",
+                view.inquiry.status
+            ),
+        ));
+    }
+    let inquiry = &mut view.inquiry;
+    if inquiry.submissions > inquiry.processed_submission {
+        return Err(ApiError::conflict(
+            "Already submitted",
+            "The inquiry's last submission is still being processed; wait for it to finish.",
+        ));
+    }
+    inquiry.submissions += 1;
+    inquiry.updated_at = now;
+    let submission = inquiry.submissions;
+    inquiries::save(&mut tx, state.store().crypto(), scope, inquiry).await?;
+    let job = crate::jobs::JobKind::InquiryPipeline {
+        org_id: scope.org_id.to_string(),
+        environment: scope.environment.to_string(),
+        inquiry_id: id.to_string(),
+        submission,
+    };
+    crate::jobs::enqueue(
+        state,
+        &mut tx,
+        &job,
+        Some(&format!("pipeline:{id}:{submission}")),
+    )
+    .await?;
+    tx.commit().await?;
+    state.jobs_enqueued();
+    Ok(view)
+}
+
+/// Opens (or re-opens) the inquiry for its end user: an `expired` inquiry goes back to
+/// `pending` with a new expiry, and a credential of `kind` is issued. Returns the token.
+pub async fn open_for_end_user(
+    state: &AppState,
+    scope: &Scope,
+    id: &InquiryId,
+    kind: idshare_store::sessions::SessionKind,
+    lifetime: Option<u32>,
+) -> Result<(InquiryView, String, OffsetDateTime), ApiError> {
+    let now = state.now();
+    let mut tx = state.store().begin_write().await?;
+    let mut view = lock(state, &mut tx, scope, id).await?;
+    if view.inquiry.redacted_at.is_some() {
+        return Err(ApiError::unprocessable(
+            "Inquiry redacted",
+            "A redacted inquiry cannot be resumed.",
+        ));
+    }
+    let expiration = view
+        .definition
+        .as_ref()
+        .map(|d| d.expiration)
+        .unwrap_or_default();
+    match view.inquiry.status {
+        InquiryStatus::Created | InquiryStatus::Pending => {}
+        InquiryStatus::Expired => {
+            let inquiry = &mut view.inquiry;
+            inquiry.status = transition(inquiry.status, InquiryAction::Resume)
+                .map_err(|e| ApiError::unprocessable("Invalid transition", format!("{e}.")))?;
+            inquiry.expires_at =
+                Some(now + Duration::seconds(i64::from(expiration.inquiry_seconds)));
+            inquiry.updated_at = now;
+            inquiries::save(&mut tx, state.store().crypto(), scope, inquiry).await?;
+            record(
+                state,
+                &mut tx,
+                scope,
+                InquiryAction::Resume.event_name(),
+                &view,
+            )
+            .await?;
+        }
+        other => {
+            return Err(ApiError::unprocessable(
+                "Inquiry not resumable",
+                format!(
+                    "Only a created, pending or expired inquiry can be resumed; its status is `{other}`."
+                ),
+            ));
+        }
+    }
+    let seconds = lifetime.unwrap_or(expiration.one_time_link_seconds);
+    let expires_at = now + Duration::seconds(i64::from(seconds));
+    let (_, token) =
+        idshare_store::sessions::create(&mut tx, scope, id, kind, expires_at, now).await?;
+    tx.commit().await?;
+    Ok((view, token, expires_at))
+}
+
+/// Expires every unfinished inquiry past its expiry time (the expiry job); returns how many.
+pub async fn expire_due(state: &AppState) -> Result<usize, ApiError> {
+    let mut expired = 0;
+    loop {
+        let due = {
+            let mut tx = state.store().begin_read().await?;
+            inquiries::due_to_expire(&mut tx, state.now(), 100).await?
+        };
+        if due.is_empty() {
+            return Ok(expired);
+        }
+        for (scope, id) in due {
+            match act(state, &scope, &id, InquiryAction::Expire, None).await {
+                Ok(_) => expired += 1,
+                // Finished or resumed meanwhile: the transition no longer applies.
+                Err(e) if e.status == axum::http::StatusCode::UNPROCESSABLE_ENTITY => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
 }

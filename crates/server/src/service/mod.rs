@@ -1,7 +1,12 @@
 //! Use cases: each opens one transaction, applies the domain rules, writes the change with its
 //! events, and commits. Handlers parse and render; services decide.
 
+pub mod files;
 pub mod inquiries;
+pub mod pipeline;
+pub mod providers;
+pub mod reports;
+pub mod screening;
 pub mod templates;
 
 use idshare_domain::template::TemplateError;

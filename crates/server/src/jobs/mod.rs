@@ -1,0 +1,203 @@
+//! Background workers: claim due jobs, run them, record the outcome. Jobs are enqueued in the
+//! transaction of the change that calls for them; workers are woken in-process (SQLite, and the
+//! enqueuing node on PostgreSQL) or by `LISTEN/NOTIFY` (other PostgreSQL nodes), with a polling
+//! fallback. Tests run with no background workers and call [`drain`] instead of sleeping.
+
+use std::time::Duration as StdDuration;
+
+use idshare_domain::id::JobId;
+use idshare_store::jobs::{self, Job};
+use serde::{Serialize, de::DeserializeOwned};
+use time::Duration;
+
+use crate::app::AppState;
+
+/// How long a claimed job is leased before another worker may take it over.
+const LEASE: Duration = Duration::minutes(5);
+/// How often an idle worker looks for due jobs even without a wake-up.
+const POLL: StdDuration = StdDuration::from_secs(2);
+
+/// Why a job did not finish.
+#[derive(Debug, thiserror::Error)]
+pub enum JobError {
+    /// Worth trying again later (database busy, provider down, …).
+    #[error("{0:#}")]
+    Retryable(anyhow::Error),
+    /// Trying again cannot help (the payload names nothing, the object is gone, …).
+    #[error("{0:#}")]
+    Fatal(anyhow::Error),
+}
+
+impl From<idshare_store::StoreError> for JobError {
+    fn from(e: idshare_store::StoreError) -> Self {
+        Self::Retryable(e.into())
+    }
+}
+
+impl From<crate::error::ApiError> for JobError {
+    fn from(e: crate::error::ApiError) -> Self {
+        Self::Retryable(anyhow::anyhow!("{e}"))
+    }
+}
+
+/// The job kinds and their payloads (ids only: no personal data in the queue).
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum JobKind {
+    /// Run the verification pipeline of one inquiry submission.
+    InquiryPipeline {
+        org_id: String,
+        environment: String,
+        inquiry_id: String,
+        submission: i64,
+    },
+}
+
+impl JobKind {
+    pub fn name(&self) -> &'static str {
+        match self {
+            JobKind::InquiryPipeline { .. } => "inquiry-pipeline",
+        }
+    }
+}
+
+pub(crate) fn decode<T: DeserializeOwned>(job: &Job) -> Result<T, JobError> {
+    serde_json::from_value(job.payload.clone())
+        .map_err(|e| JobError::Fatal(anyhow::anyhow!("job {} has a bad payload: {e}", job.id)))
+}
+
+async fn execute(state: &AppState, job: &Job) -> Result<(), JobError> {
+    match decode::<JobKind>(job)? {
+        JobKind::InquiryPipeline {
+            org_id,
+            environment,
+            inquiry_id,
+            submission,
+        } => {
+            crate::service::pipeline::run(state, &org_id, &environment, &inquiry_id, submission)
+                .await
+        }
+    }
+}
+
+/// Claims and runs up to `limit` due jobs; returns how many ran.
+pub async fn run_due(state: &AppState, worker: &str, limit: u32) -> Result<usize, JobError> {
+    let claimed = jobs::claim(state.store(), worker, state.now(), LEASE, limit).await?;
+    let count = claimed.len();
+    for job in claimed {
+        finish(state, worker, &job, execute(state, &job).await).await;
+    }
+    Ok(count)
+}
+
+async fn finish(state: &AppState, worker: &str, job: &Job, outcome: Result<(), JobError>) {
+    let now = state.now();
+    let recorded = match outcome {
+        Ok(()) => jobs::complete(state.store(), &job.id, worker, now)
+            .await
+            .map(|_| ()),
+        Err(error) => {
+            let retry_at = match &error {
+                JobError::Retryable(_) if job.attempts < job.max_attempts => {
+                    Some(now + jobs::backoff(job.attempts))
+                }
+                _ => None,
+            };
+            tracing::warn!(job = %job.id, kind = %job.kind, attempt = job.attempts, retry = retry_at.is_some(), error = %error, "job failed");
+            jobs::fail(
+                state.store(),
+                &job.id,
+                worker,
+                &error.to_string(),
+                retry_at,
+                now,
+            )
+            .await
+        }
+    };
+    if let Err(e) = recorded {
+        // The lease runs out and the reaper hands the job to another worker.
+        tracing::error!(job = %job.id, error = ?e, "could not record a job outcome");
+    }
+}
+
+/// Runs every due job until none is left (tests, and `idshare` one-shot commands).
+pub async fn drain(state: &AppState) -> Result<usize, JobError> {
+    let mut total = 0;
+    loop {
+        let ran = run_due(state, "drain", 16).await?;
+        if ran == 0 {
+            return Ok(total);
+        }
+        total += ran;
+    }
+}
+
+/// Enqueues `kind` in the caller's transaction (see [`JobKind`]).
+pub async fn enqueue(
+    state: &AppState,
+    tx: &mut idshare_store::Tx,
+    kind: &JobKind,
+    dedupe_key: Option<&str>,
+) -> Result<Option<JobId>, idshare_store::StoreError> {
+    let payload = serde_json::to_value(kind)
+        .map_err(|e| idshare_store::StoreError::Corrupt(e.to_string()))?;
+    jobs::enqueue(
+        tx,
+        jobs::NewJob {
+            queue: "default",
+            kind: kind.name(),
+            payload: &payload,
+            dedupe_key,
+            run_at: state.now(),
+            max_attempts: 8,
+        },
+        state.now(),
+    )
+    .await
+}
+
+/// A background worker loop: reaps expired leases, runs due jobs, sleeps until woken. When
+/// `stop` turns true it finishes the job in hand and returns.
+pub async fn work(state: AppState, worker: String, mut stop: tokio::sync::watch::Receiver<bool>) {
+    while !*stop.borrow() {
+        if let Err(e) = jobs::reap(state.store(), state.now()).await {
+            tracing::warn!(error = ?e, "could not reap expired job leases");
+        }
+        match run_due(&state, &worker, 4).await {
+            Ok(0) => {}
+            Ok(_) => continue,
+            Err(e) => tracing::warn!(error = %e, "could not claim jobs"),
+        }
+        tokio::select! {
+            () = state.job_wakeup().notified() => {}
+            _ = stop.changed() => {}
+            () = tokio::time::sleep(POLL) => {}
+        }
+    }
+}
+
+/// On PostgreSQL, relays `NOTIFY` from other nodes to this process's workers (one connection
+/// per process, not per worker). Returns at once on SQLite, where enqueuing is in-process.
+pub async fn relay_notifications(state: AppState, mut stop: tokio::sync::watch::Receiver<bool>) {
+    let mut listener = match state.store().job_listener().await {
+        Ok(Some(listener)) => listener,
+        Ok(None) => return,
+        Err(e) => {
+            tracing::warn!(error = ?e, "cannot LISTEN for jobs; workers poll instead");
+            return;
+        }
+    };
+    loop {
+        tokio::select! {
+            notification = listener.recv() => match notification {
+                Ok(_) => state.jobs_enqueued(),
+                Err(e) => {
+                    tracing::warn!(error = ?e, "job notifications interrupted; retrying");
+                    tokio::time::sleep(POLL).await;
+                }
+            },
+            _ = stop.changed() => return,
+        }
+    }
+}

@@ -1,0 +1,374 @@
+//! The verification pipeline of one inquiry submission (a job): read what the inquiry holds,
+//! run the template's verifications and reports outside any transaction, then record results,
+//! events and the decision in one short transaction. Idempotent: a submission is processed at
+//! most once (`processed_submission`), and results are unique per submission.
+
+use idshare_domain::{
+    decision::{self, ReportResult, VerificationResult},
+    event::names,
+    id::{InquiryId, OrgId},
+    inquiry::{InquiryAction, InquiryStatus, transition},
+    requirements,
+    template::{TemplateDefinition, VerificationType},
+    verification::{
+        AddressDocument, GovernmentIdDocument, Subject, VerificationOutcome, VerificationStatus,
+        document, email, government_id, phone,
+    },
+};
+use idshare_store::{
+    Scope, Tx, checks, confirmations, documents, events, files,
+    inquiries::{self, Inquiry},
+};
+use serde_json::{Value, json};
+
+use crate::{
+    app::AppState,
+    jobs::JobError,
+    render,
+    service::{inquiries::InquiryView, providers, screening},
+};
+
+/// Everything an inquiry holds that the rules look at, read in one transaction.
+pub async fn load_subject(
+    tx: &mut Tx,
+    state: &AppState,
+    scope: &Scope,
+    inquiry: &Inquiry,
+) -> Result<Subject, idshare_store::StoreError> {
+    let crypto = state.store().crypto();
+    let government_id =
+        documents::get::<GovernmentIdDocument>(tx, crypto, scope, &inquiry.id, "government-id")
+            .await?
+            .map(|(_, d)| d);
+    let proof_of_address =
+        documents::get::<AddressDocument>(tx, crypto, scope, &inquiry.id, "proof-of-address")
+            .await?
+            .map(|(_, d)| d);
+    let files = files::for_inquiry(tx, scope, &inquiry.id)
+        .await?
+        .iter()
+        .map(files::StoredFile::as_ref)
+        .collect();
+    let confirmed = confirmations::confirmed_keys(tx, &inquiry.id).await?;
+    Ok(Subject {
+        fields: inquiry.data.fields.clone(),
+        government_id,
+        proof_of_address,
+        files,
+        confirmed,
+    })
+}
+
+/// One verification run: what to record.
+struct Ran {
+    verification_type: VerificationType,
+    required: bool,
+    outcome: VerificationOutcome,
+    needs_review: bool,
+}
+
+/// One report run.
+struct Screened {
+    report_type: &'static str,
+    on_match: idshare_domain::template::OnMatch,
+    matches: Vec<Value>,
+}
+
+pub async fn run(
+    state: &AppState,
+    org_id: &str,
+    environment: &str,
+    inquiry_id: &str,
+    submission: i64,
+) -> Result<(), JobError> {
+    let fatal = |e: String| JobError::Fatal(anyhow::anyhow!(e));
+    let scope = Scope::new(
+        OrgId::parse(org_id).map_err(|e| fatal(e.to_string()))?,
+        environment
+            .parse()
+            .map_err(|e: idshare_domain::UnknownValueError| fatal(e.to_string()))?,
+    );
+    let id = InquiryId::parse(inquiry_id).map_err(|e| fatal(e.to_string()))?;
+
+    let mut tx = state.store().begin_read().await?;
+    let inquiry = inquiries::get(&mut tx, state.store().crypto(), &scope, &id)
+        .await?
+        .ok_or_else(|| fatal(format!("inquiry {id} does not exist")))?;
+    if !needs_processing(&inquiry, submission) {
+        return Ok(());
+    }
+    let definition = crate::service::inquiries::definition_for(&mut tx, &scope, &inquiry)
+        .await?
+        .ok_or_else(|| fatal(format!("inquiry {id} has no template")))?;
+    let subject = load_subject(&mut tx, state, &scope, &inquiry).await?;
+    drop(tx);
+
+    let today = state.now().date();
+    let mut ran = Vec::new();
+    for config in &definition.verifications {
+        if !decision::inputs_present(config, &subject) {
+            continue;
+        }
+        let (outcome, needs_review) = match config.verification_type {
+            VerificationType::GovernmentId => {
+                let Some(document) = &subject.government_id else {
+                    continue;
+                };
+                let settings = government_id::GovernmentIdConfig::from_config(&config.config);
+                (
+                    government_id::verify(document, &subject, &settings, today),
+                    false,
+                )
+            }
+            VerificationType::Document => {
+                let Some(document) = &subject.proof_of_address else {
+                    continue;
+                };
+                let settings = document::DocumentConfig::from_config(&config.config);
+                (
+                    document::verify(document, &subject, &settings, today),
+                    false,
+                )
+            }
+            VerificationType::PhoneNumber => (phone::verify(&subject, confirmation(config)), false),
+            VerificationType::EmailAddress => {
+                (email::verify(&subject, confirmation(config)), false)
+            }
+            VerificationType::Selfie => providers::selfie(state, &scope, &id, config).await?,
+            VerificationType::Database => {
+                providers::database(state, &scope, config, &subject).await?
+            }
+        };
+        ran.push(Ran {
+            verification_type: config.verification_type,
+            required: config.required,
+            outcome,
+            needs_review,
+        });
+    }
+    let mut screened = Vec::new();
+    for config in &definition.reports {
+        let matches = screening::screen(state, config, &subject).await?;
+        screened.push(Screened {
+            report_type: config.report_type.as_str(),
+            on_match: config.on_match,
+            matches,
+        });
+    }
+    let missing = requirements::missing(&definition, &subject);
+
+    record(
+        state,
+        &scope,
+        &id,
+        submission,
+        &definition,
+        &ran,
+        &screened,
+        missing,
+    )
+    .await
+}
+
+fn confirmation(config: &idshare_domain::template::VerificationConfig) -> bool {
+    config
+        .config
+        .get("confirmation")
+        .and_then(Value::as_bool)
+        .unwrap_or(false)
+}
+
+/// A submission is processed once, and only while the inquiry waits for it.
+fn needs_processing(inquiry: &Inquiry, submission: i64) -> bool {
+    inquiry.processed_submission < submission
+        && inquiry.redacted_at.is_none()
+        && inquiry.status == InquiryStatus::Pending
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn record(
+    state: &AppState,
+    scope: &Scope,
+    id: &InquiryId,
+    submission: i64,
+    definition: &TemplateDefinition,
+    ran: &[Ran],
+    screened: &[Screened],
+    missing: Vec<requirements::Requirement>,
+) -> Result<(), JobError> {
+    let crypto = state.store().crypto();
+    let now = state.now();
+    let mut tx = state.store().begin_write().await?;
+    let Some(mut inquiry) = inquiries::get_for_update(&mut tx, crypto, scope, id).await? else {
+        return Ok(());
+    };
+    // Another run (or a redaction, an expiry) got here first: nothing to do.
+    if !needs_processing(&inquiry, submission) {
+        return Ok(());
+    }
+    for run in ran {
+        let result = json!({ "checks": run.outcome.checks, "attributes": run.outcome.attributes });
+        let recorded = checks::record_verification(
+            &mut tx,
+            crypto,
+            scope,
+            checks::NewVerification {
+                inquiry_id: id,
+                verification_type: run.verification_type.as_str(),
+                submission,
+                status: run.outcome.status.as_str(),
+                required: run.required,
+                result: &result,
+            },
+            now,
+        )
+        .await?;
+        if let Some(verification) = recorded {
+            let name = match run.outcome.status {
+                VerificationStatus::Passed => names::VERIFICATION_PASSED,
+                VerificationStatus::RequiresRetry => names::VERIFICATION_REQUIRES_RETRY,
+                _ => names::VERIFICATION_FAILED,
+            };
+            let payload = render::payload(&render::verification(&verification));
+            emit(
+                state,
+                &mut tx,
+                scope,
+                name,
+                "verification",
+                verification.id.as_str(),
+                id,
+                &payload,
+            )
+            .await?;
+        }
+    }
+    for report in screened {
+        let has_match = !report.matches.is_empty();
+        let result = json!({ "matches": report.matches, "dismissed": [] });
+        let recorded = checks::record_report(
+            &mut tx,
+            crypto,
+            scope,
+            checks::NewReport {
+                inquiry_id: id,
+                report_type: report.report_type,
+                submission,
+                status: "ready",
+                has_match,
+                result: &result,
+            },
+            now,
+        )
+        .await?;
+        if let Some(stored) = recorded {
+            let payload = render::payload(&render::report(&stored));
+            let ready = format!("report/{}.ready", report.report_type);
+            emit(
+                state,
+                &mut tx,
+                scope,
+                &ready,
+                "report",
+                stored.id.as_str(),
+                id,
+                &payload,
+            )
+            .await?;
+            if has_match {
+                let matched = format!("report/{}.matched", report.report_type);
+                emit(
+                    state,
+                    &mut tx,
+                    scope,
+                    &matched,
+                    "report",
+                    stored.id.as_str(),
+                    id,
+                    &payload,
+                )
+                .await?;
+            }
+        }
+    }
+    let verification_results: Vec<_> = ran
+        .iter()
+        .map(|r| VerificationResult {
+            required: r.required,
+            status: r.outcome.status,
+            needs_review: r.needs_review,
+        })
+        .collect();
+    let report_results: Vec<_> = screened
+        .iter()
+        .map(|r| ReportResult {
+            has_match: !r.matches.is_empty(),
+            on_match: r.on_match,
+        })
+        .collect();
+    inquiry.processed_submission = submission;
+    inquiry.updated_at = now;
+    let actions = decision::decide(&verification_results, &report_results, missing.len());
+    let mut transitions = Vec::new();
+    for action in actions {
+        inquiry.status = transition(inquiry.status, action)
+            .map_err(|e| JobError::Fatal(anyhow::anyhow!("pipeline decision: {e}")))?;
+        match action {
+            InquiryAction::Complete => inquiry.completed_at = Some(now),
+            InquiryAction::Fail => inquiry.failed_at = Some(now),
+            InquiryAction::MarkForReview => inquiry.marked_for_review_at = Some(now),
+            _ => {}
+        }
+        transitions.push(action);
+    }
+    inquiries::save(&mut tx, crypto, scope, &inquiry).await?;
+    let view = InquiryView {
+        inquiry,
+        definition: Some(definition.clone()),
+        missing,
+    };
+    for action in transitions {
+        let payload = render::payload(&view.resource());
+        emit(
+            state,
+            &mut tx,
+            scope,
+            action.event_name(),
+            "inquiry",
+            id.as_str(),
+            id,
+            &payload,
+        )
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn emit(
+    state: &AppState,
+    tx: &mut Tx,
+    scope: &Scope,
+    name: &str,
+    object_type: &str,
+    object_id: &str,
+    inquiry_id: &InquiryId,
+    payload: &Value,
+) -> Result<(), JobError> {
+    events::record(
+        tx,
+        state.store().crypto(),
+        scope,
+        events::NewEvent {
+            name,
+            object_type,
+            object_id,
+            payload,
+            sealed_by: Some(inquiry_id.as_str()),
+        },
+        state.now(),
+    )
+    .await?;
+    Ok(())
+}

@@ -1,0 +1,109 @@
+//! Identity documents of an inquiry (government ID, proof of address): what was read from
+//! them, sealed under the inquiry's data key. One per kind per inquiry; a new one replaces it.
+
+use idshare_domain::{
+    id::{DocumentId, InquiryId},
+    time_format::to_unix_micros,
+};
+use serde::{Serialize, de::DeserializeOwned};
+use time::OffsetDateTime;
+
+use crate::{Crypto, Scope, StoreError, Tx, db::on_conn, inquiries};
+
+fn context(inquiry_id: &str, kind: &str) -> String {
+    format!("{inquiry_id}:document:{kind}")
+}
+
+/// Stores (or replaces) the document of `kind` for an inquiry; returns its id.
+pub async fn upsert<T: Serialize>(
+    tx: &mut Tx,
+    crypto: &Crypto,
+    scope: &Scope,
+    inquiry_id: &InquiryId,
+    kind: &str,
+    data: &T,
+    now: OffsetDateTime,
+) -> Result<DocumentId, StoreError> {
+    let key = inquiries::data_key(tx, crypto, inquiry_id.as_str())
+        .await?
+        .ok_or_else(|| StoreError::corrupt("inquiry has no data key"))?;
+    let plain = serde_json::to_vec(data).map_err(StoreError::corrupt)?;
+    let sealed = key.seal(&plain, &context(inquiry_id.as_str(), kind))?;
+    let micros = to_unix_micros(now);
+    let existing: Option<String> = on_conn!(tx, |conn| {
+        sqlx::query_scalar("SELECT id FROM documents WHERE inquiry_id = $1 AND kind = $2")
+            .bind(inquiry_id.as_str())
+            .bind(kind)
+            .fetch_optional(conn)
+            .await?
+    });
+    let id = match existing {
+        Some(id) => {
+            on_conn!(tx, |conn| {
+                sqlx::query("UPDATE documents SET data_sealed = $1, updated_at = $2 WHERE id = $3")
+                    .bind(sealed)
+                    .bind(micros)
+                    .bind(&id)
+                    .execute(conn)
+                    .await?
+                    .rows_affected()
+            });
+            DocumentId::parse(&id).map_err(StoreError::corrupt)?
+        }
+        None => {
+            let id = DocumentId::generate();
+            on_conn!(tx, |conn| {
+                sqlx::query(
+                    "INSERT INTO documents (id, org_id, environment, inquiry_id, kind, data_sealed, \
+                     created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $7)",
+                )
+                .bind(id.as_str())
+                .bind(scope.org_id.as_str())
+                .bind(scope.environment.as_str())
+                .bind(inquiry_id.as_str())
+                .bind(kind)
+                .bind(sealed)
+                .bind(micros)
+                .execute(conn)
+                .await?
+                .rows_affected()
+            });
+            id
+        }
+    };
+    Ok(id)
+}
+
+/// The document of `kind` of an inquiry, decrypted; `None` when absent or redacted.
+pub async fn get<T: DeserializeOwned>(
+    tx: &mut Tx,
+    crypto: &Crypto,
+    scope: &Scope,
+    inquiry_id: &InquiryId,
+    kind: &str,
+) -> Result<Option<(DocumentId, T)>, StoreError> {
+    let row: Option<(String, Option<Vec<u8>>)> = on_conn!(tx, |conn| {
+        sqlx::query_as(
+            "SELECT id, data_sealed FROM documents \
+             WHERE inquiry_id = $1 AND kind = $2 AND org_id = $3 AND environment = $4",
+        )
+        .bind(inquiry_id.as_str())
+        .bind(kind)
+        .bind(scope.org_id.as_str())
+        .bind(scope.environment.as_str())
+        .fetch_optional(conn)
+        .await?
+    });
+    let Some((id, Some(sealed))) = row else {
+        return Ok(None);
+    };
+    let Some(key) = inquiries::data_key(tx, crypto, inquiry_id.as_str()).await? else {
+        return Ok(None);
+    };
+    let plain = key.open(&sealed, &context(inquiry_id.as_str(), kind))?;
+    let data = serde_json::from_slice(&plain).map_err(StoreError::corrupt)?;
+    Ok(Some((
+        DocumentId::parse(&id).map_err(StoreError::corrupt)?,
+        data,
+    )))
+}

@@ -1,0 +1,296 @@
+//! The job queue: one `jobs` table in the application database, so a job is enqueued in the
+//! same transaction as the change that calls for it. Workers claim due jobs under a lease
+//! (PostgreSQL: `FOR UPDATE SKIP LOCKED`, so any number of nodes share the queue; SQLite: the
+//! single writer lock of `BEGIN IMMEDIATE`); a lease that runs out (a crashed worker) returns the
+//! job to the queue; failures retry with exponential backoff and jitter until `max_attempts`,
+//! then the job is kept as `dead`.
+
+use idshare_domain::{
+    id::JobId,
+    time_format::{from_unix_micros, to_unix_micros},
+};
+use time::{Duration, OffsetDateTime};
+
+use crate::{Backend, Store, StoreError, Tx, db::on_conn};
+
+/// The PostgreSQL channel workers listen on; a notification means "there may be work".
+pub const NOTIFY_CHANNEL: &str = "idshare_jobs";
+
+#[derive(Debug)]
+pub struct NewJob<'a> {
+    pub queue: &'a str,
+    pub kind: &'a str,
+    pub payload: &'a serde_json::Value,
+    /// At most one job with this key ever exists (e.g. one pipeline run per submission).
+    pub dedupe_key: Option<&'a str>,
+    pub run_at: OffsetDateTime,
+    pub max_attempts: u32,
+}
+
+#[derive(Debug, Clone)]
+pub struct Job {
+    pub id: JobId,
+    pub queue: String,
+    pub kind: String,
+    pub payload: serde_json::Value,
+    /// Including the current one.
+    pub attempts: u32,
+    pub max_attempts: u32,
+}
+
+#[derive(sqlx::FromRow)]
+struct JobRow {
+    id: String,
+    queue: String,
+    kind: String,
+    payload: String,
+    attempts: i64,
+    max_attempts: i64,
+}
+
+impl TryFrom<JobRow> for Job {
+    type Error = StoreError;
+    fn try_from(row: JobRow) -> Result<Self, StoreError> {
+        Ok(Self {
+            id: JobId::parse(&row.id).map_err(StoreError::corrupt)?,
+            queue: row.queue,
+            kind: row.kind,
+            payload: serde_json::from_str(&row.payload).map_err(StoreError::corrupt)?,
+            attempts: u32::try_from(row.attempts).map_err(StoreError::corrupt)?,
+            max_attempts: u32::try_from(row.max_attempts).map_err(StoreError::corrupt)?,
+        })
+    }
+}
+
+/// Enqueues a job in the caller's transaction. Returns `None` when a job with the same
+/// dedupe key already exists.
+pub async fn enqueue(
+    tx: &mut Tx,
+    job: NewJob<'_>,
+    now: OffsetDateTime,
+) -> Result<Option<JobId>, StoreError> {
+    let id = JobId::generate();
+    let micros = to_unix_micros(now);
+    let inserted = on_conn!(tx, |conn| {
+        sqlx::query(
+            "INSERT INTO jobs (id, queue, kind, payload, status, attempts, max_attempts, run_at, \
+             dedupe_key, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, 'queued', 0, $5, $6, $7, $8, $8) ON CONFLICT DO NOTHING",
+        )
+        .bind(id.as_str())
+        .bind(job.queue)
+        .bind(job.kind)
+        .bind(job.payload.to_string())
+        .bind(i64::from(job.max_attempts))
+        .bind(to_unix_micros(job.run_at))
+        .bind(job.dedupe_key)
+        .bind(micros)
+        .execute(conn)
+        .await?
+        .rows_affected()
+    });
+    if inserted == 0 {
+        return Ok(None);
+    }
+    if let Tx::Postgres(tx) = tx {
+        // Delivered to listeners only if the transaction commits.
+        sqlx::query("SELECT pg_notify($1, '')")
+            .bind(NOTIFY_CHANNEL)
+            .execute(&mut **tx)
+            .await?;
+    }
+    Ok(Some(id))
+}
+
+/// Claims up to `limit` due jobs for `worker`, leasing them until `now + lease`.
+pub async fn claim(
+    store: &Store,
+    worker: &str,
+    now: OffsetDateTime,
+    lease: Duration,
+    limit: u32,
+) -> Result<Vec<Job>, StoreError> {
+    let mut tx = store.begin_write().await?;
+    let skip_locked = if tx.backend() == Backend::Postgres {
+        " FOR UPDATE SKIP LOCKED"
+    } else {
+        ""
+    };
+    let sql = sqlx::AssertSqlSafe(format!(
+        "UPDATE jobs SET status = 'running', locked_by = $1, locked_until = $2, \
+         attempts = attempts + 1, updated_at = $3 \
+         WHERE id IN (SELECT id FROM jobs WHERE status = 'queued' AND run_at <= $3 \
+                      ORDER BY run_at, id LIMIT $4{skip_locked}) \
+         RETURNING id, queue, kind, payload, attempts, max_attempts"
+    ));
+    let rows: Vec<JobRow> = on_conn!(&mut tx, |conn| {
+        sqlx::query_as(sql)
+            .bind(worker)
+            .bind(to_unix_micros(now + lease))
+            .bind(to_unix_micros(now))
+            .bind(i64::from(limit))
+            .fetch_all(conn)
+            .await?
+    });
+    tx.commit().await?;
+    rows.into_iter().map(Job::try_from).collect()
+}
+
+/// Marks a job done, if `worker` still holds it.
+pub async fn complete(
+    store: &Store,
+    id: &JobId,
+    worker: &str,
+    now: OffsetDateTime,
+) -> Result<bool, StoreError> {
+    let mut tx = store.begin_write().await?;
+    let updated = on_conn!(&mut tx, |conn| {
+        sqlx::query(
+            "UPDATE jobs SET status = 'done', locked_by = NULL, locked_until = NULL, updated_at = $1 \
+             WHERE id = $2 AND locked_by = $3 AND status = 'running'",
+        )
+        .bind(to_unix_micros(now))
+        .bind(id.as_str())
+        .bind(worker)
+        .execute(conn)
+        .await?
+        .rows_affected()
+    });
+    tx.commit().await?;
+    Ok(updated == 1)
+}
+
+/// Records a failure: back to the queue at `retry_at`, or `dead` when `retry_at` is `None`.
+pub async fn fail(
+    store: &Store,
+    id: &JobId,
+    worker: &str,
+    error: &str,
+    retry_at: Option<OffsetDateTime>,
+    now: OffsetDateTime,
+) -> Result<(), StoreError> {
+    let (status, run_at) = match retry_at {
+        Some(at) => ("queued", to_unix_micros(at)),
+        None => ("dead", to_unix_micros(now)),
+    };
+    let mut tx = store.begin_write().await?;
+    on_conn!(&mut tx, |conn| {
+        sqlx::query(
+            "UPDATE jobs SET status = $1, run_at = $2, last_error = $3, locked_by = NULL, \
+             locked_until = NULL, updated_at = $4 WHERE id = $5 AND locked_by = $6",
+        )
+        .bind(status)
+        .bind(run_at)
+        .bind(error)
+        .bind(to_unix_micros(now))
+        .bind(id.as_str())
+        .bind(worker)
+        .execute(conn)
+        .await?
+        .rows_affected()
+    });
+    tx.commit().await
+}
+
+/// Returns jobs whose lease ran out (their worker died) to the queue; exhausted ones go dead.
+pub async fn reap(store: &Store, now: OffsetDateTime) -> Result<u64, StoreError> {
+    let micros = to_unix_micros(now);
+    let mut tx = store.begin_write().await?;
+    let reaped = on_conn!(&mut tx, |conn| {
+        sqlx::query(
+            "UPDATE jobs SET \
+               status = CASE WHEN attempts >= max_attempts THEN 'dead' ELSE 'queued' END, \
+               last_error = 'lease expired: the worker stopped before finishing', \
+               locked_by = NULL, locked_until = NULL, run_at = $1, updated_at = $1 \
+             WHERE status = 'running' AND locked_until < $1",
+        )
+        .bind(micros)
+        .execute(conn)
+        .await?
+        .rows_affected()
+    });
+    tx.commit().await?;
+    Ok(reaped)
+}
+
+/// Hands a job back to the queue at once without counting the attempt (graceful shutdown).
+pub async fn release(
+    store: &Store,
+    id: &JobId,
+    worker: &str,
+    now: OffsetDateTime,
+) -> Result<(), StoreError> {
+    let mut tx = store.begin_write().await?;
+    on_conn!(&mut tx, |conn| {
+        sqlx::query(
+            "UPDATE jobs SET status = 'queued', attempts = attempts - 1, locked_by = NULL, \
+             locked_until = NULL, run_at = $1, updated_at = $1 \
+             WHERE id = $2 AND locked_by = $3 AND status = 'running'",
+        )
+        .bind(to_unix_micros(now))
+        .bind(id.as_str())
+        .bind(worker)
+        .execute(conn)
+        .await?
+        .rows_affected()
+    });
+    tx.commit().await
+}
+
+/// Counts jobs by status (for tests, health and metrics).
+pub async fn count(store: &Store, status: &str) -> Result<i64, StoreError> {
+    let mut tx = store.begin_read().await?;
+    let n: i64 = on_conn!(&mut tx, |conn| {
+        sqlx::query_scalar("SELECT COUNT(*) FROM jobs WHERE status = $1")
+            .bind(status)
+            .fetch_one(conn)
+            .await?
+    });
+    Ok(n)
+}
+
+/// When the earliest queued job is due, if any (so an idle worker knows how long to sleep).
+pub async fn next_due(store: &Store) -> Result<Option<OffsetDateTime>, StoreError> {
+    let mut tx = store.begin_read().await?;
+    let at: Option<i64> = on_conn!(&mut tx, |conn| {
+        sqlx::query_scalar("SELECT MIN(run_at) FROM jobs WHERE status = 'queued'")
+            .fetch_one(conn)
+            .await?
+    });
+    Ok(at.map(from_unix_micros))
+}
+
+/// The exponential backoff before attempt `attempts + 1`: 2^attempts seconds (capped at one
+/// hour) plus up to 25 % random jitter, so retries of many jobs do not arrive in step.
+pub fn backoff(attempts: u32) -> Duration {
+    let base = 2_i64.saturating_pow(attempts.min(12)).min(3600);
+    let jitter_ms = rand::random_range(0..=base * 250);
+    Duration::seconds(base) + Duration::milliseconds(jitter_ms)
+}
+
+impl Store {
+    /// A PostgreSQL listener on [`NOTIFY_CHANNEL`]; `None` on SQLite (woken in-process).
+    pub async fn job_listener(&self) -> Result<Option<sqlx::postgres::PgListener>, StoreError> {
+        match self.pg_pool() {
+            Some(pool) => {
+                let mut listener = sqlx::postgres::PgListener::connect_with(pool).await?;
+                listener.listen(NOTIFY_CHANNEL).await?;
+                Ok(Some(listener))
+            }
+            None => Ok(None),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::backoff;
+
+    #[test]
+    fn backoff_grows_and_is_capped() {
+        assert!(backoff(0).whole_seconds() >= 1);
+        assert!(backoff(3).whole_seconds() >= 8);
+        assert!(backoff(30).whole_seconds() <= 3600 + 900);
+        assert!(backoff(30).whole_seconds() >= 3600);
+    }
+}
