@@ -64,8 +64,13 @@ pub fn inputs_present(config: &VerificationConfig, subject: &Subject) -> bool {
         VerificationType::Document => {
             subject.proof_of_address.is_some() && subject.has_file(FileKind::ProofOfAddress)
         }
-        VerificationType::PhoneNumber => subject.text("phone-number").is_some(),
-        VerificationType::EmailAddress => subject.text("email-address").is_some(),
+        VerificationType::PhoneNumber | VerificationType::EmailAddress => {
+            let key = config.verification_type.as_str();
+            let needs_confirmation =
+                config.config.get("confirmation") == Some(&serde_json::Value::Bool(true));
+            subject.text(key).is_some()
+                && (!needs_confirmation || subject.confirmed.iter().any(|c| c == key))
+        }
         VerificationType::Database => {
             subject.text("name-first").is_some()
                 && subject.text("name-last").is_some()

@@ -13,8 +13,15 @@ pub mod names {
     pub const INQUIRY_TEMPLATE_VERSION_PUBLISHED: &str = "inquiry-template-version.published";
     pub const VERIFICATION_PASSED: &str = "verification.passed";
     pub const VERIFICATION_FAILED: &str = "verification.failed";
+    /// Ran, but could not be decided (no usable provider): a person reviews it.
+    pub const VERIFICATION_SUBMITTED: &str = "verification.submitted";
     pub const VERIFICATION_REQUIRES_RETRY: &str = "verification.requires-retry";
     pub const DOCUMENT_CREATED: &str = "document.created";
     pub const FILE_CREATED: &str = "file.created";
-    pub const INQUIRY_SESSION_STARTED: &str = "inquiry-session.started";
+    /// Connect connections: each written to both organizations of the connection. Status
+    /// changes take theirs from [`crate::connect::ConnectionAction::event_name`].
+    pub const CONNECTION_CREATED: &str = "connect/connection.created";
+    pub const CONNECTION_ACTIVATED: &str = "connect/connection.activated";
+    pub const CONNECTION_DEACTIVATED: &str = "connect/connection.deactivated";
+    pub const CONNECTION_REACTIVATED: &str = "connect/connection.reactivated";
 }

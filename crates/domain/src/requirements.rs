@@ -61,6 +61,32 @@ const SINGLE_SIDED_ID_CLASSES: &[&str] = &["pp", "visa"];
 /// `proof-of-address`; `phone-number` / `email-address` — that field, and its confirmation when
 /// `config.confirmation` is true; `database` — fields `name-first`, `name-last`, `birthdate`.
 /// Reports (watchlist, politically-exposed-person) need `name-first` and `name-last`.
+/// The inquiry fields a government-ID verification compares the document with.
+pub const GOVERNMENT_ID_FIELDS: [&str; 2] = ["name-first", "name-last"];
+/// The inquiry fields a proof-of-address verification compares the document with.
+pub const PROOF_OF_ADDRESS_FIELDS: [&str; 4] = [
+    "address-street-1",
+    "address-city",
+    "address-postal-code",
+    "address-country-code",
+];
+/// The inquiry fields an identity-database verification looks up.
+pub const DATABASE_FIELDS: [&str; 3] = ["name-first", "name-last", "birthdate"];
+/// The inquiry fields a screening report needs.
+pub const REPORT_FIELDS: [&str; 2] = ["name-first", "name-last"];
+
+/// The inquiry fields a verification of `kind` reads (they must be fields of its template).
+pub fn fields_read_by(kind: VerificationType) -> &'static [&'static str] {
+    match kind {
+        VerificationType::GovernmentId => &GOVERNMENT_ID_FIELDS,
+        VerificationType::Document => &PROOF_OF_ADDRESS_FIELDS,
+        VerificationType::Database => &DATABASE_FIELDS,
+        VerificationType::PhoneNumber => &["phone-number"],
+        VerificationType::EmailAddress => &["email-address"],
+        VerificationType::Selfie => &[],
+    }
+}
+
 pub fn requirements(definition: &TemplateDefinition) -> Vec<Requirement> {
     let mut out = Requirements {
         definition,
@@ -86,6 +112,10 @@ pub fn requirements(definition: &TemplateDefinition) -> Vec<Requirement> {
                 if !single_sided_only(verification) {
                     out.file(FileKind::GovernmentIdBack, of);
                 }
+                // The document's name is compared with the inquiry's.
+                for key in GOVERNMENT_ID_FIELDS {
+                    out.field(key, of);
+                }
             }
             VerificationType::Selfie => out.file(FileKind::Selfie, of),
             VerificationType::Document => {
@@ -96,6 +126,10 @@ pub fn requirements(definition: &TemplateDefinition) -> Vec<Requirement> {
                     of,
                 );
                 out.file(FileKind::ProofOfAddress, of);
+                // The document's address is compared with the inquiry's.
+                for key in PROOF_OF_ADDRESS_FIELDS {
+                    out.field(key, of);
+                }
             }
             VerificationType::PhoneNumber | VerificationType::EmailAddress => {
                 let key = kind.as_str();
@@ -106,14 +140,14 @@ pub fn requirements(definition: &TemplateDefinition) -> Vec<Requirement> {
                 }
             }
             VerificationType::Database => {
-                for key in ["name-first", "name-last", "birthdate"] {
+                for key in DATABASE_FIELDS {
                     out.field(key, of);
                 }
             }
         }
     }
     if !definition.reports.is_empty() {
-        for key in ["name-first", "name-last"] {
+        for key in REPORT_FIELDS {
             out.field(key, None);
         }
     }
@@ -281,7 +315,37 @@ mod tests {
     use proptest::prelude::*;
     use serde_json::json;
 
-    fn def(value: Value) -> TemplateDefinition {
+    /// Parses a definition, first declaring (as optional strings) any field its verifications
+    /// read that it does not declare, as the template rules require.
+    fn def(mut value: Value) -> TemplateDefinition {
+        let mut declared: Vec<String> = value["field-schemas"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|s| s["key"].as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let kinds: Vec<String> = value["verifications"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|v| v["type"].as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default();
+        for kind in kinds {
+            let kind: VerificationType = kind.parse().unwrap();
+            for key in fields_read_by(kind) {
+                if !declared.iter().any(|d| d == key) {
+                    declared.push((*key).to_owned());
+                    value["field-schemas"]
+                        .as_array_mut()
+                        .unwrap()
+                        .push(json!({"key": key, "type": "string"}));
+                }
+            }
+        }
         TemplateDefinition::parse(&value).unwrap_or_else(|e| panic!("{e:?}"))
     }
 
@@ -340,12 +404,16 @@ mod tests {
                 "document:government-id",
                 "file:government-id-front",
                 "file:government-id-back",
+                "field:name-last",
                 "document:proof-of-address",
                 "file:proof-of-address",
+                "field:address-street-1",
+                "field:address-city",
+                "field:address-postal-code",
+                "field:address-country-code",
                 "field:phone-number",
                 "confirmation:phone-number",
                 "field:email-address",
-                "field:name-last",
                 "field:birthdate",
             ]
         );
@@ -359,7 +427,8 @@ mod tests {
         assert_eq!(by_key("field:name-last").label, "Surname");
         assert_eq!(
             by_key("field:name-last").for_verification,
-            Some(VerificationType::Database)
+            Some(VerificationType::GovernmentId),
+            "the first verification that reads it"
         );
         assert_eq!(by_key("field:phone-number").label, "Mobile");
         assert_eq!(
@@ -419,7 +488,12 @@ mod tests {
         }));
         assert_eq!(
             keys(&requirements(&d)),
-            ["document:government-id", "file:government-id-front"]
+            [
+                "document:government-id",
+                "file:government-id-front",
+                "field:name-first",
+                "field:name-last"
+            ]
         );
         let d = def(json!({
             "field-schemas": [],
@@ -436,8 +510,17 @@ mod tests {
         let mut s = Subject::default();
         assert_eq!(
             keys(&missing(&d, &s)),
-            ["document:government-id", "file:government-id-front"]
+            [
+                "document:government-id",
+                "file:government-id-front",
+                "field:name-first",
+                "field:name-last"
+            ]
         );
+        for key in GOVERNMENT_ID_FIELDS {
+            s.fields
+                .insert(key.to_owned(), FieldValue::String("Ada".to_owned()));
+        }
         s.files.push(file(FileKind::GovernmentIdFront));
         s.government_id = Some(id_document("pp"));
         assert!(missing(&d, &s).is_empty());
@@ -480,6 +563,10 @@ mod tests {
                 "field:favorite-color",
                 "document:government-id",
                 "file:government-id-front",
+                "field:address-street-1",
+                "field:address-city",
+                "field:address-postal-code",
+                "field:address-country-code",
                 "confirmation:phone-number",
                 "field:email-address",
             ]

@@ -228,6 +228,20 @@ impl TemplateDefinition {
                     "must be at least 1".to_owned(),
                 );
             }
+            if config.required
+                && matches!(
+                    schema.field_type,
+                    FieldType::GovernmentId | FieldType::Selfie | FieldType::Document
+                )
+            {
+                err(
+                    format!("{at}/config/required"),
+                    format!(
+                        "a {} field is filled by uploads, not set: require a verification instead",
+                        schema.field_type
+                    ),
+                );
+            }
         }
 
         for (i, verification) in self.verifications.iter().enumerate() {
@@ -257,6 +271,22 @@ impl TemplateDefinition {
                 &at,
                 &mut err,
             );
+            // A verification compares what it reads with the inquiry's fields; a field the
+            // template lacks could never be supplied, and every inquiry would stay stuck.
+            let absent: Vec<&str> = crate::requirements::fields_read_by(kind)
+                .iter()
+                .copied()
+                .filter(|key| !self.field_schemas.iter().any(|s| s.key.as_str() == *key))
+                .collect();
+            if !absent.is_empty() {
+                err(
+                    format!("{at}/type"),
+                    format!(
+                        "a {kind} verification reads the inquiry fields {}; add them to field-schemas",
+                        absent.join(", ")
+                    ),
+                );
+            }
         }
 
         for (i, report) in self.reports.iter().enumerate() {
@@ -434,13 +464,31 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    /// Every inquiry field some verification reads, so definitions under test are complete.
+    fn read_fields() -> Vec<Value> {
+        [
+            "name-last",
+            "address-street-1",
+            "address-city",
+            "address-postal-code",
+            "address-country-code",
+            "phone-number",
+            "email-address",
+        ]
+        .iter()
+        .map(|key| json!({"key": key, "type": "string"}))
+        .collect()
+    }
+
     fn full() -> Value {
+        let mut schemas = vec![
+            json!({"key": "name-first", "type": "string", "config": {"required": true}}),
+            json!({"key": "birthdate", "type": "date", "label": "Date of birth"}),
+            json!({"key": "plan", "type": "choices", "config": {"options": ["basic", "pro"]}}),
+        ];
+        schemas.extend(read_fields());
         json!({
-            "field-schemas": [
-                {"key": "name-first", "type": "string", "config": {"required": true}},
-                {"key": "birthdate", "type": "date", "label": "Date of birth"},
-                {"key": "plan", "type": "choices", "config": {"options": ["basic", "pro"]}}
-            ],
+            "field-schemas": schemas,
             "verifications": [
                 {
                     "type": "government-id",
@@ -480,7 +528,7 @@ mod tests {
     #[test]
     fn parses_a_full_definition_with_defaults() {
         let def = TemplateDefinition::parse(&full()).unwrap();
-        assert_eq!(def.field_schemas.len(), 3);
+        assert_eq!(def.field_schemas.len(), 10);
         assert!(def.verifications[0].required);
         assert!(!def.verifications[1].required);
         assert_eq!(
@@ -497,6 +545,20 @@ mod tests {
         assert!(def.field_schema("nope").is_none());
         let again = TemplateDefinition::parse(&serde_json::to_value(&def).unwrap()).unwrap();
         assert_eq!(again, def);
+    }
+
+    #[test]
+    fn verifications_need_the_fields_they_read_and_file_fields_cannot_be_required() {
+        let errs = errors(
+            json!({"field-schemas": [{"key": "name-first", "type": "string"}],
+            "verifications": [{"type": "government-id"}]}),
+        );
+        assert_eq!(errs[0].0, "/verifications/0/type");
+        assert!(errs[0].1.contains("name-last"), "{errs:?}");
+        let errs = errors(
+            json!({"field-schemas": [{"key": "id", "type": "government_id", "config": {"required": true}}]}),
+        );
+        assert_eq!(errs[0].0, "/field-schemas/0/config/required");
     }
 
     #[test]
@@ -573,7 +635,10 @@ mod tests {
 
     #[test]
     fn verification_config_options_are_checked_per_type() {
-        let with_config = |kind: &str, config: Value| json!({"field-schemas": [], "verifications": [{"type": kind, "config": config}]});
+        let mut schemas = read_fields();
+        schemas.push(json!({"key": "name-first", "type": "string"}));
+        schemas.push(json!({"key": "birthdate", "type": "date"}));
+        let with_config = |kind: &str, config: Value| json!({"field-schemas": schemas, "verifications": [{"type": kind, "config": config}]});
         let errs = errors(with_config("government-id", json!({"foo": 1})));
         assert_eq!(errs[0].0, "/verifications/0/config/foo");
         assert_eq!(

@@ -37,10 +37,31 @@ struct Inner {
     job_wakeup: tokio::sync::Notify,
     screening: crate::service::screening::ScreeningCache,
     http: reqwest::Client,
+    code_sender: Arc<dyn crate::sender::CodeSender>,
+    memory_sender: Option<Arc<crate::sender::MemorySender>>,
 }
 
 impl AppState {
     pub fn new(store: Store, config: Config) -> Self {
+        let (code_sender, memory_sender) = crate::sender::build(config.code_sender);
+        Self::build(store, config, code_sender, memory_sender)
+    }
+
+    /// [`AppState::new`] with another confirmation-code sender (an SMS or email gateway).
+    pub fn with_code_sender(
+        store: Store,
+        config: Config,
+        code_sender: Arc<dyn crate::sender::CodeSender>,
+    ) -> Self {
+        Self::build(store, config, code_sender, None)
+    }
+
+    fn build(
+        store: Store,
+        config: Config,
+        code_sender: Arc<dyn crate::sender::CodeSender>,
+        memory_sender: Option<Arc<crate::sender::MemorySender>>,
+    ) -> Self {
         Self {
             inner: Arc::new(Inner {
                 store,
@@ -49,8 +70,21 @@ impl AppState {
                 job_wakeup: tokio::sync::Notify::new(),
                 screening: Default::default(),
                 http: outbound_client(),
+                code_sender,
+                memory_sender,
             }),
         }
+    }
+
+    /// Delivers confirmation codes.
+    pub fn code_sender(&self) -> &dyn crate::sender::CodeSender {
+        self.inner.code_sender.as_ref()
+    }
+
+    /// The last confirmation code sent to `to` (E.164 number or normalized address), when the
+    /// configuration says `code_sender = "memory"`; always `None` otherwise.
+    pub fn sent_code(&self, to: &str) -> Option<String> {
+        self.inner.memory_sender.as_ref()?.last_code(to)
     }
 
     pub fn store(&self) -> &Store {
@@ -131,6 +165,8 @@ pub fn api_routes(upload_limit: usize) -> OpenApiRouter<AppState> {
         .merge(api::files::routes(upload_limit))
         .merge(api::checks::routes())
         .merge(api::events::routes())
+        .merge(api::confirmations::routes())
+        .merge(api::connections::routes())
 }
 
 /// The complete application router.

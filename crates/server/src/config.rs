@@ -67,6 +67,11 @@ pub struct Config {
     pub database_provider_url: Option<String>,
     /// The externally reachable base URL, used in one-time links (default: `http://<listen>`).
     pub public_url: Option<String>,
+    /// Where confirmation codes for phone numbers and email addresses go: `log` (default: a
+    /// log line with the destination masked, and the code itself only for sandbox inquiries;
+    /// production codes are not delivered) or `memory` (kept in this process for tests and
+    /// demos, readable through `AppState::sent_code`).
+    pub code_sender: crate::sender::SenderKind,
 }
 
 impl Default for Config {
@@ -85,6 +90,7 @@ impl Default for Config {
             public_url: None,
             selfie_provider_url: None,
             database_provider_url: None,
+            code_sender: crate::sender::SenderKind::Log,
         }
     }
 }

@@ -15,4 +15,5 @@ pub mod openapi;
 pub mod query;
 pub mod ratelimit;
 pub mod render;
+pub mod sender;
 pub mod service;

@@ -20,6 +20,7 @@ use utoipa::{
         (name = "Files", description = "Uploaded images and documents, and what was read from identity documents"),
         (name = "Verifications and reports", description = "Results of the verification pipeline"),
         (name = "Events", description = "Everything that happened, in order"),
+        (name = "Connect", description = "Connections between a source and a destination organization, for sharing verified data"),
     )
 )]
 struct ApiDoc;

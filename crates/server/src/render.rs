@@ -355,3 +355,49 @@ pub fn file(
     )
     .relationship("inquiry", Some(("inquiry", f.inquiry_id.as_str())))
 }
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "kebab-case")]
+pub struct ConnectionAttributes {
+    /// `pending`, `active` or `inactive`.
+    pub status: &'static str,
+    pub destination_organization_id: String,
+    pub source_organization_id: String,
+    /// `outbound` when the caller is the source, `inbound` when it is the destination (an
+    /// extension over Persona); a connection of an organization to itself is `outbound`.
+    pub direction: &'static str,
+    pub created_at: String,
+    pub updated_at: String,
+    /// When the destination last activated it.
+    pub activated_at: Option<String>,
+    /// When either side last deactivated it.
+    pub deactivated_at: Option<String>,
+}
+
+/// A connection as the organization `viewer` (one of its ends) sees it.
+pub fn connection(
+    c: &idshare_store::connections::Connection,
+    viewer: &idshare_domain::id::OrgId,
+) -> ResourceObject<ConnectionAttributes> {
+    use idshare_domain::connect::Side;
+    let side = if &c.source_org_id == viewer {
+        Side::Source
+    } else {
+        Side::Destination
+    };
+    ResourceObject::new(
+        "connect/connection",
+        c.id.as_str(),
+        ConnectionAttributes {
+            status: c.status.as_str(),
+            destination_organization_id: c.destination_org_id.to_string(),
+            source_organization_id: c.source_org_id.to_string(),
+            direction: side.direction().as_str(),
+            created_at: format_timestamp(c.created_at),
+            updated_at: format_timestamp(c.updated_at),
+            activated_at: ts(c.activated_at),
+            deactivated_at: ts(c.deactivated_at),
+        },
+    )
+    .relationship("creator", Some((&c.creator_type, &c.creator_id)))
+}

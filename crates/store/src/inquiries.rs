@@ -332,6 +332,20 @@ pub async fn redact(
             .bind(id.as_str())
             .execute(&mut *conn)
             .await?;
+        // The key is gone, so these are unreadable already; deleting them frees the space and
+        // leaves nothing to list.
+        for statement in [
+            "UPDATE files SET content_sealed = NULL WHERE inquiry_id = $1",
+            "UPDATE documents SET data_sealed = NULL WHERE inquiry_id = $1",
+            "UPDATE verifications SET result_sealed = NULL WHERE inquiry_id = $1",
+            "UPDATE reports SET result_sealed = NULL WHERE inquiry_id = $1",
+            "DELETE FROM confirmation_codes WHERE inquiry_id = $1",
+        ] {
+            sqlx::query(statement)
+                .bind(id.as_str())
+                .execute(&mut *conn)
+                .await?;
+        }
         sqlx::query(
             "UPDATE inquiries SET data_sealed = NULL, redacted_at = $1, updated_at = $1 \
              WHERE id = $2 AND org_id = $3 AND environment = $4",

@@ -13,6 +13,7 @@ mod error;
 pub mod api_keys;
 pub mod checks;
 pub mod confirmations;
+pub mod connections;
 pub mod documents;
 pub mod events;
 pub mod files;

@@ -251,7 +251,118 @@ async fn unknown_configuration_is_refused(_backend: Backend) {
     assert!(String::from_utf8_lossy(&output.stderr).contains("databse_url"));
 }
 
+async fn mrz_check_prints_every_check_and_signals_failures(_backend: Backend) {
+    let specimen = [
+        "P<UTOERIKSSON<<ANNA<MARIA<<<<<<<<<<<<<<<<<<<",
+        "L898902C36UTO7408122F1204159ZE184226B<<<<<10",
+    ];
+    let output = idshare(&["mrz", "check", specimen[0], specimen[1]], &[]);
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let parsed: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(parsed["format"], "td3");
+    assert_eq!(parsed["document-number"], "L898902C3");
+    assert_eq!(parsed["birth-date"], "1974-08-12");
+    assert_eq!(parsed["checks"].as_array().unwrap().len(), 5);
+
+    // One corrupted check digit: the JSON says which, and the exit code is 1.
+    let corrupted = specimen[1].replacen("L898902C36", "L898902C37", 1);
+    let output = idshare(&["mrz", "check", specimen[0], &corrupted], &[]);
+    assert_eq!(output.status.code(), Some(1));
+    let parsed: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let failed: Vec<&str> = parsed["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["valid"] == false)
+        .map(|c| c["field"].as_str().unwrap())
+        .collect();
+    assert!(failed.contains(&"document-number"), "{failed:?}");
+
+    // Not an MRZ at all: exit 2 and a message.
+    let output = idshare(&["mrz", "check", "hello", "world"], &[]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(!output.stderr.is_empty());
+}
+
+async fn lists_import_and_screen_from_the_command_line(backend: Backend) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut storage = vec!["--data-dir".to_owned(), dir.path().display().to_string()];
+    if backend == Backend::Postgres {
+        let (url, _) = create_postgres_database().await;
+        storage.extend(["--database-url".to_owned(), url]);
+    }
+    let list = format!(
+        "{}/../../data/lists/sample-watchlist.csv",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let output = idshare(
+        &[
+            "lists",
+            "import",
+            "--format",
+            "opensanctions-csv",
+            "--list",
+            "sample-watchlist",
+            &list,
+        ],
+        &storage,
+    );
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(String::from_utf8_lossy(&output.stderr).contains("imported 2000 entries"));
+
+    let screened = stdout(&idshare(
+        &["screen", "--list", "sample-watchlist", "Claire Richman"],
+        &storage,
+    ));
+    let screened: serde_json::Value = serde_json::from_str(&screened).unwrap();
+    assert_eq!(screened["matches"][0]["name"], "Claire Richmann");
+    assert!(screened["matches"][0]["score"].as_f64().unwrap() > 0.9);
+    let nobody = stdout(&idshare(&["screen", "Zebulon Quackenbush"], &storage));
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&nobody).unwrap()["matches"],
+        serde_json::json!([])
+    );
+
+    for refused in [
+        vec!["screen", "--list", "un-sanctions", "Claire Richman"],
+        vec!["lists", "import", "--format", "excel", "--list", "x", &list],
+        vec![
+            "lists",
+            "import",
+            "--format",
+            "opensanctions-csv",
+            "--list",
+            "x",
+            "/nonexistent.csv",
+        ],
+        vec![
+            "lists",
+            "import",
+            "--format",
+            "ofac-sdn-csv",
+            "--list",
+            "x",
+            "/etc/hostname",
+        ],
+    ] {
+        let output = idshare(&refused, &storage);
+        assert!(!output.status.success(), "{refused:?} should fail");
+        assert!(!output.stderr.is_empty(), "{refused:?} says why");
+    }
+}
+
 backend_tests!(
     operator_commands_drive_a_fresh_instance,
-    unknown_configuration_is_refused
+    unknown_configuration_is_refused,
+    mrz_check_prints_every_check_and_signals_failures,
+    lists_import_and_screen_from_the_command_line,
 );

@@ -749,7 +749,11 @@ async fn asks_for_identity_documents_with_their_own_inputs(backend: Backend) {
         "field-schemas": [
             {"key": "name-first", "type": "string", "config": {"required": true}},
             {"key": "name-last", "type": "string", "config": {"required": true}},
-            {"key": "tier", "type": "choices", "config": {"required": true, "options": ["basic", "premium"]}}
+            {"key": "tier", "type": "choices", "config": {"required": true, "options": ["basic", "premium"]}},
+            {"key": "address-street-1", "type": "string"},
+            {"key": "address-city", "type": "string"},
+            {"key": "address-postal-code", "type": "string"},
+            {"key": "address-country-code", "type": "string"}
         ],
         "verifications": [
             {"type": "government-id", "required": true},
@@ -771,7 +775,8 @@ async fn asks_for_identity_documents_with_their_own_inputs(backend: Backend) {
         &app,
         key,
         template,
-        json!({"name-first": "Ada", "name-last": "Lovelace"}),
+        json!({"name-first": "Ada", "name-last": "Lovelace", "address-street-1": "1 Main St",
+            "address-city": "Springfield", "address-postal-code": "12345", "address-country-code": "US"}),
     )
     .await;
     let mut browser = Browser::new(&app);

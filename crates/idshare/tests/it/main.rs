@@ -6,11 +6,14 @@ mod helpers;
 
 mod at_rest;
 mod cli;
+mod confirmations;
+mod connections;
 mod conventions;
 mod events;
 mod flow;
 mod idempotency;
 mod inquiries;
 mod openapi;
+mod pipeline;
 mod templates;
 mod tenancy;

@@ -12,8 +12,8 @@ use crate::helpers::{
     Backend, Tenant, TestApp, expect_error, expect_status, spawn_app, standard_template,
 };
 
-/// One API endpoint. Placeholders `{inquiry}`, `{template}`, `{version}` and `{event}` in `path`,
-/// `query` and `body` are replaced by ids of the object under test.
+/// One API endpoint. Placeholders `{inquiry}`, `{template}`, `{version}`, `{event}`,
+/// `{connection}`, … in `path`, `query` and `body` are replaced by ids of the object under test.
 #[derive(Debug)]
 pub struct Endpoint {
     pub method: Method,
@@ -49,6 +49,11 @@ const UPDATE_BODY: &str = r#"{"data": {"attributes": {"tags": ["intruder"], "not
 const COMMENT_BODY: &str = r#"{"meta": {"comment": "intruder"}}"#;
 const DOCUMENT_BODY: &str = r#"{"data": {"type": "document/government-id", "attributes": {"id-class": "pp", "issuing-country": "GB", "document-number": "X1", "name-first": "Bo", "name-last": "Bee"}}}"#;
 const DISMISS_BODY: &str = r#"{"data": {"attributes": {"reason": "intruder"}}}"#;
+const CONFIRMATION_BODY: &str = r#"{"data": {"attributes": {"field": "email-address"}}}"#;
+const CONFIRMATION_CODE_BODY: &str =
+    r#"{"data": {"attributes": {"field": "email-address", "code": "000000"}}}"#;
+const CONNECTION_BODY: &str =
+    r#"{"data": {"attributes": {"destination-organization-id": "{peer}"}}}"#;
 
 const TEMPLATE_READ: &str = "inquiry-template.read";
 const TEMPLATE_WRITE: &str = "inquiry-template.write";
@@ -60,6 +65,8 @@ const FILE_WRITE: &str = "file.write";
 const VERIFICATION_READ: &str = "verification.read";
 const REPORT_READ: &str = "report.read";
 const REPORT_WRITE: &str = "report.write";
+const CONNECT_READ: &str = "connect.read";
+const CONNECT_WRITE: &str = "connect.write";
 
 /// Every endpoint of the API (the OpenAPI test checks this against the served document).
 pub const ENDPOINTS: &[Endpoint] = &[
@@ -220,6 +227,54 @@ pub const ENDPOINTS: &[Endpoint] = &[
         Some(DISMISS_BODY),
         REPORT_WRITE,
     ),
+    row(
+        Method::POST,
+        "/api/v1/inquiries/{inquiry}/confirmations",
+        Some(CONFIRMATION_BODY),
+        INQUIRY_WRITE,
+    ),
+    row(
+        Method::POST,
+        "/api/v1/inquiries/{inquiry}/confirmations/verify",
+        Some(CONFIRMATION_CODE_BODY),
+        INQUIRY_WRITE,
+    ),
+    row(
+        Method::POST,
+        "/api/v1/connect/connections",
+        Some(CONNECTION_BODY),
+        CONNECT_WRITE,
+    ),
+    row(
+        Method::GET,
+        "/api/v1/connect/connections",
+        None,
+        CONNECT_READ,
+    ),
+    row(
+        Method::GET,
+        "/api/v1/connect/connections/{connection}",
+        None,
+        CONNECT_READ,
+    ),
+    row(
+        Method::POST,
+        "/api/v1/connect/connections/{connection}/activate",
+        None,
+        CONNECT_WRITE,
+    ),
+    row(
+        Method::POST,
+        "/api/v1/connect/connections/{connection}/deactivate",
+        None,
+        CONNECT_WRITE,
+    ),
+    row(
+        Method::POST,
+        "/api/v1/connect/connections/{connection}/reactivate",
+        None,
+        CONNECT_WRITE,
+    ),
 ];
 
 impl Endpoint {
@@ -260,6 +315,9 @@ struct Objects {
     checked: String,
     verification: String,
     report: String,
+    /// A's (pending) connection to a fresh organization C, and C's id.
+    connection: String,
+    peer: String,
 }
 
 /// Values of A's inquiry that must never appear in another caller's answer.
@@ -274,9 +332,11 @@ impl Objects {
             .replace("{checked}", &self.checked)
             .replace("{verification}", &self.verification)
             .replace("{report}", &self.report)
+            .replace("{connection}", &self.connection)
+            .replace("{peer}", &self.peer)
     }
 
-    fn ids(&self) -> [&str; 7] {
+    fn ids(&self) -> [&str; 8] {
         [
             &self.template,
             &self.version,
@@ -285,6 +345,7 @@ impl Objects {
             &self.checked,
             &self.verification,
             &self.report,
+            &self.connection,
         ]
     }
 
@@ -333,6 +394,20 @@ async fn create_objects(app: &TestApp, key: &str) -> Objects {
         .unwrap()
         .to_owned();
     let (checked, verification, report) = checked_inquiry(app, key).await;
+    let peer = app.create_org("C").await.to_string();
+    let connection = expect_status(
+        app.post(
+            key,
+            "/api/v1/connect/connections",
+            &json!({"data": {"attributes": {"destination-organization-id": peer}}}),
+        )
+        .await,
+        StatusCode::CREATED,
+    )
+    .await["data"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     let events = app.list_ids(key, "/api/v1/events").await;
     let event = events
         .first()
@@ -346,6 +421,8 @@ async fn create_objects(app: &TestApp, key: &str) -> Objects {
         checked,
         verification,
         report,
+        connection,
+        peer,
     }
 }
 
@@ -409,6 +486,7 @@ async fn checked_inquiry(app: &TestApp, key: &str) -> (String, String, String) {
 struct Snapshot {
     inquiry: Value,
     version_status: Value,
+    connection: Value,
     templates: Vec<String>,
     inquiries: Vec<String>,
     events: Vec<String>,
@@ -432,9 +510,20 @@ async fn snapshot(app: &TestApp, key: &str, objects: &Objects) -> Snapshot {
     .await;
     let version_status = version["data"]["attributes"]["status"].clone();
     assert_eq!(version_status, "draft");
+    let connection = expect_status(
+        app.get(
+            key,
+            &format!("/api/v1/connect/connections/{}", objects.connection),
+        )
+        .await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(connection["data"]["attributes"]["status"], "pending");
     Snapshot {
         inquiry: inquiry["data"].clone(),
         version_status,
+        connection: connection["data"].clone(),
         templates: app.list_ids(key, "/api/v1/inquiry-templates").await,
         inquiries: app.list_ids(key, "/api/v1/inquiries").await,
         events: app.list_ids(key, "/api/v1/events").await,
@@ -472,7 +561,7 @@ async fn foreign_objects_are_404_everywhere(backend: Backend) {
         }
     }
     let object_endpoints = ENDPOINTS.iter().filter(|e| e.has_object_in_path()).count();
-    assert!(object_endpoints >= 21);
+    assert!(object_endpoints >= 27);
     assert_eq!(
         tried,
         2 * object_endpoints,
@@ -514,8 +603,8 @@ async fn lists_show_only_own_objects(backend: Backend) {
         .collect();
     assert_eq!(
         lists.len(),
-        6,
-        "inquiries, templates, versions, events, verifications, reports"
+        7,
+        "inquiries, templates, versions, events, verifications, reports, connections"
     );
     for endpoint in &lists {
         // The owner's list shows the object the other callers must not see.
@@ -547,6 +636,10 @@ async fn lists_show_only_own_objects(backend: Backend) {
             "/api/v1/inquiry-template-versions?filter[inquiry-template-id]={}",
             objects.template
         ),
+        format!(
+            "/api/v1/connect/connections?filter[destination-organization-id]={}",
+            objects.peer
+        ),
     ] {
         let body = expect_status(app.get(&b.sandbox, &path).await, StatusCode::OK).await;
         assert_eq!(body["data"], json!([]), "{path}");
@@ -557,6 +650,7 @@ async fn lists_show_only_own_objects(backend: Backend) {
         ("/api/v1/inquiries?", &objects.inquiry),
         ("/api/v1/inquiry-templates?", &objects.template),
         ("/api/v1/events?", &objects.event),
+        ("/api/v1/connect/connections?", &objects.connection),
         (
             &format!(
                 "/api/v1/inquiry-template-versions?filter[inquiry-template-id]={}&",

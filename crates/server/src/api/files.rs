@@ -169,6 +169,7 @@ fn parse_attributes<T: serde::de::DeserializeOwned>(value: Value) -> Result<T, A
             .strip_prefix("unknown field `")
             .and_then(|rest| rest.split('`').next())
             .map(|f| format!("/{f}"))
+            .filter(|f| !path.ends_with(f.as_str()))
             .unwrap_or_default();
         let pointer = format!("/data/attributes{path}{field}");
         ApiError::bad_request(format!("Invalid value at `{pointer}`: {message}.")).pointer(pointer)
@@ -233,8 +234,12 @@ pub struct DownloadParams {
 pub async fn download(
     State(state): State<AppState>,
     Path(id): Path<String>,
-    Query(params): Query<DownloadParams>,
+    params: Result<Query<DownloadParams>, axum::extract::rejection::QueryRejection>,
 ) -> Response {
+    // A link missing a part is as unknown as a link with a wrong part.
+    let Ok(Query(params)) = params else {
+        return ApiError::not_found().into_response();
+    };
     match service::download(
         &state,
         &id,

@@ -2,6 +2,8 @@
 //! and render; they hold no business rules.
 
 pub mod checks;
+pub mod confirmations;
+pub mod connections;
 pub mod events;
 pub mod files;
 pub mod inquiries;
@@ -42,6 +44,8 @@ needs! {
     VerificationRead => VerificationRead,
     ReportRead => ReportRead,
     ReportWrite => ReportWrite,
+    ConnectRead => ConnectRead,
+    ConnectWrite => ConnectWrite,
 }
 
 /// The authenticated caller, once it has been checked for `P`'s permission.

@@ -104,6 +104,9 @@ async fn finish(state: &AppState, worker: &str, job: &Job, outcome: Result<(), J
                 _ => None,
             };
             tracing::warn!(job = %job.id, kind = %job.kind, attempt = job.attempts, retry = retry_at.is_some(), error = %error, "job failed");
+            if retry_at.is_none() {
+                give_up(state, job).await;
+            }
             jobs::fail(
                 state.store(),
                 &job.id,
@@ -118,6 +121,27 @@ async fn finish(state: &AppState, worker: &str, job: &Job, outcome: Result<(), J
     if let Err(e) = recorded {
         // The lease runs out and the reaper hands the job to another worker.
         tracing::error!(job = %job.id, error = ?e, "could not record a job outcome");
+    }
+}
+
+/// What a job that will not run again leaves behind must not block anyone.
+async fn give_up(state: &AppState, job: &Job) {
+    let Ok(kind) = decode::<JobKind>(job) else {
+        return;
+    };
+    let outcome = match kind {
+        JobKind::InquiryPipeline {
+            org_id,
+            environment,
+            inquiry_id,
+            submission,
+        } => {
+            crate::service::pipeline::give_up(state, &org_id, &environment, &inquiry_id, submission)
+                .await
+        }
+    };
+    if let Err(e) = outcome {
+        tracing::error!(job = %job.id, error = %e, "could not release what a dead job held");
     }
 }
 
@@ -171,7 +195,8 @@ pub async fn work(state: AppState, worker: String, mut stop: tokio::sync::watch:
         }
         tokio::select! {
             () = state.job_wakeup().notified() => {}
-            _ = stop.changed() => {}
+            // A dropped sender means the server is gone: stop as well.
+            changed = stop.changed() => if changed.is_err() { return },
             () = tokio::time::sleep(POLL) => {}
         }
     }

@@ -1,6 +1,8 @@
 //! Use cases: each opens one transaction, applies the domain rules, writes the change with its
 //! events, and commits. Handlers parse and render; services decide.
 
+pub mod confirmations;
+pub mod connections;
 pub mod files;
 pub mod inquiries;
 pub mod pipeline;

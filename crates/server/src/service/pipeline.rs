@@ -16,7 +16,7 @@ use idshare_domain::{
     },
 };
 use idshare_store::{
-    Scope, Tx, checks, confirmations, documents, events, files,
+    Scope, Tx, checks, documents, events, files,
     inquiries::{self, Inquiry},
 };
 use serde_json::{Value, json};
@@ -25,7 +25,7 @@ use crate::{
     app::AppState,
     jobs::JobError,
     render,
-    service::{inquiries::InquiryView, providers, screening},
+    service::{providers, screening},
 };
 
 /// Everything an inquiry holds that the rules look at, read in one transaction.
@@ -49,7 +49,7 @@ pub async fn load_subject(
         .iter()
         .map(files::StoredFile::as_ref)
         .collect();
-    let confirmed = confirmations::confirmed_keys(tx, &inquiry.id).await?;
+    let confirmed = crate::service::confirmations::confirmed_keys(tx, state, inquiry).await?;
     Ok(Subject {
         fields: inquiry.data.fields.clone(),
         government_id,
@@ -227,6 +227,7 @@ async fn record(
             let name = match run.outcome.status {
                 VerificationStatus::Passed => names::VERIFICATION_PASSED,
                 VerificationStatus::RequiresRetry => names::VERIFICATION_REQUIRES_RETRY,
+                VerificationStatus::Submitted => names::VERIFICATION_SUBMITTED,
                 _ => names::VERIFICATION_FAILED,
             };
             let payload = render::payload(&render::verification(&verification));
@@ -309,7 +310,9 @@ async fn record(
     inquiry.processed_submission = submission;
     inquiry.updated_at = now;
     let actions = decision::decide(&verification_results, &report_results, missing.len());
-    let mut transitions = Vec::new();
+    inquiries::save(&mut tx, crypto, scope, &inquiry).await?;
+    // Each transition is saved and announced in turn, so every event carries the inquiry as it
+    // was at that step (`inquiry.completed` shows `completed`, even when review follows).
     for action in actions {
         inquiry.status = transition(inquiry.status, action)
             .map_err(|e| JobError::Fatal(anyhow::anyhow!("pipeline decision: {e}")))?;
@@ -319,16 +322,8 @@ async fn record(
             InquiryAction::MarkForReview => inquiry.marked_for_review_at = Some(now),
             _ => {}
         }
-        transitions.push(action);
-    }
-    inquiries::save(&mut tx, crypto, scope, &inquiry).await?;
-    let view = InquiryView {
-        inquiry,
-        definition: Some(definition.clone()),
-        missing,
-    };
-    for action in transitions {
-        let payload = render::payload(&view.resource());
+        inquiries::save(&mut tx, crypto, scope, &inquiry).await?;
+        let payload = render::payload(&render::inquiry(&inquiry, Some(definition), &missing));
         emit(
             state,
             &mut tx,
@@ -370,5 +365,35 @@ async fn emit(
         state.now(),
     )
     .await?;
+    Ok(())
+}
+
+/// Called when a pipeline job is given up (fatal error, or out of attempts): the submission
+/// counts as processed, so the inquiry can be submitted again instead of waiting forever.
+pub async fn give_up(
+    state: &AppState,
+    org_id: &str,
+    environment: &str,
+    inquiry_id: &str,
+    submission: i64,
+) -> Result<(), JobError> {
+    let fatal = |e: String| JobError::Fatal(anyhow::anyhow!(e));
+    let scope = Scope::new(
+        OrgId::parse(org_id).map_err(|e| fatal(e.to_string()))?,
+        environment
+            .parse()
+            .map_err(|e: idshare_domain::UnknownValueError| fatal(e.to_string()))?,
+    );
+    let id = InquiryId::parse(inquiry_id).map_err(|e| fatal(e.to_string()))?;
+    let crypto = state.store().crypto();
+    let mut tx = state.store().begin_write().await?;
+    if let Some(mut inquiry) = inquiries::get_for_update(&mut tx, crypto, &scope, &id).await?
+        && inquiry.processed_submission < submission
+    {
+        inquiry.processed_submission = submission;
+        inquiry.updated_at = state.now();
+        inquiries::save(&mut tx, crypto, &scope, &inquiry).await?;
+    }
+    tx.commit().await?;
     Ok(())
 }

@@ -61,6 +61,7 @@ pub async fn dismiss(
         )
         .pointer("/data/attributes/entity-id"));
     }
+    let before = dismissed.len();
     for entity in targets {
         if !is_dismissed(&dismissed, &entity) {
             dismissed.push(json!({
@@ -69,6 +70,10 @@ pub async fn dismiss(
                 "dismissed-at": idshare_domain::time_format::format_timestamp(now),
             }));
         }
+    }
+    if dismissed.len() == before {
+        // Already dismissed: nothing changes, nothing is announced.
+        return Ok(report);
     }
     let open = matches.iter().any(|m| {
         m.get("entity-id")

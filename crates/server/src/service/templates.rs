@@ -13,9 +13,34 @@ use serde_json::Value;
 
 use crate::{app::AppState, error::ApiError, render};
 
-/// Validates a definition and returns its canonical JSON (defaults filled in).
-fn canonical(definition: &Value) -> Result<Value, ApiError> {
+/// Validates a definition and returns its canonical JSON (defaults filled in). Report lists
+/// must name lists that were imported (`idshare lists import`).
+async fn canonical(state: &AppState, definition: &Value) -> Result<Value, ApiError> {
     let parsed = TemplateDefinition::parse(definition).map_err(super::template_errors)?;
+    let imported = crate::service::screening::list_names(state).await?;
+    let mut unknown = Vec::new();
+    for (r, report) in parsed.reports.iter().enumerate() {
+        let lists = report.config.get("lists").and_then(Value::as_array);
+        for (l, list) in lists.into_iter().flatten().enumerate() {
+            let name = list.as_str().unwrap_or_default();
+            if !imported.iter().any(|i| i == name) {
+                unknown.push(idshare_domain::template::TemplateError {
+                    pointer: format!("/reports/{r}/config/lists/{l}"),
+                    message: format!(
+                        "no list `{name}` has been imported (imported: {})",
+                        if imported.is_empty() {
+                            "none".to_owned()
+                        } else {
+                            imported.join(", ")
+                        }
+                    ),
+                });
+            }
+        }
+    }
+    if !unknown.is_empty() {
+        return Err(super::template_errors(unknown));
+    }
     serde_json::to_value(&parsed).map_err(ApiError::internal)
 }
 
@@ -38,7 +63,7 @@ pub async fn create(
     definition: &Value,
 ) -> Result<(Template, TemplateVersion), ApiError> {
     let name = check_name(name)?;
-    let definition = canonical(definition)?;
+    let definition = canonical(state, definition).await?;
     let now = state.now();
     let mut tx = state.store().begin_write().await?;
     let (template, version) = templates::create(&mut tx, scope, &name, &definition, now).await?;
@@ -63,7 +88,7 @@ pub async fn create_version(
     template_id: &InquiryTemplateId,
     definition: &Value,
 ) -> Result<TemplateVersion, ApiError> {
-    let definition = canonical(definition)?;
+    let definition = canonical(state, definition).await?;
     let now = state.now();
     let mut tx = state.store().begin_write().await?;
     // Locked, so concurrent new versions number themselves one after the other.
