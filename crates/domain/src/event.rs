@@ -24,4 +24,10 @@ pub mod names {
     pub const CONNECTION_ACTIVATED: &str = "connect/connection.activated";
     pub const CONNECTION_DEACTIVATED: &str = "connect/connection.deactivated";
     pub const CONNECTION_REACTIVATED: &str = "connect/connection.reactivated";
+    /// Connect share tokens: the source gets the `outbound-` event, the destination the
+    /// `inbound-` one ([`crate::share_token::created_event`]). `…-expired` is an extension.
+    pub const SHARE_TOKEN_OUTBOUND_CREATED: &str = "connect/share-token.outbound-created";
+    pub const SHARE_TOKEN_INBOUND_CREATED: &str = "connect/share-token.inbound-created";
+    pub const SHARE_TOKEN_OUTBOUND_EXPIRED: &str = "connect/share-token.outbound-expired";
+    pub const SHARE_TOKEN_INBOUND_EXPIRED: &str = "connect/share-token.inbound-expired";
 }

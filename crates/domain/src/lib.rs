@@ -83,6 +83,7 @@ pub mod names;
 pub mod permission;
 pub mod requirements;
 pub mod screening;
+pub mod share_token;
 pub mod tags;
 pub mod template;
 pub mod time_format;

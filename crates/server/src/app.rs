@@ -167,6 +167,7 @@ pub fn api_routes(upload_limit: usize) -> OpenApiRouter<AppState> {
         .merge(api::events::routes())
         .merge(api::confirmations::routes())
         .merge(api::connections::routes())
+        .merge(api::share_tokens::routes())
 }
 
 /// The complete application router.
@@ -307,6 +308,11 @@ async fn maintenance(state: AppState) {
             Ok(0) => {}
             Ok(expired) => tracing::info!(expired, "expired unfinished inquiries"),
             Err(e) => tracing::warn!(error = %e, "could not expire inquiries"),
+        }
+        match crate::service::share_tokens::expire_due(&state).await {
+            Ok(0) => {}
+            Ok(expired) => tracing::info!(expired, "expired share tokens past their TTL"),
+            Err(e) => tracing::warn!(error = %e, "could not expire share tokens"),
         }
         let retention = time::Duration::seconds(
             i64::try_from(state.config().idempotency_retention_seconds).unwrap_or(i64::MAX),

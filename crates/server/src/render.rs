@@ -401,3 +401,84 @@ pub fn connection(
     )
     .relationship("creator", Some((&c.creator_type, &c.creator_id)))
 }
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "kebab-case")]
+pub struct ShareTokenAttributes {
+    /// `created`, `pending`, `redeemed`, `expired` or `failed`.
+    pub status: &'static str,
+    /// `outbound` for the source's view, `inbound` for the destination's.
+    pub direction: &'static str,
+    pub created_at: String,
+    pub updated_at: String,
+    pub expires_at: String,
+    pub pending_at: Option<String>,
+    pub redeemed_at: Option<String>,
+    pub failed_at: Option<String>,
+    pub failure_reason: Option<String>,
+    /// Only when the destination retrieves the token with `peek-source-data=true`: which
+    /// fields and verification types the source inquiry holds, never a value. `null` when
+    /// there is nothing to show (see `source-data-unavailable-reason`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub source_data: Option<Value>,
+    /// Why a peek shows `source-data: null` (an extension): `source-redacted`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub source_data_unavailable_reason: Option<&'static str>,
+}
+
+/// What a peek adds to the token: the source-data envelope, or why there is none.
+#[derive(Debug, Clone)]
+pub enum Peek {
+    Envelope(Value),
+    Unavailable(&'static str),
+}
+
+/// A share token as the organization `viewer` (one of its ends) sees it, with `peek` only
+/// when the destination asked for it.
+pub fn share_token(
+    t: &idshare_store::share_tokens::ShareToken,
+    viewer: &idshare_domain::id::OrgId,
+    peek: Option<Peek>,
+) -> ResourceObject<ShareTokenAttributes> {
+    use idshare_domain::connect::Side;
+    let side = if &t.source_org_id == viewer {
+        Side::Source
+    } else {
+        Side::Destination
+    };
+    let (source_data, source_data_unavailable_reason) = match peek {
+        None => (None, None),
+        Some(Peek::Envelope(envelope)) => (Some(envelope), None),
+        Some(Peek::Unavailable(reason)) => (Some(Value::Null), Some(reason)),
+    };
+    ResourceObject::new(
+        "connect/share-token",
+        t.id.as_str(),
+        ShareTokenAttributes {
+            status: t.status.as_str(),
+            direction: side.direction().as_str(),
+            created_at: format_timestamp(t.created_at),
+            updated_at: format_timestamp(t.updated_at),
+            expires_at: format_timestamp(t.expires_at),
+            pending_at: ts(t.pending_at),
+            redeemed_at: ts(t.redeemed_at),
+            failed_at: ts(t.failed_at),
+            failure_reason: t.failure_reason.clone(),
+            source_data,
+            source_data_unavailable_reason,
+        },
+    )
+    .relationship(
+        "connection",
+        Some(("connect/connection", t.connection_id.as_str())),
+    )
+    .relationship("creator", Some((&t.creator_type, &t.creator_id)))
+    .relationship("source", Some(("inquiry", t.source_inquiry_id.as_str())))
+    .relationship(
+        "destination",
+        t.destination_inquiry_id
+            .as_ref()
+            .map(|id| ("inquiry", id.as_str())),
+    )
+}

@@ -23,6 +23,7 @@ pub mod jobs;
 pub mod lists;
 pub mod orgs;
 pub mod sessions;
+pub mod share_tokens;
 pub mod templates;
 pub mod users;
 

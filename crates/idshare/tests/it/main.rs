@@ -15,5 +15,6 @@ mod idempotency;
 mod inquiries;
 mod openapi;
 mod pipeline;
+mod share_tokens;
 mod templates;
 mod tenancy;

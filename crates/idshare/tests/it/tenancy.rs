@@ -54,6 +54,8 @@ const CONFIRMATION_CODE_BODY: &str =
     r#"{"data": {"attributes": {"field": "email-address", "code": "000000"}}}"#;
 const CONNECTION_BODY: &str =
     r#"{"data": {"attributes": {"destination-organization-id": "{peer}"}}}"#;
+const SHARE_TOKEN_BODY: &str =
+    r#"{"data": {"attributes": {"connection-id": "{connection}", "source-id": "{checked}"}}}"#;
 
 const TEMPLATE_READ: &str = "inquiry-template.read";
 const TEMPLATE_WRITE: &str = "inquiry-template.write";
@@ -275,6 +277,30 @@ pub const ENDPOINTS: &[Endpoint] = &[
         None,
         CONNECT_WRITE,
     ),
+    row(
+        Method::POST,
+        "/api/v1/connect/share-tokens",
+        Some(SHARE_TOKEN_BODY),
+        CONNECT_WRITE,
+    ),
+    row(
+        Method::GET,
+        "/api/v1/connect/share-tokens",
+        None,
+        CONNECT_READ,
+    ),
+    row(
+        Method::GET,
+        "/api/v1/connect/share-tokens/{share-token}",
+        None,
+        CONNECT_READ,
+    ),
+    row(
+        Method::POST,
+        "/api/v1/connect/share-tokens/{share-token}/expire",
+        None,
+        CONNECT_WRITE,
+    ),
 ];
 
 impl Endpoint {
@@ -315,9 +341,11 @@ struct Objects {
     checked: String,
     verification: String,
     report: String,
-    /// A's (pending) connection to a fresh organization C, and C's id.
+    /// A's connection to a fresh organization C (activated by C), and C's id.
     connection: String,
     peer: String,
+    /// A's share token over that connection, offering `checked`.
+    share_token: String,
 }
 
 /// Values of A's inquiry that must never appear in another caller's answer.
@@ -334,9 +362,10 @@ impl Objects {
             .replace("{report}", &self.report)
             .replace("{connection}", &self.connection)
             .replace("{peer}", &self.peer)
+            .replace("{share-token}", &self.share_token)
     }
 
-    fn ids(&self) -> [&str; 8] {
+    fn ids(&self) -> [&str; 9] {
         [
             &self.template,
             &self.version,
@@ -346,6 +375,7 @@ impl Objects {
             &self.verification,
             &self.report,
             &self.connection,
+            &self.share_token,
         ]
     }
 
@@ -394,12 +424,37 @@ async fn create_objects(app: &TestApp, key: &str) -> Objects {
         .unwrap()
         .to_owned();
     let (checked, verification, report) = checked_inquiry(app, key).await;
-    let peer = app.create_org("C").await.to_string();
+    let peer_org = app.create_org("C").await;
+    let peer_key = app.create_key(&peer_org, Environment::Sandbox, None).await;
+    let peer = peer_org.to_string();
     let connection = expect_status(
         app.post(
             key,
             "/api/v1/connect/connections",
             &json!({"data": {"attributes": {"destination-organization-id": peer}}}),
+        )
+        .await,
+        StatusCode::CREATED,
+    )
+    .await["data"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    expect_status(
+        app.post(
+            &peer_key,
+            &format!("/api/v1/connect/connections/{connection}/activate"),
+            &json!({}),
+        )
+        .await,
+        StatusCode::OK,
+    )
+    .await;
+    let share_token = expect_status(
+        app.post(
+            key,
+            "/api/v1/connect/share-tokens",
+            &json!({"data": {"attributes": {"connection-id": connection, "source-id": checked}}}),
         )
         .await,
         StatusCode::CREATED,
@@ -423,6 +478,7 @@ async fn create_objects(app: &TestApp, key: &str) -> Objects {
         report,
         connection,
         peer,
+        share_token,
     }
 }
 
@@ -487,6 +543,7 @@ struct Snapshot {
     inquiry: Value,
     version_status: Value,
     connection: Value,
+    share_token: Value,
     templates: Vec<String>,
     inquiries: Vec<String>,
     events: Vec<String>,
@@ -519,11 +576,22 @@ async fn snapshot(app: &TestApp, key: &str, objects: &Objects) -> Snapshot {
         StatusCode::OK,
     )
     .await;
-    assert_eq!(connection["data"]["attributes"]["status"], "pending");
+    assert_eq!(connection["data"]["attributes"]["status"], "active");
+    let share_token = expect_status(
+        app.get(
+            key,
+            &format!("/api/v1/connect/share-tokens/{}", objects.share_token),
+        )
+        .await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(share_token["data"]["attributes"]["status"], "created");
     Snapshot {
         inquiry: inquiry["data"].clone(),
         version_status,
         connection: connection["data"].clone(),
+        share_token: share_token["data"].clone(),
         templates: app.list_ids(key, "/api/v1/inquiry-templates").await,
         inquiries: app.list_ids(key, "/api/v1/inquiries").await,
         events: app.list_ids(key, "/api/v1/events").await,
@@ -603,8 +671,8 @@ async fn lists_show_only_own_objects(backend: Backend) {
         .collect();
     assert_eq!(
         lists.len(),
-        7,
-        "inquiries, templates, versions, events, verifications, reports, connections"
+        8,
+        "inquiries, templates, versions, events, verifications, reports, connections, share tokens"
     );
     for endpoint in &lists {
         // The owner's list shows the object the other callers must not see.
@@ -640,6 +708,10 @@ async fn lists_show_only_own_objects(backend: Backend) {
             "/api/v1/connect/connections?filter[destination-organization-id]={}",
             objects.peer
         ),
+        format!(
+            "/api/v1/connect/share-tokens?filter[connection-id]={}",
+            objects.connection
+        ),
     ] {
         let body = expect_status(app.get(&b.sandbox, &path).await, StatusCode::OK).await;
         assert_eq!(body["data"], json!([]), "{path}");
@@ -651,6 +723,7 @@ async fn lists_show_only_own_objects(backend: Backend) {
         ("/api/v1/inquiry-templates?", &objects.template),
         ("/api/v1/events?", &objects.event),
         ("/api/v1/connect/connections?", &objects.connection),
+        ("/api/v1/connect/share-tokens?", &objects.share_token),
         (
             &format!(
                 "/api/v1/inquiry-template-versions?filter[inquiry-template-id]={}&",

@@ -8,6 +8,7 @@ pub mod events;
 pub mod files;
 pub mod inquiries;
 pub mod inquiry_templates;
+pub mod share_tokens;
 
 use std::marker::PhantomData;
 

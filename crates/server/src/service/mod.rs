@@ -9,6 +9,7 @@ pub mod pipeline;
 pub mod providers;
 pub mod reports;
 pub mod screening;
+pub mod share_tokens;
 pub mod templates;
 
 use idshare_domain::template::TemplateError;

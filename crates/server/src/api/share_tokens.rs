@@ -1,0 +1,248 @@
+//! `/api/v1/connect/share-tokens`: Connect share tokens, seen by both organizations of their
+//! connection (`direction` tells which end the caller is). Redemption comes later.
+
+use axum::{
+    extract::{Path, RawQuery, State},
+    http::StatusCode,
+};
+use idshare_domain::{
+    connect::Direction,
+    id::{ConnectionId, ShareTokenId},
+    share_token::ShareTokenStatus,
+};
+use idshare_store::share_tokens::{self, ShareToken, ShareTokenFilter};
+use serde::Deserialize;
+use utoipa::ToSchema;
+use utoipa_axum::{router::OpenApiRouter, routes};
+
+use super::{Auth, ConnectRead, ConnectWrite, parse_id};
+use crate::{
+    app::AppState,
+    auth::Caller,
+    error::{ApiError, ApiResult, ErrorDocument},
+    jsonapi::{ApiJson, Document, EmptyMeta, JsonBody, ListDocument, MetaOnly, SingleDocument},
+    query::{Accepts, QueryParams},
+    render::{self, ShareTokenAttributes},
+    service::share_tokens as service,
+};
+
+const PATH: &str = "/api/v1/connect/share-tokens";
+
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(create_share_token, list_share_tokens))
+        .routes(routes!(get_share_token))
+        .routes(routes!(expire))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct CreateShareTokenAttributes {
+    /// An active connection your organization is the source of (`cxn_…`).
+    pub connection_id: String,
+    /// A `completed` or `approved`, unredacted inquiry of yours (`inq_…`).
+    pub source_id: String,
+    /// Lifetime: 60 (1 minute) to 1814400 (21 days); default 1209600 (14 days).
+    #[serde(default)]
+    pub expires_in_seconds: Option<i64>,
+}
+
+fn respond(status: StatusCode, caller: &Caller, token: &ShareToken) -> ApiResult<ApiJson> {
+    let document = SingleDocument {
+        data: render::share_token(token, &caller.scope.org_id, None),
+        included: vec![],
+    };
+    ApiJson::new(status, &document, &Default::default())
+}
+
+/// Create a share token (source only) over an active connection, offering one completed or
+/// approved inquiry to the connection's destination. Writes
+/// `connect/share-token.outbound-created` (source) and `…inbound-created` (destination).
+#[utoipa::path(
+    post, path = "/api/v1/connect/share-tokens", tag = "Connect",
+    request_body(content = inline(Object), description = "`{\"data\": {\"attributes\": {\"connection-id\": \"cxn_…\", \"source-id\": \"inq_…\", \"expires-in-seconds\": 1209600}}}`"),
+    responses(
+        (status = 201, body = SingleDocument<ShareTokenAttributes>),
+        (status = 400, body = ErrorDocument),
+        (status = 403, body = ErrorDocument, description = "the caller is the connection's destination"),
+        (status = 404, body = ErrorDocument, description = "no such connection or inquiry for the caller"),
+        (status = 422, body = ErrorDocument, description = "connection not active, inquiry not completed/approved or redacted, or expiry out of range"),
+    ),
+    security(("bearer" = []))
+)]
+async fn create_share_token(
+    State(state): State<AppState>,
+    Auth(caller, _): Auth<ConnectWrite>,
+    JsonBody(doc): JsonBody<Document<CreateShareTokenAttributes>>,
+) -> ApiResult<ApiJson> {
+    let attributes = &doc.data.attributes;
+    let token = service::create(
+        &state,
+        &caller.scope,
+        &caller.api_key_id,
+        service::NewShareToken {
+            connection_id: &attributes.connection_id,
+            source_id: &attributes.source_id,
+            expires_in_seconds: attributes.expires_in_seconds,
+        },
+    )
+    .await?;
+    respond(StatusCode::CREATED, &caller, &token)
+}
+
+const LIST_ACCEPTS: Accepts = Accepts {
+    paginated: true,
+    filters: &["connection-id", "status", "direction"],
+    includes: &[],
+    flags: &[],
+};
+
+fn list_filter(params: &QueryParams) -> Result<ShareTokenFilter, ApiError> {
+    let invalid = |name: &str, details: String| {
+        ApiError::bad_request(details).parameter(format!("filter[{name}]"))
+    };
+    Ok(ShareTokenFilter {
+        connection_id: params
+            .filter("connection-id")
+            .map(|raw| {
+                ConnectionId::parse(raw).map_err(|e| invalid("connection-id", e.to_string()))
+            })
+            .transpose()?,
+        status: params
+            .filter("status")
+            .map(|raw| {
+                raw.parse::<ShareTokenStatus>()
+                    .map_err(|e| invalid("status", e.to_string()))
+            })
+            .transpose()?,
+        direction: params
+            .filter("direction")
+            .map(|raw| {
+                raw.parse::<Direction>()
+                    .map_err(|e| invalid("direction", e.to_string()))
+            })
+            .transpose()?,
+    })
+}
+
+/// List the share tokens your organization is an end of — outbound (you are the source) and
+/// inbound (you are the destination) — in this key's environment, newest first. Never
+/// carries `source-data`.
+#[utoipa::path(
+    get, path = "/api/v1/connect/share-tokens", tag = "Connect",
+    params(
+        ("filter[connection-id]" = Option<String>, Query, description = "cxn_…"),
+        ("filter[status]" = Option<String>, Query, description = "created, pending, redeemed, expired or failed"),
+        ("filter[direction]" = Option<String>, Query, description = "outbound (you are the source) or inbound (you are the destination)"),
+        ("page[size]" = Option<u32>, Query, description = "1–100, default 10"),
+        ("page[after]" = Option<String>, Query, description = "id of the last object of the previous page"),
+        ("page[before]" = Option<String>, Query, description = "id of the first object of the next page"),
+        ("fields[connect/share-token]" = Option<String>, Query, description = "comma-separated attributes"),
+    ),
+    responses((status = 200, body = ListDocument<ShareTokenAttributes>), (status = 400, body = ErrorDocument)),
+    security(("bearer" = []))
+)]
+async fn list_share_tokens(
+    State(state): State<AppState>,
+    Auth(caller, _): Auth<ConnectRead>,
+    RawQuery(query): RawQuery,
+) -> ApiResult<ApiJson> {
+    let params = QueryParams::parse(query.as_deref(), LIST_ACCEPTS)?;
+    let filter = list_filter(&params)?;
+    let mut tx = state.store().begin_read().await?;
+    let page = share_tokens::list(
+        &mut tx,
+        &caller.scope,
+        &filter,
+        params.cursor(),
+        params.page_size,
+    )
+    .await?
+    .ok_or_else(|| params.bad_cursor())?;
+    let data = page
+        .items
+        .iter()
+        .map(|t| render::share_token(t, &caller.scope.org_id, None))
+        .collect();
+    let links = params.links(PATH, &page, |t| t.id.as_str());
+    ApiJson::new(
+        StatusCode::OK,
+        &ListDocument { data, links },
+        &params.fields,
+    )
+}
+
+const GET_ACCEPTS: Accepts = Accepts {
+    paginated: false,
+    filters: &[],
+    includes: &[],
+    flags: &["peek-source-data"],
+};
+
+/// Retrieve a share token your organization is an end of. With `peek-source-data=true` the
+/// destination also gets `source-data`: which fields and verification types the source
+/// inquiry holds, never a value (the source gets a 403 for the peek).
+#[utoipa::path(
+    get, path = "/api/v1/connect/share-tokens/{id}", tag = "Connect",
+    params(
+        ("id" = String, Path, description = "cnst_…"),
+        ("peek-source-data" = Option<bool>, Query, description = "destination only: show what the source inquiry holds, without values"),
+    ),
+    responses(
+        (status = 200, body = SingleDocument<ShareTokenAttributes>),
+        (status = 400, body = ErrorDocument),
+        (status = 403, body = ErrorDocument, description = "the source asked to peek"),
+        (status = 404, body = ErrorDocument),
+    ),
+    security(("bearer" = []))
+)]
+async fn get_share_token(
+    State(state): State<AppState>,
+    Auth(caller, _): Auth<ConnectRead>,
+    Path(id): Path<String>,
+    RawQuery(query): RawQuery,
+) -> ApiResult<ApiJson> {
+    let params = QueryParams::parse(query.as_deref(), GET_ACCEPTS)?;
+    let peek = match params.flag("peek-source-data") {
+        None | Some("false") => false,
+        Some("true") => true,
+        Some(other) => {
+            return Err(ApiError::bad_request(format!(
+                "`peek-source-data` is `true` or `false`, not `{}`.",
+                other.chars().take(32).collect::<String>()
+            ))
+            .parameter("peek-source-data"));
+        }
+    };
+    let id = parse_id(&id, ShareTokenId::parse)?;
+    let (token, peek) = service::get(&state, &caller.scope, &id, peek).await?;
+    let document = SingleDocument {
+        data: render::share_token(&token, &caller.scope.org_id, peek),
+        included: vec![],
+    };
+    ApiJson::new(StatusCode::OK, &document, &params.fields)
+}
+
+/// Expire a `created` share token (source only): it can no longer be redeemed. Writes
+/// `connect/share-token.outbound-expired` and `…inbound-expired` (an extension).
+#[utoipa::path(
+    post, path = "/api/v1/connect/share-tokens/{id}/expire", tag = "Connect",
+    params(("id" = String, Path, description = "cnst_…")),
+    responses(
+        (status = 200, body = SingleDocument<ShareTokenAttributes>),
+        (status = 403, body = ErrorDocument, description = "the caller is the destination"),
+        (status = 404, body = ErrorDocument),
+        (status = 422, body = ErrorDocument, description = "the token is not `created`"),
+    ),
+    security(("bearer" = []))
+)]
+async fn expire(
+    State(state): State<AppState>,
+    Auth(caller, _): Auth<ConnectWrite>,
+    Path(id): Path<String>,
+    _body: JsonBody<MetaOnly<EmptyMeta>>,
+) -> ApiResult<ApiJson> {
+    let id = parse_id(&id, ShareTokenId::parse)?;
+    let token = service::expire(&state, &caller.scope, &id).await?;
+    respond(StatusCode::OK, &caller, &token)
+}
