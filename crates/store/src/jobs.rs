@@ -7,7 +7,7 @@
 
 use idshare_domain::{
     id::JobId,
-    time_format::{from_unix_micros, to_unix_micros},
+    time_format::to_unix_micros,
 };
 use time::{Duration, OffsetDateTime};
 
@@ -211,53 +211,6 @@ pub async fn reap(store: &Store, now: OffsetDateTime) -> Result<u64, StoreError>
     });
     tx.commit().await?;
     Ok(reaped)
-}
-
-/// Hands a job back to the queue at once without counting the attempt (graceful shutdown).
-pub async fn release(
-    store: &Store,
-    id: &JobId,
-    worker: &str,
-    now: OffsetDateTime,
-) -> Result<(), StoreError> {
-    let mut tx = store.begin_write().await?;
-    on_conn!(&mut tx, |conn| {
-        sqlx::query(
-            "UPDATE jobs SET status = 'queued', attempts = attempts - 1, locked_by = NULL, \
-             locked_until = NULL, run_at = $1, updated_at = $1 \
-             WHERE id = $2 AND locked_by = $3 AND status = 'running'",
-        )
-        .bind(to_unix_micros(now))
-        .bind(id.as_str())
-        .bind(worker)
-        .execute(conn)
-        .await?
-        .rows_affected()
-    });
-    tx.commit().await
-}
-
-/// Counts jobs by status (for tests, health and metrics).
-pub async fn count(store: &Store, status: &str) -> Result<i64, StoreError> {
-    let mut tx = store.begin_read().await?;
-    let n: i64 = on_conn!(&mut tx, |conn| {
-        sqlx::query_scalar("SELECT COUNT(*) FROM jobs WHERE status = $1")
-            .bind(status)
-            .fetch_one(conn)
-            .await?
-    });
-    Ok(n)
-}
-
-/// When the earliest queued job is due, if any (so an idle worker knows how long to sleep).
-pub async fn next_due(store: &Store) -> Result<Option<OffsetDateTime>, StoreError> {
-    let mut tx = store.begin_read().await?;
-    let at: Option<i64> = on_conn!(&mut tx, |conn| {
-        sqlx::query_scalar("SELECT MIN(run_at) FROM jobs WHERE status = 'queued'")
-            .fetch_one(conn)
-            .await?
-    });
-    Ok(at.map(from_unix_micros))
 }
 
 /// The exponential backoff before attempt `attempts + 1`: 2^attempts seconds (capped at one
