@@ -30,4 +30,9 @@ pub mod names {
     pub const SHARE_TOKEN_INBOUND_CREATED: &str = "connect/share-token.inbound-created";
     pub const SHARE_TOKEN_OUTBOUND_EXPIRED: &str = "connect/share-token.outbound-expired";
     pub const SHARE_TOKEN_INBOUND_EXPIRED: &str = "connect/share-token.inbound-expired";
+    pub const SHARE_TOKEN_OUTBOUND_REDEEMED: &str = "connect/share-token.outbound-redeemed";
+    pub const SHARE_TOKEN_INBOUND_REDEEMED: &str = "connect/share-token.inbound-redeemed";
+    /// Extension: the redemption job could not proceed (`failure-reason` says why).
+    pub const SHARE_TOKEN_OUTBOUND_FAILED: &str = "connect/share-token.outbound-failed";
+    pub const SHARE_TOKEN_INBOUND_FAILED: &str = "connect/share-token.inbound-failed";
 }

@@ -145,6 +145,32 @@ pub fn expired_event(side: Side) -> &'static str {
     }
 }
 
+/// The event a redeemed token writes to the organization at `side`.
+pub fn redeemed_event(side: Side) -> &'static str {
+    match side {
+        Side::Source => names::SHARE_TOKEN_OUTBOUND_REDEEMED,
+        Side::Destination => names::SHARE_TOKEN_INBOUND_REDEEMED,
+    }
+}
+
+/// The event a token whose redemption failed writes to the organization at `side`.
+pub fn failed_event(side: Side) -> &'static str {
+    match side {
+        Side::Source => names::SHARE_TOKEN_OUTBOUND_FAILED,
+        Side::Destination => names::SHARE_TOKEN_INBOUND_FAILED,
+    }
+}
+
+/// Why a redemption ended `failed` (`failure-reason`).
+pub mod failure {
+    /// The source inquiry was redacted (or is gone) before the job ran.
+    pub const SOURCE_REDACTED: &str = "source-redacted";
+    /// The connection was deactivated before the job ran.
+    pub const CONNECTION_INACTIVE: &str = "connection-inactive";
+    /// The destination inquiry was redacted, finished or submitted meanwhile.
+    pub const DESTINATION_NOT_HYDRATABLE: &str = "destination-not-hydratable";
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -129,6 +129,10 @@ pub struct InquiryAttributes {
     /// What the end user still has to provide: `[{kind, key, label, for-verification}]`.
     #[schema(value_type = Vec<Object>)]
     pub missing_requirements: Vec<Value>,
+    /// Where copied values and files came from (Connect redemption):
+    /// `{"<field or file:kind>": {share-token, source-inquiry, source-field?, copied-at}}`.
+    #[schema(value_type = Object)]
+    pub field_provenance: Map<String, Value>,
     pub created_at: String,
     pub updated_at: String,
     pub started_at: Option<String>,
@@ -139,6 +143,20 @@ pub struct InquiryAttributes {
     pub decisioned_at: Option<String>,
     pub redacted_at: Option<String>,
     pub expires_at: Option<String>,
+}
+
+fn inferred_type(value: &idshare_domain::field::FieldValue) -> idshare_domain::field::FieldType {
+    use idshare_domain::field::{FieldType as T, FieldValue as V};
+    match value {
+        V::String(_) => T::String,
+        V::Date(_) => T::Date,
+        V::Number(_) => T::Number,
+        V::Boolean(_) => T::Boolean,
+        V::Choices(_) => T::Choices,
+        V::MultiChoices(_) => T::MultiChoices,
+        V::Json(_) => T::Json,
+        V::File(_) => T::Document,
+    }
 }
 
 pub fn inquiry(
@@ -155,6 +173,11 @@ pub fn inquiry(
             );
             fields.insert(schema.key.as_str().to_owned(), value);
         }
+    } else {
+        // A clone has no template: its fields are what it holds, typed by their values.
+        for (key, value) in &inquiry.data.fields {
+            fields.insert(key.clone(), value.to_typed_json(inferred_type(value)));
+        }
     }
     ResourceObject::new(
         "inquiry",
@@ -169,6 +192,12 @@ pub fn inquiry(
             missing_requirements: missing
                 .iter()
                 .filter_map(|r| serde_json::to_value(r).ok())
+                .collect(),
+            field_provenance: inquiry
+                .data
+                .provenance
+                .iter()
+                .filter_map(|(k, p)| Some((k.clone(), serde_json::to_value(p).ok()?)))
                 .collect(),
             created_at: format_timestamp(inquiry.created_at),
             updated_at: format_timestamp(inquiry.updated_at),

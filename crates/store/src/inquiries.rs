@@ -25,6 +25,27 @@ pub struct InquiryData {
     pub note: Option<String>,
     #[serde(default)]
     pub reviewer_comment: Option<String>,
+    /// Where copied values and files came from (Connect redemption): keyed by field name, or
+    /// `file:<kind>` / `document:<kind>` for copied files and documents.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub provenance: BTreeMap<String, Provenance>,
+    /// The share token whose redemption copied data into this inquiry, once the copy is
+    /// committed (the redemption job's idempotency marker).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hydrated_by: Option<String>,
+}
+
+/// Where one copied value came from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct Provenance {
+    pub share_token: String,
+    pub source_inquiry: String,
+    /// The source's field name, when a field mapping renamed it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_field: Option<String>,
+    /// RFC 3339.
+    pub copied_at: String,
 }
 
 #[derive(Debug, Clone)]
@@ -53,11 +74,12 @@ pub struct Inquiry {
     pub processed_submission: i64,
 }
 
-/// What a new inquiry starts with.
+/// What a new inquiry starts with. A clone (Connect redemption without a destination
+/// template) has no template.
 #[derive(Debug, Clone)]
 pub struct NewInquiry {
-    pub template_id: InquiryTemplateId,
-    pub template_version_id: InquiryTemplateVersionId,
+    pub template_id: Option<InquiryTemplateId>,
+    pub template_version_id: Option<InquiryTemplateVersionId>,
     pub reference_id: Option<String>,
     pub tags: Vec<String>,
     pub data: InquiryData,
@@ -184,8 +206,8 @@ pub async fn create(
         .bind(id.as_str())
         .bind(scope.org_id.as_str())
         .bind(scope.environment.as_str())
-        .bind(new.template_id.as_str())
-        .bind(new.template_version_id.as_str())
+        .bind(new.template_id.as_ref().map(|t| t.as_str()))
+        .bind(new.template_version_id.as_ref().map(|v| v.as_str()))
         .bind(InquiryStatus::Created.as_str())
         .bind(&new.reference_id)
         .bind(tags)
@@ -198,8 +220,8 @@ pub async fn create(
     });
     Ok(Inquiry {
         id,
-        template_id: Some(new.template_id),
-        template_version_id: Some(new.template_version_id),
+        template_id: new.template_id,
+        template_version_id: new.template_version_id,
         status: InquiryStatus::Created,
         reference_id: new.reference_id,
         tags: new.tags,

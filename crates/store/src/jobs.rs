@@ -5,10 +5,7 @@
 //! job to the queue; failures retry with exponential backoff and jitter until `max_attempts`,
 //! then the job is kept as `dead`.
 
-use idshare_domain::{
-    id::JobId,
-    time_format::to_unix_micros,
-};
+use idshare_domain::{id::JobId, time_format::to_unix_micros};
 use time::{Duration, OffsetDateTime};
 
 use crate::{Backend, Store, StoreError, Tx, db::on_conn};

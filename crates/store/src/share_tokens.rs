@@ -310,3 +310,149 @@ pub async fn list(
         .collect::<Result<Vec<_>, _>>()?;
     Ok(Some(paginate(rows, cursor, size)))
 }
+
+/// A token by id alone, locked until the transaction ends (PostgreSQL `FOR UPDATE`; a SQLite
+/// write transaction already holds the single write lock). For the redemption job, which acts
+/// for no organization; `None` when it does not exist.
+pub async fn get_any_for_update(
+    tx: &mut Tx,
+    id: &ShareTokenId,
+) -> Result<Option<ShareToken>, StoreError> {
+    fetch_by_id(tx, id, true).await
+}
+
+/// A token by id alone, unlocked (the redemption job's read phase).
+pub async fn get_any(tx: &mut Tx, id: &ShareTokenId) -> Result<Option<ShareToken>, StoreError> {
+    fetch_by_id(tx, id, false).await
+}
+
+async fn fetch_by_id(
+    tx: &mut Tx,
+    id: &ShareTokenId,
+    for_update: bool,
+) -> Result<Option<ShareToken>, StoreError> {
+    let lock = if for_update && tx.backend() == crate::Backend::Postgres {
+        " FOR UPDATE"
+    } else {
+        ""
+    };
+    let sql = sqlx::AssertSqlSafe(format!(
+        "SELECT {COLUMNS} FROM share_tokens WHERE id = $1{lock}"
+    ));
+    let row: Option<ShareTokenRow> = on_conn!(tx, |conn| {
+        sqlx::query_as(sql)
+            .bind(id.as_str())
+            .fetch_optional(conn)
+            .await?
+    });
+    row.map(ShareToken::try_from).transpose()
+}
+
+/// A token the scope's organization is an end of, locked like [`get_any_for_update`].
+pub async fn get_for_update(
+    tx: &mut Tx,
+    scope: &Scope,
+    id: &ShareTokenId,
+) -> Result<Option<ShareToken>, StoreError> {
+    let lock = if tx.backend() == crate::Backend::Postgres {
+        " FOR UPDATE"
+    } else {
+        ""
+    };
+    let sql = sqlx::AssertSqlSafe(format!(
+        "SELECT {COLUMNS} FROM share_tokens WHERE {VISIBLE} AND id = $3{lock}"
+    ));
+    let row: Option<ShareTokenRow> = on_conn!(tx, |conn| {
+        sqlx::query_as(sql)
+            .bind(scope.org_id.as_str())
+            .bind(scope.environment.as_str())
+            .bind(id.as_str())
+            .fetch_optional(conn)
+            .await?
+    });
+    row.map(ShareToken::try_from).transpose()
+}
+
+/// Moves a `created` token to `pending` towards `destination`. Returns false (and changes
+/// nothing) when it is no longer `created`: the guard is in the `UPDATE`.
+pub async fn start_redemption(
+    tx: &mut Tx,
+    id: &ShareTokenId,
+    destination: &InquiryId,
+    now: OffsetDateTime,
+) -> Result<bool, StoreError> {
+    let affected = on_conn!(tx, |conn| {
+        sqlx::query(
+            "UPDATE share_tokens SET status = 'pending', pending_at = $1, updated_at = $1, \
+             destination_inquiry_id = $2 WHERE id = $3 AND status = 'created'",
+        )
+        .bind(to_unix_micros(now))
+        .bind(destination.as_str())
+        .bind(id.as_str())
+        .execute(conn)
+        .await?
+        .rows_affected()
+    });
+    Ok(affected == 1)
+}
+
+/// Moves a `pending` token to `redeemed`; false when it is no longer `pending`.
+pub async fn finish_redemption(
+    tx: &mut Tx,
+    id: &ShareTokenId,
+    now: OffsetDateTime,
+) -> Result<bool, StoreError> {
+    let affected = on_conn!(tx, |conn| {
+        sqlx::query(
+            "UPDATE share_tokens SET status = 'redeemed', redeemed_at = $1, updated_at = $1 \
+             WHERE id = $2 AND status = 'pending'",
+        )
+        .bind(to_unix_micros(now))
+        .bind(id.as_str())
+        .execute(conn)
+        .await?
+        .rows_affected()
+    });
+    Ok(affected == 1)
+}
+
+/// Moves a `pending` token to `failed` with its reason; false when it is no longer `pending`.
+pub async fn fail_redemption(
+    tx: &mut Tx,
+    id: &ShareTokenId,
+    reason: &str,
+    now: OffsetDateTime,
+) -> Result<bool, StoreError> {
+    let affected = on_conn!(tx, |conn| {
+        sqlx::query(
+            "UPDATE share_tokens SET status = 'failed', failed_at = $1, updated_at = $1, \
+             failure_reason = $2 WHERE id = $3 AND status = 'pending'",
+        )
+        .bind(to_unix_micros(now))
+        .bind(reason)
+        .bind(id.as_str())
+        .execute(conn)
+        .await?
+        .rows_affected()
+    });
+    Ok(affected == 1)
+}
+
+/// Whether a token other than `except` is redeeming (or redeemed) into `inquiry`.
+pub async fn targets(
+    tx: &mut Tx,
+    inquiry: &InquiryId,
+    except: &ShareTokenId,
+) -> Result<bool, StoreError> {
+    let count: i64 = on_conn!(tx, |conn| {
+        sqlx::query_scalar(
+            "SELECT COUNT(*) FROM share_tokens WHERE destination_inquiry_id = $1 AND id <> $2 \
+             AND status IN ('pending', 'redeemed')",
+        )
+        .bind(inquiry.as_str())
+        .bind(except.as_str())
+        .fetch_one(conn)
+        .await?
+    });
+    Ok(count > 0)
+}

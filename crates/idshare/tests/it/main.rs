@@ -15,6 +15,7 @@ mod idempotency;
 mod inquiries;
 mod openapi;
 mod pipeline;
+mod redemption;
 mod share_tokens;
 mod templates;
 mod tenancy;

@@ -57,6 +57,8 @@ const CONNECTION_BODY: &str =
 const SHARE_TOKEN_BODY: &str =
     r#"{"data": {"attributes": {"connection-id": "{connection}", "source-id": "{checked}"}}}"#;
 
+const REDEEM_BODY: &str = r#"{"data": {"attributes": {}}}"#;
+
 const TEMPLATE_READ: &str = "inquiry-template.read";
 const TEMPLATE_WRITE: &str = "inquiry-template.write";
 const INQUIRY_READ: &str = "inquiry.read";
@@ -299,6 +301,12 @@ pub const ENDPOINTS: &[Endpoint] = &[
         Method::POST,
         "/api/v1/connect/share-tokens/{share-token}/expire",
         None,
+        CONNECT_WRITE,
+    ),
+    row(
+        Method::POST,
+        "/api/v1/connect/share-tokens/{share-token}/redeem",
+        Some(REDEEM_BODY),
         CONNECT_WRITE,
     ),
 ];

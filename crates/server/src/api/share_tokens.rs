@@ -1,5 +1,5 @@
 //! `/api/v1/connect/share-tokens`: Connect share tokens, seen by both organizations of their
-//! connection (`direction` tells which end the caller is). Redemption comes later.
+//! connection (`direction` tells which end the caller is), and their redemption.
 
 use axum::{
     extract::{Path, RawQuery, State},
@@ -33,6 +33,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(create_share_token, list_share_tokens))
         .routes(routes!(get_share_token))
         .routes(routes!(expire))
+        .routes(routes!(redeem))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -244,5 +245,83 @@ async fn expire(
 ) -> ApiResult<ApiJson> {
     let id = parse_id(&id, ShareTokenId::parse)?;
     let token = service::expire(&state, &caller.scope, &id).await?;
+    respond(StatusCode::OK, &caller, &token)
+}
+
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct RedeemAttributes {
+    /// Hydrate: an inquiry of yours, `created` (or `pending` with nothing submitted).
+    #[serde(default)]
+    pub destination_id: Option<String>,
+    /// Extension: create the destination inquiry from this template of yours, then hydrate.
+    #[serde(default)]
+    pub inquiry_template_id: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct RedeemData {
+    #[serde(default)]
+    pub attributes: RedeemAttributes,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct RedeemMeta {
+    /// Checked by hand, so a malformed mapping gets a pointer.
+    #[serde(default)]
+    pub field_mappings: Option<serde_json::Value>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct RedeemDocument {
+    #[serde(default)]
+    pub data: RedeemData,
+    #[serde(default)]
+    pub meta: RedeemMeta,
+}
+
+/// Redeem a share token (destination only). Hydrate an inquiry of yours (`destination-id`),
+/// create one from a template of yours and hydrate it (`inquiry-template-id`, an extension), or
+/// clone the source inquiry (neither). Answers at once with the token `pending`; the
+/// redemption job copies what the destination template asks for, reuses passed verifications
+/// it allows, runs the rest, and marks the token `redeemed` (or `failed`, with
+/// `failure-reason`). Writes `connect/share-token.outbound-redeemed` and `…inbound-redeemed`.
+#[utoipa::path(
+    post, path = "/api/v1/connect/share-tokens/{id}/redeem", tag = "Connect",
+    params(("id" = String, Path, description = "cnst_…")),
+    request_body(content = inline(Object), description = "`{\"data\": {\"attributes\": {\"destination-id\": \"inq_…\"}}, \"meta\": {\"field-mappings\": [{\"source-field-name\": \"name-first\", \"destination-field-name\": \"given-name\"}]}}`"),
+    responses(
+        (status = 200, body = SingleDocument<ShareTokenAttributes>, description = "the token, `pending`, with `relationships.destination`"),
+        (status = 400, body = ErrorDocument, description = "malformed field mappings, or both `destination-id` and `inquiry-template-id`"),
+        (status = 403, body = ErrorDocument, description = "the caller is the source"),
+        (status = 404, body = ErrorDocument),
+        (status = 409, body = ErrorDocument, description = "the token is being or was redeemed"),
+        (status = 422, body = ErrorDocument, description = "connection not active, token expired, or destination inquiry not hydratable"),
+    ),
+    security(("bearer" = []))
+)]
+async fn redeem(
+    State(state): State<AppState>,
+    Auth(caller, _): Auth<ConnectWrite>,
+    Path(id): Path<String>,
+    JsonBody(doc): JsonBody<RedeemDocument>,
+) -> ApiResult<ApiJson> {
+    let id = parse_id(&id, ShareTokenId::parse)?;
+    let field_mappings =
+        crate::service::redemption::parse_mappings(doc.meta.field_mappings.as_ref())?;
+    let attributes = doc.data.attributes;
+    let token = crate::service::redemption::redeem(
+        &state,
+        &caller.scope,
+        &id,
+        crate::service::redemption::Redeem {
+            destination_id: attributes.destination_id,
+            inquiry_template_id: attributes.inquiry_template_id,
+            field_mappings,
+        },
+    )
+    .await?;
     respond(StatusCode::OK, &caller, &token)
 }

@@ -51,12 +51,19 @@ pub enum JobKind {
         inquiry_id: String,
         submission: i64,
     },
+    /// Redeem one Connect share token (copy, reuse, run, mark `redeemed`).
+    ShareTokenRedemption {
+        token_id: String,
+        #[serde(default)]
+        field_mappings: Vec<crate::service::redemption::FieldMapping>,
+    },
 }
 
 impl JobKind {
     pub fn name(&self) -> &'static str {
         match self {
             JobKind::InquiryPipeline { .. } => "inquiry-pipeline",
+            JobKind::ShareTokenRedemption { .. } => "share-token-redemption",
         }
     }
 }
@@ -77,6 +84,10 @@ async fn execute(state: &AppState, job: &Job) -> Result<(), JobError> {
             crate::service::pipeline::run(state, &org_id, &environment, &inquiry_id, submission)
                 .await
         }
+        JobKind::ShareTokenRedemption {
+            token_id,
+            field_mappings,
+        } => crate::service::redemption::run(state, &token_id, &field_mappings).await,
     }
 }
 
@@ -138,6 +149,9 @@ async fn give_up(state: &AppState, job: &Job) {
         } => {
             crate::service::pipeline::give_up(state, &org_id, &environment, &inquiry_id, submission)
                 .await
+        }
+        JobKind::ShareTokenRedemption { token_id, .. } => {
+            crate::service::redemption::give_up(state, &token_id).await
         }
     };
     if let Err(e) = outcome {

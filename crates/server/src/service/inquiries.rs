@@ -245,8 +245,8 @@ pub async fn create(
         state.store().crypto(),
         scope,
         NewInquiry {
-            template_id: version.template_id.clone(),
-            template_version_id: version.id.clone(),
+            template_id: Some(version.template_id.clone()),
+            template_version_id: Some(version.id.clone()),
             reference_id,
             tags,
             data,

@@ -7,6 +7,7 @@ pub mod files;
 pub mod inquiries;
 pub mod pipeline;
 pub mod providers;
+pub mod redemption;
 pub mod reports;
 pub mod screening;
 pub mod share_tokens;

@@ -94,18 +94,62 @@ pub async fn run(
     let inquiry = inquiries::get(&mut tx, state.store().crypto(), &scope, &id)
         .await?
         .ok_or_else(|| fatal(format!("inquiry {id} does not exist")))?;
+    drop(tx);
     if !needs_processing(&inquiry, submission) {
         return Ok(());
     }
-    let definition = crate::service::inquiries::definition_for(&mut tx, &scope, &inquiry)
+    let evaluation = evaluate(state, &scope, &inquiry, submission).await?;
+    record(state, &scope, &id, submission, &evaluation).await
+}
+
+/// What the pipeline found for one submission, ready to record.
+pub(crate) struct Evaluation {
+    definition: TemplateDefinition,
+    ran: Vec<Ran>,
+    /// Verifications already recorded for this submission (reused by a Connect redemption):
+    /// not run again, but they count in the decision.
+    prior: Vec<VerificationResult>,
+    screened: Vec<Screened>,
+    missing: Vec<requirements::Requirement>,
+}
+
+/// Runs the template's verifications (those not yet recorded for `submission`) and reports on
+/// what the inquiry holds, outside any transaction.
+pub(crate) async fn evaluate(
+    state: &AppState,
+    scope: &Scope,
+    inquiry: &Inquiry,
+    submission: i64,
+) -> Result<Evaluation, JobError> {
+    let fatal = |e: String| JobError::Fatal(anyhow::anyhow!(e));
+    let id = &inquiry.id;
+    let mut tx = state.store().begin_read().await?;
+    let definition = crate::service::inquiries::definition_for(&mut tx, scope, inquiry)
         .await?
         .ok_or_else(|| fatal(format!("inquiry {id} has no template")))?;
-    let subject = load_subject(&mut tx, state, &scope, &inquiry).await?;
+    let subject = load_subject(&mut tx, state, scope, inquiry).await?;
+    let recorded: Vec<_> = checks::verifications_of(&mut tx, state.store().crypto(), scope, id)
+        .await?
+        .into_iter()
+        .filter(|v| v.submission == submission)
+        .collect();
     drop(tx);
 
     let today = state.now().date();
     let mut ran = Vec::new();
+    let mut prior = Vec::new();
     for config in &definition.verifications {
+        if let Some(done) = recorded
+            .iter()
+            .find(|v| v.verification_type == config.verification_type.as_str())
+        {
+            prior.push(VerificationResult {
+                required: config.required,
+                status: done.status.parse().unwrap_or(VerificationStatus::Failed),
+                needs_review: false,
+            });
+            continue;
+        }
         if !decision::inputs_present(config, &subject) {
             continue;
         }
@@ -134,9 +178,9 @@ pub async fn run(
             VerificationType::EmailAddress => {
                 (email::verify(&subject, confirmation(config)), false)
             }
-            VerificationType::Selfie => providers::selfie(state, &scope, &id, config).await?,
+            VerificationType::Selfie => providers::selfie(state, scope, id, config).await?,
             VerificationType::Database => {
-                providers::database(state, &scope, config, &subject).await?
+                providers::database(state, scope, config, &subject).await?
             }
         };
         ran.push(Ran {
@@ -156,18 +200,13 @@ pub async fn run(
         });
     }
     let missing = requirements::missing(&definition, &subject);
-
-    record(
-        state,
-        &scope,
-        &id,
-        submission,
-        &definition,
-        &ran,
-        &screened,
+    Ok(Evaluation {
+        definition,
+        ran,
+        prior,
+        screened,
         missing,
-    )
-    .await
+    })
 }
 
 fn confirmation(config: &idshare_domain::template::VerificationConfig) -> bool {
@@ -179,25 +218,20 @@ fn confirmation(config: &idshare_domain::template::VerificationConfig) -> bool {
 }
 
 /// A submission is processed once, and only while the inquiry waits for it.
-fn needs_processing(inquiry: &Inquiry, submission: i64) -> bool {
+pub(crate) fn needs_processing(inquiry: &Inquiry, submission: i64) -> bool {
     inquiry.processed_submission < submission
         && inquiry.redacted_at.is_none()
         && inquiry.status == InquiryStatus::Pending
 }
 
-#[allow(clippy::too_many_arguments)]
 async fn record(
     state: &AppState,
     scope: &Scope,
     id: &InquiryId,
     submission: i64,
-    definition: &TemplateDefinition,
-    ran: &[Ran],
-    screened: &[Screened],
-    missing: Vec<requirements::Requirement>,
+    evaluation: &Evaluation,
 ) -> Result<(), JobError> {
     let crypto = state.store().crypto();
-    let now = state.now();
     let mut tx = state.store().begin_write().await?;
     let Some(mut inquiry) = inquiries::get_for_update(&mut tx, crypto, scope, id).await? else {
         return Ok(());
@@ -206,10 +240,35 @@ async fn record(
     if !needs_processing(&inquiry, submission) {
         return Ok(());
     }
+    record_in(state, &mut tx, scope, &mut inquiry, submission, evaluation).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Writes an evaluation's results, events and decision in the caller's transaction, on an
+/// inquiry the caller locked and found to need processing.
+pub(crate) async fn record_in(
+    state: &AppState,
+    tx: &mut Tx,
+    scope: &Scope,
+    inquiry: &mut Inquiry,
+    submission: i64,
+    evaluation: &Evaluation,
+) -> Result<(), JobError> {
+    let crypto = state.store().crypto();
+    let now = state.now();
+    let id = &inquiry.id.clone();
+    let Evaluation {
+        definition,
+        ran,
+        prior,
+        screened,
+        missing,
+    } = evaluation;
     for run in ran {
         let result = json!({ "checks": run.outcome.checks, "attributes": run.outcome.attributes });
         let recorded = checks::record_verification(
-            &mut tx,
+            tx,
             crypto,
             scope,
             checks::NewVerification {
@@ -233,7 +292,7 @@ async fn record(
             let payload = render::payload(&render::verification(&verification));
             emit(
                 state,
-                &mut tx,
+                tx,
                 scope,
                 name,
                 "verification",
@@ -248,7 +307,7 @@ async fn record(
         let has_match = !report.matches.is_empty();
         let result = json!({ "matches": report.matches, "dismissed": [] });
         let recorded = checks::record_report(
-            &mut tx,
+            tx,
             crypto,
             scope,
             checks::NewReport {
@@ -267,7 +326,7 @@ async fn record(
             let ready = format!("report/{}.ready", report.report_type);
             emit(
                 state,
-                &mut tx,
+                tx,
                 scope,
                 &ready,
                 "report",
@@ -280,7 +339,7 @@ async fn record(
                 let matched = format!("report/{}.matched", report.report_type);
                 emit(
                     state,
-                    &mut tx,
+                    tx,
                     scope,
                     &matched,
                     "report",
@@ -292,13 +351,14 @@ async fn record(
             }
         }
     }
-    let verification_results: Vec<_> = ran
+    let verification_results: Vec<_> = prior
         .iter()
-        .map(|r| VerificationResult {
+        .cloned()
+        .chain(ran.iter().map(|r| VerificationResult {
             required: r.required,
             status: r.outcome.status,
             needs_review: r.needs_review,
-        })
+        }))
         .collect();
     let report_results: Vec<_> = screened
         .iter()
@@ -310,7 +370,7 @@ async fn record(
     inquiry.processed_submission = submission;
     inquiry.updated_at = now;
     let actions = decision::decide(&verification_results, &report_results, missing.len());
-    inquiries::save(&mut tx, crypto, scope, &inquiry).await?;
+    inquiries::save(tx, crypto, scope, inquiry).await?;
     // Each transition is saved and announced in turn, so every event carries the inquiry as it
     // was at that step (`inquiry.completed` shows `completed`, even when review follows).
     for action in actions {
@@ -322,11 +382,11 @@ async fn record(
             InquiryAction::MarkForReview => inquiry.marked_for_review_at = Some(now),
             _ => {}
         }
-        inquiries::save(&mut tx, crypto, scope, &inquiry).await?;
-        let payload = render::payload(&render::inquiry(&inquiry, Some(definition), &missing));
+        inquiries::save(tx, crypto, scope, inquiry).await?;
+        let payload = render::payload(&render::inquiry(inquiry, Some(definition), missing));
         emit(
             state,
-            &mut tx,
+            tx,
             scope,
             action.event_name(),
             "inquiry",
@@ -336,7 +396,6 @@ async fn record(
         )
         .await?;
     }
-    tx.commit().await?;
     Ok(())
 }
 

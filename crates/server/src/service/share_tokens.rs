@@ -2,7 +2,7 @@
 //! destination's peek at what the source holds), expiry by the source or by the TTL job.
 //! Every change writes its event to *both* organizations: `outbound-…` to the source,
 //! `inbound-…` to the destination, each payload the token as that organization sees it.
-//! Redemption is not here yet.
+//! Redemption is in [`crate::service::redemption`].
 
 use idshare_domain::{
     connect::{ConnectionStatus, Side},
@@ -135,7 +135,7 @@ pub async fn create(
 
 /// The side the caller's organization holds for `action`. An organization connected to
 /// itself holds both, and acts from the one the action needs.
-fn side_of(token: &ShareToken, org: &OrgId, action: ShareTokenAction) -> Side {
+pub(crate) fn side_of(token: &ShareToken, org: &OrgId, action: ShareTokenAction) -> Side {
     if token.source_org_id == token.destination_org_id {
         action.only_side().unwrap_or(Side::Source)
     } else if &token.source_org_id == org {
@@ -288,7 +288,7 @@ pub async fn expire_due(state: &AppState) -> Result<usize, ApiError> {
 }
 
 /// The message as a sentence: capitalized (the domain writes it lower-case, to embed).
-fn sentence(text: &str) -> String {
+pub(crate) fn sentence(text: &str) -> String {
     let mut chars = text.chars();
     chars
         .next()
@@ -299,7 +299,7 @@ fn sentence(text: &str) -> String {
 /// Records the event named by `name_for(side)` in each organization of the token (once when
 /// its connection joins an organization to itself). A token holds no personal data, so the
 /// payloads are not sealed.
-async fn record(
+pub(crate) async fn record(
     state: &AppState,
     tx: &mut Tx,
     name_for: fn(Side) -> &'static str,

@@ -1,0 +1,657 @@
+//! Connect redemption: hydrate, clone and template extension through the public API, the
+//! redemption job (copy only what the destination declares, reuse, run, decide), stuck
+//! destinations, field mappings, 50 concurrent redeems, refusals that change nothing, and a
+//! token that fails because its source was redacted meanwhile.
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+use crate::helpers::{Backend, Tenant, TestApp, expect_error, expect_status, spawn_app};
+
+const TOKENS: &str = "/api/v1/connect/share-tokens";
+const EMAIL: &str = "ada.lovelace@example.com";
+
+fn id_of(doc: &Value) -> String {
+    doc["data"]["id"].as_str().unwrap().to_owned()
+}
+
+async fn template(app: &TestApp, key: &str, fields: &[&str], verifications: Value) -> String {
+    let schemas: Vec<Value> = fields
+        .iter()
+        .map(|k| json!({"key": k, "type": "string"}))
+        .collect();
+    id_of(
+        &expect_status(
+            app.post(
+                key,
+                "/api/v1/inquiry-templates",
+                &json!({"data": {"attributes": {"name": "T", "field-schemas": schemas,
+                    "verifications": verifications}}}),
+            )
+            .await,
+            StatusCode::CREATED,
+        )
+        .await,
+    )
+}
+
+fn email_verification() -> Value {
+    json!([{"type": "email-address", "required": true}])
+}
+
+async fn inquiry(app: &TestApp, key: &str, id: &str) -> Value {
+    expect_status(
+        app.get(key, &format!("/api/v1/inquiries/{id}")).await,
+        StatusCode::OK,
+    )
+    .await
+}
+
+async fn get_token(app: &TestApp, key: &str, id: &str) -> Value {
+    expect_status(
+        app.get(key, &format!("{TOKENS}/{id}")).await,
+        StatusCode::OK,
+    )
+    .await
+}
+
+async fn events_named(app: &TestApp, key: &str, object: &str) -> Vec<String> {
+    let body = expect_status(
+        app.get(
+            key,
+            &format!("/api/v1/events?filter[object-id]={object}&page[size]=100"),
+        )
+        .await,
+        StatusCode::OK,
+    )
+    .await;
+    let mut names: Vec<String> = body["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["attributes"]["name"].as_str().unwrap().to_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+struct Setup {
+    app: TestApp,
+    s: Tenant,
+    d: Tenant,
+    c: Tenant,
+    connection: String,
+    source: String,
+    token: String,
+}
+
+/// S with a completed inquiry (email, first and last name, email verification passed), an
+/// active connection S→D, and a token for that inquiry; C is a stranger.
+async fn setup(backend: Backend) -> Setup {
+    let app = spawn_app(backend).await;
+    let s = app.tenant("Source").await;
+    let d = app.tenant("Destination").await;
+    let c = app.tenant("Stranger").await;
+    let t = template(
+        &app,
+        &s.sandbox,
+        &["email-address", "name-first", "name-last"],
+        email_verification(),
+    )
+    .await;
+    let source = id_of(
+        &app.create_inquiry(
+            &s.sandbox,
+            &t,
+            json!({"email-address": EMAIL, "name-first": "Ada", "name-last": "Lovelace"}),
+        )
+        .await,
+    );
+    expect_status(
+        app.post(
+            &s.sandbox,
+            &format!("/api/v1/inquiries/{source}/submit"),
+            &json!({}),
+        )
+        .await,
+        StatusCode::ACCEPTED,
+    )
+    .await;
+    app.drain().await;
+    assert_eq!(
+        inquiry(&app, &s.sandbox, &source).await["data"]["attributes"]["status"],
+        "completed"
+    );
+    let connection = id_of(
+        &expect_status(
+            app.post(
+                &s.sandbox,
+                "/api/v1/connect/connections",
+                &json!({"data": {"attributes": {"destination-organization-id": d.org_id.as_str()}}}),
+            )
+            .await,
+            StatusCode::CREATED,
+        )
+        .await,
+    );
+    expect_status(
+        app.post(
+            &d.sandbox,
+            &format!("/api/v1/connect/connections/{connection}/activate"),
+            &json!({}),
+        )
+        .await,
+        StatusCode::OK,
+    )
+    .await;
+    let token = new_token(&app, &s, &connection, &source).await;
+    Setup {
+        app,
+        s,
+        d,
+        c,
+        connection,
+        source,
+        token,
+    }
+}
+
+async fn new_token(app: &TestApp, s: &Tenant, connection: &str, source: &str) -> String {
+    id_of(
+        &expect_status(
+            app.post(
+                &s.sandbox,
+                TOKENS,
+                &json!({"data": {"attributes": {"connection-id": connection, "source-id": source}}}),
+            )
+            .await,
+            StatusCode::CREATED,
+        )
+        .await,
+    )
+}
+
+fn redeem_path(token: &str) -> String {
+    format!("{TOKENS}/{token}/redeem")
+}
+
+fn hydrate_body(destination: &str) -> Value {
+    json!({"data": {"attributes": {"destination-id": destination}}})
+}
+
+async fn hydrate_copies_declared_fields_reuses_and_completes(backend: Backend) {
+    let Setup {
+        app,
+        s,
+        d,
+        token,
+        source,
+        ..
+    } = setup(backend).await;
+    let t = template(
+        &app,
+        &d.sandbox,
+        &["email-address", "name-first"],
+        json!([{"type": "email-address", "required": true, "reuse": {"max-age-days": 30}}]),
+    )
+    .await;
+    let destination = id_of(&app.create_inquiry(&d.sandbox, &t, json!({})).await);
+    let redeemed = expect_status(
+        app.post(
+            &d.sandbox,
+            &redeem_path(&token),
+            &hydrate_body(&destination),
+        )
+        .await,
+        StatusCode::OK,
+    )
+    .await;
+    let attributes = &redeemed["data"]["attributes"];
+    assert_eq!(attributes["status"], "pending", "{redeemed}");
+    assert!(attributes["pending-at"].is_string());
+    assert_eq!(
+        redeemed["data"]["relationships"]["destination"]["data"]["id"],
+        destination.as_str()
+    );
+    app.drain().await;
+    assert_eq!(app.drain().await, 0);
+
+    let t_now = get_token(&app, &d.sandbox, &token).await;
+    assert_eq!(t_now["data"]["attributes"]["status"], "redeemed", "{t_now}");
+    assert!(t_now["data"]["attributes"]["redeemed-at"].is_string());
+    let dest = inquiry(&app, &d.sandbox, &destination).await;
+    let attributes = &dest["data"]["attributes"];
+    assert_eq!(attributes["status"], "completed", "{dest}");
+    assert_eq!(attributes["fields"]["email-address"]["value"], EMAIL);
+    assert_eq!(attributes["fields"]["name-first"]["value"], "Ada");
+    // Only the declared fields were copied: name-last is nowhere.
+    let provenance = attributes["field-provenance"].as_object().unwrap();
+    let mut keys: Vec<&String> = provenance.keys().collect();
+    keys.sort();
+    assert_eq!(keys, ["email-address", "name-first"]);
+    assert_eq!(provenance["email-address"]["share-token"], token.as_str());
+    assert_eq!(
+        provenance["email-address"]["source-inquiry"],
+        source.as_str()
+    );
+    assert!(!dest.to_string().contains("Lovelace"));
+    // The email verification was reused, not run again.
+    let verifications = expect_status(
+        app.get(
+            &d.sandbox,
+            &format!("/api/v1/verifications?filter[inquiry-id]={destination}"),
+        )
+        .await,
+        StatusCode::OK,
+    )
+    .await;
+    let list = verifications["data"].as_array().unwrap();
+    assert_eq!(list.len(), 1, "{verifications}");
+    assert_eq!(list[0]["attributes"]["status"], "passed");
+    assert!(
+        list[0].to_string().contains("reused-from"),
+        "{verifications}"
+    );
+    // Events exactly once on each side.
+    assert_eq!(
+        events_named(&app, &d.sandbox, &token).await,
+        [
+            "connect/share-token.inbound-created",
+            "connect/share-token.inbound-redeemed"
+        ]
+    );
+    assert_eq!(
+        events_named(&app, &s.sandbox, &token).await,
+        [
+            "connect/share-token.outbound-created",
+            "connect/share-token.outbound-redeemed"
+        ]
+    );
+    let inquiry_events = events_named(&app, &d.sandbox, &destination).await;
+    assert_eq!(
+        inquiry_events,
+        ["inquiry.completed", "inquiry.created", "inquiry.started"]
+    );
+    // Redeeming again: 409.
+    expect_error(
+        app.post(
+            &d.sandbox,
+            &redeem_path(&token),
+            &hydrate_body(&destination),
+        )
+        .await,
+        StatusCode::CONFLICT,
+    )
+    .await;
+}
+
+async fn clone_copies_everything_marked_cloned(backend: Backend) {
+    let Setup { app, d, token, .. } = setup(backend).await;
+    let redeemed = expect_status(
+        app.post(
+            &d.sandbox,
+            &redeem_path(&token),
+            &json!({"data": {"attributes": {}}}),
+        )
+        .await,
+        StatusCode::OK,
+    )
+    .await;
+    let destination = redeemed["data"]["relationships"]["destination"]["data"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    app.drain().await;
+    assert_eq!(
+        get_token(&app, &d.sandbox, &token).await["data"]["attributes"]["status"],
+        "redeemed"
+    );
+    let dest = inquiry(&app, &d.sandbox, &destination).await;
+    let attributes = &dest["data"]["attributes"];
+    assert_eq!(attributes["status"], "completed", "{dest}");
+    assert_eq!(attributes["fields"]["name-last"]["value"], "Lovelace");
+    assert!(dest["data"]["relationships"]["inquiry-template"]["data"].is_null());
+    let verifications = expect_status(
+        app.get(
+            &d.sandbox,
+            &format!("/api/v1/verifications?filter[inquiry-id]={destination}"),
+        )
+        .await,
+        StatusCode::OK,
+    )
+    .await;
+    let list = verifications["data"].as_array().unwrap();
+    assert_eq!(list.len(), 1, "{verifications}");
+    assert_eq!(list[0]["attributes"]["status"], "passed");
+    assert!(
+        list[0].to_string().contains("cloned-from"),
+        "{verifications}"
+    );
+}
+
+async fn template_extension_and_field_mappings(backend: Backend) {
+    let Setup {
+        app,
+        s,
+        d,
+        connection,
+        source,
+        token,
+        ..
+    } = setup(backend).await;
+    let t = template(
+        &app,
+        &d.sandbox,
+        &["email-address", "given-name"],
+        email_verification(),
+    )
+    .await;
+    let redeemed = expect_status(
+        app.post(
+            &d.sandbox,
+            &redeem_path(&token),
+            &json!({"data": {"attributes": {"inquiry-template-id": t}},
+                    "meta": {"field-mappings": [{"source-field-name": "name-first",
+                                                  "destination-field-name": "given-name"}]}}),
+        )
+        .await,
+        StatusCode::OK,
+    )
+    .await;
+    let destination = redeemed["data"]["relationships"]["destination"]["data"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    app.drain().await;
+    let dest = inquiry(&app, &d.sandbox, &destination).await;
+    let attributes = &dest["data"]["attributes"];
+    assert_eq!(attributes["status"], "completed", "{dest}");
+    assert_eq!(attributes["fields"]["given-name"]["value"], "Ada");
+    assert_eq!(
+        attributes["field-provenance"]["given-name"]["source-field"],
+        "name-first"
+    );
+    assert_eq!(
+        dest["data"]["relationships"]["inquiry-template"]["data"]["id"],
+        t.as_str()
+    );
+
+    // Stuck: D's template needs a proof of address the source never had.
+    let stuck_template = template(
+        &app,
+        &d.sandbox,
+        &[
+            "email-address",
+            "address-street-1",
+            "address-city",
+            "address-postal-code",
+            "address-country-code",
+        ],
+        json!([{"type": "email-address", "required": true},
+               {"type": "document", "required": true}]),
+    )
+    .await;
+    let second = new_token(&app, &s, &connection, &source).await;
+    let stuck = id_of(
+        &app.create_inquiry(&d.sandbox, &stuck_template, json!({}))
+            .await,
+    );
+    expect_status(
+        app.post(&d.sandbox, &redeem_path(&second), &hydrate_body(&stuck))
+            .await,
+        StatusCode::OK,
+    )
+    .await;
+    app.drain().await;
+    assert_eq!(
+        get_token(&app, &d.sandbox, &second).await["data"]["attributes"]["status"],
+        "redeemed"
+    );
+    let dest = inquiry(&app, &d.sandbox, &stuck).await;
+    let attributes = &dest["data"]["attributes"];
+    assert_eq!(attributes["status"], "pending", "{dest}");
+    let missing = attributes["missing-requirements"].to_string();
+    assert!(missing.contains("proof-of-address"), "{missing}");
+}
+
+async fn fifty_concurrent_redeems_one_wins(backend: Backend) {
+    let Setup {
+        app, s, d, token, ..
+    } = setup(backend).await;
+    let path = redeem_path(&token);
+    let body = json!({"data": {"attributes": {}}});
+    let calls = (0..50).map(|_| app.post(&d.sandbox, &path, &body));
+    let responses = futures::future::join_all(calls).await;
+    let mut ok = 0;
+    let mut conflict = 0;
+    for response in responses {
+        match response.status() {
+            StatusCode::OK => ok += 1,
+            StatusCode::CONFLICT => conflict += 1,
+            other => panic!("unexpected {other}: {}", response.text().await.unwrap()),
+        }
+    }
+    assert_eq!((ok, conflict), (1, 49));
+    app.drain().await;
+    assert_eq!(
+        get_token(&app, &d.sandbox, &token).await["data"]["attributes"]["status"],
+        "redeemed"
+    );
+    assert_eq!(app.list_ids(&d.sandbox, "/api/v1/inquiries").await.len(), 1);
+    assert_eq!(
+        events_named(&app, &s.sandbox, &token).await,
+        [
+            "connect/share-token.outbound-created",
+            "connect/share-token.outbound-redeemed"
+        ]
+    );
+}
+
+async fn refusals_change_nothing(backend: Backend) {
+    let Setup {
+        app,
+        s,
+        d,
+        c,
+        connection,
+        source,
+        token,
+    } = setup(backend).await;
+    let t = template(&app, &d.sandbox, &["email-address"], email_verification()).await;
+    let destination = id_of(&app.create_inquiry(&d.sandbox, &t, json!({})).await);
+    let path = redeem_path(&token);
+    let hydrate = hydrate_body(&destination);
+    let before = token_status(&app, &d, &token).await;
+    let s_inquiries = app.list_ids(&s.sandbox, "/api/v1/inquiries").await.len();
+
+    let e = expect_error(
+        app.post(&s.sandbox, &path, &hydrate).await,
+        StatusCode::FORBIDDEN,
+    )
+    .await;
+    assert!(
+        e.to_string()
+            .contains("Only the destination organization can redeem"),
+        "{e}"
+    );
+    expect_error(
+        app.post(&c.sandbox, &path, &hydrate).await,
+        StatusCode::NOT_FOUND,
+    )
+    .await;
+    expect_error(
+        app.post(&d.production, &path, &hydrate).await,
+        StatusCode::NOT_FOUND,
+    )
+    .await;
+    // Malformed mappings.
+    for mappings in [
+        json!("x"),
+        json!([{"source-field-name": "a"}]),
+        json!([{"source-field-name": "a", "destination-field-name": "b"},
+               {"source-field-name": "c", "destination-field-name": "b"}]),
+    ] {
+        let e = expect_error(
+            app.post(
+                &d.sandbox,
+                &path,
+                &json!({"data": {"attributes": {"destination-id": destination}},
+                        "meta": {"field-mappings": mappings}}),
+            )
+            .await,
+            StatusCode::BAD_REQUEST,
+        )
+        .await;
+        assert!(
+            e["source"]["pointer"]
+                .as_str()
+                .unwrap()
+                .starts_with("/meta/field-mappings"),
+            "{e}"
+        );
+    }
+    // Both attributes.
+    expect_error(
+        app.post(
+            &d.sandbox,
+            &path,
+            &json!({"data": {"attributes": {"destination-id": destination, "inquiry-template-id": t}}}),
+        )
+        .await,
+        StatusCode::BAD_REQUEST,
+    )
+    .await;
+    // A destination inquiry of another organization.
+    let s_template = template(&app, &s.sandbox, &["email-address"], json!([])).await;
+    let foreign = id_of(&app.create_inquiry(&s.sandbox, &s_template, json!({})).await);
+    let e = expect_error(
+        app.post(&d.sandbox, &path, &hydrate_body(&foreign)).await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+    )
+    .await;
+    assert_eq!(e["source"]["pointer"], "/data/attributes/destination-id");
+    // A finished destination.
+    let finished = id_of(
+        &app.create_inquiry(&d.sandbox, &t, json!({"email-address": EMAIL}))
+            .await,
+    );
+    expect_status(
+        app.post(
+            &d.sandbox,
+            &format!("/api/v1/inquiries/{finished}/submit"),
+            &json!({}),
+        )
+        .await,
+        StatusCode::ACCEPTED,
+    )
+    .await;
+    app.drain().await;
+    expect_error(
+        app.post(&d.sandbox, &path, &hydrate_body(&finished)).await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+    )
+    .await;
+    // Expired token.
+    let expired = new_token(&app, &s, &connection, &source).await;
+    expect_status(
+        app.post(
+            &s.sandbox,
+            &format!("{TOKENS}/{expired}/expire"),
+            &json!({}),
+        )
+        .await,
+        StatusCode::OK,
+    )
+    .await;
+    let e = expect_error(
+        app.post(&d.sandbox, &redeem_path(&expired), &hydrate).await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+    )
+    .await;
+    assert!(e.to_string().contains("expired"), "{e}");
+    assert_eq!(token_status(&app, &d, &token).await, before);
+    // Connection inactive.
+    expect_status(
+        app.post(
+            &d.sandbox,
+            &format!("/api/v1/connect/connections/{connection}/deactivate"),
+            &json!({}),
+        )
+        .await,
+        StatusCode::OK,
+    )
+    .await;
+    let e = expect_error(
+        app.post(&d.sandbox, &path, &hydrate).await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+    )
+    .await;
+    assert!(e.to_string().contains("inactive"), "{e}");
+    assert_eq!(token_status(&app, &d, &token).await, before);
+    assert_eq!(app.drain().await, 0, "no job was enqueued");
+    assert_eq!(
+        inquiry(&app, &d.sandbox, &destination).await["data"]["attributes"]["status"],
+        "created"
+    );
+    assert_eq!(
+        app.list_ids(&s.sandbox, "/api/v1/inquiries").await.len(),
+        s_inquiries + 1
+    );
+}
+
+async fn token_status(app: &TestApp, d: &Tenant, token_id: &str) -> Value {
+    get_token(app, &d.sandbox, token_id).await["data"]["attributes"].clone()
+}
+
+async fn redacted_source_fails_the_token(backend: Backend) {
+    let Setup {
+        app,
+        s,
+        d,
+        token,
+        source,
+        ..
+    } = setup(backend).await;
+    let t = template(&app, &d.sandbox, &["email-address"], email_verification()).await;
+    let destination = id_of(&app.create_inquiry(&d.sandbox, &t, json!({})).await);
+    expect_status(
+        app.post(
+            &d.sandbox,
+            &redeem_path(&token),
+            &hydrate_body(&destination),
+        )
+        .await,
+        StatusCode::OK,
+    )
+    .await;
+    expect_status(
+        app.delete(&s.sandbox, &format!("/api/v1/inquiries/{source}"))
+            .await,
+        StatusCode::OK,
+    )
+    .await;
+    app.drain().await;
+    let failed = get_token(&app, &d.sandbox, &token).await;
+    let attributes = &failed["data"]["attributes"];
+    assert_eq!(attributes["status"], "failed", "{failed}");
+    assert_eq!(attributes["failure-reason"], "source-redacted");
+    assert!(attributes["failed-at"].is_string());
+    assert_eq!(
+        inquiry(&app, &d.sandbox, &destination).await["data"]["attributes"]["status"],
+        "created"
+    );
+    assert!(
+        events_named(&app, &d.sandbox, &token)
+            .await
+            .contains(&"connect/share-token.inbound-failed".to_owned())
+    );
+}
+
+backend_tests!(
+    hydrate_copies_declared_fields_reuses_and_completes,
+    clone_copies_everything_marked_cloned,
+    template_extension_and_field_mappings,
+    fifty_concurrent_redeems_one_wins,
+    refusals_change_nothing,
+    redacted_source_fails_the_token,
+);
