@@ -81,6 +81,7 @@ pub mod inquiry;
 pub mod mrz;
 pub mod names;
 pub mod permission;
+pub mod preview;
 pub mod requirements;
 pub mod screening;
 pub mod share_token;

@@ -638,8 +638,12 @@ async fn uploads_are_sniffed_limited_and_downloaded_by_signed_url(backend: Backe
             .mime_str("image/png")
             .unwrap(),
     );
-    let oversized = app
-        .client
+    // A client of its own: the server may close this connection mid-upload, and it must not
+    // go back into the shared pool for the next request to trip over.
+    let oversized = reqwest::Client::builder()
+        .pool_max_idle_per_host(0)
+        .build()
+        .unwrap()
         .post(app.url(&format!("/api/v1/inquiries/{id}/files")))
         .bearer_auth(key)
         .multipart(form)

@@ -58,6 +58,7 @@ const SHARE_TOKEN_BODY: &str =
     r#"{"data": {"attributes": {"connection-id": "{connection}", "source-id": "{checked}"}}}"#;
 
 const REDEEM_BODY: &str = r#"{"data": {"attributes": {}}}"#;
+const PREVIEW_BODY: &str = r#"{"data": {"attributes": {"inquiry-template-id": "{template}"}}}"#;
 
 const TEMPLATE_READ: &str = "inquiry-template.read";
 const TEMPLATE_WRITE: &str = "inquiry-template.write";
@@ -308,6 +309,12 @@ pub const ENDPOINTS: &[Endpoint] = &[
         "/api/v1/connect/share-tokens/{share-token}/redeem",
         Some(REDEEM_BODY),
         CONNECT_WRITE,
+    ),
+    row(
+        Method::POST,
+        "/api/v1/connect/share-tokens/{share-token}/preview",
+        Some(PREVIEW_BODY),
+        CONNECT_READ,
     ),
 ];
 

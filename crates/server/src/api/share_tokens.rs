@@ -11,7 +11,7 @@ use idshare_domain::{
     share_token::ShareTokenStatus,
 };
 use idshare_store::share_tokens::{self, ShareToken, ShareTokenFilter};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
@@ -34,6 +34,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(get_share_token))
         .routes(routes!(expire))
         .routes(routes!(redeem))
+        .routes(routes!(preview))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -324,4 +325,103 @@ async fn redeem(
     )
     .await?;
     respond(StatusCode::OK, &caller, &token)
+}
+
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct PreviewAttributes {
+    /// A template of yours (`itmpl_…`) with a published version.
+    #[serde(default)]
+    pub inquiry_template_id: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct PreviewData {
+    #[serde(default)]
+    pub attributes: PreviewAttributes,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct PreviewDocument {
+    #[serde(default)]
+    pub data: PreviewData,
+    #[serde(default)]
+    pub meta: RedeemMeta,
+}
+
+/// `connect/share-token-preview`: what redemption under a template would do. Requirements are
+/// `{kind, key, label, for-verification}` — never a value.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "kebab-case")]
+pub struct SharePreviewAttributes {
+    pub inquiry_template_id: String,
+    /// Requirements of the template the copied data satisfies.
+    #[schema(value_type = Vec<Object>)]
+    pub satisfied: Vec<idshare_domain::requirements::Requirement>,
+    /// Verification types whose passed source result would be reused.
+    #[schema(value_type = Vec<String>)]
+    pub reused: Vec<idshare_domain::template::VerificationType>,
+    /// Verification types that would run.
+    #[schema(value_type = Vec<String>)]
+    pub to_run: Vec<idshare_domain::template::VerificationType>,
+    /// Requirements still missing after the copy (the end user would be asked for them).
+    #[schema(value_type = Vec<Object>)]
+    pub missing: Vec<idshare_domain::requirements::Requirement>,
+    /// `will-complete`, `will-be-stuck` or `may-fail`.
+    #[schema(value_type = String)]
+    pub outcome: idshare_domain::preview::Outcome,
+}
+
+/// Preview a redemption (destination only; an extension, DESIGN §2.5): what redeeming this
+/// `created` token under a template of yours would do — requirements satisfied by the copied
+/// data, verifications reused and to run, requirements missing — and the predicted `outcome`:
+/// `will-be-stuck` when anything is missing, else `may-fail` when any verification would run,
+/// else `will-complete`. Copies, creates and changes nothing.
+#[utoipa::path(
+    post, path = "/api/v1/connect/share-tokens/{id}/preview", tag = "Connect",
+    params(("id" = String, Path, description = "cnst_…")),
+    request_body(content = inline(Object), description = "`{\"data\": {\"attributes\": {\"inquiry-template-id\": \"itmpl_…\"}}, \"meta\": {\"field-mappings\": [{\"source-field-name\": \"name-first\", \"destination-field-name\": \"given-name\"}]}}`"),
+    responses(
+        (status = 200, body = SingleDocument<SharePreviewAttributes>),
+        (status = 400, body = ErrorDocument, description = "malformed field mappings"),
+        (status = 403, body = ErrorDocument, description = "the caller is the source"),
+        (status = 404, body = ErrorDocument, description = "no such token, or no such template of yours"),
+        (status = 422, body = ErrorDocument, description = "the token is not `created` or has expired, the template is not published, or the source was redacted"),
+    ),
+    security(("bearer" = []))
+)]
+async fn preview(
+    State(state): State<AppState>,
+    Auth(caller, _): Auth<ConnectRead>,
+    Path(id): Path<String>,
+    JsonBody(doc): JsonBody<PreviewDocument>,
+) -> ApiResult<ApiJson> {
+    let id = parse_id(&id, ShareTokenId::parse)?;
+    let field_mappings =
+        crate::service::redemption::parse_mappings(doc.meta.field_mappings.as_ref())?;
+    let Some(template) = doc.data.attributes.inquiry_template_id else {
+        return Err(ApiError::bad_request(
+            "`inquiry-template-id` is required: the template to preview.",
+        )
+        .pointer("/data/attributes/inquiry-template-id"));
+    };
+    let (token, template_id, prediction) =
+        service::preview(&state, &caller.scope, &id, &template, &field_mappings).await?;
+    let document = SingleDocument {
+        data: crate::jsonapi::ResourceObject::new(
+            "connect/share-token-preview",
+            token.id.as_str(),
+            SharePreviewAttributes {
+                inquiry_template_id: template_id.to_string(),
+                satisfied: prediction.satisfied,
+                reused: prediction.reused,
+                to_run: prediction.to_run,
+                missing: prediction.missing,
+                outcome: prediction.outcome,
+            },
+        ),
+        included: vec![],
+    };
+    ApiJson::new(StatusCode::OK, &document, &Default::default())
 }

@@ -2,13 +2,14 @@
 //! destination's peek at what the source holds), expiry by the source or by the TTL job.
 //! Every change writes its event to *both* organizations: `outbound-…` to the source,
 //! `inbound-…` to the destination, each payload the token as that organization sees it.
-//! Redemption is in [`crate::service::redemption`].
+//! Redemption is in [`crate::service::redemption`]; its preview ([`preview`]) is here.
 
 use idshare_domain::{
     connect::{ConnectionStatus, Side},
     field::FieldValue,
-    id::{ApiKeyId, ConnectionId, InquiryId, OrgId, ShareTokenId},
+    id::{ApiKeyId, ConnectionId, InquiryId, InquiryTemplateId, OrgId, ShareTokenId},
     inquiry::InquiryStatus,
+    preview::{self, PassedVerification, Preview},
     share_token::{
         self, ShareTokenAction, ShareTokenStatus, ShareTokenTransitionError, transition,
     },
@@ -16,13 +17,16 @@ use idshare_domain::{
 use idshare_store::{
     Scope, StoreError, Tx, checks, connections, events, inquiries,
     share_tokens::{self, ShareToken},
+    templates,
 };
 use serde_json::{Map, Value, json};
+use std::collections::BTreeMap;
 
 use crate::{
     app::AppState,
     error::ApiError,
     render::{self, Peek},
+    service::{pipeline, redemption::FieldMapping},
 };
 
 const CONNECTION_POINTER: &str = "/data/attributes/connection-id";
@@ -218,6 +222,107 @@ fn holds_value(value: &FieldValue) -> bool {
         FieldValue::Json(v) => !v.is_null(),
         FieldValue::Date(_) | FieldValue::Number(_) | FieldValue::Boolean(_) => true,
     }
+}
+
+const PREVIEW_TEMPLATE_POINTER: &str = "/data/attributes/inquiry-template-id";
+
+/// What redeeming the token under one of the caller's templates would do (DESIGN §2.5),
+/// computed from what the source holds, in one read transaction: nothing is copied, created or
+/// changed. Destination only (the source gets a 403); the token must be `created` and
+/// unexpired.
+pub async fn preview(
+    state: &AppState,
+    scope: &Scope,
+    id: &ShareTokenId,
+    template_id: &str,
+    mappings: &[FieldMapping],
+) -> Result<(ShareToken, InquiryTemplateId, Preview), ApiError> {
+    let now = state.now();
+    let mut tx = state.store().begin_read().await?;
+    let token = share_tokens::get(&mut tx, scope, id)
+        .await?
+        .ok_or_else(ApiError::not_found)?;
+    if token.destination_org_id != scope.org_id {
+        return Err(ApiError::forbidden(
+            "Only the destination organization of a share token can preview its redemption; \
+             yours is its source.",
+        ));
+    }
+    if token.status != ShareTokenStatus::Created || token.expires_at <= now {
+        let status = if token.status == ShareTokenStatus::Created {
+            ShareTokenStatus::Expired
+        } else {
+            token.status
+        };
+        return Err(ApiError::unprocessable(
+            "Share token not redeemable",
+            format!(
+                "Only a `created`, unexpired share token can be previewed; `{}` is `{status}`.",
+                token.id
+            ),
+        ));
+    }
+    let template_id = InquiryTemplateId::parse(template_id.trim())
+        .map_err(|_| ApiError::not_found().pointer(PREVIEW_TEMPLATE_POINTER))?;
+    let template = templates::get(&mut tx, scope, &template_id)
+        .await?
+        .ok_or_else(|| ApiError::not_found().pointer(PREVIEW_TEMPLATE_POINTER))?;
+    let version_id = template.published_version_id.ok_or_else(|| {
+        ApiError::unprocessable(
+            "Template not published",
+            "This template has no published version.",
+        )
+        .pointer(PREVIEW_TEMPLATE_POINTER)
+    })?;
+    let version = templates::get_version(&mut tx, scope, &version_id)
+        .await?
+        .ok_or_else(|| {
+            ApiError::internal(anyhow::anyhow!("published version {version_id} missing"))
+        })?;
+    let definition = idshare_domain::template::TemplateDefinition::parse(&version.definition)
+        .map_err(|errors| {
+            ApiError::internal(anyhow::anyhow!(
+                "stored template version {} no longer parses: {errors:?}",
+                version.id
+            ))
+        })?;
+    let source_scope = Scope::new(token.source_org_id.clone(), token.environment);
+    let crypto = state.store().crypto();
+    let source = inquiries::get(&mut tx, crypto, &source_scope, &token.source_inquiry_id)
+        .await?
+        .filter(|s| s.redacted_at.is_none())
+        .ok_or_else(|| {
+            ApiError::unprocessable(
+                "Source inquiry redacted",
+                "The source inquiry was redacted: this share token has no data left to copy.",
+            )
+        })?;
+    let source_subject = pipeline::load_subject(&mut tx, state, &source_scope, &source).await?;
+    let passed: Vec<PassedVerification> =
+        checks::verifications_of(&mut tx, crypto, &source_scope, &source.id)
+            .await?
+            .into_iter()
+            .filter(|v| v.status == "passed")
+            .filter_map(|v| {
+                Some(PassedVerification {
+                    verification_type: v.verification_type.parse().ok()?,
+                    completed_at: v.completed_at?,
+                })
+            })
+            .collect();
+    drop(tx);
+    let mappings: BTreeMap<String, String> = mappings
+        .iter()
+        .map(|m| {
+            (
+                m.destination_field_name.clone(),
+                m.source_field_name.clone(),
+            )
+        })
+        .collect();
+    let subject = preview::copied_subject(&definition, &source_subject, &mappings);
+    let prediction = preview::preview(&definition, &subject, &passed, now);
+    Ok((token, template_id, prediction))
 }
 
 /// Expires a `created` token (source only), with its events.

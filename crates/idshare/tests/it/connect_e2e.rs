@@ -1,0 +1,765 @@
+//! Connect redemption end to end: a stuck destination inquiry finished by the end user in the
+//! hosted flow (driven exactly as a browser would), and redemptions that survive a SIGKILL of
+//! the real `idshare serve` process.
+
+use std::{
+    io::{BufRead, BufReader},
+    process::{Child, Command, Stdio},
+    time::Duration,
+};
+
+use reqwest::{StatusCode, header, redirect::Policy};
+use serde_json::{Value, json};
+use sqlx::Connection;
+
+use crate::helpers::{Backend, TestApp, create_postgres_database, expect_status, spawn_app};
+
+const TOKENS: &str = "/api/v1/connect/share-tokens";
+const EMAIL: &str = "ada.lovelace@example.com";
+const PDF: &[u8] = b"%PDF-1.7\n1 0 obj << >> endobj\n%%EOF\n";
+
+fn id_of(doc: &Value) -> String {
+    doc["data"]["id"].as_str().unwrap().to_owned()
+}
+
+fn template_body(fields: &[&str], verifications: Value) -> Value {
+    let schemas: Vec<Value> = fields
+        .iter()
+        .map(|k| json!({"key": k, "type": "string"}))
+        .collect();
+    json!({"data": {"attributes": {"name": "T", "field-schemas": schemas,
+        "verifications": verifications}}})
+}
+
+fn email_verification() -> Value {
+    json!([{"type": "email-address", "required": true}])
+}
+
+fn connection_body(destination_org: &str) -> Value {
+    json!({"data": {"attributes": {"destination-organization-id": destination_org}}})
+}
+
+fn token_body(connection: &str, source: &str) -> Value {
+    json!({"data": {"attributes": {"connection-id": connection, "source-id": source}}})
+}
+
+// ---------------------------------------------------------------------------------------------
+// A browser without JavaScript (copied from flow.rs): no automatic redirects, one cookie kept
+// by hand, multipart forms built by hand.
+
+struct Browser {
+    client: reqwest::Client,
+    base: String,
+    cookie: Option<String>,
+}
+
+struct Page {
+    status: StatusCode,
+    location: Option<String>,
+    set_cookie: Option<String>,
+    body: String,
+}
+
+impl Page {
+    fn csrf(&self) -> String {
+        let marker = "name=\"csrf\" value=\"";
+        let start = self.body.find(marker).expect("a CSRF input") + marker.len();
+        let end = self.body[start..].find('"').expect("end of the value");
+        self.body[start..start + end].to_owned()
+    }
+
+    /// The `name` of every form control on the page (CSRF excluded).
+    fn inputs(&self) -> Vec<String> {
+        let marker = " name=\"";
+        let mut names = vec![];
+        let mut rest = self.body.as_str();
+        while let Some(at) = rest.find(marker) {
+            rest = &rest[at + marker.len()..];
+            let end = rest.find('"').expect("end of the name");
+            let name = &rest[..end];
+            if name.contains('.') {
+                names.push(name.to_owned());
+            }
+            rest = &rest[end..];
+        }
+        names.sort();
+        names.dedup();
+        names
+    }
+}
+
+#[derive(Default)]
+struct Form {
+    parts: Vec<u8>,
+}
+
+const BOUNDARY: &str = "----idshareConnectE2eBoundary7MA4YWxkTrZu0gW";
+
+impl Form {
+    fn text(mut self, name: &str, value: &str) -> Self {
+        self.parts.extend_from_slice(
+            format!(
+                "--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n"
+            )
+            .as_bytes(),
+        );
+        self
+    }
+
+    fn file(mut self, name: &str, filename: &str, content_type: &str, bytes: &[u8]) -> Self {
+        self.parts.extend_from_slice(
+            format!(
+                "--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"{name}\"; \
+                 filename=\"{filename}\"\r\nContent-Type: {content_type}\r\n\r\n"
+            )
+            .as_bytes(),
+        );
+        self.parts.extend_from_slice(bytes);
+        self.parts.extend_from_slice(b"\r\n");
+        self
+    }
+
+    fn finish(mut self) -> Vec<u8> {
+        self.parts
+            .extend_from_slice(format!("--{BOUNDARY}--\r\n").as_bytes());
+        self.parts
+    }
+}
+
+impl Browser {
+    fn new(app: &TestApp) -> Self {
+        Self {
+            client: reqwest::Client::builder()
+                .redirect(Policy::none())
+                .build()
+                .expect("client"),
+            base: app.address.clone(),
+            cookie: None,
+        }
+    }
+
+    async fn read(response: reqwest::Response) -> Page {
+        let header = |name: header::HeaderName| {
+            response
+                .headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned)
+        };
+        let status = response.status();
+        let location = header(header::LOCATION);
+        let set_cookie = header(header::SET_COOKIE);
+        let body = response.text().await.expect("body");
+        Page {
+            status,
+            location,
+            set_cookie,
+            body,
+        }
+    }
+
+    async fn get(&mut self, url: &str) -> Page {
+        // Links carry the configured public URL: keep the path.
+        let path = match url.find("/flow/") {
+            Some(at) if url.starts_with("http") => &url[at..],
+            _ => url,
+        };
+        let mut request = self.client.get(format!("{}{path}", self.base));
+        if let Some(cookie) = &self.cookie {
+            request = request.header(header::COOKIE, cookie);
+        }
+        let page = Self::read(request.send().await.expect("request")).await;
+        if let Some(set) = &page.set_cookie {
+            self.cookie = Some(set.split(';').next().unwrap().to_owned());
+        }
+        page
+    }
+
+    async fn post(&self, form: Form) -> Page {
+        let mut request = self
+            .client
+            .post(format!("{}/flow/inquiry", self.base))
+            .header(
+                header::CONTENT_TYPE,
+                format!("multipart/form-data; boundary={BOUNDARY}"),
+            )
+            .body(form.finish());
+        if let Some(cookie) = &self.cookie {
+            request = request.header(header::COOKIE, cookie);
+        }
+        Self::read(request.send().await.expect("request")).await
+    }
+
+    async fn open(&mut self, link: &str) {
+        let page = self.get(link).await;
+        assert_eq!(page.status, StatusCode::SEE_OTHER, "{}", page.body);
+        assert_eq!(page.location.as_deref(), Some("/flow/inquiry"));
+        assert!(page.set_cookie.is_some(), "a cookie");
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+
+async fn created(app: &TestApp, key: &str, path: &str, body: &Value) -> String {
+    id_of(&expect_status(app.post(key, path, body).await, StatusCode::CREATED).await)
+}
+
+async fn inquiry_attributes(app: &TestApp, key: &str, id: &str) -> Value {
+    expect_status(
+        app.get(key, &format!("/api/v1/inquiries/{id}")).await,
+        StatusCode::OK,
+    )
+    .await["data"]["attributes"]
+        .clone()
+}
+
+async fn a_stuck_redemption_is_finished_by_the_end_user(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let s = app.tenant("Source").await;
+    let d = app.tenant("Destination").await;
+
+    // The source holds a completed inquiry: email (verified), first and last name. No address,
+    // no proof of address.
+    let source_template = created(
+        &app,
+        &s.sandbox,
+        "/api/v1/inquiry-templates",
+        &template_body(
+            &["email-address", "name-first", "name-last"],
+            email_verification(),
+        ),
+    )
+    .await;
+    let source = id_of(
+        &app.create_inquiry(
+            &s.sandbox,
+            &source_template,
+            json!({"email-address": EMAIL, "name-first": "Ada", "name-last": "Lovelace"}),
+        )
+        .await,
+    );
+    expect_status(
+        app.post(
+            &s.sandbox,
+            &format!("/api/v1/inquiries/{source}/submit"),
+            &json!({}),
+        )
+        .await,
+        StatusCode::ACCEPTED,
+    )
+    .await;
+    app.drain().await;
+    assert_eq!(
+        inquiry_attributes(&app, &s.sandbox, &source).await["status"],
+        "completed"
+    );
+    let connection = created(
+        &app,
+        &s.sandbox,
+        "/api/v1/connect/connections",
+        &connection_body(d.org_id.as_str()),
+    )
+    .await;
+    expect_status(
+        app.post(
+            &d.sandbox,
+            &format!("/api/v1/connect/connections/{connection}/activate"),
+            &json!({}),
+        )
+        .await,
+        StatusCode::OK,
+    )
+    .await;
+    let token = created(&app, &s.sandbox, TOKENS, &token_body(&connection, &source)).await;
+
+    // The destination's template also wants an address and a proof-of-address document.
+    let destination_template = created(
+        &app,
+        &d.sandbox,
+        "/api/v1/inquiry-templates",
+        &template_body(
+            &[
+                "email-address",
+                "name-first",
+                "address-street-1",
+                "address-city",
+                "address-postal-code",
+                "address-country-code",
+            ],
+            json!([{"type": "email-address", "required": true},
+                   {"type": "document", "required": true}]),
+        ),
+    )
+    .await;
+    let redeemed = expect_status(
+        app.post(
+            &d.sandbox,
+            &format!("{TOKENS}/{token}/redeem"),
+            &json!({"data": {"attributes": {"inquiry-template-id": destination_template}}}),
+        )
+        .await,
+        StatusCode::OK,
+    )
+    .await;
+    let destination = redeemed["data"]["relationships"]["destination"]["data"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    app.drain().await;
+    let token_now = expect_status(
+        app.get(&d.sandbox, &format!("{TOKENS}/{token}")).await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(
+        token_now["data"]["attributes"]["status"], "redeemed",
+        "{token_now}"
+    );
+    let stuck = inquiry_attributes(&app, &d.sandbox, &destination).await;
+    assert_eq!(stuck["status"], "pending", "{stuck}");
+    let missing = stuck["missing-requirements"].to_string();
+    assert!(missing.contains("proof-of-address"), "{missing}");
+    assert_eq!(stuck["fields"]["name-first"]["value"], "Ada");
+    assert_eq!(stuck["fields"]["email-address"]["value"], EMAIL);
+
+    // The destination sends the end user a one-time link.
+    let link = expect_status(
+        app.post(
+            &d.sandbox,
+            &format!("/api/v1/inquiries/{destination}/generate-one-time-link"),
+            &json!({}),
+        )
+        .await,
+        StatusCode::OK,
+    )
+    .await["meta"]["one-time-link"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let mut browser = Browser::new(&app);
+    browser.open(&link).await;
+    let form = browser.get("/flow/inquiry").await;
+    assert_eq!(form.status, StatusCode::OK, "{}", form.body);
+    let inputs = form.inputs();
+    // Exactly the missing requirements: the address the source never had and the document.
+    assert_eq!(
+        inputs,
+        [
+            "field.address-city",
+            "field.address-country-code",
+            "field.address-postal-code",
+            "field.address-street-1",
+            "file.proof-of-address",
+            "poa.address-city",
+            "poa.address-country-code",
+            "poa.address-postal-code",
+            "poa.address-street-1",
+            "poa.address-street-2",
+            "poa.address-subdivision",
+            "poa.document-kind",
+            "poa.issue-date",
+        ],
+        "{}",
+        form.body
+    );
+    for copied in ["field.name-first", "field.email-address"] {
+        assert!(
+            !inputs.contains(&copied.to_owned()),
+            "{copied} was copied and is not asked again: {inputs:?}"
+        );
+    }
+
+    let issued = time::OffsetDateTime::now_utc().date().to_string();
+    let mut submission = Form::default().text("csrf", &form.csrf());
+    for (name, value) in [
+        ("poa.document-kind", "utility-bill"),
+        ("poa.issue-date", issued.as_str()),
+        ("poa.address-street-1", "1 Main St"),
+        ("poa.address-city", "Springfield"),
+        ("poa.address-postal-code", "12345"),
+        ("poa.address-country-code", "US"),
+        ("field.address-street-1", "1 Main St"),
+        ("field.address-city", "Springfield"),
+        ("field.address-postal-code", "12345"),
+        ("field.address-country-code", "US"),
+    ] {
+        submission = submission.text(name, value);
+    }
+    let saved = browser
+        .post(submission.file("file.proof-of-address", "bill.pdf", "application/pdf", PDF))
+        .await;
+    assert_eq!(saved.status, StatusCode::SEE_OTHER, "{}", saved.body);
+    assert_eq!(saved.location.as_deref(), Some("/flow/inquiry"));
+
+    // The server's own workers are off in tests: drain runs the pipeline.
+    app.drain().await;
+    let outcome = browser.get("/flow/inquiry").await;
+    assert_eq!(outcome.status, StatusCode::OK);
+    assert!(
+        outcome.body.contains("You&#39;re verified"),
+        "{}",
+        outcome.body
+    );
+    let done = inquiry_attributes(&app, &d.sandbox, &destination).await;
+    assert_eq!(done["status"], "completed", "{done}");
+    assert_eq!(done["fields"]["name-first"]["value"], "Ada");
+}
+
+// ---------------------------------------------------------------------------------------------
+// The real binary, killed with SIGKILL while redemptions are in flight.
+
+/// `idshare serve` as a child process; killed with SIGKILL when dropped (even on a panic).
+struct Server {
+    child: Child,
+    base: String,
+}
+
+impl Server {
+    fn start(storage: &[String]) -> Self {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_idshare"))
+            .args(["--log-format", "json", "serve", "--listen", "127.0.0.1:0"])
+            .args(storage)
+            .env_remove("IDSHARE_DATABASE_URL")
+            // The test polls; the default per-environment limit (300/min) is not under test.
+            .env("IDSHARE_RATE_LIMIT_PER_MINUTE", "1000000")
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start idshare serve");
+        let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+        let address = loop {
+            let line = lines.next().expect("server logs").unwrap();
+            let Ok(log) = serde_json::from_str::<Value>(&line) else {
+                continue;
+            };
+            if log["fields"]["message"] == "idshare is serving" {
+                break log["fields"]["address"].as_str().unwrap().to_owned();
+            }
+        };
+        // Keep reading the logs so that a full pipe never blocks the server.
+        std::thread::spawn(move || for _ in lines.by_ref() {});
+        Self {
+            child,
+            base: format!("http://{address}"),
+        }
+    }
+
+    fn kill(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-KILL", &self.child.id().to_string()])
+            .status();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+fn idshare(args: &[&str], storage: &[String]) -> String {
+    let output = Command::new(env!("CARGO_BIN_EXE_idshare"))
+        .args(args)
+        .args(storage)
+        .env_remove("IDSHARE_DATABASE_URL")
+        .output()
+        .expect("run idshare");
+    assert!(
+        output.status.success(),
+        "{args:?} failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).unwrap().trim().to_owned()
+}
+
+fn org_with_key(name: &str, storage: &[String]) -> (String, String) {
+    let org = idshare(&["admin", "org", "create", "--name", name], storage);
+    let key = idshare(
+        &[
+            "admin",
+            "api-key",
+            "create",
+            "--org",
+            &org,
+            "--environment",
+            "sandbox",
+        ],
+        storage,
+    );
+    (org, key)
+}
+
+struct Api {
+    client: reqwest::Client,
+    base: String,
+}
+
+impl Api {
+    async fn get(&self, key: &str, path: &str) -> Value {
+        let response = self
+            .client
+            .get(format!("{}{path}", self.base))
+            .bearer_auth(key)
+            .send()
+            .await
+            .expect("request");
+        expect_status(response, StatusCode::OK).await
+    }
+
+    async fn post(&self, key: &str, path: &str, body: &Value) -> reqwest::Response {
+        self.client
+            .post(format!("{}{path}", self.base))
+            .bearer_auth(key)
+            .json(body)
+            .send()
+            .await
+            .expect("request")
+    }
+
+    async fn create(&self, key: &str, path: &str, body: &Value) -> String {
+        id_of(&expect_status(self.post(key, path, body).await, StatusCode::CREATED).await)
+    }
+
+    async fn status_of(&self, key: &str, path: &str) -> String {
+        self.get(key, path).await["data"]["attributes"]["status"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    }
+
+    /// Polls `path` (bounded: 100 × 100 ms) until its status is `wanted`.
+    async fn wait_for(&self, key: &str, path: &str, wanted: &str) {
+        let mut status = String::new();
+        for _ in 0..100 {
+            status = self.status_of(key, path).await;
+            if status == wanted {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("{path} is still {status}, not {wanted}");
+    }
+}
+
+const N: usize = 5;
+
+async fn redemptions_survive_a_killed_server(backend: Backend) {
+    idshare_server::app::install_tls_provider();
+    let dir = tempfile::tempdir().unwrap();
+    let mut storage = vec!["--data-dir".to_owned(), dir.path().display().to_string()];
+    let (database_url, postgres_database) = match backend {
+        Backend::Sqlite => (idshare_store::Store::sqlite_url(dir.path()), None),
+        Backend::Postgres => {
+            let (url, name) = create_postgres_database().await;
+            storage.extend(["--database-url".to_owned(), url.clone()]);
+            (url, Some(name))
+        }
+    };
+    idshare(&["migrate"], &storage);
+    let (_, s) = org_with_key("Source", &storage);
+    let (d_org, d) = org_with_key("Destination", &storage);
+
+    let mut server = Server::start(&storage);
+    let api = Api {
+        client: reqwest::Client::new(),
+        base: server.base.clone(),
+    };
+
+    // A completed source inquiry: the server's own workers run its pipeline.
+    let source_template = api
+        .create(
+            &s,
+            "/api/v1/inquiry-templates",
+            &template_body(
+                &["email-address", "name-first", "name-last"],
+                email_verification(),
+            ),
+        )
+        .await;
+    let source = api
+        .create(
+            &s,
+            "/api/v1/inquiries",
+            &json!({"data": {"attributes": {"inquiry-template-id": source_template,
+                "fields": {"email-address": EMAIL, "name-first": "Ada", "name-last": "Lovelace"}}}}),
+        )
+        .await;
+    expect_status(
+        api.post(
+            &s,
+            &format!("/api/v1/inquiries/{source}/submit"),
+            &json!({}),
+        )
+        .await,
+        StatusCode::ACCEPTED,
+    )
+    .await;
+    api.wait_for(&s, &format!("/api/v1/inquiries/{source}"), "completed")
+        .await;
+
+    let connection = api
+        .create(&s, "/api/v1/connect/connections", &connection_body(&d_org))
+        .await;
+    expect_status(
+        api.post(
+            &d,
+            &format!("/api/v1/connect/connections/{connection}/activate"),
+            &json!({}),
+        )
+        .await,
+        StatusCode::OK,
+    )
+    .await;
+    let mut tokens = vec![];
+    for _ in 0..N {
+        tokens.push(
+            api.create(&s, TOKENS, &token_body(&connection, &source))
+                .await,
+        );
+    }
+    // The destination re-runs the email verification (no reuse): each redemption has work to
+    // do and a verification that must not be duplicated by a second run after the crash.
+    let destination_template = api
+        .create(
+            &d,
+            "/api/v1/inquiry-templates",
+            &template_body(&["email-address", "name-first"], email_verification()),
+        )
+        .await;
+
+    // Fire the N redeems together; as soon as all are accepted, SIGKILL the server (the
+    // workers are then running or about to claim the redemption jobs).
+    let body = json!({"data": {"attributes": {"inquiry-template-id": destination_template}}});
+    let paths: Vec<String> = tokens
+        .iter()
+        .map(|token| format!("{TOKENS}/{token}/redeem"))
+        .collect();
+    let calls = paths.iter().map(|path| api.post(&d, path, &body));
+    let responses = futures::future::join_all(calls).await;
+    server.kill();
+    let mut destinations = vec![];
+    for response in responses {
+        let redeemed = expect_status(response, StatusCode::OK).await;
+        destinations.push(
+            redeemed["data"]["relationships"]["destination"]["data"]["id"]
+                .as_str()
+                .unwrap()
+                .to_owned(),
+        );
+    }
+
+    // Jobs the killed process had claimed stay `running` until their lease runs out: five
+    // minutes, a constant (`jobs::LEASE`) with no configuration override. To keep the test
+    // fast, play the passing of those five minutes by moving the lease into the past, directly
+    // in the database; the restarted server's reaper then hands the jobs back to the queue,
+    // exactly as it would after the real wait.
+    let expire = "UPDATE jobs SET locked_until = 0 WHERE status = 'running'";
+    match backend {
+        Backend::Sqlite => {
+            let mut conn = sqlx::SqliteConnection::connect(&database_url)
+                .await
+                .unwrap();
+            let r = sqlx::query(expire).execute(&mut conn).await.unwrap();
+            let q: Vec<(String, String)> = sqlx::query_as("SELECT kind, status FROM jobs")
+                .fetch_all(&mut conn)
+                .await
+                .unwrap();
+            eprintln!("DEBUG leased={} {q:?}", r.rows_affected());
+            conn.close().await.unwrap();
+        }
+        Backend::Postgres => {
+            let mut conn = sqlx::PgConnection::connect(&database_url).await.unwrap();
+            sqlx::query(expire).execute(&mut conn).await.unwrap();
+            conn.close().await.unwrap();
+        }
+    }
+
+    let server = Server::start(&storage);
+    let api = Api {
+        client: reqwest::Client::new(),
+        base: server.base.clone(),
+    };
+    for token in &tokens {
+        api.wait_for(&d, &format!("{TOKENS}/{token}"), "redeemed")
+            .await;
+    }
+
+    // Each token has exactly one destination inquiry, and they are all different.
+    let mut distinct = destinations.clone();
+    distinct.sort();
+    distinct.dedup();
+    assert_eq!(distinct.len(), N, "{destinations:?}");
+    for (token, destination) in tokens.iter().zip(&destinations) {
+        let now = api.get(&d, &format!("{TOKENS}/{token}")).await;
+        assert_eq!(
+            now["data"]["relationships"]["destination"]["data"]["id"],
+            destination.as_str(),
+            "{now}"
+        );
+        api.wait_for(&d, &format!("/api/v1/inquiries/{destination}"), "completed")
+            .await;
+        // No duplicate verification: one per type.
+        let verifications = api
+            .get(
+                &d,
+                &format!("/api/v1/verifications?filter[inquiry-id]={destination}"),
+            )
+            .await;
+        let mut types: Vec<String> = verifications["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v["type"].as_str().unwrap().to_owned())
+            .collect();
+        types.sort();
+        let mut unique = types.clone();
+        unique.dedup();
+        assert_eq!(types, unique, "{verifications}");
+        assert_eq!(types.len(), 1, "{verifications}");
+    }
+    let inquiries = api.get(&d, "/api/v1/inquiries?page[size]=100").await;
+    assert_eq!(
+        inquiries["data"].as_array().unwrap().len(),
+        N,
+        "no destination inquiry was created twice: {inquiries}"
+    );
+    let events = api
+        .get(
+            &d,
+            "/api/v1/events?filter[name]=connect/share-token.inbound-redeemed&page[size]=100",
+        )
+        .await;
+    let events = events["data"].as_array().unwrap();
+    assert_eq!(events.len(), N, "{events:?}");
+    for event in events {
+        assert_eq!(
+            event["attributes"]["name"],
+            "connect/share-token.inbound-redeemed"
+        );
+    }
+    // One event per token, none twice.
+    for token in &tokens {
+        let about: Vec<&Value> = events
+            .iter()
+            .filter(|e| e.to_string().contains(token.as_str()))
+            .collect();
+        assert_eq!(about.len(), 1, "{token}: {about:?}");
+    }
+
+    drop(server);
+    if let Some(name) = postgres_database
+        && let Ok(mut conn) =
+            sqlx::PgConnection::connect(&crate::helpers::postgres_admin_url()).await
+    {
+        let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+        )))
+        .execute(&mut conn)
+        .await;
+    }
+}
+
+backend_tests!(
+    a_stuck_redemption_is_finished_by_the_end_user,
+    redemptions_survive_a_killed_server,
+);
