@@ -62,7 +62,7 @@ async fn setup(backend: Backend) -> Setup {
         &app.create_inquiry(
             &s.sandbox,
             &t,
-            json!({"email-address": EMAIL, "name-first": "Ada", "name-last": "Lovelace"}),
+            json!({"email-address": EMAIL, "name-first": "Zebulonia", "name-last": "Lovelace"}),
         )
         .await,
     );
@@ -138,7 +138,7 @@ fn body(template: &str) -> Value {
 async fn preview(app: &TestApp, key: &str, token: &str, body: &Value) -> Value {
     let response = app.post(key, &preview_path(token), body).await;
     let text = response.text().await.unwrap();
-    for secret in [EMAIL, "Ada", "Lovelace"] {
+    for secret in [EMAIL, "Zebulonia", "Lovelace"] {
         assert!(!text.contains(secret), "preview leaks `{secret}`: {text}");
     }
     let doc: Value = serde_json::from_str(&text).unwrap();
