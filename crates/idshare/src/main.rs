@@ -1,5 +1,6 @@
 //! `idshare`: the server binary and its operator commands.
 
+mod bench_redeem;
 mod bench_screening;
 mod demo;
 mod lists_cli;
@@ -154,6 +155,21 @@ enum BenchCommand {
         names: usize,
         #[arg(long, default_value_t = 2_000)]
         queries: usize,
+    },
+    /// Share-token redemption latency and throughput next to the storage ceiling, same run.
+    Redeem {
+        #[arg(long, default_value_t = 200)]
+        tokens: usize,
+        /// Redeem calls in flight.
+        #[arg(long, default_value_t = 16)]
+        concurrency: usize,
+        /// sqlite://… or postgres://… [default: SQLite in a temporary directory].
+        #[arg(long)]
+        database_url: Option<String>,
+        /// A running server to target instead of one in this process (needs --database-url,
+        /// its database, to create the two organizations and their keys).
+        #[arg(long)]
+        url: Option<String>,
     },
 }
 
@@ -335,6 +351,15 @@ async fn run(cli: &Cli) -> anyhow::Result<std::process::ExitCode> {
         Command::Bench {
             command: BenchCommand::Screening { names, queries },
         } => bench_screening::run(*names, *queries),
+        Command::Bench {
+            command:
+                BenchCommand::Redeem {
+                    tokens,
+                    concurrency,
+                    database_url,
+                    url,
+                },
+        } => bench_redeem::run(*tokens, *concurrency, database_url.clone(), url.clone()).await,
     };
     outcome.map(|()| std::process::ExitCode::SUCCESS)
 }
