@@ -8,11 +8,14 @@ use std::{
     time::Duration,
 };
 
-use reqwest::{StatusCode, header, redirect::Policy};
+use reqwest::StatusCode;
 use serde_json::{Value, json};
 use sqlx::Connection;
 
-use crate::helpers::{Backend, TestApp, create_postgres_database, expect_status, spawn_app};
+use crate::{
+    browser::{Browser, Form},
+    helpers::{Backend, TestApp, create_postgres_database, expect_status, spawn_app},
+};
 
 const TOKENS: &str = "/api/v1/connect/share-tokens";
 const EMAIL: &str = "ada.lovelace@example.com";
@@ -46,157 +49,6 @@ fn token_body(connection: &str, source: &str) -> Value {
 // ---------------------------------------------------------------------------------------------
 // A browser without JavaScript (copied from flow.rs): no automatic redirects, one cookie kept
 // by hand, multipart forms built by hand.
-
-struct Browser {
-    client: reqwest::Client,
-    base: String,
-    cookie: Option<String>,
-}
-
-struct Page {
-    status: StatusCode,
-    location: Option<String>,
-    set_cookie: Option<String>,
-    body: String,
-}
-
-impl Page {
-    fn csrf(&self) -> String {
-        let marker = "name=\"csrf\" value=\"";
-        let start = self.body.find(marker).expect("a CSRF input") + marker.len();
-        let end = self.body[start..].find('"').expect("end of the value");
-        self.body[start..start + end].to_owned()
-    }
-
-    /// The `name` of every form control on the page (CSRF excluded).
-    fn inputs(&self) -> Vec<String> {
-        let marker = " name=\"";
-        let mut names = vec![];
-        let mut rest = self.body.as_str();
-        while let Some(at) = rest.find(marker) {
-            rest = &rest[at + marker.len()..];
-            let end = rest.find('"').expect("end of the name");
-            let name = &rest[..end];
-            if name.contains('.') {
-                names.push(name.to_owned());
-            }
-            rest = &rest[end..];
-        }
-        names.sort();
-        names.dedup();
-        names
-    }
-}
-
-#[derive(Default)]
-struct Form {
-    parts: Vec<u8>,
-}
-
-const BOUNDARY: &str = "----idshareConnectE2eBoundary7MA4YWxkTrZu0gW";
-
-impl Form {
-    fn text(mut self, name: &str, value: &str) -> Self {
-        self.parts.extend_from_slice(
-            format!(
-                "--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n"
-            )
-            .as_bytes(),
-        );
-        self
-    }
-
-    fn file(mut self, name: &str, filename: &str, content_type: &str, bytes: &[u8]) -> Self {
-        self.parts.extend_from_slice(
-            format!(
-                "--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"{name}\"; \
-                 filename=\"{filename}\"\r\nContent-Type: {content_type}\r\n\r\n"
-            )
-            .as_bytes(),
-        );
-        self.parts.extend_from_slice(bytes);
-        self.parts.extend_from_slice(b"\r\n");
-        self
-    }
-
-    fn finish(mut self) -> Vec<u8> {
-        self.parts
-            .extend_from_slice(format!("--{BOUNDARY}--\r\n").as_bytes());
-        self.parts
-    }
-}
-
-impl Browser {
-    fn new(app: &TestApp) -> Self {
-        Self {
-            client: reqwest::Client::builder()
-                .redirect(Policy::none())
-                .build()
-                .expect("client"),
-            base: app.address.clone(),
-            cookie: None,
-        }
-    }
-
-    async fn read(response: reqwest::Response) -> Page {
-        let header = |name: header::HeaderName| {
-            response
-                .headers()
-                .get(name)
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_owned)
-        };
-        let status = response.status();
-        let location = header(header::LOCATION);
-        let set_cookie = header(header::SET_COOKIE);
-        let body = response.text().await.expect("body");
-        Page {
-            status,
-            location,
-            set_cookie,
-            body,
-        }
-    }
-
-    async fn get(&mut self, url: &str) -> Page {
-        // Links carry the configured public URL: keep the path.
-        let path = match url.find("/flow/") {
-            Some(at) if url.starts_with("http") => &url[at..],
-            _ => url,
-        };
-        let mut request = self.client.get(format!("{}{path}", self.base));
-        if let Some(cookie) = &self.cookie {
-            request = request.header(header::COOKIE, cookie);
-        }
-        let page = Self::read(request.send().await.expect("request")).await;
-        if let Some(set) = &page.set_cookie {
-            self.cookie = Some(set.split(';').next().unwrap().to_owned());
-        }
-        page
-    }
-
-    async fn post(&self, form: Form) -> Page {
-        let mut request = self
-            .client
-            .post(format!("{}/flow/inquiry", self.base))
-            .header(
-                header::CONTENT_TYPE,
-                format!("multipart/form-data; boundary={BOUNDARY}"),
-            )
-            .body(form.finish());
-        if let Some(cookie) = &self.cookie {
-            request = request.header(header::COOKIE, cookie);
-        }
-        Self::read(request.send().await.expect("request")).await
-    }
-
-    async fn open(&mut self, link: &str) {
-        let page = self.get(link).await;
-        assert_eq!(page.status, StatusCode::SEE_OTHER, "{}", page.body);
-        assert_eq!(page.location.as_deref(), Some("/flow/inquiry"));
-        assert!(page.set_cookie.is_some(), "a cookie");
-    }
-}
 
 // ---------------------------------------------------------------------------------------------
 

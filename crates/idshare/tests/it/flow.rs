@@ -6,172 +6,19 @@ use idshare_store::{
     Scope,
     sessions::{self, SessionKind},
 };
-use reqwest::{StatusCode, header, redirect::Policy};
+use reqwest::StatusCode;
 use serde_json::{Value, json};
 use time::{Duration, OffsetDateTime};
 
-use crate::helpers::{Backend, TestApp, expect_status, spawn_app};
+use crate::{
+    browser::{Browser, Form, Page},
+    helpers::{Backend, TestApp, expect_status, spawn_app},
+};
 
 /// A tiny but well-formed-looking PNG (the signature is what the server checks).
 const PNG: &[u8] = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR\0\0\0\x01\0\0\0\x01\x08\x02\0\0\0\x90wS\xde";
 /// A Windows executable, whatever its name says.
 const EXE: &[u8] = b"MZ\x90\0\x03\0\0\0\x04\0\0\0\xff\xff\0\0 this program cannot be run";
-
-/// A browser without JavaScript: no automatic redirects, one cookie kept by hand.
-struct Browser {
-    client: reqwest::Client,
-    base: String,
-    cookie: Option<String>,
-}
-
-struct Page {
-    status: StatusCode,
-    location: Option<String>,
-    set_cookie: Option<String>,
-    content_type: String,
-    body: String,
-}
-
-impl Page {
-    /// The hidden CSRF token of the page's form.
-    fn csrf(&self) -> String {
-        let marker = "name=\"csrf\" value=\"";
-        let start = self.body.find(marker).expect("a CSRF input") + marker.len();
-        let end = self.body[start..].find('"').expect("end of the value");
-        self.body[start..start + end].to_owned()
-    }
-
-    fn assert_html(&self) {
-        assert!(
-            self.content_type.starts_with("text/html"),
-            "an HTML page, not {}: {}",
-            self.content_type,
-            self.body
-        );
-        assert!(self.body.contains("<html lang=\"en\">"), "{}", self.body);
-        assert!(self.body.contains("<title>"), "{}", self.body);
-    }
-}
-
-/// A multipart/form-data body built by hand (the test client has no multipart support).
-#[derive(Default)]
-struct Form {
-    parts: Vec<u8>,
-}
-
-const BOUNDARY: &str = "----idshareFlowTestBoundary7MA4YWxkTrZu0gW";
-
-impl Form {
-    fn text(mut self, name: &str, value: &str) -> Self {
-        self.parts.extend_from_slice(
-            format!(
-                "--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n"
-            )
-            .as_bytes(),
-        );
-        self
-    }
-
-    fn file(mut self, name: &str, filename: &str, content_type: &str, bytes: &[u8]) -> Self {
-        self.parts.extend_from_slice(
-            format!(
-                "--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"{name}\"; \
-                 filename=\"{filename}\"\r\nContent-Type: {content_type}\r\n\r\n"
-            )
-            .as_bytes(),
-        );
-        self.parts.extend_from_slice(bytes);
-        self.parts.extend_from_slice(b"\r\n");
-        self
-    }
-
-    fn finish(mut self) -> Vec<u8> {
-        self.parts
-            .extend_from_slice(format!("--{BOUNDARY}--\r\n").as_bytes());
-        self.parts
-    }
-}
-
-impl Browser {
-    fn new(app: &TestApp) -> Self {
-        Self {
-            client: reqwest::Client::builder()
-                .redirect(Policy::none())
-                .build()
-                .expect("client"),
-            base: app.address.clone(),
-            cookie: None,
-        }
-    }
-
-    async fn read(response: reqwest::Response) -> Page {
-        let header = |name: header::HeaderName| {
-            response
-                .headers()
-                .get(name)
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_owned)
-        };
-        let status = response.status();
-        let location = header(header::LOCATION);
-        let set_cookie = header(header::SET_COOKIE);
-        let content_type = header(header::CONTENT_TYPE).unwrap_or_default();
-        let body = response.text().await.expect("body");
-        Page {
-            status,
-            location,
-            set_cookie,
-            content_type,
-            body,
-        }
-    }
-
-    /// GETs a path or a full URL, keeping a cookie the server sets.
-    async fn get(&mut self, url: &str) -> Page {
-        // Links carry the configured public URL, which in tests names port 0: keep the path.
-        let path = match url.find("/flow/") {
-            Some(at) if url.starts_with("http") => &url[at..],
-            _ => url,
-        };
-        let url = format!("{}{path}", self.base);
-        let mut request = self.client.get(url);
-        if let Some(cookie) = &self.cookie {
-            request = request.header(header::COOKIE, cookie);
-        }
-        let page = Self::read(request.send().await.expect("request")).await;
-        if let Some(set) = &page.set_cookie {
-            self.cookie = Some(set.split(';').next().unwrap().to_owned());
-        }
-        page
-    }
-
-    async fn post(&self, form: Form) -> Page {
-        let mut request = self
-            .client
-            .post(format!("{}/flow/inquiry", self.base))
-            .header(
-                header::CONTENT_TYPE,
-                format!("multipart/form-data; boundary={BOUNDARY}"),
-            )
-            .body(form.finish());
-        if let Some(cookie) = &self.cookie {
-            request = request.header(header::COOKIE, cookie);
-        }
-        Self::read(request.send().await.expect("request")).await
-    }
-
-    /// Opens a link: expects the 303 to the flow with a cookie.
-    async fn open(&mut self, link: &str) {
-        let page = self.get(link).await;
-        assert_eq!(page.status, StatusCode::SEE_OTHER, "{}", page.body);
-        assert_eq!(page.location.as_deref(), Some("/flow/inquiry"));
-        let cookie = page.set_cookie.expect("a cookie");
-        for attribute in ["idshare_flow=", "HttpOnly", "SameSite=Lax", "Path=/flow"] {
-            assert!(cookie.contains(attribute), "{cookie}");
-        }
-        assert!(!cookie.contains("Secure"), "plain http: {cookie}");
-    }
-}
 
 /// Name, birthdate and a selfie (checked by the sandbox provider).
 async fn selfie_template(app: &TestApp, key: &str) -> String {

@@ -5,6 +5,7 @@
 mod helpers;
 
 mod at_rest;
+mod browser;
 mod cli;
 mod confirmations;
 mod connect_e2e;
