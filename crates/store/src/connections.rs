@@ -10,7 +10,9 @@ use idshare_domain::{
 };
 use time::OffsetDateTime;
 
-use crate::{Cursor, Page, Scope, StoreError, Tx, db::on_conn, templates::paginate};
+use crate::{
+    Cursor, Page, Scope, StoreError, Tx, db::on_conn, templates::keyset, templates::paginate,
+};
 
 #[derive(Debug, Clone)]
 pub struct Connection {
@@ -252,16 +254,7 @@ pub async fn list(
     let Some(position) = cursor_position(tx, scope, cursor).await? else {
         return Ok(None);
     };
-    let (comparison, order) = match cursor {
-        Cursor::Before(_) => (
-            "(created_at > $3 OR (created_at = $3 AND id > $4))",
-            "created_at ASC, id ASC",
-        ),
-        Cursor::Start | Cursor::After(_) => (
-            "(created_at < $3 OR (created_at = $3 AND id < $4))",
-            "created_at DESC, id DESC",
-        ),
-    };
+    let (comparison, order) = keyset(cursor);
     let direction = match filter.direction {
         None => "",
         Some(Direction::Outbound) => "AND source_org_id = $1",

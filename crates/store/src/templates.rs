@@ -428,15 +428,10 @@ pub(crate) async fn cursor_position(
     Ok(created_at.map(|c| (Some(c), Some(id.to_owned()))))
 }
 
-/// A newest-first page query. Binds: $1 org, $2 environment, $3/$4 cursor position (NULL for
-/// the first page), $5 limit; `extra_filter` may use $6 and up.
-pub(crate) fn page_sql(
-    columns: &str,
-    table: &str,
-    extra_filter: &str,
-    cursor: Cursor<'_>,
-) -> String {
-    let (comparison, order) = match cursor {
+/// The keyset condition and order of a newest-first page: rows past the cursor position bound
+/// as `$3` (created_at) and `$4` (id), in the direction the cursor walks.
+pub(crate) fn keyset(cursor: Cursor<'_>) -> (&'static str, &'static str) {
+    match cursor {
         Cursor::Before(_) => (
             "(created_at > $3 OR (created_at = $3 AND id > $4))",
             "created_at ASC, id ASC",
@@ -445,7 +440,18 @@ pub(crate) fn page_sql(
             "(created_at < $3 OR (created_at = $3 AND id < $4))",
             "created_at DESC, id DESC",
         ),
-    };
+    }
+}
+
+/// A newest-first page query. Binds: $1 org, $2 environment, $3/$4 cursor position (NULL for
+/// the first page), $5 limit; `extra_filter` may use $6 and up.
+pub(crate) fn page_sql(
+    columns: &str,
+    table: &str,
+    extra_filter: &str,
+    cursor: Cursor<'_>,
+) -> String {
+    let (comparison, order) = keyset(cursor);
     format!(
         "SELECT {columns} FROM {table} \
          WHERE org_id = $1 AND environment = $2 {extra_filter} \
