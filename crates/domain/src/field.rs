@@ -239,6 +239,17 @@ pub fn validate_value(
     Ok(Some(value))
 }
 
+/// A value another template produced, re-validated against `schema` (a Connect copy): `None`
+/// when it does not satisfy this schema (another type, an option this template does not
+/// offer, a limit it sets), so a copy never stores what an update of the field would refuse.
+pub fn conform(schema: &FieldSchema, value: &FieldValue, today: Date) -> Option<FieldValue> {
+    let raw = match value {
+        FieldValue::File(_) => return None,
+        other => other.to_typed_json(schema.field_type)["value"].take(),
+    };
+    validate_value(schema, &raw, today).ok().flatten()
+}
+
 /// Validates a batch of field updates, reporting every bad key rather than only the first.
 /// The result keeps the input's order.
 pub fn validate_fields(

@@ -12,10 +12,11 @@
 use std::collections::BTreeMap;
 
 use serde::Serialize;
-use time::{Duration, OffsetDateTime};
+use time::{Date, Duration, OffsetDateTime};
 
 use crate::{
     decision,
+    field::{self, FieldValue},
     requirements::{self, Requirement},
     template::{TemplateDefinition, VerificationType},
     verification::{FileKind, Subject},
@@ -69,6 +70,43 @@ fn files_for(kind: VerificationType) -> &'static [FileKind] {
     }
 }
 
+/// One field value the copy writes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CopiedField {
+    /// The destination field.
+    pub key: String,
+    pub value: FieldValue,
+    /// The source field it came from, when a mapping named one other than `key`.
+    pub mapped_from: Option<String>,
+}
+
+/// The field values a copy into an inquiry of `definition` writes: each declared field takes
+/// the source field of the same name, or of the name `mappings` (destination key → source key)
+/// gives it, when the value satisfies the destination's schema ([`field::conform`]); a value
+/// that does not is left out, so the field counts as missing.
+pub fn copied_fields(
+    definition: &TemplateDefinition,
+    source: &BTreeMap<String, FieldValue>,
+    mappings: &BTreeMap<String, String>,
+    today: Date,
+) -> Vec<CopiedField> {
+    definition
+        .field_schemas
+        .iter()
+        .filter_map(|schema| {
+            let key = schema.key.as_str();
+            let mapped = mappings.get(key).filter(|source_key| *source_key != key);
+            let source_key = mapped.map_or(key, String::as_str);
+            let value = field::conform(schema, source.get(source_key)?, today)?;
+            Some(CopiedField {
+                key: key.to_owned(),
+                value,
+                mapped_from: mapped.cloned(),
+            })
+        })
+        .collect()
+}
+
 /// What a fresh inquiry of `definition` would hold after the copy from `source`: each declared
 /// field from the source field of that name, or of the name `mappings` (destination key →
 /// source key) gives it; the government-ID and proof-of-address details and files when a
@@ -78,14 +116,11 @@ pub fn copied_subject(
     definition: &TemplateDefinition,
     source: &Subject,
     mappings: &BTreeMap<String, String>,
+    today: Date,
 ) -> Subject {
     let mut subject = Subject::default();
-    for schema in &definition.field_schemas {
-        let key = schema.key.as_str();
-        let source_key = mappings.get(key).map_or(key, String::as_str);
-        if let Some(value) = source.fields.get(source_key) {
-            subject.fields.insert(key.to_owned(), value.clone());
-        }
+    for copied in copied_fields(definition, &source.fields, mappings, today) {
+        subject.fields.insert(copied.key, copied.value);
     }
     for config in &definition.verifications {
         match config.verification_type {
@@ -162,7 +197,6 @@ pub fn preview(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::field::FieldValue;
     use crate::verification::{AddressDocument, FileRef};
     use serde_json::{Value, json};
 
@@ -189,6 +223,10 @@ mod tests {
 
     fn now() -> OffsetDateTime {
         OffsetDateTime::from_unix_timestamp(1_800_000_000).unwrap()
+    }
+
+    fn today() -> Date {
+        now().date()
     }
 
     fn passed_email(days_ago: i64) -> PassedVerification {
@@ -223,11 +261,49 @@ mod tests {
             {"key": "given-name", "type": "string"},
         ]}));
         let mappings = BTreeMap::from([("given-name".to_owned(), "name-first".to_owned())]);
-        let subject = copied_subject(&definition, &source(), &mappings);
+        let subject = copied_subject(&definition, &source(), &mappings, today());
         let copied: Vec<&str> = subject.fields.keys().map(String::as_str).collect();
         assert_eq!(copied, ["email-address", "given-name"]);
         assert_eq!(subject.text("given-name"), Some("Ada"));
         assert!(subject.confirmed.is_empty());
+    }
+
+    #[test]
+    fn values_the_destination_schema_refuses_are_not_copied() {
+        let definition = def(json!({"field-schemas": [
+            {"key": "email-address", "type": "string"},
+            {"key": "name-first", "type": "date"},
+            {"key": "name-last", "type": "string", "config": {"max-char-length": 3}},
+            {"key": "favorite-color", "type": "choices", "config": {"options": ["red", "blue"]}},
+        ]}));
+        let mut source = source();
+        source.fields.insert(
+            "email-address".to_owned(),
+            FieldValue::Number(serde_json::Number::from(7)),
+        );
+        let copied = copied_fields(&definition, &source.fields, &BTreeMap::new(), today());
+        let keys: Vec<&str> = copied.iter().map(|c| c.key.as_str()).collect();
+        assert_eq!(keys, ["favorite-color"], "{copied:?}");
+        assert_eq!(copied[0].value, FieldValue::Choices("blue".to_owned()));
+        assert_eq!(copied[0].mapped_from, None);
+    }
+
+    #[test]
+    fn a_mapping_records_its_source_field() {
+        let definition = def(json!({"field-schemas": [
+            {"key": "given-name", "type": "string"},
+            {"key": "name-last", "type": "string"},
+        ]}));
+        let mappings = BTreeMap::from([
+            ("given-name".to_owned(), "name-first".to_owned()),
+            ("name-last".to_owned(), "name-last".to_owned()),
+        ]);
+        let copied = copied_fields(&definition, &source().fields, &mappings, today());
+        assert_eq!(copied[0].mapped_from.as_deref(), Some("name-first"));
+        assert_eq!(
+            copied[1].mapped_from, None,
+            "a mapping onto itself is no mapping"
+        );
     }
 
     #[test]
@@ -246,7 +322,7 @@ mod tests {
                 size: 1,
             });
         }
-        let without = copied_subject(&email_template(None), &source, &BTreeMap::new());
+        let without = copied_subject(&email_template(None), &source, &BTreeMap::new(), today());
         assert!(without.proof_of_address.is_none() && without.files.is_empty());
         let definition = def(json!({
             "field-schemas": [
@@ -257,7 +333,7 @@ mod tests {
             ],
             "verifications": [{"type": "document"}],
         }));
-        let with = copied_subject(&definition, &source, &BTreeMap::new());
+        let with = copied_subject(&definition, &source, &BTreeMap::new(), today());
         assert!(with.proof_of_address.is_some());
         let files: Vec<&str> = with.files.iter().map(|f| f.id.as_str()).collect();
         assert_eq!(files, ["fil_new"], "the latest of the kind, no selfie");
@@ -266,7 +342,7 @@ mod tests {
     #[test]
     fn fresh_reuse_completes_stale_reuse_runs() {
         let definition = email_template(Some(30));
-        let subject = copied_subject(&definition, &source(), &BTreeMap::new());
+        let subject = copied_subject(&definition, &source(), &BTreeMap::new(), today());
         let fresh = preview(&definition, &subject, &[passed_email(3)], now());
         assert_eq!(fresh.reused, [VerificationType::EmailAddress]);
         assert!(fresh.to_run.is_empty() && fresh.missing.is_empty());
@@ -295,7 +371,7 @@ mod tests {
             ],
             "verifications": [{"type": "email-address"}, {"type": "document"}],
         }));
-        let subject = copied_subject(&definition, &source(), &BTreeMap::new());
+        let subject = copied_subject(&definition, &source(), &BTreeMap::new(), today());
         let p = preview(&definition, &subject, &[], now());
         assert_eq!(p.outcome, Outcome::WillBeStuck);
         assert_eq!(keys(&p.satisfied), ["email-address"]);
@@ -317,7 +393,7 @@ mod tests {
     #[test]
     fn nothing_to_verify_and_nothing_missing_completes() {
         let definition = def(json!({"field-schemas": [{"key": "name-first", "type": "string"}]}));
-        let subject = copied_subject(&definition, &source(), &BTreeMap::new());
+        let subject = copied_subject(&definition, &source(), &BTreeMap::new(), today());
         let p = preview(&definition, &subject, &[], now());
         assert_eq!(p.outcome, Outcome::WillComplete);
         assert!(p.satisfied.is_empty() && p.missing.is_empty());
@@ -326,7 +402,7 @@ mod tests {
     #[test]
     fn serializes_keys_and_labels_only() {
         let definition = email_template(Some(30));
-        let subject = copied_subject(&definition, &source(), &BTreeMap::new());
+        let subject = copied_subject(&definition, &source(), &BTreeMap::new(), today());
         let p = preview(&definition, &subject, &[passed_email(1)], now());
         let text = serde_json::to_string(&p).unwrap();
         assert!(text.contains("\"to-run\":[]"), "{text}");

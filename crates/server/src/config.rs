@@ -61,6 +61,9 @@ pub struct Config {
     pub idempotency_retention_seconds: u64,
     /// Background job workers in this process (0: this node only serves the API).
     pub workers: u32,
+    /// How long a worker holds a claimed job before another may take it over (a process that
+    /// died holding it is detected after this long). Longer than any job should run.
+    pub job_lease_seconds: std::num::NonZeroU32,
     /// The face-comparison service for selfie verifications with `provider: http`.
     pub selfie_provider_url: Option<String>,
     /// The identity-records service for database verifications with `provider: http`.
@@ -87,6 +90,7 @@ impl Default for Config {
             upload_body_limit_bytes: 10 * 1024 * 1024,
             idempotency_retention_seconds: 24 * 60 * 60,
             workers: 2,
+            job_lease_seconds: std::num::NonZeroU32::new(300).expect("300 is not zero"),
             public_url: None,
             selfie_provider_url: None,
             database_provider_url: None,

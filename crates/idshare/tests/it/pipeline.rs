@@ -11,7 +11,7 @@ use crate::helpers::{
 
 /// A PNG header and a few bytes: enough for the content sniffer.
 pub const PNG: &[u8] = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDRsample-image";
-const PDF: &[u8] = b"%PDF-1.7\nsample proof of address";
+pub const PDF: &[u8] = b"%PDF-1.7\nsample proof of address";
 
 /// The two lines of a TD3 (passport) MRZ with correct check digits.
 pub fn passport_mrz(

@@ -7,6 +7,7 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 use crate::helpers::{Backend, Tenant, TestApp, expect_error, expect_status, spawn_app};
+use crate::pipeline::{PDF, upload};
 
 const TOKENS: &str = "/api/v1/connect/share-tokens";
 const EMAIL: &str = "ada.lovelace@example.com";
@@ -603,15 +604,28 @@ async fn token_status(app: &TestApp, d: &Tenant, token_id: &str) -> Value {
     get_token(app, &d.sandbox, token_id).await["data"]["attributes"].clone()
 }
 
-async fn redacted_source_fails_the_token(backend: Backend) {
+async fn post_ok(app: &TestApp, key: &str, path: &str) {
+    expect_status(app.post(key, path, &json!({})).await, StatusCode::OK).await;
+}
+
+fn connection_path(connection: &str, action: &str) -> String {
+    format!("/api/v1/connect/connections/{connection}/{action}")
+}
+
+/// A token that is being (or was) redeemed, a destination another token targets, and a
+/// connection back to `pending`: each refused, with nothing created or changed.
+async fn busy_tokens_and_destinations_are_refused(backend: Backend) {
     let Setup {
         app,
         s,
         d,
-        token,
+        connection,
         source,
+        token,
         ..
     } = setup(backend).await;
+    let other = new_token(&app, &s, &connection, &source).await;
+    let later = new_token(&app, &s, &connection, &source).await;
     let t = template(&app, &d.sandbox, &["email-address"], email_verification()).await;
     let destination = id_of(&app.create_inquiry(&d.sandbox, &t, json!({})).await);
     expect_status(
@@ -624,6 +638,166 @@ async fn redacted_source_fails_the_token(backend: Backend) {
         StatusCode::OK,
     )
     .await;
+    let inquiries = app.list_ids(&d.sandbox, "/api/v1/inquiries").await.len();
+
+    // The same token again, while pending: 409, even when it would create an inquiry.
+    let e = expect_error(
+        app.post(
+            &d.sandbox,
+            &redeem_path(&token),
+            &json!({"data": {"attributes": {"inquiry-template-id": t}}}),
+        )
+        .await,
+        StatusCode::CONFLICT,
+    )
+    .await;
+    assert!(e.to_string().contains("already being redeemed"), "{e}");
+    // Another token into the destination the first one targets.
+    let e = expect_error(
+        app.post(
+            &d.sandbox,
+            &redeem_path(&other),
+            &hydrate_body(&destination),
+        )
+        .await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+    )
+    .await;
+    assert_eq!(e["source"]["pointer"], "/data/attributes/destination-id");
+    assert!(
+        e.to_string()
+            .contains("already the destination of another share token"),
+        "{e}"
+    );
+    assert_eq!(token_status(&app, &d, &other).await["status"], "created");
+
+    // Once redeemed, the token is final.
+    assert_eq!(app.drain().await, 1);
+    assert_eq!(token_status(&app, &d, &token).await["status"], "redeemed");
+    let e = expect_error(
+        app.post(
+            &d.sandbox,
+            &redeem_path(&token),
+            &json!({"data": {"attributes": {"inquiry-template-id": t}}}),
+        )
+        .await,
+        StatusCode::CONFLICT,
+    )
+    .await;
+    assert!(e.to_string().contains("already redeemed"), "{e}");
+
+    // A connection deactivated and reactivated is `pending` until the destination activates it.
+    post_ok(
+        &app,
+        &d.sandbox,
+        &connection_path(&connection, "deactivate"),
+    )
+    .await;
+    post_ok(
+        &app,
+        &s.sandbox,
+        &connection_path(&connection, "reactivate"),
+    )
+    .await;
+    let e = expect_error(
+        app.post(
+            &d.sandbox,
+            &redeem_path(&later),
+            &json!({"data": {"attributes": {"inquiry-template-id": t}}}),
+        )
+        .await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+    )
+    .await;
+    assert!(e.to_string().contains("`pending`"), "{e}");
+    assert_eq!(token_status(&app, &d, &later).await["status"], "created");
+
+    assert_eq!(
+        app.list_ids(&d.sandbox, "/api/v1/inquiries").await.len(),
+        inquiries,
+        "no refused call left an inquiry behind"
+    );
+    assert_eq!(app.drain().await, 0, "no refused call enqueued a job");
+}
+
+async fn redeem_into(app: &TestApp, d: &Tenant, token: &str, destination: &str) {
+    expect_status(
+        app.post(&d.sandbox, &redeem_path(token), &hydrate_body(destination))
+            .await,
+        StatusCode::OK,
+    )
+    .await;
+}
+
+async fn failed_token(app: &TestApp, d: &Tenant, token: &str, reason: &str) {
+    let attributes = token_status(app, d, token).await;
+    assert_eq!(attributes["status"], "failed", "{attributes}");
+    assert_eq!(attributes["failure-reason"], reason);
+    assert!(attributes["failed-at"].is_string());
+    assert!(
+        events_named(app, &d.sandbox, token)
+            .await
+            .contains(&"connect/share-token.inbound-failed".to_owned())
+    );
+}
+
+/// What changes between the redeem call and the job — the destination redacted, the
+/// connection deactivated, the source redacted — fails the token with its reason, and the
+/// destination inquiry is left as it was.
+async fn the_job_fails_tokens_it_cannot_process(backend: Backend) {
+    let Setup {
+        app,
+        s,
+        d,
+        connection,
+        token,
+        source,
+        ..
+    } = setup(backend).await;
+    let for_redacted_destination = new_token(&app, &s, &connection, &source).await;
+    let for_deactivated_connection = new_token(&app, &s, &connection, &source).await;
+    let t = template(&app, &d.sandbox, &["email-address"], email_verification()).await;
+    let redacted = id_of(&app.create_inquiry(&d.sandbox, &t, json!({})).await);
+    redeem_into(&app, &d, &for_redacted_destination, &redacted).await;
+    expect_status(
+        app.delete(&d.sandbox, &format!("/api/v1/inquiries/{redacted}"))
+            .await,
+        StatusCode::OK,
+    )
+    .await;
+    app.drain().await;
+    failed_token(
+        &app,
+        &d,
+        &for_redacted_destination,
+        "destination-not-hydratable",
+    )
+    .await;
+
+    let untouched = id_of(&app.create_inquiry(&d.sandbox, &t, json!({})).await);
+    redeem_into(&app, &d, &for_deactivated_connection, &untouched).await;
+    post_ok(
+        &app,
+        &d.sandbox,
+        &connection_path(&connection, "deactivate"),
+    )
+    .await;
+    app.drain().await;
+    failed_token(&app, &d, &for_deactivated_connection, "connection-inactive").await;
+    assert_eq!(
+        inquiry(&app, &d.sandbox, &untouched).await["data"]["attributes"]["status"],
+        "created"
+    );
+
+    post_ok(
+        &app,
+        &s.sandbox,
+        &connection_path(&connection, "reactivate"),
+    )
+    .await;
+    post_ok(&app, &d.sandbox, &connection_path(&connection, "activate")).await;
+    let kept = id_of(&app.create_inquiry(&d.sandbox, &t, json!({})).await);
+    redeem_into(&app, &d, &token, &kept).await;
     expect_status(
         app.delete(&s.sandbox, &format!("/api/v1/inquiries/{source}"))
             .await,
@@ -631,20 +805,115 @@ async fn redacted_source_fails_the_token(backend: Backend) {
     )
     .await;
     app.drain().await;
-    let failed = get_token(&app, &d.sandbox, &token).await;
-    let attributes = &failed["data"]["attributes"];
-    assert_eq!(attributes["status"], "failed", "{failed}");
-    assert_eq!(attributes["failure-reason"], "source-redacted");
-    assert!(attributes["failed-at"].is_string());
-    assert_eq!(
-        inquiry(&app, &d.sandbox, &destination).await["data"]["attributes"]["status"],
-        "created"
-    );
+    failed_token(&app, &d, &token, "source-redacted").await;
+    let kept = inquiry(&app, &d.sandbox, &kept).await;
+    assert_eq!(kept["data"]["attributes"]["status"], "created");
     assert!(
-        events_named(&app, &d.sandbox, &token)
-            .await
-            .contains(&"connect/share-token.inbound-failed".to_owned())
+        kept["data"]["attributes"]["fields"]["email-address"]["value"].is_null(),
+        "nothing was copied: {kept}"
     );
+}
+
+const ADDRESS_FIELDS: [&str; 6] = [
+    "name-first",
+    "name-last",
+    "address-street-1",
+    "address-city",
+    "address-postal-code",
+    "address-country-code",
+];
+
+/// The destination's proof-of-address verification gets the source's document and file,
+/// each with provenance, and the copied file is the source's bytes.
+async fn copied_documents_and_files_carry_provenance(backend: Backend) {
+    let Setup {
+        app,
+        s,
+        d,
+        connection,
+        ..
+    } = setup(backend).await;
+    let document_verification = json!([{"type": "document", "required": true}]);
+    let t = template(
+        &app,
+        &s.sandbox,
+        &ADDRESS_FIELDS,
+        document_verification.clone(),
+    )
+    .await;
+    let source = id_of(
+        &app.create_inquiry(
+            &s.sandbox,
+            &t,
+            json!({"name-first": "Ada", "name-last": "Lovelace",
+                   "address-street-1": "12 High Street", "address-city": "London",
+                   "address-postal-code": "SW1A 1AA", "address-country-code": "GB"}),
+        )
+        .await,
+    );
+    let issued = idshare_domain::time_format::format_date(
+        time::OffsetDateTime::now_utc().date() - time::Duration::days(20),
+    );
+    expect_status(
+        app.post(
+            &s.sandbox,
+            &format!("/api/v1/inquiries/{source}/documents"),
+            &json!({"data": {"type": "document/proof-of-address", "attributes": {
+                "document-kind": "utility-bill", "issue-date": issued,
+                "address-street-1": "12 High Street", "address-city": "London",
+                "address-postal-code": "SW1A 1AA", "address-country-code": "GB"}}}),
+        )
+        .await,
+        StatusCode::CREATED,
+    )
+    .await;
+    upload(&app, &s.sandbox, &source, "proof-of-address", PDF).await;
+    expect_status(
+        app.post(
+            &s.sandbox,
+            &format!("/api/v1/inquiries/{source}/submit"),
+            &json!({}),
+        )
+        .await,
+        StatusCode::ACCEPTED,
+    )
+    .await;
+    app.drain().await;
+    assert_eq!(
+        inquiry(&app, &s.sandbox, &source).await["data"]["attributes"]["status"],
+        "completed"
+    );
+    let token = new_token(&app, &s, &connection, &source).await;
+
+    let t = template(&app, &d.sandbox, &ADDRESS_FIELDS, document_verification).await;
+    let destination = id_of(&app.create_inquiry(&d.sandbox, &t, json!({})).await);
+    redeem_into(&app, &d, &token, &destination).await;
+    app.drain().await;
+    let dest = inquiry(&app, &d.sandbox, &destination).await;
+    let attributes = &dest["data"]["attributes"];
+    assert_eq!(attributes["status"], "completed", "{dest}");
+    for key in ["document:proof-of-address", "file:proof-of-address"] {
+        let provenance = &attributes["field-provenance"][key];
+        assert_eq!(provenance["share-token"], token.as_str(), "{key}: {dest}");
+        assert_eq!(provenance["source-inquiry"], source.as_str());
+        assert!(provenance["copied-at"].is_string());
+    }
+    let files = expect_status(
+        app.get(
+            &d.sandbox,
+            &format!("/api/v1/inquiries/{destination}/files"),
+        )
+        .await,
+        StatusCode::OK,
+    )
+    .await;
+    let files = files["data"].as_array().unwrap();
+    assert_eq!(files.len(), 1, "{files:?}");
+    assert_eq!(files[0]["attributes"]["kind"], "proof-of-address");
+    let url = files[0]["attributes"]["download-url"].as_str().unwrap();
+    let download = app.client.get(url).send().await.unwrap();
+    assert_eq!(download.status(), StatusCode::OK);
+    assert_eq!(download.bytes().await.unwrap().as_ref(), PDF);
 }
 
 backend_tests!(
@@ -653,5 +922,7 @@ backend_tests!(
     template_extension_and_field_mappings,
     fifty_concurrent_redeems_one_wins,
     refusals_change_nothing,
-    redacted_source_fails_the_token,
+    busy_tokens_and_destinations_are_refused,
+    the_job_fails_tokens_it_cannot_process,
+    copied_documents_and_files_carry_provenance,
 );

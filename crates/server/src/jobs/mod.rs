@@ -12,8 +12,6 @@ use time::Duration;
 
 use crate::app::AppState;
 
-/// How long a claimed job is leased before another worker may take it over.
-const LEASE: Duration = Duration::minutes(5);
 /// How often an idle worker looks for due jobs even without a wake-up.
 const POLL: StdDuration = StdDuration::from_secs(2);
 
@@ -93,7 +91,8 @@ async fn execute(state: &AppState, job: &Job) -> Result<(), JobError> {
 
 /// Claims and runs up to `limit` due jobs; returns how many ran.
 pub async fn run_due(state: &AppState, worker: &str, limit: u32) -> Result<usize, JobError> {
-    let claimed = jobs::claim(state.store(), worker, state.now(), LEASE, limit).await?;
+    let lease = Duration::seconds(i64::from(state.config().job_lease_seconds.get()));
+    let claimed = jobs::claim(state.store(), worker, state.now(), lease, limit).await?;
     let count = claimed.len();
     for job in claimed {
         finish(state, worker, &job, execute(state, &job).await).await;

@@ -182,6 +182,20 @@ pub async fn create(
     scope: &Scope,
     request: CreateInquiry,
 ) -> Result<InquiryView, ApiError> {
+    let mut tx = state.store().begin_write().await?;
+    let view = create_in(state, &mut tx, scope, request).await?;
+    tx.commit().await?;
+    Ok(view)
+}
+
+/// Creates an inquiry and its event in the caller's transaction, so that a change made with
+/// it (a redemption into the new inquiry) commits or rolls back together with it.
+pub async fn create_in(
+    state: &AppState,
+    tx: &mut Tx,
+    scope: &Scope,
+    request: CreateInquiry,
+) -> Result<InquiryView, ApiError> {
     let now = state.now();
     let reference_id = text_limit(
         request.reference_id,
@@ -196,10 +210,9 @@ pub async fn create(
         "note",
     )?;
     let tags = tags(request.tags)?;
-    let mut tx = state.store().begin_write().await?;
     let version = match &request.template {
         TemplateRef::Template(id) => {
-            let template = templates::get(&mut tx, scope, id).await?.ok_or_else(|| {
+            let template = templates::get(tx, scope, id).await?.ok_or_else(|| {
                 ApiError::not_found().pointer("/data/attributes/inquiry-template-id")
             })?;
             let version_id = template.published_version_id.ok_or_else(|| {
@@ -209,14 +222,14 @@ pub async fn create(
                 )
                 .pointer("/data/attributes/inquiry-template-id")
             })?;
-            templates::get_version(&mut tx, scope, &version_id)
+            templates::get_version(tx, scope, &version_id)
                 .await?
                 .ok_or_else(|| {
                     ApiError::internal(anyhow::anyhow!("published version {version_id} missing"))
                 })?
         }
         TemplateRef::Version(id) => {
-            let version = templates::get_version(&mut tx, scope, id)
+            let version = templates::get_version(tx, scope, id)
                 .await?
                 .ok_or_else(|| {
                     ApiError::not_found().pointer("/data/attributes/inquiry-template-version-id")
@@ -241,7 +254,7 @@ pub async fn create(
         .expires_in_seconds
         .unwrap_or(definition.expiration.inquiry_seconds);
     let inquiry = inquiries::create(
-        &mut tx,
+        tx,
         state.store().crypto(),
         scope,
         NewInquiry {
@@ -255,9 +268,8 @@ pub async fn create(
         now,
     )
     .await?;
-    let view = InquiryView::load(state, &mut tx, scope, inquiry, Some(definition)).await?;
-    record(state, &mut tx, scope, names::INQUIRY_CREATED, &view).await?;
-    tx.commit().await?;
+    let view = InquiryView::load(state, tx, scope, inquiry, Some(definition)).await?;
+    record(state, tx, scope, names::INQUIRY_CREATED, &view).await?;
     Ok(view)
 }
 

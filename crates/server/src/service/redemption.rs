@@ -16,6 +16,7 @@ use idshare_domain::{
     event::names,
     id::{InquiryId, InquiryTemplateId, ShareTokenId},
     inquiry::{InquiryAction, InquiryStatus, transition},
+    preview,
     share_token::{self, ShareTokenStatus, failure},
     template::VerificationType,
     time_format::format_timestamp,
@@ -120,21 +121,30 @@ pub struct Redeem {
     pub field_mappings: Vec<FieldMapping>,
 }
 
-/// Checks everything about the token and its connection that does not depend on the
-/// destination inquiry; the same checks run again under the row lock.
-async fn check_token(
+/// The mappings as a table from destination field to source field.
+pub fn mapping_table(mappings: &[FieldMapping]) -> BTreeMap<String, String> {
+    mappings
+        .iter()
+        .map(|m| {
+            (
+                m.destination_field_name.clone(),
+                m.source_field_name.clone(),
+            )
+        })
+        .collect()
+}
+
+/// Locks the token and checks everything about it and its connection that does not depend on
+/// the destination inquiry.
+async fn lock_redeemable(
     tx: &mut Tx,
     state: &AppState,
     scope: &Scope,
     id: &ShareTokenId,
-    lock: bool,
 ) -> Result<ShareToken, ApiError> {
-    let token = if lock {
-        share_tokens::get_for_update(tx, scope, id).await?
-    } else {
-        share_tokens::get(tx, scope, id).await?
-    }
-    .ok_or_else(ApiError::not_found)?;
+    let token = share_tokens::get_for_update(tx, scope, id)
+        .await?
+        .ok_or_else(ApiError::not_found)?;
     if token.destination_org_id != scope.org_id {
         return Err(ApiError::forbidden(
             "Only the destination organization can redeem a share token; yours is its source.",
@@ -199,48 +209,33 @@ pub async fn redeem(
         )
         .pointer(TEMPLATE_POINTER));
     }
-    // Refusals first, so a refused call creates nothing.
-    {
-        let mut tx = state.store().begin_read().await?;
-        check_token(&mut tx, state, scope, id, false).await?;
-    }
-    let parse_destination = |raw: &str| {
-        InquiryId::parse(raw.trim()).map_err(|_| {
-            ApiError::unprocessable(
-                "Invalid destination",
-                "`destination-id` names no inquiry of yours.",
-            )
-            .pointer(DESTINATION_POINTER)
+    let destination = request
+        .destination_id
+        .as_deref()
+        .map(|raw| {
+            InquiryId::parse(raw.trim()).map_err(|_| {
+                ApiError::unprocessable(
+                    "Invalid destination",
+                    "`destination-id` names no inquiry of yours.",
+                )
+                .pointer(DESTINATION_POINTER)
+            })
         })
-    };
-    let destination = match (&request.destination_id, &request.inquiry_template_id) {
-        (Some(raw), _) => Some(parse_destination(raw)?),
-        (None, Some(template)) => {
-            let template = InquiryTemplateId::parse(template.trim())
-                .map_err(|_| ApiError::not_found().pointer(TEMPLATE_POINTER))?;
-            let view = crate::service::inquiries::create(
-                state,
-                scope,
-                CreateInquiry {
-                    template: TemplateRef::Template(template),
-                    reference_id: None,
-                    fields: Default::default(),
-                    note: None,
-                    tags: vec![],
-                    expires_in_seconds: None,
-                },
-            )
-            .await?;
-            Some(view.inquiry.id)
-        }
-        (None, None) => None,
-    };
+        .transpose()?;
+    let template = request
+        .inquiry_template_id
+        .as_deref()
+        .map(|raw| {
+            InquiryTemplateId::parse(raw.trim())
+                .map_err(|_| ApiError::not_found().pointer(TEMPLATE_POINTER))
+        })
+        .transpose()?;
     let now = state.now();
     let crypto = state.store().crypto();
     let mut tx = state.store().begin_write().await?;
-    let mut token = check_token(&mut tx, state, scope, id, true).await?;
-    let destination = match destination {
-        Some(destination) => {
+    let mut token = lock_redeemable(&mut tx, state, scope, id).await?;
+    let destination = match (destination, template) {
+        (Some(destination), _) => {
             let inquiry = inquiries::get_for_update(&mut tx, crypto, scope, &destination)
                 .await?
                 .ok_or_else(|| {
@@ -279,7 +274,25 @@ pub async fn redeem(
             }
             inquiry.id
         }
-        None => {
+        (None, Some(template)) => {
+            // Created in this transaction: a refused or lost redeem leaves no inquiry behind.
+            let created = crate::service::inquiries::create_in(
+                state,
+                &mut tx,
+                scope,
+                CreateInquiry {
+                    template: TemplateRef::Template(template),
+                    reference_id: None,
+                    fields: Default::default(),
+                    note: None,
+                    tags: vec![],
+                    expires_in_seconds: None,
+                },
+            )
+            .await?;
+            created.inquiry.id
+        }
+        (None, None) => {
             // Clone: a new inquiry with no template, filled by the job.
             let inquiry = inquiries::create(
                 &mut tx,
@@ -613,21 +626,18 @@ async fn copy(
     let definition = crate::service::inquiries::definition_for(&mut tx, scope, &inquiry)
         .await?
         .ok_or_else(|| fatal(format!("inquiry {destination_id} has no template")))?;
-    // Fields: only those the destination declares.
-    for schema in &definition.field_schemas {
-        let key = schema.key.as_str();
-        let mapped = mappings
-            .iter()
-            .find(|m| m.destination_field_name == key)
-            .map(|m| m.source_field_name.as_str());
-        let source_key = mapped.unwrap_or(key);
-        if let Some(value) = source.inquiry.data.fields.get(source_key) {
-            inquiry.data.fields.insert(key.to_owned(), value.clone());
-            inquiry.data.provenance.insert(
-                key.to_owned(),
-                provenance(token, mapped.map(|_| source_key), &now_text),
-            );
-        }
+    // Fields: only those the destination declares, and only values its schema accepts.
+    for copied in preview::copied_fields(
+        &definition,
+        &source.inquiry.data.fields,
+        &mapping_table(mappings),
+        now.date(),
+    ) {
+        inquiry.data.provenance.insert(
+            copied.key.clone(),
+            provenance(token, copied.mapped_from.as_deref(), &now_text),
+        );
+        inquiry.data.fields.insert(copied.key, copied.value);
     }
     // Documents and files: only those the destination's verifications need.
     for config in &definition.verifications {

@@ -20,7 +20,6 @@ use idshare_store::{
     templates,
 };
 use serde_json::{Map, Value, json};
-use std::collections::BTreeMap;
 
 use crate::{
     app::AppState,
@@ -311,16 +310,12 @@ pub async fn preview(
             })
             .collect();
     drop(tx);
-    let mappings: BTreeMap<String, String> = mappings
-        .iter()
-        .map(|m| {
-            (
-                m.destination_field_name.clone(),
-                m.source_field_name.clone(),
-            )
-        })
-        .collect();
-    let subject = preview::copied_subject(&definition, &source_subject, &mappings);
+    let subject = preview::copied_subject(
+        &definition,
+        &source_subject,
+        &crate::service::redemption::mapping_table(mappings),
+        now.date(),
+    );
     let prediction = preview::preview(&definition, &subject, &passed, now);
     Ok((token, template_id, prediction))
 }
