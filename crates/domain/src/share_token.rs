@@ -169,6 +169,9 @@ pub mod failure {
     pub const CONNECTION_INACTIVE: &str = "connection-inactive";
     /// The destination inquiry was redacted, finished or submitted meanwhile.
     pub const DESTINATION_NOT_HYDRATABLE: &str = "destination-not-hydratable";
+    /// The job kept failing (the database or a provider was unavailable) until its attempts
+    /// ran out; the server's logs say why.
+    pub const INTERNAL_ERROR: &str = "internal-error";
 }
 
 #[cfg(test)]

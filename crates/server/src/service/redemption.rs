@@ -441,24 +441,31 @@ pub async fn run(
     let destination = inquiries::get(&mut tx, crypto, &destination_scope, &destination_id).await?;
     drop(tx);
 
-    let Some(source) = source.filter(|s| s.redacted_at.is_none()) else {
-        return fail(state, &id, failure::SOURCE_REDACTED).await;
-    };
-    if connection.is_none_or(|c| c.status != ConnectionStatus::Active) {
-        return fail(state, &id, failure::CONNECTION_INACTIVE).await;
-    }
     let Some(destination) = destination.filter(|d| d.redacted_at.is_none()) else {
         return fail(state, &id, failure::DESTINATION_NOT_HYDRATABLE).await;
     };
+    // Once the copy is in (a retried job), what happens to the source or the connection
+    // afterwards no longer matters: the redemption finishes.
     let already_copied = destination.data.hydrated_by.as_deref() == Some(id.as_str());
-    if destination.template_version_id.is_none() {
-        if already_copied {
-            return finish(state, &id, &destination_scope, &destination_id, None).await;
+    let source = if already_copied {
+        None
+    } else {
+        let Some(source) = source.filter(|s| s.redacted_at.is_none()) else {
+            return fail(state, &id, failure::SOURCE_REDACTED).await;
+        };
+        if connection.is_none_or(|c| c.status != ConnectionStatus::Active) {
+            return fail(state, &id, failure::CONNECTION_INACTIVE).await;
         }
+        Some(source)
+    };
+    if destination.template_version_id.is_none() {
+        let Some(source) = source else {
+            return finish(state, &id, &destination_scope, &destination_id, None).await;
+        };
         let source = load_source(state, &source_scope, source).await?;
         return clone(state, &token, &destination_scope, &destination_id, &source).await;
     }
-    if !already_copied {
+    if let Some(source) = source {
         if !hydratable(&destination) {
             return fail(state, &id, failure::DESTINATION_NOT_HYDRATABLE).await;
         }
@@ -936,7 +943,7 @@ async fn clone(
 /// forever.
 pub async fn give_up(state: &AppState, token_id: &str) -> Result<(), JobError> {
     let id = ShareTokenId::parse(token_id).map_err(|e| fatal(e.to_string()))?;
-    fail(state, &id, "internal-error").await
+    fail(state, &id, failure::INTERNAL_ERROR).await
 }
 
 #[cfg(test)]
