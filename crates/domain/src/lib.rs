@@ -89,6 +89,7 @@ pub mod tags;
 pub mod template;
 pub mod time_format;
 pub mod verification;
+pub mod webhook_signature;
 
 /// A string that is not one of the values a closed set of names allows.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
