@@ -35,4 +35,9 @@ pub mod names {
     /// Extension: the redemption job could not proceed (`failure-reason` says why).
     pub const SHARE_TOKEN_OUTBOUND_FAILED: &str = "connect/share-token.outbound-failed";
     pub const SHARE_TOKEN_INBOUND_FAILED: &str = "connect/share-token.inbound-failed";
+    /// Workflow runs: a run started, finished all its steps, or stopped on a step that failed
+    /// for good.
+    pub const WORKFLOW_RUN_CREATED: &str = "workflow-run.created";
+    pub const WORKFLOW_RUN_COMPLETED: &str = "workflow-run.completed";
+    pub const WORKFLOW_RUN_ERRORED: &str = "workflow-run.errored";
 }

@@ -89,7 +89,13 @@ pub mod tags;
 pub mod template;
 pub mod time_format;
 pub mod verification;
+pub mod webhook;
 pub mod webhook_signature;
+
+/// A problem in a submitted JSON document (a template or workflow definition, a webhook's
+/// settings), located by a JSON pointer relative to that document. One type for all of them, so
+/// one renderer turns any into API errors.
+pub type PointedError = template::TemplateError;
 
 /// A string that is not one of the values a closed set of names allows.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
