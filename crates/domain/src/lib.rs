@@ -91,6 +91,7 @@ pub mod time_format;
 pub mod verification;
 pub mod webhook;
 pub mod webhook_signature;
+pub mod workflow;
 
 /// A problem in a submitted JSON document (a template or workflow definition, a webhook's
 /// settings), located by a JSON pointer relative to that document. One type for all of them, so

@@ -135,7 +135,7 @@ impl Serialize for EnabledEvents {
 }
 
 /// User input echoed in a message: bounded, without control characters.
-fn echo(input: &str) -> String {
+pub(crate) fn echo(input: &str) -> String {
     input.chars().filter(|c| !c.is_control()).take(64).collect()
 }
 
