@@ -146,6 +146,7 @@ ids! {
     ConnectionId = "cxn", "connection";
     ShareTokenId = "cnst", "share token";
     WebhookId = "wbh", "webhook";
+    WebhookDeliveryId = "wbhd", "webhook delivery";
     WorkflowId = "wfl", "workflow";
     WorkflowVersionId = "wfv", "workflow version";
     WorkflowRunId = "wfr", "workflow run";

@@ -16,6 +16,17 @@ pub enum Inflection {
     Snake,
 }
 
+impl Inflection {
+    /// The name used in settings and the `Key-Inflection` header.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Kebab => "kebab",
+            Self::Camel => "camel",
+            Self::Snake => "snake",
+        }
+    }
+}
+
 impl FromStr for Inflection {
     type Err = UnknownValueError;
 

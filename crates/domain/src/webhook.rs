@@ -365,6 +365,37 @@ fn remove_path(value: &mut Value, segments: &[String]) {
     }
 }
 
+string_enum! {
+    /// Whether a webhook receives deliveries. `archived` is final.
+    pub enum WebhookStatus ("webhook status", all: slice) {
+        Enabled = "enabled",
+        Disabled = "disabled",
+        Archived = "archived",
+    }
+}
+
+string_enum! {
+    /// A status change of a webhook (`POST /webhooks/{id}/<action>`).
+    pub enum WebhookAction ("webhook action", all: slice) {
+        Enable = "enable",
+        Disable = "disable",
+        Archive = "archive",
+    }
+}
+
+/// The status `action` leads to from `from`, or `None` when it does not apply: `enable` a
+/// disabled webhook, `disable` an enabled one, `archive` either (never an archived one).
+pub fn transition(from: WebhookStatus, action: WebhookAction) -> Option<WebhookStatus> {
+    use WebhookAction as A;
+    use WebhookStatus as S;
+    match (from, action) {
+        (S::Disabled, A::Enable) => Some(S::Enabled),
+        (S::Enabled, A::Disable) => Some(S::Disabled),
+        (S::Enabled | S::Disabled, A::Archive) => Some(S::Archived),
+        _ => None,
+    }
+}
+
 /// Attempts per delivery, the first included: 1 + 7 retries.
 pub const MAX_ATTEMPTS: u32 = 8;
 
@@ -583,6 +614,27 @@ impl<'de> Deserialize<'de> for WebhookUrl {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn webhook_status_machine() {
+        use WebhookAction as A;
+        use WebhookStatus as S;
+        let allowed = [
+            (S::Disabled, A::Enable, S::Enabled),
+            (S::Enabled, A::Disable, S::Disabled),
+            (S::Enabled, A::Archive, S::Archived),
+            (S::Disabled, A::Archive, S::Archived),
+        ];
+        for from in S::ALL {
+            for action in A::ALL {
+                let expected = allowed
+                    .iter()
+                    .find(|(f, a, _)| f == from && a == action)
+                    .map(|(_, _, to)| *to);
+                assert_eq!(transition(*from, *action), expected, "{from} {action}");
+            }
+        }
+    }
     use crate::connect::{ConnectionAction, Side};
     use crate::inquiry::InquiryAction;
     use crate::share_token;

@@ -65,6 +65,10 @@ enum Command {
         /// Address to listen on [default: 127.0.0.1:8080].
         #[arg(long)]
         listen: Option<std::net::SocketAddr>,
+        /// Let webhooks and workflow HTTPS requests reach private, loopback and link-local
+        /// addresses (refused by default: SSRF).
+        #[arg(long)]
+        allow_private_webhook_targets: bool,
         #[command(flatten)]
         storage: StorageArgs,
     },
@@ -286,8 +290,14 @@ async fn main() -> anyhow::Result<std::process::ExitCode> {
 
 async fn run(cli: &Cli) -> anyhow::Result<std::process::ExitCode> {
     let outcome: anyhow::Result<()> = match &cli.command {
-        Command::Serve { listen, storage } => {
-            let config = load_config(cli, Some(storage), *listen)?;
+        Command::Serve {
+            listen,
+            allow_private_webhook_targets,
+            storage,
+        } => {
+            let mut config = load_config(cli, Some(storage), *listen)?;
+            // The flag only ever allows; leaving it out keeps what the configuration says.
+            config.allow_private_webhook_targets |= *allow_private_webhook_targets;
             init_logging(config.log_format);
             serve(config).await
         }

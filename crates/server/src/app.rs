@@ -37,6 +37,9 @@ struct Inner {
     job_wakeup: tokio::sync::Notify,
     screening: crate::service::screening::ScreeningCache,
     http: reqwest::Client,
+    webhook_http: reqwest::Client,
+    /// Added to the wall clock by [`AppState::advance_clock`].
+    clock_offset_micros: std::sync::atomic::AtomicI64,
     code_sender: Arc<dyn crate::sender::CodeSender>,
     memory_sender: Option<Arc<crate::sender::MemorySender>>,
 }
@@ -65,11 +68,15 @@ impl AppState {
         Self {
             inner: Arc::new(Inner {
                 store,
-                config,
                 rate_limiter: RateLimiter::default(),
                 job_wakeup: tokio::sync::Notify::new(),
                 screening: Default::default(),
                 http: outbound_client(),
+                webhook_http: crate::service::webhooks::client(
+                    config.allow_private_webhook_targets,
+                ),
+                clock_offset_micros: Default::default(),
+                config,
                 code_sender,
                 memory_sender,
             }),
@@ -117,9 +124,28 @@ impl AppState {
         &self.inner.job_wakeup
     }
 
+    /// The client for webhook deliveries and workflow HTTPS requests: no redirects, and
+    /// (unless the configuration allows them) no private, loopback or link-local targets.
+    pub fn webhook_http(&self) -> &reqwest::Client {
+        &self.inner.webhook_http
+    }
+
     /// The current time; the one clock every rule reads.
     pub fn now(&self) -> OffsetDateTime {
-        OffsetDateTime::now_utc()
+        let offset = self
+            .inner
+            .clock_offset_micros
+            .load(std::sync::atomic::Ordering::Relaxed);
+        OffsetDateTime::now_utc() + time::Duration::microseconds(offset)
+    }
+
+    /// Moves this process's clock forward, so that tests and simulations reach retry times and
+    /// expiries without waiting. The server itself never calls it.
+    pub fn advance_clock(&self, by: time::Duration) {
+        let micros = i64::try_from(by.whole_microseconds()).unwrap_or(i64::MAX);
+        self.inner
+            .clock_offset_micros
+            .fetch_add(micros, std::sync::atomic::Ordering::Relaxed);
     }
 }
 
@@ -168,6 +194,7 @@ pub fn api_routes(upload_limit: usize) -> OpenApiRouter<AppState> {
         .merge(api::confirmations::routes())
         .merge(api::connections::routes())
         .merge(api::share_tokens::routes())
+        .merge(api::webhooks::routes())
 }
 
 /// The complete application router.
@@ -263,13 +290,19 @@ pub async fn serve(
     let app = router(state.clone());
     let maintenance = tokio::spawn(maintenance(state.clone()));
     let (stop_workers, stop) = tokio::sync::watch::channel(false);
-    let mut workers: Vec<_> = (0..state.config().workers)
-        .map(|n| {
-            let name = format!("{}-{n}", std::process::id());
-            tokio::spawn(crate::jobs::work(state.clone(), name, stop.clone()))
+    let queues = [
+        (crate::jobs::DEFAULT_QUEUE, state.config().workers),
+        (crate::jobs::WEBHOOK_QUEUE, state.config().webhook_workers),
+    ];
+    let mut workers: Vec<_> = queues
+        .into_iter()
+        .flat_map(|(queue, count)| (0..count).map(move |n| (queue, n)))
+        .map(|(queue, n)| {
+            let name = format!("{}-{queue}-{n}", std::process::id());
+            tokio::spawn(crate::jobs::work(state.clone(), name, queue, stop.clone()))
         })
         .collect();
-    if state.config().workers > 0 {
+    if state.config().workers + state.config().webhook_workers > 0 {
         workers.push(tokio::spawn(crate::jobs::relay_notifications(
             state.clone(),
             stop.clone(),

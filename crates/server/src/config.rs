@@ -64,6 +64,13 @@ pub struct Config {
     /// How long a worker holds a claimed job before another may take it over (a process that
     /// died holding it is detected after this long). Longer than any job should run.
     pub job_lease_seconds: std::num::NonZeroU32,
+    /// Workers in this process that send webhook deliveries (they wait on receivers, so they
+    /// are separate from `workers`; 0: this node sends none).
+    pub webhook_workers: u32,
+    /// Let webhooks and workflow HTTPS requests reach private, loopback and link-local
+    /// addresses. Off by default: a webhook URL must not become a way into the internal
+    /// network (SSRF).
+    pub allow_private_webhook_targets: bool,
     /// The face-comparison service for selfie verifications with `provider: http`.
     pub selfie_provider_url: Option<String>,
     /// The identity-records service for database verifications with `provider: http`.
@@ -91,6 +98,8 @@ impl Default for Config {
             idempotency_retention_seconds: 24 * 60 * 60,
             workers: 2,
             job_lease_seconds: std::num::NonZeroU32::new(300).expect("300 is not zero"),
+            webhook_workers: 4,
+            allow_private_webhook_targets: false,
             public_url: None,
             selfie_provider_url: None,
             database_provider_url: None,

@@ -511,3 +511,115 @@ pub fn share_token(
             .map(|id| ("inquiry", id.as_str())),
     )
 }
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "kebab-case")]
+pub struct WebhookAttributes {
+    /// `enabled`, `disabled` or `archived`.
+    pub status: String,
+    pub name: Option<String>,
+    pub description: Option<String>,
+    pub url: String,
+    /// Event names, or `*` for every event.
+    pub enabled_events: Vec<String>,
+    /// `kebab`, `camel` or `snake`: the keys of delivered payloads.
+    pub api_key_inflection: &'static str,
+    /// Attributes left out of delivered payloads.
+    pub api_attributes_blocklist: Vec<String>,
+    /// The signing secrets (`wbhsec_…`) with their expiry (`null`: the current one). Shown only
+    /// in the answers to create and `rotate-secret`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub secrets: Option<Vec<WebhookSecret>>,
+    pub created_at: String,
+    pub updated_at: String,
+    pub archived_at: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "kebab-case")]
+pub struct WebhookSecret {
+    pub value: String,
+    pub expires_at: Option<String>,
+}
+
+/// A webhook; `with_secrets` adds the signing secrets (create and rotation only).
+pub fn webhook(
+    w: &idshare_store::webhooks::Webhook,
+    with_secrets: bool,
+) -> ResourceObject<WebhookAttributes> {
+    let secrets = with_secrets.then(|| {
+        let mut secrets = vec![WebhookSecret {
+            value: w.secret.clone(),
+            expires_at: None,
+        }];
+        if let Some((previous, expires_at)) = &w.previous_secret {
+            secrets.push(WebhookSecret {
+                value: previous.clone(),
+                expires_at: Some(format_timestamp(*expires_at)),
+            });
+        }
+        secrets
+    });
+    ResourceObject::new(
+        "webhook",
+        w.id.as_str(),
+        WebhookAttributes {
+            status: w.status.clone(),
+            name: w.name.clone(),
+            description: w.description.clone(),
+            url: w.url.clone(),
+            enabled_events: w.enabled_events.clone(),
+            api_key_inflection: w.api_key_inflection.as_str(),
+            api_attributes_blocklist: w.api_attributes_blocklist.clone(),
+            secrets,
+            created_at: format_timestamp(w.created_at),
+            updated_at: format_timestamp(w.updated_at),
+            archived_at: ts(w.archived_at),
+        },
+    )
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "kebab-case")]
+pub struct WebhookDeliveryAttributes {
+    /// `pending` (being sent or waiting for a retry), `delivered` or `failed`.
+    pub status: String,
+    pub event_name: String,
+    /// Attempts so far, across redeliveries.
+    pub attempts_made: u32,
+    pub first_attempted_at: Option<String>,
+    pub last_attempted_at: Option<String>,
+    /// When the next attempt is due (pending deliveries).
+    pub next_attempt_at: Option<String>,
+    /// The receiver's HTTP status at the last attempt, if it answered.
+    pub last_status_code: Option<u16>,
+    /// Why the last attempt failed.
+    pub last_error: Option<String>,
+    pub delivered_at: Option<String>,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+pub fn webhook_delivery(
+    d: &idshare_store::webhooks::Delivery,
+) -> ResourceObject<WebhookDeliveryAttributes> {
+    ResourceObject::new(
+        "webhook-delivery",
+        d.id.as_str(),
+        WebhookDeliveryAttributes {
+            status: d.status.clone(),
+            event_name: d.event_name.clone(),
+            attempts_made: d.attempts_made,
+            first_attempted_at: ts(d.first_attempted_at),
+            last_attempted_at: ts(d.last_attempted_at),
+            next_attempt_at: ts(d.next_attempt_at),
+            last_status_code: d.last_status_code,
+            last_error: d.last_error.clone(),
+            delivered_at: ts(d.delivered_at),
+            created_at: format_timestamp(d.created_at),
+            updated_at: format_timestamp(d.updated_at),
+        },
+    )
+    .relationship("webhook", Some(("webhook", d.webhook_id.as_str())))
+    .relationship("event", Some(("event", d.event_id.as_str())))
+}

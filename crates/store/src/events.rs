@@ -25,7 +25,7 @@ pub struct Event {
 }
 
 /// An event to record. `sealed_by` names the owner whose data key seals the payload.
-#[derive(Debug)]
+#[derive(Debug, Clone, Copy)]
 pub struct NewEvent<'a> {
     pub name: &'a str,
     pub object_type: &'a str,

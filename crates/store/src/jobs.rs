@@ -99,10 +99,12 @@ pub async fn enqueue(
     Ok(Some(id))
 }
 
-/// Claims up to `limit` due jobs for `worker`, leasing them until `now + lease`.
+/// Claims up to `limit` due jobs of `queue` (every queue when `None`) for `worker`, leasing
+/// them until `now + lease`.
 pub async fn claim(
     store: &Store,
     worker: &str,
+    queue: Option<&str>,
     now: OffsetDateTime,
     lease: Duration,
     limit: u32,
@@ -117,6 +119,7 @@ pub async fn claim(
         "UPDATE jobs SET status = 'running', locked_by = $1, locked_until = $2, \
          attempts = attempts + 1, updated_at = $3 \
          WHERE id IN (SELECT id FROM jobs WHERE status = 'queued' AND run_at <= $3 \
+                      AND (CAST($5 AS TEXT) IS NULL OR queue = $5) \
                       ORDER BY run_at, id LIMIT $4{skip_locked}) \
          RETURNING id, queue, kind, payload, attempts, max_attempts"
     ));
@@ -126,6 +129,7 @@ pub async fn claim(
             .bind(to_unix_micros(now + lease))
             .bind(to_unix_micros(now))
             .bind(i64::from(limit))
+            .bind(queue)
             .fetch_all(conn)
             .await?
     });

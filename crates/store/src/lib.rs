@@ -26,6 +26,7 @@ pub mod sessions;
 pub mod share_tokens;
 pub mod templates;
 pub mod users;
+pub mod webhooks;
 
 pub use crypto::{Crypto, DataKey, MasterKey, MasterKeyError};
 pub use db::{Backend, Store, Tx};

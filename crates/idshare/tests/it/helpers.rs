@@ -115,6 +115,10 @@ pub async fn spawn_app_with(backend: Backend, configure: impl FnOnce(&mut Config
         public_url: Some(address.clone()),
         // Tests run jobs with `drain()`, deterministically, instead of background workers.
         workers: 0,
+        webhook_workers: 0,
+        // Test receivers listen on loopback; `webhooks::private_targets_are_refused` checks
+        // the default.
+        allow_private_webhook_targets: true,
         ..Config::default()
     };
     configure(&mut config);

@@ -22,3 +22,4 @@ mod redemption;
 mod share_tokens;
 mod templates;
 mod tenancy;
+mod webhooks;

@@ -57,6 +57,10 @@ const CONNECTION_BODY: &str =
 const SHARE_TOKEN_BODY: &str =
     r#"{"data": {"attributes": {"connection-id": "{connection}", "source-id": "{checked}"}}}"#;
 
+const WEBHOOK_BODY: &str =
+    r#"{"data": {"attributes": {"url": "http://127.0.0.1:9/intruder", "enabled-events": ["*"]}}}"#;
+const WEBHOOK_UPDATE_BODY: &str = r#"{"data": {"attributes": {"name": "intruder"}}}"#;
+
 const REDEEM_BODY: &str = r#"{"data": {"attributes": {}}}"#;
 const PREVIEW_BODY: &str = r#"{"data": {"attributes": {"inquiry-template-id": "{template}"}}}"#;
 
@@ -72,6 +76,8 @@ const REPORT_READ: &str = "report.read";
 const REPORT_WRITE: &str = "report.write";
 const CONNECT_READ: &str = "connect.read";
 const CONNECT_WRITE: &str = "connect.write";
+const WEBHOOK_READ: &str = "webhook.read";
+const WEBHOOK_WRITE: &str = "webhook.write";
 
 /// Every endpoint of the API (the OpenAPI test checks this against the served document).
 pub const ENDPOINTS: &[Endpoint] = &[
@@ -316,6 +322,67 @@ pub const ENDPOINTS: &[Endpoint] = &[
         Some(PREVIEW_BODY),
         CONNECT_READ,
     ),
+    row(
+        Method::POST,
+        "/api/v1/webhooks",
+        Some(WEBHOOK_BODY),
+        WEBHOOK_WRITE,
+    ),
+    row(Method::GET, "/api/v1/webhooks", None, WEBHOOK_READ),
+    row(
+        Method::GET,
+        "/api/v1/webhooks/{webhook}",
+        None,
+        WEBHOOK_READ,
+    ),
+    row(
+        Method::PATCH,
+        "/api/v1/webhooks/{webhook}",
+        Some(WEBHOOK_UPDATE_BODY),
+        WEBHOOK_WRITE,
+    ),
+    row(
+        Method::POST,
+        "/api/v1/webhooks/{webhook}/archive",
+        None,
+        WEBHOOK_WRITE,
+    ),
+    row(
+        Method::POST,
+        "/api/v1/webhooks/{webhook}/enable",
+        None,
+        WEBHOOK_WRITE,
+    ),
+    row(
+        Method::POST,
+        "/api/v1/webhooks/{webhook}/disable",
+        None,
+        WEBHOOK_WRITE,
+    ),
+    row(
+        Method::POST,
+        "/api/v1/webhooks/{webhook}/rotate-secret",
+        None,
+        WEBHOOK_WRITE,
+    ),
+    row(
+        Method::GET,
+        "/api/v1/webhooks/{webhook}/deliveries",
+        None,
+        WEBHOOK_READ,
+    ),
+    row(
+        Method::GET,
+        "/api/v1/webhooks/{webhook}/deliveries/{delivery}",
+        None,
+        WEBHOOK_READ,
+    ),
+    row(
+        Method::POST,
+        "/api/v1/webhooks/{webhook}/deliveries/{delivery}/redeliver",
+        None,
+        WEBHOOK_WRITE,
+    ),
 ];
 
 impl Endpoint {
@@ -361,6 +428,9 @@ struct Objects {
     peer: String,
     /// A's share token over that connection, offering `checked`.
     share_token: String,
+    /// A's webhook (subscribed to everything) and a delivery of it.
+    webhook: String,
+    delivery: String,
 }
 
 /// Values of A's inquiry that must never appear in another caller's answer.
@@ -378,9 +448,11 @@ impl Objects {
             .replace("{connection}", &self.connection)
             .replace("{peer}", &self.peer)
             .replace("{share-token}", &self.share_token)
+            .replace("{webhook}", &self.webhook)
+            .replace("{delivery}", &self.delivery)
     }
 
-    fn ids(&self) -> [&str; 9] {
+    fn ids(&self) -> [&str; 11] {
         [
             &self.template,
             &self.version,
@@ -391,6 +463,8 @@ impl Objects {
             &self.report,
             &self.connection,
             &self.share_token,
+            &self.webhook,
+            &self.delivery,
         ]
     }
 
@@ -478,6 +552,35 @@ async fn create_objects(app: &TestApp, key: &str) -> Objects {
         .as_str()
         .unwrap()
         .to_owned();
+    let webhook = expect_status(
+        app.post(
+            key,
+            "/api/v1/webhooks",
+            &json!({"data": {"attributes": {"url": "http://127.0.0.1:9/a", "enabled-events": ["*"]}}}),
+        )
+        .await,
+        StatusCode::CREATED,
+    )
+    .await["data"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    expect_status(
+        app.patch(
+            key,
+            &format!("/api/v1/inquiries/{inquiry}"),
+            &json!({"data": {"attributes": {"note": "for the webhook"}}}),
+        )
+        .await,
+        StatusCode::OK,
+    )
+    .await;
+    // Nothing listens on port 9: the attempt fails and the delivery waits for its retry.
+    app.drain().await;
+    let deliveries = app
+        .list_ids(key, &format!("/api/v1/webhooks/{webhook}/deliveries"))
+        .await;
+    let delivery = deliveries[0].clone();
     let events = app.list_ids(key, "/api/v1/events").await;
     let event = events
         .first()
@@ -494,6 +597,8 @@ async fn create_objects(app: &TestApp, key: &str) -> Objects {
         connection,
         peer,
         share_token,
+        webhook,
+        delivery,
     }
 }
 
@@ -559,6 +664,8 @@ struct Snapshot {
     version_status: Value,
     connection: Value,
     share_token: Value,
+    webhook: Value,
+    deliveries: Value,
     templates: Vec<String>,
     inquiries: Vec<String>,
     events: Vec<String>,
@@ -602,11 +709,29 @@ async fn snapshot(app: &TestApp, key: &str, objects: &Objects) -> Snapshot {
     )
     .await;
     assert_eq!(share_token["data"]["attributes"]["status"], "created");
+    let webhook = expect_status(
+        app.get(key, &format!("/api/v1/webhooks/{}", objects.webhook))
+            .await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(webhook["data"]["attributes"]["status"], "enabled");
+    let deliveries = expect_status(
+        app.get(
+            key,
+            &format!("/api/v1/webhooks/{}/deliveries", objects.webhook),
+        )
+        .await,
+        StatusCode::OK,
+    )
+    .await;
     Snapshot {
         inquiry: inquiry["data"].clone(),
         version_status,
         connection: connection["data"].clone(),
         share_token: share_token["data"].clone(),
+        webhook: webhook["data"].clone(),
+        deliveries: deliveries["data"].clone(),
         templates: app.list_ids(key, "/api/v1/inquiry-templates").await,
         inquiries: app.list_ids(key, "/api/v1/inquiries").await,
         events: app.list_ids(key, "/api/v1/events").await,
@@ -686,8 +811,9 @@ async fn lists_show_only_own_objects(backend: Backend) {
         .collect();
     assert_eq!(
         lists.len(),
-        8,
-        "inquiries, templates, versions, events, verifications, reports, connections, share tokens"
+        9,
+        "inquiries, templates, versions, events, verifications, reports, connections, share tokens, \
+         webhooks"
     );
     for endpoint in &lists {
         // The owner's list shows the object the other callers must not see.

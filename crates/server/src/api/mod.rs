@@ -9,6 +9,7 @@ pub mod files;
 pub mod inquiries;
 pub mod inquiry_templates;
 pub mod share_tokens;
+pub mod webhooks;
 
 use std::marker::PhantomData;
 
@@ -47,6 +48,8 @@ needs! {
     ReportWrite => ReportWrite,
     ConnectRead => ConnectRead,
     ConnectWrite => ConnectWrite,
+    WebhookRead => WebhookRead,
+    WebhookWrite => WebhookWrite,
 }
 
 /// The authenticated caller, once it has been checked for `P`'s permission.

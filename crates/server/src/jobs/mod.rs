@@ -24,6 +24,12 @@ pub enum JobError {
     /// Trying again cannot help (the payload names nothing, the object is gone, …).
     #[error("{0:#}")]
     Fatal(anyhow::Error),
+    /// Try again at the given time (a schedule of the job's own, e.g. webhook retries).
+    #[error("{error:#}")]
+    RetryAt {
+        at: time::OffsetDateTime,
+        error: anyhow::Error,
+    },
 }
 
 impl From<idshare_store::StoreError> for JobError {
@@ -55,13 +61,29 @@ pub enum JobKind {
         #[serde(default)]
         field_mappings: Vec<crate::service::redemption::FieldMapping>,
     },
+    /// Send (or retry) one webhook delivery.
+    WebhookDelivery { delivery_id: String },
 }
+
+/// The queue of verification, redemption and other work.
+pub const DEFAULT_QUEUE: &str = "default";
+/// Webhook deliveries have workers of their own, so that slow receivers never hold up the
+/// verification pipeline or redemptions.
+pub const WEBHOOK_QUEUE: &str = "webhooks";
 
 impl JobKind {
     pub fn name(&self) -> &'static str {
         match self {
             JobKind::InquiryPipeline { .. } => "inquiry-pipeline",
             JobKind::ShareTokenRedemption { .. } => "share-token-redemption",
+            JobKind::WebhookDelivery { .. } => "webhook-delivery",
+        }
+    }
+
+    fn queue(&self) -> &'static str {
+        match self {
+            JobKind::WebhookDelivery { .. } => WEBHOOK_QUEUE,
+            _ => DEFAULT_QUEUE,
         }
     }
 }
@@ -86,13 +108,22 @@ async fn execute(state: &AppState, job: &Job) -> Result<(), JobError> {
             token_id,
             field_mappings,
         } => crate::service::redemption::run(state, &token_id, &field_mappings).await,
+        JobKind::WebhookDelivery { delivery_id } => {
+            crate::service::webhooks::deliver(state, &delivery_id, job).await
+        }
     }
 }
 
-/// Claims and runs up to `limit` due jobs; returns how many ran.
-pub async fn run_due(state: &AppState, worker: &str, limit: u32) -> Result<usize, JobError> {
+/// Claims and runs up to `limit` due jobs of `queue` (every queue when `None`); returns how
+/// many ran.
+pub async fn run_due(
+    state: &AppState,
+    worker: &str,
+    queue: Option<&str>,
+    limit: u32,
+) -> Result<usize, JobError> {
     let lease = Duration::seconds(i64::from(state.config().job_lease_seconds.get()));
-    let claimed = jobs::claim(state.store(), worker, state.now(), lease, limit).await?;
+    let claimed = jobs::claim(state.store(), worker, queue, state.now(), lease, limit).await?;
     let count = claimed.len();
     for job in claimed {
         finish(state, worker, &job, execute(state, &job).await).await;
@@ -108,10 +139,10 @@ async fn finish(state: &AppState, worker: &str, job: &Job, outcome: Result<(), J
             .map(|_| ()),
         Err(error) => {
             let retry_at = match &error {
-                JobError::Retryable(_) if job.attempts < job.max_attempts => {
-                    Some(now + jobs::backoff(job.attempts))
-                }
-                _ => None,
+                _ if job.attempts >= job.max_attempts => None,
+                JobError::Retryable(_) => Some(now + jobs::backoff(job.attempts)),
+                JobError::RetryAt { at, .. } => Some(*at),
+                JobError::Fatal(_) => None,
             };
             tracing::warn!(job = %job.id, kind = %job.kind, attempt = job.attempts, retry = retry_at.is_some(), error = %error, "job failed");
             if retry_at.is_none() {
@@ -152,6 +183,9 @@ async fn give_up(state: &AppState, job: &Job) {
         JobKind::ShareTokenRedemption { token_id, .. } => {
             crate::service::redemption::give_up(state, &token_id).await
         }
+        JobKind::WebhookDelivery { delivery_id } => {
+            crate::service::webhooks::give_up(state, &delivery_id).await
+        }
     };
     if let Err(e) = outcome {
         tracing::error!(job = %job.id, error = %e, "could not release what a dead job held");
@@ -162,7 +196,7 @@ async fn give_up(state: &AppState, job: &Job) {
 pub async fn drain(state: &AppState) -> Result<usize, JobError> {
     let mut total = 0;
     loop {
-        let ran = run_due(state, "drain", 16).await?;
+        let ran = run_due(state, "drain", None, 16).await?;
         if ran == 0 {
             return Ok(total);
         }
@@ -182,7 +216,7 @@ pub async fn enqueue(
     jobs::enqueue(
         tx,
         jobs::NewJob {
-            queue: "default",
+            queue: kind.queue(),
             kind: kind.name(),
             payload: &payload,
             dedupe_key,
@@ -194,14 +228,19 @@ pub async fn enqueue(
     .await
 }
 
-/// A background worker loop: reaps expired leases, runs due jobs, sleeps until woken. When
-/// `stop` turns true it finishes the job in hand and returns.
-pub async fn work(state: AppState, worker: String, mut stop: tokio::sync::watch::Receiver<bool>) {
+/// A background worker loop over one queue: reaps expired leases, runs due jobs, sleeps until
+/// woken. When `stop` turns true it finishes the job in hand and returns.
+pub async fn work(
+    state: AppState,
+    worker: String,
+    queue: &'static str,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
     while !*stop.borrow() {
         if let Err(e) = jobs::reap(state.store(), state.now()).await {
             tracing::warn!(error = ?e, "could not reap expired job leases");
         }
-        match run_due(&state, &worker, 4).await {
+        match run_due(&state, &worker, Some(queue), 4).await {
             Ok(0) => {}
             Ok(_) => continue,
             Err(e) => tracing::warn!(error = %e, "could not claim jobs"),

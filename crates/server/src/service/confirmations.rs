@@ -409,9 +409,9 @@ async fn record(
 ) -> Result<(), ApiError> {
     let payload = render::payload(&view.resource());
     let id = view.inquiry.id.as_str();
-    events::record(
+    crate::service::events::record(
+        state,
         tx,
-        state.store().crypto(),
         scope,
         events::NewEvent {
             name: FIELD_CONFIRMED,
@@ -420,7 +420,6 @@ async fn record(
             payload: &payload,
             sealed_by: Some(id),
         },
-        state.now(),
     )
     .await?;
     Ok(())

@@ -196,9 +196,9 @@ async fn record(
     }
     for org in ends {
         let payload = render::payload(&render::connection(connection, org));
-        events::record(
+        crate::service::events::record(
+            state,
             tx,
-            state.store().crypto(),
             &Scope::new(org.clone(), connection.environment),
             events::NewEvent {
                 name,
@@ -207,7 +207,6 @@ async fn record(
                 payload: &payload,
                 sealed_by: None,
             },
-            state.now(),
         )
         .await?;
     }

@@ -172,9 +172,9 @@ async fn record(
     inquiry_id: &InquiryId,
     payload: &serde_json::Value,
 ) -> Result<(), ApiError> {
-    events::record(
+    crate::service::events::record(
+        state,
         tx,
-        state.store().crypto(),
         scope,
         events::NewEvent {
             name,
@@ -183,7 +183,6 @@ async fn record(
             payload,
             sealed_by: Some(inquiry_id.as_str()),
         },
-        state.now(),
     )
     .await?;
     Ok(())

@@ -438,9 +438,9 @@ async fn record(
 ) -> Result<(), ApiError> {
     let payload = render::payload(&view.resource());
     let id = view.inquiry.id.as_str();
-    events::record(
+    crate::service::events::record(
+        state,
         tx,
-        state.store().crypto(),
         scope,
         events::NewEvent {
             name,
@@ -449,7 +449,6 @@ async fn record(
             payload: &payload,
             sealed_by: view.inquiry.redacted_at.is_none().then_some(id),
         },
-        state.now(),
     )
     .await?;
     Ok(())

@@ -3,6 +3,7 @@
 
 pub mod confirmations;
 pub mod connections;
+pub mod events;
 pub mod files;
 pub mod inquiries;
 pub mod pipeline;
@@ -12,6 +13,7 @@ pub mod reports;
 pub mod screening;
 pub mod share_tokens;
 pub mod templates;
+pub mod webhooks;
 
 use idshare_domain::template::TemplateError;
 

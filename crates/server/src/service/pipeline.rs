@@ -410,9 +410,9 @@ async fn emit(
     inquiry_id: &InquiryId,
     payload: &Value,
 ) -> Result<(), JobError> {
-    events::record(
+    crate::service::events::record(
+        state,
         tx,
-        state.store().crypto(),
         scope,
         events::NewEvent {
             name,
@@ -421,7 +421,6 @@ async fn emit(
             payload,
             sealed_by: Some(inquiry_id.as_str()),
         },
-        state.now(),
     )
     .await?;
     Ok(())

@@ -347,9 +347,9 @@ async fn emit_inquiry(
         .ok()
         .flatten();
     let payload = render::payload(&render::inquiry(inquiry, definition.as_ref(), missing));
-    events::record(
+    crate::service::events::record(
+        state,
         tx,
-        state.store().crypto(),
         scope,
         events::NewEvent {
             name,
@@ -358,7 +358,6 @@ async fn emit_inquiry(
             payload: &payload,
             sealed_by: Some(inquiry.id.as_str()),
         },
-        state.now(),
     )
     .await?;
     Ok(())
@@ -750,9 +749,9 @@ async fn copy(
         .await?
         {
             let payload = render::payload(&render::verification(&recorded));
-            events::record(
+            crate::service::events::record(
+                state,
                 &mut tx,
-                crypto,
                 scope,
                 events::NewEvent {
                     name: names::VERIFICATION_PASSED,
@@ -761,7 +760,6 @@ async fn copy(
                     payload: &payload,
                     sealed_by: Some(inquiry.id.as_str()),
                 },
-                now,
             )
             .await?;
         }

@@ -88,9 +88,9 @@ pub async fn dismiss(
         ..report
     };
     let payload = render::payload(&render::report(&updated));
-    events::record(
+    crate::service::events::record(
+        state,
         &mut tx,
-        crypto,
         scope,
         events::NewEvent {
             name: &format!("report/{}.dismissed", updated.report_type),
@@ -99,7 +99,6 @@ pub async fn dismiss(
             payload: &payload,
             sealed_by: Some(updated.inquiry_id.as_str()),
         },
-        now,
     )
     .await?;
     tx.commit().await?;

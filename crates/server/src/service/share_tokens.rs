@@ -411,9 +411,9 @@ pub(crate) async fn record(
     }
     for (side, org) in ends {
         let payload = render::payload(&render::share_token(token, org, None));
-        events::record(
+        crate::service::events::record(
+            state,
             tx,
-            state.store().crypto(),
             &Scope::new(org.clone(), token.environment),
             events::NewEvent {
                 name: name_for(side),
@@ -422,7 +422,6 @@ pub(crate) async fn record(
                 payload: &payload,
                 sealed_by: None,
             },
-            state.now(),
         )
         .await?;
     }

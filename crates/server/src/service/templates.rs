@@ -160,9 +160,9 @@ async fn record(
     object_id: &str,
     payload: &Value,
 ) -> Result<(), ApiError> {
-    events::record(
+    crate::service::events::record(
+        state,
         tx,
-        state.store().crypto(),
         scope,
         events::NewEvent {
             name,
@@ -171,7 +171,6 @@ async fn record(
             payload,
             sealed_by: None,
         },
-        state.now(),
     )
     .await?;
     Ok(())

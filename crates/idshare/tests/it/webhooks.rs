@@ -1,0 +1,661 @@
+//! Webhooks: management, and real deliveries to a receiver on loopback that checks every
+//! signature with the domain's verifier.
+
+use std::{
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicU16, AtomicU64, Ordering},
+    },
+    time::Duration,
+};
+
+use axum::{Router, body::Bytes, extract::State, http::HeaderMap, routing::post};
+use idshare_domain::webhook_signature::{DEFAULT_TOLERANCE_SECONDS, verify};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+use crate::helpers::{Backend, TestApp, expect_error, expect_status, spawn_app, spawn_app_with};
+
+const WEBHOOKS: &str = "/api/v1/webhooks";
+
+/// One request the receiver got.
+#[derive(Debug, Clone)]
+pub struct Received {
+    pub headers: HeaderMap,
+    pub body: Bytes,
+}
+
+impl Received {
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.body).expect("JSON body")
+    }
+
+    pub fn header(&self, name: &str) -> &str {
+        self.headers
+            .get(name)
+            .unwrap_or_else(|| panic!("no {name} header"))
+            .to_str()
+            .unwrap()
+    }
+}
+
+#[derive(Debug, Default)]
+struct ReceiverState {
+    received: Mutex<Vec<Received>>,
+    /// The status to answer with (0: 200).
+    status: AtomicU16,
+    /// How long to wait before answering, in milliseconds.
+    delay_ms: AtomicU64,
+}
+
+/// An HTTP receiver on loopback that records every request.
+#[derive(Debug, Clone)]
+pub struct Receiver {
+    pub url: String,
+    state: Arc<ReceiverState>,
+}
+
+impl Receiver {
+    pub async fn start() -> Self {
+        let state = Arc::new(ReceiverState::default());
+        let app = Router::new()
+            .route("/hook", post(receive))
+            .with_state(state.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        Self {
+            url: format!("http://{address}/hook"),
+            state,
+        }
+    }
+
+    pub fn answer(&self, status: u16) {
+        self.state.status.store(status, Ordering::SeqCst);
+    }
+
+    fn hang_for(&self, delay: Duration) {
+        self.state
+            .delay_ms
+            .store(delay.as_millis() as u64, Ordering::SeqCst);
+    }
+
+    pub fn received(&self) -> Vec<Received> {
+        self.state.received.lock().unwrap().clone()
+    }
+}
+
+async fn receive(
+    State(state): State<Arc<ReceiverState>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> StatusCode {
+    state
+        .received
+        .lock()
+        .unwrap()
+        .push(Received { headers, body });
+    let delay = state.delay_ms.load(Ordering::SeqCst);
+    if delay > 0 {
+        tokio::time::sleep(Duration::from_millis(delay)).await;
+    }
+    match state.status.load(Ordering::SeqCst) {
+        0 => StatusCode::OK,
+        code => StatusCode::from_u16(code).unwrap(),
+    }
+}
+
+/// Checks a delivery's signature against `secret` at the server's current time.
+pub fn verify_with(app: &TestApp, received: &Received, secret: &str) -> bool {
+    verify(
+        received.header("Persona-Signature"),
+        secret,
+        &received.body,
+        app.state.now().unix_timestamp(),
+        DEFAULT_TOLERANCE_SECONDS,
+    )
+    .is_ok()
+}
+
+/// Creates a webhook; returns its id and secret.
+pub async fn create_webhook(app: &TestApp, key: &str, attributes: Value) -> (String, String) {
+    let created = expect_status(
+        app.post(key, WEBHOOKS, &json!({"data": {"attributes": attributes}}))
+            .await,
+        StatusCode::CREATED,
+    )
+    .await;
+    let secrets = created["data"]["attributes"]["secrets"].as_array().unwrap();
+    assert_eq!(secrets.len(), 1, "{created}");
+    assert!(secrets[0]["expires-at"].is_null());
+    (
+        created["data"]["id"].as_str().unwrap().to_owned(),
+        secrets[0]["value"].as_str().unwrap().to_owned(),
+    )
+}
+
+async fn deliveries(app: &TestApp, key: &str, webhook: &str) -> Vec<Value> {
+    let list = expect_status(
+        app.get(
+            key,
+            &format!("{WEBHOOKS}/{webhook}/deliveries?page[size]=100"),
+        )
+        .await,
+        StatusCode::OK,
+    )
+    .await;
+    list["data"].as_array().unwrap().clone()
+}
+
+async fn webhook_management_and_validation(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let t = app.tenant("Bank").await;
+    let key = &t.sandbox;
+    let (id, secret) = create_webhook(
+        &app,
+        key,
+        json!({"url": "https://hooks.example.com/idshare", "enabled-events": ["inquiry.completed"],
+               "name": "Compliance"}),
+    )
+    .await;
+    assert!(secret.starts_with("wbhsec_"));
+    let path = format!("{WEBHOOKS}/{id}");
+    let shown = expect_status(app.get(key, &path).await, StatusCode::OK).await;
+    let attributes = &shown["data"]["attributes"];
+    assert_eq!(attributes["status"], "enabled");
+    assert_eq!(attributes["api-key-inflection"], "kebab");
+    assert!(
+        attributes.get("secrets").is_none(),
+        "secrets only at creation: {shown}"
+    );
+    assert!(!shown.to_string().contains(&secret));
+
+    // Every bad attribute reported at once, each with its pointer; nothing created.
+    let e = expect_status(
+        app.post(
+            key,
+            WEBHOOKS,
+            &json!({"data": {"attributes": {"url": "ftp://x", "enabled-events": ["inquiry.completed", "nope"],
+                    "api-key-inflection": "pascal", "api-attributes-blocklist": [""]}}}),
+        )
+        .await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+    )
+    .await;
+    let pointers: Vec<&str> = e["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["source"]["pointer"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        pointers,
+        [
+            "/data/attributes/url",
+            "/data/attributes/enabled-events/1",
+            "/data/attributes/api-key-inflection",
+            "/data/attributes/api-attributes-blocklist/0"
+        ],
+        "{e}"
+    );
+    let e = expect_error(
+        app.post(
+            key,
+            WEBHOOKS,
+            &json!({"data": {"attributes": {"enabled-events": ["*"]}}}),
+        )
+        .await,
+        StatusCode::BAD_REQUEST,
+    )
+    .await;
+    assert_eq!(e["source"]["pointer"], "/data/attributes/url");
+    expect_error(
+        app.post(
+            key,
+            WEBHOOKS,
+            &json!({"data": {"attributes": {"url": "https://a.example", "enabled-events": ["*"], "colour": 1}}}),
+        )
+        .await,
+        StatusCode::BAD_REQUEST,
+    )
+    .await;
+    assert_eq!(app.list_ids(key, WEBHOOKS).await, [id.as_str()]);
+
+    // Update: given attributes only; null clears.
+    let updated = expect_status(
+        app.patch(
+            key,
+            &path,
+            &json!({"data": {"attributes": {"name": null, "enabled-events": ["*"],
+                    "api-key-inflection": "camel", "api-attributes-blocklist": ["name-last"]}}}),
+        )
+        .await,
+        StatusCode::OK,
+    )
+    .await;
+    let attributes = &updated["data"]["attributes"];
+    assert!(attributes["name"].is_null());
+    assert_eq!(attributes["url"], "https://hooks.example.com/idshare");
+    assert_eq!(attributes["enabled-events"], json!(["*"]));
+    assert_eq!(attributes["api-key-inflection"], "camel");
+
+    // Status changes.
+    let act = |action: &'static str| {
+        let app = &app;
+        let path = format!("{path}/{action}");
+        async move { app.post(key, &path, &json!({})).await }
+    };
+    expect_error(act("enable").await, StatusCode::UNPROCESSABLE_ENTITY).await;
+    let disabled = expect_status(act("disable").await, StatusCode::OK).await;
+    assert_eq!(disabled["data"]["attributes"]["status"], "disabled");
+    let listed = expect_status(
+        app.get(key, &format!("{WEBHOOKS}?filter[status]=disabled"))
+            .await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(listed["data"].as_array().unwrap().len(), 1);
+    expect_error(
+        app.get(key, &format!("{WEBHOOKS}?filter[status]=paused"))
+            .await,
+        StatusCode::BAD_REQUEST,
+    )
+    .await;
+    expect_status(act("enable").await, StatusCode::OK).await;
+
+    // Rotation: both secrets shown, the old one with its expiry.
+    let e = expect_error(
+        app.post(
+            key,
+            &format!("{path}/rotate-secret"),
+            &json!({"meta": {"expires-in-seconds": 999_999_999}}),
+        )
+        .await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+    )
+    .await;
+    assert_eq!(e["source"]["pointer"], "/meta/expires-in-seconds");
+    let rotated = expect_status(
+        app.post(
+            key,
+            &format!("{path}/rotate-secret"),
+            &json!({"meta": {"expires-in-seconds": 7200}}),
+        )
+        .await,
+        StatusCode::OK,
+    )
+    .await;
+    let secrets = rotated["data"]["attributes"]["secrets"].as_array().unwrap();
+    assert_eq!(secrets.len(), 2);
+    assert_ne!(secrets[0]["value"], secret.as_str());
+    assert_eq!(secrets[1]["value"], secret.as_str());
+    assert!(secrets[1]["expires-at"].is_string());
+
+    let archived = expect_status(act("archive").await, StatusCode::OK).await;
+    assert_eq!(archived["data"]["attributes"]["status"], "archived");
+    assert!(archived["data"]["attributes"]["archived-at"].is_string());
+    for action in ["enable", "disable", "archive"] {
+        let e = expect_error(act(action).await, StatusCode::UNPROCESSABLE_ENTITY).await;
+        assert!(e.to_string().contains("`archived`"), "{e}");
+    }
+    expect_error(
+        app.patch(key, &path, &json!({"data": {"attributes": {"name": "x"}}}))
+            .await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+    )
+    .await;
+}
+
+async fn private_targets_are_refused(backend: Backend) {
+    let app = spawn_app_with(backend, |config| {
+        config.allow_private_webhook_targets = false;
+    })
+    .await;
+    let t = app.tenant("Bank").await;
+    let key = &t.sandbox;
+    for url in [
+        "http://127.0.0.1:8080/hook",
+        "http://10.1.2.3/hook",
+        "http://192.168.0.10/hook",
+        "http://169.254.169.254/latest/meta-data",
+        "http://[::1]/hook",
+        "http://[::ffff:127.0.0.1]/hook",
+        "http://0x7f.1/hook",
+    ] {
+        let e = expect_error(
+            app.post(
+                key,
+                WEBHOOKS,
+                &json!({"data": {"attributes": {"url": url, "enabled-events": ["*"]}}}),
+            )
+            .await,
+            StatusCode::UNPROCESSABLE_ENTITY,
+        )
+        .await;
+        assert_eq!(e["source"]["pointer"], "/data/attributes/url", "{url}: {e}");
+    }
+    // A host name is checked where it leads, at every attempt: `localhost` is loopback.
+    let receiver = Receiver::start().await;
+    let port = receiver.url.rsplit(':').next().unwrap();
+    let (webhook, _) = create_webhook(
+        &app,
+        key,
+        json!({"url": format!("http://localhost:{port}"), "enabled-events": ["*"]}),
+    )
+    .await;
+    app.create_template(key).await;
+    app.drain().await;
+    assert!(receiver.received().is_empty(), "nothing reached loopback");
+    let list = deliveries(&app, key, &webhook).await;
+    assert!(!list.is_empty());
+    let error = list[0]["attributes"]["last-error"].as_str().unwrap();
+    assert!(
+        error.contains("addresses webhooks may not reach"),
+        "{error}"
+    );
+}
+
+async fn deliveries_are_signed_retried_and_redelivered(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let t = app.tenant("Bank").await;
+    let key = &t.sandbox;
+    let receiver = Receiver::start().await;
+    let (webhook, secret) = create_webhook(
+        &app,
+        key,
+        json!({"url": receiver.url, "enabled-events": ["inquiry.created", "inquiry.updated"]}),
+    )
+    .await;
+    let template = app.create_template(key).await;
+    let inquiry = app
+        .create_inquiry(
+            key,
+            &template,
+            json!({"name-first": "Ada", "name-last": "Lovelace"}),
+        )
+        .await;
+    let inquiry = inquiry["data"]["id"].as_str().unwrap().to_owned();
+    app.drain().await;
+
+    // One delivery per subscribed event (the template's events are not subscribed).
+    let got = receiver.received();
+    assert_eq!(got.len(), 1);
+    let delivery = &got[0];
+    assert!(verify_with(&app, delivery, &secret));
+    assert!(!verify_with(&app, delivery, "wbhsec_wrong"));
+    assert_eq!(
+        delivery.header("content-type"),
+        "application/json; charset=utf-8"
+    );
+    assert_eq!(delivery.header("Persona-Webhook-Attempts-Made"), "1");
+    assert_eq!(delivery.header("Persona-Webhook-Attempts-Left"), "7");
+    let body = delivery.json();
+    assert_eq!(body["data"]["type"], "event");
+    assert!(body["data"]["id"].as_str().unwrap().starts_with("evt_"));
+    assert_eq!(body["data"]["attributes"]["name"], "inquiry.created");
+    assert_eq!(
+        body["data"]["attributes"]["payload"]["data"]["id"],
+        inquiry.as_str()
+    );
+    assert_eq!(
+        body["data"]["attributes"]["payload"]["data"]["attributes"]["fields"]["name-first"]["value"],
+        "Ada"
+    );
+    // The same event as the Events API serves it.
+    let event = expect_status(
+        app.get(
+            key,
+            &format!("/api/v1/events/{}", body["data"]["id"].as_str().unwrap()),
+        )
+        .await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(event["data"], body["data"]);
+    let list = deliveries(&app, key, &webhook).await;
+    assert_eq!(list[0]["attributes"]["status"], "delivered");
+    assert_eq!(list[0]["attributes"]["last-status-code"], 200);
+
+    // A receiver answering 500: eight attempts on the backoff schedule, then `failed`.
+    receiver.answer(500);
+    expect_status(
+        app.patch(
+            key,
+            &format!("/api/v1/inquiries/{inquiry}"),
+            &json!({"data": {"attributes": {"note": "changed"}}}),
+        )
+        .await,
+        StatusCode::OK,
+    )
+    .await;
+    app.drain().await;
+    let failing = deliveries(&app, key, &webhook).await[0].clone();
+    let failing_id = failing["id"].as_str().unwrap().to_owned();
+    assert_eq!(failing["attributes"]["status"], "pending", "{failing}");
+    assert_eq!(failing["attributes"]["attempts-made"], 1);
+    assert_eq!(failing["attributes"]["last-status-code"], 500);
+    assert!(failing["attributes"]["next-attempt-at"].is_string());
+    for _ in 1..8 {
+        // Nothing is due before the retry time.
+        assert_eq!(app.drain().await, 0);
+        app.state.advance_clock(time::Duration::hours(8));
+        assert_eq!(app.drain().await, 1);
+        // Each attempt is signed afresh, with its own timestamp.
+        assert!(verify_with(
+            &app,
+            receiver.received().last().unwrap(),
+            &secret
+        ));
+    }
+    let failed = expect_status(
+        app.get(
+            key,
+            &format!("{WEBHOOKS}/{webhook}/deliveries/{failing_id}"),
+        )
+        .await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(failed["data"]["attributes"]["status"], "failed", "{failed}");
+    assert_eq!(failed["data"]["attributes"]["attempts-made"], 8);
+    let attempts: Vec<Received> = receiver.received()[1..].to_vec();
+    assert_eq!(attempts.len(), 8);
+    for (n, attempt) in attempts.iter().enumerate() {
+        assert_eq!(
+            attempt.header("Persona-Webhook-Attempts-Made"),
+            (n + 1).to_string()
+        );
+        assert_eq!(
+            attempt.header("Persona-Webhook-Attempts-Left"),
+            (7 - n).to_string()
+        );
+        assert_eq!(
+            attempt.header("Persona-Webhook-First-Attempted-At"),
+            attempts[0].header("Persona-Webhook-First-Attempted-At")
+        );
+        assert_eq!(
+            attempt.json()["data"]["id"],
+            attempts[0].json()["data"]["id"]
+        );
+    }
+    assert_eq!(app.drain().await, 0, "no ninth attempt");
+
+    // Redelivery: a new series; a pending delivery cannot be redelivered twice.
+    receiver.answer(204);
+    let redeliver = format!("{WEBHOOKS}/{webhook}/deliveries/{failing_id}/redeliver");
+    let again = expect_status(app.post(key, &redeliver, &json!({})).await, StatusCode::OK).await;
+    assert_eq!(again["data"]["attributes"]["status"], "pending");
+    expect_error(
+        app.post(key, &redeliver, &json!({})).await,
+        StatusCode::CONFLICT,
+    )
+    .await;
+    assert_eq!(app.drain().await, 1);
+    let delivered = deliveries(&app, key, &webhook).await[0].clone();
+    assert_eq!(delivered["attributes"]["status"], "delivered");
+    assert_eq!(delivered["attributes"]["attempts-made"], 9);
+    assert_eq!(delivered["attributes"]["last-status-code"], 204);
+}
+
+async fn rotation_signs_with_both_secrets_until_the_old_expires(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let t = app.tenant("Bank").await;
+    let key = &t.sandbox;
+    let receiver = Receiver::start().await;
+    let (webhook, old) = create_webhook(
+        &app,
+        key,
+        json!({"url": receiver.url, "enabled-events": ["inquiry-template.created"]}),
+    )
+    .await;
+    let rotated = expect_status(
+        app.post(
+            key,
+            &format!("{WEBHOOKS}/{webhook}/rotate-secret"),
+            &json!({"meta": {"expires-in-seconds": 3600}}),
+        )
+        .await,
+        StatusCode::OK,
+    )
+    .await;
+    let new = rotated["data"]["attributes"]["secrets"][0]["value"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    app.create_template(key).await;
+    app.drain().await;
+    let during = receiver.received()[0].clone();
+    assert_eq!(
+        during.header("Persona-Signature").split(' ').count(),
+        2,
+        "two t=…,v1=… pairs during the overlap"
+    );
+    assert!(verify_with(&app, &during, &old));
+    assert!(verify_with(&app, &during, &new));
+
+    app.state.advance_clock(time::Duration::seconds(3601));
+    app.create_template(key).await;
+    app.drain().await;
+    let after = receiver.received()[1].clone();
+    assert_eq!(after.header("Persona-Signature").split(' ').count(), 1);
+    assert!(verify_with(&app, &after, &new));
+    assert!(!verify_with(&app, &after, &old));
+}
+
+async fn payloads_follow_inflection_and_blocklist(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let t = app.tenant("Bank").await;
+    let key = &t.sandbox;
+    let receiver = Receiver::start().await;
+    create_webhook(
+        &app,
+        key,
+        json!({"url": receiver.url, "enabled-events": ["inquiry.created"],
+               "api-key-inflection": "snake", "api-attributes-blocklist": ["name-last"]}),
+    )
+    .await;
+    let template = app.create_template(key).await;
+    app.create_inquiry(
+        key,
+        &template,
+        json!({"name-first": "Ada", "name-last": "Lovelace"}),
+    )
+    .await;
+    app.drain().await;
+    let body = receiver.received()[0].json();
+    let attributes = &body["data"]["attributes"];
+    assert!(attributes["created_at"].is_string(), "{body}");
+    let fields = &attributes["payload"]["data"]["attributes"]["fields"];
+    assert_eq!(fields["name_first"]["value"], "Ada");
+    assert!(fields.get("name_last").is_none(), "{body}");
+    assert!(!body.to_string().contains("Lovelace"));
+}
+
+async fn bad_receivers_are_recorded_and_block_nothing(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let t = app.tenant("Bank").await;
+    let key = &t.sandbox;
+    let hanging = Receiver::start().await;
+    hanging.hang_for(Duration::from_secs(20));
+    let good = Receiver::start().await;
+    // Accepts the connection and closes it without answering.
+    let closing = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let closing_url = format!("http://{}/hook", closing.local_addr().unwrap());
+    tokio::spawn(async move {
+        while let Ok((socket, _)) = closing.accept().await {
+            drop(socket);
+        }
+    });
+    let events = json!(["inquiry-template.created"]);
+    let (hanging_id, _) = create_webhook(
+        &app,
+        key,
+        json!({"url": hanging.url, "enabled-events": events}),
+    )
+    .await;
+    let (closing_id, _) = create_webhook(
+        &app,
+        key,
+        json!({"url": closing_url, "enabled-events": events}),
+    )
+    .await;
+    let (good_id, _) = create_webhook(
+        &app,
+        key,
+        json!({"url": good.url, "enabled-events": events}),
+    )
+    .await;
+    let (disabled_id, _) = create_webhook(
+        &app,
+        key,
+        json!({"url": good.url, "enabled-events": events}),
+    )
+    .await;
+    expect_status(
+        app.post(
+            key,
+            &format!("{WEBHOOKS}/{disabled_id}/disable"),
+            &json!({}),
+        )
+        .await,
+        StatusCode::OK,
+    )
+    .await;
+
+    app.create_template(key).await;
+    app.drain().await;
+    assert_eq!(
+        good.received().len(),
+        1,
+        "the disabled webhook sent nothing"
+    );
+    let last_error = |id: String| {
+        let app = &app;
+        async move {
+            let list = deliveries(app, key, &id).await;
+            assert_eq!(list[0]["attributes"]["status"], "pending");
+            list[0]["attributes"]["last-error"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        }
+    };
+    let timeout = last_error(hanging_id).await;
+    assert!(timeout.contains("no answer within 5 seconds"), "{timeout}");
+    let closed = last_error(closing_id).await;
+    assert!(!closed.is_empty());
+    assert_eq!(
+        deliveries(&app, key, &good_id).await[0]["attributes"]["status"],
+        "delivered"
+    );
+    assert!(deliveries(&app, key, &disabled_id).await.is_empty());
+}
+
+backend_tests!(
+    webhook_management_and_validation,
+    private_targets_are_refused,
+    deliveries_are_signed_retried_and_redelivered,
+    rotation_signs_with_both_secrets_until_the_old_expires,
+    payloads_follow_inflection_and_blocklist,
+    bad_receivers_are_recorded_and_block_nothing,
+);

@@ -1,0 +1,36 @@
+//! Writing an event, and what an event sets in motion: a delivery (with its job) for each of
+//! the organization's enabled webhooks subscribed to it. All of it in the caller's transaction,
+//! so an event is announced exactly when the change it describes commits.
+
+use idshare_domain::{id::EventId, webhook::EnabledEvents};
+use idshare_store::{Scope, StoreError, Tx, events, webhooks};
+
+use crate::{app::AppState, jobs::JobKind};
+
+/// Records `event` for `scope` and creates its webhook deliveries.
+pub async fn record(
+    state: &AppState,
+    tx: &mut Tx,
+    scope: &Scope,
+    event: events::NewEvent<'_>,
+) -> Result<EventId, StoreError> {
+    let now = state.now();
+    let id = events::record(tx, state.store().crypto(), scope, event, now).await?;
+    for (webhook_id, enabled_events) in webhooks::enabled_subscriptions(tx, scope).await? {
+        // Stored lists were validated on save; one that no longer parses matches nothing.
+        let subscribed =
+            EnabledEvents::parse(&enabled_events).is_ok_and(|enabled| enabled.matches(event.name));
+        if !subscribed {
+            continue;
+        }
+        if let Some(delivery) =
+            webhooks::create_delivery(tx, scope, &webhook_id, &id, event.name, now).await?
+        {
+            let job = JobKind::WebhookDelivery {
+                delivery_id: delivery.to_string(),
+            };
+            crate::jobs::enqueue(state, tx, &job, None).await?;
+        }
+    }
+    Ok(id)
+}
