@@ -195,6 +195,7 @@ pub fn api_routes(upload_limit: usize) -> OpenApiRouter<AppState> {
         .merge(api::connections::routes())
         .merge(api::share_tokens::routes())
         .merge(api::webhooks::routes())
+        .merge(api::workflows::routes())
 }
 
 /// The complete application router.

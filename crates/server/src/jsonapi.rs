@@ -180,7 +180,7 @@ pub struct ListDocument<A> {
     pub links: Links,
 }
 
-#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Default, Serialize, utoipa::ToSchema)]
 pub struct Links {
     /// Relative URL of the newer page, or null.
     pub prev: Option<String>,

@@ -623,3 +623,128 @@ pub fn webhook_delivery(
     .relationship("webhook", Some(("webhook", d.webhook_id.as_str())))
     .relationship("event", Some(("event", d.event_id.as_str())))
 }
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "kebab-case")]
+pub struct WorkflowAttributes {
+    pub name: String,
+    /// `enabled` or `disabled`.
+    pub status: String,
+    /// The number of the published version, if any.
+    pub published_version: Option<i64>,
+    /// The number of the newest version.
+    pub latest_version: Option<i64>,
+    /// The published version's trigger event.
+    pub trigger_event: Option<String>,
+    /// Signs the workflow's `make-https-request` steps (`wflsec_…`); shown only when the
+    /// workflow is created.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub secret: Option<String>,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+/// A workflow; `with_secret` adds its signing secret (creation only).
+pub fn workflow(
+    view: &crate::service::workflows::WorkflowView,
+    with_secret: bool,
+) -> ResourceObject<WorkflowAttributes> {
+    let w = &view.workflow;
+    let published = view.published();
+    let latest = view.latest();
+    ResourceObject::new(
+        "workflow",
+        w.id.as_str(),
+        WorkflowAttributes {
+            name: w.name.clone(),
+            status: w.status.clone(),
+            published_version: published.map(|v| v.number),
+            latest_version: latest.map(|v| v.number),
+            trigger_event: published.map(|v| v.trigger_event.clone()),
+            secret: with_secret.then(|| w.secret.clone()),
+            created_at: format_timestamp(w.created_at),
+            updated_at: format_timestamp(w.updated_at),
+        },
+    )
+    .relationship(
+        "published-version",
+        published.map(|v| ("workflow-version", v.id.as_str())),
+    )
+    .relationship(
+        "latest-version",
+        latest.map(|v| ("workflow-version", v.id.as_str())),
+    )
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "kebab-case")]
+pub struct WorkflowVersionAttributes {
+    pub number: i64,
+    /// `draft`, `published` or `superseded`.
+    pub status: String,
+    /// The definition, as validated (defaults written out). See docs/workflows.md.
+    #[schema(value_type = Object)]
+    pub definition: Value,
+    pub trigger_event: String,
+    pub created_at: String,
+    pub published_at: Option<String>,
+}
+
+pub fn workflow_version(
+    v: &idshare_store::workflows::Version,
+) -> ResourceObject<WorkflowVersionAttributes> {
+    ResourceObject::new(
+        "workflow-version",
+        v.id.as_str(),
+        WorkflowVersionAttributes {
+            number: v.number,
+            status: v.status.clone(),
+            definition: v.definition.clone(),
+            trigger_event: v.trigger_event.clone(),
+            created_at: format_timestamp(v.created_at),
+            published_at: ts(v.published_at),
+        },
+    )
+    .relationship("workflow", Some(("workflow", v.workflow_id.as_str())))
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "kebab-case")]
+pub struct WorkflowRunAttributes {
+    /// `created`, `in_progress`, `completed` or `errored`.
+    pub status: String,
+    /// The name of the event that started it.
+    pub event_name: String,
+    /// One record per step reached, in order: `id`, `action`, `status` (`completed`,
+    /// `skipped`, `errored`, or `pending` while waiting for a retry), `input`, `output`,
+    /// `error`, `attempts`.
+    #[schema(value_type = Vec<Object>)]
+    pub steps: Vec<Value>,
+    /// Why the run errored.
+    pub error: Option<String>,
+    pub created_at: String,
+    pub updated_at: String,
+    pub completed_at: Option<String>,
+}
+
+pub fn workflow_run(r: &idshare_store::workflows::Run) -> ResourceObject<WorkflowRunAttributes> {
+    ResourceObject::new(
+        "workflow-run",
+        r.id.as_str(),
+        WorkflowRunAttributes {
+            status: r.status.clone(),
+            event_name: r.event_name.clone(),
+            steps: r.steps.clone(),
+            error: r.error.clone(),
+            created_at: format_timestamp(r.created_at),
+            updated_at: format_timestamp(r.updated_at),
+            completed_at: ts(r.completed_at),
+        },
+    )
+    .relationship("workflow", Some(("workflow", r.workflow_id.as_str())))
+    .relationship(
+        "workflow-version",
+        Some(("workflow-version", r.version_id.as_str())),
+    )
+    .relationship("event", Some(("event", r.event_id.as_str())))
+}

@@ -60,13 +60,7 @@ fn hash_secret(secret: &str) -> Vec<u8> {
 }
 
 fn generate_secret(environment: Environment) -> String {
-    let mut bytes = [0u8; 32];
-    rand::fill(&mut bytes[..]);
-    format!(
-        "idsk_{}_{}",
-        environment.as_str(),
-        bs58::encode(bytes).into_string()
-    )
+    crate::crypto::random_secret(&format!("idsk_{}", environment.as_str()))
 }
 
 /// Creates a key and returns it with its secret, which is never retrievable again.

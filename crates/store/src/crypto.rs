@@ -223,6 +223,13 @@ fn open_with(key: &[u8; KEY_LEN], sealed: &[u8], context: &str) -> Result<Vec<u8
         .map_err(|_| StoreError::Crypto("decryption failed (wrong key or tampered data)".into()))
 }
 
+/// A new secret for people to copy: `<prefix>_` and 32 random bytes in base58.
+pub fn random_secret(prefix: &str) -> String {
+    let mut bytes = [0u8; 32];
+    rand::fill(&mut bytes[..]);
+    format!("{prefix}_{}", bs58::encode(bytes).into_string())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -27,8 +27,9 @@ pub mod share_tokens;
 pub mod templates;
 pub mod users;
 pub mod webhooks;
+pub mod workflows;
 
-pub use crypto::{Crypto, DataKey, MasterKey, MasterKeyError};
+pub use crypto::{Crypto, DataKey, MasterKey, MasterKeyError, random_secret};
 pub use db::{Backend, Store, Tx};
 pub use error::StoreError;
 

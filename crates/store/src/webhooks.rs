@@ -78,9 +78,7 @@ const COLUMNS: &str = "id, org_id, environment, name, description, url, status, 
 
 /// A new signing secret: `wbhsec_` and 32 random bytes in base58.
 pub fn generate_secret() -> String {
-    let mut bytes = [0u8; 32];
-    rand::fill(&mut bytes[..]);
-    format!("wbhsec_{}", bs58::encode(bytes).into_string())
+    crate::crypto::random_secret("wbhsec")
 }
 
 fn secret_context(id: &str) -> String {

@@ -23,3 +23,4 @@ mod share_tokens;
 mod templates;
 mod tenancy;
 mod webhooks;
+mod workflows;

@@ -61,6 +61,9 @@ const WEBHOOK_BODY: &str =
     r#"{"data": {"attributes": {"url": "http://127.0.0.1:9/intruder", "enabled-events": ["*"]}}}"#;
 const WEBHOOK_UPDATE_BODY: &str = r#"{"data": {"attributes": {"name": "intruder"}}}"#;
 
+const WORKFLOW_BODY: &str = r#"{"data": {"attributes": {"name": "intruder", "definition": {"trigger": {"event": "inquiry.created"}, "steps": [{"id": "tag", "action": "add-tag", "with": {"tag": "intruder"}}]}}}}"#;
+const WORKFLOW_VERSION_BODY: &str = r#"{"data": {"attributes": {"definition": {"trigger": {"event": "inquiry.created"}, "steps": [{"id": "tag", "action": "add-tag", "with": {"tag": "intruder"}}]}}}}"#;
+
 const REDEEM_BODY: &str = r#"{"data": {"attributes": {}}}"#;
 const PREVIEW_BODY: &str = r#"{"data": {"attributes": {"inquiry-template-id": "{template}"}}}"#;
 
@@ -78,6 +81,8 @@ const CONNECT_READ: &str = "connect.read";
 const CONNECT_WRITE: &str = "connect.write";
 const WEBHOOK_READ: &str = "webhook.read";
 const WEBHOOK_WRITE: &str = "webhook.write";
+const WORKFLOW_READ: &str = "workflow.read";
+const WORKFLOW_WRITE: &str = "workflow.write";
 
 /// Every endpoint of the API (the OpenAPI test checks this against the served document).
 pub const ENDPOINTS: &[Endpoint] = &[
@@ -383,6 +388,56 @@ pub const ENDPOINTS: &[Endpoint] = &[
         None,
         WEBHOOK_WRITE,
     ),
+    row(
+        Method::POST,
+        "/api/v1/workflows",
+        Some(WORKFLOW_BODY),
+        WORKFLOW_WRITE,
+    ),
+    row(Method::GET, "/api/v1/workflows", None, WORKFLOW_READ),
+    row(
+        Method::GET,
+        "/api/v1/workflows/{workflow}",
+        None,
+        WORKFLOW_READ,
+    ),
+    row(
+        Method::POST,
+        "/api/v1/workflows/{workflow}/versions",
+        Some(WORKFLOW_VERSION_BODY),
+        WORKFLOW_WRITE,
+    ),
+    row(
+        Method::GET,
+        "/api/v1/workflows/{workflow}/versions",
+        None,
+        WORKFLOW_READ,
+    ),
+    row(
+        Method::POST,
+        "/api/v1/workflows/{workflow}/publish",
+        None,
+        WORKFLOW_WRITE,
+    ),
+    row(
+        Method::POST,
+        "/api/v1/workflows/{workflow}/enable",
+        None,
+        WORKFLOW_WRITE,
+    ),
+    row(
+        Method::POST,
+        "/api/v1/workflows/{workflow}/disable",
+        None,
+        WORKFLOW_WRITE,
+    ),
+    row(Method::GET, "/api/v1/workflow-runs", None, WORKFLOW_READ),
+    row(
+        Method::GET,
+        "/api/v1/workflow-runs/{workflow-run}",
+        None,
+        WORKFLOW_READ,
+    ),
 ];
 
 impl Endpoint {
@@ -431,6 +486,9 @@ struct Objects {
     /// A's webhook (subscribed to everything) and a delivery of it.
     webhook: String,
     delivery: String,
+    /// A's workflow (tags inquiries when they are updated) and a run of it.
+    workflow: String,
+    workflow_run: String,
 }
 
 /// Values of A's inquiry that must never appear in another caller's answer.
@@ -450,9 +508,11 @@ impl Objects {
             .replace("{share-token}", &self.share_token)
             .replace("{webhook}", &self.webhook)
             .replace("{delivery}", &self.delivery)
+            .replace("{workflow-run}", &self.workflow_run)
+            .replace("{workflow}", &self.workflow)
     }
 
-    fn ids(&self) -> [&str; 11] {
+    fn ids(&self) -> [&str; 13] {
         [
             &self.template,
             &self.version,
@@ -465,6 +525,8 @@ impl Objects {
             &self.share_token,
             &self.webhook,
             &self.delivery,
+            &self.workflow,
+            &self.workflow_run,
         ]
     }
 
@@ -565,11 +627,36 @@ async fn create_objects(app: &TestApp, key: &str) -> Objects {
         .as_str()
         .unwrap()
         .to_owned();
+    let workflow = expect_status(
+        app.post(
+            key,
+            "/api/v1/workflows",
+            &json!({"data": {"attributes": {"name": "Tag updates", "definition": {
+                "trigger": {"event": "inquiry.updated"},
+                "steps": [{"id": "tag", "action": "add-tag", "with": {"tag": "updated"}}]}}}}),
+        )
+        .await,
+        StatusCode::CREATED,
+    )
+    .await["data"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    expect_status(
+        app.post(
+            key,
+            &format!("/api/v1/workflows/{workflow}/publish"),
+            &json!({}),
+        )
+        .await,
+        StatusCode::OK,
+    )
+    .await;
     expect_status(
         app.patch(
             key,
             &format!("/api/v1/inquiries/{inquiry}"),
-            &json!({"data": {"attributes": {"note": "for the webhook"}}}),
+            &json!({"data": {"attributes": {"note": "for the webhook and the workflow"}}}),
         )
         .await,
         StatusCode::OK,
@@ -581,6 +668,14 @@ async fn create_objects(app: &TestApp, key: &str) -> Objects {
         .list_ids(key, &format!("/api/v1/webhooks/{webhook}/deliveries"))
         .await;
     let delivery = deliveries[0].clone();
+    let workflow_run = app.list_ids(key, "/api/v1/workflow-runs").await[0].clone();
+    let run = expect_status(
+        app.get(key, &format!("/api/v1/workflow-runs/{workflow_run}"))
+            .await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(run["data"]["attributes"]["status"], "completed", "{run}");
     let events = app.list_ids(key, "/api/v1/events").await;
     let event = events
         .first()
@@ -599,6 +694,8 @@ async fn create_objects(app: &TestApp, key: &str) -> Objects {
         share_token,
         webhook,
         delivery,
+        workflow,
+        workflow_run,
     }
 }
 
@@ -666,6 +763,8 @@ struct Snapshot {
     share_token: Value,
     webhook: Value,
     deliveries: Value,
+    workflow: Value,
+    workflow_runs: Vec<String>,
     templates: Vec<String>,
     inquiries: Vec<String>,
     events: Vec<String>,
@@ -732,6 +831,14 @@ async fn snapshot(app: &TestApp, key: &str, objects: &Objects) -> Snapshot {
         share_token: share_token["data"].clone(),
         webhook: webhook["data"].clone(),
         deliveries: deliveries["data"].clone(),
+        workflow: expect_status(
+            app.get(key, &format!("/api/v1/workflows/{}", objects.workflow))
+                .await,
+            StatusCode::OK,
+        )
+        .await["data"]
+            .clone(),
+        workflow_runs: app.list_ids(key, "/api/v1/workflow-runs").await,
         templates: app.list_ids(key, "/api/v1/inquiry-templates").await,
         inquiries: app.list_ids(key, "/api/v1/inquiries").await,
         events: app.list_ids(key, "/api/v1/events").await,
@@ -744,7 +851,10 @@ async fn foreign_objects_are_404_everywhere(backend: Backend) {
     let b = app.tenant("B").await;
     let objects = create_objects(&app, &a.sandbox).await;
     let before = snapshot(&app, &a.sandbox, &objects).await;
-    assert_eq!(before.inquiry["attributes"]["tags"], json!(["vip-a"]));
+    assert_eq!(
+        before.inquiry["attributes"]["tags"],
+        json!(["vip-a", "updated"])
+    );
 
     let callers = [("org B", &b.sandbox), ("A's production key", &a.production)];
     let mut tried = 0;
@@ -811,9 +921,9 @@ async fn lists_show_only_own_objects(backend: Backend) {
         .collect();
     assert_eq!(
         lists.len(),
-        9,
+        11,
         "inquiries, templates, versions, events, verifications, reports, connections, share tokens, \
-         webhooks"
+         webhooks, workflows, workflow runs"
     );
     for endpoint in &lists {
         // The owner's list shows the object the other callers must not see.

@@ -10,6 +10,7 @@ pub mod inquiries;
 pub mod inquiry_templates;
 pub mod share_tokens;
 pub mod webhooks;
+pub mod workflows;
 
 use std::marker::PhantomData;
 
@@ -50,6 +51,8 @@ needs! {
     ConnectWrite => ConnectWrite,
     WebhookRead => WebhookRead,
     WebhookWrite => WebhookWrite,
+    WorkflowRead => WorkflowRead,
+    WorkflowWrite => WorkflowWrite,
 }
 
 /// The authenticated caller, once it has been checked for `P`'s permission.

@@ -81,7 +81,7 @@ async fn create_share_token(
     let token = service::create(
         &state,
         &caller.scope,
-        &caller.api_key_id,
+        crate::service::Creator::ApiKey(&caller.api_key_id),
         service::NewShareToken {
             connection_id: &attributes.connection_id,
             source_id: &attributes.source_id,

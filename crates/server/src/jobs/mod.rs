@@ -63,6 +63,8 @@ pub enum JobKind {
     },
     /// Send (or retry) one webhook delivery.
     WebhookDelivery { delivery_id: String },
+    /// Run (or continue) one workflow run.
+    WorkflowRun { run_id: String },
 }
 
 /// The queue of verification, redemption and other work.
@@ -77,6 +79,7 @@ impl JobKind {
             JobKind::InquiryPipeline { .. } => "inquiry-pipeline",
             JobKind::ShareTokenRedemption { .. } => "share-token-redemption",
             JobKind::WebhookDelivery { .. } => "webhook-delivery",
+            JobKind::WorkflowRun { .. } => "workflow-run",
         }
     }
 
@@ -110,6 +113,9 @@ async fn execute(state: &AppState, job: &Job) -> Result<(), JobError> {
         } => crate::service::redemption::run(state, &token_id, &field_mappings).await,
         JobKind::WebhookDelivery { delivery_id } => {
             crate::service::webhooks::deliver(state, &delivery_id, job).await
+        }
+        JobKind::WorkflowRun { run_id } => {
+            crate::service::workflows::run(state, &run_id, job).await
         }
     }
 }
@@ -186,6 +192,7 @@ async fn give_up(state: &AppState, job: &Job) {
         JobKind::WebhookDelivery { delivery_id } => {
             crate::service::webhooks::give_up(state, &delivery_id).await
         }
+        JobKind::WorkflowRun { run_id } => crate::service::workflows::give_up(state, &run_id).await,
     };
     if let Err(e) = outcome {
         tracing::error!(job = %job.id, error = %e, "could not release what a dead job held");

@@ -1,14 +1,32 @@
 //! Writing an event, and what an event sets in motion: a delivery (with its job) for each of
-//! the organization's enabled webhooks subscribed to it. All of it in the caller's transaction,
-//! so an event is announced exactly when the change it describes commits.
+//! the organization's enabled webhooks subscribed to it, and a run (with its job) for each
+//! enabled workflow it triggers. All of it in the caller's transaction, so an event is
+//! announced, and acted on, exactly when the change it describes commits.
 
-use idshare_domain::{id::EventId, webhook::EnabledEvents};
+use idshare_domain::{event::names, id::EventId, webhook::EnabledEvents};
 use idshare_store::{Scope, StoreError, Tx, events, webhooks};
 
 use crate::{app::AppState, jobs::JobKind};
 
-/// Records `event` for `scope` and creates its webhook deliveries.
+/// Records `event` for `scope`, creates its webhook deliveries and starts the workflow runs it
+/// triggers (each run announced by a `workflow-run.created` event).
 pub async fn record(
+    state: &AppState,
+    tx: &mut Tx,
+    scope: &Scope,
+    event: events::NewEvent<'_>,
+) -> Result<EventId, StoreError> {
+    let id = record_without_workflows(state, tx, scope, event).await?;
+    for run in crate::service::workflows::start_runs(state, tx, scope, &id, event).await? {
+        crate::service::workflows::record_run_event(state, tx, &run, names::WORKFLOW_RUN_CREATED)
+            .await?;
+    }
+    Ok(id)
+}
+
+/// Records `event` and creates its webhook deliveries, but starts no workflow: for the events
+/// of workflow runs themselves, which must not trigger runs.
+pub async fn record_without_workflows(
     state: &AppState,
     tx: &mut Tx,
     scope: &Scope,

@@ -14,8 +14,37 @@ pub mod screening;
 pub mod share_tokens;
 pub mod templates;
 pub mod webhooks;
+pub mod workflows;
 
-use idshare_domain::template::TemplateError;
+use idshare_domain::{
+    id::{ApiKeyId, WorkflowId},
+    template::TemplateError,
+};
+
+/// Who makes a change that records its creator: an API key, or a workflow acting for its
+/// organization.
+#[derive(Debug, Clone, Copy)]
+pub enum Creator<'a> {
+    ApiKey(&'a ApiKeyId),
+    Workflow(&'a WorkflowId),
+}
+
+impl Creator<'_> {
+    /// The JSON:API type of the `creator` relationship.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::ApiKey(_) => "api-key",
+            Self::Workflow(_) => "workflow",
+        }
+    }
+
+    pub fn id(&self) -> &str {
+        match self {
+            Self::ApiKey(id) => id.as_str(),
+            Self::Workflow(id) => id.as_str(),
+        }
+    }
+}
 
 use crate::error::{ApiError, ErrorObject, ErrorSource};
 

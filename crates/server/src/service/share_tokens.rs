@@ -7,7 +7,7 @@
 use idshare_domain::{
     connect::{ConnectionStatus, Side},
     field::FieldValue,
-    id::{ApiKeyId, ConnectionId, InquiryId, InquiryTemplateId, OrgId, ShareTokenId},
+    id::{ConnectionId, InquiryId, InquiryTemplateId, OrgId, ShareTokenId},
     inquiry::InquiryStatus,
     preview::{self, PassedVerification, Preview},
     share_token::{
@@ -45,7 +45,7 @@ pub struct NewShareToken<'a> {
 pub async fn create(
     state: &AppState,
     scope: &Scope,
-    creator: &ApiKeyId,
+    creator: super::Creator<'_>,
     new: NewShareToken<'_>,
 ) -> Result<ShareToken, ApiError> {
     let ttl = share_token::ttl(new.expires_in_seconds).map_err(|e| {
@@ -118,8 +118,8 @@ pub async fn create(
         destination_org_id: connection.destination_org_id,
         source_inquiry_id: source.id,
         status: ShareTokenStatus::Created,
-        creator_type: "api-key".to_owned(),
-        creator_id: creator.to_string(),
+        creator_type: creator.kind().to_owned(),
+        creator_id: creator.id().to_owned(),
         created_at: now,
         updated_at: now,
         expires_at: now + ttl,

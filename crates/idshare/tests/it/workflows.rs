@@ -1,0 +1,658 @@
+//! Workflows: definitions validated on save, runs started by events, step records, signed
+//! HTTPS requests, and Connect run end to end by two organizations' workflows alone.
+
+use std::collections::{BTreeMap, HashSet};
+
+use idshare_domain::webhook_signature::{DEFAULT_TOLERANCE_SECONDS, verify};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+use crate::{
+    helpers::{Backend, TestApp, expect_error, expect_status, spawn_app},
+    webhooks::{Receiver, create_webhook, verify_with},
+};
+
+const WORKFLOWS: &str = "/api/v1/workflows";
+const RUNS: &str = "/api/v1/workflow-runs";
+
+fn id_of(doc: &Value) -> String {
+    doc["data"]["id"].as_str().unwrap().to_owned()
+}
+
+/// Creates and publishes a workflow; returns its id and signing secret.
+async fn published_workflow(app: &TestApp, key: &str, definition: Value) -> (String, String) {
+    let created = expect_status(
+        app.post(
+            key,
+            WORKFLOWS,
+            &json!({"data": {"attributes": {"name": "W", "definition": definition}}}),
+        )
+        .await,
+        StatusCode::CREATED,
+    )
+    .await;
+    let id = id_of(&created);
+    expect_status(
+        app.post(key, &format!("{WORKFLOWS}/{id}/publish"), &json!({}))
+            .await,
+        StatusCode::OK,
+    )
+    .await;
+    let secret = created["data"]["attributes"]["secret"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    (id, secret)
+}
+
+async fn runs_of(app: &TestApp, key: &str, workflow: &str) -> Vec<Value> {
+    let list = expect_status(
+        app.get(
+            key,
+            &format!("{RUNS}?filter[workflow-id]={workflow}&page[size]=100"),
+        )
+        .await,
+        StatusCode::OK,
+    )
+    .await;
+    list["data"].as_array().unwrap().clone()
+}
+
+async fn event_names(app: &TestApp, key: &str, object: &str) -> Vec<String> {
+    let list = expect_status(
+        app.get(key, &format!("/api/v1/events?filter[object-id]={object}"))
+            .await,
+        StatusCode::OK,
+    )
+    .await;
+    let mut names: Vec<String> = list["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["attributes"]["name"].as_str().unwrap().to_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+async fn template_of(app: &TestApp, key: &str, attributes: Value) -> String {
+    id_of(
+        &expect_status(
+            app.post(
+                key,
+                "/api/v1/inquiry-templates",
+                &json!({"data": {"attributes": attributes}}),
+            )
+            .await,
+            StatusCode::CREATED,
+        )
+        .await,
+    )
+}
+
+fn tag_definition(template: &str) -> Value {
+    json!({
+        "trigger": {"event": "inquiry.created",
+                    "condition": format!("object.relationships['inquiry-template'].data.id == '{template}'")},
+        "steps": [
+            {"id": "tag", "action": "add-tag", "with": {"tag": "auto"}},
+            {"id": "route", "branches": [
+                {"condition": "object.attributes.fields['name-first'].value == 'Ada'",
+                 "steps": [{"id": "ada", "action": "add-tag", "with": {"tag": "ada"}}]},
+                {"steps": [{"id": "other", "action": "add-tag", "with": {"tag": "other"}}]}
+            ]}
+        ]
+    })
+}
+
+async fn workflow_management_and_validation(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let t = app.tenant("Bank").await;
+    let key = &t.sandbox;
+
+    // Every problem reported at once, each pointing into the definition; nothing created.
+    let e = expect_status(
+        app.post(
+            key,
+            WORKFLOWS,
+            &json!({"data": {"attributes": {"name": " ", "definition": {
+                "trigger": {"event": "inquiry.exploded"},
+                "steps": [{"id": "a", "action": "fly"},
+                          {"id": "b", "action": "add-tag", "with": {"tag": "x"}, "condition": "object.("}]}}}}),
+        )
+        .await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+    )
+    .await;
+    let pointers: Vec<&str> = e["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["source"]["pointer"].as_str().unwrap())
+        .collect();
+    for expected in [
+        "/data/attributes/name",
+        "/data/attributes/definition/trigger/event",
+        "/data/attributes/definition/steps/0/action",
+        "/data/attributes/definition/steps/1/condition",
+    ] {
+        assert!(pointers.contains(&expected), "{expected} in {pointers:?}");
+    }
+    expect_error(
+        app.post(
+            key,
+            WORKFLOWS,
+            &json!({"data": {"attributes": {"name": "W"}}}),
+        )
+        .await,
+        StatusCode::BAD_REQUEST,
+    )
+    .await;
+    assert!(app.list_ids(key, WORKFLOWS).await.is_empty());
+
+    let template = app.create_template(key).await;
+    let created = expect_status(
+        app.post(
+            key,
+            WORKFLOWS,
+            &json!({"data": {"attributes": {"name": "Tagger", "definition": tag_definition(&template)}}}),
+        )
+        .await,
+        StatusCode::CREATED,
+    )
+    .await;
+    let id = id_of(&created);
+    let attributes = &created["data"]["attributes"];
+    assert_eq!(attributes["status"], "enabled");
+    assert_eq!(attributes["latest-version"], 1);
+    assert!(attributes["published-version"].is_null());
+    assert!(
+        attributes["secret"]
+            .as_str()
+            .unwrap()
+            .starts_with("wflsec_")
+    );
+    let shown = expect_status(
+        app.get(key, &format!("{WORKFLOWS}/{id}")).await,
+        StatusCode::OK,
+    )
+    .await;
+    assert!(shown["data"]["attributes"].get("secret").is_none());
+
+    // A draft runs nothing.
+    app.create_inquiry(
+        key,
+        &template,
+        json!({"name-first": "Ada", "name-last": "L"}),
+    )
+    .await;
+    app.drain().await;
+    assert!(runs_of(&app, key, &id).await.is_empty());
+
+    let path = |action: &str| format!("{WORKFLOWS}/{id}/{action}");
+    let published = expect_status(
+        app.post(key, &path("publish"), &json!({})).await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(published["data"]["attributes"]["published-version"], 1);
+    assert_eq!(
+        published["data"]["attributes"]["trigger-event"],
+        "inquiry.created"
+    );
+    expect_error(
+        app.post(key, &path("publish"), &json!({})).await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+    )
+    .await;
+    let version = expect_status(
+        app.post(
+            key,
+            &path("versions"),
+            &json!({"data": {"attributes": {"definition": {"trigger": {"event": "inquiry.completed"},
+                "steps": [{"id": "ok", "action": "approve-inquiry"}]}}}}),
+        )
+        .await,
+        StatusCode::CREATED,
+    )
+    .await;
+    assert_eq!(version["data"]["attributes"]["number"], 2);
+    assert_eq!(version["data"]["attributes"]["status"], "draft");
+    let versions = expect_status(app.get(key, &path("versions")).await, StatusCode::OK).await;
+    let statuses: Vec<&str> = versions["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["attributes"]["status"].as_str().unwrap())
+        .collect();
+    assert_eq!(statuses, ["draft", "published"]);
+    expect_status(
+        app.post(key, &path("publish"), &json!({})).await,
+        StatusCode::OK,
+    )
+    .await;
+    let versions = expect_status(app.get(key, &path("versions")).await, StatusCode::OK).await;
+    assert_eq!(
+        versions["data"][1]["attributes"]["status"], "superseded",
+        "{versions}"
+    );
+
+    expect_error(
+        app.post(key, &path("enable"), &json!({})).await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+    )
+    .await;
+    let disabled = expect_status(
+        app.post(key, &path("disable"), &json!({})).await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(disabled["data"]["attributes"]["status"], "disabled");
+    expect_error(
+        app.get(key, &format!("{RUNS}?filter[status]=paused")).await,
+        StatusCode::BAD_REQUEST,
+    )
+    .await;
+}
+
+async fn runs_follow_triggers_conditions_and_branches(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let t = app.tenant("Bank").await;
+    let key = &t.sandbox;
+    let template = app.create_template(key).await;
+    let other_template = app.create_template(key).await;
+    let (tagger, _) = published_workflow(&app, key, tag_definition(&template)).await;
+
+    let ada = id_of(
+        &app.create_inquiry(
+            key,
+            &template,
+            json!({"name-first": "Ada", "name-last": "L"}),
+        )
+        .await,
+    );
+    let bob = id_of(
+        &app.create_inquiry(
+            key,
+            &template,
+            json!({"name-first": "Bob", "name-last": "B"}),
+        )
+        .await,
+    );
+    // Another template: the trigger condition is false, no run.
+    app.create_inquiry(
+        key,
+        &other_template,
+        json!({"name-first": "Cy", "name-last": "C"}),
+    )
+    .await;
+    app.drain().await;
+    app.drain().await;
+
+    let runs = runs_of(&app, key, &tagger).await;
+    assert_eq!(runs.len(), 2, "one run per matching event, never more");
+    for run in &runs {
+        assert_eq!(run["attributes"]["status"], "completed", "{run}");
+        assert!(run["attributes"]["completed-at"].is_string());
+        let steps = run["attributes"]["steps"].as_array().unwrap();
+        assert_eq!(steps[0]["id"], "tag");
+        assert_eq!(steps[0]["action"], "add-tag");
+        assert_eq!(steps[0]["input"], json!({"tag": "auto"}));
+        assert_eq!(steps[0]["status"], "completed");
+        assert_eq!(steps[1]["id"], "route");
+        let run_id = run["id"].as_str().unwrap();
+        assert_eq!(
+            event_names(&app, key, run_id).await,
+            ["workflow-run.completed", "workflow-run.created"]
+        );
+    }
+    let tags = |inquiry: String| {
+        let app = &app;
+        async move {
+            expect_status(
+                app.get(key, &format!("/api/v1/inquiries/{inquiry}")).await,
+                StatusCode::OK,
+            )
+            .await["data"]["attributes"]["tags"]
+                .clone()
+        }
+    };
+    assert_eq!(tags(ada).await, json!(["auto", "ada"]));
+    assert_eq!(tags(bob).await, json!(["auto", "other"]));
+
+    // A step that cannot be done ends the run `errored`, with the reason.
+    let (approver, _) = published_workflow(
+        &app,
+        key,
+        json!({"trigger": {"event": "inquiry.created"},
+               "steps": [{"id": "approve", "action": "approve-inquiry", "with": {"comment": "auto"}},
+                         {"id": "after", "action": "add-tag", "with": {"tag": "never"}}]}),
+    )
+    .await;
+    app.create_inquiry(
+        key,
+        &other_template,
+        json!({"name-first": "Di", "name-last": "D"}),
+    )
+    .await;
+    app.drain().await;
+    let runs = runs_of(&app, key, &approver).await;
+    assert_eq!(runs.len(), 1);
+    let run = &runs[0]["attributes"];
+    assert_eq!(run["status"], "errored", "{run}");
+    assert!(
+        run["error"].as_str().unwrap().contains("step `approve`"),
+        "{run}"
+    );
+    let steps = run["steps"].as_array().unwrap();
+    assert_eq!(steps.len(), 1, "no step after the one that errored");
+    assert_eq!(steps[0]["status"], "errored");
+    assert_eq!(
+        event_names(&app, key, runs[0]["id"].as_str().unwrap()).await,
+        ["workflow-run.created", "workflow-run.errored"]
+    );
+}
+
+async fn https_requests_are_signed_and_retried(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let t = app.tenant("Bank").await;
+    let key = &t.sandbox;
+    let receiver = Receiver::start().await;
+    let template = app.create_template(key).await;
+    let (workflow, secret) = published_workflow(
+        &app,
+        key,
+        json!({"trigger": {"event": "inquiry.created"},
+               "steps": [{"id": "notify", "action": "make-https-request",
+                          "with": {"url": receiver.url, "max-attempts": 2}}]}),
+    )
+    .await;
+    let inquiry = id_of(
+        &app.create_inquiry(
+            key,
+            &template,
+            json!({"name-first": "Ada", "name-last": "L"}),
+        )
+        .await,
+    );
+    app.drain().await;
+    let sent = receiver.received();
+    assert_eq!(sent.len(), 1);
+    assert!(verify_with(&app, &sent[0], &secret));
+    let body = sent[0].json();
+    assert_eq!(body["data"]["attributes"]["name"], "inquiry.created");
+    assert_eq!(
+        body["data"]["attributes"]["payload"]["data"]["id"],
+        inquiry.as_str()
+    );
+    let run = &runs_of(&app, key, &workflow).await[0]["attributes"];
+    assert_eq!(run["status"], "completed");
+    assert_eq!(run["steps"][0]["output"]["status-code"], 200);
+
+    // A failing receiver: retried once (max-attempts 2), then the run errors.
+    receiver.answer(503);
+    app.create_inquiry(
+        key,
+        &template,
+        json!({"name-first": "Bo", "name-last": "B"}),
+    )
+    .await;
+    app.drain().await;
+    let run = runs_of(&app, key, &workflow).await[0].clone();
+    assert_eq!(run["attributes"]["status"], "in_progress", "{run}");
+    assert_eq!(run["attributes"]["steps"][0]["status"], "pending");
+    assert_eq!(app.drain().await, 0, "the retry waits for its time");
+    app.state.advance_clock(time::Duration::hours(1));
+    app.drain().await;
+    let run = runs_of(&app, key, &workflow).await[0].clone();
+    assert_eq!(run["attributes"]["status"], "errored", "{run}");
+    assert_eq!(run["attributes"]["steps"][0]["attempts"], 2);
+    assert_eq!(receiver.received().len(), 3);
+    let last = receiver.received()[2].clone();
+    assert!(
+        verify(
+            last.header("Persona-Signature"),
+            &secret,
+            &last.body,
+            app.state.now().unix_timestamp(),
+            DEFAULT_TOLERANCE_SECONDS
+        )
+        .is_ok()
+    );
+}
+
+/// Events a receiver got, deduplicated by event id: (sequence, name, id), in sequence order.
+fn received_events(receiver: &Receiver) -> Vec<(i64, String, String)> {
+    let mut seen = HashSet::new();
+    let mut events: Vec<(i64, String, String)> = receiver
+        .received()
+        .iter()
+        .map(|r| r.json())
+        .filter(|e| seen.insert(e["data"]["id"].as_str().unwrap().to_owned()))
+        .map(|e| {
+            (
+                e["data"]["attributes"]["sequence"].as_i64().unwrap(),
+                e["data"]["attributes"]["name"].as_str().unwrap().to_owned(),
+                e["data"]["id"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    events.sort();
+    events
+}
+
+/// Every event of the organization, oldest first, as the Events API lists them.
+async fn all_events(app: &TestApp, key: &str) -> Vec<(i64, String, String)> {
+    let mut events = vec![];
+    let mut path = "/api/v1/events?page[size]=100".to_owned();
+    loop {
+        let page = expect_status(app.get(key, &path).await, StatusCode::OK).await;
+        for e in page["data"].as_array().unwrap() {
+            events.push((
+                e["attributes"]["sequence"].as_i64().unwrap(),
+                e["attributes"]["name"].as_str().unwrap().to_owned(),
+                e["id"].as_str().unwrap().to_owned(),
+            ));
+        }
+        match page["links"]["next"].as_str() {
+            Some(next) => path = next.to_owned(),
+            None => break,
+        }
+    }
+    events.sort();
+    events
+}
+
+/// Connect with no code: the source's workflow shares completed inquiries, the destination's
+/// redeems what arrives and approves what completes. One API call from the source's end user
+/// flow (create and submit an inquiry) drives everything else.
+async fn connect_runs_itself_with_workflows(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let s = app.tenant("Source").await;
+    let d = app.tenant("Destination").await;
+    let s_receiver = Receiver::start().await;
+    let d_receiver = Receiver::start().await;
+    let (_, s_secret) = create_webhook(
+        &app,
+        &s.sandbox,
+        json!({"url": s_receiver.url, "enabled-events": ["*"]}),
+    )
+    .await;
+    let (_, d_secret) = create_webhook(
+        &app,
+        &d.sandbox,
+        json!({"url": d_receiver.url, "enabled-events": ["*"]}),
+    )
+    .await;
+
+    let connection = id_of(
+        &expect_status(
+            app.post(
+                &s.sandbox,
+                "/api/v1/connect/connections",
+                &json!({"data": {"attributes": {"destination-organization-id": d.org_id.as_str()}}}),
+            )
+            .await,
+            StatusCode::CREATED,
+        )
+        .await,
+    );
+    expect_status(
+        app.post(
+            &d.sandbox,
+            &format!("/api/v1/connect/connections/{connection}/activate"),
+            &json!({}),
+        )
+        .await,
+        StatusCode::OK,
+    )
+    .await;
+    let x = template_of(
+        &app,
+        &s.sandbox,
+        json!({"name": "X", "field-schemas": [
+            {"key": "name-first", "type": "string", "config": {"required": true}},
+            {"key": "name-last", "type": "string", "config": {"required": true}},
+            {"key": "email-address", "type": "string", "config": {"required": true}}],
+          "verifications": [{"type": "email-address", "required": true}]}),
+    )
+    .await;
+    let y = template_of(
+        &app,
+        &d.sandbox,
+        json!({"name": "Y", "field-schemas": [
+            {"key": "name-first", "type": "string", "config": {"required": true}},
+            {"key": "name-last", "type": "string", "config": {"required": true}},
+            {"key": "email-address", "type": "string"}],
+          "verifications": [{"type": "email-address", "required": true, "reuse": {"max-age-days": 30}}],
+          "reports": [{"type": "watchlist", "on-match": "needs_review"}]}),
+    )
+    .await;
+    let template_is =
+        |id: &str| format!("object.relationships['inquiry-template'].data.id == '{id}'");
+    published_workflow(
+        &app,
+        &s.sandbox,
+        json!({"trigger": {"event": "inquiry.completed", "condition": template_is(&x)},
+               "steps": [{"id": "share", "action": "create-share-token",
+                          "with": {"connection-id": connection}}]}),
+    )
+    .await;
+    published_workflow(
+        &app,
+        &d.sandbox,
+        json!({"trigger": {"event": "connect/share-token.inbound-created"},
+               "steps": [{"id": "redeem", "action": "redeem-share-token",
+                          "with": {"inquiry-template-id": y}}]}),
+    )
+    .await;
+    // A watchlist match sends the inquiry to review instead of `completed`: every completed
+    // inquiry of Y had no match.
+    published_workflow(
+        &app,
+        &d.sandbox,
+        json!({"trigger": {"event": "inquiry.completed", "condition": template_is(&y)},
+               "steps": [{"id": "approve", "action": "approve-inquiry",
+                          "with": {"comment": "verified by a partner, no watchlist match"}}]}),
+    )
+    .await;
+
+    // The end user completes an inquiry at the source; no further call.
+    let source = id_of(
+        &app.create_inquiry(
+            &s.sandbox,
+            &x,
+            json!({"name-first": "Ada", "name-last": "Lovelace", "email-address": "ada@example.com"}),
+        )
+        .await,
+    );
+    expect_status(
+        app.post(
+            &s.sandbox,
+            &format!("/api/v1/inquiries/{source}/submit"),
+            &json!({}),
+        )
+        .await,
+        StatusCode::ACCEPTED,
+    )
+    .await;
+    app.drain().await;
+
+    let inquiries = app.list_ids(&d.sandbox, "/api/v1/inquiries").await;
+    assert_eq!(inquiries.len(), 1, "one destination inquiry");
+    let destination = expect_status(
+        app.get(&d.sandbox, &format!("/api/v1/inquiries/{}", inquiries[0]))
+            .await,
+        StatusCode::OK,
+    )
+    .await;
+    let attributes = &destination["data"]["attributes"];
+    assert_eq!(attributes["status"], "approved", "{destination}");
+    assert_eq!(attributes["fields"]["name-first"]["value"], "Ada");
+    assert_eq!(
+        attributes["fields"]["email-address"]["value"],
+        "ada@example.com"
+    );
+    assert_eq!(
+        attributes["field-provenance"]["name-first"]["source-inquiry"],
+        source.as_str()
+    );
+    for (key, runs) in [(&s.sandbox, 1), (&d.sandbox, 2)] {
+        let list = expect_status(app.get(key, RUNS).await, StatusCode::OK).await;
+        let statuses: Vec<&str> = list["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["attributes"]["status"].as_str().unwrap())
+            .collect();
+        assert_eq!(statuses, vec!["completed"; runs], "{list}");
+    }
+
+    // Each organization's receiver got every one of its events exactly once (after dedupe by
+    // event id), signed, and can put them in order by `sequence`.
+    for (key, receiver, secret) in [
+        (&s.sandbox, &s_receiver, &s_secret),
+        (&d.sandbox, &d_receiver, &d_secret),
+    ] {
+        for delivery in receiver.received() {
+            assert!(verify_with(&app, &delivery, secret));
+        }
+        let received = received_events(receiver);
+        assert_eq!(received, all_events(&app, key).await);
+        let sequences: HashSet<i64> = received.iter().map(|e| e.0).collect();
+        assert_eq!(sequences.len(), received.len(), "sequences are unique");
+    }
+    let names = |events: Vec<(i64, String, String)>| {
+        let mut counts = BTreeMap::<String, usize>::new();
+        for (_, name, _) in events {
+            *counts.entry(name).or_default() += 1;
+        }
+        counts
+    };
+    let s_names = names(received_events(&s_receiver));
+    let d_names = names(received_events(&d_receiver));
+    for expected in [
+        "inquiry.completed",
+        "connect/share-token.outbound-created",
+        "connect/share-token.outbound-redeemed",
+        "workflow-run.completed",
+    ] {
+        assert_eq!(s_names.get(expected), Some(&1), "{expected}: {s_names:?}");
+    }
+    for expected in [
+        "connect/share-token.inbound-created",
+        "connect/share-token.inbound-redeemed",
+        "inquiry.completed",
+        "inquiry.approved",
+    ] {
+        assert_eq!(d_names.get(expected), Some(&1), "{expected}: {d_names:?}");
+    }
+    assert_eq!(d_names.get("workflow-run.completed"), Some(&2));
+}
+
+backend_tests!(
+    workflow_management_and_validation,
+    runs_follow_triggers_conditions_and_branches,
+    https_requests_are_signed_and_retried,
+    connect_runs_itself_with_workflows,
+);

@@ -1,0 +1,787 @@
+//! Workflows: managing them and their versions, starting runs when an event matches a
+//! published trigger (in the event's own transaction), and running them (the `workflow-run`
+//! job), step by step.
+//!
+//! A run is unique per (published version, event), so an event never runs a workflow version
+//! twice. Each step's record (input, output, status, error) is saved as soon as the step
+//! finishes; a retried run skips the steps it already finished and reuses their outputs.
+
+use axum::http::StatusCode;
+use idshare_domain::{
+    event::names,
+    id::{EventId, InquiryId, ShareTokenId, WorkflowId, WorkflowRunId},
+    inquiry::InquiryAction,
+    time_format::format_timestamp,
+    webhook::{next_attempt_delay, parse_webhook_url},
+    webhook_signature::{HEADER_NAME, signature_header},
+    workflow::{Action, ActionStep, HttpMethod, HttpsRequest, Step, WorkflowDefinition},
+};
+use idshare_store::{
+    Scope, StoreError, Tx, events,
+    jobs::Job,
+    workflows::{self, Run, Version, Workflow},
+};
+use serde_json::{Map, Value, json};
+use time::{Duration, OffsetDateTime};
+
+use crate::{
+    app::AppState,
+    error::{ApiError, ErrorObject, ErrorSource},
+    jobs::{JobError, JobKind},
+    render,
+    service::{
+        Creator,
+        inquiries::{CreateInquiry, TemplateRef, UpdateInquiry},
+        redemption::{FieldMapping, Redeem},
+        share_tokens::NewShareToken,
+    },
+};
+
+const MAX_NAME_CHARS: usize = 200;
+
+fn definition_errors(errors: Vec<idshare_domain::PointedError>) -> ApiError {
+    ApiError::with_errors(
+        StatusCode::UNPROCESSABLE_ENTITY,
+        errors
+            .into_iter()
+            .map(|e| ErrorObject {
+                title: "Invalid workflow definition".to_owned(),
+                details: format!("{}: {}", e.pointer, e.message),
+                source: Some(ErrorSource {
+                    pointer: Some(format!("/data/attributes/definition{}", e.pointer)),
+                    parameter: None,
+                }),
+            })
+            .collect(),
+    )
+}
+
+/// Parses and validates a definition; every error points into `data.attributes.definition`.
+fn parse_definition(raw: &Value) -> Result<WorkflowDefinition, ApiError> {
+    WorkflowDefinition::parse(raw).map_err(definition_errors)
+}
+
+fn check_name(name: &str) -> Result<String, ApiError> {
+    let name = name.trim();
+    if name.is_empty() || name.chars().count() > MAX_NAME_CHARS {
+        return Err(ApiError::unprocessable(
+            "Invalid name",
+            format!("A workflow name is 1 to {MAX_NAME_CHARS} characters."),
+        )
+        .pointer("/data/attributes/name"));
+    }
+    Ok(name.to_owned())
+}
+
+/// A workflow with its versions, newest first.
+#[derive(Debug)]
+pub struct WorkflowView {
+    pub workflow: Workflow,
+    pub versions: Vec<Version>,
+}
+
+impl WorkflowView {
+    pub fn published(&self) -> Option<&Version> {
+        self.versions.iter().find(|v| v.status == "published")
+    }
+
+    pub fn latest(&self) -> Option<&Version> {
+        self.versions.first()
+    }
+}
+
+async fn view(tx: &mut Tx, workflow: Workflow) -> Result<WorkflowView, ApiError> {
+    let versions = workflows::versions(tx, &workflow.id).await?;
+    Ok(WorkflowView { workflow, versions })
+}
+
+/// Creates an enabled workflow whose version 1 is a draft: nothing runs until it is published.
+pub async fn create(
+    state: &AppState,
+    scope: &Scope,
+    name: &str,
+    definition: &Value,
+) -> Result<WorkflowView, ApiError> {
+    let name = check_name(name);
+    let parsed = parse_definition(definition);
+    let (name, parsed) = match (name, parsed) {
+        (Ok(name), Ok(parsed)) => (name, parsed),
+        (Err(a), Err(b)) => {
+            let mut errors = a.errors;
+            errors.extend(b.errors);
+            return Err(ApiError::with_errors(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                errors,
+            ));
+        }
+        (Err(e), _) | (_, Err(e)) => return Err(e),
+    };
+    let now = state.now();
+    let workflow = Workflow {
+        id: WorkflowId::generate(),
+        scope: scope.clone(),
+        name,
+        status: "enabled".to_owned(),
+        secret: idshare_store::random_secret("wflsec"),
+        created_at: now,
+        updated_at: now,
+    };
+    let mut tx = state.store().begin_write().await?;
+    workflows::insert(&mut tx, state.store().crypto(), &workflow).await?;
+    workflows::insert_version(
+        &mut tx,
+        scope,
+        &workflow.id,
+        &canonical(&parsed)?,
+        parsed.trigger().event,
+        now,
+    )
+    .await?;
+    let view = view(&mut tx, workflow).await?;
+    tx.commit().await?;
+    Ok(view)
+}
+
+/// The definition as stored: its own serialization (defaults written out).
+fn canonical(definition: &WorkflowDefinition) -> Result<Value, ApiError> {
+    serde_json::to_value(definition).map_err(|e| ApiError::internal(anyhow::anyhow!(e)))
+}
+
+pub async fn get(
+    state: &AppState,
+    scope: &Scope,
+    id: &WorkflowId,
+) -> Result<WorkflowView, ApiError> {
+    let mut tx = state.store().begin_read().await?;
+    let workflow = workflows::get(&mut tx, state.store().crypto(), scope, id)
+        .await?
+        .ok_or_else(ApiError::not_found)?;
+    view(&mut tx, workflow).await
+}
+
+async fn lock(
+    state: &AppState,
+    tx: &mut Tx,
+    scope: &Scope,
+    id: &WorkflowId,
+) -> Result<Workflow, ApiError> {
+    workflows::get_for_update(tx, state.store().crypto(), scope, id)
+        .await?
+        .ok_or_else(ApiError::not_found)
+}
+
+/// Adds a draft version with a new definition (the published one keeps running until this one
+/// is published).
+pub async fn new_version(
+    state: &AppState,
+    scope: &Scope,
+    id: &WorkflowId,
+    definition: &Value,
+) -> Result<Version, ApiError> {
+    let parsed = parse_definition(definition)?;
+    let mut tx = state.store().begin_write().await?;
+    let workflow = lock(state, &mut tx, scope, id).await?;
+    let version = workflows::insert_version(
+        &mut tx,
+        scope,
+        &workflow.id,
+        &canonical(&parsed)?,
+        parsed.trigger().event,
+        state.now(),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(version)
+}
+
+/// Publishes the newest version; the one published before is superseded.
+pub async fn publish(
+    state: &AppState,
+    scope: &Scope,
+    id: &WorkflowId,
+) -> Result<WorkflowView, ApiError> {
+    let mut tx = state.store().begin_write().await?;
+    let workflow = lock(state, &mut tx, scope, id).await?;
+    let versions = workflows::versions(&mut tx, &workflow.id).await?;
+    let latest = versions
+        .first()
+        .filter(|v| v.status == "draft")
+        .ok_or_else(|| {
+            ApiError::unprocessable(
+                "Nothing to publish",
+                "The newest version of this workflow is already published; add a version first.",
+            )
+        })?;
+    workflows::publish(&mut tx, &latest.id, &workflow.id, state.now()).await?;
+    let view = view(&mut tx, workflow).await?;
+    tx.commit().await?;
+    Ok(view)
+}
+
+/// Enables or disables a workflow (a disabled workflow starts no runs; runs already started
+/// finish).
+pub async fn set_enabled(
+    state: &AppState,
+    scope: &Scope,
+    id: &WorkflowId,
+    enabled: bool,
+) -> Result<WorkflowView, ApiError> {
+    let (to, action) = if enabled {
+        ("enabled", "enable")
+    } else {
+        ("disabled", "disable")
+    };
+    let mut tx = state.store().begin_write().await?;
+    let mut workflow = lock(state, &mut tx, scope, id).await?;
+    if workflow.status == to {
+        return Err(ApiError::unprocessable(
+            "Invalid status change",
+            format!(
+                "Cannot {action} a workflow whose status is `{}`.",
+                workflow.status
+            ),
+        ));
+    }
+    workflow.status = to.to_owned();
+    workflow.updated_at = state.now();
+    workflows::save(&mut tx, &workflow).await?;
+    let view = view(&mut tx, workflow).await?;
+    tx.commit().await?;
+    Ok(view)
+}
+
+/// What a condition sees: `object` (the event's object as the API serializes it), `event`
+/// (`id`, `name`, `created-at`) and `steps` (the outputs of the steps run so far, by id).
+fn context(
+    event_id: &str,
+    name: &str,
+    created_at: OffsetDateTime,
+    payload: Option<&Value>,
+) -> Value {
+    json!({
+        "object": payload.and_then(|p| p.get("data")).cloned().unwrap_or(Value::Null),
+        "event": {"id": event_id, "name": name, "created-at": format_timestamp(created_at)},
+        "steps": {},
+    })
+}
+
+/// Starts the runs `event` triggers: for each enabled workflow whose published version's
+/// trigger matches, a run and its job, in the event's transaction. A trigger condition that
+/// cannot be evaluated gives an `errored` run, so the problem is visible. Returns the runs
+/// created, for their `workflow-run.created` events.
+pub async fn start_runs(
+    state: &AppState,
+    tx: &mut Tx,
+    scope: &Scope,
+    event_id: &EventId,
+    event: events::NewEvent<'_>,
+) -> Result<Vec<Run>, StoreError> {
+    let now = state.now();
+    let mut started = Vec::new();
+    for version in workflows::triggered_by(tx, scope, event.name).await? {
+        // Stored definitions were validated on save; one that no longer parses starts nothing.
+        let Ok(definition) = WorkflowDefinition::parse(&version.definition) else {
+            tracing::error!(version = %version.id, "stored workflow definition does not parse");
+            continue;
+        };
+        let context = context(event_id.as_str(), event.name, now, Some(event.payload));
+        let (status, error) = match definition.trigger().fires(event.name, &context) {
+            Ok(true) => ("created", None),
+            Ok(false) => continue,
+            Err(e) => ("errored", Some(format!("trigger condition: {e}"))),
+        };
+        let run = Run {
+            id: WorkflowRunId::generate(),
+            workflow_id: version.workflow_id.clone(),
+            version_id: version.id.clone(),
+            scope: scope.clone(),
+            event_id: event_id.clone(),
+            event_name: event.name.to_owned(),
+            status: status.to_owned(),
+            steps: vec![],
+            error,
+            created_at: now,
+            updated_at: now,
+            completed_at: (status == "errored").then_some(now),
+        };
+        if !workflows::insert_run(tx, &run).await? {
+            continue;
+        }
+        if status == "created" {
+            let job = JobKind::WorkflowRun {
+                run_id: run.id.to_string(),
+            };
+            crate::jobs::enqueue(state, tx, &job, None).await?;
+        }
+        started.push(run);
+    }
+    Ok(started)
+}
+
+/// Why a step failed: worth retrying later, or not.
+enum StepError {
+    Transient(String),
+    Permanent(String),
+}
+
+impl From<ApiError> for StepError {
+    fn from(e: ApiError) -> Self {
+        let details = e
+            .errors
+            .iter()
+            .map(|e| e.details.as_str())
+            .collect::<Vec<_>>()
+            .join(" ");
+        if e.status.is_server_error() {
+            StepError::Transient(format!("{}: {details}", e.status))
+        } else {
+            StepError::Permanent(details)
+        }
+    }
+}
+
+impl From<StoreError> for StepError {
+    fn from(e: StoreError) -> Self {
+        StepError::Transient(e.to_string())
+    }
+}
+
+/// The id of the triggering object, parsed as `T`.
+fn object_id<T>(
+    context: &Value,
+    parse: impl Fn(&str) -> Result<T, idshare_domain::id::IdError>,
+) -> Result<T, StepError> {
+    context
+        .pointer("/object/id")
+        .and_then(Value::as_str)
+        .and_then(|id| parse(id).ok())
+        .ok_or_else(|| {
+            StepError::Permanent(
+                "the triggering event's object is not the kind this action acts on".to_owned(),
+            )
+        })
+}
+
+/// Runs one action for the workflow; returns the step's output.
+async fn execute(
+    state: &AppState,
+    workflow: &Workflow,
+    step: &ActionStep,
+    context: &Value,
+    body: &[u8],
+    attempts: u32,
+) -> Result<Value, StepError> {
+    let scope = &workflow.scope;
+    let creator = Creator::Workflow(&workflow.id);
+    match &step.action {
+        Action::CreateShareToken {
+            connection_id,
+            expires_in_seconds,
+        } => {
+            let source = object_id(context, InquiryId::parse)?;
+            let token = crate::service::share_tokens::create(
+                state,
+                scope,
+                creator,
+                NewShareToken {
+                    connection_id: connection_id.as_str(),
+                    source_id: source.as_str(),
+                    expires_in_seconds: *expires_in_seconds,
+                },
+            )
+            .await?;
+            Ok(json!({"share-token-id": token.id}))
+        }
+        Action::RedeemShareToken {
+            inquiry_template_id,
+            field_mappings,
+        } => {
+            let token = object_id(context, ShareTokenId::parse)?;
+            let redeemed = crate::service::redemption::redeem(
+                state,
+                scope,
+                &token,
+                Redeem {
+                    destination_id: None,
+                    inquiry_template_id: Some(inquiry_template_id.to_string()),
+                    field_mappings: field_mappings
+                        .iter()
+                        .map(|m| FieldMapping {
+                            source_field_name: m.source_field_name.as_str().to_owned(),
+                            destination_field_name: m.destination_field_name.as_str().to_owned(),
+                        })
+                        .collect(),
+                },
+            )
+            .await?;
+            state.jobs_enqueued();
+            Ok(json!({
+                "share-token-id": redeemed.id,
+                "destination-inquiry-id": redeemed.destination_inquiry_id,
+            }))
+        }
+        Action::ApproveInquiry { comment }
+        | Action::DeclineInquiry { comment }
+        | Action::MarkInquiryForReview { comment } => {
+            let action = match &step.action {
+                Action::ApproveInquiry { .. } => InquiryAction::Approve,
+                Action::DeclineInquiry { .. } => InquiryAction::Decline,
+                _ => InquiryAction::MarkForReview,
+            };
+            let id = object_id(context, InquiryId::parse)?;
+            let view =
+                crate::service::inquiries::act(state, scope, &id, action, comment.clone()).await?;
+            Ok(json!({"inquiry-id": id, "status": view.inquiry.status.as_str()}))
+        }
+        Action::AddTag { tag } => {
+            let id = object_id(context, InquiryId::parse)?;
+            let current = crate::service::inquiries::get(state, scope, &id).await?;
+            let mut tags = current.inquiry.tags.clone();
+            if !tags.contains(tag) {
+                tags.push(tag.clone());
+            }
+            let view = crate::service::inquiries::update(
+                state,
+                scope,
+                &id,
+                UpdateInquiry {
+                    fields: None,
+                    note: None,
+                    tags: Some(tags),
+                },
+            )
+            .await?;
+            Ok(json!({"inquiry-id": id, "tags": view.inquiry.tags}))
+        }
+        Action::MakeHttpsRequest(request) => {
+            https_request(state, workflow, request, body, attempts).await
+        }
+        Action::CreateInquiry {
+            inquiry_template_id,
+            reference_id,
+        } => {
+            let view = crate::service::inquiries::create(
+                state,
+                scope,
+                CreateInquiry {
+                    template: TemplateRef::Template(inquiry_template_id.clone()),
+                    reference_id: reference_id.clone(),
+                    fields: Map::new(),
+                    note: None,
+                    tags: vec![],
+                    expires_in_seconds: None,
+                },
+            )
+            .await?;
+            Ok(json!({"inquiry-id": view.inquiry.id}))
+        }
+    }
+}
+
+/// Sends the triggering event's envelope, signed with the workflow's secret like a webhook
+/// delivery. A failure is transient until the step's `max-attempts`.
+async fn https_request(
+    state: &AppState,
+    workflow: &Workflow,
+    request: &HttpsRequest,
+    body: &[u8],
+    attempts: u32,
+) -> Result<Value, StepError> {
+    let give_up = attempts >= request.max_attempts;
+    let fail = |message: String| {
+        if give_up {
+            StepError::Permanent(format!(
+                "{message} (attempt {attempts} of {})",
+                request.max_attempts
+            ))
+        } else {
+            StepError::Transient(message)
+        }
+    };
+    let url =
+        parse_webhook_url(request.url.as_str()).map_err(|e| StepError::Permanent(e.to_string()))?;
+    if let Some(reason) = crate::service::webhooks::refused_target(state, &url) {
+        return Err(StepError::Permanent(format!("not sent: {reason} address")));
+    }
+    let method = match request.method {
+        HttpMethod::Post => reqwest::Method::POST,
+        HttpMethod::Put => reqwest::Method::PUT,
+        HttpMethod::Patch => reqwest::Method::PATCH,
+    };
+    let now = state.now();
+    let response = state
+        .webhook_http()
+        .request(method, url.as_str())
+        .timeout(std::time::Duration::from_secs(u64::from(
+            request.timeout_seconds,
+        )))
+        .header("Content-Type", "application/json; charset=utf-8")
+        .header(
+            HEADER_NAME,
+            signature_header(&[workflow.secret.as_str()], now.unix_timestamp(), body),
+        )
+        .body(body.to_vec())
+        .send()
+        .await;
+    match response {
+        Ok(r) if r.status().is_success() => Ok(json!({"status-code": r.status().as_u16()})),
+        Ok(r) => Err(fail(format!("the receiver answered {}", r.status()))),
+        Err(e) if e.is_timeout() => Err(fail(format!(
+            "no answer within {} seconds",
+            request.timeout_seconds
+        ))),
+        Err(e) => Err(fail(e.to_string())),
+    }
+}
+
+/// The record of a step that reached an end: completed, skipped or errored.
+fn step_record(
+    id: &str,
+    action: Option<&ActionStep>,
+    status: &str,
+    output: Value,
+    error: Option<String>,
+    attempts: u32,
+) -> Value {
+    let mut record = json!({"id": id, "status": status, "output": output, "error": error});
+    if let Some(step) = action {
+        record["action"] = json!(step.action.kind().as_str());
+        record["input"] = Value::Object(step.action.parameters());
+        record["attempts"] = json!(attempts);
+    }
+    record
+}
+
+/// The body of a `make-https-request`: the triggering event as the Events API serves it.
+async fn event_body(state: &AppState, run: &Run) -> Result<(Vec<u8>, Value), JobError> {
+    let mut tx = state.store().begin_read().await?;
+    let event = events::get(&mut tx, state.store().crypto(), &run.scope, &run.event_id)
+        .await?
+        .ok_or_else(|| JobError::Fatal(anyhow::anyhow!("event {} vanished", run.event_id)))?;
+    let body = serde_json::to_vec(&json!({"data": render::event(&event)}))
+        .map_err(|e| JobError::Fatal(anyhow::anyhow!(e)))?;
+    let context = context(
+        event.id.as_str(),
+        &event.name,
+        event.created_at,
+        event.payload.as_ref(),
+    );
+    Ok((body, context))
+}
+
+/// Saves the run and, when it ended, its `workflow-run.completed|errored` event.
+async fn save(state: &AppState, run: &Run) -> Result<(), JobError> {
+    let mut tx = state.store().begin_write().await?;
+    workflows::save_run(&mut tx, run).await?;
+    let name = match run.status.as_str() {
+        "completed" => Some(names::WORKFLOW_RUN_COMPLETED),
+        "errored" => Some(names::WORKFLOW_RUN_ERRORED),
+        _ => None,
+    };
+    if let Some(name) = name {
+        record_run_event(state, &mut tx, run, name).await?;
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+/// A run's own event (delivered to webhooks; it never triggers workflows).
+pub async fn record_run_event(
+    state: &AppState,
+    tx: &mut Tx,
+    run: &Run,
+    name: &str,
+) -> Result<(), StoreError> {
+    let payload = render::payload(&render::workflow_run(run));
+    crate::service::events::record_without_workflows(
+        state,
+        tx,
+        &run.scope,
+        events::NewEvent {
+            name,
+            object_type: "workflow-run",
+            object_id: run.id.as_str(),
+            payload: &payload,
+            sealed_by: None,
+        },
+    )
+    .await?;
+    Ok(())
+}
+
+/// Runs a workflow run (the job): walks the steps of its version, skipping those a retry
+/// already finished.
+pub async fn run(state: &AppState, run_id: &str, job: &Job) -> Result<(), JobError> {
+    let fatal = |message: String| JobError::Fatal(anyhow::anyhow!(message));
+    let id = WorkflowRunId::parse(run_id).map_err(|e| fatal(e.to_string()))?;
+    let mut tx = state.store().begin_read().await?;
+    let Some(mut run) = workflows::get_run_any(&mut tx, &id).await? else {
+        return Err(fatal(format!("workflow run {id} does not exist")));
+    };
+    if matches!(run.status.as_str(), "completed" | "errored") {
+        return Ok(());
+    }
+    let version = workflows::get_version(&mut tx, &run.version_id)
+        .await?
+        .ok_or_else(|| fatal(format!("workflow version {} vanished", run.version_id)))?;
+    let workflow = workflows::get(
+        &mut tx,
+        state.store().crypto(),
+        &run.scope,
+        &run.workflow_id,
+    )
+    .await?
+    .ok_or_else(|| fatal(format!("workflow {} vanished", run.workflow_id)))?;
+    drop(tx);
+    let definition = WorkflowDefinition::parse(&version.definition)
+        .map_err(|_| fatal(format!("workflow version {} does not parse", version.id)))?;
+    let (body, mut context) = event_body(state, &run).await?;
+    if run.status == "created" {
+        run.status = "in_progress".to_owned();
+        run.updated_at = state.now();
+        save(state, &run).await?;
+    }
+
+    let mut stack = vec![definition.steps().iter()];
+    while let Some(top) = stack.last_mut() {
+        let Some(step) = top.next() else {
+            stack.pop();
+            continue;
+        };
+        let recorded = run.steps.iter().position(|r| r["id"] == step.id());
+        if let Some(index) = recorded
+            && run.steps[index]["status"] != "pending"
+        {
+            // Finished by an earlier attempt: reuse its output, and the route it took.
+            context["steps"][step.id()] = run.steps[index]["output"].clone();
+            if let Step::Branch(branch) = step
+                && let Some(route) = run.steps[index]["output"]["route"].as_u64()
+                && let Some(chosen) = usize::try_from(route)
+                    .ok()
+                    .and_then(|r| branch.branches.get(r))
+            {
+                stack.push(chosen.steps.iter());
+            }
+            continue;
+        }
+        let now = state.now();
+        let outcome: Result<(Value, &str, Option<String>), StepError> = match step {
+            Step::Branch(branch) => match branch.select(&context) {
+                Ok(Some(steps)) => {
+                    let route = branch
+                        .branches
+                        .iter()
+                        .position(|b| std::ptr::eq(b.steps.as_slice(), steps))
+                        .unwrap_or_default();
+                    stack.push(steps.iter());
+                    Ok((json!({"route": route}), "completed", None))
+                }
+                Ok(None) => Ok((json!({"route": null}), "skipped", None)),
+                Err(e) => Err(StepError::Permanent(format!("branch condition: {e}"))),
+            },
+            Step::Action(action) => match action.runs(&context) {
+                Ok(false) => Ok((Value::Null, "skipped", None)),
+                Err(e) => Err(StepError::Permanent(format!("step condition: {e}"))),
+                Ok(true) => {
+                    let attempts = recorded
+                        .and_then(|i| run.steps[i]["attempts"].as_u64())
+                        .map_or(1, |a| {
+                            u32::try_from(a).unwrap_or(u32::MAX).saturating_add(1)
+                        });
+                    match execute(state, &workflow, action, &context, &body, attempts).await {
+                        Ok(output) => Ok((output, "completed", None)),
+                        Err(StepError::Transient(error)) => {
+                            let record = step_record(
+                                step.id(),
+                                Some(action),
+                                "pending",
+                                Value::Null,
+                                Some(error.clone()),
+                                attempts,
+                            );
+                            match recorded {
+                                Some(i) => run.steps[i] = record,
+                                None => run.steps.push(record),
+                            }
+                            run.updated_at = now;
+                            save(state, &run).await?;
+                            let delay = next_attempt_delay(job.attempts, rand::random::<f64>())
+                                .and_then(|d| Duration::try_from(d).ok())
+                                .unwrap_or(Duration::minutes(1));
+                            return Err(JobError::RetryAt {
+                                at: now + delay,
+                                error: anyhow::anyhow!(
+                                    "workflow run {id}, step `{}`: {error}",
+                                    step.id()
+                                ),
+                            });
+                        }
+                        Err(e) => Err(e),
+                    }
+                }
+            },
+        };
+        let action = match step {
+            Step::Action(a) => Some(a),
+            Step::Branch(_) => None,
+        };
+        let attempts = recorded
+            .and_then(|i| run.steps[i]["attempts"].as_u64())
+            .map_or(1, |a| {
+                u32::try_from(a).unwrap_or(u32::MAX).saturating_add(1)
+            });
+        let record = match &outcome {
+            Ok((output, status, _)) => {
+                context["steps"][step.id()] = output.clone();
+                step_record(step.id(), action, status, output.clone(), None, attempts)
+            }
+            Err(StepError::Permanent(error) | StepError::Transient(error)) => step_record(
+                step.id(),
+                action,
+                "errored",
+                Value::Null,
+                Some(error.clone()),
+                attempts,
+            ),
+        };
+        match recorded {
+            Some(i) => run.steps[i] = record,
+            None => run.steps.push(record),
+        }
+        run.updated_at = now;
+        if let Err(StepError::Permanent(error) | StepError::Transient(error)) = outcome {
+            run.status = "errored".to_owned();
+            run.error = Some(format!("step `{}`: {error}", step.id()));
+            run.completed_at = Some(now);
+            return save(state, &run).await;
+        }
+        save(state, &run).await?;
+    }
+    let now = state.now();
+    run.status = "completed".to_owned();
+    run.updated_at = now;
+    run.completed_at = Some(now);
+    save(state, &run).await
+}
+
+/// Called when a run's job is given up: the run ends `errored`.
+pub async fn give_up(state: &AppState, run_id: &str) -> Result<(), JobError> {
+    let id = WorkflowRunId::parse(run_id)
+        .map_err(|e| JobError::Fatal(anyhow::anyhow!(e.to_string())))?;
+    let mut tx = state.store().begin_write().await?;
+    let Some(mut run) = workflows::get_run_for_update(&mut tx, &id).await? else {
+        return Ok(());
+    };
+    if matches!(run.status.as_str(), "completed" | "errored") {
+        return Ok(());
+    }
+    let now = state.now();
+    run.status = "errored".to_owned();
+    run.error = Some("given up after repeated errors".to_owned());
+    run.updated_at = now;
+    run.completed_at = Some(now);
+    workflows::save_run(&mut tx, &run).await?;
+    record_run_event(state, &mut tx, &run, names::WORKFLOW_RUN_ERRORED).await?;
+    tx.commit().await?;
+    Ok(())
+}
