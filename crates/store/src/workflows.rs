@@ -382,6 +382,8 @@ pub struct Run {
     pub scope: Scope,
     pub event_id: EventId,
     pub event_name: String,
+    /// How many runs led to this one: 1 when the triggering event was not caused by a run.
+    pub chain: u32,
     /// `created`, `in_progress`, `completed` or `errored`.
     pub status: String,
     /// One record per step reached.
@@ -401,6 +403,7 @@ struct RunRow {
     environment: String,
     event_id: String,
     event_name: String,
+    chain: i64,
     status: String,
     steps: String,
     error: Option<String>,
@@ -419,6 +422,7 @@ impl TryFrom<RunRow> for Run {
             scope: scope_of(&row.org_id, &row.environment)?,
             event_id: EventId::parse(&row.event_id).map_err(StoreError::corrupt)?,
             event_name: row.event_name,
+            chain: u32::try_from(row.chain).map_err(StoreError::corrupt)?,
             status: row.status,
             steps: serde_json::from_str(&row.steps).map_err(StoreError::corrupt)?,
             error: row.error,
@@ -430,14 +434,15 @@ impl TryFrom<RunRow> for Run {
 }
 
 const RUN_COLUMNS: &str = "id, workflow_id, version_id, org_id, environment, event_id, \
-    event_name, status, steps, error, created_at, updated_at, completed_at";
+    event_name, chain, status, steps, error, created_at, updated_at, completed_at";
 
 /// Creates the run of `version` for `event_id`; `None` when it already exists (an event runs
 /// a workflow version once).
 pub async fn insert_run(tx: &mut Tx, run: &Run) -> Result<bool, StoreError> {
     let sql = sqlx::AssertSqlSafe(format!(
         "INSERT INTO workflow_runs ({RUN_COLUMNS}) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) ON CONFLICT DO NOTHING"
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) \
+         ON CONFLICT DO NOTHING"
     ));
     let inserted = on_conn!(tx, |conn| {
         sqlx::query(sql)
@@ -448,6 +453,7 @@ pub async fn insert_run(tx: &mut Tx, run: &Run) -> Result<bool, StoreError> {
             .bind(run.scope.environment.as_str())
             .bind(run.event_id.as_str())
             .bind(&run.event_name)
+            .bind(i64::from(run.chain))
             .bind(&run.status)
             .bind(Value::from(run.steps.clone()).to_string())
             .bind(run.error.as_deref())

@@ -421,6 +421,50 @@ async fn https_requests_are_signed_and_retried(backend: Backend) {
     );
 }
 
+/// A workflow that triggers itself (each run creates an inquiry, whose creation starts the
+/// next run) stops after a bounded chain, with the stop recorded.
+async fn workflows_that_trigger_themselves_stop(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let t = app.tenant("Bank").await;
+    let key = &t.sandbox;
+    let template = app.create_template(key).await;
+    let (workflow, _) = published_workflow(
+        &app,
+        key,
+        json!({"trigger": {"event": "inquiry.created"},
+               "steps": [{"id": "again", "action": "create-inquiry",
+                          "with": {"inquiry-template-id": template}}]}),
+    )
+    .await;
+    app.create_inquiry(
+        key,
+        &template,
+        json!({"name-first": "Ada", "name-last": "L"}),
+    )
+    .await;
+    app.drain().await;
+    let runs = runs_of(&app, key, &workflow).await;
+    let statuses: Vec<&str> = runs
+        .iter()
+        .map(|r| r["attributes"]["status"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        statuses,
+        [
+            "errored",
+            "completed",
+            "completed",
+            "completed",
+            "completed",
+            "completed"
+        ],
+        "newest first: five runs, then the stop"
+    );
+    let stop = runs[0]["attributes"]["error"].as_str().unwrap();
+    assert!(stop.contains("cannot loop"), "{stop}");
+    assert_eq!(app.list_ids(key, "/api/v1/inquiries").await.len(), 6);
+}
+
 /// Events a receiver got, deduplicated by event id: (sequence, name, id), in sequence order.
 fn received_events(receiver: &Receiver) -> Vec<(i64, String, String)> {
     let mut seen = HashSet::new();
@@ -655,4 +699,5 @@ backend_tests!(
     runs_follow_triggers_conditions_and_branches,
     https_requests_are_signed_and_retried,
     connect_runs_itself_with_workflows,
+    workflows_that_trigger_themselves_stop,
 );

@@ -60,6 +60,10 @@ pub enum JobKind {
         token_id: String,
         #[serde(default)]
         field_mappings: Vec<crate::service::redemption::FieldMapping>,
+        /// The chain of workflow runs that asked for it (0: an API call), carried so that the
+        /// events it writes continue that chain.
+        #[serde(default)]
+        workflow_chain: u32,
     },
     /// Send (or retry) one webhook delivery.
     WebhookDelivery { delivery_id: String },
@@ -110,12 +114,21 @@ async fn execute(state: &AppState, job: &Job) -> Result<(), JobError> {
         JobKind::ShareTokenRedemption {
             token_id,
             field_mappings,
-        } => crate::service::redemption::run(state, &token_id, &field_mappings).await,
+            workflow_chain,
+        } => {
+            // Boxed: the redemption's future is large, and this one holds it.
+            let work = Box::pin(crate::service::redemption::run(
+                state,
+                &token_id,
+                &field_mappings,
+            ));
+            crate::service::workflows::within_chain(workflow_chain, work).await
+        }
         JobKind::WebhookDelivery { delivery_id } => {
             crate::service::webhooks::deliver(state, &delivery_id, job).await
         }
         JobKind::WorkflowRun { run_id } => {
-            crate::service::workflows::run(state, &run_id, job).await
+            Box::pin(crate::service::workflows::run(state, &run_id, job)).await
         }
     }
 }

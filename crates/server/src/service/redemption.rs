@@ -326,6 +326,7 @@ pub async fn redeem(
     let job = JobKind::ShareTokenRedemption {
         token_id: token.id.to_string(),
         field_mappings: request.field_mappings,
+        workflow_chain: crate::service::workflows::current_chain(),
     };
     crate::jobs::enqueue(state, &mut tx, &job, Some(&format!("redeem:{}", token.id))).await?;
     tx.commit().await?;

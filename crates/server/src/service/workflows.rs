@@ -39,6 +39,27 @@ use crate::{
 
 const MAX_NAME_CHARS: usize = 200;
 
+/// The longest chain of runs, each started by an event the one before caused: a run that would
+/// be longer is recorded `errored` instead of started, so workflows that trigger each other (or
+/// themselves) stop.
+pub const MAX_CHAIN: u32 = 5;
+
+tokio::task_local! {
+    /// The chain of the run whose step is executing (also set while a redemption that a step
+    /// asked for runs), read when events start new runs.
+    static CHAIN: u32;
+}
+
+/// The chain length of the work in progress: 0 outside any workflow run.
+pub fn current_chain() -> u32 {
+    CHAIN.try_with(|chain| *chain).unwrap_or(0)
+}
+
+/// Runs `work` as part of a chain of `chain` runs (see [`current_chain`]).
+pub async fn within_chain<F: Future>(chain: u32, work: F) -> F::Output {
+    CHAIN.scope(chain, work).await
+}
+
 fn definition_errors(errors: Vec<idshare_domain::PointedError>) -> ApiError {
     ApiError::with_errors(
         StatusCode::UNPROCESSABLE_ENTITY,
@@ -277,6 +298,7 @@ pub async fn start_runs(
     event: events::NewEvent<'_>,
 ) -> Result<Vec<Run>, StoreError> {
     let now = state.now();
+    let chain = current_chain() + 1;
     let mut started = Vec::new();
     for version in workflows::triggered_by(tx, scope, event.name).await? {
         // Stored definitions were validated on save; one that no longer parses starts nothing.
@@ -286,6 +308,13 @@ pub async fn start_runs(
         };
         let context = context(event_id.as_str(), event.name, now, Some(event.payload));
         let (status, error) = match definition.trigger().fires(event.name, &context) {
+            Ok(true) if chain > MAX_CHAIN => (
+                "errored",
+                Some(format!(
+                    "not run: {MAX_CHAIN} workflow runs in a row, each started by an event the \
+                     one before caused, led here; stopped so that workflows cannot loop"
+                )),
+            ),
             Ok(true) => ("created", None),
             Ok(false) => continue,
             Err(e) => ("errored", Some(format!("trigger condition: {e}"))),
@@ -297,6 +326,7 @@ pub async fn start_runs(
             scope: scope.clone(),
             event_id: event_id.clone(),
             event_name: event.name.to_owned(),
+            chain,
             status: status.to_owned(),
             steps: vec![],
             error,
@@ -688,7 +718,8 @@ pub async fn run(state: &AppState, run_id: &str, job: &Job) -> Result<(), JobErr
                         .map_or(1, |a| {
                             u32::try_from(a).unwrap_or(u32::MAX).saturating_add(1)
                         });
-                    match execute(state, &workflow, action, &context, &body, attempts).await {
+                    let work = execute(state, &workflow, action, &context, &body, attempts);
+                    match within_chain(run.chain, work).await {
                         Ok(output) => Ok((output, "completed", None)),
                         Err(StepError::Transient(error)) => {
                             let record = step_record(

@@ -43,6 +43,8 @@ CREATE TABLE workflow_runs (
     environment     TEXT NOT NULL CHECK (environment IN ('sandbox', 'production')),
     event_id        TEXT NOT NULL REFERENCES events (id),
     event_name      TEXT NOT NULL,
+    -- How many runs led to this one (1: started by an event no run caused); bounds loops.
+    chain           BIGINT NOT NULL,
     status          TEXT NOT NULL CHECK (status IN ('created', 'in_progress', 'completed', 'errored')),
     -- JSON array: one record per step reached (id, action, status, input, output, error).
     steps           TEXT NOT NULL,
