@@ -4,7 +4,7 @@
 //! ```json
 //! {
 //!   "trigger": {"event": "inquiry.completed",
-//!               "condition": "object.attributes['inquiry-template-id'] == 'itmpl_…'"},
+//!               "condition": "object.relationships['inquiry-template'].data.id == 'itmpl_…'"},
 //!   "steps": [
 //!     {"id": "share", "action": "create-share-token", "with": {"connection-id": "cxn_…"}},
 //!     {"id": "route", "branches": [

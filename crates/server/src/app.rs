@@ -34,7 +34,6 @@ struct Inner {
     store: Store,
     config: Config,
     rate_limiter: RateLimiter,
-    job_wakeup: tokio::sync::Notify,
     screening: crate::service::screening::ScreeningCache,
     http: reqwest::Client,
     webhook_http: reqwest::Client,
@@ -69,7 +68,6 @@ impl AppState {
             inner: Arc::new(Inner {
                 store,
                 rate_limiter: RateLimiter::default(),
-                job_wakeup: tokio::sync::Notify::new(),
                 screening: Default::default(),
                 http: outbound_client(),
                 webhook_http: crate::service::webhooks::client(
@@ -115,13 +113,10 @@ impl AppState {
         &self.inner.http
     }
 
-    /// Wakes this process's idle workers (call after committing a transaction that enqueued).
-    pub fn jobs_enqueued(&self) {
-        self.inner.job_wakeup.notify_waiters();
-    }
-
+    /// Wakes this process's idle workers: committing a transaction that enqueued jobs does it
+    /// (see [`idshare_store::Tx::commit`]); so does a `NOTIFY` from another node.
     pub(crate) fn job_wakeup(&self) -> &tokio::sync::Notify {
-        &self.inner.job_wakeup
+        self.inner.store.jobs_committed()
     }
 
     /// The client for webhook deliveries and workflow HTTPS requests: no redirects, and

@@ -1,4 +1,4 @@
-use std::{path::Path, str::FromStr, time::Duration};
+use std::{path::Path, str::FromStr, sync::Arc, time::Duration};
 
 use sqlx::{
     PgPool, SqlitePool,
@@ -6,18 +6,20 @@ use sqlx::{
     sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous},
 };
 
+use tokio::sync::Notify;
+
 use crate::{StoreError, crypto::Crypto};
 
 /// Runs `$body` with `$conn` bound to the backend's typed connection. The body is compiled once
 /// per backend, so the same SQL text and row types serve both.
 macro_rules! on_conn {
     ($tx:expr, |$conn:ident| $body:expr) => {
-        match $tx {
-            $crate::db::Tx::Sqlite(tx) => {
+        match &mut $tx.conn {
+            $crate::db::TxConn::Sqlite(tx) => {
                 let $conn = &mut **tx;
                 $body
             }
-            $crate::db::Tx::Postgres(tx) => {
+            $crate::db::TxConn::Postgres(tx) => {
                 let $conn = &mut **tx;
                 $body
             }
@@ -43,28 +45,42 @@ enum Pool {
 pub struct Store {
     pool: Pool,
     crypto: Crypto,
+    jobs_committed: Arc<Notify>,
 }
 
 /// A transaction on either backend. Dropping it without [`Tx::commit`] rolls back.
 #[derive(Debug)]
-pub enum Tx {
+pub struct Tx {
+    pub(crate) conn: TxConn,
+    /// Set by [`crate::jobs::enqueue`]: the commit wakes this process's idle workers.
+    pub(crate) enqueued_jobs: bool,
+    jobs_committed: Arc<Notify>,
+}
+
+#[derive(Debug)]
+pub(crate) enum TxConn {
     Sqlite(sqlx::Transaction<'static, sqlx::Sqlite>),
     Postgres(sqlx::Transaction<'static, sqlx::Postgres>),
 }
 
 impl Tx {
+    /// Commits; when the transaction enqueued jobs, wakes this process's idle workers (other
+    /// PostgreSQL nodes hear of them through `NOTIFY`).
     pub async fn commit(self) -> Result<(), StoreError> {
-        match self {
-            Tx::Sqlite(tx) => tx.commit().await?,
-            Tx::Postgres(tx) => tx.commit().await?,
+        match self.conn {
+            TxConn::Sqlite(tx) => tx.commit().await?,
+            TxConn::Postgres(tx) => tx.commit().await?,
+        }
+        if self.enqueued_jobs {
+            self.jobs_committed.notify_waiters();
         }
         Ok(())
     }
 
     pub fn backend(&self) -> Backend {
-        match self {
-            Tx::Sqlite(_) => Backend::Sqlite,
-            Tx::Postgres(_) => Backend::Postgres,
+        match self.conn {
+            TxConn::Sqlite(_) => Backend::Sqlite,
+            TxConn::Postgres(_) => Backend::Postgres,
         }
     }
 }
@@ -96,7 +112,11 @@ impl Store {
         } else {
             return Err(StoreError::UnsupportedUrl(redact_url(url)));
         };
-        let store = Self { pool, crypto };
+        let store = Self {
+            pool,
+            crypto,
+            jobs_committed: Arc::new(Notify::new()),
+        };
         store.migrate().await?;
         Ok(store)
     }
@@ -132,22 +152,35 @@ impl Store {
         &self.crypto
     }
 
+    /// Notified after a commit that enqueued jobs: idle workers wait on it (besides polling).
+    pub fn jobs_committed(&self) -> &Notify {
+        &self.jobs_committed
+    }
+
+    fn tx(&self, conn: TxConn) -> Tx {
+        Tx {
+            conn,
+            enqueued_jobs: false,
+            jobs_committed: self.jobs_committed.clone(),
+        }
+    }
+
     /// Begins a transaction that will write. On SQLite it takes the write lock up front
     /// (`BEGIN IMMEDIATE`), so two writers queue on `busy_timeout` instead of failing with
     /// "database is locked" when the second one upgrades from a read.
     pub async fn begin_write(&self) -> Result<Tx, StoreError> {
-        Ok(match &self.pool {
-            Pool::Sqlite(pool) => Tx::Sqlite(pool.begin_with("BEGIN IMMEDIATE").await?),
-            Pool::Postgres(pool) => Tx::Postgres(pool.begin().await?),
-        })
+        Ok(self.tx(match &self.pool {
+            Pool::Sqlite(pool) => TxConn::Sqlite(pool.begin_with("BEGIN IMMEDIATE").await?),
+            Pool::Postgres(pool) => TxConn::Postgres(pool.begin().await?),
+        }))
     }
 
     /// Begins a read-only unit of work (a consistent snapshot; never blocks writers on SQLite).
     pub async fn begin_read(&self) -> Result<Tx, StoreError> {
-        Ok(match &self.pool {
-            Pool::Sqlite(pool) => Tx::Sqlite(pool.begin().await?),
-            Pool::Postgres(pool) => Tx::Postgres(pool.begin().await?),
-        })
+        Ok(self.tx(match &self.pool {
+            Pool::Sqlite(pool) => TxConn::Sqlite(pool.begin().await?),
+            Pool::Postgres(pool) => TxConn::Postgres(pool.begin().await?),
+        }))
     }
 
     /// Checks that the database answers (for `/readyz`).

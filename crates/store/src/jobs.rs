@@ -89,11 +89,12 @@ pub async fn enqueue(
     if inserted == 0 {
         return Ok(None);
     }
-    if let Tx::Postgres(tx) = tx {
+    tx.enqueued_jobs = true;
+    if let crate::db::TxConn::Postgres(conn) = &mut tx.conn {
         // Delivered to listeners only if the transaction commits.
         sqlx::query("SELECT pg_notify($1, '')")
             .bind(NOTIFY_CHANNEL)
-            .execute(&mut **tx)
+            .execute(&mut **conn)
             .await?;
     }
     Ok(Some(id))

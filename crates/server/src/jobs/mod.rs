@@ -288,7 +288,7 @@ pub async fn relay_notifications(state: AppState, mut stop: tokio::sync::watch::
     loop {
         tokio::select! {
             notification = listener.recv() => match notification {
-                Ok(_) => state.jobs_enqueued(),
+                Ok(_) => state.job_wakeup().notify_waiters(),
                 Err(e) => {
                     tracing::warn!(error = ?e, "job notifications interrupted; retrying");
                     tokio::time::sleep(POLL).await;

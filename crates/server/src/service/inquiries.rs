@@ -518,7 +518,6 @@ pub async fn submit(
     )
     .await?;
     tx.commit().await?;
-    state.jobs_enqueued();
     Ok(view)
 }
 

@@ -330,7 +330,6 @@ pub async fn redeem(
     };
     crate::jobs::enqueue(state, &mut tx, &job, Some(&format!("redeem:{}", token.id))).await?;
     tx.commit().await?;
-    state.jobs_enqueued();
     Ok(token)
 }
 

@@ -393,7 +393,6 @@ pub async fn redeliver(
     };
     crate::jobs::enqueue(state, &mut tx, &job, None).await?;
     tx.commit().await?;
-    state.jobs_enqueued();
     delivery.status = "pending".to_owned();
     delivery.next_attempt_at = Some(now);
     delivery.updated_at = now;

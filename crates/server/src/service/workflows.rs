@@ -444,7 +444,6 @@ async fn execute(
                 },
             )
             .await?;
-            state.jobs_enqueued();
             Ok(json!({
                 "share-token-id": redeemed.id,
                 "destination-inquiry-id": redeemed.destination_inquiry_id,
