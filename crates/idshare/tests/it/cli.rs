@@ -145,6 +145,7 @@ async fn operator_commands_drive_a_fresh_instance(backend: Backend) {
     // Serve on port 0 with JSON logs; the address comes from the first log line.
     let mut server = Command::new(env!("CARGO_BIN_EXE_idshare"))
         .args(["--log-format", "json", "serve", "--listen", "127.0.0.1:0"])
+        .arg("--allow-private-webhook-targets")
         .args(&storage)
         .stderr(Stdio::piped())
         .spawn()
@@ -176,6 +177,15 @@ async fn operator_commands_drive_a_fresh_instance(backend: Backend) {
         .await
         .unwrap();
     expect_error(forbidden, StatusCode::FORBIDDEN).await;
+    // `--allow-private-webhook-targets` lets a webhook point at loopback (refused by default).
+    let webhook = client
+        .post(url("/api/v1/webhooks"))
+        .bearer_auth(&key)
+        .json(&json!({"data": {"attributes": {"url": "http://127.0.0.1:9/hook", "enabled-events": ["*"]}}}))
+        .send()
+        .await
+        .unwrap();
+    expect_status(webhook, StatusCode::CREATED).await;
 
     // Revoking a key takes effect at once on the running server.
     let store = idshare_server::app::open_store(&idshare_server::config::Config {
