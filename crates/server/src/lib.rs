@@ -17,3 +17,4 @@ pub mod ratelimit;
 pub mod render;
 pub mod sender;
 pub mod service;
+pub mod web;

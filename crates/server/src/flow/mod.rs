@@ -15,8 +15,8 @@ mod pages;
 use axum::{
     Extension, Router,
     extract::{DefaultBodyLimit, Multipart, Path, State, multipart::MultipartRejection},
-    http::{HeaderMap, HeaderValue, StatusCode, header},
-    response::{IntoResponse, Response},
+    http::{HeaderMap, StatusCode},
+    response::Response,
     routing::get,
 };
 use idshare_domain::inquiry::InquiryStatus;
@@ -259,21 +259,7 @@ impl Refusal {
 }
 
 async fn stylesheet() -> Response {
-    let mut response = STYLESHEET.into_response();
-    let headers = response.headers_mut();
-    headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/css; charset=utf-8"),
-    );
-    headers.insert(
-        header::CACHE_CONTROL,
-        HeaderValue::from_static("public, max-age=3600"),
-    );
-    headers.insert(
-        "x-content-type-options",
-        HeaderValue::from_static("nosniff"),
-    );
-    response
+    crate::web::stylesheet(STYLESHEET)
 }
 
 async fn unknown_page() -> Response {
@@ -363,27 +349,20 @@ async fn exchange(state: &AppState, token: &str, kind: SessionKind) -> Result<Re
     )
     .await?;
     tx.commit().await?;
-    let secure = if state.config().public_url().starts_with("https://") {
-        "; Secure"
-    } else {
-        ""
-    };
-    let cookie = format!(
-        "{COOKIE}={browser_token}; HttpOnly; SameSite=Lax; Path=/flow; Max-Age={}{secure}",
-        BROWSER_SESSION_LIFETIME.whole_seconds()
+    let cookie = crate::web::set_cookie(
+        state,
+        COOKIE,
+        &browser_token,
+        "/flow",
+        BROWSER_SESSION_LIFETIME.whole_seconds(),
     );
-    Ok(pages::see_other("/flow/inquiry", Some(cookie)))
+    Ok(crate::web::see_other("/flow/inquiry", Some(cookie)))
 }
 
 /// The browser credential named by the cookie: it must exist, be a browser credential and be
 /// unexpired.
 async fn browser_session(state: &AppState, headers: &HeaderMap) -> Result<InquirySession, Refusal> {
-    let token = headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|value| value.to_str().ok())
-        .flat_map(|value| value.split(';'))
-        .find_map(|pair| pair.trim().strip_prefix(COOKIE)?.strip_prefix('='))
+    let token = crate::web::cookie(headers, COOKIE)
         .filter(|token| plausible_token(token))
         .ok_or(Refusal::NoSession)?;
     let mut tx = state.store().begin_read().await?;
@@ -633,7 +612,7 @@ async fn save_form(
         && inquiry.submissions <= inquiry.processed_submission;
     let Some(definition) = view.definition.as_ref().filter(|_| open) else {
         // Nothing can be entered now; the page says why.
-        return Ok(pages::see_other("/flow/inquiry", None));
+        return Ok(crate::web::see_other("/flow/inquiry", None));
     };
     let plan = Plan::new(definition, &view.missing);
     let collected = match form::collect(&plan, definition, &entered, state.now().date(), file_limit)
@@ -690,7 +669,7 @@ async fn save_form(
             Err(e) => return Err(e.into()),
         }
     }
-    Ok(pages::see_other("/flow/inquiry", None))
+    Ok(crate::web::see_other("/flow/inquiry", None))
 }
 
 /// A service refused part of a valid-looking form: show the form again with its messages next

@@ -2,10 +2,7 @@
 //! them, with the headers every flow page gets.
 
 use askama::Template;
-use axum::{
-    http::{HeaderMap, HeaderValue, StatusCode, header},
-    response::{IntoResponse, Response},
-};
+use axum::{http::StatusCode, response::Response};
 
 /// A choice of a `<select>` or a group of checkboxes.
 #[derive(Debug, Clone)]
@@ -152,6 +149,8 @@ pub(super) struct MessagePage {
     pub tone: &'static str,
 }
 
+use crate::web::html;
+
 impl MessagePage {
     pub fn new(tone: &'static str, heading: &str, paragraphs: &[&str]) -> Self {
         Self {
@@ -173,60 +172,4 @@ impl FormPage {
     pub fn respond(self, status: StatusCode) -> Response {
         html(status, self.render())
     }
-}
-
-/// The headers of every flow page: no caching (pages hold personal data), no referrer (a link
-/// URL holds its token), no framing, and a policy that allows only this site's stylesheet.
-pub(super) fn security_headers(headers: &mut HeaderMap) {
-    let set = |headers: &mut HeaderMap, name: &'static str, value: &'static str| {
-        headers.insert(name, HeaderValue::from_static(value));
-    };
-    set(headers, "cache-control", "no-store");
-    set(headers, "referrer-policy", "no-referrer");
-    set(headers, "x-frame-options", "DENY");
-    set(headers, "x-content-type-options", "nosniff");
-    set(
-        headers,
-        "content-security-policy",
-        "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; \
-         frame-ancestors 'none'; base-uri 'none'",
-    );
-}
-
-fn html(status: StatusCode, rendered: askama::Result<String>) -> Response {
-    let (status, body) = match rendered {
-        Ok(body) => (status, body),
-        Err(e) => {
-            tracing::error!(error = ?e, "a flow page failed to render");
-            (
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\">\
-                 <title>Something went wrong</title></head><body><main><h1>Something went \
-                 wrong</h1><p>Please try again in a moment.</p></main></body></html>"
-                    .to_owned(),
-            )
-        }
-    };
-    let mut response = (status, body).into_response();
-    let headers = response.headers_mut();
-    headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/html; charset=utf-8"),
-    );
-    security_headers(headers);
-    response
-}
-
-/// A 303 to `location`, optionally setting a cookie.
-pub(super) fn see_other(location: &'static str, cookie: Option<String>) -> Response {
-    let mut response = StatusCode::SEE_OTHER.into_response();
-    let headers = response.headers_mut();
-    headers.insert(header::LOCATION, HeaderValue::from_static(location));
-    if let Some(cookie) = cookie
-        && let Ok(value) = HeaderValue::from_str(&cookie)
-    {
-        headers.insert(header::SET_COOKIE, value);
-    }
-    security_headers(headers);
-    response
 }

@@ -1,0 +1,108 @@
+//! What the server-rendered pages (the hosted flow and the dashboard) share: HTML responses
+//! with strict security headers, redirects, and cookies.
+
+use axum::{
+    http::{HeaderMap, HeaderValue, StatusCode, header},
+    response::{IntoResponse, Response},
+};
+
+use crate::app::AppState;
+
+/// The headers of every page: no caching (pages hold personal data), no referrer (some URLs
+/// hold tokens), no framing, and a policy that allows only this site's stylesheet and images.
+pub fn security_headers(headers: &mut HeaderMap) {
+    let set = |headers: &mut HeaderMap, name: &'static str, value: &'static str| {
+        headers.insert(name, HeaderValue::from_static(value));
+    };
+    set(headers, "cache-control", "no-store");
+    set(headers, "referrer-policy", "no-referrer");
+    set(headers, "x-frame-options", "DENY");
+    set(headers, "x-content-type-options", "nosniff");
+    set(
+        headers,
+        "content-security-policy",
+        "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; \
+         frame-ancestors 'none'; base-uri 'none'",
+    );
+}
+
+/// An HTML page; a template that fails to render becomes a plain 500 page (and a log line).
+pub fn html(status: StatusCode, rendered: askama::Result<String>) -> Response {
+    let (status, body) = match rendered {
+        Ok(body) => (status, body),
+        Err(e) => {
+            tracing::error!(error = ?e, "a page failed to render");
+            (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\">\
+                 <title>Something went wrong</title></head><body><main><h1>Something went \
+                 wrong</h1><p>Please try again in a moment.</p></main></body></html>"
+                    .to_owned(),
+            )
+        }
+    };
+    let mut response = (status, body).into_response();
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
+    security_headers(headers);
+    response
+}
+
+/// A 303 to `location` (a path of this site), optionally setting a cookie.
+pub fn see_other(location: &str, cookie: Option<String>) -> Response {
+    let mut response = StatusCode::SEE_OTHER.into_response();
+    let headers = response.headers_mut();
+    if let Ok(location) = HeaderValue::from_str(location) {
+        headers.insert(header::LOCATION, location);
+    }
+    if let Some(cookie) = cookie
+        && let Ok(value) = HeaderValue::from_str(&cookie)
+    {
+        headers.insert(header::SET_COOKIE, value);
+    }
+    security_headers(headers);
+    response
+}
+
+/// A `text/css` response (the pages' stylesheets are compiled into the binary).
+pub fn stylesheet(css: &'static str) -> Response {
+    let mut response = css.into_response();
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/css; charset=utf-8"),
+    );
+    headers.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("public, max-age=3600"),
+    );
+    headers.insert(
+        "x-content-type-options",
+        HeaderValue::from_static("nosniff"),
+    );
+    response
+}
+
+/// The value of cookie `name` in the request, if any.
+pub fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(';'))
+        .find_map(|pair| pair.trim().strip_prefix(name)?.strip_prefix('='))
+}
+
+/// A `Set-Cookie` value: HttpOnly, SameSite=Lax, confined to `path`, and `Secure` when the
+/// server's public URL is https. `max_age` 0 deletes the cookie.
+pub fn set_cookie(state: &AppState, name: &str, value: &str, path: &str, max_age: i64) -> String {
+    let secure = if state.config().public_url().starts_with("https://") {
+        "; Secure"
+    } else {
+        ""
+    };
+    format!("{name}={value}; HttpOnly; SameSite=Lax; Path={path}; Max-Age={max_age}{secure}")
+}
