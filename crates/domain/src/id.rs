@@ -151,6 +151,7 @@ ids! {
     WorkflowVersionId = "wfv", "workflow version";
     WorkflowRunId = "wfr", "workflow run";
     InquirySessionId = "iqse", "inquiry session";
+    DashboardSessionId = "dses", "dashboard session";
     OneTimeLinkId = "otl", "one-time link";
     AuditEntryId = "aud", "audit entry";
     JobId = "job", "job";

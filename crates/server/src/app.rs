@@ -34,6 +34,7 @@ struct Inner {
     store: Store,
     config: Config,
     rate_limiter: RateLimiter,
+    login_limiter: crate::dashboard::LoginLimiter,
     screening: crate::service::screening::ScreeningCache,
     http: reqwest::Client,
     webhook_http: reqwest::Client,
@@ -68,6 +69,7 @@ impl AppState {
             inner: Arc::new(Inner {
                 store,
                 rate_limiter: RateLimiter::default(),
+                login_limiter: Default::default(),
                 screening: Default::default(),
                 http: outbound_client(),
                 webhook_http: crate::service::webhooks::client(
@@ -102,6 +104,10 @@ impl AppState {
 
     pub fn rate_limiter(&self) -> &RateLimiter {
         &self.inner.rate_limiter
+    }
+
+    pub(crate) fn login_limiter(&self) -> &crate::dashboard::LoginLimiter {
+        &self.inner.login_limiter
     }
 
     pub(crate) fn screening_cache(&self) -> &crate::service::screening::ScreeningCache {
@@ -226,6 +232,7 @@ pub fn router(state: AppState) -> Router {
         )
         .merge(api)
         .merge(crate::flow::routes(&state))
+        .merge(crate::dashboard::routes())
         .fallback(not_found)
         .with_state(state)
         .layer(

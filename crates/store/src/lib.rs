@@ -14,6 +14,7 @@ pub mod api_keys;
 pub mod checks;
 pub mod confirmations;
 pub mod connections;
+pub mod dashboard_sessions;
 pub mod documents;
 pub mod events;
 pub mod files;

@@ -90,3 +90,72 @@ pub async fn create(
     });
     Ok(user)
 }
+
+/// A hash to verify against when the email is unknown, so that answering takes as long as for
+/// a wrong password and timing does not tell which emails have accounts.
+static DECOY_HASH: std::sync::LazyLock<Option<String>> =
+    std::sync::LazyLock::new(|| hash_password("decoy password").ok());
+
+fn password_matches(hash: &str, password: &str) -> bool {
+    use argon2::PasswordVerifier;
+    argon2::password_hash::phc::PasswordHash::new(hash).is_ok_and(|parsed| {
+        Argon2::default()
+            .verify_password(password.as_bytes(), &parsed)
+            .is_ok()
+    })
+}
+
+#[derive(sqlx::FromRow)]
+struct UserRow {
+    id: String,
+    org_id: String,
+    email: String,
+    password_hash: String,
+    role: String,
+    created_at: i64,
+}
+
+/// The user with `email` (any case) whose password is `password`; `None` otherwise.
+pub async fn authenticate(
+    tx: &mut Tx,
+    email: &str,
+    password: &str,
+) -> Result<Option<User>, StoreError> {
+    let row: Option<UserRow> = on_conn!(tx, |conn| {
+        sqlx::query_as(
+            "SELECT id, org_id, email, password_hash, role, created_at FROM users WHERE email = $1",
+        )
+        .bind(email.trim().to_lowercase())
+        .fetch_optional(conn)
+        .await?
+    });
+    let Some(row) = row else {
+        if let Some(decoy) = DECOY_HASH.as_deref() {
+            password_matches(decoy, password);
+        }
+        return Ok(None);
+    };
+    if !password_matches(&row.password_hash, password) {
+        return Ok(None);
+    }
+    Ok(Some(User {
+        id: UserId::parse(&row.id).map_err(StoreError::corrupt)?,
+        org_id: OrgId::parse(&row.org_id).map_err(StoreError::corrupt)?,
+        email: row.email,
+        role: row.role.parse::<Role>().map_err(StoreError::corrupt)?,
+        created_at: idshare_domain::time_format::from_unix_micros(row.created_at),
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_verify_against_their_hash_only() {
+        let hash = hash_password("correct horse").unwrap();
+        assert!(password_matches(&hash, "correct horse"));
+        assert!(!password_matches(&hash, "correct horse "));
+        assert!(!password_matches("not a hash", "correct horse"));
+    }
+}

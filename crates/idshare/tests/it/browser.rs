@@ -167,6 +167,26 @@ impl Browser {
         Self::read(request.send().await.expect("request")).await
     }
 
+    /// POSTs an urlencoded form to a path, keeping a cookie the server sets (the dashboard).
+    pub async fn submit(&mut self, path: &str, fields: &[(&str, &str)]) -> Page {
+        let body = url::form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(fields)
+            .finish();
+        let mut request = self
+            .client
+            .post(format!("{}{path}", self.base))
+            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .body(body);
+        if let Some(cookie) = &self.cookie {
+            request = request.header(header::COOKIE, cookie);
+        }
+        let page = Self::read(request.send().await.expect("request")).await;
+        if let Some(set) = &page.set_cookie {
+            self.cookie = Some(set.split(';').next().unwrap().to_owned());
+        }
+        page
+    }
+
     /// Opens a link: expects the 303 to the flow with a cookie.
     pub async fn open(&mut self, link: &str) {
         let page = self.get(link).await;

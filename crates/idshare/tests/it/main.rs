@@ -11,6 +11,7 @@ mod confirmations;
 mod connect_e2e;
 mod connections;
 mod conventions;
+mod dashboard;
 mod events;
 mod flow;
 mod idempotency;

@@ -17,15 +17,16 @@ pub mod webhooks;
 pub mod workflows;
 
 use idshare_domain::{
-    id::{ApiKeyId, WorkflowId},
+    id::{ApiKeyId, UserId, WorkflowId},
     template::TemplateError,
 };
 
-/// Who makes a change that records its creator: an API key, or a workflow acting for its
-/// organization.
+/// Who makes a change that records its creator: an API key, a dashboard user, or a workflow
+/// acting for its organization.
 #[derive(Debug, Clone, Copy)]
 pub enum Creator<'a> {
     ApiKey(&'a ApiKeyId),
+    User(&'a UserId),
     Workflow(&'a WorkflowId),
 }
 
@@ -34,6 +35,7 @@ impl Creator<'_> {
     pub fn kind(&self) -> &'static str {
         match self {
             Self::ApiKey(_) => "api-key",
+            Self::User(_) => "user",
             Self::Workflow(_) => "workflow",
         }
     }
@@ -41,6 +43,7 @@ impl Creator<'_> {
     pub fn id(&self) -> &str {
         match self {
             Self::ApiKey(id) => id.as_str(),
+            Self::User(id) => id.as_str(),
             Self::Workflow(id) => id.as_str(),
         }
     }

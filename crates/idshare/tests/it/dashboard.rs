@@ -1,0 +1,419 @@
+//! The dashboard through HTTP, as a browser without JavaScript uses it: sign-in, sessions,
+//! CSRF, roles, environments, and Connect > Share Tokens.
+
+use idshare_domain::id::OrgId;
+use idshare_store::users::{self, Role};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+use crate::{
+    browser::{Browser, Page},
+    helpers::{Backend, Tenant, TestApp, expect_status, spawn_app},
+};
+
+const PASSWORD: &str = "correct horse battery staple";
+const TOKENS: &str = "/dashboard/connect/share-tokens";
+
+async fn add_user(app: &TestApp, org: &OrgId, email: &str, role: Role) {
+    let mut tx = app.store.begin_write().await.unwrap();
+    users::create(&mut tx, org, email, PASSWORD, role, app.state.now())
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+}
+
+async fn signed_in(app: &TestApp, email: &str) -> Browser {
+    let mut browser = Browser::new(app);
+    let page = browser
+        .submit(
+            "/dashboard/sign-in",
+            &[("email", email), ("password", PASSWORD)],
+        )
+        .await;
+    assert_eq!(page.status, StatusCode::SEE_OTHER, "{}", page.body);
+    browser
+}
+
+/// The CSRF token of a signed-in page (every page has the header's forms).
+async fn csrf(browser: &mut Browser) -> String {
+    let page = browser.get(TOKENS).await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+    page.csrf()
+}
+
+async fn sign_in_sessions_and_csrf(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let t = app.tenant("Bank").await;
+    add_user(&app, &t.org_id, "Ada@Bank.example", Role::Admin).await;
+    let mut browser = Browser::new(&app);
+
+    // Signed out: `/` and every page lead to the sign-in page.
+    let root = browser.get("/").await;
+    assert_eq!(root.location.as_deref(), Some("/dashboard"));
+    let page = browser.get(TOKENS).await;
+    assert_eq!(page.status, StatusCode::SEE_OTHER);
+    assert_eq!(page.location.as_deref(), Some("/dashboard/sign-in"));
+    let form = browser.get("/dashboard/sign-in").await;
+    form.assert_html();
+    assert!(form.body.contains("type=\"password\""));
+
+    // A wrong password and an unknown address get the same answer.
+    let wrong = browser
+        .submit(
+            "/dashboard/sign-in",
+            &[("email", "ada@bank.example"), ("password", "guess")],
+        )
+        .await;
+    let unknown = browser
+        .submit(
+            "/dashboard/sign-in",
+            &[("email", "eve@bank.example"), ("password", PASSWORD)],
+        )
+        .await;
+    for page in [&wrong, &unknown] {
+        assert_eq!(page.status, StatusCode::UNAUTHORIZED);
+        assert!(
+            page.body
+                .contains("The email address or the password is not right.")
+        );
+        assert!(page.set_cookie.is_none());
+    }
+
+    // Signing in (the address in any case) sets a confined cookie.
+    let signed = browser
+        .submit(
+            "/dashboard/sign-in",
+            &[("email", "ADA@bank.example"), ("password", PASSWORD)],
+        )
+        .await;
+    assert_eq!(signed.status, StatusCode::SEE_OTHER, "{}", signed.body);
+    let cookie = signed.set_cookie.expect("a session cookie");
+    for attribute in [
+        "idshare_dashboard=",
+        "HttpOnly",
+        "SameSite=Lax",
+        "Path=/dashboard",
+    ] {
+        assert!(cookie.contains(attribute), "{cookie}");
+    }
+    let home = browser.get("/dashboard").await;
+    assert_eq!(home.location.as_deref(), Some(TOKENS));
+    let list = browser.get(TOKENS).await;
+    list.assert_html();
+    assert!(list.body.contains("ada@bank.example · admin"));
+    assert!(list.body.contains("Sandbox: test data only."));
+    assert_eq!(
+        list.body.matches("content-security-policy").count(),
+        0,
+        "headers, not markup"
+    );
+
+    // Forms need the page's CSRF token.
+    let token = list.csrf();
+    let forged = browser
+        .submit(
+            "/dashboard/environment",
+            &[("csrf", "00"), ("environment", "production")],
+        )
+        .await;
+    assert_eq!(forged.status, StatusCode::FORBIDDEN);
+    let switched = browser
+        .submit(
+            "/dashboard/environment",
+            &[
+                ("csrf", &token),
+                ("environment", "production"),
+                ("back", TOKENS),
+            ],
+        )
+        .await;
+    assert_eq!(switched.location.as_deref(), Some(TOKENS));
+    let production = browser.get(TOKENS).await;
+    assert!(production.body.contains("Production: real end users"));
+
+    // Signing out ends the session on the server, not only in the browser.
+    let old_cookie = browser.cookie.clone();
+    let out = browser
+        .submit("/dashboard/sign-out", &[("csrf", &token)])
+        .await;
+    assert_eq!(out.location.as_deref(), Some("/dashboard/sign-in"));
+    browser.cookie = old_cookie;
+    let after = browser.get(TOKENS).await;
+    assert_eq!(after.location.as_deref(), Some("/dashboard/sign-in"));
+
+    // Repeated failures lock the address for a while, even with the right password.
+    for _ in 0..5 {
+        browser
+            .submit(
+                "/dashboard/sign-in",
+                &[("email", "ada@bank.example"), ("password", "guess")],
+            )
+            .await;
+    }
+    let locked = browser
+        .submit(
+            "/dashboard/sign-in",
+            &[("email", "ada@bank.example"), ("password", PASSWORD)],
+        )
+        .await;
+    assert_eq!(locked.status, StatusCode::TOO_MANY_REQUESTS);
+    assert!(locked.body.contains("Too many failed attempts"));
+
+    let missing = browser.get("/dashboard/no-such-page").await;
+    assert_eq!(missing.status, StatusCode::NOT_FOUND);
+    missing.assert_html();
+}
+
+fn id_of(doc: &Value) -> String {
+    doc["data"]["id"].as_str().unwrap().to_owned()
+}
+
+/// S with a completed inquiry and an active connection S→D; returns (connection, inquiry,
+/// destination template).
+async fn connect_setup(app: &TestApp, s: &Tenant, d: &Tenant) -> (String, String, String) {
+    let source_template = id_of(
+        &expect_status(
+            app.post(
+                &s.sandbox,
+                "/api/v1/inquiry-templates",
+                &json!({"data": {"attributes": {"name": "Onboarding", "field-schemas": [
+                    {"key": "name-first", "type": "string"}, {"key": "name-last", "type": "string"},
+                    {"key": "email-address", "type": "string"}],
+                  "verifications": [{"type": "email-address", "required": true}]}}}),
+            )
+            .await,
+            StatusCode::CREATED,
+        )
+        .await,
+    );
+    let inquiry = id_of(
+        &app.create_inquiry(
+            &s.sandbox,
+            &source_template,
+            json!({"name-first": "Ada", "name-last": "Lovelace", "email-address": "ada@example.com"}),
+        )
+        .await,
+    );
+    expect_status(
+        app.post(
+            &s.sandbox,
+            &format!("/api/v1/inquiries/{inquiry}/submit"),
+            &json!({}),
+        )
+        .await,
+        StatusCode::ACCEPTED,
+    )
+    .await;
+    app.drain().await;
+    let connection = id_of(
+        &expect_status(
+            app.post(
+                &s.sandbox,
+                "/api/v1/connect/connections",
+                &json!({"data": {"attributes": {"destination-organization-id": d.org_id.as_str()}}}),
+            )
+            .await,
+            StatusCode::CREATED,
+        )
+        .await,
+    );
+    expect_status(
+        app.post(
+            &d.sandbox,
+            &format!("/api/v1/connect/connections/{connection}/activate"),
+            &json!({}),
+        )
+        .await,
+        StatusCode::OK,
+    )
+    .await;
+    let destination_template = id_of(
+        &expect_status(
+            app.post(
+                &d.sandbox,
+                "/api/v1/inquiry-templates",
+                &json!({"data": {"attributes": {"name": "Brokerage", "field-schemas": [
+                    {"key": "name-first", "type": "string"}, {"key": "email-address", "type": "string"}],
+                  "verifications": [{"type": "email-address", "required": true, "reuse": {"max-age-days": 30}}]}}}),
+            )
+            .await,
+            StatusCode::CREATED,
+        )
+        .await,
+    );
+    (connection, inquiry, destination_template)
+}
+
+fn text_of(page: &Page, id: &str) -> String {
+    let marker = format!("id=\"{id}\">");
+    let start = page
+        .body
+        .find(&marker)
+        .unwrap_or_else(|| panic!("#{id} in {}", page.body))
+        + marker.len();
+    let end = page.body[start..].find('<').unwrap();
+    page.body[start..start + end].to_owned()
+}
+
+async fn share_tokens_are_created_and_redeemed_from_the_dashboard(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let s = app.tenant("Acme Bank").await;
+    let d = app.tenant("Globex").await;
+    let c = app.tenant("Stranger").await;
+    add_user(&app, &s.org_id, "ops@acme.example", Role::Admin).await;
+    add_user(&app, &d.org_id, "ops@globex.example", Role::Admin).await;
+    add_user(&app, &d.org_id, "auditor@globex.example", Role::Viewer).await;
+    add_user(&app, &c.org_id, "eve@stranger.example", Role::Admin).await;
+    let (connection, inquiry, template) = connect_setup(&app, &s, &d).await;
+
+    // The source creates the token from the list page; a bad id is refused next to the form,
+    // escaped.
+    let mut source = signed_in(&app, "ops@acme.example").await;
+    let token = csrf(&mut source).await;
+    let refused = source
+        .submit(
+            TOKENS,
+            &[
+                ("csrf", &token),
+                ("connection_id", &connection),
+                ("inquiry_id", "<script>alert(1)</script>"),
+            ],
+        )
+        .await;
+    assert_eq!(refused.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(!refused.body.contains("<script>alert(1)</script>"));
+    assert!(refused.body.contains("script&#62;alert(1)"), "kept, escaped");
+    let created = source
+        .submit(
+            TOKENS,
+            &[
+                ("csrf", &token),
+                ("connection_id", &connection),
+                ("inquiry_id", &inquiry),
+            ],
+        )
+        .await;
+    assert_eq!(created.status, StatusCode::SEE_OTHER, "{}", created.body);
+    let token_path = created.location.unwrap();
+    let share_token = token_path.rsplit('/').next().unwrap().to_owned();
+    assert!(share_token.starts_with("cnst_"));
+
+    // The destination pastes the token, previews with its template, and redeems.
+    let mut destination = signed_in(&app, "ops@globex.example").await;
+    let list = destination
+        .get(&format!("{TOKENS}?direction=inbound"))
+        .await;
+    assert!(list.body.contains(&share_token), "{}", list.body);
+    let opened = destination
+        .get(&format!("{TOKENS}/open?token={share_token}"))
+        .await;
+    assert_eq!(opened.location.as_deref(), Some(token_path.as_str()));
+    let preview = destination
+        .get(&format!("{token_path}?template={template}"))
+        .await;
+    assert_eq!(preview.status, StatusCode::OK, "{}", preview.body);
+    assert!(preview.body.contains("will-complete"), "{}", preview.body);
+    assert!(
+        !preview.body.contains("ada@example.com"),
+        "a preview shows no value"
+    );
+    let redeemed = destination
+        .submit(
+            &format!("{token_path}/redeem"),
+            &[("csrf", &preview.csrf()), ("template", &template)],
+        )
+        .await;
+    assert_eq!(redeemed.location.as_deref(), Some(token_path.as_str()));
+    let pending = destination.get(&token_path).await;
+    assert_eq!(text_of(&pending, "token-status"), "pending");
+    assert!(
+        pending.body.contains("http-equiv=\"refresh\""),
+        "follows itself"
+    );
+    app.drain().await;
+    let done = destination.get(&token_path).await;
+    assert_eq!(text_of(&done, "token-status"), "redeemed");
+    assert!(!done.body.contains("http-equiv=\"refresh\""));
+    let destination_inquiry = text_of(&done, "destination-inquiry");
+    let copied = expect_status(
+        app.get(
+            &d.sandbox,
+            &format!("/api/v1/inquiries/{destination_inquiry}"),
+        )
+        .await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(copied["data"]["attributes"]["status"], "completed");
+    assert_eq!(
+        copied["data"]["attributes"]["fields"]["name-first"]["value"],
+        "Ada"
+    );
+
+    // A viewer sees but cannot redeem; a second token stays `created`.
+    let second = source
+        .submit(
+            TOKENS,
+            &[
+                ("csrf", &token),
+                ("connection_id", &connection),
+                ("inquiry_id", &inquiry),
+            ],
+        )
+        .await
+        .location
+        .unwrap();
+    let mut viewer = signed_in(&app, "auditor@globex.example").await;
+    let seen = viewer.get(&format!("{second}?template={template}")).await;
+    assert_eq!(seen.status, StatusCode::OK);
+    assert!(seen.body.contains("Your role cannot redeem"));
+    let denied = viewer
+        .submit(
+            &format!("{second}/redeem"),
+            &[("csrf", &seen.csrf()), ("template", &template)],
+        )
+        .await;
+    assert_eq!(denied.status, StatusCode::FORBIDDEN);
+    let still = destination.get(&second).await;
+    assert_eq!(text_of(&still, "token-status"), "created");
+
+    // Another organization, and the other environment, find nothing.
+    let mut stranger = signed_in(&app, "eve@stranger.example").await;
+    let foreign = stranger.get(&token_path).await;
+    assert_eq!(foreign.status, StatusCode::NOT_FOUND);
+    assert!(!foreign.body.contains(&inquiry));
+    let stranger_csrf = csrf(&mut stranger).await;
+    let attempt = stranger
+        .submit(
+            &format!("{second}/redeem"),
+            &[("csrf", &stranger_csrf), ("template", &template)],
+        )
+        .await;
+    assert_eq!(attempt.status, StatusCode::NOT_FOUND);
+    let d_csrf = csrf(&mut destination).await;
+    destination
+        .submit(
+            "/dashboard/environment",
+            &[("csrf", &d_csrf), ("environment", "production")],
+        )
+        .await;
+    assert_eq!(
+        destination.get(&token_path).await.status,
+        StatusCode::NOT_FOUND
+    );
+
+    // The source expires the second token.
+    let expired = source
+        .submit(&format!("{second}/expire"), &[("csrf", &token)])
+        .await;
+    assert_eq!(expired.status, StatusCode::SEE_OTHER);
+    assert_eq!(
+        text_of(&source.get(&second).await, "token-status"),
+        "expired"
+    );
+}
+
+backend_tests!(
+    sign_in_sessions_and_csrf,
+    share_tokens_are_created_and_redeemed_from_the_dashboard,
+);

@@ -1,0 +1,485 @@
+//! Connect > Share Tokens: the list (both directions), creating a token (source), redeeming
+//! one with a template after seeing the preview (destination), following it to `redeemed`,
+//! and expiring one.
+
+use askama::Template;
+use axum::{
+    Form, Router,
+    extract::{Path, Query, State},
+    http::StatusCode,
+    response::Response,
+    routing::{get, post},
+};
+use idshare_domain::{
+    connect::{ConnectionStatus, Direction, Side},
+    id::ShareTokenId,
+    preview::Preview,
+    share_token::ShareTokenStatus,
+    time_format::format_timestamp,
+};
+use idshare_store::{
+    Cursor,
+    connections::{self, ConnectionFilter},
+    share_tokens::{self, ShareToken, ShareTokenFilter},
+    templates,
+    users::Role,
+};
+use serde::Deserialize;
+
+use super::{Chrome, PageError, Signed};
+use crate::{
+    app::AppState,
+    error::ApiError,
+    service::{
+        Creator,
+        redemption::{self, Redeem},
+        share_tokens::{self as service, NewShareToken},
+    },
+    web,
+};
+
+const PATH: &str = "/dashboard/connect/share-tokens";
+/// Who may create, redeem and expire share tokens.
+const CONNECT_WRITERS: &[Role] = &[Role::Admin];
+const PAGE_SIZE: u32 = 25;
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route(PATH, get(list).post(create))
+        .route("/dashboard/connect/share-tokens/open", get(open))
+        .route("/dashboard/connect/share-tokens/{id}", get(show))
+        .route("/dashboard/connect/share-tokens/{id}/redeem", post(redeem))
+        .route("/dashboard/connect/share-tokens/{id}/expire", post(expire))
+}
+
+/// One token as a row of the list or the head of its page.
+#[derive(Debug)]
+struct TokenView {
+    id: String,
+    direction: &'static str,
+    status: &'static str,
+    connection: String,
+    source_inquiry: Option<String>,
+    destination_inquiry: Option<String>,
+    created_at: String,
+    expires_at: String,
+    pending_at: Option<String>,
+    redeemed_at: Option<String>,
+    failed_at: Option<String>,
+    failure_reason: Option<String>,
+}
+
+impl TokenView {
+    fn new(token: &ShareToken, signed: &Signed) -> Self {
+        let side = if token.source_org_id == signed.session.user.org_id {
+            Side::Source
+        } else {
+            Side::Destination
+        };
+        let ts = |t: Option<time::OffsetDateTime>| t.map(format_timestamp);
+        Self {
+            id: token.id.to_string(),
+            direction: side.direction().as_str(),
+            status: token.status.as_str(),
+            connection: token.connection_id.to_string(),
+            // The source inquiry is the source's: the destination sees only that one exists.
+            source_inquiry: (side == Side::Source).then(|| token.source_inquiry_id.to_string()),
+            destination_inquiry: (side == Side::Destination)
+                .then(|| {
+                    token
+                        .destination_inquiry_id
+                        .as_ref()
+                        .map(ToString::to_string)
+                })
+                .flatten(),
+            created_at: format_timestamp(token.created_at),
+            expires_at: format_timestamp(token.expires_at),
+            pending_at: ts(token.pending_at),
+            redeemed_at: ts(token.redeemed_at),
+            failed_at: ts(token.failed_at),
+            failure_reason: token.failure_reason.clone(),
+        }
+    }
+}
+
+#[derive(Debug)]
+struct Choice {
+    value: String,
+    label: String,
+    selected: bool,
+}
+
+#[derive(Debug, Template)]
+#[template(path = "dashboard/share_tokens.html")]
+struct ListPage {
+    chrome: Chrome,
+    tokens: Vec<TokenView>,
+    directions: Vec<Choice>,
+    statuses: Vec<Choice>,
+    next: Option<String>,
+    can_write: bool,
+    connections: Vec<Choice>,
+    error: Option<String>,
+    inquiry_id: String,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct ListQuery {
+    direction: Option<String>,
+    status: Option<String>,
+    after: Option<String>,
+}
+
+fn choices(all: &[&str], chosen: Option<&str>) -> Vec<Choice> {
+    std::iter::once(("", "All"))
+        .chain(all.iter().map(|v| (*v, *v)))
+        .map(|(value, label)| Choice {
+            value: value.to_owned(),
+            label: label.to_owned(),
+            selected: chosen.unwrap_or("") == value,
+        })
+        .collect()
+}
+
+async fn list_page(
+    state: &AppState,
+    signed: &Signed,
+    query: &ListQuery,
+    error: Option<String>,
+    inquiry_id: String,
+) -> Result<ListPage, PageError> {
+    let scope = signed.scope();
+    let direction = query
+        .direction
+        .as_deref()
+        .filter(|d| !d.is_empty())
+        .map(|d| d.parse::<Direction>().map_err(|_| PageError::NotFound))
+        .transpose()?;
+    let status = query
+        .status
+        .as_deref()
+        .filter(|s| !s.is_empty())
+        .map(|s| {
+            s.parse::<ShareTokenStatus>()
+                .map_err(|_| PageError::NotFound)
+        })
+        .transpose()?;
+    let filter = ShareTokenFilter {
+        connection_id: None,
+        status,
+        direction,
+    };
+    let mut tx = state.store().begin_read().await?;
+    let cursor = match query.after.as_deref().filter(|a| !a.is_empty()) {
+        Some(after) => Cursor::After(after),
+        None => Cursor::Start,
+    };
+    let page = share_tokens::list(&mut tx, &scope, &filter, cursor, PAGE_SIZE)
+        .await?
+        .ok_or(PageError::NotFound)?;
+    let outbound = ConnectionFilter {
+        status: Some(ConnectionStatus::Active),
+        destination_org_id: None,
+        direction: Some(Direction::Outbound),
+    };
+    let connections = connections::list(&mut tx, &scope, &outbound, Cursor::Start, 100)
+        .await?
+        .map(|p| p.items)
+        .unwrap_or_default();
+    let next = page.has_older.then(|| {
+        let last = page
+            .items
+            .last()
+            .map(|t| t.id.to_string())
+            .unwrap_or_default();
+        format!(
+            "{PATH}?direction={}&status={}&after={last}",
+            query.direction.as_deref().unwrap_or(""),
+            query.status.as_deref().unwrap_or("")
+        )
+    });
+    Ok(ListPage {
+        chrome: signed.chrome("share-tokens"),
+        tokens: page
+            .items
+            .iter()
+            .map(|t| TokenView::new(t, signed))
+            .collect(),
+        directions: choices(&["outbound", "inbound"], query.direction.as_deref()),
+        statuses: choices(
+            &["created", "pending", "redeemed", "failed", "expired"],
+            query.status.as_deref(),
+        ),
+        next,
+        can_write: CONNECT_WRITERS.contains(&signed.role()),
+        connections: connections
+            .iter()
+            .map(|c| Choice {
+                value: c.id.to_string(),
+                label: format!("{} → {}", c.id, c.destination_org_id),
+                selected: false,
+            })
+            .collect(),
+        error,
+        inquiry_id,
+    })
+}
+
+async fn list(
+    State(state): State<AppState>,
+    signed: Signed,
+    Query(query): Query<ListQuery>,
+) -> Result<Response, PageError> {
+    let page = list_page(&state, &signed, &query, None, String::new()).await?;
+    Ok(web::html(StatusCode::OK, page.render()))
+}
+
+#[derive(Debug, Deserialize)]
+struct CreateForm {
+    csrf: String,
+    connection_id: String,
+    inquiry_id: String,
+}
+
+/// Creates a token; a refusal shows the list again with the reason next to the form.
+async fn create(
+    State(state): State<AppState>,
+    signed: Signed,
+    Form(form): Form<CreateForm>,
+) -> Result<Response, PageError> {
+    signed.check_csrf(&state, &form.csrf)?;
+    signed.require(CONNECT_WRITERS)?;
+    let created = service::create(
+        &state,
+        &signed.scope(),
+        Creator::User(&signed.session.user.id),
+        NewShareToken {
+            connection_id: &form.connection_id,
+            source_id: &form.inquiry_id,
+            expires_in_seconds: None,
+        },
+    )
+    .await;
+    match created {
+        Ok(token) => Ok(web::see_other(&format!("{PATH}/{}", token.id), None)),
+        Err(e) if e.status.is_client_error() => {
+            let page = list_page(
+                &state,
+                &signed,
+                &ListQuery::default(),
+                Some(reason(&e)),
+                form.inquiry_id.clone(),
+            )
+            .await?;
+            Ok(web::html(StatusCode::UNPROCESSABLE_ENTITY, page.render()))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// What an API refusal says, for a person (a 404 of a pasted id reads as "not found").
+fn reason(e: &ApiError) -> String {
+    if e.status == StatusCode::NOT_FOUND {
+        return "No such object exists in this organization and environment.".to_owned();
+    }
+    e.errors
+        .iter()
+        .map(|e| e.details.as_str())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+#[derive(Debug, Deserialize)]
+struct OpenQuery {
+    token: String,
+}
+
+/// "Paste a token": to the token's page.
+async fn open(_signed: Signed, Query(query): Query<OpenQuery>) -> Response {
+    let token = query.token.trim();
+    match ShareTokenId::parse(token) {
+        Ok(id) => web::see_other(&format!("{PATH}/{id}"), None),
+        Err(_) => super::not_found(),
+    }
+}
+
+#[derive(Debug)]
+struct RequirementView {
+    kind: &'static str,
+    label: String,
+}
+
+#[derive(Debug)]
+struct PreviewView {
+    template: String,
+    outcome: &'static str,
+    satisfied: Vec<RequirementView>,
+    reused: Vec<&'static str>,
+    to_run: Vec<&'static str>,
+    missing: Vec<RequirementView>,
+}
+
+impl PreviewView {
+    fn new(template: String, preview: &Preview) -> Self {
+        let requirements = |list: &[idshare_domain::requirements::Requirement]| {
+            list.iter()
+                .map(|r| RequirementView {
+                    kind: r.kind.as_str(),
+                    label: r.label.clone(),
+                })
+                .collect()
+        };
+        Self {
+            template,
+            outcome: preview.outcome.as_str(),
+            satisfied: requirements(&preview.satisfied),
+            reused: preview.reused.iter().map(|v| v.as_str()).collect(),
+            to_run: preview.to_run.iter().map(|v| v.as_str()).collect(),
+            missing: requirements(&preview.missing),
+        }
+    }
+}
+
+#[derive(Debug, Template)]
+#[template(path = "dashboard/share_token.html")]
+struct TokenPage {
+    chrome: Chrome,
+    token: TokenView,
+    /// Reload every second while the redemption runs (no JavaScript needed).
+    refresh: bool,
+    can_redeem: bool,
+    can_expire: bool,
+    templates: Vec<Choice>,
+    preview: Option<PreviewView>,
+    error: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct ShowQuery {
+    template: Option<String>,
+}
+
+async fn token_page(
+    state: &AppState,
+    signed: &Signed,
+    id: &ShareTokenId,
+    template: Option<&str>,
+    error: Option<String>,
+) -> Result<TokenPage, PageError> {
+    let scope = signed.scope();
+    let (token, _) = service::get(state, &scope, id, false).await?;
+    let view = TokenView::new(&token, signed);
+    let redeemable = view.direction == Direction::Inbound.as_str()
+        && token.status == ShareTokenStatus::Created
+        && token.expires_at > state.now();
+    let can_write = CONNECT_WRITERS.contains(&signed.role());
+    let mut templates_list = vec![];
+    let mut preview = None;
+    if redeemable {
+        let mut tx = state.store().begin_read().await?;
+        let all = templates::list(&mut tx, &scope, Cursor::Start, 100)
+            .await?
+            .map(|p| p.items)
+            .unwrap_or_default();
+        drop(tx);
+        templates_list = all
+            .iter()
+            .filter(|t| t.published_version_id.is_some())
+            .map(|t| Choice {
+                value: t.id.to_string(),
+                label: format!("{} ({})", t.name, t.id),
+                selected: template == Some(t.id.as_str()),
+            })
+            .collect();
+        if let Some(template) = template.filter(|t| !t.is_empty()) {
+            match service::preview(state, &scope, id, template, &[]).await {
+                Ok((_, template_id, prediction)) => {
+                    preview = Some(PreviewView::new(template_id.to_string(), &prediction));
+                }
+                Err(e) if e.status.is_client_error() => {
+                    return Box::pin(token_page(state, signed, id, None, Some(reason(&e)))).await;
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+    Ok(TokenPage {
+        chrome: signed.chrome("share-tokens"),
+        refresh: token.status == ShareTokenStatus::Pending,
+        can_redeem: redeemable && can_write,
+        can_expire: view.direction == Direction::Outbound.as_str()
+            && token.status == ShareTokenStatus::Created
+            && can_write,
+        token: view,
+        templates: templates_list,
+        preview,
+        error,
+    })
+}
+
+async fn show(
+    State(state): State<AppState>,
+    signed: Signed,
+    Path(id): Path<String>,
+    Query(query): Query<ShowQuery>,
+) -> Result<Response, PageError> {
+    let id = ShareTokenId::parse(&id).map_err(|_| PageError::NotFound)?;
+    let page = token_page(&state, &signed, &id, query.template.as_deref(), None).await?;
+    Ok(web::html(StatusCode::OK, page.render()))
+}
+
+#[derive(Debug, Deserialize)]
+struct RedeemForm {
+    csrf: String,
+    template: String,
+}
+
+/// Redeems into a new inquiry of the chosen template; the token's page then follows it.
+async fn redeem(
+    State(state): State<AppState>,
+    signed: Signed,
+    Path(id): Path<String>,
+    Form(form): Form<RedeemForm>,
+) -> Result<Response, PageError> {
+    signed.check_csrf(&state, &form.csrf)?;
+    signed.require(CONNECT_WRITERS)?;
+    let id = ShareTokenId::parse(&id).map_err(|_| PageError::NotFound)?;
+    let redeemed = redemption::redeem(
+        &state,
+        &signed.scope(),
+        &id,
+        Redeem {
+            destination_id: None,
+            inquiry_template_id: Some(form.template.clone()),
+            field_mappings: vec![],
+        },
+    )
+    .await;
+    match redeemed {
+        Ok(_) => Ok(web::see_other(&format!("{PATH}/{id}"), None)),
+        Err(e) if e.status.is_client_error() && e.status != StatusCode::NOT_FOUND => {
+            let page = token_page(&state, &signed, &id, None, Some(reason(&e))).await?;
+            Ok(web::html(StatusCode::UNPROCESSABLE_ENTITY, page.render()))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+async fn expire(
+    State(state): State<AppState>,
+    signed: Signed,
+    Path(id): Path<String>,
+    Form(form): Form<super::CsrfForm>,
+) -> Result<Response, PageError> {
+    signed.check_csrf(&state, &form.csrf)?;
+    signed.require(CONNECT_WRITERS)?;
+    let id = ShareTokenId::parse(&id).map_err(|_| PageError::NotFound)?;
+    match service::expire(&state, &signed.scope(), &id).await {
+        Ok(_) => Ok(web::see_other(&format!("{PATH}/{id}"), None)),
+        Err(e) if e.status.is_client_error() && e.status != StatusCode::NOT_FOUND => {
+            let page = token_page(&state, &signed, &id, None, Some(reason(&e))).await?;
+            Ok(web::html(StatusCode::UNPROCESSABLE_ENTITY, page.render()))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
