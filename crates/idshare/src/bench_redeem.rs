@@ -20,123 +20,26 @@ use std::{
     time::{Duration, Instant},
 };
 
-use anyhow::{Context, Result, bail, ensure};
+use anyhow::{Result, bail, ensure};
 use futures::{StreamExt, stream};
-use idshare_domain::{environment::Environment, permission::PermissionSet};
 use idshare_server::{
     app::{self, AppState},
     config::{Config, Secret},
 };
-use idshare_store::{Scope, Store, api_keys, orgs};
+use idshare_store::Store;
 use reqwest::StatusCode;
-use serde_json::{Value, json};
-use time::OffsetDateTime;
+use serde_json::json;
+
+use crate::bench_common::{
+    Api, CEILING_WRITES, millis, org_with_key, peak_rss_kib, quantile, storage_ceiling,
+    template_body,
+};
 
 const TOKENS: &str = "/api/v1/connect/share-tokens";
-/// Sequential single-row write transactions timed for the storage ceiling.
-const CEILING_WRITES: usize = 2_000;
 /// How often the poller lists the redeemed tokens.
 const POLL: Duration = Duration::from_millis(20);
 /// Give up waiting for a pipeline after this long.
 const PATIENCE: Duration = Duration::from_secs(600);
-
-struct Api {
-    client: reqwest::Client,
-    base: String,
-}
-
-impl Api {
-    async fn send(
-        &self,
-        key: &str,
-        path: &str,
-        body: Option<&Value>,
-    ) -> Result<(StatusCode, Value)> {
-        let url = format!("{}{path}", self.base);
-        let request = match body {
-            Some(body) => self.client.post(url).json(body),
-            None => self.client.get(url),
-        };
-        let response = request.bearer_auth(key).send().await?;
-        let status = response.status();
-        let text = response.text().await?;
-        let doc = serde_json::from_str(&text).unwrap_or(Value::String(text));
-        Ok((status, doc))
-    }
-
-    async fn expect(
-        &self,
-        key: &str,
-        path: &str,
-        body: Option<&Value>,
-        want: StatusCode,
-    ) -> Result<Value> {
-        let (status, doc) = self.send(key, path, body).await?;
-        if status != want {
-            bail!("{path}: {status}, expected {want}: {doc}");
-        }
-        Ok(doc)
-    }
-
-    async fn create(&self, key: &str, path: &str, body: &Value) -> Result<String> {
-        let doc = self
-            .expect(key, path, Some(body), StatusCode::CREATED)
-            .await?;
-        id_of(&doc)
-    }
-}
-
-fn id_of(doc: &Value) -> Result<String> {
-    doc["data"]["id"]
-        .as_str()
-        .map(str::to_owned)
-        .with_context(|| format!("no data.id in {doc}"))
-}
-
-fn template_body(fields: &[&str]) -> Value {
-    let schemas: Vec<Value> = fields
-        .iter()
-        .map(|k| json!({"key": k, "type": "string"}))
-        .collect();
-    json!({"data": {"attributes": {"name": "bench", "field-schemas": schemas,
-        "verifications": [{"type": "email-address", "required": true}]}}})
-}
-
-fn millis(d: Duration) -> f64 {
-    d.as_secs_f64() * 1e3
-}
-
-/// The `q` quantile (nearest rank) of sorted durations.
-fn quantile(sorted: &[Duration], q: f64) -> Duration {
-    if sorted.is_empty() {
-        return Duration::ZERO;
-    }
-    let rank = ((q * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
-    sorted[rank - 1]
-}
-
-/// Peak resident set size of this process (VmHWM), in KiB.
-fn peak_rss_kib() -> Option<u64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
-    line.split_whitespace().nth(1)?.parse().ok()
-}
-
-async fn org_with_key(store: &Store, name: &str) -> Result<(String, String)> {
-    let now = OffsetDateTime::now_utc();
-    let mut tx = store.begin_write().await?;
-    let org = orgs::create(&mut tx, name, now).await?;
-    let (_, secret) = api_keys::create(
-        &mut tx,
-        &Scope::new(org.id.clone(), Environment::Sandbox),
-        "bench",
-        &PermissionSet::all(),
-        now,
-    )
-    .await?;
-    tx.commit().await?;
-    Ok((org.id.to_string(), secret))
-}
 
 /// Runs the benchmark and prints the figures.
 pub async fn run(
@@ -382,14 +285,7 @@ pub async fn run(
     let rate = tokens as f64 / span.as_secs_f64().max(1e-9);
 
     // ---- Storage ceiling: sequential single-row write transactions through the same Store.
-    let started = Instant::now();
-    for i in 0..CEILING_WRITES {
-        let mut tx = store.begin_write().await?;
-        orgs::create(&mut tx, &format!("ceiling {i}"), OffsetDateTime::now_utc()).await?;
-        tx.commit().await?;
-    }
-    let ceiling_time = started.elapsed();
-    let ceiling = CEILING_WRITES as f64 / ceiling_time.as_secs_f64().max(1e-9);
+    let (ceiling, ceiling_time) = storage_ceiling(&store).await?;
 
     println!(
         "redeem calls: all {tokens} answered 200 in {:.2} s; latency p50 {:.1} ms, p99 {:.1} ms",

@@ -1,7 +1,9 @@
 //! `idshare`: the server binary and its operator commands.
 
+mod bench_common;
 mod bench_redeem;
 mod bench_screening;
+mod bench_webhooks;
 mod demo;
 mod lists_cli;
 mod mrz_cli;
@@ -174,6 +176,25 @@ enum BenchCommand {
         /// its database, to create the two organizations and their keys).
         #[arg(long)]
         url: Option<String>,
+    },
+    /// Webhook deliveries per second and their latency next to the events written through the
+    /// API (inquiries created), with a loopback receiver that verifies every signature.
+    Webhooks {
+        /// Events to write (`inquiry.created`, one inquiry created each).
+        #[arg(long, default_value_t = 1_000)]
+        events: usize,
+        /// Webhooks subscribed to the event: each event is delivered to every one.
+        #[arg(long, default_value_t = 1)]
+        webhooks: usize,
+        /// Inquiry-create calls in flight.
+        #[arg(long, default_value_t = 16)]
+        concurrency: usize,
+        /// Webhook workers of the in-process server [default: the server's default].
+        #[arg(long)]
+        webhook_workers: Option<u32>,
+        /// sqlite://… or postgres://… [default: SQLite in a temporary directory].
+        #[arg(long)]
+        database_url: Option<String>,
     },
 }
 
@@ -370,6 +391,25 @@ async fn run(cli: &Cli) -> anyhow::Result<std::process::ExitCode> {
                     url,
                 },
         } => bench_redeem::run(*tokens, *concurrency, database_url.clone(), url.clone()).await,
+        Command::Bench {
+            command:
+                BenchCommand::Webhooks {
+                    events,
+                    webhooks,
+                    concurrency,
+                    webhook_workers,
+                    database_url,
+                },
+        } => {
+            bench_webhooks::run(
+                *events,
+                *webhooks,
+                *concurrency,
+                *webhook_workers,
+                database_url.clone(),
+            )
+            .await
+        }
     };
     outcome.map(|()| std::process::ExitCode::SUCCESS)
 }
