@@ -8,6 +8,16 @@ pub mod names {
     pub const INQUIRY_UPDATED: &str = "inquiry.updated";
     pub const INQUIRY_UPDATED_TAGS: &str = "inquiry.updated-tags";
     pub const INQUIRY_REDACTED: &str = "inquiry.redacted";
+    /// A phone number or email address confirmed with a code.
+    pub const INQUIRY_FIELD_CONFIRMED: &str = "inquiry.field-confirmed";
+    /// Reports: `report/<type>.ready` when a report ran, `.matched` when it found matches,
+    /// `.dismissed` when a reviewer dismissed them.
+    pub const REPORT_WATCHLIST_READY: &str = "report/watchlist.ready";
+    pub const REPORT_WATCHLIST_MATCHED: &str = "report/watchlist.matched";
+    pub const REPORT_WATCHLIST_DISMISSED: &str = "report/watchlist.dismissed";
+    pub const REPORT_PEP_READY: &str = "report/politically-exposed-person.ready";
+    pub const REPORT_PEP_MATCHED: &str = "report/politically-exposed-person.matched";
+    pub const REPORT_PEP_DISMISSED: &str = "report/politically-exposed-person.dismissed";
     pub const INQUIRY_TEMPLATE_CREATED: &str = "inquiry-template.created";
     pub const INQUIRY_TEMPLATE_VERSION_CREATED: &str = "inquiry-template-version.created";
     pub const INQUIRY_TEMPLATE_VERSION_PUBLISHED: &str = "inquiry-template-version.published";

@@ -34,6 +34,7 @@ pub const SUBSCRIBABLE_EVENTS: &[&str] = &[
     names::INQUIRY_UPDATED,
     names::INQUIRY_UPDATED_TAGS,
     names::INQUIRY_REDACTED,
+    names::INQUIRY_FIELD_CONFIRMED,
     names::INQUIRY_TEMPLATE_CREATED,
     names::INQUIRY_TEMPLATE_VERSION_CREATED,
     names::INQUIRY_TEMPLATE_VERSION_PUBLISHED,
@@ -41,6 +42,12 @@ pub const SUBSCRIBABLE_EVENTS: &[&str] = &[
     names::VERIFICATION_FAILED,
     names::VERIFICATION_SUBMITTED,
     names::VERIFICATION_REQUIRES_RETRY,
+    names::REPORT_WATCHLIST_READY,
+    names::REPORT_WATCHLIST_MATCHED,
+    names::REPORT_WATCHLIST_DISMISSED,
+    names::REPORT_PEP_READY,
+    names::REPORT_PEP_MATCHED,
+    names::REPORT_PEP_DISMISSED,
     names::DOCUMENT_CREATED,
     names::FILE_CREATED,
     names::CONNECTION_CREATED,
@@ -659,6 +666,13 @@ mod tests {
         }
         for name in emitted {
             assert_eq!(known_event(name), Some(name), "{name}");
+        }
+        // The server names report events `report/<type>.<what>`.
+        for report in crate::template::ReportType::ALL {
+            for what in ["ready", "matched", "dismissed"] {
+                let name = format!("report/{report}.{what}");
+                assert!(known_event(&name).is_some(), "{name}");
+            }
         }
         for (i, name) in SUBSCRIBABLE_EVENTS.iter().enumerate() {
             assert!(!SUBSCRIBABLE_EVENTS[..i].contains(name), "{name} twice");

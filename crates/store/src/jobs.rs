@@ -194,25 +194,29 @@ pub async fn fail(
     tx.commit().await
 }
 
-/// Returns jobs whose lease ran out (their worker died) to the queue; exhausted ones go dead.
-pub async fn reap(store: &Store, now: OffsetDateTime) -> Result<u64, StoreError> {
+/// Returns jobs whose lease ran out (their worker died) to the queue; exhausted ones go dead
+/// and are returned, so that what they held can be released.
+pub async fn reap(store: &Store, now: OffsetDateTime) -> Result<Vec<Job>, StoreError> {
     let micros = to_unix_micros(now);
     let mut tx = store.begin_write().await?;
-    let reaped = on_conn!(&mut tx, |conn| {
-        sqlx::query(
+    let rows: Vec<JobRow> = on_conn!(&mut tx, |conn| {
+        sqlx::query_as(
             "UPDATE jobs SET \
                status = CASE WHEN attempts >= max_attempts THEN 'dead' ELSE 'queued' END, \
                last_error = 'lease expired: the worker stopped before finishing', \
                locked_by = NULL, locked_until = NULL, run_at = $1, updated_at = $1 \
-             WHERE status = 'running' AND locked_until < $1",
+             WHERE status = 'running' AND locked_until < $1 \
+             RETURNING id, queue, kind, payload, attempts, max_attempts",
         )
         .bind(micros)
-        .execute(conn)
+        .fetch_all(conn)
         .await?
-        .rows_affected()
     });
     tx.commit().await?;
-    Ok(reaped)
+    rows.into_iter()
+        .map(Job::try_from)
+        .filter(|job| job.as_ref().map_or(true, |j| j.attempts >= j.max_attempts))
+        .collect()
 }
 
 /// The exponential backoff before attempt `attempts + 1`: 2^attempts seconds (capped at one

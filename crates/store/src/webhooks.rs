@@ -559,6 +559,29 @@ pub async fn abandon(
     Ok(updated == 1)
 }
 
+/// Ends every pending delivery of a webhook that was disabled or archived: `failed` with
+/// `reason`, redeliverable once the webhook is enabled again.
+pub async fn abandon_pending(
+    tx: &mut Tx,
+    webhook_id: &WebhookId,
+    reason: &str,
+    now: OffsetDateTime,
+) -> Result<u64, StoreError> {
+    let updated = on_conn!(tx, |conn| {
+        sqlx::query(
+            "UPDATE webhook_deliveries SET status = 'failed', last_error = $1, \
+             next_attempt_at = NULL, updated_at = $2 WHERE webhook_id = $3 AND status = 'pending'",
+        )
+        .bind(reason)
+        .bind(to_unix_micros(now))
+        .bind(webhook_id.as_str())
+        .execute(conn)
+        .await?
+        .rows_affected()
+    });
+    Ok(updated)
+}
+
 /// Puts a finished (delivered or failed) delivery back to `pending` for a redelivery. Returns
 /// false when it is already pending, so concurrent redeliveries enqueue one job.
 pub async fn reopen(
@@ -570,7 +593,7 @@ pub async fn reopen(
     let updated = on_conn!(tx, |conn| {
         sqlx::query(
             "UPDATE webhook_deliveries SET status = 'pending', next_attempt_at = $1, \
-             updated_at = $1 WHERE id = $2 AND status <> 'pending'",
+             delivered_at = NULL, updated_at = $1 WHERE id = $2 AND status <> 'pending'",
         )
         .bind(micros)
         .bind(id.as_str())

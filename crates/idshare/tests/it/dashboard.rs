@@ -282,7 +282,10 @@ async fn share_tokens_are_created_and_redeemed_from_the_dashboard(backend: Backe
         .await;
     assert_eq!(refused.status, StatusCode::UNPROCESSABLE_ENTITY);
     assert!(!refused.body.contains("<script>alert(1)</script>"));
-    assert!(refused.body.contains("script&#62;alert(1)"), "kept, escaped");
+    assert!(
+        refused.body.contains("script&#62;alert(1)"),
+        "kept, escaped"
+    );
     let created = source
         .submit(
             TOKENS,

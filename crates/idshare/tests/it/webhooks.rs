@@ -651,6 +651,79 @@ async fn bad_receivers_are_recorded_and_block_nothing(backend: Backend) {
     assert!(deliveries(&app, key, &disabled_id).await.is_empty());
 }
 
+/// Disabling a webhook ends its pending deliveries at once (failed, with the reason); a
+/// delivery whose job dies on its last lease ends failed too: none stays pending forever.
+async fn no_delivery_stays_pending(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let t = app.tenant("Bank").await;
+    let key = &t.sandbox;
+    let receiver = Receiver::start().await;
+    receiver.answer(500);
+    let (webhook, _) = create_webhook(
+        &app,
+        key,
+        json!({"url": receiver.url, "enabled-events": ["inquiry-template.created"]}),
+    )
+    .await;
+    app.create_template(key).await;
+    app.drain().await;
+    assert_eq!(
+        deliveries(&app, key, &webhook).await[0]["attributes"]["status"],
+        "pending"
+    );
+    expect_status(
+        app.post(key, &format!("{WEBHOOKS}/{webhook}/disable"), &json!({}))
+            .await,
+        StatusCode::OK,
+    )
+    .await;
+    let ended = deliveries(&app, key, &webhook).await[0].clone();
+    assert_eq!(ended["attributes"]["status"], "failed");
+    assert_eq!(
+        ended["attributes"]["last-error"],
+        "not sent: the webhook was disabled"
+    );
+
+    // A worker that dies holding the last attempt: the reaper gives the delivery up.
+    expect_status(
+        app.post(key, &format!("{WEBHOOKS}/{webhook}/enable"), &json!({}))
+            .await,
+        StatusCode::OK,
+    )
+    .await;
+    app.create_template(key).await;
+    let store = app.state.store();
+    for _ in 0..8 {
+        let claimed = idshare_store::jobs::claim(
+            store,
+            "doomed",
+            Some("webhooks"),
+            app.state.now(),
+            time::Duration::ZERO,
+            1,
+        )
+        .await
+        .unwrap();
+        assert_eq!(claimed.len(), 1);
+        app.state.advance_clock(time::Duration::seconds(1));
+        idshare_server::jobs::reap(&app.state).await;
+    }
+    let list = deliveries(&app, key, &webhook).await;
+    let given_up = &list[0]["attributes"];
+    assert_eq!(given_up["status"], "failed", "{given_up}");
+    assert!(
+        given_up["last-error"]
+            .as_str()
+            .unwrap()
+            .contains("given up"),
+        "{given_up}"
+    );
+    assert!(
+        receiver.received().len() <= 2,
+        "the doomed worker sent nothing"
+    );
+}
+
 backend_tests!(
     webhook_management_and_validation,
     private_targets_are_refused,
@@ -658,4 +731,5 @@ backend_tests!(
     rotation_signs_with_both_secrets_until_the_old_expires,
     payloads_follow_inflection_and_blocklist,
     bad_receivers_are_recorded_and_block_nothing,
+    no_delivery_stays_pending,
 );

@@ -212,6 +212,20 @@ async fn give_up(state: &AppState, job: &Job) {
     }
 }
 
+/// Returns jobs whose worker died to the queue, and releases what the exhausted ones held (a
+/// redemption, a delivery, a run must not stay `pending` forever).
+pub async fn reap(state: &AppState) {
+    match jobs::reap(state.store(), state.now()).await {
+        Ok(dead) => {
+            for job in dead {
+                tracing::warn!(job = %job.id, kind = %job.kind, "job given up: its last lease ran out");
+                give_up(state, &job).await;
+            }
+        }
+        Err(e) => tracing::warn!(error = ?e, "could not reap expired job leases"),
+    }
+}
+
 /// Runs every due job until none is left (tests, and `idshare` one-shot commands).
 pub async fn drain(state: &AppState) -> Result<usize, JobError> {
     let mut total = 0;
@@ -257,10 +271,10 @@ pub async fn work(
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) {
     while !*stop.borrow() {
-        if let Err(e) = jobs::reap(state.store(), state.now()).await {
-            tracing::warn!(error = ?e, "could not reap expired job leases");
-        }
-        match run_due(&state, &worker, Some(queue), 4).await {
+        reap(&state).await;
+        // Deliveries one at a time: a receiver that hangs holds up one delivery, not a batch.
+        let batch = if queue == WEBHOOK_QUEUE { 1 } else { 4 };
+        match run_due(&state, &worker, Some(queue), batch).await {
             Ok(0) => {}
             Ok(_) => continue,
             Err(e) => tracing::warn!(error = %e, "could not claim jobs"),

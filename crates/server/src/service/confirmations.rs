@@ -33,7 +33,7 @@ pub const CODE_LIFETIME: Duration = Duration::minutes(10);
 /// The shortest time between two codes for the same field of an inquiry.
 pub const RESEND_INTERVAL: Duration = Duration::seconds(30);
 /// The event recorded when a field is confirmed; its payload is the inquiry.
-pub const FIELD_CONFIRMED: &str = "inquiry.field-confirmed";
+pub const FIELD_CONFIRMED: &str = idshare_domain::event::names::INQUIRY_FIELD_CONFIRMED;
 
 const FIELD_POINTER: &str = "/data/attributes/field";
 const CODE_POINTER: &str = "/data/attributes/code";

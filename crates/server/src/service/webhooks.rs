@@ -315,6 +315,10 @@ pub async fn act(
         webhook.archived_at = Some(now);
     }
     webhooks::save(&mut tx, crypto, &webhook).await?;
+    if to != WebhookStatus::Enabled {
+        let reason = format!("not sent: the webhook was {to}");
+        webhooks::abandon_pending(&mut tx, &webhook.id, &reason, now).await?;
+    }
     tx.commit().await?;
     Ok(webhook)
 }
@@ -457,7 +461,7 @@ pub async fn deliver(state: &AppState, delivery_id: &str, job: &Job) -> Result<(
     let now = state.now();
     if webhook.status != WebhookStatus::Enabled.as_str() {
         let mut tx = state.store().begin_write().await?;
-        let reason = format!("not sent: the webhook is {}", webhook.status);
+        let reason = format!("not sent: the webhook was {}", webhook.status);
         webhooks::abandon(&mut tx, &id, &reason, now).await?;
         tx.commit().await?;
         return Ok(());
