@@ -46,6 +46,8 @@ struct ReceiverState {
     status: AtomicU16,
     /// How long to wait before answering, in milliseconds.
     delay_ms: AtomicU64,
+    /// Answer `302 Found` with this `Location` instead.
+    redirect_to: Mutex<Option<String>>,
 }
 
 /// An HTTP receiver on loopback that records every request.
@@ -74,6 +76,10 @@ impl Receiver {
         self.state.status.store(status, Ordering::SeqCst);
     }
 
+    fn redirect_to(&self, location: &str) {
+        *self.state.redirect_to.lock().unwrap() = Some(location.to_owned());
+    }
+
     fn hang_for(&self, delay: Duration) {
         self.state
             .delay_ms
@@ -89,7 +95,8 @@ async fn receive(
     State(state): State<Arc<ReceiverState>>,
     headers: HeaderMap,
     body: Bytes,
-) -> StatusCode {
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
     state
         .received
         .lock()
@@ -99,10 +106,19 @@ async fn receive(
     if delay > 0 {
         tokio::time::sleep(Duration::from_millis(delay)).await;
     }
+    let redirect = state.redirect_to.lock().unwrap().clone();
+    if let Some(location) = redirect {
+        return (
+            StatusCode::FOUND,
+            [(axum::http::header::LOCATION, location)],
+        )
+            .into_response();
+    }
     match state.status.load(Ordering::SeqCst) {
         0 => StatusCode::OK,
         code => StatusCode::from_u16(code).unwrap(),
     }
+    .into_response()
 }
 
 /// Checks a delivery's signature against `secret` at the server's current time.
@@ -586,7 +602,17 @@ async fn bad_receivers_are_recorded_and_block_nothing(backend: Backend) {
             drop(socket);
         }
     });
+    // Answers 302 to another receiver, which must never be reached.
+    let redirecting = Receiver::start().await;
+    let elsewhere = Receiver::start().await;
+    redirecting.redirect_to(&elsewhere.url);
     let events = json!(["inquiry-template.created"]);
+    let (redirecting_id, _) = create_webhook(
+        &app,
+        key,
+        json!({"url": redirecting.url, "enabled-events": events}),
+    )
+    .await;
     let (hanging_id, _) = create_webhook(
         &app,
         key,
@@ -644,6 +670,13 @@ async fn bad_receivers_are_recorded_and_block_nothing(backend: Backend) {
     assert!(timeout.contains("no answer within 5 seconds"), "{timeout}");
     let closed = last_error(closing_id).await;
     assert!(!closed.is_empty());
+    let redirected = last_error(redirecting_id).await;
+    assert!(redirected.contains("302"), "{redirected}");
+    assert_eq!(redirecting.received().len(), 1);
+    assert!(
+        elsewhere.received().is_empty(),
+        "redirects are not followed"
+    );
     assert_eq!(
         deliveries(&app, key, &good_id).await[0]["attributes"]["status"],
         "delivered"
