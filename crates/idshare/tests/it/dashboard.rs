@@ -416,7 +416,152 @@ async fn share_tokens_are_created_and_redeemed_from_the_dashboard(backend: Backe
     );
 }
 
+const CONNECTIONS: &str = "/dashboard/connect/connections";
+
+/// The status shown in a connection's row.
+fn row_status(page: &Page, connection: &str) -> String {
+    let row = page
+        .body
+        .find(&format!("<tr id=\"{connection}\">"))
+        .unwrap_or_else(|| panic!("a row for {connection}: {}", page.body));
+    let rest = &page.body[row..];
+    let marker = "class=\"status status-";
+    let start = rest.find(marker).unwrap() + marker.len();
+    rest[start..start + rest[start..].find('"').unwrap()].to_owned()
+}
+
+async fn connections_are_made_and_accepted_in_the_dashboard(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let s = app.tenant("Acme Bank").await;
+    let d = app.tenant("Globex").await;
+    let c = app.tenant("Stranger").await;
+    add_user(&app, &s.org_id, "ops@acme.example", Role::Admin).await;
+    add_user(&app, &d.org_id, "ops@globex.example", Role::Admin).await;
+    add_user(&app, &d.org_id, "auditor@globex.example", Role::Viewer).await;
+    add_user(&app, &c.org_id, "eve@stranger.example", Role::Admin).await;
+
+    let mut source = signed_in(&app, "ops@acme.example").await;
+    let csrf_s = csrf(&mut source).await;
+    let unknown = source
+        .submit(
+            CONNECTIONS,
+            &[
+                ("csrf", &csrf_s),
+                ("destination_organization_id", "org_<b>nope</b>"),
+            ],
+        )
+        .await;
+    assert_eq!(unknown.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(!unknown.body.contains("<b>nope</b>"));
+    let created = source
+        .submit(
+            CONNECTIONS,
+            &[
+                ("csrf", &csrf_s),
+                ("destination_organization_id", d.org_id.as_str()),
+            ],
+        )
+        .await;
+    assert_eq!(
+        created.location.as_deref(),
+        Some(CONNECTIONS),
+        "{}",
+        created.body
+    );
+    let again = source
+        .submit(
+            CONNECTIONS,
+            &[
+                ("csrf", &csrf_s),
+                ("destination_organization_id", d.org_id.as_str()),
+            ],
+        )
+        .await;
+    assert_eq!(again.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(again.body.contains("already exists"), "{}", again.body);
+    let list = expect_status(
+        app.get(&s.sandbox, "/api/v1/connect/connections").await,
+        StatusCode::OK,
+    )
+    .await;
+    let connection = id_of(&json!({"data": list["data"][0]}));
+    assert_eq!(
+        row_status(&source.get(CONNECTIONS).await, &connection),
+        "pending"
+    );
+
+    // A viewer of the destination sees the connection but no action, and cannot act.
+    let mut viewer = signed_in(&app, "auditor@globex.example").await;
+    let seen = viewer.get(CONNECTIONS).await;
+    assert_eq!(row_status(&seen, &connection), "pending");
+    assert!(!seen.body.contains("Accept"));
+    let denied = viewer
+        .submit(
+            &format!("{CONNECTIONS}/{connection}/activate"),
+            &[("csrf", &seen.csrf())],
+        )
+        .await;
+    assert_eq!(denied.status, StatusCode::FORBIDDEN);
+
+    // Another organization cannot act on it either.
+    let mut stranger = signed_in(&app, "eve@stranger.example").await;
+    let csrf_c = csrf(&mut stranger).await;
+    let foreign = stranger
+        .submit(
+            &format!("{CONNECTIONS}/{connection}/activate"),
+            &[("csrf", &csrf_c)],
+        )
+        .await;
+    assert_eq!(foreign.status, StatusCode::NOT_FOUND);
+    assert!(!stranger.get(CONNECTIONS).await.body.contains(&connection));
+
+    // The destination accepts; the source deactivates and reactivates.
+    let mut destination = signed_in(&app, "ops@globex.example").await;
+    let inbound = destination
+        .get(&format!("{CONNECTIONS}?direction=inbound"))
+        .await;
+    assert!(inbound.body.contains("Accept"));
+    let accepted = destination
+        .submit(
+            &format!("{CONNECTIONS}/{connection}/activate"),
+            &[("csrf", &inbound.csrf())],
+        )
+        .await;
+    assert_eq!(accepted.status, StatusCode::SEE_OTHER);
+    assert_eq!(
+        row_status(&source.get(CONNECTIONS).await, &connection),
+        "active"
+    );
+    // The source cannot accept its own connection: a clear refusal.
+    let wrong_side = source
+        .submit(
+            &format!("{CONNECTIONS}/{connection}/activate"),
+            &[("csrf", &csrf_s)],
+        )
+        .await;
+    assert_eq!(wrong_side.status, StatusCode::FORBIDDEN);
+    assert!(
+        wrong_side.body.contains("Only the destination"),
+        "{}",
+        wrong_side.body
+    );
+    for (action, status) in [("deactivate", "inactive"), ("reactivate", "pending")] {
+        let done = source
+            .submit(
+                &format!("{CONNECTIONS}/{connection}/{action}"),
+                &[("csrf", &csrf_s)],
+            )
+            .await;
+        assert_eq!(done.status, StatusCode::SEE_OTHER, "{}", done.body);
+        assert_eq!(
+            row_status(&source.get(CONNECTIONS).await, &connection),
+            status
+        );
+    }
+}
+
 backend_tests!(
     sign_in_sessions_and_csrf,
     share_tokens_are_created_and_redeemed_from_the_dashboard,
+    connections_are_made_and_accepted_in_the_dashboard,
 );

@@ -72,7 +72,7 @@ async fn create_connection(
     let connection = service::create(
         &state,
         &caller.scope,
-        &caller.api_key_id,
+        crate::service::Creator::ApiKey(&caller.api_key_id),
         &doc.data.attributes.destination_organization_id,
     )
     .await?;

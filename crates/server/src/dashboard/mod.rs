@@ -4,6 +4,7 @@
 //! every page checks the role and is confined to the user's organization and the environment
 //! chosen in the header.
 
+mod connections;
 mod share_tokens;
 
 use std::{
@@ -43,6 +44,7 @@ pub fn routes() -> Router<AppState> {
         .route("/dashboard/environment", post(switch_environment))
         .route("/dashboard/static/dashboard.css", get(stylesheet))
         .merge(share_tokens::routes())
+        .merge(connections::routes())
         .route("/dashboard/{*rest}", get(not_found_page))
 }
 
@@ -189,7 +191,6 @@ impl From<ApiError> for PageError {
     fn from(e: ApiError) -> Self {
         match e.status {
             StatusCode::NOT_FOUND => PageError::NotFound,
-            StatusCode::FORBIDDEN => PageError::Forbidden,
             _ => PageError::Internal(e),
         }
     }

@@ -5,7 +5,7 @@
 use idshare_domain::{
     connect::{ConnectionAction, ConnectionStatus, Side, TransitionError, transition},
     event::names,
-    id::{ApiKeyId, ConnectionId, OrgId},
+    id::{ConnectionId, OrgId},
 };
 use idshare_store::{
     Scope, StoreError, Tx,
@@ -22,7 +22,7 @@ const DESTINATION_POINTER: &str = "/data/attributes/destination-organization-id"
 pub async fn create(
     state: &AppState,
     scope: &Scope,
-    creator: &ApiKeyId,
+    creator: super::Creator<'_>,
     destination: &str,
 ) -> Result<Connection, ApiError> {
     let unknown = || {
@@ -52,8 +52,8 @@ pub async fn create(
         source_org_id: scope.org_id.clone(),
         destination_org_id: destination,
         status: ConnectionStatus::Pending,
-        creator_type: "api-key".to_owned(),
-        creator_id: creator.to_string(),
+        creator_type: creator.kind().to_owned(),
+        creator_id: creator.id().to_owned(),
         created_at: now,
         updated_at: now,
         activated_at: None,
