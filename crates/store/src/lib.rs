@@ -11,6 +11,7 @@ mod db;
 mod error;
 
 pub mod api_keys;
+pub mod audit;
 pub mod checks;
 pub mod confirmations;
 pub mod connections;

@@ -560,8 +560,178 @@ async fn connections_are_made_and_accepted_in_the_dashboard(backend: Backend) {
     }
 }
 
+const INQUIRIES: &str = "/dashboard/inquiries";
+
+async fn inquiries_are_reviewed_in_the_dashboard(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let s = app.tenant("Acme Bank").await;
+    let d = app.tenant("Globex").await;
+    let c = app.tenant("Stranger").await;
+    add_user(&app, &d.org_id, "ops@globex.example", Role::Admin).await;
+    add_user(&app, &d.org_id, "review@globex.example", Role::Reviewer).await;
+    add_user(&app, &d.org_id, "auditor@globex.example", Role::Viewer).await;
+    add_user(&app, &c.org_id, "eve@stranger.example", Role::Admin).await;
+    let (connection, source, template) = connect_setup(&app, &s, &d).await;
+    let token = id_of(
+        &expect_status(
+            app.post(
+                &s.sandbox,
+                "/api/v1/connect/share-tokens",
+                &json!({"data": {"attributes": {"connection-id": connection, "source-id": source}}}),
+            )
+            .await,
+            StatusCode::CREATED,
+        )
+        .await,
+    );
+    let redeemed = expect_status(
+        app.post(
+            &d.sandbox,
+            &format!("/api/v1/connect/share-tokens/{token}/redeem"),
+            &json!({"data": {"attributes": {"inquiry-template-id": template}}}),
+        )
+        .await,
+        StatusCode::OK,
+    )
+    .await;
+    let inquiry = redeemed["data"]["relationships"]["destination"]["data"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    app.drain().await;
+    let path = format!("{INQUIRIES}/{inquiry}");
+
+    // The viewer reads it all, with where the copied data came from, but cannot act.
+    let mut viewer = signed_in(&app, "auditor@globex.example").await;
+    let list = viewer.get(&format!("{INQUIRIES}?status=completed")).await;
+    assert!(list.body.contains(&inquiry), "{}", list.body);
+    let none = viewer.get(&format!("{INQUIRIES}?status=approved")).await;
+    assert!(!none.body.contains(&inquiry));
+    let bad = viewer.get(&format!("{INQUIRIES}?from=yesterday")).await;
+    assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(bad.body.contains("YYYY-MM-DD"));
+    let page = viewer.get(&path).await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+    assert_eq!(text_of(&page, "inquiry-status"), "completed");
+    assert!(page.body.contains("ada@example.com"));
+    assert!(
+        page.body
+            .contains(&format!("copied from {source} through {token}")),
+        "{}",
+        page.body
+    );
+    assert!(page.body.contains("reused from ver_"), "{}", page.body);
+    assert!(
+        page.body.contains("connect/share-token.inbound-redeemed")
+            || page.body.contains("inquiry.completed")
+    );
+    assert!(!page.body.contains(">Approve<"));
+    let denied = viewer
+        .submit(&format!("{path}/approve"), &[("csrf", &page.csrf())])
+        .await;
+    assert_eq!(denied.status, StatusCode::FORBIDDEN);
+
+    // Every view of the inquiry's data is in the audit log.
+    let mut tx = app.store.begin_read().await.unwrap();
+    let entries = idshare_store::audit::list(
+        &mut tx,
+        &idshare_store::Scope::new(
+            d.org_id.clone(),
+            idshare_domain::environment::Environment::Sandbox,
+        ),
+        Some(&inquiry),
+        None,
+        idshare_store::Cursor::Start,
+        100,
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    drop(tx);
+    assert_eq!(entries.items.len(), 1);
+    assert_eq!(entries.items[0].action, "inquiry.viewed");
+
+    // The reviewer approves; the admin cannot redact without typing the id.
+    let mut reviewer = signed_in(&app, "review@globex.example").await;
+    let page = reviewer.get(&path).await;
+    assert!(page.body.contains(">Approve<"));
+    assert!(!page.body.contains(">Redact<"), "redaction is for admins");
+    let approved = reviewer
+        .submit(
+            &format!("{path}/approve"),
+            &[("csrf", &page.csrf()), ("comment", "partner-verified")],
+        )
+        .await;
+    assert_eq!(approved.location.as_deref(), Some(path.as_str()));
+    assert_eq!(
+        text_of(&reviewer.get(&path).await, "inquiry-status"),
+        "approved"
+    );
+    let again = reviewer
+        .submit(&format!("{path}/approve"), &[("csrf", &page.csrf())])
+        .await;
+    assert_eq!(again.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        again.body.contains("approved"),
+        "names the status: {}",
+        again.body
+    );
+
+    let mut admin = signed_in(&app, "ops@globex.example").await;
+    let page = admin.get(&path).await;
+    let unconfirmed = admin
+        .submit(
+            &format!("{path}/redact"),
+            &[("csrf", &page.csrf()), ("confirm", "yes")],
+        )
+        .await;
+    assert_eq!(unconfirmed.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        unconfirmed.body.contains("ada@example.com"),
+        "nothing was changed"
+    );
+    let redacted = admin
+        .submit(
+            &format!("{path}/redact"),
+            &[("csrf", &page.csrf()), ("confirm", &inquiry)],
+        )
+        .await;
+    assert_eq!(redacted.status, StatusCode::SEE_OTHER);
+    let gone = admin.get(&path).await;
+    assert!(gone.body.contains("was redacted"));
+    assert!(!gone.body.contains("ada@example.com"));
+
+    // A new inquiry with a hostile value: escaped; a one-time link for its end user.
+    let fresh = id_of(
+        &app.create_inquiry(
+            &d.sandbox,
+            &template,
+            json!({"name-first": "<script>alert('x')</script>"}),
+        )
+        .await,
+    );
+    let fresh_path = format!("{INQUIRIES}/{fresh}");
+    let page = admin.get(&fresh_path).await;
+    assert!(!page.body.contains("<script>alert"), "escaped");
+    let linked = admin
+        .submit(
+            &format!("{fresh_path}/one-time-link"),
+            &[("csrf", &page.csrf())],
+        )
+        .await;
+    assert_eq!(linked.status, StatusCode::OK, "{}", linked.body);
+    assert!(text_of(&linked, "one-time-link").contains("/flow/link/"));
+
+    // Another organization finds nothing.
+    let mut stranger = signed_in(&app, "eve@stranger.example").await;
+    let foreign = stranger.get(&fresh_path).await;
+    assert_eq!(foreign.status, StatusCode::NOT_FOUND);
+    assert!(!stranger.get(INQUIRIES).await.body.contains(&fresh));
+}
+
 backend_tests!(
     sign_in_sessions_and_csrf,
     share_tokens_are_created_and_redeemed_from_the_dashboard,
     connections_are_made_and_accepted_in_the_dashboard,
+    inquiries_are_reviewed_in_the_dashboard,
 );

@@ -5,6 +5,7 @@
 //! chosen in the header.
 
 mod connections;
+mod inquiries;
 mod share_tokens;
 
 use std::{
@@ -45,6 +46,7 @@ pub fn routes() -> Router<AppState> {
         .route("/dashboard/static/dashboard.css", get(stylesheet))
         .merge(share_tokens::routes())
         .merge(connections::routes())
+        .merge(inquiries::routes())
         .route("/dashboard/{*rest}", get(not_found_page))
 }
 
