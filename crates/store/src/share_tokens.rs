@@ -449,3 +449,50 @@ pub async fn targets(
     });
     Ok(count > 0)
 }
+
+/// The tokens the scope's organization is an end of created since `since`, oldest first, at
+/// most `limit` (the overview's charts).
+pub async fn created_since(
+    tx: &mut Tx,
+    scope: &Scope,
+    since: OffsetDateTime,
+    limit: u32,
+) -> Result<Vec<ShareToken>, StoreError> {
+    let sql = sqlx::AssertSqlSafe(format!(
+        "SELECT {COLUMNS} FROM share_tokens WHERE {VISIBLE} AND created_at >= $3 \
+         ORDER BY created_at, id LIMIT $4"
+    ));
+    let rows: Vec<ShareTokenRow> = on_conn!(tx, |conn| {
+        sqlx::query_as(sql)
+            .bind(scope.org_id.as_str())
+            .bind(scope.environment.as_str())
+            .bind(to_unix_micros(since))
+            .bind(i64::from(limit))
+            .fetch_all(conn)
+            .await?
+    });
+    rows.into_iter().map(ShareToken::try_from).collect()
+}
+
+/// The statuses of the destination inquiries of the scope's inbound tokens redeemed since
+/// `since` (the outcomes of redemption).
+pub async fn redemption_outcomes(
+    tx: &mut Tx,
+    scope: &Scope,
+    since: OffsetDateTime,
+) -> Result<Vec<String>, StoreError> {
+    let rows: Vec<String> = on_conn!(tx, |conn| {
+        sqlx::query_scalar(
+            "SELECT i.status FROM share_tokens t \
+             JOIN inquiries i ON i.id = t.destination_inquiry_id \
+             WHERE t.environment = $2 AND t.destination_org_id = $1 AND t.status = 'redeemed' \
+             AND t.redeemed_at >= $3",
+        )
+        .bind(scope.org_id.as_str())
+        .bind(scope.environment.as_str())
+        .bind(to_unix_micros(since))
+        .fetch_all(conn)
+        .await?
+    });
+    Ok(rows)
+}

@@ -97,7 +97,7 @@ async fn sign_in_sessions_and_csrf(backend: Backend) {
         assert!(cookie.contains(attribute), "{cookie}");
     }
     let home = browser.get("/dashboard").await;
-    assert_eq!(home.location.as_deref(), Some(TOKENS));
+    assert_eq!(home.location.as_deref(), Some("/dashboard/overview"));
     let list = browser.get(TOKENS).await;
     list.assert_html();
     assert!(list.body.contains("ada@bank.example · admin"));
@@ -352,6 +352,22 @@ async fn share_tokens_are_created_and_redeemed_from_the_dashboard(backend: Backe
         copied["data"]["attributes"]["fields"]["name-first"]["value"],
         "Ada"
     );
+
+    // The overview draws it: one token redeemed today, one redemption completed.
+    let overview = destination.get("/dashboard/overview").await;
+    assert_eq!(overview.status, StatusCode::OK, "{}", overview.body);
+    assert_eq!(overview.body.matches("<svg").count(), 3);
+    assert!(
+        overview.body.contains(": redeemed 1</title>"),
+        "{}",
+        overview.body
+    );
+    assert!(
+        overview
+            .body
+            .contains("<title>completed: completed 1</title>")
+    );
+    assert!(overview.body.contains(": redemptions 1</title>"));
 
     // A viewer sees but cannot redeem; a second token stays `created`.
     let second = source

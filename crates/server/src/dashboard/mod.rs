@@ -6,7 +6,9 @@
 
 mod connections;
 mod inquiries;
+mod overview;
 mod share_tokens;
+mod svg;
 
 use std::{
     collections::HashMap,
@@ -47,6 +49,7 @@ pub fn routes() -> Router<AppState> {
         .merge(share_tokens::routes())
         .merge(connections::routes())
         .merge(inquiries::routes())
+        .merge(overview::routes())
         .route("/dashboard/{*rest}", get(not_found_page))
 }
 
@@ -264,9 +267,9 @@ async fn not_found_page() -> Response {
     not_found()
 }
 
-/// The dashboard's home: Connect > Share Tokens.
+/// The dashboard's home: the overview.
 async fn home(_signed: Signed) -> Response {
-    web::see_other("/dashboard/connect/share-tokens", None)
+    web::see_other("/dashboard/overview", None)
 }
 
 #[derive(Debug, Template)]
