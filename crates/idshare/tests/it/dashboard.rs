@@ -745,9 +745,215 @@ async fn inquiries_are_reviewed_in_the_dashboard(backend: Backend) {
     assert!(!stranger.get(INQUIRIES).await.body.contains(&fresh));
 }
 
+async fn templates_and_workflows_are_edited_in_the_dashboard(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let t = app.tenant("Bank").await;
+    let c = app.tenant("Stranger").await;
+    add_user(&app, &t.org_id, "ops@bank.example", Role::Admin).await;
+    add_user(&app, &t.org_id, "auditor@bank.example", Role::Viewer).await;
+    add_user(&app, &c.org_id, "eve@stranger.example", Role::Admin).await;
+    let mut admin = signed_in(&app, "ops@bank.example").await;
+    let token = csrf(&mut admin).await;
+
+    // Templates: not JSON, then an invalid definition, each problem with its place.
+    let not_json = admin
+        .submit(
+            "/dashboard/templates",
+            &[
+                ("csrf", &token),
+                ("name", "KYC"),
+                ("definition", "{\"field-schemas\": ["),
+            ],
+        )
+        .await;
+    assert_eq!(not_json.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        not_json.body.contains("This is not valid JSON"),
+        "{}",
+        not_json.body
+    );
+    let invalid = admin
+        .submit(
+            "/dashboard/templates",
+            &[
+                ("csrf", &token),
+                ("name", "KYC"),
+                (
+                    "definition",
+                    r#"{"field-schemas": [{"key": "name-first", "type": "colour"}], "verifications": [{"type": "telepathy"}]}"#,
+                ),
+            ],
+        )
+        .await;
+    assert_eq!(invalid.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        invalid.body.contains("<code>/field-schemas/0/type</code>"),
+        "{}",
+        invalid.body
+    );
+    assert!(
+        invalid.body.contains("telepathy"),
+        "the text is kept in the editor"
+    );
+    let created = admin
+        .submit(
+            "/dashboard/templates",
+            &[
+                ("csrf", &token),
+                ("name", "KYC <b>"),
+                (
+                    "definition",
+                    r#"{"field-schemas": [{"key": "name-first", "type": "string"}]}"#,
+                ),
+            ],
+        )
+        .await;
+    assert_eq!(created.status, StatusCode::SEE_OTHER, "{}", created.body);
+    let template_path = created.location.unwrap();
+    let page = admin.get(&template_path).await;
+    assert!(
+        page.body.contains("KYC &#60;b&#62;"),
+        "escaped name: {}",
+        page.body
+    );
+    assert!(page.body.contains("status-published"));
+    let edited = admin
+        .submit(
+            &template_path,
+            &[
+                ("csrf", &token),
+                (
+                    "definition",
+                    r#"{"field-schemas": [{"key": "name-first", "type": "string"}, {"key": "name-last", "type": "string"}]}"#,
+                ),
+            ],
+        )
+        .await;
+    assert_eq!(edited.status, StatusCode::SEE_OTHER, "{}", edited.body);
+    let page = admin.get(&template_path).await;
+    assert!(page.body.contains("status-draft"));
+    let marker = "/versions/";
+    let at = page.body.find(marker).unwrap() + marker.len();
+    let version = page.body[at..at + page.body[at..].find('/').unwrap()].to_owned();
+    let published = admin
+        .submit(
+            &format!("{template_path}/versions/{version}/publish"),
+            &[("csrf", &token)],
+        )
+        .await;
+    assert_eq!(
+        published.status,
+        StatusCode::SEE_OTHER,
+        "{}",
+        published.body
+    );
+    let page = admin.get(&template_path).await;
+    assert!(page.body.contains("status-superseded"));
+    assert!(!page.body.contains("status-draft"));
+
+    // A viewer reads but cannot save.
+    let mut viewer = signed_in(&app, "auditor@bank.example").await;
+    let read = viewer.get(&template_path).await;
+    assert!(read.body.contains("readonly"));
+    let denied = viewer
+        .submit(
+            &template_path,
+            &[("csrf", &read.csrf()), ("definition", "{}")],
+        )
+        .await;
+    assert_eq!(denied.status, StatusCode::FORBIDDEN);
+
+    // Workflows: an unknown action is pointed at; a valid one shows its secret once.
+    let template = template_path.rsplit('/').next().unwrap().to_owned();
+    let bad = admin
+        .submit(
+            "/dashboard/workflows",
+            &[
+                ("csrf", &token),
+                ("name", "Tagger"),
+                (
+                    "definition",
+                    r#"{"trigger": {"event": "inquiry.created"}, "steps": [{"id": "a", "action": "fly"}]}"#,
+                ),
+            ],
+        )
+        .await;
+    assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        bad.body.contains("<code>/steps/0/action</code>"),
+        "{}",
+        bad.body
+    );
+    let made = admin
+        .submit(
+            "/dashboard/workflows",
+            &[
+                ("csrf", &token),
+                ("name", "Tagger"),
+                (
+                    "definition",
+                    r#"{"trigger": {"event": "inquiry.created"}, "steps": [{"id": "tag", "action": "add-tag", "with": {"tag": "auto"}}]}"#,
+                ),
+            ],
+        )
+        .await;
+    assert_eq!(made.status, StatusCode::CREATED, "{}", made.body);
+    assert!(text_of(&made, "workflow-secret").starts_with("wflsec_"));
+    let list = expect_status(
+        app.get(&t.sandbox, "/api/v1/workflows").await,
+        StatusCode::OK,
+    )
+    .await;
+    let workflow = list["data"][0]["id"].as_str().unwrap().to_owned();
+    let workflow_path = format!("/dashboard/workflows/{workflow}");
+    let page = admin.get(&workflow_path).await;
+    assert!(
+        !page.body.contains(&text_of(&made, "workflow-secret")),
+        "shown once"
+    );
+    let published = admin
+        .submit(&format!("{workflow_path}/publish"), &[("csrf", &token)])
+        .await;
+    assert_eq!(published.status, StatusCode::SEE_OTHER);
+    app.create_inquiry(&t.sandbox, &template, json!({"name-first": "Ada"}))
+        .await;
+    app.drain().await;
+    let page = admin.get(&workflow_path).await;
+    assert!(
+        page.body.contains(
+            "<code>tag</code> (add-tag) <span class=\"status status-completed\">completed</span>"
+        ),
+        "{}",
+        page.body
+    );
+    let disabled = admin
+        .submit(&format!("{workflow_path}/disable"), &[("csrf", &token)])
+        .await;
+    assert_eq!(disabled.status, StatusCode::SEE_OTHER);
+    assert_eq!(
+        text_of(&admin.get(&workflow_path).await, "workflow-status"),
+        "disabled"
+    );
+
+    // Another organization finds neither.
+    let mut stranger = signed_in(&app, "eve@stranger.example").await;
+    for path in [&template_path, &workflow_path] {
+        let page = stranger.get(path).await;
+        assert_eq!(page.status, StatusCode::NOT_FOUND, "{path}");
+    }
+    assert!(
+        !stranger
+            .get("/dashboard/templates")
+            .await
+            .body
+            .contains(&template)
+    );
+}
+
 backend_tests!(
     sign_in_sessions_and_csrf,
     share_tokens_are_created_and_redeemed_from_the_dashboard,
     connections_are_made_and_accepted_in_the_dashboard,
     inquiries_are_reviewed_in_the_dashboard,
+    templates_and_workflows_are_edited_in_the_dashboard,
 );

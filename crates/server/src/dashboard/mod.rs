@@ -5,6 +5,7 @@
 //! chosen in the header.
 
 mod connections;
+mod definitions;
 mod inquiries;
 mod overview;
 mod share_tokens;
@@ -50,6 +51,7 @@ pub fn routes() -> Router<AppState> {
         .merge(connections::routes())
         .merge(inquiries::routes())
         .merge(overview::routes())
+        .merge(definitions::routes())
         .route("/dashboard/{*rest}", get(not_found_page))
 }
 

@@ -1,0 +1,648 @@
+//! Templates and workflows: definitions edited as JSON, validated on the server, with each
+//! problem listed next to the editor with the place in the JSON it points at; versions and
+//! publishing; and for workflows, enabling and their runs with each step's status.
+
+use askama::Template;
+use axum::{
+    Form, Router,
+    extract::{Path, State},
+    http::StatusCode,
+    response::Response,
+    routing::{get, post},
+};
+use idshare_domain::{
+    id::{InquiryTemplateId, InquiryTemplateVersionId, WorkflowId},
+    time_format::format_timestamp,
+};
+use idshare_store::{
+    Cursor, templates,
+    users::Role,
+    workflows::{self, RunFilter},
+};
+use serde::Deserialize;
+use serde_json::Value;
+
+use super::{Chrome, PageError, Signed};
+use crate::{app::AppState, error::ApiError, service, web};
+
+/// Who may create and change templates and workflows.
+const EDITORS: &[Role] = &[Role::Admin];
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route(
+            "/dashboard/templates",
+            get(templates_list).post(template_create),
+        )
+        .route(
+            "/dashboard/templates/{id}",
+            get(template_show).post(template_version),
+        )
+        .route(
+            "/dashboard/templates/{id}/versions/{version}/publish",
+            post(template_publish),
+        )
+        .route(
+            "/dashboard/workflows",
+            get(workflows_list).post(workflow_create),
+        )
+        .route(
+            "/dashboard/workflows/{id}",
+            get(workflow_show).post(workflow_version),
+        )
+        .route("/dashboard/workflows/{id}/{action}", post(workflow_act))
+}
+
+/// One problem of a submitted definition: where (a JSON pointer into the definition) and what.
+#[derive(Debug)]
+struct Problem {
+    place: String,
+    message: String,
+}
+
+/// The problems of a refused save, with pointers made relative to the definition.
+fn problems(e: &ApiError, prefix: &str) -> Vec<Problem> {
+    e.errors
+        .iter()
+        .map(|error| {
+            let pointer = error
+                .source
+                .as_ref()
+                .and_then(|s| s.pointer.clone())
+                .unwrap_or_default();
+            let place = pointer
+                .strip_prefix(prefix)
+                .map(|p| {
+                    if p.is_empty() {
+                        "(the whole definition)".to_owned()
+                    } else {
+                        p.to_owned()
+                    }
+                })
+                .unwrap_or(pointer);
+            // Details may repeat the pointer ("/steps/0/action: …"): keep the message only.
+            let message = error
+                .details
+                .split_once(": ")
+                .filter(|(head, _)| head.starts_with('/'))
+                .map_or(error.details.clone(), |(_, rest)| rest.to_owned());
+            Problem { place, message }
+        })
+        .collect()
+}
+
+/// Parses the editor's text as JSON, or says where it is not JSON.
+fn parse_json(text: &str) -> Result<Value, Vec<Problem>> {
+    serde_json::from_str(text).map_err(|e| {
+        vec![Problem {
+            place: format!("line {}, column {}", e.line(), e.column()),
+            message: format!("This is not valid JSON: {e}."),
+        }]
+    })
+}
+
+fn pretty(value: &Value) -> String {
+    serde_json::to_string_pretty(value).unwrap_or_default()
+}
+
+// ---------------------------------------------------------------------------------------------
+// Templates
+
+#[derive(Debug)]
+struct TemplateRow {
+    id: String,
+    name: String,
+    published: bool,
+    updated_at: String,
+}
+
+#[derive(Debug, Template)]
+#[template(path = "dashboard/templates.html")]
+struct TemplatesPage {
+    chrome: Chrome,
+    rows: Vec<TemplateRow>,
+    can_edit: bool,
+    name: String,
+    definition: String,
+    problems: Vec<Problem>,
+}
+
+const EXAMPLE_TEMPLATE: &str = r#"{
+  "field-schemas": [
+    {"key": "name-first", "type": "string", "config": {"required": true}},
+    {"key": "name-last", "type": "string", "config": {"required": true}},
+    {"key": "email-address", "type": "string"}
+  ],
+  "verifications": [{"type": "email-address", "required": true}],
+  "reports": [{"type": "watchlist", "on-match": "needs_review"}]
+}"#;
+
+async fn templates_page(
+    state: &AppState,
+    signed: &Signed,
+    name: String,
+    definition: String,
+    problems: Vec<Problem>,
+) -> Result<TemplatesPage, PageError> {
+    let mut tx = state.store().begin_read().await?;
+    let page = templates::list(&mut tx, &signed.scope(), Cursor::Start, 100)
+        .await?
+        .ok_or(PageError::NotFound)?;
+    Ok(TemplatesPage {
+        chrome: signed.chrome("templates"),
+        rows: page
+            .items
+            .iter()
+            .map(|t| TemplateRow {
+                id: t.id.to_string(),
+                name: t.name.clone(),
+                published: t.published_version_id.is_some(),
+                updated_at: format_timestamp(t.updated_at),
+            })
+            .collect(),
+        can_edit: EDITORS.contains(&signed.role()),
+        name,
+        definition,
+        problems,
+    })
+}
+
+async fn templates_list(
+    State(state): State<AppState>,
+    signed: Signed,
+) -> Result<Response, PageError> {
+    let page = templates_page(
+        &state,
+        &signed,
+        String::new(),
+        EXAMPLE_TEMPLATE.to_owned(),
+        vec![],
+    )
+    .await?;
+    Ok(web::html(StatusCode::OK, page.render()))
+}
+
+#[derive(Debug, Deserialize)]
+struct CreateForm {
+    csrf: String,
+    name: String,
+    definition: String,
+}
+
+async fn template_create(
+    State(state): State<AppState>,
+    signed: Signed,
+    Form(form): Form<CreateForm>,
+) -> Result<Response, PageError> {
+    signed.check_csrf(&state, &form.csrf)?;
+    signed.require(EDITORS)?;
+    let refused = |problems: Vec<Problem>| async {
+        let page = templates_page(
+            &state,
+            &signed,
+            form.name.clone(),
+            form.definition.clone(),
+            problems,
+        )
+        .await?;
+        Ok::<_, PageError>(web::html(StatusCode::UNPROCESSABLE_ENTITY, page.render()))
+    };
+    let definition = match parse_json(&form.definition) {
+        Ok(definition) => definition,
+        Err(problems) => return refused(problems).await,
+    };
+    match service::templates::create(&state, &signed.scope(), &form.name, &definition).await {
+        Ok((template, _)) => Ok(web::see_other(
+            &format!("/dashboard/templates/{}", template.id),
+            None,
+        )),
+        Err(e) if e.status.is_client_error() => refused(problems(&e, "/data/attributes")).await,
+        Err(e) => Err(e.into()),
+    }
+}
+
+#[derive(Debug)]
+struct VersionView {
+    id: String,
+    number: i64,
+    status: &'static str,
+    created_at: String,
+    published_at: Option<String>,
+}
+
+#[derive(Debug, Template)]
+#[template(path = "dashboard/template.html")]
+struct TemplatePage {
+    chrome: Chrome,
+    id: String,
+    name: String,
+    versions: Vec<VersionView>,
+    can_edit: bool,
+    definition: String,
+    problems: Vec<Problem>,
+}
+
+async fn template_page(
+    state: &AppState,
+    signed: &Signed,
+    id: &InquiryTemplateId,
+    edited: Option<String>,
+    problems: Vec<Problem>,
+) -> Result<TemplatePage, PageError> {
+    let scope = signed.scope();
+    let mut tx = state.store().begin_read().await?;
+    let template = templates::get(&mut tx, &scope, id)
+        .await?
+        .ok_or(PageError::NotFound)?;
+    let versions = templates::list_versions(&mut tx, &scope, id, Cursor::Start, 100)
+        .await?
+        .map(|p| p.items)
+        .unwrap_or_default();
+    let latest = versions
+        .first()
+        .map(|v| pretty(&v.definition))
+        .unwrap_or_default();
+    Ok(TemplatePage {
+        chrome: signed.chrome("templates"),
+        id: id.to_string(),
+        name: template.name,
+        versions: versions
+            .iter()
+            .map(|v| VersionView {
+                id: v.id.to_string(),
+                number: v.version_number,
+                status: v.status.as_str(),
+                created_at: format_timestamp(v.created_at),
+                published_at: v.published_at.map(format_timestamp),
+            })
+            .collect(),
+        can_edit: EDITORS.contains(&signed.role()),
+        definition: edited.unwrap_or(latest),
+        problems,
+    })
+}
+
+async fn template_show(
+    State(state): State<AppState>,
+    signed: Signed,
+    Path(id): Path<String>,
+) -> Result<Response, PageError> {
+    let id = InquiryTemplateId::parse(&id).map_err(|_| PageError::NotFound)?;
+    let page = template_page(&state, &signed, &id, None, vec![]).await?;
+    Ok(web::html(StatusCode::OK, page.render()))
+}
+
+#[derive(Debug, Deserialize)]
+struct VersionForm {
+    csrf: String,
+    definition: String,
+}
+
+/// Saves the editor's definition as a new draft version.
+async fn template_version(
+    State(state): State<AppState>,
+    signed: Signed,
+    Path(id): Path<String>,
+    Form(form): Form<VersionForm>,
+) -> Result<Response, PageError> {
+    signed.check_csrf(&state, &form.csrf)?;
+    signed.require(EDITORS)?;
+    let id = InquiryTemplateId::parse(&id).map_err(|_| PageError::NotFound)?;
+    let result = match parse_json(&form.definition) {
+        Ok(definition) => {
+            service::templates::create_version(&state, &signed.scope(), &id, &definition)
+                .await
+                .map(|_| ())
+                .map_err(|e| {
+                    if e.status.is_client_error() && e.status != StatusCode::NOT_FOUND {
+                        Ok(problems(&e, "/data/attributes"))
+                    } else {
+                        Err(e)
+                    }
+                })
+        }
+        Err(problems) => Err(Ok(problems)),
+    };
+    match result {
+        Ok(()) => Ok(web::see_other(&format!("/dashboard/templates/{id}"), None)),
+        Err(Ok(problems)) => {
+            let page = template_page(&state, &signed, &id, Some(form.definition), problems).await?;
+            Ok(web::html(StatusCode::UNPROCESSABLE_ENTITY, page.render()))
+        }
+        Err(Err(e)) => Err(e.into()),
+    }
+}
+
+async fn template_publish(
+    State(state): State<AppState>,
+    signed: Signed,
+    Path((id, version)): Path<(String, String)>,
+    Form(form): Form<super::CsrfForm>,
+) -> Result<Response, PageError> {
+    signed.check_csrf(&state, &form.csrf)?;
+    signed.require(EDITORS)?;
+    let id = InquiryTemplateId::parse(&id).map_err(|_| PageError::NotFound)?;
+    let version = InquiryTemplateVersionId::parse(&version).map_err(|_| PageError::NotFound)?;
+    let scope = signed.scope();
+    let mut tx = state.store().begin_read().await?;
+    let belongs = templates::get_version(&mut tx, &scope, &version)
+        .await?
+        .is_some_and(|v| v.template_id == id);
+    drop(tx);
+    if !belongs {
+        return Err(PageError::NotFound);
+    }
+    service::templates::publish_version(&state, &scope, &version).await?;
+    Ok(web::see_other(&format!("/dashboard/templates/{id}"), None))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Workflows
+
+#[derive(Debug)]
+struct WorkflowRow {
+    id: String,
+    name: String,
+    status: String,
+    published: Option<i64>,
+    trigger: Option<String>,
+}
+
+#[derive(Debug, Template)]
+#[template(path = "dashboard/workflows.html")]
+struct WorkflowsPage {
+    chrome: Chrome,
+    rows: Vec<WorkflowRow>,
+    can_edit: bool,
+    name: String,
+    definition: String,
+    problems: Vec<Problem>,
+    secret: Option<String>,
+}
+
+const EXAMPLE_WORKFLOW: &str = r#"{
+  "trigger": {"event": "inquiry.completed"},
+  "steps": [{"id": "approve", "action": "approve-inquiry"}]
+}"#;
+
+async fn workflows_page(
+    state: &AppState,
+    signed: &Signed,
+    name: String,
+    definition: String,
+    problems: Vec<Problem>,
+) -> Result<WorkflowsPage, PageError> {
+    let scope = signed.scope();
+    let mut tx = state.store().begin_read().await?;
+    let page = workflows::list(
+        &mut tx,
+        state.store().crypto(),
+        &scope,
+        None,
+        Cursor::Start,
+        100,
+    )
+    .await?
+    .ok_or(PageError::NotFound)?;
+    let mut rows = Vec::with_capacity(page.items.len());
+    for workflow in &page.items {
+        let versions = workflows::versions(&mut tx, &workflow.id).await?;
+        let published = versions.iter().find(|v| v.status == "published");
+        rows.push(WorkflowRow {
+            id: workflow.id.to_string(),
+            name: workflow.name.clone(),
+            status: workflow.status.clone(),
+            published: published.map(|v| v.number),
+            trigger: published.map(|v| v.trigger_event.clone()),
+        });
+    }
+    Ok(WorkflowsPage {
+        chrome: signed.chrome("workflows"),
+        rows,
+        can_edit: EDITORS.contains(&signed.role()),
+        name,
+        definition,
+        problems,
+        secret: None,
+    })
+}
+
+async fn workflows_list(
+    State(state): State<AppState>,
+    signed: Signed,
+) -> Result<Response, PageError> {
+    let page = workflows_page(
+        &state,
+        &signed,
+        String::new(),
+        EXAMPLE_WORKFLOW.to_owned(),
+        vec![],
+    )
+    .await?;
+    Ok(web::html(StatusCode::OK, page.render()))
+}
+
+async fn workflow_create(
+    State(state): State<AppState>,
+    signed: Signed,
+    Form(form): Form<CreateForm>,
+) -> Result<Response, PageError> {
+    signed.check_csrf(&state, &form.csrf)?;
+    signed.require(EDITORS)?;
+    let refused = |problems: Vec<Problem>| async {
+        let page = workflows_page(
+            &state,
+            &signed,
+            form.name.clone(),
+            form.definition.clone(),
+            problems,
+        )
+        .await?;
+        Ok::<_, PageError>(web::html(StatusCode::UNPROCESSABLE_ENTITY, page.render()))
+    };
+    let definition = match parse_json(&form.definition) {
+        Ok(definition) => definition,
+        Err(problems) => return refused(problems).await,
+    };
+    match service::workflows::create(&state, &signed.scope(), &form.name, &definition).await {
+        Ok(view) => {
+            // The signing secret is shown once, on the page that follows creation.
+            let mut page = workflows_page(
+                &state,
+                &signed,
+                String::new(),
+                EXAMPLE_WORKFLOW.to_owned(),
+                vec![],
+            )
+            .await?;
+            page.secret = Some(view.workflow.secret.clone());
+            Ok(web::html(StatusCode::CREATED, page.render()))
+        }
+        Err(e) if e.status.is_client_error() => {
+            let mut found = problems(&e, "/data/attributes/definition");
+            for p in &mut found {
+                if p.place == "/data/attributes/name" {
+                    p.place = "name".to_owned();
+                }
+            }
+            refused(found).await
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+#[derive(Debug)]
+struct StepView {
+    id: String,
+    action: String,
+    status: String,
+    error: Option<String>,
+}
+
+#[derive(Debug)]
+struct RunView {
+    id: String,
+    status: String,
+    event: String,
+    created_at: String,
+    error: Option<String>,
+    steps: Vec<StepView>,
+}
+
+#[derive(Debug, Template)]
+#[template(path = "dashboard/workflow.html")]
+struct WorkflowPage {
+    chrome: Chrome,
+    id: String,
+    name: String,
+    status: String,
+    versions: Vec<(i64, String)>,
+    can_edit: bool,
+    can_publish: bool,
+    definition: String,
+    problems: Vec<Problem>,
+    runs: Vec<RunView>,
+}
+
+async fn workflow_page(
+    state: &AppState,
+    signed: &Signed,
+    id: &WorkflowId,
+    edited: Option<String>,
+    problems: Vec<Problem>,
+) -> Result<WorkflowPage, PageError> {
+    let scope = signed.scope();
+    let view = service::workflows::get(state, &scope, id).await?;
+    let mut tx = state.store().begin_read().await?;
+    let filter = RunFilter {
+        workflow_id: Some(id.clone()),
+        status: None,
+    };
+    let runs = workflows::list_runs(&mut tx, &scope, &filter, Cursor::Start, 25)
+        .await?
+        .map(|p| p.items)
+        .unwrap_or_default();
+    let text = |v: &Value| v.as_str().map(str::to_owned);
+    Ok(WorkflowPage {
+        chrome: signed.chrome("workflows"),
+        id: id.to_string(),
+        name: view.workflow.name.clone(),
+        status: view.workflow.status.clone(),
+        versions: view
+            .versions
+            .iter()
+            .map(|v| (v.number, v.status.clone()))
+            .collect(),
+        can_edit: EDITORS.contains(&signed.role()),
+        can_publish: view.latest().is_some_and(|v| v.status == "draft"),
+        definition: edited.unwrap_or_else(|| {
+            view.latest()
+                .map(|v| pretty(&v.definition))
+                .unwrap_or_default()
+        }),
+        problems,
+        runs: runs
+            .iter()
+            .map(|r| RunView {
+                id: r.id.to_string(),
+                status: r.status.clone(),
+                event: r.event_name.clone(),
+                created_at: format_timestamp(r.created_at),
+                error: r.error.clone(),
+                steps: r
+                    .steps
+                    .iter()
+                    .map(|s| StepView {
+                        id: text(&s["id"]).unwrap_or_default(),
+                        action: text(&s["action"]).unwrap_or_else(|| "branch".to_owned()),
+                        status: text(&s["status"]).unwrap_or_default(),
+                        error: text(&s["error"]),
+                    })
+                    .collect(),
+            })
+            .collect(),
+    })
+}
+
+async fn workflow_show(
+    State(state): State<AppState>,
+    signed: Signed,
+    Path(id): Path<String>,
+) -> Result<Response, PageError> {
+    let id = WorkflowId::parse(&id).map_err(|_| PageError::NotFound)?;
+    let page = workflow_page(&state, &signed, &id, None, vec![]).await?;
+    Ok(web::html(StatusCode::OK, page.render()))
+}
+
+async fn workflow_version(
+    State(state): State<AppState>,
+    signed: Signed,
+    Path(id): Path<String>,
+    Form(form): Form<VersionForm>,
+) -> Result<Response, PageError> {
+    signed.check_csrf(&state, &form.csrf)?;
+    signed.require(EDITORS)?;
+    let id = WorkflowId::parse(&id).map_err(|_| PageError::NotFound)?;
+    let result = match parse_json(&form.definition) {
+        Ok(definition) => {
+            service::workflows::new_version(&state, &signed.scope(), &id, &definition)
+                .await
+                .map(|_| ())
+                .map_err(|e| {
+                    if e.status.is_client_error() && e.status != StatusCode::NOT_FOUND {
+                        Ok(problems(&e, "/data/attributes/definition"))
+                    } else {
+                        Err(e)
+                    }
+                })
+        }
+        Err(problems) => Err(Ok(problems)),
+    };
+    match result {
+        Ok(()) => Ok(web::see_other(&format!("/dashboard/workflows/{id}"), None)),
+        Err(Ok(problems)) => {
+            let page = workflow_page(&state, &signed, &id, Some(form.definition), problems).await?;
+            Ok(web::html(StatusCode::UNPROCESSABLE_ENTITY, page.render()))
+        }
+        Err(Err(e)) => Err(e.into()),
+    }
+}
+
+async fn workflow_act(
+    State(state): State<AppState>,
+    signed: Signed,
+    Path((id, action)): Path<(String, String)>,
+    Form(form): Form<super::CsrfForm>,
+) -> Result<Response, PageError> {
+    signed.check_csrf(&state, &form.csrf)?;
+    signed.require(EDITORS)?;
+    let id = WorkflowId::parse(&id).map_err(|_| PageError::NotFound)?;
+    let scope = signed.scope();
+    match action.as_str() {
+        "publish" => service::workflows::publish(&state, &scope, &id).await?,
+        "enable" => service::workflows::set_enabled(&state, &scope, &id, true).await?,
+        "disable" => service::workflows::set_enabled(&state, &scope, &id, false).await?,
+        _ => return Err(PageError::NotFound),
+    };
+    Ok(web::see_other(&format!("/dashboard/workflows/{id}"), None))
+}
