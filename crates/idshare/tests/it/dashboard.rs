@@ -11,10 +11,10 @@ use crate::{
     helpers::{Backend, Tenant, TestApp, expect_status, spawn_app},
 };
 
-const PASSWORD: &str = "correct horse battery staple";
-const TOKENS: &str = "/dashboard/connect/share-tokens";
+pub(crate) const PASSWORD: &str = "correct horse battery staple";
+pub(crate) const TOKENS: &str = "/dashboard/connect/share-tokens";
 
-async fn add_user(app: &TestApp, org: &OrgId, email: &str, role: Role) {
+pub(crate) async fn add_user(app: &TestApp, org: &OrgId, email: &str, role: Role) {
     let mut tx = app.store.begin_write().await.unwrap();
     users::create(&mut tx, org, email, PASSWORD, role, app.state.now())
         .await
@@ -164,13 +164,17 @@ async fn sign_in_sessions_and_csrf(backend: Backend) {
     missing.assert_html();
 }
 
-fn id_of(doc: &Value) -> String {
+pub(crate) fn id_of(doc: &Value) -> String {
     doc["data"]["id"].as_str().unwrap().to_owned()
 }
 
 /// S with a completed inquiry and an active connection S→D; returns (connection, inquiry,
 /// destination template).
-async fn connect_setup(app: &TestApp, s: &Tenant, d: &Tenant) -> (String, String, String) {
+pub(crate) async fn connect_setup(
+    app: &TestApp,
+    s: &Tenant,
+    d: &Tenant,
+) -> (String, String, String) {
     let source_template = id_of(
         &expect_status(
             app.post(

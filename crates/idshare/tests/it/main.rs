@@ -6,6 +6,7 @@ mod helpers;
 
 mod at_rest;
 mod browser;
+mod chrome;
 mod cli;
 mod confirmations;
 mod connect_e2e;

@@ -1,0 +1,205 @@
+//! Connect > Share Tokens in Chromium: the source creates a token, the destination previews and
+//! redeems it and watches the page follow the redemption; a viewer cannot redeem; another
+//! organization finds nothing.
+
+use std::time::{Duration, Instant};
+
+use idshare_store::users::Role;
+use reqwest::StatusCode;
+use serde_json::json;
+
+use super::Chrome;
+use crate::{
+    dashboard::{PASSWORD, TOKENS, add_user, connect_setup, id_of},
+    helpers::{Backend, TestApp, expect_status, spawn_app_with},
+};
+
+/// Signs in through the form and waits for the dashboard's first page.
+async fn sign_in(chrome: &Chrome, email: &str) {
+    chrome.goto("/dashboard").await;
+    assert_eq!(
+        chrome.path().await,
+        "/dashboard/sign-in",
+        "signed out first"
+    );
+    chrome.fill("email", email).await;
+    chrome.fill("password", PASSWORD).await;
+    chrome.click_button("Sign in").await;
+    chrome.wait_for_text("h1", "Share Tokens").await;
+    assert_eq!(chrome.path().await, TOKENS);
+    assert!(
+        chrome.text(".account span").await.starts_with(email),
+        "the header names the user"
+    );
+}
+
+async fn sign_out(chrome: &Chrome) {
+    chrome.click_button("Sign out").await;
+    chrome.wait_for_text("h1", "Sign in to idshare").await;
+}
+
+/// Waits until the workers have finished the inquiry's pipeline (they race `drain()` in
+/// `connect_setup`, which may return while a worker still holds a job).
+async fn wait_until_completed(app: &TestApp, key: &str, inquiry: &str) {
+    let start = Instant::now();
+    loop {
+        let body = expect_status(
+            app.get(key, &format!("/api/v1/inquiries/{inquiry}")).await,
+            StatusCode::OK,
+        )
+        .await;
+        let status = body["data"]["attributes"]["status"].clone();
+        if status == "completed" {
+            return;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(15),
+            "{inquiry} is still {status}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn share_token_redeemed_in_the_browser(backend: Backend) {
+    // Real background workers: the redemption runs as it does in production, and the token's
+    // page (meta refresh while `pending`) follows it on its own.
+    let app = spawn_app_with(backend, |c| c.workers = 1).await;
+    let s = app.tenant("Acme Bank").await;
+    let d = app.tenant("Globex").await;
+    let c = app.tenant("Stranger").await;
+    add_user(&app, &s.org_id, "ops@acme.example", Role::Admin).await;
+    add_user(&app, &d.org_id, "ops@globex.example", Role::Admin).await;
+    add_user(&app, &d.org_id, "auditor@globex.example", Role::Viewer).await;
+    add_user(&app, &c.org_id, "eve@stranger.example", Role::Admin).await;
+    let (connection, inquiry, template) = connect_setup(&app, &s, &d).await;
+    wait_until_completed(&app, &s.sandbox, &inquiry).await;
+
+    let chrome = Chrome::start(&app).await;
+
+    // The source signs in and creates a token for the connection and its inquiry.
+    chrome.goto("/dashboard").await;
+    chrome.wait_for_text("h1", "Sign in to idshare").await;
+    chrome.fill("email", "ops@acme.example").await;
+    chrome.screenshot("sign-in").await;
+    chrome.fill("password", PASSWORD).await;
+    chrome.click_button("Sign in").await;
+    chrome.wait_for_text("h1", "Share Tokens").await;
+    assert_eq!(
+        chrome.text(".account span").await,
+        "ops@acme.example · admin"
+    );
+    chrome.select("connection_id", &connection).await;
+    chrome.fill("inquiry_id", &inquiry).await;
+    chrome.click_button("Create").await;
+    chrome.wait_for_text("#token-status", "created").await;
+    let share_token = chrome.text("h1 code").await;
+    assert!(share_token.starts_with("cnst_"), "{share_token}");
+    let token_path = format!("{TOKENS}/{share_token}");
+    assert_eq!(chrome.path().await, token_path);
+    assert_eq!(chrome.text(".facts dd:nth-of-type(2)").await, "outbound");
+
+    // The list shows it, linked.
+    chrome.click("a[aria-current=page]").await;
+    chrome.wait_for_text("h1", "Share Tokens").await;
+    assert_eq!(
+        chrome
+            .text(&format!("table a[href=\"{token_path}\"]"))
+            .await,
+        share_token
+    );
+    chrome.screenshot("share-tokens").await;
+    sign_out(&chrome).await;
+
+    // The destination pastes the token, previews with its template and redeems.
+    sign_in(&chrome, "ops@globex.example").await;
+    chrome.fill("token", &share_token).await;
+    chrome.click_button("Open").await;
+    chrome.wait_for_text("#token-status", "created").await;
+    assert_eq!(chrome.path().await, token_path);
+    chrome.select("template", &template).await;
+    chrome.click_button("Preview").await;
+    chrome
+        .wait_for_text("#preview .outcome", "will-complete")
+        .await;
+    assert_eq!(
+        chrome.path().await,
+        format!("{token_path}?template={template}")
+    );
+    assert!(
+        !chrome.source().await.contains("ada@example.com"),
+        "a preview shows no value"
+    );
+    chrome.click_button("Redeem").await;
+    // `pending` until a worker has run the redemption, and the page reloads itself meanwhile
+    // (unless the worker was quicker than the redirect).
+    let first = chrome.source().await;
+    if first.contains("id=\"token-status\">pending<") {
+        assert!(first.contains("http-equiv=\"refresh\""), "{first}");
+    }
+    chrome.wait_for_text("#token-status", "redeemed").await;
+    assert_eq!(chrome.path().await, token_path);
+    assert_eq!(
+        chrome.count("meta[http-equiv=refresh]").await,
+        0,
+        "a finished token's page stops reloading"
+    );
+    let destination_inquiry = chrome.text("#destination-inquiry").await;
+    assert!(
+        destination_inquiry.starts_with("inq_"),
+        "{destination_inquiry}"
+    );
+    assert_eq!(chrome.button_count("Redeem").await, 0);
+    chrome.screenshot("share-token-redeemed").await;
+    let copied = expect_status(
+        app.get(
+            &d.sandbox,
+            &format!("/api/v1/inquiries/{destination_inquiry}"),
+        )
+        .await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(copied["data"]["attributes"]["status"], "completed");
+    assert_eq!(
+        copied["data"]["attributes"]["fields"]["name-first"]["value"],
+        "Ada"
+    );
+    sign_out(&chrome).await;
+
+    // A viewer of the destination previews a second token but gets no Redeem button.
+    let second = id_of(
+        &expect_status(
+            app.post(
+                &s.sandbox,
+                "/api/v1/connect/share-tokens",
+                &json!({"data": {"attributes": {"connection-id": connection, "source-id": inquiry}}}),
+            )
+            .await,
+            StatusCode::CREATED,
+        )
+        .await,
+    );
+    sign_in(&chrome, "auditor@globex.example").await;
+    chrome.goto(&format!("{TOKENS}/{second}")).await;
+    chrome.wait_for_text("#token-status", "created").await;
+    chrome.select("template", &template).await;
+    chrome.click_button("Preview").await;
+    chrome
+        .wait_for_text("#preview .outcome", "will-complete")
+        .await;
+    assert_eq!(chrome.button_count("Redeem").await, 0);
+    assert_eq!(
+        chrome.text("#preview > p.empty").await,
+        "Your role cannot redeem share tokens."
+    );
+    sign_out(&chrome).await;
+
+    // Another organization's user finds nothing at the token's address.
+    sign_in(&chrome, "eve@stranger.example").await;
+    chrome.goto(&token_path).await;
+    chrome.wait_for_text("h1", "Page not found").await;
+    assert!(!chrome.source().await.contains(&inquiry));
+    assert!(!chrome.source().await.contains(&destination_inquiry));
+}
+
+backend_tests!(share_token_redeemed_in_the_browser);
