@@ -25,8 +25,9 @@ async fn sign_in(chrome: &Chrome, email: &str) {
     chrome.fill("email", email).await;
     chrome.fill("password", PASSWORD).await;
     chrome.click_button("Sign in").await;
+    chrome.wait_for_text("h1", "Overview").await;
+    chrome.goto(TOKENS).await;
     chrome.wait_for_text("h1", "Share Tokens").await;
-    assert_eq!(chrome.path().await, TOKENS);
     assert!(
         chrome.text(".account span").await.starts_with(email),
         "the header names the user"
@@ -83,6 +84,8 @@ async fn share_token_redeemed_in_the_browser(backend: Backend) {
     chrome.screenshot("sign-in").await;
     chrome.fill("password", PASSWORD).await;
     chrome.click_button("Sign in").await;
+    chrome.wait_for_text("h1", "Overview").await;
+    chrome.goto(TOKENS).await;
     chrome.wait_for_text("h1", "Share Tokens").await;
     assert_eq!(
         chrome.text(".account span").await,
@@ -150,6 +153,21 @@ async fn share_token_redeemed_in_the_browser(backend: Backend) {
     );
     assert_eq!(chrome.button_count("Redeem").await, 0);
     chrome.screenshot("share-token-redeemed").await;
+    // The destination inquiry's page: the copied data, where it came from, the reused check.
+    chrome.click("#destination-inquiry").await;
+    chrome.wait_for_text("#inquiry-status", "completed").await;
+    let inquiry_page = chrome.source().await;
+    assert!(inquiry_page.contains("ada@example.com"));
+    assert!(
+        inquiry_page.contains(&format!("copied from {inquiry} through")),
+        "provenance shown"
+    );
+    assert!(inquiry_page.contains("reused from ver_"));
+    chrome.screenshot("inquiry").await;
+    chrome.goto("/dashboard/overview").await;
+    chrome.wait_for_text("h1", "Overview").await;
+    assert_eq!(chrome.count("svg.chart").await, 3);
+    chrome.screenshot("overview").await;
     let copied = expect_status(
         app.get(
             &d.sandbox,
