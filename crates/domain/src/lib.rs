@@ -69,6 +69,7 @@ macro_rules! string_enum {
     };
 }
 
+pub mod alignment;
 pub mod connect;
 pub mod decision;
 pub mod environment;

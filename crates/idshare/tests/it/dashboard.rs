@@ -552,6 +552,66 @@ async fn connections_are_made_and_accepted_in_the_dashboard(backend: Backend) {
         row_status(&source.get(CONNECTIONS).await, &connection),
         "active"
     );
+
+    // The template alignment: what the destination's template needs and the source's never
+    // collects.
+    let template = |key: String, body: Value| {
+        let app = &app;
+        async move {
+            id_of(
+                &expect_status(
+                    app.post(
+                        &key,
+                        "/api/v1/inquiry-templates",
+                        &json!({"data": {"attributes": body}}),
+                    )
+                    .await,
+                    StatusCode::CREATED,
+                )
+                .await,
+            )
+        }
+    };
+    let onboarding = template(
+        s.sandbox.clone(),
+        json!({"name": "Onboarding", "field-schemas": [{"key": "name-first", "type": "string"}]}),
+    )
+    .await;
+    let brokerage = template(
+        d.sandbox.clone(),
+        json!({"name": "Brokerage", "field-schemas": [
+            {"key": "name-first", "type": "string", "config": {"required": true}},
+            {"key": "address-street-1", "type": "string"}, {"key": "address-city", "type": "string"},
+            {"key": "address-postal-code", "type": "string"}, {"key": "address-country-code", "type": "string"}],
+          "verifications": [{"type": "document", "required": true}]}),
+    )
+    .await;
+    let pair = format!(
+        "{CONNECTIONS}/{connection}?source_template={onboarding}&destination_template={brokerage}"
+    );
+    let aligned = destination.get(&pair).await;
+    assert_eq!(aligned.status, StatusCode::OK, "{}", aligned.body);
+    assert!(
+        aligned
+            .body
+            .contains("Never collected by the source</strong> (6)"),
+        "{}",
+        aligned.body
+    );
+    assert!(aligned.body.contains("Proof of address details"));
+    assert!(
+        !aligned.body.contains("<li>First name"),
+        "collected by the source"
+    );
+    let from_source = source.get(&pair).await;
+    assert!(
+        from_source
+            .body
+            .contains("Never collected by the source</strong> (6)")
+    );
+    let foreign = stranger.get(&format!("{CONNECTIONS}/{connection}")).await;
+    assert_eq!(foreign.status, StatusCode::NOT_FOUND);
+    assert!(!foreign.body.contains("Brokerage"));
     // The source cannot accept its own connection: a clear refusal.
     let wrong_side = source
         .submit(
@@ -578,6 +638,14 @@ async fn connections_are_made_and_accepted_in_the_dashboard(backend: Backend) {
             status
         );
     }
+    // Not active any more: the partners' templates are no longer shown.
+    let pending = destination.get(&pair).await;
+    assert!(
+        pending
+            .body
+            .contains("Available while the connection is active")
+    );
+    assert!(!pending.body.contains("Onboarding"));
 }
 
 const INQUIRIES: &str = "/dashboard/inquiries";

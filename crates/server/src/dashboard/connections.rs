@@ -9,14 +9,16 @@ use axum::{
     response::Response,
     routing::{get, post},
 };
+use idshare_domain::{alignment, id::InquiryTemplateId, template::TemplateDefinition};
 use idshare_domain::{
     connect::{ConnectionAction, ConnectionStatus, Direction, Side},
     id::ConnectionId,
     time_format::format_timestamp,
 };
 use idshare_store::{
-    Cursor,
+    Cursor, Scope,
     connections::{self, Connection, ConnectionFilter},
+    templates,
     users::Role,
 };
 use serde::Deserialize;
@@ -35,6 +37,7 @@ const CONNECT_WRITERS: &[Role] = &[Role::Admin];
 pub fn routes() -> Router<AppState> {
     Router::new()
         .route(PATH, get(list).post(create))
+        .route("/dashboard/connect/connections/{id}", get(show))
         .route("/dashboard/connect/connections/{id}/{action}", post(act))
 }
 
@@ -219,4 +222,123 @@ async fn act(
         .ok_or(PageError::NotFound)?;
     service::act(&state, &signed.scope(), &id, action).await?;
     Ok(web::see_other(PATH, None))
+}
+
+#[derive(Debug)]
+struct TemplateChoice {
+    id: String,
+    name: String,
+    selected: bool,
+}
+
+#[derive(Debug, Template)]
+#[template(path = "dashboard/connection.html")]
+struct ConnectionPage {
+    chrome: Chrome,
+    row: Row,
+    active: bool,
+    source_templates: Vec<TemplateChoice>,
+    destination_templates: Vec<TemplateChoice>,
+    /// The destination requirements the chosen source template never collects (labels), when
+    /// a pair was chosen.
+    never_collected: Option<Vec<(&'static str, String)>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct AlignmentQuery {
+    source_template: Option<String>,
+    destination_template: Option<String>,
+}
+
+/// The published templates of an end of the connection, with their definitions.
+async fn published_templates(
+    state: &AppState,
+    scope: &Scope,
+) -> Result<Vec<(InquiryTemplateId, String, TemplateDefinition)>, PageError> {
+    let mut tx = state.store().begin_read().await?;
+    let all = templates::list(&mut tx, scope, Cursor::Start, 100)
+        .await?
+        .map(|p| p.items)
+        .unwrap_or_default();
+    let mut published = Vec::new();
+    for template in all {
+        let Some(version_id) = &template.published_version_id else {
+            continue;
+        };
+        if let Some(version) = templates::get_version(&mut tx, scope, version_id).await?
+            && let Ok(definition) = TemplateDefinition::parse(&version.definition)
+        {
+            published.push((template.id.clone(), template.name.clone(), definition));
+        }
+    }
+    Ok(published)
+}
+
+/// A connection's page, with the template alignment: for an **active** connection, either end
+/// picks one of the source's published templates and one of the destination's, and sees which
+/// destination requirements the source template never collects. Only template names and
+/// requirement labels cross between the two organizations, and only over an active connection.
+async fn show(
+    State(state): State<AppState>,
+    signed: Signed,
+    Path(id): Path<String>,
+    Query(query): Query<AlignmentQuery>,
+) -> Result<Response, PageError> {
+    let id = ConnectionId::parse(&id).map_err(|_| PageError::NotFound)?;
+    let scope = signed.scope();
+    let mut tx = state.store().begin_read().await?;
+    let connection = connections::get(&mut tx, &scope, &id)
+        .await?
+        .ok_or(PageError::NotFound)?;
+    drop(tx);
+    let can_write = CONNECT_WRITERS.contains(&signed.role());
+    let active = connection.status == ConnectionStatus::Active;
+    let (mut sources, mut destinations) = (vec![], vec![]);
+    let mut never_collected = None;
+    if active {
+        let source_scope = Scope::new(connection.source_org_id.clone(), connection.environment);
+        let destination_scope = Scope::new(
+            connection.destination_org_id.clone(),
+            connection.environment,
+        );
+        sources = published_templates(&state, &source_scope).await?;
+        destinations = published_templates(&state, &destination_scope).await?;
+        let chosen = |list: &[(InquiryTemplateId, String, TemplateDefinition)],
+                      wanted: &Option<String>| {
+            wanted
+                .as_deref()
+                .and_then(|w| list.iter().find(|(id, _, _)| id.as_str() == w))
+                .map(|(_, _, d)| d.clone())
+        };
+        if let (Some(source), Some(destination)) = (
+            chosen(&sources, &query.source_template),
+            chosen(&destinations, &query.destination_template),
+        ) {
+            never_collected = Some(
+                alignment::never_collected(&source, &destination)
+                    .into_iter()
+                    .map(|r| (r.kind.as_str(), r.label))
+                    .collect(),
+            );
+        }
+    }
+    let choices = |list: &[(InquiryTemplateId, String, TemplateDefinition)],
+                   wanted: &Option<String>| {
+        list.iter()
+            .map(|(id, name, _)| TemplateChoice {
+                id: id.to_string(),
+                name: name.clone(),
+                selected: wanted.as_deref() == Some(id.as_str()),
+            })
+            .collect()
+    };
+    let page = ConnectionPage {
+        chrome: signed.chrome("connections"),
+        row: Row::new(&connection, &signed, can_write),
+        active,
+        source_templates: choices(&sources, &query.source_template),
+        destination_templates: choices(&destinations, &query.destination_template),
+        never_collected,
+    };
+    Ok(web::html(StatusCode::OK, page.render()))
 }
