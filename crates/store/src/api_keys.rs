@@ -10,7 +10,11 @@ use idshare_domain::{
 use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 
-use crate::{Scope, StoreError, Tx, db::on_conn};
+use crate::{
+    Cursor, Page, Scope, StoreError, Tx,
+    db::on_conn,
+    templates::{cursor_position, page_sql, paginate},
+};
 
 #[derive(Debug, Clone)]
 pub struct ApiKey {
@@ -110,6 +114,51 @@ pub async fn find_by_secret(tx: &mut Tx, secret: &str) -> Result<Option<ApiKey>,
             .await?
     });
     row.map(ApiKey::try_from).transpose()
+}
+
+/// A key of the scope, revoked or not.
+pub async fn get(tx: &mut Tx, scope: &Scope, id: &ApiKeyId) -> Result<Option<ApiKey>, StoreError> {
+    let sql = sqlx::AssertSqlSafe(format!(
+        "SELECT {COLUMNS} FROM api_keys WHERE id = $1 AND org_id = $2 AND environment = $3"
+    ));
+    let row: Option<ApiKeyRow> = on_conn!(tx, |conn| {
+        sqlx::query_as(sql)
+            .bind(id.as_str())
+            .bind(scope.org_id.as_str())
+            .bind(scope.environment.as_str())
+            .fetch_optional(conn)
+            .await?
+    });
+    row.map(ApiKey::try_from).transpose()
+}
+
+/// The scope's keys (revoked ones too), newest first; `None` when the cursor names no key of
+/// the scope.
+pub async fn list(
+    tx: &mut Tx,
+    scope: &Scope,
+    cursor: Cursor<'_>,
+    size: u32,
+) -> Result<Option<Page<ApiKey>>, StoreError> {
+    let Some(position) = cursor_position(tx, scope, "api_keys", cursor).await? else {
+        return Ok(None);
+    };
+    let sql = sqlx::AssertSqlSafe(page_sql(COLUMNS, "api_keys", "", cursor));
+    let rows: Vec<ApiKeyRow> = on_conn!(tx, |conn| {
+        sqlx::query_as(sql)
+            .bind(scope.org_id.as_str())
+            .bind(scope.environment.as_str())
+            .bind(position.0)
+            .bind(position.1)
+            .bind(i64::from(size) + 1)
+            .fetch_all(conn)
+            .await?
+    });
+    let keys = rows
+        .into_iter()
+        .map(ApiKey::try_from)
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Some(paginate(keys, cursor, size)))
 }
 
 /// Revokes a key (operator command). Returns false when no such active key exists.

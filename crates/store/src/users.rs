@@ -147,6 +147,30 @@ pub async fn authenticate(
     }))
 }
 
+/// The users of an organization, oldest first (few: the people who sign in to the dashboard).
+pub async fn list_in_org(tx: &mut Tx, org_id: &OrgId) -> Result<Vec<User>, StoreError> {
+    let rows: Vec<UserRow> = on_conn!(tx, |conn| {
+        sqlx::query_as(
+            "SELECT id, org_id, email, password_hash, role, created_at FROM users \
+             WHERE org_id = $1 ORDER BY created_at, id",
+        )
+        .bind(org_id.as_str())
+        .fetch_all(conn)
+        .await?
+    });
+    rows.into_iter()
+        .map(|row| {
+            Ok(User {
+                id: UserId::parse(&row.id).map_err(StoreError::corrupt)?,
+                org_id: OrgId::parse(&row.org_id).map_err(StoreError::corrupt)?,
+                email: row.email,
+                role: row.role.parse::<Role>().map_err(StoreError::corrupt)?,
+                created_at: idshare_domain::time_format::from_unix_micros(row.created_at),
+            })
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
