@@ -22,7 +22,7 @@ pub(crate) async fn add_user(app: &TestApp, org: &OrgId, email: &str, role: Role
     tx.commit().await.unwrap();
 }
 
-async fn signed_in(app: &TestApp, email: &str) -> Browser {
+pub(crate) async fn signed_in(app: &TestApp, email: &str) -> Browser {
     let mut browser = Browser::new(app);
     let page = browser
         .submit(
@@ -35,7 +35,7 @@ async fn signed_in(app: &TestApp, email: &str) -> Browser {
 }
 
 /// The CSRF token of a signed-in page (every page has the header's forms).
-async fn csrf(browser: &mut Browser) -> String {
+pub(crate) async fn csrf(browser: &mut Browser) -> String {
     let page = browser.get(TOKENS).await;
     assert_eq!(page.status, StatusCode::OK, "{}", page.body);
     page.csrf()
@@ -248,7 +248,7 @@ pub(crate) async fn connect_setup(
     (connection, inquiry, destination_template)
 }
 
-fn text_of(page: &Page, id: &str) -> String {
+pub(crate) fn text_of(page: &Page, id: &str) -> String {
     let marker = format!("id=\"{id}\">");
     let start = page
         .body

@@ -13,6 +13,7 @@ mod connect_e2e;
 mod connections;
 mod conventions;
 mod dashboard;
+mod dashboard_settings;
 mod events;
 mod flow;
 mod idempotency;

@@ -4,12 +4,15 @@
 //! every page checks the role and is confined to the user's organization and the environment
 //! chosen in the header.
 
+mod api_keys;
+mod audit;
 mod connections;
 mod definitions;
 mod inquiries;
 mod overview;
 mod share_tokens;
 mod svg;
+mod webhooks;
 
 use std::{
     collections::HashMap,
@@ -52,6 +55,9 @@ pub fn routes() -> Router<AppState> {
         .merge(inquiries::routes())
         .merge(overview::routes())
         .merge(definitions::routes())
+        .merge(webhooks::routes())
+        .merge(api_keys::routes())
+        .merge(audit::routes())
         .route("/dashboard/{*rest}", get(not_found_page))
 }
 

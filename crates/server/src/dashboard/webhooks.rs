@@ -1,0 +1,601 @@
+//! Settings > Webhooks: the list, creating one (its signing secret shown once), and one
+//! webhook's page — its settings, enabling, disabling and archiving, rotating the secret (the
+//! new one shown once), and its deliveries with redelivery. Admins write; everyone reads.
+
+use askama::Template;
+use axum::{
+    Form, Router,
+    extract::{Path, Query, State},
+    http::StatusCode,
+    response::Response,
+    routing::{get, post},
+};
+use idshare_domain::{
+    id::{WebhookDeliveryId, WebhookId},
+    time_format::format_timestamp,
+    webhook::{SUBSCRIBABLE_EVENTS, WebhookAction, WebhookStatus, transition},
+};
+use idshare_store::{
+    Cursor,
+    users::Role,
+    webhooks::{self as store, Delivery, Webhook},
+};
+use serde::Deserialize;
+
+use super::{Chrome, PageError, Signed, audit::record};
+use crate::{
+    app::AppState,
+    error::ApiError,
+    service::webhooks::{self as service, Settings},
+    web,
+};
+
+const PATH: &str = "/dashboard/webhooks";
+/// Who may create and change webhooks.
+const WRITERS: &[Role] = &[Role::Admin];
+const PAGE_SIZE: u32 = 25;
+/// What the rotation form proposes: the previous secret keeps signing for 24 hours.
+const DEFAULT_OVERLAP_SECONDS: &str = "86400";
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route(PATH, get(list).post(create))
+        .route("/dashboard/webhooks/{id}", get(show))
+        .route(
+            "/dashboard/webhooks/{id}/rotate-secret",
+            post(rotate_secret),
+        )
+        .route(
+            "/dashboard/webhooks/{id}/deliveries/{delivery}/redeliver",
+            post(redeliver),
+        )
+        .route("/dashboard/webhooks/{id}/{action}", post(act))
+}
+
+/// A service refusal sorted by the form field it is about.
+#[derive(Debug, Default)]
+struct FieldErrors {
+    name: Option<String>,
+    url: Option<String>,
+    events: Option<String>,
+    /// Anything not about one of the fields above.
+    other: Option<String>,
+}
+
+impl FieldErrors {
+    fn from_api(e: &ApiError) -> Self {
+        let mut sorted = Self::default();
+        for error in &e.errors {
+            let pointer = error
+                .source
+                .as_ref()
+                .and_then(|s| s.pointer.as_deref())
+                .unwrap_or("");
+            let slot = if pointer.starts_with("/data/attributes/url") {
+                &mut sorted.url
+            } else if pointer.starts_with("/data/attributes/enabled-events") {
+                &mut sorted.events
+            } else if pointer.starts_with("/data/attributes/name") {
+                &mut sorted.name
+            } else {
+                &mut sorted.other
+            };
+            match slot {
+                Some(text) => {
+                    text.push(' ');
+                    text.push_str(&error.details);
+                }
+                None => *slot = Some(error.details.clone()),
+            }
+        }
+        sorted
+    }
+
+    fn any(&self) -> bool {
+        self.name.is_some() || self.url.is_some() || self.events.is_some() || self.other.is_some()
+    }
+}
+
+/// What an API refusal says, for a person.
+fn reason(e: &ApiError) -> String {
+    e.errors
+        .iter()
+        .map(|e| e.details.as_str())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+#[derive(Debug)]
+struct Row {
+    id: String,
+    status: String,
+    name: Option<String>,
+    url: String,
+    events: String,
+    created_at: String,
+}
+
+impl Row {
+    fn new(webhook: &Webhook) -> Self {
+        Self {
+            id: webhook.id.to_string(),
+            status: webhook.status.clone(),
+            name: webhook.name.clone(),
+            url: webhook.url.clone(),
+            events: webhook.enabled_events.join(", "),
+            created_at: format_timestamp(webhook.created_at),
+        }
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct CreateForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    url: String,
+    #[serde(default)]
+    enabled_events: String,
+}
+
+#[derive(Debug, Template)]
+#[template(path = "dashboard/webhooks.html")]
+struct ListPage {
+    chrome: Chrome,
+    rows: Vec<Row>,
+    next: Option<String>,
+    can_write: bool,
+    form: CreateForm,
+    errors: FieldErrors,
+    subscribable: String,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct ListQuery {
+    #[serde(default)]
+    after: String,
+}
+
+async fn list_page(
+    state: &AppState,
+    signed: &Signed,
+    after: &str,
+    form: CreateForm,
+    errors: FieldErrors,
+) -> Result<ListPage, PageError> {
+    let cursor = match after {
+        "" => Cursor::Start,
+        after => Cursor::After(after),
+    };
+    let mut tx = state.store().begin_read().await?;
+    let page = store::list(
+        &mut tx,
+        state.store().crypto(),
+        &signed.scope(),
+        None,
+        cursor,
+        PAGE_SIZE,
+    )
+    .await?
+    .ok_or(PageError::NotFound)?;
+    drop(tx);
+    let next = page.has_older.then(|| {
+        let last = page
+            .items
+            .last()
+            .map(|w| w.id.to_string())
+            .unwrap_or_default();
+        format!("{PATH}?after={last}")
+    });
+    Ok(ListPage {
+        chrome: signed.chrome("webhooks"),
+        rows: page.items.iter().map(Row::new).collect(),
+        next,
+        can_write: WRITERS.contains(&signed.role()),
+        form,
+        errors,
+        subscribable: SUBSCRIBABLE_EVENTS.join(", "),
+    })
+}
+
+async fn list(
+    State(state): State<AppState>,
+    signed: Signed,
+    Query(query): Query<ListQuery>,
+) -> Result<Response, PageError> {
+    let page = list_page(
+        &state,
+        &signed,
+        &query.after,
+        CreateForm::default(),
+        FieldErrors::default(),
+    )
+    .await?;
+    Ok(web::html(StatusCode::OK, page.render()))
+}
+
+/// The enabled events as typed: separated by commas or line breaks.
+fn event_list(raw: &str) -> Vec<String> {
+    raw.split([',', '\n', '\r'])
+        .map(str::trim)
+        .filter(|e| !e.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+/// Creates an enabled webhook and answers with its page showing the secret, this once. A
+/// refusal shows the list again with each reason next to its field.
+async fn create(
+    State(state): State<AppState>,
+    signed: Signed,
+    Form(form): Form<CreateForm>,
+) -> Result<Response, PageError> {
+    signed.check_csrf(&state, &form.csrf)?;
+    signed.require(WRITERS)?;
+    let mut errors = FieldErrors::default();
+    if form.url.trim().is_empty() {
+        errors.url = Some("Enter the URL the events are sent to.".to_owned());
+    }
+    let events = event_list(&form.enabled_events);
+    if events.is_empty() {
+        errors.events = Some("List at least one event name, or * for every event.".to_owned());
+    }
+    let created = if errors.any() {
+        None
+    } else {
+        let settings = Settings {
+            name: Some(Some(form.name.trim().to_owned())),
+            url: Some(form.url.trim().to_owned()),
+            enabled_events: Some(events),
+            ..Settings::default()
+        };
+        match service::create(&state, &signed.scope(), settings).await {
+            Ok(webhook) => Some(webhook),
+            Err(e) if e.status.is_client_error() => {
+                errors = FieldErrors::from_api(&e);
+                None
+            }
+            Err(e) => return Err(e.into()),
+        }
+    };
+    let Some(webhook) = created else {
+        let page = list_page(&state, &signed, "", form, errors).await?;
+        return Ok(web::html(StatusCode::UNPROCESSABLE_ENTITY, page.render()));
+    };
+    record(
+        &state,
+        &signed,
+        "webhook.created",
+        ("webhook", webhook.id.as_str()),
+    )
+    .await?;
+    let page = webhook_page(
+        &state,
+        &signed,
+        &webhook.id,
+        "",
+        Shown {
+            secret: Some(webhook.secret.clone()),
+            ..Shown::default()
+        },
+    )
+    .await?;
+    Ok(web::html(StatusCode::OK, page.render()))
+}
+
+#[derive(Debug)]
+struct DeliveryView {
+    id: String,
+    status: String,
+    event_name: String,
+    attempts: u32,
+    last_status_code: Option<u16>,
+    last_error: Option<String>,
+    created_at: String,
+    last_attempted_at: Option<String>,
+    next_attempt_at: Option<String>,
+    delivered_at: Option<String>,
+    can_redeliver: bool,
+}
+
+impl DeliveryView {
+    fn new(delivery: &Delivery, can_redeliver: bool) -> Self {
+        Self {
+            id: delivery.id.to_string(),
+            status: delivery.status.clone(),
+            event_name: delivery.event_name.clone(),
+            attempts: delivery.attempts_made,
+            last_status_code: delivery.last_status_code,
+            last_error: delivery.last_error.clone(),
+            created_at: format_timestamp(delivery.created_at),
+            last_attempted_at: delivery.last_attempted_at.map(format_timestamp),
+            next_attempt_at: delivery
+                .next_attempt_at
+                .filter(|_| delivery.status == "pending")
+                .map(format_timestamp),
+            delivered_at: delivery.delivered_at.map(format_timestamp),
+            can_redeliver: can_redeliver
+                && matches!(delivery.status.as_str(), "delivered" | "failed"),
+        }
+    }
+}
+
+/// What a webhook's page shows besides the webhook: a secret just made, a refusal, the
+/// rotation form as sent.
+#[derive(Debug, Default)]
+struct Shown {
+    secret: Option<String>,
+    /// The secret was just rotated (the page says how long the previous one keeps signing).
+    rotated: bool,
+    error: Option<String>,
+    overlap: Option<String>,
+    overlap_error: Option<String>,
+}
+
+#[derive(Debug, Template)]
+#[template(path = "dashboard/webhook.html")]
+struct WebhookPage {
+    chrome: Chrome,
+    id: String,
+    status: String,
+    name: Option<String>,
+    description: Option<String>,
+    url: String,
+    events: Vec<String>,
+    inflection: &'static str,
+    blocklist: Vec<String>,
+    created_at: String,
+    updated_at: String,
+    archived_at: Option<String>,
+    previous_secret_until: Option<String>,
+    actions: Vec<(&'static str, &'static str)>,
+    can_rotate: bool,
+    deliveries: Vec<DeliveryView>,
+    next: Option<String>,
+    shown: Shown,
+}
+
+async fn webhook_page(
+    state: &AppState,
+    signed: &Signed,
+    id: &WebhookId,
+    after: &str,
+    mut shown: Shown,
+) -> Result<WebhookPage, PageError> {
+    let scope = signed.scope();
+    let mut tx = state.store().begin_read().await?;
+    let webhook = store::get(&mut tx, state.store().crypto(), &scope, id)
+        .await?
+        .ok_or(PageError::NotFound)?;
+    let cursor = match after {
+        "" => Cursor::Start,
+        after => Cursor::After(after),
+    };
+    let deliveries = store::list_deliveries(&mut tx, &scope, id, None, cursor, PAGE_SIZE)
+        .await?
+        .ok_or(PageError::NotFound)?;
+    drop(tx);
+    let status: Option<WebhookStatus> = webhook.status.parse().ok();
+    let can_write = WRITERS.contains(&signed.role());
+    let actions = match status {
+        Some(status) if can_write => WebhookAction::ALL
+            .iter()
+            .filter(|action| transition(status, **action).is_some())
+            .map(|action| match action {
+                WebhookAction::Enable => ("enable", "Enable"),
+                WebhookAction::Disable => ("disable", "Disable"),
+                WebhookAction::Archive => ("archive", "Archive (cannot be undone)"),
+            })
+            .collect(),
+        _ => vec![],
+    };
+    let enabled = status == Some(WebhookStatus::Enabled);
+    let next = deliveries.has_older.then(|| {
+        let last = deliveries
+            .items
+            .last()
+            .map(|d| d.id.to_string())
+            .unwrap_or_default();
+        format!("{PATH}/{id}?after={last}")
+    });
+    if shown.overlap.is_none() {
+        shown.overlap = Some(DEFAULT_OVERLAP_SECONDS.to_owned());
+    }
+    let now = state.now();
+    Ok(WebhookPage {
+        chrome: signed.chrome("webhooks"),
+        id: webhook.id.to_string(),
+        status: webhook.status.clone(),
+        name: webhook.name.clone(),
+        description: webhook.description.clone(),
+        url: webhook.url.clone(),
+        events: webhook.enabled_events.clone(),
+        inflection: webhook.api_key_inflection.as_str(),
+        blocklist: webhook.api_attributes_blocklist.clone(),
+        created_at: format_timestamp(webhook.created_at),
+        updated_at: format_timestamp(webhook.updated_at),
+        archived_at: webhook.archived_at.map(format_timestamp),
+        previous_secret_until: webhook
+            .previous_secret
+            .as_ref()
+            .filter(|(_, until)| *until > now)
+            .map(|(_, until)| format_timestamp(*until)),
+        actions,
+        can_rotate: can_write && status != Some(WebhookStatus::Archived),
+        deliveries: deliveries
+            .items
+            .iter()
+            .map(|d| DeliveryView::new(d, can_write && enabled))
+            .collect(),
+        next,
+        shown,
+    })
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct ShowQuery {
+    #[serde(default)]
+    after: String,
+}
+
+async fn show(
+    State(state): State<AppState>,
+    signed: Signed,
+    Path(id): Path<String>,
+    Query(query): Query<ShowQuery>,
+) -> Result<Response, PageError> {
+    let id = WebhookId::parse(&id).map_err(|_| PageError::NotFound)?;
+    let page = webhook_page(&state, &signed, &id, &query.after, Shown::default()).await?;
+    Ok(web::html(StatusCode::OK, page.render()))
+}
+
+/// The webhook's page again with a refusal (its status code), or a 404 for what is not there.
+async fn refused(
+    state: &AppState,
+    signed: &Signed,
+    id: &WebhookId,
+    e: ApiError,
+) -> Result<Response, PageError> {
+    if !e.status.is_client_error() || e.status == StatusCode::NOT_FOUND {
+        return Err(e.into());
+    }
+    let shown = Shown {
+        error: Some(reason(&e)),
+        ..Shown::default()
+    };
+    let page = webhook_page(state, signed, id, "", shown).await?;
+    Ok(web::html(e.status, page.render()))
+}
+
+async fn act(
+    State(state): State<AppState>,
+    signed: Signed,
+    Path((id, action)): Path<(String, String)>,
+    Form(form): Form<super::CsrfForm>,
+) -> Result<Response, PageError> {
+    signed.check_csrf(&state, &form.csrf)?;
+    signed.require(WRITERS)?;
+    let id = WebhookId::parse(&id).map_err(|_| PageError::NotFound)?;
+    let action: WebhookAction = action.parse().map_err(|_| PageError::NotFound)?;
+    match service::act(&state, &signed.scope(), &id, action).await {
+        Ok(webhook) => {
+            let what = format!("webhook.{}", webhook.status);
+            record(&state, &signed, &what, ("webhook", id.as_str())).await?;
+            Ok(web::see_other(&format!("{PATH}/{id}"), None))
+        }
+        Err(e) => refused(&state, &signed, &id, e).await,
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct RotateForm {
+    csrf: String,
+    #[serde(default)]
+    overlap_seconds: String,
+}
+
+/// Replaces the signing secret and shows the new one, this once.
+async fn rotate_secret(
+    State(state): State<AppState>,
+    signed: Signed,
+    Path(id): Path<String>,
+    Form(form): Form<RotateForm>,
+) -> Result<Response, PageError> {
+    signed.check_csrf(&state, &form.csrf)?;
+    signed.require(WRITERS)?;
+    let id = WebhookId::parse(&id).map_err(|_| PageError::NotFound)?;
+    let raw = form.overlap_seconds.trim();
+    let result = match raw.parse::<i64>() {
+        _ if raw.is_empty() => rotate(&state, &signed, &id, None).await,
+        Ok(overlap) => rotate(&state, &signed, &id, Some(overlap)).await,
+        Err(_) => Err(RotateRefusal::Overlap(
+            "The overlap is a whole number of seconds, for example 86400 for 24 hours.".to_owned(),
+        )),
+    };
+    match result {
+        Ok(webhook) => {
+            record(
+                &state,
+                &signed,
+                "webhook.secret-rotated",
+                ("webhook", id.as_str()),
+            )
+            .await?;
+            let shown = Shown {
+                secret: Some(webhook.secret.clone()),
+                rotated: true,
+                ..Shown::default()
+            };
+            let page = webhook_page(&state, &signed, &id, "", shown).await?;
+            Ok(web::html(StatusCode::OK, page.render()))
+        }
+        Err(RotateRefusal::Overlap(message)) => {
+            let shown = Shown {
+                overlap: Some(form.overlap_seconds.clone()),
+                overlap_error: Some(message),
+                ..Shown::default()
+            };
+            let page = webhook_page(&state, &signed, &id, "", shown).await?;
+            Ok(web::html(StatusCode::UNPROCESSABLE_ENTITY, page.render()))
+        }
+        Err(RotateRefusal::Other(e)) => refused(&state, &signed, &id, e).await,
+    }
+}
+
+enum RotateRefusal {
+    /// What is wrong with the overlap, shown next to its field.
+    Overlap(String),
+    Other(ApiError),
+}
+
+async fn rotate(
+    state: &AppState,
+    signed: &Signed,
+    id: &WebhookId,
+    overlap: Option<i64>,
+) -> Result<Webhook, RotateRefusal> {
+    service::rotate_secret(state, &signed.scope(), id, overlap)
+        .await
+        .map_err(|e| {
+            let about_overlap = e.errors.iter().any(|e| {
+                e.source
+                    .as_ref()
+                    .and_then(|s| s.pointer.as_deref())
+                    .is_some_and(|p| p.ends_with("expires-in-seconds"))
+            });
+            if about_overlap && e.status.is_client_error() {
+                RotateRefusal::Overlap(reason(&e))
+            } else {
+                RotateRefusal::Other(e)
+            }
+        })
+}
+
+/// Sends a delivered or failed delivery again; a refusal (already pending: 409; the webhook
+/// not enabled: 422) is shown on the webhook's page.
+async fn redeliver(
+    State(state): State<AppState>,
+    signed: Signed,
+    Path((id, delivery)): Path<(String, String)>,
+    Form(form): Form<super::CsrfForm>,
+) -> Result<Response, PageError> {
+    signed.check_csrf(&state, &form.csrf)?;
+    signed.require(WRITERS)?;
+    let id = WebhookId::parse(&id).map_err(|_| PageError::NotFound)?;
+    let delivery = WebhookDeliveryId::parse(&delivery).map_err(|_| PageError::NotFound)?;
+    match service::redeliver(&state, &signed.scope(), &id, &delivery).await {
+        Ok(_) => {
+            record(
+                &state,
+                &signed,
+                "webhook-delivery.redelivered",
+                ("webhook-delivery", delivery.as_str()),
+            )
+            .await?;
+            Ok(web::see_other(&format!("{PATH}/{id}"), None))
+        }
+        Err(e) => refused(&state, &signed, &id, e).await,
+    }
+}
