@@ -22,14 +22,21 @@ pub(crate) async fn add_user(app: &TestApp, org: &OrgId, email: &str, role: Role
     tx.commit().await.unwrap();
 }
 
-pub(crate) async fn signed_in(app: &TestApp, email: &str) -> Browser {
-    let mut browser = Browser::new(app);
-    let page = browser
+/// Opens the sign-in page (which sets the form's cookie) and submits it.
+pub(crate) async fn sign_in_attempt(browser: &mut Browser, email: &str, password: &str) -> Page {
+    let form = browser.get("/dashboard/sign-in").await;
+    let csrf = form.csrf();
+    browser
         .submit(
             "/dashboard/sign-in",
-            &[("email", email), ("password", PASSWORD)],
+            &[("csrf", &csrf), ("email", email), ("password", password)],
         )
-        .await;
+        .await
+}
+
+pub(crate) async fn signed_in(app: &TestApp, email: &str) -> Browser {
+    let mut browser = Browser::new(app);
+    let page = sign_in_attempt(&mut browser, email, PASSWORD).await;
     assert_eq!(page.status, StatusCode::SEE_OTHER, "{}", page.body);
     browser
 }
@@ -56,20 +63,19 @@ async fn sign_in_sessions_and_csrf(backend: Backend) {
     let form = browser.get("/dashboard/sign-in").await;
     form.assert_html();
     assert!(form.body.contains("type=\"password\""));
+    // A sign-in form posted from elsewhere (no form cookie or token) is refused: login CSRF.
+    let forged = Browser::new(&app)
+        .submit(
+            "/dashboard/sign-in",
+            &[("email", "ada@bank.example"), ("password", PASSWORD)],
+        )
+        .await;
+    assert_eq!(forged.status, StatusCode::FORBIDDEN);
+    assert!(forged.set_cookie.is_none());
 
     // A wrong password and an unknown address get the same answer.
-    let wrong = browser
-        .submit(
-            "/dashboard/sign-in",
-            &[("email", "ada@bank.example"), ("password", "guess")],
-        )
-        .await;
-    let unknown = browser
-        .submit(
-            "/dashboard/sign-in",
-            &[("email", "eve@bank.example"), ("password", PASSWORD)],
-        )
-        .await;
+    let wrong = sign_in_attempt(&mut browser, "ada@bank.example", "guess").await;
+    let unknown = sign_in_attempt(&mut browser, "eve@bank.example", PASSWORD).await;
     for page in [&wrong, &unknown] {
         assert_eq!(page.status, StatusCode::UNAUTHORIZED);
         assert!(
@@ -80,12 +86,7 @@ async fn sign_in_sessions_and_csrf(backend: Backend) {
     }
 
     // Signing in (the address in any case) sets a confined cookie.
-    let signed = browser
-        .submit(
-            "/dashboard/sign-in",
-            &[("email", "ADA@bank.example"), ("password", PASSWORD)],
-        )
-        .await;
+    let signed = sign_in_attempt(&mut browser, "ADA@bank.example", PASSWORD).await;
     assert_eq!(signed.status, StatusCode::SEE_OTHER, "{}", signed.body);
     let cookie = signed.set_cookie.expect("a session cookie");
     for attribute in [
@@ -128,6 +129,24 @@ async fn sign_in_sessions_and_csrf(backend: Backend) {
         )
         .await;
     assert_eq!(switched.location.as_deref(), Some(TOKENS));
+    // From an object's page, back to its section: the object belongs to the other environment.
+    let from_object = browser
+        .submit(
+            "/dashboard/environment",
+            &[
+                ("csrf", &token),
+                ("environment", "production"),
+                (
+                    "back",
+                    "/dashboard/inquiries/inq_AAAAAAAAAAAAAAAAAAAAAAAA?x=1",
+                ),
+            ],
+        )
+        .await;
+    assert_eq!(
+        from_object.location.as_deref(),
+        Some("/dashboard/inquiries")
+    );
     let production = browser.get(TOKENS).await;
     assert!(production.body.contains("Production: real end users"));
 
@@ -143,19 +162,9 @@ async fn sign_in_sessions_and_csrf(backend: Backend) {
 
     // Repeated failures lock the address for a while, even with the right password.
     for _ in 0..5 {
-        browser
-            .submit(
-                "/dashboard/sign-in",
-                &[("email", "ada@bank.example"), ("password", "guess")],
-            )
-            .await;
+        sign_in_attempt(&mut browser, "ada@bank.example", "guess").await;
     }
-    let locked = browser
-        .submit(
-            "/dashboard/sign-in",
-            &[("email", "ada@bank.example"), ("password", PASSWORD)],
-        )
-        .await;
+    let locked = sign_in_attempt(&mut browser, "ada@bank.example", PASSWORD).await;
     assert_eq!(locked.status, StatusCode::TOO_MANY_REQUESTS);
     assert!(locked.body.contains("Too many failed attempts"));
 

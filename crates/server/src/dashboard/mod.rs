@@ -285,30 +285,74 @@ async fn home(_signed: Signed) -> Response {
 struct SignInPage {
     email: String,
     error: Option<&'static str>,
+    csrf: String,
 }
 
-async fn sign_in_page() -> Response {
+/// The cookie that ties the sign-in form to the browser it was sent to, so that another site
+/// cannot sign a visitor in to an account of its choosing (login CSRF).
+const SIGN_IN_COOKIE: &str = "idshare_sign_in";
+const SIGN_IN_PURPOSE: &str = "dashboard-sign-in";
+
+fn sign_in_csrf(state: &AppState, nonce: &str) -> String {
+    hex::encode(
+        state
+            .store()
+            .crypto()
+            .sign(SIGN_IN_PURPOSE, nonce.as_bytes()),
+    )
+}
+
+/// The sign-in page, with a fresh form nonce in its own cookie.
+async fn sign_in_page(State(state): State<AppState>) -> Response {
+    let nonce = idshare_store::random_secret("signin");
     let page = SignInPage {
         email: String::new(),
         error: None,
+        csrf: sign_in_csrf(&state, &nonce),
     };
-    web::html(StatusCode::OK, page.render())
+    let mut response = web::html(StatusCode::OK, page.render());
+    let cookie = web::set_cookie(&state, SIGN_IN_COOKIE, &nonce, "/dashboard", 3600);
+    if let Ok(value) = axum::http::HeaderValue::from_str(&cookie) {
+        response
+            .headers_mut()
+            .append(axum::http::header::SET_COOKIE, value);
+    }
+    response
 }
 
 #[derive(Debug, Deserialize)]
 struct SignInForm {
+    #[serde(default)]
+    csrf: String,
     email: String,
     password: String,
 }
 
 /// Signs in with email and password. Wrong credentials and unknown emails get the same answer;
 /// after [`LOGIN_FAILURES`] failures an address is refused for a while.
-async fn sign_in(State(state): State<AppState>, Form(form): Form<SignInForm>) -> Response {
+async fn sign_in(
+    State(state): State<AppState>,
+    headers: axum::http::HeaderMap,
+    Form(form): Form<SignInForm>,
+) -> Response {
+    let Some(nonce) = web::cookie(&headers, SIGN_IN_COOKIE).map(str::to_owned) else {
+        return PageError::BadForm.into_response();
+    };
+    let valid = hex::decode(form.csrf.trim()).is_ok_and(|tag| {
+        state
+            .store()
+            .crypto()
+            .verify(SIGN_IN_PURPOSE, nonce.as_bytes(), &tag)
+    });
+    if !valid {
+        return PageError::BadForm.into_response();
+    }
     let email = form.email.trim().to_lowercase();
     let refuse = |status: StatusCode, error: &'static str| {
         let page = SignInPage {
             email: email.clone(),
             error: Some(error),
+            csrf: sign_in_csrf(&state, &nonce),
         };
         web::html(status, page.render())
     };
@@ -388,11 +432,20 @@ async fn switch_environment(
     let mut tx = state.store().begin_write().await?;
     dashboard_sessions::set_environment(&mut tx, &signed.session.id, environment).await?;
     tx.commit().await?;
-    // Back to the list the user was on; object pages belong to one environment.
+    // Back to the section the user was on, without an object id (objects belong to one
+    // environment: `/dashboard/inquiries/inq_…` becomes `/dashboard/inquiries`).
     let back = form
         .back
         .filter(|b| b.starts_with("/dashboard/") && !b.contains("//"))
-        .map(|b| b.split('/').take(4).collect::<Vec<_>>().join("/"))
+        .map(|b| {
+            b.split(['?', '#'])
+                .next()
+                .unwrap_or_default()
+                .split('/')
+                .take_while(|segment| !segment.contains('_'))
+                .collect::<Vec<_>>()
+                .join("/")
+        })
         .unwrap_or_else(|| "/dashboard".to_owned());
     Ok(web::see_other(&back, None))
 }
