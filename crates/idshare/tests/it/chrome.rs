@@ -3,6 +3,7 @@
 //! browser when the test ends, also when it panics. `scripts/ensure-chromium` installs Debian's
 //! `chromium` and `chromium-driver`.
 
+mod connect;
 mod share_tokens;
 
 use std::{
@@ -13,9 +14,13 @@ use std::{
 
 use fantoccini::{Client, ClientBuilder, Locator, elements::Element};
 use hyper_util::client::legacy::connect::HttpConnector;
+use reqwest::StatusCode;
 use serde_json::json;
 
-use crate::helpers::TestApp;
+use crate::{
+    dashboard::{PASSWORD, TOKENS},
+    helpers::{TestApp, expect_status},
+};
 
 const CHROMIUM: &str = "/usr/bin/chromium";
 const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
@@ -218,6 +223,64 @@ impl Chrome {
         self.buttons(text).await.len()
     }
 
+    /// Chooses the file at `path` in the file input whose id or name is `field` (WebDriver types
+    /// the path into `<input type=file>`).
+    pub async fn upload(&self, field: &str, path: &std::path::Path) {
+        let path = path.to_str().expect("a UTF-8 path");
+        self.one(&format!(
+            "input[type=file][id=\"{field}\"], input[type=file][name=\"{field}\"]"
+        ))
+        .await
+        .send_keys(path)
+        .await
+        .unwrap_or_else(|e| panic!("choose {path} in {field}: {e}"));
+    }
+
+    /// The current value of the form field whose id or name is `field`.
+    pub async fn value(&self, field: &str) -> String {
+        self.one(&format!("[id=\"{field}\"], [name=\"{field}\"]"))
+            .await
+            .prop("value")
+            .await
+            .unwrap_or_else(|e| panic!("value of {field}: {e}"))
+            .unwrap_or_default()
+    }
+
+    /// The rendered texts of the elements matching `selector` (CSS), in document order.
+    pub async fn texts(&self, selector: &str) -> Vec<String> {
+        let mut texts = vec![];
+        for element in self
+            .client
+            .find_all(Locator::Css(selector))
+            .await
+            .unwrap_or_else(|e| panic!("find {selector}: {e}"))
+        {
+            texts.push(element.text().await.expect("an element's text"));
+        }
+        texts
+    }
+
+    /// The attribute `name` of the elements matching `selector` (CSS), in document order (empty
+    /// for an element without it).
+    pub async fn attrs(&self, selector: &str, name: &str) -> Vec<String> {
+        let mut values = vec![];
+        for element in self
+            .client
+            .find_all(Locator::Css(selector))
+            .await
+            .unwrap_or_else(|e| panic!("find {selector}: {e}"))
+        {
+            values.push(
+                element
+                    .attr(name)
+                    .await
+                    .expect("an element's attribute")
+                    .unwrap_or_default(),
+            );
+        }
+        values
+    }
+
     /// Clicks the one element matching `selector` (CSS).
     pub async fn click(&self, selector: &str) {
         self.one(selector)
@@ -332,4 +395,48 @@ async fn connect_when_ready(
             let log = std::fs::read_to_string(log).unwrap_or_default();
             panic!("no Chromium session from chromedriver: {e}; its log:\n{log}")
         })
+}
+
+/// Signs in through the form, waits for the dashboard's first page, then opens Share Tokens.
+pub async fn sign_in(chrome: &Chrome, email: &str) {
+    chrome.goto("/dashboard").await;
+    assert_eq!(
+        chrome.path().await,
+        "/dashboard/sign-in",
+        "signed out first"
+    );
+    chrome.fill("email", email).await;
+    chrome.fill("password", PASSWORD).await;
+    chrome.click_button("Sign in").await;
+    chrome.wait_for_text("h1", "Overview").await;
+    chrome.goto(TOKENS).await;
+    chrome.wait_for_text("h1", "Share Tokens").await;
+    assert!(
+        chrome.text(".account span").await.starts_with(email),
+        "the header names the user"
+    );
+}
+
+pub async fn sign_out(chrome: &Chrome) {
+    chrome.click_button("Sign out").await;
+    chrome.wait_for_text("h1", "Sign in to idshare").await;
+}
+
+/// Waits until the workers have finished the inquiry's pipeline (they race `drain()` in
+/// `connect_setup`, which may return while a worker still holds a job).
+pub async fn wait_until_completed(app: &TestApp, key: &str, inquiry: &str) {
+    let start = Instant::now();
+    loop {
+        let body = expect_status(
+            app.get(key, &format!("/api/v1/inquiries/{inquiry}")).await,
+            StatusCode::OK,
+        )
+        .await;
+        let status = body["data"]["attributes"]["status"].clone();
+        if status == "completed" {
+            return;
+        }
+        assert!(start.elapsed() < WAIT, "{inquiry} is still {status}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }

@@ -2,64 +2,15 @@
 //! redeems it and watches the page follow the redemption; a viewer cannot redeem; another
 //! organization finds nothing.
 
-use std::time::{Duration, Instant};
-
 use idshare_store::users::Role;
 use reqwest::StatusCode;
 use serde_json::json;
 
-use super::Chrome;
+use super::{Chrome, sign_in, sign_out, wait_until_completed};
 use crate::{
     dashboard::{PASSWORD, TOKENS, add_user, connect_setup, id_of},
-    helpers::{Backend, TestApp, expect_status, spawn_app_with},
+    helpers::{Backend, expect_status, spawn_app_with},
 };
-
-/// Signs in through the form and waits for the dashboard's first page.
-async fn sign_in(chrome: &Chrome, email: &str) {
-    chrome.goto("/dashboard").await;
-    assert_eq!(
-        chrome.path().await,
-        "/dashboard/sign-in",
-        "signed out first"
-    );
-    chrome.fill("email", email).await;
-    chrome.fill("password", PASSWORD).await;
-    chrome.click_button("Sign in").await;
-    chrome.wait_for_text("h1", "Overview").await;
-    chrome.goto(TOKENS).await;
-    chrome.wait_for_text("h1", "Share Tokens").await;
-    assert!(
-        chrome.text(".account span").await.starts_with(email),
-        "the header names the user"
-    );
-}
-
-async fn sign_out(chrome: &Chrome) {
-    chrome.click_button("Sign out").await;
-    chrome.wait_for_text("h1", "Sign in to idshare").await;
-}
-
-/// Waits until the workers have finished the inquiry's pipeline (they race `drain()` in
-/// `connect_setup`, which may return while a worker still holds a job).
-async fn wait_until_completed(app: &TestApp, key: &str, inquiry: &str) {
-    let start = Instant::now();
-    loop {
-        let body = expect_status(
-            app.get(key, &format!("/api/v1/inquiries/{inquiry}")).await,
-            StatusCode::OK,
-        )
-        .await;
-        let status = body["data"]["attributes"]["status"].clone();
-        if status == "completed" {
-            return;
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(15),
-            "{inquiry} is still {status}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
 
 async fn share_token_redeemed_in_the_browser(backend: Backend) {
     // Real background workers: the redemption runs as it does in production, and the token's
