@@ -281,6 +281,7 @@ async fn stuck_redemption_finished_by_the_end_user_in_the_browser(backend: Backe
             "poa.issue-date",
         ]
     );
+    user.screenshot("hosted-flow").await;
     let flow_page = user.source().await;
     assert!(
         !flow_page.contains("ada@example.com"),
@@ -326,7 +327,6 @@ async fn stuck_redemption_finished_by_the_end_user_in_the_browser(backend: Backe
             .ends_with("bill.pdf"),
         "the file is chosen"
     );
-    user.screenshot("hosted-flow").await;
     user.click_button("Submit").await;
     // "We're checking your information" (reloading itself) until a worker has run the
     // pipeline, then the outcome.
