@@ -9,7 +9,8 @@ use axum::{
 use crate::app::AppState;
 
 /// The headers of every page: no caching (pages hold personal data), no referrer (some URLs
-/// hold tokens), no framing, and a policy that allows only this site's stylesheet and images.
+/// hold tokens), no framing, and a policy that allows only this site's stylesheet, scripts and
+/// images.
 pub fn security_headers(headers: &mut HeaderMap) {
     let set = |headers: &mut HeaderMap, name: &'static str, value: &'static str| {
         headers.insert(name, HeaderValue::from_static(value));
@@ -21,8 +22,8 @@ pub fn security_headers(headers: &mut HeaderMap) {
     set(
         headers,
         "content-security-policy",
-        "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; \
-         frame-ancestors 'none'; base-uri 'none'",
+        "default-src 'none'; style-src 'self'; script-src 'self'; img-src 'self'; \
+         connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
     );
 }
 
@@ -69,12 +70,14 @@ pub fn see_other(location: &str, cookie: Option<String>) -> Response {
 
 /// A `text/css` response (the pages' stylesheets are compiled into the binary).
 pub fn stylesheet(css: &'static str) -> Response {
-    let mut response = css.into_response();
+    asset("text/css; charset=utf-8", css)
+}
+
+/// A static file compiled into the binary, cached for an hour.
+pub fn asset(content_type: &'static str, body: &'static str) -> Response {
+    let mut response = body.into_response();
     let headers = response.headers_mut();
-    headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/css; charset=utf-8"),
-    );
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
     headers.insert(
         header::CACHE_CONTROL,
         HeaderValue::from_static("public, max-age=3600"),

@@ -330,6 +330,14 @@ impl Chrome {
     }
 
     /// The page's HTML as the DOM has it now.
+    /// Runs a script in the page and returns its result.
+    pub async fn execute(&self, script: &str) -> serde_json::Value {
+        self.client
+            .execute(script, vec![])
+            .await
+            .unwrap_or_else(|e| panic!("script failed: {e}"))
+    }
+
     pub async fn source(&self) -> String {
         self.client.source().await.expect("page source")
     }

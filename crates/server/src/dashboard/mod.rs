@@ -41,6 +41,9 @@ use crate::{app::AppState, error::ApiError, web};
 const COOKIE: &str = "idshare_dashboard";
 const CSRF_PURPOSE: &str = "dashboard-csrf";
 const STYLESHEET: &str = include_str!("../../templates/dashboard/dashboard.css");
+/// htmx 2 (0BSD licence, `templates/dashboard/vendor/`): progressive enhancement only — every
+/// page works without it.
+const HTMX: &str = include_str!("../../templates/dashboard/vendor/htmx.min.js");
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -50,6 +53,10 @@ pub fn routes() -> Router<AppState> {
         .route("/dashboard/sign-out", post(sign_out))
         .route("/dashboard/environment", post(switch_environment))
         .route("/dashboard/static/dashboard.css", get(stylesheet))
+        .route(
+            "/dashboard/static/htmx.min.js",
+            get(|| async { web::asset("text/javascript; charset=utf-8", HTMX) }),
+        )
         .merge(share_tokens::routes())
         .merge(connections::routes())
         .merge(inquiries::routes())

@@ -171,4 +171,64 @@ async fn share_token_redeemed_in_the_browser(backend: Backend) {
     assert!(!chrome.source().await.contains(&destination_inquiry));
 }
 
-backend_tests!(share_token_redeemed_in_the_browser);
+/// With JavaScript, a pending token's page follows the redemption without reloading: htmx
+/// fetches the status panel every second and swaps it in (without JavaScript the page reloads
+/// itself instead).
+async fn a_pending_token_is_followed_without_reloading(backend: Backend) {
+    let app = spawn_app_with(backend, |c| c.workers = 0).await;
+    let s = app.tenant("Acme Bank").await;
+    let d = app.tenant("Globex").await;
+    add_user(&app, &d.org_id, "ops@globex.example", Role::Admin).await;
+    let (connection, inquiry, template) = connect_setup(&app, &s, &d).await;
+    let token = id_of(
+        &expect_status(
+            app.post(
+                &s.sandbox,
+                "/api/v1/connect/share-tokens",
+                &json!({"data": {"attributes": {"connection-id": connection, "source-id": inquiry}}}),
+            )
+            .await,
+            StatusCode::CREATED,
+        )
+        .await,
+    );
+    expect_status(
+        app.post(
+            &d.sandbox,
+            &format!("/api/v1/connect/share-tokens/{token}/redeem"),
+            &json!({"data": {"attributes": {"inquiry-template-id": template}}}),
+        )
+        .await,
+        StatusCode::OK,
+    )
+    .await;
+
+    let chrome = Chrome::start(&app).await;
+    sign_in(&chrome, "ops@globex.example").await;
+    chrome.goto(&format!("{TOKENS}/{token}")).await;
+    chrome.wait_for_text("#token-status", "pending").await;
+    assert_eq!(
+        chrome.count("meta[http-equiv=refresh]").await,
+        0,
+        "with JavaScript the refresh is only a <noscript> fallback"
+    );
+    // A mark in the page's JavaScript state survives only if the page is not reloaded.
+    chrome.execute("window.idshareMark = 42;").await;
+    app.drain().await;
+    chrome.wait_for_text("#token-status", "redeemed").await;
+    assert_eq!(
+        chrome.execute("return window.idshareMark;").await,
+        json!(42)
+    );
+    assert!(
+        chrome
+            .text("#destination-inquiry")
+            .await
+            .starts_with("inq_")
+    );
+}
+
+backend_tests!(
+    share_token_redeemed_in_the_browser,
+    a_pending_token_is_followed_without_reloading,
+);
