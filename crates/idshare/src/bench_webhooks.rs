@@ -33,14 +33,14 @@ use idshare_store::Store;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use time::{OffsetDateTime, format_description::well_known::Rfc3339};
-use tokio::{
-    io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader},
-    net::{TcpListener, TcpStream},
-};
+use tokio::net::TcpListener;
 
-use crate::bench_common::{
-    Api, CEILING_WRITES, id_of, millis, org_with_key, peak_rss_kib, quantile, storage_ceiling,
-    template_body,
+use crate::{
+    bench_common::{
+        Api, CEILING_WRITES, id_of, millis, org_with_key, peak_rss_kib, quantile, storage_ceiling,
+        template_body,
+    },
+    loopback_receiver,
 };
 
 const WEBHOOKS: &str = "/api/v1/webhooks";
@@ -49,8 +49,6 @@ const EVENT: &str = "inquiry.created";
 /// Stop waiting when no delivery arrived for this long (a failed attempt is retried after
 /// about 30 s, so one retry still shows).
 const STALL: Duration = Duration::from_secs(60);
-/// The largest request body the receiver reads.
-const MAX_BODY: usize = 16 * 1024 * 1024;
 
 /// One request that reached the receiver.
 struct Arrival {
@@ -113,68 +111,15 @@ impl ReceiverState {
     }
 }
 
-/// A minimal HTTP/1.1 receiver on loopback: reads each request (headers and a
-/// `Content-Length` body, keep-alive honoured), answers `200` with an empty body, then records
-/// it. Deliveries are plain `POST`s with a length, so nothing more is needed.
+/// The loopback receiver, recording into a fresh [`ReceiverState`].
 async fn start_receiver() -> Result<(String, Arc<ReceiverState>)> {
-    let listener = TcpListener::bind("127.0.0.1:0").await?;
-    let base = format!("http://{}", listener.local_addr()?);
     let state = Arc::new(ReceiverState::default());
-    let accepting = state.clone();
-    tokio::spawn(async move {
-        while let Ok((socket, _)) = listener.accept().await {
-            let state = accepting.clone();
-            tokio::spawn(async move {
-                // A connection the client closes ends here; nothing to report.
-                let _ = serve_connection(socket, &state).await;
-            });
-        }
-    });
+    let recording = state.clone();
+    let base = loopback_receiver::start(move |r| {
+        recording.record(&r.path, &r.signature, &r.body, r.at);
+    })
+    .await?;
     Ok((base, state))
-}
-
-async fn serve_connection(socket: TcpStream, state: &ReceiverState) -> std::io::Result<()> {
-    socket.set_nodelay(true)?;
-    let mut stream = BufReader::new(socket);
-    let mut line = String::new();
-    loop {
-        line.clear();
-        if stream.read_line(&mut line).await? == 0 {
-            return Ok(());
-        }
-        let path = line
-            .split_whitespace()
-            .nth(1)
-            .unwrap_or_default()
-            .to_owned();
-        let mut length = 0usize;
-        let mut signature = String::new();
-        loop {
-            line.clear();
-            if stream.read_line(&mut line).await? == 0 {
-                return Ok(());
-            }
-            let header = line.trim_end();
-            if header.is_empty() {
-                break;
-            }
-            if let Some((name, value)) = header.split_once(':') {
-                if name.eq_ignore_ascii_case("content-length") {
-                    length = value.trim().parse().unwrap_or(0).min(MAX_BODY);
-                } else if name.eq_ignore_ascii_case("persona-signature") {
-                    value.trim().clone_into(&mut signature);
-                }
-            }
-        }
-        let mut body = vec![0; length];
-        stream.read_exact(&mut body).await?;
-        let at = OffsetDateTime::now_utc();
-        stream
-            .get_mut()
-            .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n")
-            .await?;
-        state.record(&path, &signature, &body, at);
-    }
 }
 
 /// `later - earlier`, zero when negative.

@@ -6,6 +6,7 @@ mod bench_screening;
 mod bench_webhooks;
 mod demo;
 mod lists_cli;
+mod loopback_receiver;
 mod mrz_cli;
 
 use std::path::PathBuf;
