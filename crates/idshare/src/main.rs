@@ -120,8 +120,11 @@ enum Command {
         #[command(subcommand)]
         command: BenchCommand,
     },
-    /// Create a demo organization with an API key, a template and an inquiry, then serve.
+    /// Set up a tour of the product on a fresh data directory (a bank sharing verified
+    /// customers with a fintech over Connect: users, keys, templates, workflows, share tokens,
+    /// a stuck inquiry, a logged webhook), print how to use it, then serve.
     Demo {
+        /// Address to listen on [default: 127.0.0.1:8080; port 0 picks a free one].
         #[arg(long)]
         listen: Option<std::net::SocketAddr>,
         #[command(flatten)]
@@ -332,9 +335,7 @@ async fn run(cli: &Cli) -> anyhow::Result<std::process::ExitCode> {
         Command::Demo { listen, storage } => {
             let config = load_config(cli, Some(storage), *listen)?;
             init_logging(config.log_format);
-            let store = app::open_store(&config).await?;
-            demo::seed(&store, &config).await?;
-            serve_store(store, config).await
+            demo::run(config).await
         }
         Command::Admin { command } => admin(cli, command).await,
         Command::Mrz {
@@ -424,17 +425,17 @@ async fn serve_store(store: Store, config: Config) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
+    serve_on(listener, AppState::new(store, config)).await
+}
+
+/// Serves on a bound listener until SIGINT or SIGTERM.
+async fn serve_on(listener: tokio::net::TcpListener, state: AppState) -> anyhow::Result<()> {
     tracing::info!(
         address = %listener.local_addr()?,
-        backend = ?store.backend(),
+        backend = ?state.store().backend(),
         "idshare is serving"
     );
-    app::serve(
-        listener,
-        AppState::new(store, config),
-        app::shutdown_signal(),
-    )
-    .await
+    app::serve(listener, state, app::shutdown_signal()).await
 }
 
 async fn admin(cli: &Cli, command: &AdminCommand) -> anyhow::Result<()> {

@@ -1,16 +1,20 @@
 //! The binary as an operator uses it: admin commands, `migrate`, `serve` with JSON logs and a
-//! graceful stop on SIGTERM, and refused configuration.
+//! graceful stop on SIGTERM, refused configuration, and the `demo` tour.
 
 use std::{
-    io::{BufRead, BufReader},
+    io::{BufRead, BufReader, Read},
     process::{Command, Stdio},
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
 };
 
 use reqwest::StatusCode;
 use serde_json::json;
 
-use crate::helpers::{
-    Backend, create_postgres_database, expect_error, expect_status, standard_template,
+use crate::{
+    browser::Browser,
+    dashboard::{TOKENS, sign_in_attempt},
+    helpers::{Backend, create_postgres_database, expect_error, expect_status, standard_template},
 };
 
 fn idshare(args: &[&str], storage: &[String]) -> std::process::Output {
@@ -370,8 +374,187 @@ async fn lists_import_and_screen_from_the_command_line(backend: Backend) {
     }
 }
 
+/// The first word after `label` on the first line (trimmed) that starts with it.
+fn word_after(text: &str, label: &str) -> String {
+    text.lines()
+        .find_map(|line| line.trim().strip_prefix(label))
+        .and_then(|rest| rest.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no `{label}` line in:\n{text}"))
+        .to_owned()
+}
+
+async fn demo_sets_up_the_tour_and_stops_on_sigterm(backend: Backend) {
+    idshare_server::app::install_tls_provider();
+    let dir = tempfile::tempdir().unwrap();
+    let mut storage = vec!["--data-dir".to_owned(), dir.path().display().to_string()];
+    if backend == Backend::Postgres {
+        let (url, _) = create_postgres_database().await;
+        storage.extend(["--database-url".to_owned(), url]);
+    }
+    let mut demo = Command::new(env!("CARGO_BIN_EXE_idshare"))
+        .args(["demo", "--listen", "127.0.0.1:0"])
+        .args(&storage)
+        .env_remove("IDSHARE_DATABASE_URL")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Stderr (logs, and the webhook receiver's lines) is read aside so that it never blocks.
+    let stderr = Arc::new(Mutex::new(String::new()));
+    let mut pipe = demo.stderr.take().unwrap();
+    let collected = stderr.clone();
+    std::thread::spawn(move || {
+        let mut chunk = [0u8; 4096];
+        while let Ok(n @ 1..) = pipe.read(&mut chunk) {
+            collected
+                .lock()
+                .unwrap()
+                .push_str(&String::from_utf8_lossy(&chunk[..n]));
+        }
+    });
+    let mut printed = String::new();
+    for line in BufReader::new(demo.stdout.take().unwrap()).lines() {
+        let line = line.unwrap();
+        printed.push_str(&line);
+        printed.push('\n');
+        if line.starts_with("The API reference:") {
+            break;
+        }
+    }
+    assert!(
+        printed.contains("The API reference:"),
+        "the demo printed its tour: {printed}\nstderr: {}",
+        stderr.lock().unwrap()
+    );
+
+    let dashboard = word_after(&printed, "Dashboard");
+    let base = dashboard
+        .strip_suffix("/dashboard")
+        .expect("the dashboard URL");
+    let fintech = &printed[printed.find("Lumen Pay (").expect("Lumen Pay's section")..];
+    // `  admin     admin@lumenpay.example        password <password>`
+    let admin_password = fintech
+        .lines()
+        .find(|l| l.contains("admin@lumenpay.example"))
+        .and_then(|l| l.split_whitespace().last())
+        .expect("Lumen Pay's admin line")
+        .to_owned();
+    let key = word_after(fintech, "sandbox API key");
+    let to_redeem = word_after(&printed, "token to redeem");
+    let stuck = word_after(&printed, "stuck inquiry");
+    let redeemed_line = printed
+        .lines()
+        .find(|l| l.trim().starts_with("redeemed token"))
+        .unwrap();
+    let redeemed_inquiry = redeemed_line
+        .split_whitespace()
+        .find(|w| w.starts_with("inq_"))
+        .unwrap()
+        .to_owned();
+    assert!(to_redeem.starts_with("cnst_"), "{printed}");
+    assert!(stuck.starts_with("inq_"), "{printed}");
+    assert!(key.starts_with("idsk_sandbox_"), "{printed}");
+
+    // The fintech's admin signs in with the printed password (the form's cookie and CSRF
+    // token first) and finds the token left to redeem in Connect > Share Tokens.
+    let mut browser = Browser {
+        client: reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap(),
+        base: base.to_owned(),
+        cookie: None,
+    };
+    let signed_in = sign_in_attempt(&mut browser, "admin@lumenpay.example", &admin_password).await;
+    assert_eq!(
+        signed_in.status,
+        StatusCode::SEE_OTHER,
+        "{}",
+        signed_in.body
+    );
+    let tokens = browser.get(TOKENS).await;
+    assert_eq!(tokens.status, StatusCode::OK, "{}", tokens.body);
+    assert!(tokens.body.contains(&to_redeem), "{}", tokens.body);
+
+    // Through the API with the printed key: the token waits, the stuck inquiry lacks the
+    // proof of address, the other redemption was approved by the fintech's workflow.
+    let client = reqwest::Client::new();
+    let get = |path: String| {
+        client
+            .get(format!("{base}/api/v1{path}"))
+            .bearer_auth(&key)
+            .send()
+    };
+    let token = expect_status(
+        get(format!("/connect/share-tokens/{to_redeem}"))
+            .await
+            .unwrap(),
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(token["data"]["attributes"]["status"], "created");
+    let inquiry = expect_status(
+        get(format!("/inquiries/{stuck}")).await.unwrap(),
+        StatusCode::OK,
+    )
+    .await;
+    let attributes = &inquiry["data"]["attributes"];
+    assert_eq!(attributes["status"], "pending", "{inquiry}");
+    let missing: Vec<&str> = attributes["missing-requirements"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["key"].as_str().unwrap())
+        .collect();
+    assert!(missing.contains(&"proof-of-address"), "{missing:?}");
+    let approved = expect_status(
+        get(format!("/inquiries/{redeemed_inquiry}")).await.unwrap(),
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(
+        approved["data"]["attributes"]["status"], "approved",
+        "{approved}"
+    );
+
+    // The receiver in the demo process logged the fintech's events, signatures verified.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !stderr
+        .lock()
+        .unwrap()
+        .contains("webhook receiver got connect/share-token.inbound-redeemed")
+    {
+        assert!(
+            Instant::now() < deadline,
+            "no webhook line: {}",
+            stderr.lock().unwrap()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(!stderr.lock().unwrap().contains("signature INVALID"));
+
+    // SIGTERM: a graceful stop with exit status 0.
+    let killed = Command::new("kill")
+        .args(["-TERM", &demo.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let status = demo.wait().unwrap();
+    assert!(status.success(), "graceful shutdown exits 0: {status:?}");
+
+    // A second run on the same data directory refuses, and says why.
+    let again = idshare(&["demo", "--listen", "127.0.0.1:0"], &storage);
+    assert!(!again.status.success());
+    assert!(
+        String::from_utf8_lossy(&again.stderr).contains("already holds the demo"),
+        "{}",
+        String::from_utf8_lossy(&again.stderr)
+    );
+}
+
 backend_tests!(
     operator_commands_drive_a_fresh_instance,
+    demo_sets_up_the_tour_and_stops_on_sigterm,
     unknown_configuration_is_refused,
     mrz_check_prints_every_check_and_signals_failures,
     lists_import_and_screen_from_the_command_line,
