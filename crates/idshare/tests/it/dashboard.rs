@@ -808,8 +808,44 @@ async fn inquiries_are_reviewed_in_the_dashboard(backend: Backend) {
         .await,
     );
     let fresh_path = format!("{INQUIRIES}/{fresh}");
+    // Hostile text in every other free-text attribute the pages show: reference id, tags, note.
+    expect_status(
+        app.patch(
+            &d.sandbox,
+            &format!("/api/v1/inquiries/{fresh}"),
+            &json!({"data": {"attributes": {
+                "tags": ["<script>alert('t')</script>"], "note": "<script>alert('n')</script>"}}}),
+        )
+        .await,
+        StatusCode::OK,
+    )
+    .await;
+    expect_status(
+        app.post(
+            &d.sandbox,
+            "/api/v1/inquiries",
+            &json!({"data": {"attributes": {"inquiry-template-id": template,
+                    "reference-id": "<script>alert('r')</script>"}}}),
+        )
+        .await,
+        StatusCode::CREATED,
+    )
+    .await;
     let page = admin.get(&fresh_path).await;
-    assert!(!page.body.contains("<script>alert"), "escaped");
+    let listed = admin.get(INQUIRIES).await;
+    for body in [&page.body, &listed.body] {
+        assert!(!body.contains("<script>alert"), "escaped: {body}");
+        assert_eq!(
+            body.matches("<script").count(),
+            1,
+            "only the vendored htmx: {body}"
+        );
+    }
+    assert!(
+        page.body.contains("&#60;script&#62;alert(&#39;t&#39;)"),
+        "{}",
+        page.body
+    );
     let linked = admin
         .submit(
             &format!("{fresh_path}/one-time-link"),
@@ -970,7 +1006,7 @@ async fn templates_and_workflows_are_edited_in_the_dashboard(backend: Backend) {
             "/dashboard/workflows",
             &[
                 ("csrf", &token),
-                ("name", "Tagger"),
+                ("name", "Tagger <script>alert(1)</script>"),
                 (
                     "definition",
                     r#"{"trigger": {"event": "inquiry.created"}, "steps": [{"id": "tag", "action": "add-tag", "with": {"tag": "auto"}}]}"#,
@@ -980,6 +1016,17 @@ async fn templates_and_workflows_are_edited_in_the_dashboard(backend: Backend) {
         .await;
     assert_eq!(made.status, StatusCode::CREATED, "{}", made.body);
     assert!(text_of(&made, "workflow-secret").starts_with("wflsec_"));
+    let listed = admin.get("/dashboard/workflows").await;
+    assert!(
+        listed.body.contains("Tagger &#60;script&#62;alert(1)"),
+        "escaped: {}",
+        listed.body
+    );
+    assert_eq!(
+        listed.body.matches("<script").count(),
+        1,
+        "only the vendored htmx"
+    );
     let list = expect_status(
         app.get(&t.sandbox, "/api/v1/workflows").await,
         StatusCode::OK,
