@@ -160,6 +160,13 @@ async fn sign_in_sessions_and_csrf(backend: Backend) {
     let after = browser.get(TOKENS).await;
     assert_eq!(after.location.as_deref(), Some("/dashboard/sign-in"));
 
+    // A session idle for longer than its limit has ended.
+    let mut idle = signed_in(&app, "ada@bank.example").await;
+    assert_eq!(idle.get(TOKENS).await.status, StatusCode::OK);
+    app.state.advance_clock(time::Duration::minutes(31));
+    let expired = idle.get(TOKENS).await;
+    assert_eq!(expired.location.as_deref(), Some("/dashboard/sign-in"));
+
     // Repeated failures lock the address for a while, even with the right password.
     for _ in 0..5 {
         sign_in_attempt(&mut browser, "ada@bank.example", "guess").await;
@@ -621,6 +628,14 @@ async fn connections_are_made_and_accepted_in_the_dashboard(backend: Backend) {
     let foreign = stranger.get(&format!("{CONNECTIONS}/{connection}")).await;
     assert_eq!(foreign.status, StatusCode::NOT_FOUND);
     assert!(!foreign.body.contains("Brokerage"));
+    let mut elsewhere = signed_in(&app, "ops@globex.example").await;
+    switch_to_production(&mut elsewhere).await;
+    assert_eq!(
+        elsewhere.get(&pair).await.status,
+        StatusCode::NOT_FOUND,
+        "not in production"
+    );
+    assert!(!elsewhere.get(CONNECTIONS).await.body.contains(&connection));
     // The source cannot accept its own connection: a clear refusal.
     let wrong_side = source
         .submit(
@@ -860,6 +875,23 @@ async fn inquiries_are_reviewed_in_the_dashboard(backend: Backend) {
     let foreign = stranger.get(&fresh_path).await;
     assert_eq!(foreign.status, StatusCode::NOT_FOUND);
     assert!(!stranger.get(INQUIRIES).await.body.contains(&fresh));
+    // Nor does the owner in the other environment.
+    switch_to_production(&mut admin).await;
+    let elsewhere = admin.get(&fresh_path).await;
+    assert_eq!(elsewhere.status, StatusCode::NOT_FOUND);
+    assert!(!admin.get(INQUIRIES).await.body.contains(&fresh));
+}
+
+/// Switches a signed-in browser to production.
+async fn switch_to_production(browser: &mut Browser) {
+    let token = csrf(browser).await;
+    let switched = browser
+        .submit(
+            "/dashboard/environment",
+            &[("csrf", &token), ("environment", "production")],
+        )
+        .await;
+    assert_eq!(switched.status, StatusCode::SEE_OTHER);
 }
 
 async fn templates_and_workflows_are_edited_in_the_dashboard(backend: Backend) {
@@ -1063,11 +1095,14 @@ async fn templates_and_workflows_are_edited_in_the_dashboard(backend: Backend) {
         "disabled"
     );
 
-    // Another organization finds neither.
+    // Another organization finds neither, and neither does the owner in production.
     let mut stranger = signed_in(&app, "eve@stranger.example").await;
+    switch_to_production(&mut admin).await;
     for path in [&template_path, &workflow_path] {
         let page = stranger.get(path).await;
         assert_eq!(page.status, StatusCode::NOT_FOUND, "{path}");
+        let page = admin.get(path).await;
+        assert_eq!(page.status, StatusCode::NOT_FOUND, "{path} in production");
     }
     assert!(
         !stranger
