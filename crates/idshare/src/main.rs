@@ -466,6 +466,10 @@ async fn admin(cli: &Cli, command: &AdminCommand) -> anyhow::Result<()> {
         } => {
             let org_id = OrgId::parse(org)?;
             let environment: Environment = environment.parse()?;
+            let name = name.trim();
+            if name.is_empty() || name.chars().count() > 200 {
+                bail!("--name must be 1 to 200 characters");
+            }
             let permissions = if permissions.is_empty() {
                 PermissionSet::all()
             } else {

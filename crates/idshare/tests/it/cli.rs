@@ -139,6 +139,17 @@ async fn operator_commands_drive_a_fresh_instance(backend: Backend) {
             "--password",
             "short",
         ],
+        vec![
+            "admin",
+            "api-key",
+            "create",
+            "--org",
+            &org,
+            "--environment",
+            "sandbox",
+            "--name",
+            " ",
+        ],
         vec!["admin", "api-key", "revoke", "api_AAAAAAAAAAAAAAAAAAAAAAAA"],
     ] {
         let output = idshare(&refused, &storage);
