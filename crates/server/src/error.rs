@@ -69,6 +69,15 @@ impl ApiError {
         }
     }
 
+    /// Every error's details, in one line (for a person reading a page).
+    pub fn details(&self) -> String {
+        self.errors
+            .iter()
+            .map(|e| e.details.as_str())
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+
     /// Points the (first) error at a place in the request body.
     pub fn pointer(mut self, pointer: impl Into<String>) -> Self {
         if let Some(e) = self.errors.first_mut() {

@@ -137,6 +137,23 @@ impl QueryParams {
         self.filters.get(key).map(String::as_str)
     }
 
+    /// `filter[<key>]` when it is one of `allowed`; a 400 naming the parameter otherwise.
+    pub fn filter_one_of(&self, key: &str, allowed: &[&str]) -> Result<Option<&str>, ApiError> {
+        self.filter(key)
+            .map(|raw| {
+                if allowed.contains(&raw) {
+                    Ok(raw)
+                } else {
+                    Err(ApiError::bad_request(format!(
+                        "`{raw}` is not a valid {key} here (expected one of: {})",
+                        allowed.join(", ")
+                    ))
+                    .parameter(format!("filter[{key}]")))
+                }
+            })
+            .transpose()
+    }
+
     pub fn includes(&self, path: &str) -> bool {
         self.include.iter().any(|p| p == path)
     }

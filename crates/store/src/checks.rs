@@ -336,11 +336,7 @@ pub async fn get_report(
     scope: &Scope,
     id: &ReportId,
 ) -> Result<Option<StoredReport>, StoreError> {
-    let lock = if tx.backend() == crate::Backend::Postgres {
-        " FOR UPDATE"
-    } else {
-        ""
-    };
+    let lock = tx.lock_clause(true);
     let sql = sqlx::AssertSqlSafe(format!(
         "SELECT {REPORT_COLUMNS} FROM reports WHERE id = $1 AND org_id = $2 AND environment = $3{lock}"
     ));

@@ -113,11 +113,7 @@ async fn fetch_one(
     id: &ConnectionId,
     lock: bool,
 ) -> Result<Option<Connection>, StoreError> {
-    let lock = if lock && tx.backend() == crate::Backend::Postgres {
-        " FOR UPDATE"
-    } else {
-        ""
-    };
+    let lock = tx.lock_clause(lock);
     let sql = sqlx::AssertSqlSafe(format!(
         "SELECT {COLUMNS} FROM connections WHERE {VISIBLE} AND id = $3{lock}"
     ));

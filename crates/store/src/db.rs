@@ -77,6 +77,17 @@ impl Tx {
         Ok(())
     }
 
+    /// The clause that locks the rows a `SELECT` reads until the transaction ends, when `lock`:
+    /// `FOR UPDATE` on PostgreSQL; nothing on SQLite, where a write transaction already holds
+    /// the single write lock.
+    pub fn lock_clause(&self, lock: bool) -> &'static str {
+        if lock && self.backend() == Backend::Postgres {
+            " FOR UPDATE"
+        } else {
+            ""
+        }
+    }
+
     pub fn backend(&self) -> Backend {
         match self.conn {
             TxConn::Sqlite(_) => Backend::Sqlite,

@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 use crate::{
-    Backend, Crypto, Cursor, DataKey, Page, Scope, StoreError, Tx,
+    Crypto, Cursor, DataKey, Page, Scope, StoreError, Tx,
     db::on_conn,
     templates::{cursor_position, page_sql, paginate},
 };
@@ -268,11 +268,7 @@ async fn fetch(
     id: &InquiryId,
     for_update: bool,
 ) -> Result<Option<Inquiry>, StoreError> {
-    let lock = if for_update && tx.backend() == Backend::Postgres {
-        " FOR UPDATE"
-    } else {
-        ""
-    };
+    let lock = tx.lock_clause(for_update);
     let sql = sqlx::AssertSqlSafe(format!(
         "SELECT {COLUMNS} FROM inquiries WHERE id = $1 AND org_id = $2 AND environment = $3{lock}"
     ));

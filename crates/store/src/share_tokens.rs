@@ -324,11 +324,7 @@ async fn fetch_by_id(
     id: &ShareTokenId,
     for_update: bool,
 ) -> Result<Option<ShareToken>, StoreError> {
-    let lock = if for_update && tx.backend() == crate::Backend::Postgres {
-        " FOR UPDATE"
-    } else {
-        ""
-    };
+    let lock = tx.lock_clause(for_update);
     let sql = sqlx::AssertSqlSafe(format!(
         "SELECT {COLUMNS} FROM share_tokens WHERE id = $1{lock}"
     ));
@@ -347,11 +343,7 @@ pub async fn get_for_update(
     scope: &Scope,
     id: &ShareTokenId,
 ) -> Result<Option<ShareToken>, StoreError> {
-    let lock = if tx.backend() == crate::Backend::Postgres {
-        " FOR UPDATE"
-    } else {
-        ""
-    };
+    let lock = tx.lock_clause(true);
     let sql = sqlx::AssertSqlSafe(format!(
         "SELECT {COLUMNS} FROM share_tokens WHERE {VISIBLE} AND id = $3{lock}"
     ));

@@ -222,11 +222,7 @@ pub async fn get_for_update(
     scope: &Scope,
     id: &InquiryTemplateId,
 ) -> Result<Option<Template>, StoreError> {
-    let lock = if tx.backend() == crate::Backend::Postgres {
-        " FOR UPDATE"
-    } else {
-        ""
-    };
+    let lock = tx.lock_clause(true);
     let sql = sqlx::AssertSqlSafe(format!(
         "SELECT {TEMPLATE_COLUMNS} FROM inquiry_templates \
          WHERE id = $1 AND org_id = $2 AND environment = $3{lock}"

@@ -210,11 +210,7 @@ async fn fetch_one(
     id: &WebhookId,
     lock: bool,
 ) -> Result<Option<Webhook>, StoreError> {
-    let lock = if lock && tx.backend() == crate::Backend::Postgres {
-        " FOR UPDATE"
-    } else {
-        ""
-    };
+    let lock = tx.lock_clause(lock);
     let sql = sqlx::AssertSqlSafe(format!(
         "SELECT {COLUMNS} FROM webhooks WHERE org_id = $1 AND environment = $2 AND id = $3{lock}"
     ));

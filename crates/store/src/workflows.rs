@@ -112,11 +112,7 @@ async fn fetch_one(
     id: &WorkflowId,
     lock: bool,
 ) -> Result<Option<Workflow>, StoreError> {
-    let lock = if lock && tx.backend() == crate::Backend::Postgres {
-        " FOR UPDATE"
-    } else {
-        ""
-    };
+    let lock = tx.lock_clause(lock);
     let sql = sqlx::AssertSqlSafe(format!(
         "SELECT {COLUMNS} FROM workflows WHERE org_id = $1 AND environment = $2 AND id = $3{lock}"
     ));
@@ -493,11 +489,7 @@ async fn fetch_run(
     id: &WorkflowRunId,
     lock: bool,
 ) -> Result<Option<Run>, StoreError> {
-    let lock = if lock && tx.backend() == crate::Backend::Postgres {
-        " FOR UPDATE"
-    } else {
-        ""
-    };
+    let lock = tx.lock_clause(lock);
     let sql = sqlx::AssertSqlSafe(format!(
         "SELECT {RUN_COLUMNS} FROM workflow_runs WHERE id = $1 \
          AND (CAST($2 AS TEXT) IS NULL OR (org_id = $2 AND environment = $3)){lock}"

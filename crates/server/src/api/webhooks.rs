@@ -113,18 +113,6 @@ const LIST_ACCEPTS: Accepts = Accepts {
     flags: &[],
 };
 
-fn status_filter<T: std::str::FromStr<Err = idshare_domain::UnknownValueError>>(
-    params: &QueryParams,
-) -> Result<Option<T>, ApiError> {
-    params
-        .filter("status")
-        .map(|raw| {
-            raw.parse::<T>()
-                .map_err(|e| ApiError::bad_request(e.to_string()).parameter("filter[status]"))
-        })
-        .transpose()
-}
-
 /// List the webhooks of this key's organization and environment, newest first.
 #[utoipa::path(
     get, path = "/api/v1/webhooks", tag = "Webhooks",
@@ -144,13 +132,14 @@ async fn list_webhooks(
     RawQuery(query): RawQuery,
 ) -> ApiResult<ApiJson> {
     let params = QueryParams::parse(query.as_deref(), LIST_ACCEPTS)?;
-    let status = status_filter::<WebhookStatus>(&params)?;
+    let statuses: Vec<&str> = WebhookStatus::ALL.iter().map(|s| s.as_str()).collect();
+    let status = params.filter_one_of("status", &statuses)?;
     let mut tx = state.store().begin_read().await?;
     let page = webhooks::list(
         &mut tx,
         state.store().crypto(),
         &caller.scope,
-        status.map(WebhookStatus::as_str),
+        status,
         params.cursor(),
         params.page_size,
     )
@@ -337,16 +326,7 @@ async fn list_deliveries(
 ) -> ApiResult<ApiJson> {
     let params = QueryParams::parse(query.as_deref(), LIST_ACCEPTS)?;
     let id = parse_id(&id, WebhookId::parse)?;
-    let status = params
-        .filter("status")
-        .map(|raw| match raw {
-            "pending" | "delivered" | "failed" => Ok(raw),
-            other => Err(ApiError::bad_request(format!(
-                "`{other}` is not a delivery status (expected one of: pending, delivered, failed)"
-            ))
-            .parameter("filter[status]")),
-        })
-        .transpose()?;
+    let status = params.filter_one_of("status", &["pending", "delivered", "failed"])?;
     let webhook = service::get(&state, &caller.scope, &id).await?;
     let mut tx = state.store().begin_read().await?;
     let page = webhooks::list_deliveries(

@@ -96,26 +96,6 @@ const LIST_ACCEPTS: Accepts = Accepts {
     flags: &[],
 };
 
-fn status_filter<'a>(
-    params: &'a QueryParams,
-    allowed: &[&str],
-) -> Result<Option<&'a str>, ApiError> {
-    params
-        .filter("status")
-        .map(|raw| {
-            if allowed.contains(&raw) {
-                Ok(raw)
-            } else {
-                Err(ApiError::bad_request(format!(
-                    "`{raw}` is not a status here (expected one of: {})",
-                    allowed.join(", ")
-                ))
-                .parameter("filter[status]"))
-            }
-        })
-        .transpose()
-}
-
 /// List the workflows of this key's organization and environment, newest first.
 #[utoipa::path(
     get, path = "/api/v1/workflows", tag = "Workflows",
@@ -134,7 +114,7 @@ async fn list_workflows(
     RawQuery(query): RawQuery,
 ) -> ApiResult<ApiJson> {
     let params = QueryParams::parse(query.as_deref(), LIST_ACCEPTS)?;
-    let status = status_filter(&params, &["enabled", "disabled"])?;
+    let status = params.filter_one_of("status", &["enabled", "disabled"])?;
     let mut tx = state.store().begin_read().await?;
     let page = workflows::list(
         &mut tx,
@@ -340,7 +320,11 @@ async fn list_runs(
                 })
             })
             .transpose()?,
-        status: status_filter(&params, &["created", "in_progress", "completed", "errored"])?
+        status: params
+            .filter_one_of(
+                "status",
+                &["created", "in_progress", "completed", "errored"],
+            )?
             .map(str::to_owned),
     };
     let mut tx = state.store().begin_read().await?;

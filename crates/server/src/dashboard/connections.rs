@@ -186,12 +186,7 @@ async fn create(
     match created {
         Ok(_) => Ok(web::see_other(PATH, None)),
         Err(e) if e.status.is_client_error() => {
-            let reason = e
-                .errors
-                .iter()
-                .map(|e| e.details.as_str())
-                .collect::<Vec<_>>()
-                .join(" ");
+            let reason = e.details();
             let page = list_page(
                 &state,
                 &signed,

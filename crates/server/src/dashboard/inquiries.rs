@@ -494,12 +494,7 @@ async fn after(
     match result {
         Ok(()) => Ok(web::see_other(&format!("{PATH}/{id}"), None)),
         Err(e) if e.status.is_client_error() && e.status != StatusCode::NOT_FOUND => {
-            let reason = e
-                .errors
-                .iter()
-                .map(|e| e.details.as_str())
-                .collect::<Vec<_>>()
-                .join(" ");
+            let reason = e.details();
             let page = inquiry_page(state, signed, id, None, Some(reason)).await?;
             Ok(web::html(StatusCode::UNPROCESSABLE_ENTITY, page.render()))
         }

@@ -282,11 +282,7 @@ fn reason(e: &ApiError) -> String {
     if e.status == StatusCode::NOT_FOUND {
         return "No such object exists in this organization and environment.".to_owned();
     }
-    e.errors
-        .iter()
-        .map(|e| e.details.as_str())
-        .collect::<Vec<_>>()
-        .join(" ")
+    e.details()
 }
 
 #[derive(Debug, Deserialize)]

@@ -96,15 +96,6 @@ impl FieldErrors {
     }
 }
 
-/// What an API refusal says, for a person.
-fn reason(e: &ApiError) -> String {
-    e.errors
-        .iter()
-        .map(|e| e.details.as_str())
-        .collect::<Vec<_>>()
-        .join(" ")
-}
-
 #[derive(Debug)]
 struct Row {
     id: String,
@@ -462,7 +453,7 @@ async fn refused(
         return Err(e.into());
     }
     let shown = Shown {
-        error: Some(reason(&e)),
+        error: Some(e.details()),
         ..Shown::default()
     };
     let page = webhook_page(state, signed, id, "", shown).await?;
@@ -566,7 +557,7 @@ async fn rotate(
                     .is_some_and(|p| p.ends_with("expires-in-seconds"))
             });
             if about_overlap && e.status.is_client_error() {
-                RotateRefusal::Overlap(reason(&e))
+                RotateRefusal::Overlap(e.details())
             } else {
                 RotateRefusal::Other(e)
             }

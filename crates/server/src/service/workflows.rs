@@ -356,12 +356,7 @@ enum StepError {
 
 impl From<ApiError> for StepError {
     fn from(e: ApiError) -> Self {
-        let details = e
-            .errors
-            .iter()
-            .map(|e| e.details.as_str())
-            .collect::<Vec<_>>()
-            .join(" ");
+        let details = e.details();
         if e.status.is_server_error() {
             StepError::Transient(format!("{}: {details}", e.status))
         } else {
