@@ -23,6 +23,14 @@ use crate::{
     middleware::CurrentRequestId, ratelimit::RateLimiter,
 };
 
+/// Parsed workflow definitions by version (versions are immutable).
+pub(crate) type WorkflowDefinitions = std::sync::Mutex<
+    std::collections::HashMap<
+        idshare_domain::id::WorkflowVersionId,
+        Arc<idshare_domain::workflow::WorkflowDefinition>,
+    >,
+>;
+
 /// State shared by every request handler. Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct AppState {
@@ -35,6 +43,7 @@ struct Inner {
     config: Config,
     rate_limiter: RateLimiter,
     login_limiter: crate::dashboard::LoginLimiter,
+    workflow_definitions: WorkflowDefinitions,
     screening: crate::service::screening::ScreeningCache,
     http: reqwest::Client,
     webhook_http: reqwest::Client,
@@ -70,6 +79,7 @@ impl AppState {
                 store,
                 rate_limiter: RateLimiter::default(),
                 login_limiter: Default::default(),
+                workflow_definitions: Default::default(),
                 screening: Default::default(),
                 http: outbound_client(),
                 webhook_http: crate::service::webhooks::client(
@@ -108,6 +118,10 @@ impl AppState {
 
     pub(crate) fn login_limiter(&self) -> &crate::dashboard::LoginLimiter {
         &self.inner.login_limiter
+    }
+
+    pub(crate) fn workflow_definitions(&self) -> &WorkflowDefinitions {
+        &self.inner.workflow_definitions
     }
 
     pub(crate) fn screening_cache(&self) -> &crate::service::screening::ScreeningCache {

@@ -6,6 +6,8 @@
 //! twice. Each step's record (input, output, status, error) is saved as soon as the step
 //! finishes; a retried run skips the steps it already finished and reuses their outputs.
 
+use std::sync::Arc;
+
 use axum::http::StatusCode;
 use idshare_domain::{
     event::names,
@@ -271,6 +273,21 @@ pub async fn set_enabled(
     Ok(view)
 }
 
+/// A version's parsed definition (its CEL conditions compiled), kept by the process: versions
+/// never change, and every event matching a trigger would otherwise compile them again.
+fn compiled(state: &AppState, version: &Version) -> Option<Arc<WorkflowDefinition>> {
+    let mut cache = state
+        .workflow_definitions()
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    if let Some(definition) = cache.get(&version.id) {
+        return Some(Arc::clone(definition));
+    }
+    let definition = Arc::new(WorkflowDefinition::parse(&version.definition).ok()?);
+    cache.insert(version.id.clone(), Arc::clone(&definition));
+    Some(definition)
+}
+
 /// What a condition sees: `object` (the event's object as the API serializes it), `event`
 /// (`id`, `name`, `created-at`) and `steps` (the outputs of the steps run so far, by id).
 fn context(
@@ -302,7 +319,7 @@ pub async fn start_runs(
     let mut started = Vec::new();
     for version in workflows::triggered_by(tx, scope, event.name).await? {
         // Stored definitions were validated on save; one that no longer parses starts nothing.
-        let Ok(definition) = WorkflowDefinition::parse(&version.definition) else {
+        let Some(definition) = compiled(state, &version) else {
             tracing::error!(version = %version.id, "stored workflow definition does not parse");
             continue;
         };
@@ -657,8 +674,8 @@ pub async fn run(state: &AppState, run_id: &str, job: &Job) -> Result<(), JobErr
     .await?
     .ok_or_else(|| fatal(format!("workflow {} vanished", run.workflow_id)))?;
     drop(tx);
-    let definition = WorkflowDefinition::parse(&version.definition)
-        .map_err(|_| fatal(format!("workflow version {} does not parse", version.id)))?;
+    let definition = compiled(state, &version)
+        .ok_or_else(|| fatal(format!("workflow version {} does not parse", version.id)))?;
     let (body, mut context) = event_body(state, &run).await?;
     if run.status == "created" {
         run.status = "in_progress".to_owned();
