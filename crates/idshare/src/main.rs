@@ -417,7 +417,7 @@ async fn run(cli: &Cli) -> anyhow::Result<std::process::ExitCode> {
 }
 
 async fn serve(config: Config) -> anyhow::Result<()> {
-    let store = app::open_store(&config).await?;
+    let store = app::open_store_when_available(&config).await?;
     serve_store(store, config).await
 }
 

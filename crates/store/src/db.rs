@@ -98,17 +98,21 @@ impl Tx {
 
 impl Store {
     /// Connects to `url` (`sqlite://path` or `postgres://…`), creating the SQLite file if needed,
-    /// and runs the embedded migrations.
-    pub async fn connect(url: &str, crypto: Crypto) -> Result<Self, StoreError> {
+    /// and runs the embedded migrations. `wait` bounds how long any use of the database waits
+    /// for it before failing with an [unavailable](StoreError::is_unavailable) error: for a
+    /// pooled connection (connecting included), and on SQLite for the write lock (the busy
+    /// timeout).
+    pub async fn connect(url: &str, crypto: Crypto, wait: Duration) -> Result<Self, StoreError> {
         let pool = if url.starts_with("sqlite:") {
             let options = SqliteConnectOptions::from_str(url)?
                 .create_if_missing(true)
                 .journal_mode(SqliteJournalMode::Wal)
                 .synchronous(SqliteSynchronous::Normal)
                 .foreign_keys(true)
-                .busy_timeout(Duration::from_secs(10));
+                .busy_timeout(wait);
             let pool = SqlitePoolOptions::new()
                 .max_connections(8)
+                .acquire_timeout(wait)
                 .connect_with(options)
                 .await?;
             Pool::Sqlite(pool)
@@ -116,7 +120,7 @@ impl Store {
             let options = PgConnectOptions::from_str(url)?;
             let pool = PgPoolOptions::new()
                 .max_connections(16)
-                .acquire_timeout(Duration::from_secs(10))
+                .acquire_timeout(wait)
                 .connect_with(options)
                 .await?;
             Pool::Postgres(pool)
