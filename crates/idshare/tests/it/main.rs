@@ -19,6 +19,7 @@ mod flow;
 mod idempotency;
 mod inquiries;
 mod openapi;
+mod outages;
 mod pipeline;
 mod preview;
 mod redemption;

@@ -197,8 +197,8 @@ fn database_unavailable(error: &JobError) -> bool {
 /// What becomes of a job once it ran.
 enum Disposition {
     Done,
-    /// Back to the queue at the given time without using up an attempt.
-    Postponed(time::OffsetDateTime),
+    /// Back to the queue, this long after the database is back, without using up an attempt.
+    Postponed(Duration),
     /// Back to the queue at the given time, or `dead` when `None`.
     Failed(Option<time::OffsetDateTime>),
 }
@@ -211,7 +211,7 @@ async fn finish(state: &AppState, worker: &str, job: &Job, outcome: Result<(), J
         Ok(()) => Disposition::Done,
         Err(error) if database_unavailable(error) => {
             tracing::warn!(job = %job.id, kind = %job.kind, attempt = job.attempts, error = %error, "job postponed: the database is unavailable");
-            Disposition::Postponed(now + jobs::backoff(job.attempts))
+            Disposition::Postponed(jobs::backoff(job.attempts))
         }
         Err(error) => {
             let retry_at = match error {
@@ -236,8 +236,8 @@ async fn finish(state: &AppState, worker: &str, job: &Job, outcome: Result<(), J
             Disposition::Done => jobs::complete(store, &job.id, worker, now)
                 .await
                 .map(|_| ()),
-            Disposition::Postponed(at) => {
-                jobs::postpone(store, &job.id, worker, &error, at, now).await
+            Disposition::Postponed(delay) => {
+                jobs::postpone(store, &job.id, worker, &error, now + delay, now).await
             }
             Disposition::Failed(retry_at) => {
                 jobs::fail(store, &job.id, worker, &error, retry_at, now).await
