@@ -1,18 +1,16 @@
-//! Database outages: while the database is unreachable (PostgreSQL behind a loopback proxy that
-//! the test cuts) or its write lock cannot be had (SQLite, a write transaction held open by the
-//! test), the API answers 503 with `Retry-After`, never 500 and never after a long hang; it heals
-//! without a restart; a job cut off from the database is postponed, not failed; and
-//! `idshare serve` started during the outage waits for the database instead of exiting.
+//! Outages and long jobs. While the database is unreachable (PostgreSQL behind a loopback proxy
+//! that the test cuts) or its write lock cannot be had (SQLite, a write transaction held open by
+//! the test), the API answers 503 with `Retry-After`, never 500 and never after a long hang; it
+//! heals without a restart; a job cut off from the database is postponed, not failed; and
+//! `idshare serve` started during the outage waits for the database instead of exiting. A job
+//! that runs longer than its lease keeps it by its heartbeat. (A node killed with jobs in flight:
+//! `connect_e2e::redemptions_survive_a_killed_server`.)
 
 use std::{
     io::{BufRead, BufReader},
     net::SocketAddr,
     process::{Child, Command, Stdio},
-    sync::{
-        Arc,
-        atomic::{AtomicUsize, Ordering},
-        mpsc,
-    },
+    sync::mpsc,
     time::Duration,
 };
 
@@ -21,7 +19,7 @@ use serde_json::{Value, json};
 use sqlx::{ConnectOptions, Connection};
 use tokio::{
     net::{TcpListener, TcpStream},
-    sync::{Notify, watch},
+    sync::watch,
 };
 
 use crate::helpers::{
@@ -248,79 +246,92 @@ async fn an_unavailable_database_answers_503_and_heals(backend: Backend) {
     );
 }
 
-/// An identity-records provider on loopback (docs/providers.md) that, on its first call, tells
-/// the test and waits for its go-ahead before answering.
-struct Provider {
-    url: String,
-    calls: Arc<AtomicUsize>,
-    called: Arc<Notify>,
-    answer: Arc<Notify>,
+/// An identity-records provider on loopback (docs/providers.md) that counts its calls and, while
+/// held, answers none of them: a job calling it is in flight for as long as the test wants.
+pub(crate) struct Provider {
+    pub url: String,
+    calls: watch::Sender<usize>,
+    held: watch::Sender<bool>,
 }
 
-async fn spawn_provider() -> Provider {
-    use axum::{Json, Router, routing::post};
-    let calls = Arc::new(AtomicUsize::new(0));
-    let called = Arc::new(Notify::new());
-    let answer = Arc::new(Notify::new());
-    let (counted, signal, wait) = (calls.clone(), called.clone(), answer.clone());
-    let app = Router::new().route(
-        "/database",
-        post(move |Json(body): Json<Value>| async move {
-            if counted.fetch_add(1, Ordering::SeqCst) == 0 {
-                signal.notify_one();
-                wait.notified().await;
-            }
-            Json(json!({"found": true, "name-first": body["name-first"], "name-last": body["name-last"]}))
-        }),
-    );
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let address = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    Provider {
-        url: format!("http://{address}/database"),
-        calls,
-        called,
-        answer,
+impl Provider {
+    pub async fn start() -> Self {
+        use axum::{Json, Router, routing::post};
+        let (calls, _) = watch::channel(0);
+        let (held, _) = watch::channel(false);
+        let (counted, holding) = (calls.clone(), held.clone());
+        let app = Router::new().route(
+            "/database",
+            post(move |Json(body): Json<Value>| async move {
+                counted.send_modify(|calls| *calls += 1);
+                let _ = holding.subscribe().wait_for(|held| !*held).await;
+                Json(json!({"found": true, "name-first": body["name-first"], "name-last": body["name-last"]}))
+            }),
+        );
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        Self {
+            url: format!("http://{address}/database"),
+            calls,
+            held,
+        }
+    }
+
+    pub fn hold(&self) {
+        self.held.send_replace(true);
+    }
+
+    pub fn release(&self) {
+        self.held.send_replace(false);
+    }
+
+    pub fn calls(&self) -> usize {
+        *self.calls.borrow()
+    }
+
+    /// Waits (at most a minute) until the provider has been called `count` times.
+    pub async fn wait_for_calls(&self, count: usize) {
+        let mut calls = self.calls.subscribe();
+        tokio::time::timeout(Duration::from_secs(60), calls.wait_for(|c| *c >= count))
+            .await
+            .unwrap_or_else(|_| {
+                panic!(
+                    "the provider was called {} times, not {count}",
+                    self.calls()
+                )
+            })
+            .unwrap();
     }
 }
 
-/// `(status, attempts, last_error)` of every job of `kind`, read directly from the database.
-async fn jobs_of_kind(app: &TestApp, kind: &str) -> Vec<(String, i64, Option<String>)> {
+/// `(status, attempts, last_error)` of every job of `kind`, read directly from the database at
+/// `database_url`.
+pub(crate) async fn jobs_of_kind(
+    database_url: &str,
+    kind: &str,
+) -> Vec<(String, i64, Option<String>)> {
     let sql = "SELECT status, attempts, last_error FROM jobs WHERE kind = $1";
-    match app.backend {
-        Backend::Sqlite => {
-            let mut conn = sqlx::SqliteConnection::connect(&app.database_url)
-                .await
-                .unwrap();
-            sqlx::query_as(sql)
-                .bind(kind)
-                .fetch_all(&mut conn)
-                .await
-                .unwrap()
-        }
-        Backend::Postgres => {
-            let mut conn = sqlx::PgConnection::connect(&app.database_url)
-                .await
-                .unwrap();
-            sqlx::query_as(sql)
-                .bind(kind)
-                .fetch_all(&mut conn)
-                .await
-                .unwrap()
-        }
+    if database_url.starts_with("sqlite:") {
+        let mut conn = sqlx::SqliteConnection::connect(database_url).await.unwrap();
+        sqlx::query_as(sql)
+            .bind(kind)
+            .fetch_all(&mut conn)
+            .await
+            .unwrap()
+    } else {
+        let mut conn = sqlx::PgConnection::connect(database_url).await.unwrap();
+        sqlx::query_as(sql)
+            .bind(kind)
+            .fetch_all(&mut conn)
+            .await
+            .unwrap()
     }
 }
 
-async fn a_job_cut_off_from_the_database_is_postponed_not_failed(backend: Backend) {
-    let provider = spawn_provider().await;
-    let mut outage = Outage::new(backend).await;
-    let app = spawn_app_with(backend, |config| {
-        outage.configure(config, 1);
-        config.database_provider_url = Some(provider.url.clone());
-    })
-    .await;
-    let t = app.tenant("Bank").await;
-    let key = &t.production;
+/// A production inquiry whose template asks for a `database` verification through the `http`
+/// provider (so that its pipeline calls the test's [`Provider`]); returns its id.
+async fn inquiry_checked_by_the_provider(app: &TestApp, key: &str) -> String {
     let template = expect_status(
         app.post(key, "/api/v1/inquiry-templates", &json!({"data": {"attributes": {"name": "Records",
             "field-schemas": [{"key": "name-first", "type": "string"}, {"key": "name-last", "type": "string"},
@@ -333,16 +344,18 @@ async fn a_job_cut_off_from_the_database_is_postponed_not_failed(backend: Backen
         .as_str()
         .unwrap()
         .to_owned();
-    let inquiry = app
-        .create_inquiry(
-            key,
-            &template,
-            json!({"name-first": "Ada", "name-last": "Lovelace", "birthdate": "1985-03-14"}),
-        )
-        .await["data"]["id"]
+    app.create_inquiry(
+        key,
+        &template,
+        json!({"name-first": "Ada", "name-last": "Lovelace", "birthdate": "1985-03-14"}),
+    )
+    .await["data"]["id"]
         .as_str()
         .unwrap()
-        .to_owned();
+        .to_owned()
+}
+
+async fn submit(app: &TestApp, key: &str, inquiry: &str) {
     expect_status(
         app.post(
             key,
@@ -353,20 +366,47 @@ async fn a_job_cut_off_from_the_database_is_postponed_not_failed(backend: Backen
         StatusCode::ACCEPTED,
     )
     .await;
+}
+
+async fn status_of(app: &TestApp, key: &str, inquiry: &str) -> String {
+    let inquiry = expect_status(
+        app.get(key, &format!("/api/v1/inquiries/{inquiry}")).await,
+        StatusCode::OK,
+    )
+    .await;
+    inquiry["data"]["attributes"]["status"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+async fn a_job_cut_off_from_the_database_is_postponed_not_failed(backend: Backend) {
+    let provider = Provider::start().await;
+    let mut outage = Outage::new(backend).await;
+    let app = spawn_app_with(backend, |config| {
+        outage.configure(config, 1);
+        config.database_provider_url = Some(provider.url.clone());
+    })
+    .await;
+    let t = app.tenant("Bank").await;
+    let key = &t.production;
+    let inquiry = inquiry_checked_by_the_provider(&app, key).await;
+    submit(&app, key, &inquiry).await;
 
     // The pipeline runs; while the provider is being asked, the database goes away, so the
     // job cannot record what it found. The database comes back a few seconds later.
     let state = app.state.clone();
+    provider.hold();
     let run = tokio::spawn(async move { idshare_server::jobs::drain(&state).await });
-    provider.called.notified().await;
+    provider.wait_for_calls(1).await;
     outage.begin().await;
-    provider.answer.notify_one();
+    provider.release();
     tokio::time::sleep(Duration::from_secs(3)).await;
     outage.end().await;
     run.await.unwrap().expect("the worker kept going");
 
     // Postponed: back in the queue, the attempt not used up, the cause kept.
-    let jobs = jobs_of_kind(&app, "inquiry-pipeline").await;
+    let jobs = jobs_of_kind(&app.database_url, "inquiry-pipeline").await;
     assert_eq!(jobs.len(), 1, "{jobs:?}");
     let (status, attempts, last_error) = &jobs[0];
     assert_eq!((status.as_str(), *attempts), ("queued", 0), "{jobs:?}");
@@ -380,15 +420,45 @@ async fn a_job_cut_off_from_the_database_is_postponed_not_failed(backend: Backen
     // Its retry finishes the inquiry.
     app.state.advance_clock(time::Duration::hours(1));
     assert_eq!(app.drain().await, 1);
-    let done = expect_status(
-        app.get(key, &format!("/api/v1/inquiries/{inquiry}")).await,
-        StatusCode::OK,
-    )
-    .await;
-    assert_eq!(done["data"]["attributes"]["status"], "completed", "{done}");
-    assert_eq!(provider.calls.load(Ordering::SeqCst), 2);
-    let jobs = jobs_of_kind(&app, "inquiry-pipeline").await;
+    assert_eq!(status_of(&app, key, &inquiry).await, "completed");
+    assert_eq!(provider.calls(), 2);
+    let jobs = jobs_of_kind(&app.database_url, "inquiry-pipeline").await;
     assert_eq!((jobs[0].0.as_str(), jobs[0].1), ("done", 1), "{jobs:?}");
+}
+
+async fn a_job_outlives_its_lease_while_its_heartbeat_runs(backend: Backend) {
+    let provider = Provider::start().await;
+    let app = spawn_app_with(backend, |config| {
+        // Two background workers: while one runs the job, the other reaps expired leases and
+        // claims what is due.
+        config.workers = 2;
+        config.job_lease_seconds = 3.try_into().unwrap();
+        config.database_provider_url = Some(provider.url.clone());
+    })
+    .await;
+    let t = app.tenant("Bank").await;
+    let key = &t.production;
+    let inquiry = inquiry_checked_by_the_provider(&app, key).await;
+    provider.hold();
+    submit(&app, key, &inquiry).await;
+    provider.wait_for_calls(1).await;
+    // The job runs for three of its leases; the other worker looks for expired leases at least
+    // every 2 s meanwhile.
+    tokio::time::sleep(Duration::from_secs(9)).await;
+    provider.release();
+    let mut status = String::new();
+    for _ in 0..300 {
+        status = status_of(&app, key, &inquiry).await;
+        if status == "completed" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(status, "completed");
+
+    assert_eq!(provider.calls(), 1, "nobody took the job over while it ran");
+    let jobs = jobs_of_kind(&app.database_url, "inquiry-pipeline").await;
+    assert_eq!(jobs, [("done".to_owned(), 1, None)]);
 }
 
 /// `idshare serve` as a child process whose log lines arrive on a channel; killed when dropped.
@@ -497,4 +567,5 @@ backend_tests!(
     an_unavailable_database_answers_503_and_heals,
     a_job_cut_off_from_the_database_is_postponed_not_failed,
     serve_waits_for_its_database,
+    a_job_outlives_its_lease_while_its_heartbeat_runs,
 );
