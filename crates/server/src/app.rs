@@ -207,7 +207,7 @@ pub async fn open_store_when_available(config: &Config) -> anyhow::Result<Store>
     loop {
         match open_store(config).await {
             Ok(store) => return Ok(store),
-            Err(e) if database_unavailable(&e) => {
+            Err(e) if idshare_store::StoreError::is_unavailable_cause(&*e) => {
                 let pause = Duration::from_secs(1 << (attempt - 1).min(5)).min(STARTUP_RETRY_CAP);
                 tracing::warn!(
                     attempt,
@@ -225,13 +225,6 @@ pub async fn open_store_when_available(config: &Config) -> anyhow::Result<Store>
 
 /// The longest pause between two attempts to reach the database at startup.
 const STARTUP_RETRY_CAP: Duration = Duration::from_secs(30);
-
-fn database_unavailable(error: &anyhow::Error) -> bool {
-    error.chain().any(|e| {
-        e.downcast_ref::<idshare_store::StoreError>()
-            .is_some_and(idshare_store::StoreError::is_unavailable)
-    })
-}
 
 /// The API routes, each documented in the OpenAPI document by construction.
 pub fn api_routes(upload_limit: usize) -> OpenApiRouter<AppState> {

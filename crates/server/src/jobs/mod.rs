@@ -188,10 +188,7 @@ fn database_unavailable(error: &JobError) -> bool {
     let (JobError::Retryable(cause)
     | JobError::Fatal(cause)
     | JobError::RetryAt { error: cause, .. }) = error;
-    cause.chain().any(|e| {
-        e.downcast_ref::<idshare_store::StoreError>()
-            .is_some_and(idshare_store::StoreError::is_unavailable)
-    })
+    idshare_store::StoreError::is_unavailable_cause(&**cause)
 }
 
 /// What becomes of a job once it ran.
