@@ -133,7 +133,11 @@ async fn run(state: &AppState, req: Request, next: Next) -> Result<Response, Res
         let response = held
             .run(next.run(Request::from_parts(parts, Body::from(bytes))))
             .await;
-        test_pause(state.config().test_pause_before_idempotent_commit_ms, "before").await;
+        test_pause(
+            state.config().idempotency_test_pause_before_commit_ms,
+            "before",
+        )
+        .await;
         response
     };
     // The heartbeat lives exactly as long as the request: dropped with it, it stops renewing.
@@ -181,7 +185,11 @@ async fn run(state: &AppState, req: Request, next: Next) -> Result<Response, Res
         // runs again once the lease ran out).
         Err(e) => tracing::error!(error = ?e, "could not store the idempotent response"),
     }
-    test_pause(state.config().test_pause_after_idempotent_commit_ms, "after").await;
+    test_pause(
+        state.config().idempotency_test_pause_after_commit_ms,
+        "after",
+    )
+    .await;
     Ok(Response::from_parts(parts, Body::from(body)))
 }
 
@@ -202,7 +210,7 @@ async fn heartbeat(state: &AppState, held: &Held) -> Infallible {
     }
 }
 
-/// The test hook of `test_pause_*_idempotent_commit_ms`; the log line tells a test that the
+/// The test hook of `idempotency_test_pause_*_commit_ms`; the log line tells a test that the
 /// request is paused.
 async fn test_pause(ms: u64, when: &'static str) {
     if ms > 0 {

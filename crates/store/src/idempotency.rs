@@ -17,10 +17,7 @@ use std::{
 use idshare_domain::time_format::to_unix_micros;
 use time::{Duration, OffsetDateTime};
 
-use crate::{
-    Backend, Store, StoreError, Tx,
-    db::on_conn,
-};
+use crate::{Backend, Store, StoreError, Tx, db::on_conn};
 
 /// What a caller presenting a key must do.
 #[derive(Debug)]
