@@ -444,6 +444,150 @@ async fn redaction_deletes_the_answers_about_the_inquiry(backend: Backend) {
     assert!(!error.to_string().contains(MASKED));
 }
 
+/// A request whose claim a retry took over (its node stalled past the lease) commits nothing,
+/// so the change happens once: the retry's.
+async fn a_request_whose_key_was_taken_over_commits_nothing(backend: Backend) {
+    use idshare_store::idempotency::{self, Answer, Claim, Finished};
+    let app = spawn_app(backend).await;
+    let store = &app.store;
+    let now = time::OffsetDateTime::now_utc();
+    let lease = time::Duration::seconds(5);
+    let claim = |at| {
+        idempotency::claim(
+            store,
+            "caller",
+            "key",
+            b"hash",
+            at,
+            at - time::Duration::days(1),
+            lease,
+        )
+    };
+    let Claim::Fresh(stalled) = claim(now).await.unwrap() else {
+        panic!("a new key is fresh");
+    };
+    assert!(matches!(claim(now).await.unwrap(), Claim::InProgress));
+    let Claim::Fresh(retry) = claim(now + lease).await.unwrap() else {
+        panic!("a claim past its lease is taken over");
+    };
+
+    // The stalled request commits a change (parked until its answer is stored) …
+    let org = stalled
+        .run(async {
+            let mut tx = store.begin_write().await.unwrap();
+            let org = idshare_store::orgs::create(&mut tx, "Stalled", now)
+                .await
+                .unwrap();
+            tx.commit().await.unwrap();
+            org.id
+        })
+        .await;
+    assert!(stalled.wrote());
+    let answer = Answer {
+        status: 201,
+        body: b"{}",
+        inquiry_ids: &[],
+    };
+    // … which is not committed, since its claim is gone.
+    assert_eq!(
+        idempotency::finish(store, &stalled, answer).await.unwrap(),
+        Finished::TakenOver
+    );
+    let mut tx = store.begin_read().await.unwrap();
+    assert!(
+        idshare_store::orgs::get(&mut tx, &org)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    drop(tx);
+
+    let answer = Answer {
+        status: 201,
+        body: b"{}",
+        inquiry_ids: &[],
+    };
+    assert_eq!(
+        idempotency::finish(store, &retry, answer).await.unwrap(),
+        Finished::Stored
+    );
+    assert!(matches!(
+        claim(now + lease).await.unwrap(),
+        Claim::Replay { status: 201, .. }
+    ));
+}
+
+/// An answer about an inquiry that is redacted while the request is still running (between
+/// its handler and the storing of its answer) is not kept.
+async fn an_answer_finished_after_its_inquiry_was_redacted_is_not_kept(backend: Backend) {
+    let app = spawn_app_with(backend, |config| {
+        config.idempotency_test_pause_before_commit_ms = 2_000;
+    })
+    .await;
+    let tenant = app.tenant("Acme").await;
+    let key = &tenant.sandbox;
+    // Set up without keys (the pause is for the one request under test).
+    let plain_post = |path: &str, body: Value| {
+        let request = app.client.post(app.url(path)).bearer_auth(key).json(&body);
+        async move { expect_status(request.send().await.unwrap(), StatusCode::CREATED).await }
+    };
+    let template = plain_post(
+        "/api/v1/inquiry-templates",
+        json!({"data": {"attributes": crate::helpers::standard_template("KYC")}}),
+    )
+    .await["data"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let inquiry = plain_post(
+        "/api/v1/inquiries",
+        json!({"data": {"attributes": {"inquiry-template-id": template,
+            "fields": {"name-first": "Ada"}}}}),
+    )
+    .await["data"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // Refused without a write (no phone number to confirm); it pauses before its answer is
+    // stored, and the inquiry is redacted meanwhile.
+    let refused = tokio::spawn(
+        keyed(
+            &app,
+            key,
+            &format!("/api/v1/inquiries/{inquiry}/confirmations"),
+            "about-to-be-redacted",
+        )
+        .json(&json!({"data": {"attributes": {"field": "phone-number"}}}))
+        .send(),
+    );
+    for _ in 0..100 {
+        if records(&app)
+            .await
+            .iter()
+            .any(|r| r.key == "about-to-be-redacted")
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    expect_status(
+        app.delete(key, &format!("/api/v1/inquiries/{inquiry}"))
+            .await,
+        StatusCode::OK,
+    )
+    .await;
+    expect_error(
+        refused.await.unwrap().unwrap(),
+        StatusCode::UNPROCESSABLE_ENTITY,
+    )
+    .await;
+    let remaining = records(&app).await;
+    assert!(
+        remaining.iter().all(|r| r.key != "about-to-be-redacted"),
+        "{remaining:?}"
+    );
+}
+
 // ---------------------------------------------------------------------------------------------
 // The real binary, killed with SIGKILL in the middle of an idempotent request.
 
@@ -660,6 +804,8 @@ async fn a_killed_servers_keys_run_or_replay_on_retry(backend: Backend) {
 
 backend_tests!(
     a_killed_servers_keys_run_or_replay_on_retry,
+    a_request_whose_key_was_taken_over_commits_nothing,
+    an_answer_finished_after_its_inquiry_was_redacted_is_not_kept,
     a_change_and_its_answer_fail_together,
     a_running_request_keeps_its_key_past_the_lease,
     redaction_deletes_the_answers_about_the_inquiry,
