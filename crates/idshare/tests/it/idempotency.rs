@@ -517,6 +517,59 @@ async fn a_request_whose_key_was_taken_over_commits_nothing(backend: Backend) {
     ));
 }
 
+/// A request that reads or writes again after its commit: the parked change commits first, so
+/// the read sees it and the second writer does not wait on its own request's lock (SQLite).
+async fn a_request_that_reads_or_writes_after_its_commit_sees_its_change(backend: Backend) {
+    use idshare_store::{
+        idempotency::{self, Answer, Claim, Finished},
+        orgs,
+    };
+    let app = spawn_app(backend).await;
+    let store = &app.store;
+    let now = time::OffsetDateTime::now_utc();
+    let claimed = idempotency::claim(
+        store,
+        "caller",
+        "key",
+        b"hash",
+        now,
+        now - time::Duration::days(1),
+        time::Duration::seconds(5),
+    )
+    .await
+    .unwrap();
+    let Claim::Fresh(held) = claimed else {
+        panic!("a new key is fresh");
+    };
+    let (first, second) = held
+        .run(async {
+            let mut tx = store.begin_write().await.unwrap();
+            let first = orgs::create(&mut tx, "First", now).await.unwrap().id;
+            tx.commit().await.unwrap();
+            let mut read = store.begin_read().await.unwrap();
+            assert!(orgs::get(&mut read, &first).await.unwrap().is_some());
+            drop(read);
+            let mut tx = store.begin_write().await.unwrap();
+            let second = orgs::create(&mut tx, "Second", now).await.unwrap().id;
+            tx.commit().await.unwrap();
+            (first, second)
+        })
+        .await;
+    let answer = Answer {
+        status: 201,
+        body: b"{}",
+        inquiry_ids: &[],
+    };
+    assert_eq!(
+        idempotency::finish(store, &held, answer).await.unwrap(),
+        Finished::Stored
+    );
+    let mut tx = store.begin_read().await.unwrap();
+    for org in [first, second] {
+        assert!(orgs::get(&mut tx, &org).await.unwrap().is_some());
+    }
+}
+
 /// An answer about an inquiry that is redacted while the request is still running (between
 /// its handler and the storing of its answer) is not kept.
 async fn an_answer_finished_after_its_inquiry_was_redacted_is_not_kept(backend: Backend) {
@@ -805,6 +858,7 @@ async fn a_killed_servers_keys_run_or_replay_on_retry(backend: Backend) {
 backend_tests!(
     a_killed_servers_keys_run_or_replay_on_retry,
     a_request_whose_key_was_taken_over_commits_nothing,
+    a_request_that_reads_or_writes_after_its_commit_sees_its_change,
     an_answer_finished_after_its_inquiry_was_redacted_is_not_kept,
     a_change_and_its_answer_fail_together,
     a_running_request_keeps_its_key_past_the_lease,
