@@ -375,11 +375,26 @@ async fn main() -> std::process::ExitCode {
     match run(&cli).await {
         Ok(code) => code,
         Err(error) => {
-            // One line: the error and its causes.
-            eprintln!("Error: {error:#}");
+            eprintln!("Error: {}", one_line(&error));
             std::process::ExitCode::FAILURE
         }
     }
+}
+
+/// The error and its causes on one line, each cause once: many errors repeat their source's
+/// message in their own.
+fn one_line(error: &anyhow::Error) -> String {
+    let mut line = String::new();
+    for cause in error.chain() {
+        let text = cause.to_string();
+        if !line.contains(&text) {
+            if !line.is_empty() {
+                line.push_str(": ");
+            }
+            line.push_str(&text);
+        }
+    }
+    line
 }
 
 async fn run(cli: &Cli) -> anyhow::Result<std::process::ExitCode> {
@@ -612,4 +627,39 @@ async fn admin(cli: &Cli, command: &AdminCommand) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errors_print_on_one_line_with_each_cause_once() {
+        let error = anyhow::Error::new(std::io::Error::other("disk full"))
+            .context("database error: disk full")
+            .context("cannot open the database");
+        assert_eq!(
+            one_line(&error),
+            "cannot open the database: database error: disk full"
+        );
+    }
+
+    #[test]
+    fn screening_input_is_checked_before_any_use() {
+        assert_eq!(parse_country("gb"), Ok("GB".to_owned()));
+        assert!(
+            parse_country("GBR")
+                .unwrap_err()
+                .contains("alpha-2 code GB")
+        );
+        assert!(parse_country("XX").is_err());
+        assert_eq!(parse_birthdate("1971"), Ok("1971".to_owned()));
+        assert_eq!(parse_birthdate("1971-04-02"), Ok("1971-04-02".to_owned()));
+        assert!(parse_birthdate("1971-02-30").is_err());
+        assert!(parse_name(" \t").is_err());
+        assert_eq!(
+            parse_name(" Claire Richman "),
+            Ok("Claire Richman".to_owned())
+        );
+    }
 }

@@ -134,7 +134,7 @@ pub struct Overrides {
 pub enum ConfigError {
     #[error("set master_key or master_key_file, not both")]
     TwoMasterKeys,
-    #[error("master_key: {0}")]
+    #[error("invalid master_key")]
     MasterKey(#[from] MasterKeyError),
 }
 

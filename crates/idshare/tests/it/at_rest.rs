@@ -10,6 +10,8 @@ use reqwest::{Method, StatusCode};
 use serde_json::json;
 use sqlx::Connection;
 
+use idshare_store::{MasterKey, MasterKeyError, MasterKeySource, Store, StoreError};
+
 use crate::{
     helpers::{Backend, TestApp, expect_status, spawn_app},
     pipeline::upload,
@@ -314,7 +316,94 @@ async fn redaction_leaves_no_sealed_copy_in_any_file_or_row(backend: Backend) {
     assert!(created["attributes"]["payload"].is_null(), "{created}");
 }
 
+/// Runs `sql` on the app's database, outside the app; returns how many rows it changed.
+async fn execute(app: &TestApp, sql: &'static str) -> u64 {
+    match app.backend {
+        Backend::Sqlite => {
+            let mut conn = sqlx::SqliteConnection::connect(&app.database_url)
+                .await
+                .unwrap();
+            let done = sqlx::query(sql).execute(&mut conn).await.unwrap();
+            conn.close().await.unwrap();
+            done.rows_affected()
+        }
+        Backend::Postgres => {
+            let mut conn = sqlx::PgConnection::connect(&app.database_url)
+                .await
+                .unwrap();
+            let done = sqlx::query(sql).execute(&mut conn).await.unwrap();
+            conn.close().await.unwrap();
+            done.rows_affected()
+        }
+    }
+}
+
+async fn a_database_from_before_the_key_check_is_checked_against_its_sealed_data(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let tenant = app.tenant("Acme").await;
+    let template = app.create_template(&tenant.sandbox).await;
+    app.create_inquiry(
+        &tenant.sandbox,
+        &template,
+        json!({"name-first": "Ada", "name-last": "Lovelace"}),
+    )
+    .await;
+    // As the database was before the check value existed.
+    assert_eq!(execute(&app, "DELETE FROM master_key_check").await, 1);
+
+    let open = |source| Store::open(&app.database_url, false, source);
+    let another = open(MasterKeySource::Value(MasterKey::generate())).await;
+    assert!(
+        matches!(
+            another,
+            Err(StoreError::MasterKey(MasterKeyError::Mismatch))
+        ),
+        "a key that does not open the wrapped data keys: {another:?}"
+    );
+    let absent = app.data_dir.join("absent.key");
+    let missing = open(MasterKeySource::File(absent.clone())).await;
+    assert!(
+        matches!(
+            missing,
+            Err(StoreError::MasterKey(MasterKeyError::Missing { .. }))
+        ),
+        "no key file while sealed data exists: {missing:?}"
+    );
+    assert!(!absent.exists(), "no new key is created");
+
+    // The key that sealed the data is recorded again, once.
+    let key_file = app.data_dir.join("master.key");
+    open(MasterKeySource::File(key_file))
+        .await
+        .unwrap()
+        .close()
+        .await;
+    let recorded = "SELECT COUNT(*) FROM master_key_check";
+    let recorded: i64 = match backend {
+        Backend::Sqlite => {
+            let mut conn = sqlx::SqliteConnection::connect(&app.database_url)
+                .await
+                .unwrap();
+            sqlx::query_scalar(recorded)
+                .fetch_one(&mut conn)
+                .await
+                .unwrap()
+        }
+        Backend::Postgres => {
+            let mut conn = sqlx::PgConnection::connect(&app.database_url)
+                .await
+                .unwrap();
+            sqlx::query_scalar(recorded)
+                .fetch_one(&mut conn)
+                .await
+                .unwrap()
+        }
+    };
+    assert_eq!(recorded, 1);
+}
+
 backend_tests!(
     personal_data_is_encrypted_at_rest,
     redaction_leaves_no_sealed_copy_in_any_file_or_row,
+    a_database_from_before_the_key_check_is_checked_against_its_sealed_data,
 );
