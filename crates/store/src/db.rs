@@ -123,12 +123,13 @@ async fn truncate_wal(pool: &SqlitePool) {
         Ok((0, _, _)) => {}
         Ok(_) => tracing::warn!(
             "readers kept the write-ahead log from being truncated after a redaction: the \
-             erased data stays in idshare.db-wal until the next complete checkpoint"
+             erased data stays in the -wal file until a later redaction's checkpoint completes \
+             or the server stops"
         ),
         Err(error) => tracing::warn!(
             %error,
             "cannot truncate the write-ahead log after a redaction: the erased data stays in \
-             idshare.db-wal until the next complete checkpoint"
+             the -wal file until a later redaction's checkpoint completes or the server stops"
         ),
     }
 }
