@@ -358,8 +358,9 @@ impl TemplateDefinition {
     }
 }
 
-/// The caps on a definition as given: its size, then the number of field schemas and of each
-/// field's options. Sections of an unexpected shape are left to deserialization.
+/// The caps on a definition as given: its size, the number of field schemas and of each
+/// field's options (counting is cheap, so all are reported). Sections of an unexpected shape
+/// are left to deserialization.
 fn over_limits(value: &Value) -> Vec<TemplateError> {
     let Some(sections) = value.as_object() else {
         return vec![];
@@ -370,24 +371,24 @@ fn over_limits(value: &Value) -> Vec<TemplateError> {
         .map(|(key, section)| (key, json_size_up_to(section, MAX_DEFINITION_BYTES + 1)))
         .collect();
     let total: usize = sizes.iter().map(|(key, size)| key.len() + size).sum();
+    let mut errors = Vec::new();
     if total > MAX_DEFINITION_BYTES {
         // The biggest section is where to cut.
         let biggest = sizes
             .iter()
             .max_by_key(|(_, size)| *size)
             .map_or("", |(key, _)| key.as_str());
-        return vec![TemplateError {
+        errors.push(TemplateError {
             pointer: format!("/{}", escape(biggest)),
             message: format!(
                 "a definition is at most {} KiB as JSON; this one is larger",
                 MAX_DEFINITION_BYTES / 1024
             ),
-        }];
+        });
     }
     let Some(schemas) = value.get("field-schemas").and_then(Value::as_array) else {
-        return vec![];
+        return errors;
     };
-    let mut errors = Vec::new();
     if schemas.len() > MAX_FIELD_SCHEMAS {
         errors.push(TemplateError {
             pointer: "/field-schemas".to_owned(),
@@ -810,7 +811,10 @@ mod tests {
         let errs = errors(json!({"field-schemas": over}));
         assert_eq!(errs.len(), 1);
         assert_eq!(errs[0].0, "/field-schemas");
-        assert!(errs[0].1.contains("at most 200 fields; this one has 201"), "{errs:?}");
+        assert!(
+            errs[0].1.contains("at most 200 fields; this one has 201"),
+            "{errs:?}"
+        );
 
         let ok = choices_field("plan", &numbered("o", MAX_OPTIONS));
         assert!(TemplateDefinition::parse(&json!({"field-schemas": [ok]})).is_ok());
@@ -818,7 +822,12 @@ mod tests {
         let errs = errors(json!({"field-schemas": [{"key": "a", "type": "string"}, too_many]}));
         assert_eq!(errs.len(), 1);
         assert_eq!(errs[0].0, "/field-schemas/1/config/options");
-        assert!(errs[0].1.contains("at most 1000 options; this one has 1001"), "{errs:?}");
+        assert!(
+            errs[0]
+                .1
+                .contains("at most 1000 options; this one has 1001"),
+            "{errs:?}"
+        );
 
         let long = "x".repeat(MAX_OPTION_CHARS);
         let longer = "é".repeat(MAX_OPTION_CHARS + 1);
@@ -848,8 +857,15 @@ mod tests {
         assert_eq!(errs.len(), 1, "{errs:?}");
         assert_eq!(errs[0].0, "/field-schemas");
         assert!(errs[0].1.contains("at most 256 KiB"), "{errs:?}");
+        // Counting is cheap: the issue's 50,000 options are over both caps, and both are said.
+        let issue = json!({"field-schemas": [choices_field("plan", &numbered("o", 50_000))]});
+        assert_eq!(
+            pointers(issue),
+            ["/field-schemas", "/field-schemas/0/config/options"]
+        );
         // An oversized section is refused whatever its shape.
-        let errs = errors(json!({"field-schemas": [], "reports": "r".repeat(MAX_DEFINITION_BYTES)}));
+        let errs =
+            errors(json!({"field-schemas": [], "reports": "r".repeat(MAX_DEFINITION_BYTES)}));
         assert_eq!(errs[0].0, "/reports");
     }
 
@@ -858,7 +874,10 @@ mod tests {
     fn stored_definitions_are_read_back_without_the_caps() {
         let parsed = TemplateDefinition::parse(&full()).unwrap();
         let stored = serde_json::to_string(&parsed).unwrap();
-        assert_eq!(TemplateDefinition::from_stored_json(&stored).unwrap(), parsed);
+        assert_eq!(
+            TemplateDefinition::from_stored_json(&stored).unwrap(),
+            parsed
+        );
         let legacy = json!({"field-schemas": [choices_field("plan", &numbered("o", 5_000))]});
         assert!(TemplateDefinition::parse(&legacy).is_err());
         let read = TemplateDefinition::from_stored_json(&legacy.to_string()).unwrap();
