@@ -323,19 +323,7 @@ async fn templates_over_a_cap_are_refused_and_create_nothing(backend: Backend) {
             })
             .collect::<Vec<_>>()
     };
-    let (template, _) = {
-        let created = expect_status(
-            app.post(
-                key,
-                "/api/v1/inquiry-templates",
-                &json!({"data": {"attributes": standard_template("KYC")}}),
-            )
-            .await,
-            StatusCode::CREATED,
-        )
-        .await;
-        (created["data"]["id"].as_str().unwrap().to_owned(), created)
-    };
+    let template = app.create_template(key).await;
     for (definition, expected) in cases {
         let mut attributes = definition.clone();
         attributes["name"] = json!("Big");
@@ -367,7 +355,7 @@ async fn templates_over_a_cap_are_refused_and_create_nothing(backend: Backend) {
     }
     assert_eq!(
         app.list_ids(key, "/api/v1/inquiry-templates").await,
-        [template.clone()],
+        std::slice::from_ref(&template),
         "no template was created"
     );
     assert_eq!(
