@@ -59,6 +59,16 @@ pub struct Config {
     pub upload_body_limit_bytes: usize,
     /// How long a stored idempotent response is replayed.
     pub idempotency_retention_seconds: u64,
+    /// How long a request with an `Idempotency-Key` holds its key unless renewed. Its node
+    /// renews the lease while the request runs; after a crash the key is free for a retry once
+    /// this much time passed.
+    pub idempotency_lease_seconds: std::num::NonZeroU32,
+    /// For tests only (0: off): every request with an `Idempotency-Key` waits this long before
+    /// its change and answer commit, so that a test can kill the server mid-request.
+    pub idempotency_test_pause_before_commit_ms: u64,
+    /// For tests only (0: off): every request with an `Idempotency-Key` waits this long after
+    /// its change and answer committed, before the answer is sent.
+    pub idempotency_test_pause_after_commit_ms: u64,
     /// Background job workers in this process (0: this node only serves the API).
     pub workers: u32,
     /// How long a worker holds a claimed job before another may take it over (a process that
@@ -96,6 +106,9 @@ impl Default for Config {
             body_limit_bytes: 1024 * 1024,
             upload_body_limit_bytes: 10 * 1024 * 1024,
             idempotency_retention_seconds: 24 * 60 * 60,
+            idempotency_lease_seconds: std::num::NonZeroU32::new(5).expect("5 is not zero"),
+            idempotency_test_pause_before_commit_ms: 0,
+            idempotency_test_pause_after_commit_ms: 0,
             workers: 2,
             job_lease_seconds: std::num::NonZeroU32::new(300).expect("300 is not zero"),
             webhook_workers: 4,

@@ -1,5 +1,6 @@
-//! The API's one error type, mapped to HTTP in one place. 5xx bodies say nothing internal; the
-//! cause is logged with the request id.
+//! The API's one error type, mapped to HTTP in one place: the services' [`ServiceError`] and the
+//! store's [`StoreError`] become answers here. 5xx bodies say nothing internal; the cause is
+//! logged with the request id.
 
 use axum::{
     http::StatusCode,
@@ -8,6 +9,8 @@ use axum::{
 use idshare_store::StoreError;
 use serde::Serialize;
 use utoipa::ToSchema;
+
+use crate::service::error::{NOT_FOUND_DETAILS, Problem, ServiceError};
 
 /// Where in the request an error points.
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -19,6 +22,41 @@ pub struct ErrorSource {
     /// Query parameter name, e.g. `page[size]`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub parameter: Option<String>,
+}
+
+impl ErrorSource {
+    pub fn pointer(pointer: impl Into<String>) -> Self {
+        Self {
+            pointer: Some(pointer.into()),
+            parameter: None,
+        }
+    }
+
+    pub fn parameter(name: impl Into<String>) -> Self {
+        Self {
+            pointer: None,
+            parameter: Some(name.into()),
+        }
+    }
+
+    /// Where most use cases' inputs are sent: `data.attributes` (`""`: the attributes as a
+    /// whole).
+    pub fn attribute(input: &str) -> Self {
+        Self::pointer(below("/data/attributes", input))
+    }
+
+    /// An input sent in the document's `meta`.
+    pub fn meta(input: &str) -> Self {
+        Self::pointer(below("/meta", input))
+    }
+}
+
+fn below(base: &str, input: &str) -> String {
+    if input.is_empty() {
+        base.to_owned()
+    } else {
+        format!("{base}/{input}")
+    }
 }
 
 /// One JSON:API error object.
@@ -79,23 +117,18 @@ impl ApiError {
     }
 
     /// Points the (first) error at a place in the request body.
-    pub fn pointer(mut self, pointer: impl Into<String>) -> Self {
-        if let Some(e) = self.errors.first_mut() {
-            e.source = Some(ErrorSource {
-                pointer: Some(pointer.into()),
-                parameter: None,
-            });
-        }
-        self
+    pub fn pointer(self, pointer: impl Into<String>) -> Self {
+        self.with_source(Some(ErrorSource::pointer(pointer)))
     }
 
     /// Points the (first) error at a query parameter.
-    pub fn parameter(mut self, parameter: impl Into<String>) -> Self {
+    pub fn parameter(self, parameter: impl Into<String>) -> Self {
+        self.with_source(Some(ErrorSource::parameter(parameter)))
+    }
+
+    fn with_source(mut self, source: Option<ErrorSource>) -> Self {
         if let Some(e) = self.errors.first_mut() {
-            e.source = Some(ErrorSource {
-                pointer: None,
-                parameter: Some(parameter.into()),
-            });
+            e.source = source;
         }
         self
     }
@@ -114,11 +147,7 @@ impl ApiError {
 
     /// The one answer for an object that does not exist *or belongs to someone else*.
     pub fn not_found() -> Self {
-        Self::new(
-            StatusCode::NOT_FOUND,
-            "Record not found",
-            "No object with this id exists in this organization and environment.",
-        )
+        Self::new(StatusCode::NOT_FOUND, "Record not found", NOT_FOUND_DETAILS)
     }
 
     pub fn conflict(title: &str, details: impl Into<String>) -> Self {
@@ -161,6 +190,67 @@ impl ApiError {
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         Self::internal(e)
+    }
+}
+
+/// The status of a service's refusal, for the API and the pages alike; a failure is a 500 (the
+/// API answers a failure of the store as `From<StoreError>` says).
+pub fn status_of(e: &ServiceError) -> StatusCode {
+    match e {
+        ServiceError::NotFound { .. } => StatusCode::NOT_FOUND,
+        ServiceError::Forbidden { .. } => StatusCode::FORBIDDEN,
+        ServiceError::Malformed { .. } => StatusCode::BAD_REQUEST,
+        ServiceError::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
+        ServiceError::Conflict { .. } => StatusCode::CONFLICT,
+        ServiceError::Gone { .. } => StatusCode::GONE,
+        ServiceError::Upstream { .. } => StatusCode::BAD_GATEWAY,
+        ServiceError::Unavailable(_) | ServiceError::Later { .. } | ServiceError::Internal(_) => {
+            StatusCode::INTERNAL_SERVER_ERROR
+        }
+    }
+}
+
+impl ApiError {
+    /// The answer to a service error, its inputs placed in the request by `locate` (most use
+    /// cases: [`ErrorSource::attribute`], which `From<ServiceError>` uses).
+    pub fn from_service(e: ServiceError, locate: impl Fn(&str) -> ErrorSource) -> Self {
+        let status = status_of(&e);
+        let at = |input: Option<String>| input.as_deref().map(&locate);
+        match e {
+            ServiceError::NotFound { input } => Self::not_found().with_source(at(input)),
+            ServiceError::Forbidden { details, input } => {
+                Self::forbidden(details).with_source(at(input))
+            }
+            ServiceError::Malformed { details, input } => {
+                Self::bad_request(details).with_source(at(input))
+            }
+            ServiceError::Invalid(problems) => Self::with_errors(
+                status,
+                problems
+                    .into_iter()
+                    .map(|p: Problem| ErrorObject {
+                        title: p.title.to_owned(),
+                        details: p.details,
+                        source: at(p.input),
+                    })
+                    .collect(),
+            ),
+            ServiceError::Conflict { title, details }
+            | ServiceError::Gone { title, details }
+            | ServiceError::Upstream { title, details, .. } => Self::new(status, title, details),
+            ServiceError::Unavailable(store) => Self::from(store),
+            ServiceError::Later { cause, .. } => Self::internal(cause),
+            ServiceError::Internal(cause) => match cause.downcast::<StoreError>() {
+                Ok(store) => Self::from(store),
+                Err(cause) => Self::internal(cause),
+            },
+        }
+    }
+}
+
+impl From<ServiceError> for ApiError {
+    fn from(e: ServiceError) -> Self {
+        Self::from_service(e, ErrorSource::attribute)
     }
 }
 

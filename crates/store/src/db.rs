@@ -55,6 +55,9 @@ pub struct Tx {
     /// Set by [`crate::jobs::enqueue`]: the commit wakes this process's idle workers.
     pub(crate) enqueued_jobs: bool,
     jobs_committed: Arc<Notify>,
+    /// Begun by [`Store::begin_write`]: inside an idempotent request, its commit waits for the
+    /// request's answer ([`crate::idempotency`]).
+    writes: bool,
 }
 
 #[derive(Debug)]
@@ -64,9 +67,19 @@ pub(crate) enum TxConn {
 }
 
 impl Tx {
-    /// Commits; when the transaction enqueued jobs, wakes this process's idle workers (other
-    /// PostgreSQL nodes hear of them through `NOTIFY`).
+    /// Commits. Inside a request with an `Idempotency-Key` ([`crate::idempotency::Held::run`])
+    /// a write transaction is parked instead, and commits together with the request's stored
+    /// answer when the request ends: a change is never committed without its answer.
     pub async fn commit(self) -> Result<(), StoreError> {
+        crate::idempotency::commit_or_park(self).await
+    }
+
+    /// Commits at once, even inside an idempotent request: for a service that next calls
+    /// another system (a slow gateway must not wait under the transaction). A retry after a
+    /// crash during that call runs the request again instead of replaying its answer.
+    /// When the transaction enqueued jobs, wakes this process's idle workers (other PostgreSQL
+    /// nodes hear of them through `NOTIFY`, which PostgreSQL sends at the commit).
+    pub async fn commit_now(self) -> Result<(), StoreError> {
         match self.conn {
             TxConn::Sqlite(tx) => tx.commit().await?,
             TxConn::Postgres(tx) => tx.commit().await?,
@@ -93,6 +106,10 @@ impl Tx {
             TxConn::Sqlite(_) => Backend::Sqlite,
             TxConn::Postgres(_) => Backend::Postgres,
         }
+    }
+
+    pub(crate) fn writes(&self) -> bool {
+        self.writes
     }
 }
 
@@ -168,30 +185,48 @@ impl Store {
         &self.jobs_committed
     }
 
-    fn tx(&self, conn: TxConn) -> Tx {
+    fn tx(&self, conn: TxConn, writes: bool) -> Tx {
         Tx {
             conn,
             enqueued_jobs: false,
             jobs_committed: self.jobs_committed.clone(),
+            writes,
         }
     }
 
     /// Begins a transaction that will write. On SQLite it takes the write lock up front
     /// (`BEGIN IMMEDIATE`), so two writers queue on `busy_timeout` instead of failing with
-    /// "database is locked" when the second one upgrades from a read.
+    /// "database is locked" when the second one upgrades from a read. Inside an idempotent
+    /// request, a transaction the request parked commits first (on SQLite it holds the write
+    /// lock this one would wait for).
     pub async fn begin_write(&self) -> Result<Tx, StoreError> {
-        Ok(self.tx(match &self.pool {
-            Pool::Sqlite(pool) => TxConn::Sqlite(pool.begin_with("BEGIN IMMEDIATE").await?),
-            Pool::Postgres(pool) => TxConn::Postgres(pool.begin().await?),
-        }))
+        crate::idempotency::commit_parked().await?;
+        self.begin_write_now().await
+    }
+
+    /// [`Store::begin_write`] without looking for a transaction the current request parked.
+    pub(crate) async fn begin_write_now(&self) -> Result<Tx, StoreError> {
+        Ok(self.tx(
+            match &self.pool {
+                Pool::Sqlite(pool) => TxConn::Sqlite(pool.begin_with("BEGIN IMMEDIATE").await?),
+                Pool::Postgres(pool) => TxConn::Postgres(pool.begin().await?),
+            },
+            true,
+        ))
     }
 
     /// Begins a read-only unit of work (a consistent snapshot; never blocks writers on SQLite).
+    /// Inside an idempotent request, a transaction the request parked commits first, so that
+    /// the read sees what the request wrote.
     pub async fn begin_read(&self) -> Result<Tx, StoreError> {
-        Ok(self.tx(match &self.pool {
-            Pool::Sqlite(pool) => TxConn::Sqlite(pool.begin().await?),
-            Pool::Postgres(pool) => TxConn::Postgres(pool.begin().await?),
-        }))
+        crate::idempotency::commit_parked().await?;
+        Ok(self.tx(
+            match &self.pool {
+                Pool::Sqlite(pool) => TxConn::Sqlite(pool.begin().await?),
+                Pool::Postgres(pool) => TxConn::Postgres(pool.begin().await?),
+            },
+            false,
+        ))
     }
 
     /// Checks that the database answers (for `/readyz`).

@@ -1,3 +1,4 @@
+use sqlx::{error::DatabaseError, migrate::MigrateError};
 use thiserror::Error;
 
 #[derive(Debug, Error)]
@@ -5,7 +6,7 @@ pub enum StoreError {
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
     #[error("migration error: {0}")]
-    Migration(#[from] sqlx::migrate::MigrateError),
+    Migration(#[from] MigrateError),
     #[error("encryption error: {0}")]
     Crypto(String),
     #[error("stored data is corrupt: {0}")]
@@ -25,4 +26,51 @@ impl StoreError {
     pub fn is_unique_violation(&self) -> bool {
         matches!(self, Self::Database(sqlx::Error::Database(e)) if e.is_unique_violation())
     }
+
+    /// True when the database could not be reached or could not take the work in time (the
+    /// server is down or unreachable, no connection within the pool's timeout, SQLite's write
+    /// lock not obtained within the busy timeout): nothing was done, and the same request may
+    /// succeed a moment later.
+    pub fn is_unavailable(&self) -> bool {
+        match self {
+            Self::Database(e) => unavailable(e),
+            Self::Migration(MigrateError::Execute(e) | MigrateError::ExecuteMigration(e, _)) => {
+                unavailable(e)
+            }
+            _ => false,
+        }
+    }
 }
+
+fn unavailable(error: &sqlx::Error) -> bool {
+    match error {
+        sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed
+        | sqlx::Error::Io(_) => true,
+        sqlx::Error::Database(e) => {
+            if let Some(e) = e.try_downcast_ref::<sqlx::sqlite::SqliteError>() {
+                // The primary result code is the low byte of the extended one.
+                let primary = e
+                    .code()
+                    .and_then(|c| c.parse::<i32>().ok())
+                    .map(|c| c & 0xff);
+                matches!(primary, Some(SQLITE_BUSY | SQLITE_LOCKED))
+            } else if let Some(e) = e.try_downcast_ref::<sqlx::postgres::PgDatabaseError>() {
+                let code = e.code();
+                code.starts_with("08") || POSTGRES_UNAVAILABLE.contains(&code)
+            } else {
+                false
+            }
+        }
+        _ => false,
+    }
+}
+
+/// "database is locked", "database table is locked".
+const SQLITE_BUSY: i32 = 5;
+const SQLITE_LOCKED: i32 = 6;
+
+/// SQLSTATEs besides class 08 (connection exception) that mean "not now": the server is
+/// shutting down, crashed or starting, or has no connection slot left.
+const POSTGRES_UNAVAILABLE: &[&str] = &["57P01", "57P02", "57P03", "53300"];

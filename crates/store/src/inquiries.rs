@@ -341,12 +341,9 @@ pub async fn redact(
     now: OffsetDateTime,
 ) -> Result<(), StoreError> {
     let micros = to_unix_micros(now);
+    crate::idempotency::forget_inquiry(tx, id.as_str()).await?;
     on_conn!(tx, |conn| {
         sqlx::query("DELETE FROM data_keys WHERE owner_id = $1")
-            .bind(id.as_str())
-            .execute(&mut *conn)
-            .await?;
-        sqlx::query("DELETE FROM idempotency_records WHERE object_id = $1")
             .bind(id.as_str())
             .execute(&mut *conn)
             .await?;

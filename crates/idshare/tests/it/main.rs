@@ -18,6 +18,7 @@ mod events;
 mod flow;
 mod idempotency;
 mod inquiries;
+mod jobs;
 mod openapi;
 mod pipeline;
 mod preview;

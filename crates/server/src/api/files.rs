@@ -21,7 +21,7 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 use super::{Auth, FileRead, FileWrite, InquiryWrite, parse_id};
 use crate::{
     app::AppState,
-    error::{ApiError, ApiResult, ErrorDocument},
+    error::{ApiError, ApiResult, ErrorDocument, ErrorSource},
     jsonapi::{ApiJson, JsonBody, ResourceObject, SingleDocument},
     query::QueryParams,
     render::{self, FileAttributes, InquiryAttributes},
@@ -107,7 +107,12 @@ async fn upload_file(
     let bytes = bytes.ok_or_else(|| {
         ApiError::bad_request("The form field `file` is required.").pointer("/file")
     })?;
-    let file = service::upload(&state, &caller.scope, &id, kind, &bytes).await?;
+    // The inputs of an upload are the form's fields.
+    let file = service::upload(&state, &caller.scope, &id, kind, &bytes)
+        .await
+        .map_err(|e| {
+            ApiError::from_service(e, |input| ErrorSource::pointer(format!("/{input}")))
+        })?;
     let (url, expires_at) = service::download_url(&state, &caller.scope, &file.id);
     let document = SingleDocument {
         data: render::file(&file, url, expires_at),
@@ -270,6 +275,6 @@ pub async fn download(
             );
             response
         }
-        Err(e) => e.into_response(),
+        Err(e) => ApiError::from(e).into_response(),
     }
 }

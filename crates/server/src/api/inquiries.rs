@@ -21,7 +21,7 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 use super::{Auth, InquiryRead, InquiryWrite, parse_id};
 use crate::{
     app::AppState,
-    error::{ApiError, ApiResult, ErrorDocument},
+    error::{ApiError, ApiResult, ErrorDocument, ErrorSource},
     jsonapi::{ApiJson, Document, JsonBody, ListDocument, MetaOnly, SingleDocument},
     query::{Accepts, QueryParams},
     render::{self, InquiryAttributes},
@@ -385,7 +385,10 @@ async fn act(
     comment: Option<String>,
 ) -> ApiResult<ApiJson> {
     let id = parse_id(&id, InquiryId::parse)?;
-    let view = service::act(&state, &caller.scope, &id, action, comment).await?;
+    // The action's only input, the comment, is sent in `meta`.
+    let view = service::act(&state, &caller.scope, &id, action, comment)
+        .await
+        .map_err(|e| ApiError::from_service(e, ErrorSource::meta))?;
     respond(StatusCode::OK, &view, vec![], &QueryParams::default())
 }
 

@@ -19,7 +19,7 @@ use super::{Auth, ConnectRead, ConnectWrite, parse_id};
 use crate::{
     app::AppState,
     auth::Caller,
-    error::{ApiError, ApiResult, ErrorDocument},
+    error::{ApiError, ApiResult, ErrorDocument, ErrorSource},
     jsonapi::{ApiJson, Document, EmptyMeta, JsonBody, ListDocument, MetaOnly, SingleDocument},
     query::{Accepts, QueryParams},
     render::{self, ShareTokenAttributes},
@@ -217,7 +217,9 @@ async fn get_share_token(
         }
     };
     let id = parse_id(&id, ShareTokenId::parse)?;
-    let (token, peek) = service::get(&state, &caller.scope, &id, peek).await?;
+    let (token, peek) = service::get(&state, &caller.scope, &id, peek)
+        .await
+        .map_err(|e| ApiError::from_service(e, |input| ErrorSource::parameter(input)))?;
     let document = SingleDocument {
         data: render::share_token(&token, &caller.scope.org_id, peek),
         included: vec![],
@@ -247,6 +249,14 @@ async fn expire(
     let id = parse_id(&id, ShareTokenId::parse)?;
     let token = service::expire(&state, &caller.scope, &id).await?;
     respond(StatusCode::OK, &caller, &token)
+}
+
+/// `meta.field-mappings`, parsed: its problems point into `meta`.
+fn field_mappings(
+    raw: Option<&serde_json::Value>,
+) -> ApiResult<Vec<crate::service::redemption::FieldMapping>> {
+    crate::service::redemption::parse_mappings(raw)
+        .map_err(|e| ApiError::from_service(e, ErrorSource::meta))
 }
 
 #[derive(Debug, Default, Deserialize, ToSchema)]
@@ -310,8 +320,7 @@ async fn redeem(
     JsonBody(doc): JsonBody<RedeemDocument>,
 ) -> ApiResult<ApiJson> {
     let id = parse_id(&id, ShareTokenId::parse)?;
-    let field_mappings =
-        crate::service::redemption::parse_mappings(doc.meta.field_mappings.as_ref())?;
+    let field_mappings = field_mappings(doc.meta.field_mappings.as_ref())?;
     let attributes = doc.data.attributes;
     let token = crate::service::redemption::redeem(
         &state,
@@ -398,8 +407,7 @@ async fn preview(
     JsonBody(doc): JsonBody<PreviewDocument>,
 ) -> ApiResult<ApiJson> {
     let id = parse_id(&id, ShareTokenId::parse)?;
-    let field_mappings =
-        crate::service::redemption::parse_mappings(doc.meta.field_mappings.as_ref())?;
+    let field_mappings = field_mappings(doc.meta.field_mappings.as_ref())?;
     let Some(template) = doc.data.attributes.inquiry_template_id else {
         return Err(ApiError::bad_request(
             "`inquiry-template-id` is required: the template to preview.",

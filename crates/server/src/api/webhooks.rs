@@ -17,7 +17,7 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 use super::{Auth, WebhookRead, WebhookWrite, parse_id};
 use crate::{
     app::AppState,
-    error::{ApiError, ApiResult, ErrorDocument},
+    error::{ApiError, ApiResult, ErrorDocument, ErrorSource},
     jsonapi::{ApiJson, Document, EmptyMeta, JsonBody, ListDocument, MetaOnly, SingleDocument},
     query::{Accepts, QueryParams},
     render::{self, WebhookAttributes, WebhookDeliveryAttributes},
@@ -300,8 +300,9 @@ async fn rotate_secret(
     JsonBody(body): JsonBody<MetaOnly<RotateMeta>>,
 ) -> ApiResult<ApiJson> {
     let id = parse_id(&id, WebhookId::parse)?;
-    let webhook =
-        service::rotate_secret(&state, &caller.scope, &id, body.meta.expires_in_seconds).await?;
+    let webhook = service::rotate_secret(&state, &caller.scope, &id, body.meta.expires_in_seconds)
+        .await
+        .map_err(|e| ApiError::from_service(e, ErrorSource::meta))?;
     respond(StatusCode::OK, &webhook, true)
 }
 

@@ -185,8 +185,8 @@ async fn create(
     .await;
     match created {
         Ok(_) => Ok(web::see_other(PATH, None)),
-        Err(e) if e.status.is_client_error() => {
-            let reason = e.details();
+        Err(e) if !e.is_failure() => {
+            let reason = e.to_string();
             let page = list_page(
                 &state,
                 &signed,

@@ -23,7 +23,11 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::{Chrome, PageError, Signed};
-use crate::{app::AppState, error::ApiError, service, web};
+use crate::{
+    app::AppState,
+    service::{self, ServiceError},
+    web,
+};
 
 /// Who may create and change templates and workflows.
 const EDITORS: &[Role] = &[Role::Admin];
@@ -60,35 +64,40 @@ struct Problem {
     message: String,
 }
 
-/// The problems of a refused save, with pointers made relative to the definition.
-fn problems(e: &ApiError, prefix: &str) -> Vec<Problem> {
-    e.errors
+/// The problems of a refused save, placed in the definition (the input `definition` of the
+/// use case; `""` when the definition is the input itself), or named by their other input.
+fn problems(e: &ServiceError, definition: &str) -> Vec<Problem> {
+    e.reasons()
         .iter()
-        .map(|error| {
-            let pointer = error
-                .source
-                .as_ref()
-                .and_then(|s| s.pointer.clone())
-                .unwrap_or_default();
-            let place = pointer
-                .strip_prefix(prefix)
-                .map(|p| {
-                    if p.is_empty() {
-                        "(the whole definition)".to_owned()
-                    } else {
-                        p.to_owned()
-                    }
-                })
-                .unwrap_or(pointer);
+        .map(|reason| {
+            let place = match reason.input {
+                None => String::new(),
+                Some(input) => match below(input, definition) {
+                    Some("") => "(the whole definition)".to_owned(),
+                    Some(path) => format!("/{path}"),
+                    None => input.to_owned(),
+                },
+            };
             // Details may repeat the pointer ("/steps/0/action: …"): keep the message only.
-            let message = error
+            let message = reason
                 .details
                 .split_once(": ")
                 .filter(|(head, _)| head.starts_with('/'))
-                .map_or(error.details.clone(), |(_, rest)| rest.to_owned());
+                .map_or(reason.details.to_owned(), |(_, rest)| rest.to_owned());
             Problem { place, message }
         })
         .collect()
+}
+
+/// The path of `input` below the input `base` (`""`: below the use case's input itself).
+fn below<'a>(input: &'a str, base: &str) -> Option<&'a str> {
+    if base.is_empty() {
+        return Some(input);
+    }
+    match input.strip_prefix(base)? {
+        "" => Some(""),
+        rest => rest.strip_prefix('/'),
+    }
 }
 
 /// Parses the editor's text as JSON, or says where it is not JSON.
@@ -216,7 +225,7 @@ async fn template_create(
             &format!("/dashboard/templates/{}", template.id),
             None,
         )),
-        Err(e) if e.status.is_client_error() => refused(problems(&e, "/data/attributes")).await,
+        Err(e) if !e.is_failure() => refused(problems(&e, "")).await,
         Err(e) => Err(e.into()),
     }
 }
@@ -314,8 +323,8 @@ async fn template_version(
                 .await
                 .map(|_| ())
                 .map_err(|e| {
-                    if e.status.is_client_error() && e.status != StatusCode::NOT_FOUND {
-                        Ok(problems(&e, "/data/attributes"))
+                    if super::explainable(&e) {
+                        Ok(problems(&e, ""))
                     } else {
                         Err(e)
                     }
@@ -478,14 +487,8 @@ async fn workflow_create(
             page.secret = Some(view.workflow.secret.clone());
             Ok(web::html(StatusCode::CREATED, page.render()))
         }
-        Err(e) if e.status.is_client_error() => {
-            let mut found = problems(&e, "/data/attributes/definition");
-            for p in &mut found {
-                if p.place == "/data/attributes/name" {
-                    p.place = "name".to_owned();
-                }
-            }
-            refused(found).await
+        Err(e) if !e.is_failure() => {
+            refused(problems(&e, service::workflows::DEFINITION_INPUT)).await
         }
         Err(e) => Err(e.into()),
     }
@@ -609,8 +612,8 @@ async fn workflow_version(
                 .await
                 .map(|_| ())
                 .map_err(|e| {
-                    if e.status.is_client_error() && e.status != StatusCode::NOT_FOUND {
-                        Ok(problems(&e, "/data/attributes/definition"))
+                    if super::explainable(&e) {
+                        Ok(problems(&e, service::workflows::DEFINITION_INPUT))
                     } else {
                         Err(e)
                     }

@@ -27,7 +27,12 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::{Chrome, PageError, Signed};
-use crate::{app::AppState, render, service, web};
+use crate::{
+    app::AppState,
+    render,
+    service::{self, ServiceError},
+    web,
+};
 
 const PATH: &str = "/dashboard/inquiries";
 /// Who may decide inquiries (approve, decline, review, expire, send a link).
@@ -311,7 +316,7 @@ async fn inquiry_page(
     let scope = signed.scope();
     let view = service::inquiries::get(state, &scope, id).await?;
     let resource = serde_json::to_value(view.resource())
-        .map_err(|e| PageError::Internal(crate::error::ApiError::internal(anyhow::anyhow!(e))))?;
+        .map_err(|e| PageError::Service(ServiceError::internal(e)))?;
     let attributes = &resource["attributes"];
     let provenance_of = |key: &str| provenance(attributes["field-provenance"].get(key));
     let fields = attributes["fields"]
@@ -489,12 +494,12 @@ async fn after(
     state: &AppState,
     signed: &Signed,
     id: &InquiryId,
-    result: Result<(), crate::error::ApiError>,
+    result: Result<(), ServiceError>,
 ) -> Result<Response, PageError> {
     match result {
         Ok(()) => Ok(web::see_other(&format!("{PATH}/{id}"), None)),
-        Err(e) if e.status.is_client_error() && e.status != StatusCode::NOT_FOUND => {
-            let reason = e.details();
+        Err(e) if super::explainable(&e) => {
+            let reason = e.to_string();
             let page = inquiry_page(state, signed, id, None, Some(reason)).await?;
             Ok(web::html(StatusCode::UNPROCESSABLE_ENTITY, page.render()))
         }

@@ -36,7 +36,12 @@ use idshare_store::{
 };
 use serde::Deserialize;
 
-use crate::{app::AppState, error::ApiError, web};
+use crate::{
+    app::AppState,
+    error::{ApiError, status_of},
+    service::ServiceError,
+    web,
+};
 
 const COOKIE: &str = "idshare_dashboard";
 const CSRF_PURPOSE: &str = "dashboard-csrf";
@@ -198,22 +203,29 @@ pub enum PageError {
     NotFound,
     /// A form without a valid CSRF token.
     BadForm,
-    Internal(ApiError),
+    /// A service refused (the page says why) or failed (the page says nothing internal).
+    Service(ServiceError),
 }
 
 impl From<idshare_store::StoreError> for PageError {
     fn from(e: idshare_store::StoreError) -> Self {
-        PageError::Internal(ApiError::from(e))
+        PageError::from(ServiceError::from(e))
     }
 }
 
-impl From<ApiError> for PageError {
-    fn from(e: ApiError) -> Self {
-        match e.status {
-            StatusCode::NOT_FOUND => PageError::NotFound,
-            _ => PageError::Internal(e),
+impl From<ServiceError> for PageError {
+    fn from(e: ServiceError) -> Self {
+        match e {
+            ServiceError::NotFound { .. } => PageError::NotFound,
+            e => PageError::Service(e),
         }
     }
+}
+
+/// Whether a page can show why a service refused: anything but "not found" (a page of its own)
+/// and a failure (which says nothing internal).
+pub(crate) fn explainable(e: &ServiceError) -> bool {
+    !e.is_failure() && !matches!(e, ServiceError::NotFound { .. })
 }
 
 #[derive(Debug, Template)]
@@ -248,23 +260,21 @@ impl IntoResponse for PageError {
                     "It was sent from an old or another page. Go back, reload the page and try again.",
                 ],
             ),
-            PageError::Internal(e) => {
-                if e.status.is_server_error() {
-                    // The error's own response logs the cause; the page says nothing internal.
-                    drop(e.into_response());
-                    message(
-                        StatusCode::INTERNAL_SERVER_ERROR,
-                        "Something went wrong",
-                        &["Please try again in a moment."],
-                    )
-                } else {
-                    let details: Vec<String> = e.errors.iter().map(|e| e.details.clone()).collect();
-                    let page = MessagePage {
-                        title: "That did not work",
-                        paragraphs: details,
-                    };
-                    web::html(e.status, page.render())
-                }
+            PageError::Service(e) if e.is_failure() => {
+                // The API's answer logs the cause; the page says nothing internal.
+                drop(ApiError::from(e).into_response());
+                message(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "Something went wrong",
+                    &["Please try again in a moment."],
+                )
+            }
+            PageError::Service(e) => {
+                let page = MessagePage {
+                    title: "That did not work",
+                    paragraphs: e.reasons().iter().map(|r| r.details.to_owned()).collect(),
+                };
+                web::html(status_of(&e), page.render())
             }
         }
     }

@@ -29,9 +29,8 @@ use serde::Deserialize;
 use super::{Chrome, PageError, Signed};
 use crate::{
     app::AppState,
-    error::ApiError,
     service::{
-        Creator,
+        Creator, ServiceError,
         redemption::{self, Redeem},
         share_tokens::{self as service, NewShareToken},
     },
@@ -262,7 +261,7 @@ async fn create(
     .await;
     match created {
         Ok(token) => Ok(web::see_other(&format!("{PATH}/{}", token.id), None)),
-        Err(e) if e.status.is_client_error() => {
+        Err(e) if !e.is_failure() => {
             let page = list_page(
                 &state,
                 &signed,
@@ -277,12 +276,12 @@ async fn create(
     }
 }
 
-/// What an API refusal says, for a person (a 404 of a pasted id reads as "not found").
-fn reason(e: &ApiError) -> String {
-    if e.status == StatusCode::NOT_FOUND {
+/// What a refusal says, for a person (a pasted id that names nothing reads as "not found").
+fn reason(e: &ServiceError) -> String {
+    if let ServiceError::NotFound { .. } = e {
         return "No such object exists in this organization and environment.".to_owned();
     }
-    e.details()
+    e.to_string()
 }
 
 #[derive(Debug, Deserialize)]
@@ -392,7 +391,7 @@ async fn token_page(
                 Ok((_, template_id, prediction)) => {
                     preview = Some(PreviewView::new(template_id.to_string(), &prediction));
                 }
-                Err(e) if e.status.is_client_error() => {
+                Err(e) if !e.is_failure() => {
                     return Box::pin(token_page(state, signed, id, None, Some(reason(&e)))).await;
                 }
                 Err(e) => return Err(e.into()),
@@ -453,7 +452,7 @@ async fn redeem(
     .await;
     match redeemed {
         Ok(_) => Ok(web::see_other(&format!("{PATH}/{id}"), None)),
-        Err(e) if e.status.is_client_error() && e.status != StatusCode::NOT_FOUND => {
+        Err(e) if super::explainable(&e) => {
             let page = token_page(&state, &signed, &id, None, Some(reason(&e))).await?;
             Ok(web::html(StatusCode::UNPROCESSABLE_ENTITY, page.render()))
         }
@@ -472,7 +471,7 @@ async fn expire(
     let id = ShareTokenId::parse(&id).map_err(|_| PageError::NotFound)?;
     match service::expire(&state, &signed.scope(), &id).await {
         Ok(_) => Ok(web::see_other(&format!("{PATH}/{id}"), None)),
-        Err(e) if e.status.is_client_error() && e.status != StatusCode::NOT_FOUND => {
+        Err(e) if super::explainable(&e) => {
             let page = token_page(&state, &signed, &id, None, Some(reason(&e))).await?;
             Ok(web::html(StatusCode::UNPROCESSABLE_ENTITY, page.render()))
         }

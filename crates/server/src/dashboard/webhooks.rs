@@ -25,8 +25,11 @@ use serde::Deserialize;
 use super::{Chrome, PageError, Signed, audit::record};
 use crate::{
     app::AppState,
-    error::ApiError,
-    service::webhooks::{self as service, Settings},
+    error::status_of,
+    service::{
+        ServiceError,
+        webhooks::{self as service, Settings},
+    },
     web,
 };
 
@@ -63,19 +66,19 @@ struct FieldErrors {
 }
 
 impl FieldErrors {
-    fn from_api(e: &ApiError) -> Self {
+    fn sort(e: &ServiceError) -> Self {
         let mut sorted = Self::default();
-        for error in &e.errors {
-            let pointer = error
-                .source
-                .as_ref()
-                .and_then(|s| s.pointer.as_deref())
-                .unwrap_or("");
-            let slot = if pointer.starts_with("/data/attributes/url") {
+        for reason in e.reasons() {
+            let about = |name: &str| {
+                reason
+                    .input
+                    .is_some_and(|input| input == name || input.starts_with(&format!("{name}/")))
+            };
+            let slot = if about("url") {
                 &mut sorted.url
-            } else if pointer.starts_with("/data/attributes/enabled-events") {
+            } else if about("enabled-events") {
                 &mut sorted.events
-            } else if pointer.starts_with("/data/attributes/name") {
+            } else if about("name") {
                 &mut sorted.name
             } else {
                 &mut sorted.other
@@ -83,9 +86,9 @@ impl FieldErrors {
             match slot {
                 Some(text) => {
                     text.push(' ');
-                    text.push_str(&error.details);
+                    text.push_str(reason.details);
                 }
-                None => *slot = Some(error.details.clone()),
+                None => *slot = Some(reason.details.to_owned()),
             }
         }
         sorted
@@ -244,8 +247,8 @@ async fn create(
         };
         match service::create(&state, &signed.scope(), settings).await {
             Ok(webhook) => Some(webhook),
-            Err(e) if e.status.is_client_error() => {
-                errors = FieldErrors::from_api(&e);
+            Err(e) if !e.is_failure() => {
+                errors = FieldErrors::sort(&e);
                 None
             }
             Err(e) => return Err(e.into()),
@@ -447,17 +450,17 @@ async fn refused(
     state: &AppState,
     signed: &Signed,
     id: &WebhookId,
-    e: ApiError,
+    e: ServiceError,
 ) -> Result<Response, PageError> {
-    if !e.status.is_client_error() || e.status == StatusCode::NOT_FOUND {
+    if !super::explainable(&e) {
         return Err(e.into());
     }
     let shown = Shown {
-        error: Some(e.details()),
+        error: Some(e.to_string()),
         ..Shown::default()
     };
     let page = webhook_page(state, signed, id, "", shown).await?;
-    Ok(web::html(e.status, page.render()))
+    Ok(web::html(status_of(&e), page.render()))
 }
 
 async fn act(
@@ -538,7 +541,7 @@ async fn rotate_secret(
 enum RotateRefusal {
     /// What is wrong with the overlap, shown next to its field.
     Overlap(String),
-    Other(ApiError),
+    Other(ServiceError),
 }
 
 async fn rotate(
@@ -550,14 +553,12 @@ async fn rotate(
     service::rotate_secret(state, &signed.scope(), id, overlap)
         .await
         .map_err(|e| {
-            let about_overlap = e.errors.iter().any(|e| {
-                e.source
-                    .as_ref()
-                    .and_then(|s| s.pointer.as_deref())
-                    .is_some_and(|p| p.ends_with("expires-in-seconds"))
-            });
-            if about_overlap && e.status.is_client_error() {
-                RotateRefusal::Overlap(e.details())
+            let about_overlap = e
+                .reasons()
+                .iter()
+                .any(|r| r.input == Some(service::ROTATION_OVERLAP_INPUT));
+            if about_overlap {
+                RotateRefusal::Overlap(e.to_string())
             } else {
                 RotateRefusal::Other(e)
             }

@@ -32,10 +32,10 @@ use self::{
 };
 use crate::{
     app::AppState,
-    error::ApiError,
+    error::status_of,
     middleware::CurrentRequestId,
     service::{
-        self,
+        self, ServiceError,
         files::NewDocument,
         inquiries::{InquiryView, UpdateInquiry},
     },
@@ -88,8 +88,8 @@ enum Refusal {
     BadForm,
     TooLarge(usize),
     NotFound,
-    /// A 4xx from a service that the form cannot place next to an input.
-    Service(ApiError),
+    /// A service's refusal that the form cannot place next to an input.
+    Service(ServiceError),
     Internal(Box<dyn std::fmt::Debug + Send + Sync>),
 }
 
@@ -99,14 +99,12 @@ impl From<StoreError> for Refusal {
     }
 }
 
-impl From<ApiError> for Refusal {
-    fn from(e: ApiError) -> Self {
-        if e.status == StatusCode::NOT_FOUND {
-            Self::NotFound
-        } else if e.status.is_server_error() {
-            Self::Internal(Box::new(e))
-        } else {
-            Self::Service(e)
+impl From<ServiceError> for Refusal {
+    fn from(e: ServiceError) -> Self {
+        match e {
+            ServiceError::NotFound { .. } => Self::NotFound,
+            e if e.is_failure() => Self::Internal(Box::new(e)),
+            e => Self::Service(e),
         }
     }
 }
@@ -220,13 +218,9 @@ impl Refusal {
                 ),
             ),
             Self::Service(e) => {
-                let details = e
-                    .errors
-                    .iter()
-                    .map(|e| e.details.clone())
-                    .collect::<Vec<_>>();
+                let details = e.reasons().iter().map(|r| r.details.to_owned()).collect();
                 (
-                    e.status,
+                    status_of(&e),
                     MessagePage {
                         paragraphs: details,
                         ..MessagePage::new("problem", "This can't be done right now", &[])
@@ -623,7 +617,7 @@ async fn save_form(
 
     // Everything is valid: save fields first, then documents, then files, stopping at the first
     // refusal (which the form then shows).
-    let mut failure: Option<(ApiError, Option<String>)> = None;
+    let mut failure: Option<(ServiceError, Option<String>)> = None;
     if !collected.fields.is_empty() {
         let update = UpdateInquiry {
             fields: Some(collected.fields),
@@ -663,7 +657,7 @@ async fn save_form(
         match service::inquiries::submit(state, scope, id).await {
             Ok(_) => {}
             // Submitted meanwhile (another tab), or no longer submittable: the page shows why.
-            Err(e) if e.status.is_client_error() => {
+            Err(e) if !e.is_failure() => {
                 tracing::info!(error = %e, "the flow's submission was refused");
             }
             Err(e) => return Err(e.into()),
@@ -678,28 +672,29 @@ async fn refused(
     state: &AppState,
     session: &InquirySession,
     entered: &Entered,
-    error: ApiError,
+    error: ServiceError,
     file_input: Option<String>,
 ) -> Result<Response, Refusal> {
-    if error.status.is_server_error() || error.status == StatusCode::NOT_FOUND {
+    if error.is_failure() || matches!(error, ServiceError::NotFound { .. }) {
         return Err(error.into());
     }
     let mut errors = Errors::new();
     let mut general = vec![];
-    for e in &error.errors {
-        let pointer = e.source.as_ref().and_then(|s| s.pointer.as_deref());
-        let input = match pointer {
-            Some(p) if p.starts_with("/data/attributes/fields/") => Some(form::field_name(
-                p.trim_start_matches("/data/attributes/fields/"),
-            )),
-            Some("/file") => file_input.clone(),
+    for reason in error.reasons() {
+        let input = match reason.input {
+            Some(input) if input.starts_with("fields/") => {
+                Some(form::field_name(input.trim_start_matches("fields/")))
+            }
+            Some(service::files::FILE_INPUT) => file_input.clone(),
             _ => None,
         };
         match input {
             Some(name) => {
-                errors.entry(name).or_insert_with(|| e.details.clone());
+                errors
+                    .entry(name)
+                    .or_insert_with(|| reason.details.to_owned());
             }
-            None => general.push(e.details.clone()),
+            None => general.push(reason.details.to_owned()),
         }
     }
     let view = service::inquiries::get(state, &session.scope, &session.inquiry_id).await?;

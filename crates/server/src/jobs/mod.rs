@@ -10,7 +10,7 @@ use idshare_store::jobs::{self, Job};
 use serde::{Serialize, de::DeserializeOwned};
 use time::Duration;
 
-use crate::app::AppState;
+use crate::{app::AppState, service::ServiceError};
 
 /// How often an idle worker looks for due jobs even without a wake-up.
 const POLL: StdDuration = StdDuration::from_secs(2);
@@ -18,10 +18,11 @@ const POLL: StdDuration = StdDuration::from_secs(2);
 /// Why a job did not finish.
 #[derive(Debug, thiserror::Error)]
 pub enum JobError {
-    /// Worth trying again later (database busy, provider down, …).
+    /// Worth trying again later (database unavailable, provider down, …).
     #[error("{0:#}")]
     Retryable(anyhow::Error),
-    /// Trying again cannot help (the payload names nothing, the object is gone, …).
+    /// Trying again cannot help (the payload names nothing, corrupt data, …): the job ends
+    /// `dead` at once.
     #[error("{0:#}")]
     Fatal(anyhow::Error),
     /// Try again at the given time (a schedule of the job's own, e.g. webhook retries).
@@ -38,9 +39,15 @@ impl From<idshare_store::StoreError> for JobError {
     }
 }
 
-impl From<crate::error::ApiError> for JobError {
-    fn from(e: crate::error::ApiError) -> Self {
-        Self::Retryable(anyhow::anyhow!("{e}"))
+/// Whether a job is tried again is the service error's to say; its whole cause chain is kept
+/// (for `last_error` and the log).
+impl From<ServiceError> for JobError {
+    fn from(e: ServiceError) -> Self {
+        match e {
+            ServiceError::Later { at, cause } => Self::RetryAt { at, error: cause },
+            e if e.is_retryable() => Self::Retryable(e.into()),
+            e => Self::Fatal(e.into()),
+        }
     }
 }
 
@@ -101,7 +108,7 @@ pub(crate) fn decode<T: DeserializeOwned>(job: &Job) -> Result<T, JobError> {
 }
 
 async fn execute(state: &AppState, job: &Job) -> Result<(), JobError> {
-    match decode::<JobKind>(job)? {
+    let outcome = match decode::<JobKind>(job)? {
         JobKind::InquiryPipeline {
             org_id,
             environment,
@@ -130,7 +137,8 @@ async fn execute(state: &AppState, job: &Job) -> Result<(), JobError> {
         JobKind::WorkflowRun { run_id } => {
             Box::pin(crate::service::workflows::run(state, &run_id, job)).await
         }
-    }
+    };
+    Ok(outcome?)
 }
 
 /// Claims and runs up to `limit` due jobs of `queue` (every queue when `None`); returns how
@@ -208,6 +216,7 @@ async fn give_up(state: &AppState, job: &Job) {
         JobKind::WorkflowRun { run_id } => crate::service::workflows::give_up(state, &run_id).await,
     };
     if let Err(e) = outcome {
+        let e = JobError::from(e);
         tracing::error!(job = %job.id, error = %e, "could not release what a dead job held");
     }
 }

@@ -20,9 +20,9 @@ use idshare_store::{
 };
 use time::{Duration, OffsetDateTime};
 
+use super::ServiceError;
 use crate::{
     app::AppState,
-    error::ApiError,
     render,
     sender::{Channel, CodeMessage, mask},
     service::inquiries::{InquiryView, definition_for},
@@ -35,8 +35,8 @@ pub const RESEND_INTERVAL: Duration = Duration::seconds(30);
 /// The event recorded when a field is confirmed; its payload is the inquiry.
 pub const FIELD_CONFIRMED: &str = idshare_domain::event::names::INQUIRY_FIELD_CONFIRMED;
 
-const FIELD_POINTER: &str = "/data/attributes/field";
-const CODE_POINTER: &str = "/data/attributes/code";
+const FIELD_INPUT: &str = "field";
+const CODE_INPUT: &str = "code";
 
 /// A field that can be confirmed by code.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -46,11 +46,11 @@ pub enum ConfirmableField {
 }
 
 impl ConfirmableField {
-    pub fn parse(raw: &str) -> Result<Self, ApiError> {
+    pub fn parse(raw: &str) -> Result<Self, ServiceError> {
         match raw {
             phone::FIELD_KEY => Ok(Self::PhoneNumber),
             email::FIELD_KEY => Ok(Self::EmailAddress),
-            other => Err(ApiError::unprocessable(
+            other => Err(ServiceError::invalid(
                 "Invalid attribute",
                 format!(
                     "`field` must be `{}` or `{}`, not `{other}`.",
@@ -58,7 +58,7 @@ impl ConfirmableField {
                     email::FIELD_KEY
                 ),
             )
-            .pointer(FIELD_POINTER)),
+            .at(FIELD_INPUT)),
         }
     }
 
@@ -176,18 +176,18 @@ async fn lock_open_inquiry(
     tx: &mut Tx,
     scope: &Scope,
     id: &InquiryId,
-) -> Result<Inquiry, ApiError> {
+) -> Result<Inquiry, ServiceError> {
     let inquiry = inquiries::get_for_update(tx, state.store().crypto(), scope, id)
         .await?
-        .ok_or_else(ApiError::not_found)?;
+        .ok_or_else(ServiceError::not_found)?;
     if inquiry.redacted_at.is_some() {
-        return Err(ApiError::unprocessable(
+        return Err(ServiceError::invalid(
             "Inquiry redacted",
             "This inquiry was redacted; its data can no longer be confirmed.",
         ));
     }
     if !inquiry.status.accepts_field_updates() {
-        return Err(ApiError::unprocessable(
+        return Err(ServiceError::invalid(
             "Inquiry finished",
             format!(
                 "Fields can only be confirmed while the inquiry is `created` or `pending`; its status is `{}`.",
@@ -198,8 +198,8 @@ async fn lock_open_inquiry(
     Ok(inquiry)
 }
 
-fn no_value(message: String) -> ApiError {
-    ApiError::unprocessable("Invalid field", message).pointer(FIELD_POINTER)
+fn no_value(message: String) -> ServiceError {
+    ServiceError::invalid("Invalid field", message).at(FIELD_INPUT)
 }
 
 /// Sends a new code for `field` to its current value. At most one code per field every
@@ -209,7 +209,7 @@ pub async fn request(
     scope: &Scope,
     id: &InquiryId,
     field: ConfirmableField,
-) -> Result<ConfirmationView, ApiError> {
+) -> Result<ConfirmationView, ServiceError> {
     let now = state.now();
     let crypto = state.store().crypto();
     let mut tx = state.store().begin_write().await?;
@@ -217,7 +217,7 @@ pub async fn request(
     let value = field.current_value(&inquiry).map_err(no_value)?;
     if let Some(existing) = confirmations::get(&mut tx, crypto, id, field.key()).await? {
         if existing.confirmed_at.is_some() && existing.value.as_deref() == Some(value.as_str()) {
-            return Err(ApiError::conflict(
+            return Err(ServiceError::conflict(
                 "Already confirmed",
                 format!("The inquiry's `{}` is already confirmed.", field.key()),
             ));
@@ -225,7 +225,7 @@ pub async fn request(
         let next = existing.created_at + RESEND_INTERVAL;
         if now < next {
             let wait = (next - now).whole_seconds().max(1);
-            return Err(ApiError::conflict(
+            return Err(ServiceError::conflict(
                 "Code sent recently",
                 format!(
                     "A code for `{}` was sent less than {} seconds ago; try again in {wait} seconds.",
@@ -250,10 +250,11 @@ pub async fn request(
         now,
     )
     .await?;
-    tx.commit().await?;
+    tx.commit_now().await?;
 
-    // Sent after the commit: a slow gateway must not hold the write transaction. A code that
-    // could not be delivered is withdrawn, so asking again is not refused as too soon.
+    // Sent after the commit (at once, even in an idempotent request): a slow gateway must not
+    // hold the write transaction. A code that could not be delivered is withdrawn, so asking
+    // again is not refused as too soon.
     let sent = state
         .code_sender()
         .send(CodeMessage {
@@ -268,11 +269,11 @@ pub async fn request(
         let mut tx = state.store().begin_write().await?;
         confirmations::discard(&mut tx, id, field.key(), &challenge.hash).await?;
         tx.commit().await?;
-        return Err(ApiError::new(
-            axum::http::StatusCode::BAD_GATEWAY,
-            "Code not sent",
-            "The confirmation code could not be delivered; try again later.",
-        ));
+        return Err(ServiceError::Upstream {
+            title: "Code not sent",
+            details: "The confirmation code could not be delivered; try again later.".to_owned(),
+            cause: e.into(),
+        });
     }
     let stored = confirmations::Confirmation {
         code_hash: challenge.hash,
@@ -294,17 +295,17 @@ pub async fn verify(
     id: &InquiryId,
     field: ConfirmableField,
     code: &str,
-) -> Result<ConfirmationView, ApiError> {
+) -> Result<ConfirmationView, ServiceError> {
     let normalized = phone::normalize_code(code);
     if normalized.len() != phone::CODE_DIGITS || !normalized.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(ApiError::unprocessable(
+        return Err(ServiceError::invalid(
             "Invalid attribute",
             format!(
                 "`code` must be the {} digits that were sent.",
                 phone::CODE_DIGITS
             ),
         )
-        .pointer(CODE_POINTER));
+        .at(CODE_INPUT));
     }
     let now = state.now();
     let crypto = state.store().crypto();
@@ -314,24 +315,24 @@ pub async fn verify(
     let stored = confirmations::get(&mut tx, crypto, id, field.key())
         .await?
         .ok_or_else(|| {
-            ApiError::unprocessable(
+            ServiceError::invalid(
                 "No code sent",
                 format!(
                     "No code was sent for `{}`; request one with POST /api/v1/inquiries/{id}/confirmations.",
                     field.key()
                 ),
             )
-            .pointer(FIELD_POINTER)
+            .at(FIELD_INPUT)
         })?;
     if stored.value.as_deref() != Some(value.as_str()) {
-        return Err(ApiError::unprocessable(
+        return Err(ServiceError::invalid(
             "Field changed",
             format!(
                 "The inquiry's `{}` changed since the code was sent; request a new code.",
                 field.key()
             ),
         )
-        .pointer(FIELD_POINTER));
+        .at(FIELD_INPUT));
     }
     if stored.confirmed_at.is_some() {
         // A repeated request with the right code answers the same; nothing is counted.
@@ -345,7 +346,7 @@ pub async fn verify(
         if check == CodeCheck::Confirmed {
             return Ok(ConfirmationView::new(id, field, &value, &stored, now));
         }
-        return Err(ApiError::conflict(
+        return Err(ServiceError::conflict(
             "Already confirmed",
             format!("The inquiry's `{}` is already confirmed.", field.key()),
         ));
@@ -357,19 +358,19 @@ pub async fn verify(
         attempts: attempts(&stored),
     };
     match challenge.check(&normalized, now) {
-        CodeCheck::Expired => Err(ApiError::unprocessable(
+        CodeCheck::Expired => Err(ServiceError::invalid(
             "Code expired",
             "The code expired; request a new code.",
         )
-        .pointer(CODE_POINTER)),
-        CodeCheck::Locked => Err(ApiError::unprocessable(
+        .at(CODE_INPUT)),
+        CodeCheck::Locked => Err(ServiceError::invalid(
             "Code locked",
             format!(
                 "The code is locked after {} wrong attempts; request a new code.",
                 challenge.attempts.max
             ),
         )
-        .pointer(CODE_POINTER)),
+        .at(CODE_INPUT)),
         CodeCheck::Wrong { remaining } => {
             confirmations::record_attempt(&mut tx, id, field.key(), false, now).await?;
             tx.commit().await?;
@@ -378,7 +379,7 @@ pub async fn verify(
                 1 => "The code is wrong; 1 attempt remains.".to_owned(),
                 n => format!("The code is wrong; {n} attempts remain."),
             };
-            Err(ApiError::unprocessable("Wrong code", details).pointer(CODE_POINTER))
+            Err(ServiceError::invalid("Wrong code", details).at(CODE_INPUT))
         }
         CodeCheck::Confirmed => {
             confirmations::record_attempt(&mut tx, id, field.key(), true, now).await?;
@@ -406,7 +407,7 @@ async fn record(
     tx: &mut Tx,
     scope: &Scope,
     view: &InquiryView,
-) -> Result<(), ApiError> {
+) -> Result<(), ServiceError> {
     let payload = render::payload(&view.resource());
     let id = view.inquiry.id.as_str();
     crate::service::events::record(

@@ -13,9 +13,10 @@ use idshare_store::{
     events, orgs,
 };
 
-use crate::{app::AppState, error::ApiError, render};
+use super::ServiceError;
+use crate::{app::AppState, render};
 
-const DESTINATION_POINTER: &str = "/data/attributes/destination-organization-id";
+const DESTINATION_INPUT: &str = "destination-organization-id";
 
 /// Creates a `pending` connection from the caller's organization (the source) to
 /// `destination` (an organization id as sent), in the caller's environment.
@@ -24,16 +25,16 @@ pub async fn create(
     scope: &Scope,
     creator: super::Creator<'_>,
     destination: &str,
-) -> Result<Connection, ApiError> {
+) -> Result<Connection, ServiceError> {
     let unknown = || {
-        ApiError::unprocessable(
+        ServiceError::invalid(
             "Unknown organization",
             format!(
                 "No organization `{}` exists. Ask your partner for its organization id (`org_…`).",
                 destination.chars().take(64).collect::<String>()
             ),
         )
-        .pointer(DESTINATION_POINTER)
+        .at(DESTINATION_INPUT)
     };
     let destination = OrgId::parse(destination.trim()).map_err(|_| unknown())?;
     let now = state.now();
@@ -70,8 +71,8 @@ pub async fn create(
     Ok(connection)
 }
 
-fn duplicate(live: &Connection) -> ApiError {
-    ApiError::conflict(
+fn duplicate(live: &Connection) -> ServiceError {
+    ServiceError::conflict(
         "Connection already exists",
         format!(
             "A connection to this organization already exists in this environment: `{}` is `{}`. \
@@ -82,8 +83,8 @@ fn duplicate(live: &Connection) -> ApiError {
     )
 }
 
-fn duplicate_after_race() -> ApiError {
-    ApiError::conflict(
+fn duplicate_after_race() -> ServiceError {
+    ServiceError::conflict(
         "Connection already exists",
         "A connection to this organization already exists in this environment (created just now). \
          An inactive connection can be reactivated by its source instead of creating a new one.",
@@ -95,11 +96,11 @@ pub async fn get(
     state: &AppState,
     scope: &Scope,
     id: &ConnectionId,
-) -> Result<Connection, ApiError> {
+) -> Result<Connection, ServiceError> {
     let mut tx = state.store().begin_read().await?;
     connections::get(&mut tx, scope, id)
         .await?
-        .ok_or_else(ApiError::not_found)
+        .ok_or_else(ServiceError::not_found)
 }
 
 /// The side the caller's organization holds for `action`. An organization connected to
@@ -120,17 +121,17 @@ pub async fn act(
     scope: &Scope,
     id: &ConnectionId,
     action: ConnectionAction,
-) -> Result<Connection, ApiError> {
+) -> Result<Connection, ServiceError> {
     let now = state.now();
     let mut tx = state.store().begin_write().await?;
     let mut connection = connections::get_for_update(&mut tx, scope, id)
         .await?
-        .ok_or_else(ApiError::not_found)?;
+        .ok_or_else(ServiceError::not_found)?;
     let side = side_of(&connection, &scope.org_id, action);
     connection.status = transition(connection.status, action, side).map_err(|e| match e {
-        TransitionError::WrongSide { .. } => ApiError::forbidden(format!("{}.", sentence(&e))),
+        TransitionError::WrongSide { .. } => ServiceError::forbidden(format!("{}.", sentence(&e))),
         TransitionError::WrongStatus { .. } => {
-            ApiError::unprocessable("Invalid transition", format!("{}.", sentence(&e)))
+            ServiceError::invalid("Invalid transition", format!("{}.", sentence(&e)))
         }
     })?;
     match action {
@@ -160,8 +161,8 @@ pub async fn act(
     Ok(connection)
 }
 
-fn live_sibling(live: &Connection) -> ApiError {
-    ApiError::conflict(
+fn live_sibling(live: &Connection) -> ServiceError {
+    ServiceError::conflict(
         "Connection already exists",
         format!(
             "Another connection to this organization is already `{}` in this environment (`{}`); \

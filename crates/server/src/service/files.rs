@@ -14,11 +14,14 @@ use idshare_store::{
 use serde_json::json;
 use time::{Duration, OffsetDateTime};
 
-use crate::{app::AppState, error::ApiError, render, service::inquiries::InquiryView};
+use super::ServiceError;
+use crate::{app::AppState, render, service::inquiries::InquiryView};
 
 /// How long a download URL stays valid.
 pub const DOWNLOAD_URL_LIFETIME: Duration = Duration::minutes(15);
 const SIGNING_PURPOSE: &str = "file-download";
+/// The upload's content, as an input of [`upload`].
+pub const FILE_INPUT: &str = "file";
 
 /// A new identity document for an inquiry.
 #[derive(Debug)]
@@ -42,18 +45,18 @@ async fn writable(
     tx: &mut idshare_store::Tx,
     scope: &Scope,
     id: &InquiryId,
-) -> Result<inquiries::Inquiry, ApiError> {
+) -> Result<inquiries::Inquiry, ServiceError> {
     let inquiry = inquiries::get_for_update(tx, state.store().crypto(), scope, id)
         .await?
-        .ok_or_else(ApiError::not_found)?;
+        .ok_or_else(ServiceError::not_found)?;
     if inquiry.redacted_at.is_some() {
-        return Err(ApiError::unprocessable(
+        return Err(ServiceError::invalid(
             "Inquiry redacted",
             "A redacted inquiry takes no new data.",
         ));
     }
     if !inquiry.status.accepts_field_updates() {
-        return Err(ApiError::unprocessable(
+        return Err(ServiceError::invalid(
             "Inquiry finished",
             format!(
                 "Files and documents can only be added while the inquiry is `created` or `pending`; its status is `{}`.",
@@ -70,25 +73,25 @@ pub async fn upload(
     id: &InquiryId,
     kind: FileKind,
     bytes: &[u8],
-) -> Result<StoredFile, ApiError> {
+) -> Result<StoredFile, ServiceError> {
     if bytes.is_empty() {
         return Err(
-            ApiError::unprocessable("Empty file", "The uploaded file is empty.").pointer("/file"),
+            ServiceError::invalid("Empty file", "The uploaded file is empty.").at(FILE_INPUT),
         );
     }
     let content_type = sniff(bytes).ok_or_else(|| {
-        ApiError::unprocessable(
+        ServiceError::invalid(
             "Unsupported file type",
             "Upload a JPEG or PNG image, or a PDF document (the type is read from the file's content, not its name).",
         )
-        .pointer("/file")
+        .at(FILE_INPUT)
     })?;
     if !allowed(kind, content_type) {
-        return Err(ApiError::unprocessable(
+        return Err(ServiceError::invalid(
             "Unsupported file type",
             format!("A `{kind}` file must be an image; this one is {content_type}."),
         )
-        .pointer("/file"));
+        .at(FILE_INPUT));
     }
     let now = state.now();
     let mut tx = state.store().begin_write().await?;
@@ -128,7 +131,7 @@ pub async fn add_document(
     scope: &Scope,
     id: &InquiryId,
     document: NewDocument,
-) -> Result<InquiryView, ApiError> {
+) -> Result<InquiryView, ServiceError> {
     let now = state.now();
     let mut tx = state.store().begin_write().await?;
     let inquiry = writable(state, &mut tx, scope, id).await?;
@@ -171,7 +174,7 @@ async fn record(
     object_id: &str,
     inquiry_id: &InquiryId,
     payload: &serde_json::Value,
-) -> Result<(), ApiError> {
+) -> Result<(), ServiceError> {
     crate::service::events::record(
         state,
         tx,
@@ -217,32 +220,33 @@ pub async fn download(
     environment: &str,
     expires: i64,
     signature: &str,
-) -> Result<(StoredFile, Vec<u8>), ApiError> {
-    let file = FileId::parse(file).map_err(|_| ApiError::not_found())?;
+) -> Result<(StoredFile, Vec<u8>), ServiceError> {
+    let file = FileId::parse(file).map_err(|_| ServiceError::not_found())?;
     let scope = Scope::new(
-        idshare_domain::id::OrgId::parse(org).map_err(|_| ApiError::not_found())?,
-        environment.parse().map_err(|_| ApiError::not_found())?,
+        idshare_domain::id::OrgId::parse(org).map_err(|_| ServiceError::not_found())?,
+        environment.parse().map_err(|_| ServiceError::not_found())?,
     );
-    let tag = hex::decode(signature).map_err(|_| ApiError::not_found())?;
+    let tag = hex::decode(signature).map_err(|_| ServiceError::not_found())?;
     let message = signed_message(&file, &scope, expires);
     if !state
         .store()
         .crypto()
         .verify(SIGNING_PURPOSE, message.as_bytes(), &tag)
     {
-        return Err(ApiError::not_found());
+        return Err(ServiceError::not_found());
     }
     if state.now().unix_timestamp() > expires {
-        return Err(ApiError::new(
-            axum::http::StatusCode::GONE,
-            "Link expired",
-            "This download link has expired; fetch the file resource again for a fresh one.",
-        ));
+        return Err(ServiceError::Gone {
+            title: "Link expired",
+            details:
+                "This download link has expired; fetch the file resource again for a fresh one."
+                    .to_owned(),
+        });
     }
     let mut tx = state.store().begin_read().await?;
     files::content(&mut tx, state.store().crypto(), &scope, &file)
         .await?
-        .ok_or_else(ApiError::not_found)
+        .ok_or_else(ServiceError::not_found)
 }
 
 /// 404 unless the inquiry exists in the caller's scope.
@@ -250,12 +254,12 @@ pub async fn ensure_inquiry(
     state: &AppState,
     scope: &Scope,
     id: &InquiryId,
-) -> Result<(), ApiError> {
+) -> Result<(), ServiceError> {
     let mut tx = state.store().begin_read().await?;
     inquiries::get(&mut tx, state.store().crypto(), scope, id)
         .await?
         .map(|_| ())
-        .ok_or_else(ApiError::not_found)
+        .ok_or_else(ServiceError::not_found)
 }
 
 /// The file resources of an inquiry, with fresh download URLs.
@@ -263,11 +267,11 @@ pub async fn list(
     state: &AppState,
     scope: &Scope,
     id: &InquiryId,
-) -> Result<Vec<crate::jsonapi::ResourceObject<render::FileAttributes>>, ApiError> {
+) -> Result<Vec<crate::jsonapi::ResourceObject<render::FileAttributes>>, ServiceError> {
     let mut tx = state.store().begin_read().await?;
     inquiries::get(&mut tx, state.store().crypto(), scope, id)
         .await?
-        .ok_or_else(ApiError::not_found)?;
+        .ok_or_else(ServiceError::not_found)?;
     Ok(files::for_inquiry(&mut tx, scope, id)
         .await?
         .iter()

@@ -18,11 +18,8 @@ use serde_json::{Map, Value};
 use std::sync::Arc;
 use time::{Duration, OffsetDateTime};
 
-use crate::{
-    app::AppState,
-    error::{ApiError, ErrorObject, ErrorSource},
-    render,
-};
+use super::{Problem, ServiceError};
+use crate::{app::AppState, render};
 
 const MAX_NOTE_CHARS: usize = 10_000;
 const MAX_REFERENCE_ID_CHARS: usize = 255;
@@ -71,7 +68,7 @@ impl InquiryView {
         scope: &Scope,
         inquiry: Inquiry,
         definition: Option<Arc<TemplateDefinition>>,
-    ) -> Result<Self, ApiError> {
+    ) -> Result<Self, ServiceError> {
         let missing = match &definition {
             Some(definition) if inquiry.redacted_at.is_none() => {
                 let subject =
@@ -97,14 +94,14 @@ pub async fn definition_for(
     tx: &mut Tx,
     scope: &Scope,
     inquiry: &Inquiry,
-) -> Result<Option<Arc<TemplateDefinition>>, ApiError> {
+) -> Result<Option<Arc<TemplateDefinition>>, ServiceError> {
     let Some(version_id) = &inquiry.template_version_id else {
         return Ok(None);
     };
     let version = templates::get_version(tx, scope, version_id)
         .await?
         .ok_or_else(|| {
-            ApiError::internal(anyhow::anyhow!(
+            ServiceError::internal(anyhow::anyhow!(
                 "inquiry {} lost its template version",
                 inquiry.id
             ))
@@ -112,34 +109,29 @@ pub async fn definition_for(
     Ok(Some(version.definition))
 }
 
+/// `input` (a text of at most `max` characters), or why not.
 fn text_limit(
     value: Option<String>,
     max: usize,
-    pointer: &str,
-    what: &str,
-) -> Result<Option<String>, ApiError> {
+    input: &str,
+) -> Result<Option<String>, ServiceError> {
     match value {
-        Some(v) if v.chars().count() > max => Err(ApiError::unprocessable(
+        Some(v) if v.chars().count() > max => Err(ServiceError::invalid(
             "Invalid attribute",
-            format!("`{what}` must be at most {max} characters."),
+            format!("`{input}` must be at most {max} characters."),
         )
-        .pointer(pointer)),
+        .at(input)),
         other => Ok(other),
     }
 }
 
-fn field_errors(errors: Vec<idshare_domain::field::FieldError>) -> ApiError {
-    ApiError::with_errors(
-        axum::http::StatusCode::UNPROCESSABLE_ENTITY,
+fn field_errors(errors: Vec<idshare_domain::field::FieldError>) -> ServiceError {
+    ServiceError::Invalid(
         errors
             .into_iter()
-            .map(|e| ErrorObject {
-                title: "Invalid field".to_owned(),
-                details: format!("`{}` {}", e.key, e.message),
-                source: Some(ErrorSource {
-                    pointer: Some(format!("/data/attributes/fields/{}", e.key)),
-                    parameter: None,
-                }),
+            .map(|e| {
+                Problem::new("Invalid field", format!("`{}` {}", e.key, e.message))
+                    .at(format!("fields/{}", e.key))
             })
             .collect(),
     )
@@ -150,7 +142,7 @@ fn apply_fields(
     definition: &TemplateDefinition,
     input: &Map<String, Value>,
     now: OffsetDateTime,
-) -> Result<(), ApiError> {
+) -> Result<(), ServiceError> {
     let values =
         validate_fields(&definition.field_schemas, input, now.date()).map_err(field_errors)?;
     for (key, value) in values {
@@ -162,10 +154,9 @@ fn apply_fields(
     Ok(())
 }
 
-fn tags(input: Vec<String>) -> Result<Vec<String>, ApiError> {
+fn tags(input: Vec<String>) -> Result<Vec<String>, ServiceError> {
     validate_tags(&input).map_err(|message| {
-        ApiError::unprocessable("Invalid attribute", format!("`tags` {message}"))
-            .pointer("/data/attributes/tags")
+        ServiceError::invalid("Invalid attribute", format!("`tags` {message}")).at("tags")
     })
 }
 
@@ -173,7 +164,7 @@ pub async fn create(
     state: &AppState,
     scope: &Scope,
     request: CreateInquiry,
-) -> Result<InquiryView, ApiError> {
+) -> Result<InquiryView, ServiceError> {
     let mut tx = state.store().begin_write().await?;
     let view = create_in(state, &mut tx, scope, request).await?;
     tx.commit().await?;
@@ -187,51 +178,41 @@ pub async fn create_in(
     tx: &mut Tx,
     scope: &Scope,
     request: CreateInquiry,
-) -> Result<InquiryView, ApiError> {
+) -> Result<InquiryView, ServiceError> {
     let now = state.now();
-    let reference_id = text_limit(
-        request.reference_id,
-        MAX_REFERENCE_ID_CHARS,
-        "/data/attributes/reference-id",
-        "reference-id",
-    )?;
-    let note = text_limit(
-        request.note,
-        MAX_NOTE_CHARS,
-        "/data/attributes/note",
-        "note",
-    )?;
+    let reference_id = text_limit(request.reference_id, MAX_REFERENCE_ID_CHARS, "reference-id")?;
+    let note = text_limit(request.note, MAX_NOTE_CHARS, "note")?;
     let tags = tags(request.tags)?;
     let version = match &request.template {
         TemplateRef::Template(id) => {
-            let template = templates::get(tx, scope, id).await?.ok_or_else(|| {
-                ApiError::not_found().pointer("/data/attributes/inquiry-template-id")
-            })?;
+            let template = templates::get(tx, scope, id)
+                .await?
+                .ok_or_else(|| ServiceError::not_found().at("inquiry-template-id"))?;
             let version_id = template.published_version_id.ok_or_else(|| {
-                ApiError::unprocessable(
+                ServiceError::invalid(
                     "Template not published",
                     "This template has no published version.",
                 )
-                .pointer("/data/attributes/inquiry-template-id")
+                .at("inquiry-template-id")
             })?;
             templates::get_version(tx, scope, &version_id)
                 .await?
                 .ok_or_else(|| {
-                    ApiError::internal(anyhow::anyhow!("published version {version_id} missing"))
+                    ServiceError::internal(anyhow::anyhow!(
+                        "published version {version_id} missing"
+                    ))
                 })?
         }
         TemplateRef::Version(id) => {
             let version = templates::get_version(tx, scope, id)
                 .await?
-                .ok_or_else(|| {
-                    ApiError::not_found().pointer("/data/attributes/inquiry-template-version-id")
-                })?;
+                .ok_or_else(|| ServiceError::not_found().at("inquiry-template-version-id"))?;
             if version.status == VersionStatus::Draft {
-                return Err(ApiError::unprocessable(
+                return Err(ServiceError::invalid(
                     "Template version not published",
                     "Inquiries can only use a published (or previously published) template version.",
                 )
-                .pointer("/data/attributes/inquiry-template-version-id"));
+                .at("inquiry-template-version-id"));
             }
             version
         }
@@ -265,11 +246,15 @@ pub async fn create_in(
     Ok(view)
 }
 
-pub async fn get(state: &AppState, scope: &Scope, id: &InquiryId) -> Result<InquiryView, ApiError> {
+pub async fn get(
+    state: &AppState,
+    scope: &Scope,
+    id: &InquiryId,
+) -> Result<InquiryView, ServiceError> {
     let mut tx = state.store().begin_read().await?;
     let inquiry = inquiries::get(&mut tx, state.store().crypto(), scope, id)
         .await?
-        .ok_or_else(ApiError::not_found)?;
+        .ok_or_else(ServiceError::not_found)?;
     let definition = definition_for(&mut tx, scope, &inquiry).await?;
     InquiryView::load(state, &mut tx, scope, inquiry, definition).await
 }
@@ -279,10 +264,10 @@ async fn lock(
     tx: &mut Tx,
     scope: &Scope,
     id: &InquiryId,
-) -> Result<InquiryView, ApiError> {
+) -> Result<InquiryView, ServiceError> {
     let inquiry = inquiries::get_for_update(tx, state.store().crypto(), scope, id)
         .await?
-        .ok_or_else(ApiError::not_found)?;
+        .ok_or_else(ServiceError::not_found)?;
     let definition = definition_for(tx, scope, &inquiry).await?;
     InquiryView::load(state, tx, scope, inquiry, definition).await
 }
@@ -292,13 +277,13 @@ pub async fn update(
     scope: &Scope,
     id: &InquiryId,
     request: UpdateInquiry,
-) -> Result<InquiryView, ApiError> {
+) -> Result<InquiryView, ServiceError> {
     let now = state.now();
     let mut tx = state.store().begin_write().await?;
     let mut view = lock(state, &mut tx, scope, id).await?;
     let inquiry = &mut view.inquiry;
     if inquiry.redacted_at.is_some() {
-        return Err(ApiError::unprocessable(
+        return Err(ServiceError::invalid(
             "Inquiry redacted",
             "This inquiry was redacted; its data can no longer be changed.",
         ));
@@ -306,27 +291,27 @@ pub async fn update(
     let mut data_changed = false;
     if let Some(fields) = &request.fields {
         if !inquiry.status.accepts_field_updates() {
-            return Err(ApiError::unprocessable(
+            return Err(ServiceError::invalid(
                 "Inquiry finished",
                 format!(
                     "Fields can only change while the inquiry is `created` or `pending`; its status is `{}`.",
                     inquiry.status
                 ),
             )
-            .pointer("/data/attributes/fields"));
+            .at("fields"));
         }
         let definition = view.definition.as_ref().ok_or_else(|| {
-            ApiError::unprocessable(
+            ServiceError::invalid(
                 "No template",
                 "This inquiry has no template, so it has no editable fields.",
             )
-            .pointer("/data/attributes/fields")
+            .at("fields")
         })?;
         apply_fields(&mut inquiry.data, definition, fields, now)?;
         data_changed = true;
     }
     if let Some(note) = request.note {
-        inquiry.data.note = text_limit(note, MAX_NOTE_CHARS, "/data/attributes/note", "note")?;
+        inquiry.data.note = text_limit(note, MAX_NOTE_CHARS, "note")?;
         data_changed = true;
     }
     let tags_changed = match request.tags {
@@ -358,14 +343,14 @@ pub async fn act(
     id: &InquiryId,
     action: InquiryAction,
     comment: Option<String>,
-) -> Result<InquiryView, ApiError> {
+) -> Result<InquiryView, ServiceError> {
     let now = state.now();
-    let comment = text_limit(comment, MAX_COMMENT_CHARS, "/meta/comment", "comment")?;
+    let comment = text_limit(comment, MAX_COMMENT_CHARS, "comment")?;
     let mut tx = state.store().begin_write().await?;
     let mut view = lock(state, &mut tx, scope, id).await?;
     let inquiry = &mut view.inquiry;
     inquiry.status = transition(inquiry.status, action)
-        .map_err(|e| ApiError::unprocessable("Invalid transition", format!("{e}.")))?;
+        .map_err(|e| ServiceError::invalid("Invalid transition", format!("{e}.")))?;
     let at = Some(now);
     match action {
         InquiryAction::Start => inquiry.started_at = at,
@@ -394,12 +379,12 @@ pub async fn redact(
     state: &AppState,
     scope: &Scope,
     id: &InquiryId,
-) -> Result<InquiryView, ApiError> {
+) -> Result<InquiryView, ServiceError> {
     let now = state.now();
     let mut tx = state.store().begin_write().await?;
     let view = lock(state, &mut tx, scope, id).await?;
     if view.inquiry.redacted_at.is_some() {
-        return Err(ApiError::conflict(
+        return Err(ServiceError::conflict(
             "Inquiry already redacted",
             "This inquiry was already redacted.",
         ));
@@ -427,7 +412,7 @@ async fn record(
     scope: &Scope,
     name: &str,
     view: &InquiryView,
-) -> Result<(), ApiError> {
+) -> Result<(), ServiceError> {
     let payload = render::payload(&view.resource());
     let id = view.inquiry.id.as_str();
     crate::service::events::record(
@@ -453,20 +438,20 @@ pub async fn submit(
     state: &AppState,
     scope: &Scope,
     id: &InquiryId,
-) -> Result<InquiryView, ApiError> {
+) -> Result<InquiryView, ServiceError> {
     let now = state.now();
     let mut tx = state.store().begin_write().await?;
     let mut view = lock(state, &mut tx, scope, id).await?;
     let inquiry = &mut view.inquiry;
     if inquiry.redacted_at.is_some() {
-        return Err(ApiError::unprocessable(
+        return Err(ServiceError::invalid(
             "Inquiry redacted",
             "A redacted inquiry cannot be submitted.",
         ));
     }
     if inquiry.status == InquiryStatus::Created {
         inquiry.status = transition(inquiry.status, InquiryAction::Start)
-            .map_err(|e| ApiError::unprocessable("Invalid transition", format!("{e}.")))?;
+            .map_err(|e| ServiceError::invalid("Invalid transition", format!("{e}.")))?;
         inquiry.started_at = Some(now);
         record(
             state,
@@ -477,7 +462,7 @@ pub async fn submit(
         )
         .await?;
     } else if view.inquiry.status != InquiryStatus::Pending {
-        return Err(ApiError::unprocessable(
+        return Err(ServiceError::invalid(
             "Inquiry not submittable",
             format!(
                 "Only a created or pending inquiry can be submitted; its status is `{}`.",
@@ -487,7 +472,7 @@ pub async fn submit(
     }
     let inquiry = &mut view.inquiry;
     if inquiry.submissions > inquiry.processed_submission {
-        return Err(ApiError::conflict(
+        return Err(ServiceError::conflict(
             "Already submitted",
             "The inquiry's last submission is still being processed; wait for it to finish.",
         ));
@@ -521,12 +506,12 @@ pub async fn open_for_end_user(
     id: &InquiryId,
     kind: idshare_store::sessions::SessionKind,
     lifetime: Option<u32>,
-) -> Result<(InquiryView, String, OffsetDateTime), ApiError> {
+) -> Result<(InquiryView, String, OffsetDateTime), ServiceError> {
     let now = state.now();
     let mut tx = state.store().begin_write().await?;
     let mut view = lock(state, &mut tx, scope, id).await?;
     if view.inquiry.redacted_at.is_some() {
-        return Err(ApiError::unprocessable(
+        return Err(ServiceError::invalid(
             "Inquiry redacted",
             "A redacted inquiry cannot be resumed.",
         ));
@@ -541,7 +526,7 @@ pub async fn open_for_end_user(
         InquiryStatus::Expired => {
             let inquiry = &mut view.inquiry;
             inquiry.status = transition(inquiry.status, InquiryAction::Resume)
-                .map_err(|e| ApiError::unprocessable("Invalid transition", format!("{e}.")))?;
+                .map_err(|e| ServiceError::invalid("Invalid transition", format!("{e}.")))?;
             inquiry.expires_at =
                 Some(now + Duration::seconds(i64::from(expiration.inquiry_seconds)));
             inquiry.updated_at = now;
@@ -556,7 +541,7 @@ pub async fn open_for_end_user(
             .await?;
         }
         other => {
-            return Err(ApiError::unprocessable(
+            return Err(ServiceError::invalid(
                 "Inquiry not resumable",
                 format!(
                     "Only a created, pending or expired inquiry can be resumed; its status is `{other}`."
@@ -573,7 +558,7 @@ pub async fn open_for_end_user(
 }
 
 /// Expires every unfinished inquiry past its expiry time (the expiry job); returns how many.
-pub async fn expire_due(state: &AppState) -> Result<usize, ApiError> {
+pub async fn expire_due(state: &AppState) -> Result<usize, ServiceError> {
     let mut expired = 0;
     loop {
         let due = {
@@ -587,7 +572,7 @@ pub async fn expire_due(state: &AppState) -> Result<usize, ApiError> {
             match act(state, &scope, &id, InquiryAction::Expire, None).await {
                 Ok(_) => expired += 1,
                 // Finished or resumed meanwhile: the transition no longer applies.
-                Err(e) if e.status == axum::http::StatusCode::UNPROCESSABLE_ENTITY => {}
+                Err(ServiceError::Invalid(_)) => {}
                 Err(e) => return Err(e),
             }
         }

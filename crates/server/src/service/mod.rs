@@ -1,8 +1,10 @@
 //! Use cases: each opens one transaction, applies the domain rules, writes the change with its
-//! events, and commits. Handlers parse and render; services decide.
+//! events, and commits. Handlers parse and render; services decide, and say what went wrong with
+//! a [`ServiceError`], which knows nothing of HTTP.
 
 pub mod confirmations;
 pub mod connections;
+pub mod error;
 pub mod events;
 pub mod files;
 pub mod inquiries;
@@ -16,6 +18,7 @@ pub mod templates;
 pub mod webhooks;
 pub mod workflows;
 
+pub use error::{Problem, ServiceError};
 use idshare_domain::{
     id::{ApiKeyId, UserId, WorkflowId},
     template::TemplateError,
@@ -49,22 +52,22 @@ impl Creator<'_> {
     }
 }
 
-use crate::error::{ApiError, ErrorObject, ErrorSource};
-
-/// Template validation errors as one 422 answer pointing into `data.attributes`.
-pub(crate) fn template_errors(errors: Vec<TemplateError>) -> ApiError {
-    ApiError::with_errors(
-        axum::http::StatusCode::UNPROCESSABLE_ENTITY,
+/// Template validation errors, each at its place in the definition (whose members are the
+/// template's own inputs).
+pub(crate) fn template_errors(errors: Vec<TemplateError>) -> ServiceError {
+    ServiceError::Invalid(
         errors
             .into_iter()
-            .map(|e| ErrorObject {
-                title: "Invalid template".to_owned(),
-                details: format!("{}: {}", e.pointer, e.message),
-                source: Some(ErrorSource {
-                    pointer: Some(format!("/data/attributes{}", e.pointer)),
-                    parameter: None,
-                }),
+            .map(|e| {
+                Problem::new("Invalid template", format!("{}: {}", e.pointer, e.message))
+                    .at(relative(&e.pointer))
             })
             .collect(),
     )
+}
+
+/// A JSON pointer into an input as a path below it: `/steps/0` is `steps/0`, and the empty
+/// pointer the input itself.
+pub(crate) fn relative(pointer: &str) -> &str {
+    pointer.strip_prefix('/').unwrap_or(pointer)
 }

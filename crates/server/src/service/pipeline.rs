@@ -21,9 +21,9 @@ use idshare_store::{
 };
 use serde_json::{Value, json};
 
+use super::ServiceError;
 use crate::{
     app::AppState,
-    jobs::JobError,
     render,
     service::{providers, screening},
 };
@@ -80,20 +80,19 @@ pub async fn run(
     environment: &str,
     inquiry_id: &str,
     submission: i64,
-) -> Result<(), JobError> {
-    let fatal = |e: String| JobError::Fatal(anyhow::anyhow!(e));
+) -> Result<(), ServiceError> {
     let scope = Scope::new(
-        OrgId::parse(org_id).map_err(|e| fatal(e.to_string()))?,
+        OrgId::parse(org_id).map_err(ServiceError::internal)?,
         environment
             .parse()
-            .map_err(|e: idshare_domain::UnknownValueError| fatal(e.to_string()))?,
+            .map_err(|e: idshare_domain::UnknownValueError| ServiceError::internal(e))?,
     );
-    let id = InquiryId::parse(inquiry_id).map_err(|e| fatal(e.to_string()))?;
+    let id = InquiryId::parse(inquiry_id).map_err(ServiceError::internal)?;
 
     let mut tx = state.store().begin_read().await?;
     let inquiry = inquiries::get(&mut tx, state.store().crypto(), &scope, &id)
         .await?
-        .ok_or_else(|| fatal(format!("inquiry {id} does not exist")))?;
+        .ok_or_else(|| ServiceError::internal(anyhow::anyhow!("inquiry {id} does not exist")))?;
     drop(tx);
     if !needs_processing(&inquiry, submission) {
         return Ok(());
@@ -120,13 +119,12 @@ pub(crate) async fn evaluate(
     scope: &Scope,
     inquiry: &Inquiry,
     submission: i64,
-) -> Result<Evaluation, JobError> {
-    let fatal = |e: String| JobError::Fatal(anyhow::anyhow!(e));
+) -> Result<Evaluation, ServiceError> {
     let id = &inquiry.id;
     let mut tx = state.store().begin_read().await?;
     let definition = crate::service::inquiries::definition_for(&mut tx, scope, inquiry)
         .await?
-        .ok_or_else(|| fatal(format!("inquiry {id} has no template")))?;
+        .ok_or_else(|| ServiceError::internal(anyhow::anyhow!("inquiry {id} has no template")))?;
     let subject = load_subject(&mut tx, state, scope, inquiry).await?;
     let recorded: Vec<_> = checks::verifications_of(&mut tx, state.store().crypto(), scope, id)
         .await?
@@ -230,7 +228,7 @@ async fn record(
     id: &InquiryId,
     submission: i64,
     evaluation: &Evaluation,
-) -> Result<(), JobError> {
+) -> Result<(), ServiceError> {
     let crypto = state.store().crypto();
     let mut tx = state.store().begin_write().await?;
     let Some(mut inquiry) = inquiries::get_for_update(&mut tx, crypto, scope, id).await? else {
@@ -254,7 +252,7 @@ pub(crate) async fn record_in(
     inquiry: &mut Inquiry,
     submission: i64,
     evaluation: &Evaluation,
-) -> Result<(), JobError> {
+) -> Result<(), ServiceError> {
     let crypto = state.store().crypto();
     let now = state.now();
     let id = &inquiry.id.clone();
@@ -374,8 +372,9 @@ pub(crate) async fn record_in(
     // Each transition is saved and announced in turn, so every event carries the inquiry as it
     // was at that step (`inquiry.completed` shows `completed`, even when review follows).
     for action in actions {
-        inquiry.status = transition(inquiry.status, action)
-            .map_err(|e| JobError::Fatal(anyhow::anyhow!("pipeline decision: {e}")))?;
+        inquiry.status = transition(inquiry.status, action).map_err(|e| {
+            ServiceError::internal(anyhow::Error::new(e).context("pipeline decision"))
+        })?;
         match action {
             InquiryAction::Complete => inquiry.completed_at = Some(now),
             InquiryAction::Fail => inquiry.failed_at = Some(now),
@@ -409,7 +408,7 @@ async fn emit(
     object_id: &str,
     inquiry_id: &InquiryId,
     payload: &Value,
-) -> Result<(), JobError> {
+) -> Result<(), ServiceError> {
     crate::service::events::record(
         state,
         tx,
@@ -434,15 +433,14 @@ pub async fn give_up(
     environment: &str,
     inquiry_id: &str,
     submission: i64,
-) -> Result<(), JobError> {
-    let fatal = |e: String| JobError::Fatal(anyhow::anyhow!(e));
+) -> Result<(), ServiceError> {
     let scope = Scope::new(
-        OrgId::parse(org_id).map_err(|e| fatal(e.to_string()))?,
+        OrgId::parse(org_id).map_err(ServiceError::internal)?,
         environment
             .parse()
-            .map_err(|e: idshare_domain::UnknownValueError| fatal(e.to_string()))?,
+            .map_err(|e: idshare_domain::UnknownValueError| ServiceError::internal(e))?,
     );
-    let id = InquiryId::parse(inquiry_id).map_err(|e| fatal(e.to_string()))?;
+    let id = InquiryId::parse(inquiry_id).map_err(ServiceError::internal)?;
     let crypto = state.store().crypto();
     let mut tx = state.store().begin_write().await?;
     if let Some(mut inquiry) = inquiries::get_for_update(&mut tx, crypto, &scope, &id).await?

@@ -19,7 +19,8 @@ use idshare_domain::{
 use idshare_store::{Scope, files};
 use serde_json::{Map, Value, json};
 
-use crate::{app::AppState, jobs::JobError};
+use super::ServiceError;
+use crate::app::AppState;
 
 /// In the sandbox, a selfie whose bytes contain this marker does not match its ID photo.
 pub const SANDBOX_SELFIE_NO_MATCH: &[u8] = b"SANDBOX-NO-MATCH";
@@ -56,7 +57,7 @@ pub async fn selfie(
     scope: &Scope,
     inquiry_id: &InquiryId,
     config: &VerificationConfig,
-) -> Result<(VerificationOutcome, bool), JobError> {
+) -> Result<(VerificationOutcome, bool), ServiceError> {
     const CHECK: &str = "selfie_id_comparison";
     let mut tx = state.store().begin_read().await?;
     let crypto = state.store().crypto();
@@ -137,7 +138,7 @@ pub async fn database(
     scope: &Scope,
     config: &VerificationConfig,
     subject: &Subject,
-) -> Result<(VerificationOutcome, bool), JobError> {
+) -> Result<(VerificationOutcome, bool), ServiceError> {
     const CHECK: &str = "database_identity_comparison";
     let first = subject.text("name-first").unwrap_or_default();
     let last = subject.text("name-last").unwrap_or_default();
@@ -204,8 +205,13 @@ pub async fn database(
 }
 
 /// POSTs JSON to a provider with a timeout and a few quick retries; a provider that stays
-/// down fails the job retryably (it runs again later with backoff).
-async fn call(state: &AppState, url: &str, body: &Value) -> Result<Value, JobError> {
+/// down is [`ServiceError::Upstream`] (the job runs again later with backoff).
+async fn call(state: &AppState, url: &str, body: &Value) -> Result<Value, ServiceError> {
+    let unavailable = |cause: anyhow::Error| ServiceError::Upstream {
+        title: "Provider unavailable",
+        details: "the verification provider did not answer usably".to_owned(),
+        cause,
+    };
     let mut last_error = None;
     for attempt in 0..HTTP_ATTEMPTS {
         if attempt > 0 {
@@ -221,14 +227,14 @@ async fn call(state: &AppState, url: &str, body: &Value) -> Result<Value, JobErr
         match response {
             Ok(r) if r.status().is_success() => {
                 return r.json().await.map_err(|e| {
-                    JobError::Retryable(anyhow::anyhow!("provider answered non-JSON: {e}"))
+                    unavailable(anyhow::Error::new(e).context("provider answered non-JSON"))
                 });
             }
             Ok(r) => last_error = Some(anyhow::anyhow!("provider answered {}", r.status())),
-            Err(e) => last_error = Some(anyhow::anyhow!("provider unreachable: {e}")),
+            Err(e) => last_error = Some(anyhow::Error::new(e).context("provider unreachable")),
         }
     }
-    Err(JobError::Retryable(
+    Err(unavailable(
         last_error.unwrap_or_else(|| anyhow::anyhow!("provider call failed")),
     ))
 }

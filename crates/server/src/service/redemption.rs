@@ -31,10 +31,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use time::Duration;
 
+use super::ServiceError;
 use crate::{
     app::AppState,
-    error::ApiError,
-    jobs::{JobError, JobKind},
+    jobs::JobKind,
     render,
     service::{
         inquiries::{CreateInquiry, TemplateRef},
@@ -43,8 +43,8 @@ use crate::{
     },
 };
 
-const DESTINATION_POINTER: &str = "/data/attributes/destination-id";
-const TEMPLATE_POINTER: &str = "/data/attributes/inquiry-template-id";
+const DESTINATION_INPUT: &str = "destination-id";
+const TEMPLATE_INPUT: &str = "inquiry-template-id";
 
 /// `meta.field-mappings[]`: a source field copied under another name.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -54,45 +54,48 @@ pub struct FieldMapping {
     pub destination_field_name: String,
 }
 
-/// Parses `meta.field-mappings`: an array of objects with two non-empty strings, no
-/// destination named twice. Errors point into the body.
-pub fn parse_mappings(raw: Option<&Value>) -> Result<Vec<FieldMapping>, ApiError> {
-    const AT: &str = "/meta/field-mappings";
+/// The input that holds the field mappings; its problems are at paths below it.
+pub const FIELD_MAPPINGS_INPUT: &str = "field-mappings";
+
+/// Parses the field mappings: an array of objects with two non-empty strings, no destination
+/// named twice.
+pub fn parse_mappings(raw: Option<&Value>) -> Result<Vec<FieldMapping>, ServiceError> {
+    const AT: &str = FIELD_MAPPINGS_INPUT;
     let Some(raw) = raw else {
         return Ok(vec![]);
     };
     let Some(items) = raw.as_array() else {
-        return Err(ApiError::bad_request(
+        return Err(ServiceError::malformed(
             "`field-mappings` must be an array of {source-field-name, destination-field-name}.",
         )
-        .pointer(AT));
+        .at(AT));
     };
     let mut mappings: Vec<FieldMapping> = Vec::with_capacity(items.len());
     for (i, item) in items.iter().enumerate() {
-        let text = |name: &str| -> Result<String, ApiError> {
+        let text = |name: &str| -> Result<String, ServiceError> {
             match item.get(name).and_then(Value::as_str).map(str::trim) {
                 Some(s) if !s.is_empty() => Ok(s.to_owned()),
                 _ => Err(
-                    ApiError::bad_request(format!("`{name}` must be a non-empty string."))
-                        .pointer(format!("{AT}/{i}/{name}")),
+                    ServiceError::malformed(format!("`{name}` must be a non-empty string."))
+                        .at(format!("{AT}/{i}/{name}")),
                 ),
             }
         };
         let Some(object) = item.as_object() else {
-            return Err(ApiError::bad_request(
+            return Err(ServiceError::malformed(
                 "Each field mapping is an object {source-field-name, destination-field-name}.",
             )
-            .pointer(format!("{AT}/{i}")));
+            .at(format!("{AT}/{i}")));
         };
         if let Some(unknown) = object
             .keys()
             .find(|k| *k != "source-field-name" && *k != "destination-field-name")
         {
-            return Err(ApiError::bad_request(format!(
+            return Err(ServiceError::malformed(format!(
                 "Unknown member `{}` in a field mapping.",
                 unknown.chars().take(64).collect::<String>()
             ))
-            .pointer(format!("{AT}/{i}")));
+            .at(format!("{AT}/{i}")));
         }
         let mapping = FieldMapping {
             source_field_name: text("source-field-name")?,
@@ -102,11 +105,11 @@ pub fn parse_mappings(raw: Option<&Value>) -> Result<Vec<FieldMapping>, ApiError
             .iter()
             .any(|m| m.destination_field_name == mapping.destination_field_name)
         {
-            return Err(ApiError::bad_request(format!(
+            return Err(ServiceError::malformed(format!(
                 "`{}` is the destination of more than one field mapping.",
                 mapping.destination_field_name
             ))
-            .pointer(format!("{AT}/{i}/destination-field-name")));
+            .at(format!("{AT}/{i}/destination-field-name")));
         }
         mappings.push(mapping);
     }
@@ -141,20 +144,20 @@ async fn lock_redeemable(
     state: &AppState,
     scope: &Scope,
     id: &ShareTokenId,
-) -> Result<ShareToken, ApiError> {
+) -> Result<ShareToken, ServiceError> {
     let token = share_tokens::get_for_update(tx, scope, id)
         .await?
-        .ok_or_else(ApiError::not_found)?;
+        .ok_or_else(ServiceError::not_found)?;
     if token.destination_org_id != scope.org_id {
-        return Err(ApiError::forbidden(
+        return Err(ServiceError::forbidden(
             "Only the destination organization can redeem a share token; yours is its source.",
         ));
     }
     let connection = connections::get(tx, scope, &token.connection_id)
         .await?
-        .ok_or_else(ApiError::not_found)?;
+        .ok_or_else(ServiceError::not_found)?;
     if connection.status != ConnectionStatus::Active {
-        return Err(ApiError::unprocessable(
+        return Err(ServiceError::invalid(
             "Connection not active",
             format!(
                 "Share tokens are redeemed only over an active connection; `{}` is `{}`.",
@@ -164,18 +167,18 @@ async fn lock_redeemable(
     }
     match token.status {
         ShareTokenStatus::Created if token.expires_at > state.now() => Ok(token),
-        ShareTokenStatus::Created | ShareTokenStatus::Expired => Err(ApiError::unprocessable(
+        ShareTokenStatus::Created | ShareTokenStatus::Expired => Err(ServiceError::invalid(
             "Share token expired",
             format!(
                 "Share token `{}` expired; ask the source organization for a new one.",
                 token.id
             ),
         )),
-        ShareTokenStatus::Pending => Err(ApiError::conflict(
+        ShareTokenStatus::Pending => Err(ServiceError::conflict(
             "Share token being redeemed",
             "This share token is already being redeemed.",
         )),
-        ShareTokenStatus::Redeemed | ShareTokenStatus::Failed => Err(ApiError::conflict(
+        ShareTokenStatus::Redeemed | ShareTokenStatus::Failed => Err(ServiceError::conflict(
             "Share token already redeemed",
             format!(
                 "This share token was already redeemed (status `{}`); a token is redeemed at most once.",
@@ -201,24 +204,24 @@ pub async fn redeem(
     scope: &Scope,
     id: &ShareTokenId,
     request: Redeem,
-) -> Result<ShareToken, ApiError> {
+) -> Result<ShareToken, ServiceError> {
     if request.destination_id.is_some() && request.inquiry_template_id.is_some() {
-        return Err(ApiError::bad_request(
+        return Err(ServiceError::malformed(
             "Give `destination-id` (hydrate an inquiry of yours) or `inquiry-template-id` \
              (create one from that template), not both; neither clones the source inquiry.",
         )
-        .pointer(TEMPLATE_POINTER));
+        .at(TEMPLATE_INPUT));
     }
     let destination = request
         .destination_id
         .as_deref()
         .map(|raw| {
             InquiryId::parse(raw.trim()).map_err(|_| {
-                ApiError::unprocessable(
+                ServiceError::invalid(
                     "Invalid destination",
                     "`destination-id` names no inquiry of yours.",
                 )
-                .pointer(DESTINATION_POINTER)
+                .at(DESTINATION_INPUT)
             })
         })
         .transpose()?;
@@ -227,7 +230,7 @@ pub async fn redeem(
         .as_deref()
         .map(|raw| {
             InquiryTemplateId::parse(raw.trim())
-                .map_err(|_| ApiError::not_found().pointer(TEMPLATE_POINTER))
+                .map_err(|_| ServiceError::not_found().at(TEMPLATE_INPUT))
         })
         .transpose()?;
     let now = state.now();
@@ -239,14 +242,14 @@ pub async fn redeem(
             let inquiry = inquiries::get_for_update(&mut tx, crypto, scope, &destination)
                 .await?
                 .ok_or_else(|| {
-                    ApiError::unprocessable(
+                    ServiceError::invalid(
                         "Invalid destination",
                         format!("`{destination}` is not an inquiry of yours."),
                     )
-                    .pointer(DESTINATION_POINTER)
+                    .at(DESTINATION_INPUT)
                 })?;
             if !hydratable(&inquiry) {
-                return Err(ApiError::unprocessable(
+                return Err(ServiceError::invalid(
                     "Destination not hydratable",
                     format!(
                         "Data can be copied only into an unredacted inquiry with a template that \
@@ -260,17 +263,17 @@ pub async fn redeem(
                         }
                     ),
                 )
-                .pointer(DESTINATION_POINTER));
+                .at(DESTINATION_INPUT));
             }
             if share_tokens::targets(&mut tx, &inquiry.id, &token.id).await? {
-                return Err(ApiError::unprocessable(
+                return Err(ServiceError::invalid(
                     "Destination already targeted",
                     format!(
                         "`{}` is already the destination of another share token.",
                         inquiry.id
                     ),
                 )
-                .pointer(DESTINATION_POINTER));
+                .at(DESTINATION_INPUT));
             }
             inquiry.id
         }
@@ -314,7 +317,7 @@ pub async fn redeem(
         }
     };
     if !share_tokens::start_redemption(&mut tx, &token.id, &destination, now).await? {
-        return Err(ApiError::conflict(
+        return Err(ServiceError::conflict(
             "Share token being redeemed",
             "This share token is already being redeemed.",
         ));
@@ -363,10 +366,6 @@ async fn emit_inquiry(
     Ok(())
 }
 
-fn fatal(message: String) -> JobError {
-    JobError::Fatal(anyhow::anyhow!(message))
-}
-
 /// Everything copied from the source, read (and decrypted) in one read transaction.
 struct SourceData {
     inquiry: Inquiry,
@@ -382,7 +381,7 @@ async fn load_source(
     state: &AppState,
     scope: &Scope,
     inquiry: Inquiry,
-) -> Result<SourceData, JobError> {
+) -> Result<SourceData, ServiceError> {
     let crypto = state.store().crypto();
     let mut tx = state.store().begin_read().await?;
     let id = &inquiry.id;
@@ -419,22 +418,25 @@ pub async fn run(
     state: &AppState,
     token_id: &str,
     mappings: &[FieldMapping],
-) -> Result<(), JobError> {
-    let id = ShareTokenId::parse(token_id).map_err(|e| fatal(e.to_string()))?;
+) -> Result<(), ServiceError> {
+    let id = ShareTokenId::parse(token_id).map_err(ServiceError::internal)?;
     let crypto = state.store().crypto();
     let mut tx = state.store().begin_read().await?;
     let Some(token) = share_tokens::get_any(&mut tx, &id).await? else {
-        return Err(fatal(format!("share token {id} does not exist")));
+        return Err(ServiceError::internal(anyhow::anyhow!(
+            "share token {id} does not exist"
+        )));
     };
     if token.status != ShareTokenStatus::Pending {
         return Ok(());
     }
     let source_scope = Scope::new(token.source_org_id.clone(), token.environment);
     let destination_scope = Scope::new(token.destination_org_id.clone(), token.environment);
-    let destination_id = token
-        .destination_inquiry_id
-        .clone()
-        .ok_or_else(|| fatal(format!("pending share token {id} has no destination")))?;
+    let destination_id = token.destination_inquiry_id.clone().ok_or_else(|| {
+        ServiceError::internal(anyhow::anyhow!(
+            "pending share token {id} has no destination"
+        ))
+    })?;
     let source = inquiries::get(&mut tx, crypto, &source_scope, &token.source_inquiry_id).await?;
     let connection = connections::get(&mut tx, &source_scope, &token.connection_id).await?;
     let destination = inquiries::get(&mut tx, crypto, &destination_scope, &destination_id).await?;
@@ -486,7 +488,9 @@ pub async fn run(
     let mut tx = state.store().begin_read().await?;
     let destination = inquiries::get(&mut tx, crypto, &destination_scope, &destination_id)
         .await?
-        .ok_or_else(|| fatal(format!("destination {destination_id} vanished")))?;
+        .ok_or_else(|| {
+            ServiceError::internal(anyhow::anyhow!("destination {destination_id} vanished"))
+        })?;
     drop(tx);
     let submission = destination.submissions;
     let evaluation = if pipeline::needs_processing(&destination, submission) {
@@ -505,7 +509,7 @@ pub async fn run(
 }
 
 /// The token ends `failed` with `reason`, with its events.
-async fn fail(state: &AppState, id: &ShareTokenId, reason: &str) -> Result<(), JobError> {
+async fn fail(state: &AppState, id: &ShareTokenId, reason: &str) -> Result<(), ServiceError> {
     let now = state.now();
     let mut tx = state.store().begin_write().await?;
     let Some(mut token) = share_tokens::get_any_for_update(&mut tx, id).await? else {
@@ -531,7 +535,7 @@ async fn finish(
     scope: &Scope,
     destination_id: &InquiryId,
     evaluation: Option<(i64, pipeline::Evaluation)>,
-) -> Result<(), JobError> {
+) -> Result<(), ServiceError> {
     let now = state.now();
     let crypto = state.store().crypto();
     let mut tx = state.store().begin_write().await?;
@@ -577,7 +581,7 @@ async fn copy_file(
     token: &ShareToken,
     (kind, content_type, bytes): &(FileKind, String, Vec<u8>),
     now_text: &str,
-) -> Result<(), JobError> {
+) -> Result<(), ServiceError> {
     files::create(
         tx,
         state.store().crypto(),
@@ -609,7 +613,7 @@ async fn copy(
     destination_id: &InquiryId,
     source: &SourceData,
     mappings: &[FieldMapping],
-) -> Result<bool, JobError> {
+) -> Result<bool, ServiceError> {
     let now = state.now();
     let now_text = format_timestamp(now);
     let crypto = state.store().crypto();
@@ -631,7 +635,9 @@ async fn copy(
     }
     let definition = crate::service::inquiries::definition_for(&mut tx, scope, &inquiry)
         .await?
-        .ok_or_else(|| fatal(format!("inquiry {destination_id} has no template")))?;
+        .ok_or_else(|| {
+            ServiceError::internal(anyhow::anyhow!("inquiry {destination_id} has no template"))
+        })?;
     // Fields: only those the destination declares, and only values its schema accepts.
     for copied in preview::copied_fields(
         &definition,
@@ -702,7 +708,7 @@ async fn copy(
     // Submit: pending, one more submission, which the reused verifications belong to.
     if inquiry.status == InquiryStatus::Created {
         inquiry.status =
-            transition(inquiry.status, InquiryAction::Start).map_err(|e| fatal(e.to_string()))?;
+            transition(inquiry.status, InquiryAction::Start).map_err(ServiceError::internal)?;
         inquiry.started_at = Some(now);
     }
     inquiry.submissions += 1;
@@ -796,7 +802,7 @@ async fn clone(
     scope: &Scope,
     destination_id: &InquiryId,
     source: &SourceData,
-) -> Result<(), JobError> {
+) -> Result<(), ServiceError> {
     let now = state.now();
     let now_text = format_timestamp(now);
     let crypto = state.store().crypto();
@@ -810,7 +816,9 @@ async fn clone(
     let Some(mut inquiry) =
         inquiries::get_for_update(&mut tx, crypto, scope, destination_id).await?
     else {
-        return Err(fatal(format!("clone {destination_id} vanished")));
+        return Err(ServiceError::internal(anyhow::anyhow!(
+            "clone {destination_id} vanished"
+        )));
     };
     if inquiry.data.hydrated_by.is_none() {
         inquiry.data.fields = source.inquiry.data.fields.clone();
@@ -939,8 +947,8 @@ async fn clone(
 
 /// Called when a redemption job is given up: the token ends `failed` instead of `pending`
 /// forever.
-pub async fn give_up(state: &AppState, token_id: &str) -> Result<(), JobError> {
-    let id = ShareTokenId::parse(token_id).map_err(|e| fatal(e.to_string()))?;
+pub async fn give_up(state: &AppState, token_id: &str) -> Result<(), ServiceError> {
+    let id = ShareTokenId::parse(token_id).map_err(ServiceError::internal)?;
     fail(state, &id, failure::INTERNAL_ERROR).await
 }
 
@@ -963,7 +971,7 @@ mod tests {
                    {"source-field-name": "c", "destination-field-name": "b"}]),
         ] {
             let e = parse_mappings(Some(&bad)).unwrap_err();
-            assert_eq!(e.status, axum::http::StatusCode::BAD_REQUEST, "{bad}");
+            assert!(matches!(e, ServiceError::Malformed { .. }), "{bad}");
         }
     }
 }

@@ -4,7 +4,8 @@ use idshare_domain::id::ReportId;
 use idshare_store::{Scope, checks, events};
 use serde_json::{Value, json};
 
-use crate::{app::AppState, error::ApiError, render};
+use super::ServiceError;
+use crate::{app::AppState, render};
 
 /// Dismisses one match (by list entity id) of a report, or all of them when `entity_id` is
 /// `None`. `has-match` turns false when no match is left open.
@@ -14,15 +15,15 @@ pub async fn dismiss(
     id: &ReportId,
     entity_id: Option<&str>,
     reason: &str,
-) -> Result<checks::StoredReport, ApiError> {
+) -> Result<checks::StoredReport, ServiceError> {
     let now = state.now();
     let crypto = state.store().crypto();
     let mut tx = state.store().begin_write().await?;
     let report = checks::get_report(&mut tx, crypto, scope, id)
         .await?
-        .ok_or_else(ApiError::not_found)?;
+        .ok_or_else(ServiceError::not_found)?;
     let Some(mut result) = report.result.clone() else {
-        return Err(ApiError::unprocessable(
+        return Err(ServiceError::invalid(
             "Report redacted",
             "The inquiry of this report was redacted.",
         ));
@@ -52,14 +53,14 @@ pub async fn dismiss(
         .filter(|e| entity_id.is_none_or(|wanted| wanted == e))
         .collect();
     if targets.is_empty() {
-        return Err(ApiError::unprocessable(
+        return Err(ServiceError::invalid(
             "Nothing to dismiss",
             match entity_id {
                 Some(e) => format!("This report has no match for entity `{e}`."),
                 None => "This report has no matches.".to_owned(),
             },
         )
-        .pointer("/data/attributes/entity-id"));
+        .at("entity-id"));
     }
     let before = dismissed.len();
     for entity in targets {

@@ -12,7 +12,8 @@ use idshare_store::lists::{self, ListSummary};
 use serde_json::Value;
 use tokio::sync::RwLock;
 
-use crate::{app::AppState, jobs::JobError};
+use super::ServiceError;
+use crate::app::AppState;
 
 /// Which imports an index was built from: (list, entries, imported at).
 type Fingerprint = Vec<(String, i64, i64)>;
@@ -110,7 +111,7 @@ pub async fn screen(
     state: &AppState,
     config: &ReportConfig,
     subject: &Subject,
-) -> Result<Vec<Value>, JobError> {
+) -> Result<Vec<Value>, ServiceError> {
     let Some(query) = query_for(config, subject) else {
         return Ok(vec![]);
     };

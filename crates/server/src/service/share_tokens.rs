@@ -21,16 +21,18 @@ use idshare_store::{
 };
 use serde_json::{Map, Value, json};
 
+use super::ServiceError;
 use crate::{
     app::AppState,
-    error::ApiError,
     render::{self, Peek},
     service::{pipeline, redemption::FieldMapping},
 };
 
-const CONNECTION_POINTER: &str = "/data/attributes/connection-id";
-const SOURCE_POINTER: &str = "/data/attributes/source-id";
-const TTL_POINTER: &str = "/data/attributes/expires-in-seconds";
+const CONNECTION_INPUT: &str = "connection-id";
+const SOURCE_INPUT: &str = "source-id";
+const TTL_INPUT: &str = "expires-in-seconds";
+/// Whether the destination asks to see what the source holds.
+pub const PEEK_INPUT: &str = "peek-source-data";
 
 /// What a new token is made of, as sent.
 #[derive(Debug, Clone)]
@@ -47,29 +49,29 @@ pub async fn create(
     scope: &Scope,
     creator: super::Creator<'_>,
     new: NewShareToken<'_>,
-) -> Result<ShareToken, ApiError> {
+) -> Result<ShareToken, ServiceError> {
     let ttl = share_token::ttl(new.expires_in_seconds).map_err(|e| {
-        ApiError::unprocessable("Invalid expiry", format!("{}.", sentence(&e.to_string())))
-            .pointer(TTL_POINTER)
+        ServiceError::invalid("Invalid expiry", format!("{}.", sentence(&e.to_string())))
+            .at(TTL_INPUT)
     })?;
     let connection_id = ConnectionId::parse(new.connection_id.trim())
-        .map_err(|_| ApiError::not_found().pointer(CONNECTION_POINTER))?;
+        .map_err(|_| ServiceError::not_found().at(CONNECTION_INPUT))?;
     let source_id = InquiryId::parse(new.source_id.trim())
-        .map_err(|_| ApiError::not_found().pointer(SOURCE_POINTER))?;
+        .map_err(|_| ServiceError::not_found().at(SOURCE_INPUT))?;
     let now = state.now();
     let mut tx = state.store().begin_write().await?;
     let connection = connections::get_for_update(&mut tx, scope, &connection_id)
         .await?
-        .ok_or_else(|| ApiError::not_found().pointer(CONNECTION_POINTER))?;
+        .ok_or_else(|| ServiceError::not_found().at(CONNECTION_INPUT))?;
     if connection.source_org_id != scope.org_id {
-        return Err(ApiError::forbidden(
+        return Err(ServiceError::forbidden(
             "Only the source organization of a connection can create share tokens over it; \
              yours is its destination.",
         )
-        .pointer(CONNECTION_POINTER));
+        .at(CONNECTION_INPUT));
     }
     if connection.status != ConnectionStatus::Active {
-        return Err(ApiError::unprocessable(
+        return Err(ServiceError::invalid(
             "Connection not active",
             format!(
                 "Share tokens travel only over an active connection; `{}` is `{}`.{}",
@@ -82,33 +84,33 @@ pub async fn create(
                 }
             ),
         )
-        .pointer(CONNECTION_POINTER));
+        .at(CONNECTION_INPUT));
     }
     let source = inquiries::get(&mut tx, state.store().crypto(), scope, &source_id)
         .await?
-        .ok_or_else(|| ApiError::not_found().pointer(SOURCE_POINTER))?;
+        .ok_or_else(|| ServiceError::not_found().at(SOURCE_INPUT))?;
     if source.redacted_at.is_some() {
-        return Err(ApiError::unprocessable(
+        return Err(ServiceError::invalid(
             "Source inquiry redacted",
             format!(
                 "Inquiry `{}` was redacted: it holds no data to share.",
                 source.id
             ),
         )
-        .pointer(SOURCE_POINTER));
+        .at(SOURCE_INPUT));
     }
     if !matches!(
         source.status,
         InquiryStatus::Completed | InquiryStatus::Approved
     ) {
-        return Err(ApiError::unprocessable(
+        return Err(ServiceError::invalid(
             "Source inquiry not finished",
             format!(
                 "Only a `completed` or `approved` inquiry can be shared; `{}` is `{}`.",
                 source.id, source.status
             ),
         )
-        .pointer(SOURCE_POINTER));
+        .at(SOURCE_INPUT));
     }
     let token = ShareToken {
         id: ShareTokenId::generate(),
@@ -155,20 +157,20 @@ pub async fn get(
     scope: &Scope,
     id: &ShareTokenId,
     peek: bool,
-) -> Result<(ShareToken, Option<Peek>), ApiError> {
+) -> Result<(ShareToken, Option<Peek>), ServiceError> {
     let mut tx = state.store().begin_read().await?;
     let token = share_tokens::get(&mut tx, scope, id)
         .await?
-        .ok_or_else(ApiError::not_found)?;
+        .ok_or_else(ServiceError::not_found)?;
     if !peek {
         return Ok((token, None));
     }
     if token.destination_org_id != scope.org_id {
-        return Err(ApiError::forbidden(
+        return Err(ServiceError::forbidden(
             "Only the destination organization of a share token can peek at its source data; \
              yours is its source (retrieve the source inquiry itself instead).",
         )
-        .parameter("peek-source-data"));
+        .at(PEEK_INPUT));
     }
     let peek = peek_source(&mut tx, state, &token).await?;
     Ok((token, Some(peek)))
@@ -176,7 +178,11 @@ pub async fn get(
 
 /// Which fields and verification types the source inquiry holds — names, types, ids and
 /// statuses only, never a value.
-async fn peek_source(tx: &mut Tx, state: &AppState, token: &ShareToken) -> Result<Peek, ApiError> {
+async fn peek_source(
+    tx: &mut Tx,
+    state: &AppState,
+    token: &ShareToken,
+) -> Result<Peek, ServiceError> {
     let source_scope = Scope::new(token.source_org_id.clone(), token.environment);
     let crypto = state.store().crypto();
     let Some(source) = inquiries::get(tx, crypto, &source_scope, &token.source_inquiry_id).await?
@@ -223,7 +229,7 @@ fn holds_value(value: &FieldValue) -> bool {
     }
 }
 
-const PREVIEW_TEMPLATE_POINTER: &str = "/data/attributes/inquiry-template-id";
+const PREVIEW_TEMPLATE_INPUT: &str = "inquiry-template-id";
 
 /// What redeeming the token under one of the caller's templates would do (DESIGN §2.5),
 /// computed from what the source holds, in one read transaction: nothing is copied, created or
@@ -235,14 +241,14 @@ pub async fn preview(
     id: &ShareTokenId,
     template_id: &str,
     mappings: &[FieldMapping],
-) -> Result<(ShareToken, InquiryTemplateId, Preview), ApiError> {
+) -> Result<(ShareToken, InquiryTemplateId, Preview), ServiceError> {
     let now = state.now();
     let mut tx = state.store().begin_read().await?;
     let token = share_tokens::get(&mut tx, scope, id)
         .await?
-        .ok_or_else(ApiError::not_found)?;
+        .ok_or_else(ServiceError::not_found)?;
     if token.destination_org_id != scope.org_id {
-        return Err(ApiError::forbidden(
+        return Err(ServiceError::forbidden(
             "Only the destination organization of a share token can preview its redemption; \
              yours is its source.",
         ));
@@ -253,7 +259,7 @@ pub async fn preview(
         } else {
             token.status
         };
-        return Err(ApiError::unprocessable(
+        return Err(ServiceError::invalid(
             "Share token not redeemable",
             format!(
                 "Only a `created`, unexpired share token can be previewed; `{}` is `{status}`.",
@@ -262,21 +268,21 @@ pub async fn preview(
         ));
     }
     let template_id = InquiryTemplateId::parse(template_id.trim())
-        .map_err(|_| ApiError::not_found().pointer(PREVIEW_TEMPLATE_POINTER))?;
+        .map_err(|_| ServiceError::not_found().at(PREVIEW_TEMPLATE_INPUT))?;
     let template = templates::get(&mut tx, scope, &template_id)
         .await?
-        .ok_or_else(|| ApiError::not_found().pointer(PREVIEW_TEMPLATE_POINTER))?;
+        .ok_or_else(|| ServiceError::not_found().at(PREVIEW_TEMPLATE_INPUT))?;
     let version_id = template.published_version_id.ok_or_else(|| {
-        ApiError::unprocessable(
+        ServiceError::invalid(
             "Template not published",
             "This template has no published version.",
         )
-        .pointer(PREVIEW_TEMPLATE_POINTER)
+        .at(PREVIEW_TEMPLATE_INPUT)
     })?;
     let version = templates::get_version(&mut tx, scope, &version_id)
         .await?
         .ok_or_else(|| {
-            ApiError::internal(anyhow::anyhow!("published version {version_id} missing"))
+            ServiceError::internal(anyhow::anyhow!("published version {version_id} missing"))
         })?;
     let definition = version.definition;
     let source_scope = Scope::new(token.source_org_id.clone(), token.environment);
@@ -285,7 +291,7 @@ pub async fn preview(
         .await?
         .filter(|s| s.redacted_at.is_none())
         .ok_or_else(|| {
-            ApiError::unprocessable(
+            ServiceError::invalid(
                 "Source inquiry redacted",
                 "The source inquiry was redacted: this share token has no data left to copy.",
             )
@@ -319,26 +325,26 @@ pub async fn expire(
     state: &AppState,
     scope: &Scope,
     id: &ShareTokenId,
-) -> Result<ShareToken, ApiError> {
+) -> Result<ShareToken, ServiceError> {
     let now = state.now();
     let mut tx = state.store().begin_write().await?;
     let mut token = share_tokens::get(&mut tx, scope, id)
         .await?
-        .ok_or_else(ApiError::not_found)?;
+        .ok_or_else(ServiceError::not_found)?;
     let side = side_of(&token, &scope.org_id, ShareTokenAction::Expire);
     token.status =
         transition(token.status, ShareTokenAction::Expire, side).map_err(|e| match e {
             ShareTokenTransitionError::WrongSide { .. } => {
-                ApiError::forbidden(format!("{}.", sentence(&e.to_string())))
+                ServiceError::forbidden(format!("{}.", sentence(&e.to_string())))
             }
-            ShareTokenTransitionError::WrongStatus { .. } => ApiError::unprocessable(
+            ShareTokenTransitionError::WrongStatus { .. } => ServiceError::invalid(
                 "Invalid transition",
                 format!("{}.", sentence(&e.to_string())),
             ),
         })?;
     if !share_tokens::expire(&mut tx, &token.id, now).await? {
         // Redeemed or expired by someone else since we read it.
-        return Err(ApiError::unprocessable(
+        return Err(ServiceError::invalid(
             "Invalid transition",
             "Cannot expire a share token that is no longer `created`.",
         ));
@@ -351,7 +357,7 @@ pub async fn expire(
 }
 
 /// Expires every `created` token past its `expires-at` (the TTL job); returns how many.
-pub async fn expire_due(state: &AppState) -> Result<usize, ApiError> {
+pub async fn expire_due(state: &AppState) -> Result<usize, ServiceError> {
     let mut expired = 0;
     loop {
         let due = {
@@ -369,7 +375,7 @@ pub async fn expire_due(state: &AppState) -> Result<usize, ApiError> {
                     progressed = true;
                 }
                 // Redeemed or expired meanwhile: the transition no longer applies.
-                Err(e) if e.status == axum::http::StatusCode::UNPROCESSABLE_ENTITY => {
+                Err(ServiceError::Invalid(_)) => {
                     progressed = true;
                 }
                 Err(e) => return Err(e),

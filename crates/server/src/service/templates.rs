@@ -11,12 +11,13 @@ use idshare_store::{
 };
 use serde_json::Value;
 
-use crate::{app::AppState, error::ApiError, render};
+use super::ServiceError;
+use crate::{app::AppState, render};
 
 /// Validates a definition (within its size caps, before any transaction opens) and returns it
 /// ready to store: canonical JSON, defaults filled in. Report lists must name lists that were
 /// imported (`idshare lists import`).
-async fn canonical(state: &AppState, definition: &Value) -> Result<NewDefinition, ApiError> {
+async fn canonical(state: &AppState, definition: &Value) -> Result<NewDefinition, ServiceError> {
     let parsed = TemplateDefinition::parse(definition).map_err(super::template_errors)?;
     let imported = crate::service::screening::list_names(state).await?;
     let mut unknown = Vec::new();
@@ -42,17 +43,17 @@ async fn canonical(state: &AppState, definition: &Value) -> Result<NewDefinition
     if !unknown.is_empty() {
         return Err(super::template_errors(unknown));
     }
-    NewDefinition::new(parsed).map_err(ApiError::internal)
+    NewDefinition::new(parsed).map_err(ServiceError::internal)
 }
 
-fn check_name(name: &str) -> Result<String, ApiError> {
+fn check_name(name: &str) -> Result<String, ServiceError> {
     let name = name.trim();
     if name.is_empty() || name.chars().count() > 200 || name.chars().any(char::is_control) {
-        return Err(ApiError::unprocessable(
+        return Err(ServiceError::invalid(
             "Invalid template",
             "`name` must be 1 to 200 characters without control characters.",
         )
-        .pointer("/data/attributes/name"));
+        .at("name"));
     }
     Ok(name.to_owned())
 }
@@ -62,7 +63,7 @@ pub async fn create(
     scope: &Scope,
     name: &str,
     definition: &Value,
-) -> Result<(Template, TemplateVersion), ApiError> {
+) -> Result<(Template, TemplateVersion), ServiceError> {
     let name = check_name(name)?;
     let definition = canonical(state, definition).await?;
     let now = state.now();
@@ -88,14 +89,14 @@ pub async fn create_version(
     scope: &Scope,
     template_id: &InquiryTemplateId,
     definition: &Value,
-) -> Result<TemplateVersion, ApiError> {
+) -> Result<TemplateVersion, ServiceError> {
     let definition = canonical(state, definition).await?;
     let now = state.now();
     let mut tx = state.store().begin_write().await?;
     // Locked, so concurrent new versions number themselves one after the other.
     templates::get_for_update(&mut tx, scope, template_id)
         .await?
-        .ok_or_else(ApiError::not_found)?;
+        .ok_or_else(ServiceError::not_found)?;
     let version = templates::create_version(&mut tx, scope, template_id, &definition, now).await?;
     let payload = render::version_event_payload(&version);
     record(
@@ -116,19 +117,19 @@ pub async fn publish_version(
     state: &AppState,
     scope: &Scope,
     version_id: &InquiryTemplateVersionId,
-) -> Result<TemplateVersion, ApiError> {
+) -> Result<TemplateVersion, ServiceError> {
     let now = state.now();
     let mut tx = state.store().begin_write().await?;
     let version = templates::get_version(&mut tx, scope, version_id)
         .await?
-        .ok_or_else(ApiError::not_found)?;
+        .ok_or_else(ServiceError::not_found)?;
     // Locking the template serializes publishes, so exactly one version ends up published.
     templates::get_for_update(&mut tx, scope, &version.template_id).await?;
     let version = templates::get_version(&mut tx, scope, version_id)
         .await?
-        .ok_or_else(ApiError::not_found)?;
+        .ok_or_else(ServiceError::not_found)?;
     if version.status != VersionStatus::Draft {
-        return Err(ApiError::unprocessable(
+        return Err(ServiceError::invalid(
             "Version not publishable",
             format!(
                 "Only a draft version can be published; this one is `{}`. Create a new version to change the template.",
@@ -160,7 +161,7 @@ async fn record(
     object_type: &str,
     object_id: &str,
     payload: &Value,
-) -> Result<(), ApiError> {
+) -> Result<(), ServiceError> {
     crate::service::events::record(
         state,
         tx,

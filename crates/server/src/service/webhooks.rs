@@ -8,7 +8,6 @@
 
 use std::{net::SocketAddr, sync::Arc};
 
-use axum::http::StatusCode;
 use idshare_domain::{
     id::{WebhookDeliveryId, WebhookId},
     inflection::{Inflection, kebab_to, transform_keys},
@@ -27,12 +26,8 @@ use idshare_store::{
 };
 use time::Duration;
 
-use crate::{
-    app::AppState,
-    error::{ApiError, ErrorObject, ErrorSource},
-    jobs::{JobError, JobKind},
-    render,
-};
+use super::{Problem, ServiceError};
+use crate::{app::AppState, jobs::JobKind, render};
 
 const MAX_NAME_CHARS: usize = 200;
 const MAX_DESCRIPTION_CHARS: usize = 2000;
@@ -41,6 +36,9 @@ const MAX_DESCRIPTION_CHARS: usize = 2000;
 const DEFAULT_ROTATION_OVERLAP_SECONDS: i64 = 24 * 3600;
 /// The longest overlap a rotation may ask for: 7 days.
 const MAX_ROTATION_OVERLAP_SECONDS: i64 = 7 * 24 * 3600;
+/// How long the current secret keeps signing after a rotation, as an input of
+/// [`rotate_secret`].
+pub const ROTATION_OVERLAP_INPUT: &str = "expires-in-seconds";
 
 /// The client for webhook deliveries and workflow HTTPS requests: no redirects (a 3xx is a
 /// failed attempt, so a receiver cannot bounce a delivery to another host), no proxy from the
@@ -105,25 +103,16 @@ pub fn refused_target(state: &AppState, url: &WebhookUrl) -> Option<&'static str
     url.host_ip().and_then(forbidden_target)
 }
 
-fn invalid(pointer: &str, details: impl Into<String>) -> ApiError {
-    ApiError::unprocessable("Invalid webhook", details).pointer(pointer)
+fn invalid(input: &str, details: impl Into<String>) -> Problem {
+    Problem::new("Invalid webhook", details).at(input)
 }
 
-fn pointed(errors: Vec<idshare_domain::PointedError>, base: &str) -> ApiError {
-    ApiError::with_errors(
-        StatusCode::UNPROCESSABLE_ENTITY,
-        errors
-            .into_iter()
-            .map(|e| ErrorObject {
-                title: "Invalid webhook".to_owned(),
-                details: e.message,
-                source: Some(ErrorSource {
-                    pointer: Some(format!("{base}{}", e.pointer)),
-                    parameter: None,
-                }),
-            })
-            .collect(),
-    )
+/// The problems of a list input, each at its place in the list.
+fn pointed(errors: Vec<idshare_domain::PointedError>, input: &str) -> Vec<Problem> {
+    errors
+        .into_iter()
+        .map(|e| invalid(&format!("{input}{}", e.pointer), e.message))
+        .collect()
 }
 
 /// Webhook settings as given on create (all) or update (those present).
@@ -138,37 +127,32 @@ pub struct Settings {
 }
 
 /// Checks `settings` and applies them to `webhook`, reporting every bad attribute.
-fn apply(state: &AppState, webhook: &mut Webhook, settings: Settings) -> Result<(), ApiError> {
-    let mut errors: Vec<ErrorObject> = Vec::new();
-    let mut push = |e: ApiError| errors.extend(e.errors);
-    let text = |value: Option<String>, max: usize, pointer: &str| match value {
+fn apply(state: &AppState, webhook: &mut Webhook, settings: Settings) -> Result<(), ServiceError> {
+    let mut problems: Vec<Problem> = Vec::new();
+    let text = |value: Option<String>, max: usize, input: &str| match value {
         Some(s) if s.chars().count() > max => {
-            Err(invalid(pointer, format!("At most {max} characters.")))
+            Err(invalid(input, format!("At most {max} characters.")))
         }
         Some(s) if s.trim().is_empty() => Ok(None),
         other => Ok(other),
     };
     if let Some(name) = settings.name {
-        match text(name, MAX_NAME_CHARS, "/data/attributes/name") {
+        match text(name, MAX_NAME_CHARS, "name") {
             Ok(name) => webhook.name = name,
-            Err(e) => push(e),
+            Err(e) => problems.push(e),
         }
     }
     if let Some(description) = settings.description {
-        match text(
-            description,
-            MAX_DESCRIPTION_CHARS,
-            "/data/attributes/description",
-        ) {
+        match text(description, MAX_DESCRIPTION_CHARS, "description") {
             Ok(description) => webhook.description = description,
-            Err(e) => push(e),
+            Err(e) => problems.push(e),
         }
     }
     if let Some(url) = settings.url {
         match parse_webhook_url(url.trim()) {
             Ok(url) => match refused_target(state, &url) {
-                Some(reason) => push(invalid(
-                    "/data/attributes/url",
+                Some(reason) => problems.push(invalid(
+                    "url",
                     format!(
                         "Webhooks may not be sent to {reason} addresses; use a public address \
                          (operators can allow private targets with `allow_private_webhook_targets`)."
@@ -176,37 +160,31 @@ fn apply(state: &AppState, webhook: &mut Webhook, settings: Settings) -> Result<
                 )),
                 None => webhook.url = url.to_string(),
             },
-            Err(e) => push(invalid("/data/attributes/url", e.to_string())),
+            Err(e) => problems.push(invalid("url", e.to_string())),
         }
     }
     if let Some(events) = settings.enabled_events {
         match EnabledEvents::parse(&events) {
             Ok(_) => webhook.enabled_events = events,
-            Err(e) => push(pointed(e, "/data/attributes/enabled-events")),
+            Err(e) => problems.extend(pointed(e, "enabled-events")),
         }
     }
     if let Some(inflection) = settings.api_key_inflection {
         match inflection.parse::<Inflection>() {
             Ok(inflection) => webhook.api_key_inflection = inflection,
-            Err(e) => push(invalid(
-                "/data/attributes/api-key-inflection",
-                e.to_string(),
-            )),
+            Err(e) => problems.push(invalid("api-key-inflection", e.to_string())),
         }
     }
     if let Some(blocklist) = settings.api_attributes_blocklist {
         match AttributesBlocklist::parse(&blocklist) {
             Ok(_) => webhook.api_attributes_blocklist = blocklist,
-            Err(e) => push(pointed(e, "/data/attributes/api-attributes-blocklist")),
+            Err(e) => problems.extend(pointed(e, "api-attributes-blocklist")),
         }
     }
-    if errors.is_empty() {
+    if problems.is_empty() {
         Ok(())
     } else {
-        Err(ApiError::with_errors(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            errors,
-        ))
+        Err(ServiceError::Invalid(problems))
     }
 }
 
@@ -215,11 +193,8 @@ pub async fn create(
     state: &AppState,
     scope: &Scope,
     settings: Settings,
-) -> Result<Webhook, ApiError> {
-    let missing = |name: &str| {
-        ApiError::bad_request(format!("`{name}` is required."))
-            .pointer(format!("/data/attributes/{name}"))
-    };
+) -> Result<Webhook, ServiceError> {
+    let missing = |name: &str| ServiceError::malformed(format!("`{name}` is required.")).at(name);
     if settings.url.is_none() {
         return Err(missing("url"));
     }
@@ -250,18 +225,18 @@ pub async fn create(
     Ok(webhook)
 }
 
-pub async fn get(state: &AppState, scope: &Scope, id: &WebhookId) -> Result<Webhook, ApiError> {
+pub async fn get(state: &AppState, scope: &Scope, id: &WebhookId) -> Result<Webhook, ServiceError> {
     let mut tx = state.store().begin_read().await?;
     webhooks::get(&mut tx, state.store().crypto(), scope, id)
         .await?
-        .ok_or_else(ApiError::not_found)
+        .ok_or_else(ServiceError::not_found)
 }
 
-fn status_of(webhook: &Webhook) -> Result<WebhookStatus, ApiError> {
+fn status_of(webhook: &Webhook) -> Result<WebhookStatus, ServiceError> {
     webhook
         .status
         .parse()
-        .map_err(|e| ApiError::internal(anyhow::anyhow!("webhook {}: {e}", webhook.id)))
+        .map_err(|e| ServiceError::internal(anyhow::anyhow!("webhook {}: {e}", webhook.id)))
 }
 
 /// Changes settings; an archived webhook cannot change.
@@ -270,14 +245,14 @@ pub async fn update(
     scope: &Scope,
     id: &WebhookId,
     settings: Settings,
-) -> Result<Webhook, ApiError> {
+) -> Result<Webhook, ServiceError> {
     let crypto = state.store().crypto();
     let mut tx = state.store().begin_write().await?;
     let mut webhook = webhooks::get_for_update(&mut tx, crypto, scope, id)
         .await?
-        .ok_or_else(ApiError::not_found)?;
+        .ok_or_else(ServiceError::not_found)?;
     if status_of(&webhook)? == WebhookStatus::Archived {
-        return Err(ApiError::unprocessable(
+        return Err(ServiceError::invalid(
             "Webhook archived",
             "An archived webhook cannot be changed; create a new one.",
         ));
@@ -295,15 +270,15 @@ pub async fn act(
     scope: &Scope,
     id: &WebhookId,
     action: WebhookAction,
-) -> Result<Webhook, ApiError> {
+) -> Result<Webhook, ServiceError> {
     let crypto = state.store().crypto();
     let mut tx = state.store().begin_write().await?;
     let mut webhook = webhooks::get_for_update(&mut tx, crypto, scope, id)
         .await?
-        .ok_or_else(ApiError::not_found)?;
+        .ok_or_else(ServiceError::not_found)?;
     let from = status_of(&webhook)?;
     let to = transition(from, action).ok_or_else(|| {
-        ApiError::unprocessable(
+        ServiceError::invalid(
             "Invalid status change",
             format!("Cannot {action} a webhook whose status is `{from}`."),
         )
@@ -329,25 +304,25 @@ pub async fn rotate_secret(
     scope: &Scope,
     id: &WebhookId,
     overlap_seconds: Option<i64>,
-) -> Result<Webhook, ApiError> {
+) -> Result<Webhook, ServiceError> {
     let overlap = overlap_seconds.unwrap_or(DEFAULT_ROTATION_OVERLAP_SECONDS);
     if !(0..=MAX_ROTATION_OVERLAP_SECONDS).contains(&overlap) {
-        return Err(ApiError::unprocessable(
+        return Err(ServiceError::invalid(
             "Invalid expiry",
             format!(
                 "`expires-in-seconds` is how long the current secret keeps signing: 0 to \
                  {MAX_ROTATION_OVERLAP_SECONDS} (7 days)."
             ),
         )
-        .pointer("/meta/expires-in-seconds"));
+        .at(ROTATION_OVERLAP_INPUT));
     }
     let crypto = state.store().crypto();
     let mut tx = state.store().begin_write().await?;
     let mut webhook = webhooks::get_for_update(&mut tx, crypto, scope, id)
         .await?
-        .ok_or_else(ApiError::not_found)?;
+        .ok_or_else(ServiceError::not_found)?;
     if status_of(&webhook)? == WebhookStatus::Archived {
-        return Err(ApiError::unprocessable(
+        return Err(ServiceError::invalid(
             "Webhook archived",
             "An archived webhook has no secret to rotate.",
         ));
@@ -367,17 +342,17 @@ pub async fn redeliver(
     scope: &Scope,
     webhook_id: &WebhookId,
     id: &WebhookDeliveryId,
-) -> Result<Delivery, ApiError> {
+) -> Result<Delivery, ServiceError> {
     let crypto = state.store().crypto();
     let mut tx = state.store().begin_write().await?;
     let webhook = webhooks::get(&mut tx, crypto, scope, webhook_id)
         .await?
-        .ok_or_else(ApiError::not_found)?;
+        .ok_or_else(ServiceError::not_found)?;
     let mut delivery = webhooks::get_delivery(&mut tx, scope, webhook_id, id)
         .await?
-        .ok_or_else(ApiError::not_found)?;
+        .ok_or_else(ServiceError::not_found)?;
     if status_of(&webhook)? != WebhookStatus::Enabled {
-        return Err(ApiError::unprocessable(
+        return Err(ServiceError::invalid(
             "Webhook not enabled",
             format!(
                 "Deliveries are sent only by an enabled webhook; this one is `{}`.",
@@ -387,7 +362,7 @@ pub async fn redeliver(
     }
     let now = state.now();
     if !webhooks::reopen(&mut tx, id, now).await? {
-        return Err(ApiError::conflict(
+        return Err(ServiceError::conflict(
             "Delivery pending",
             "This delivery is already pending: it will be attempted again on its own.",
         ));
@@ -405,9 +380,10 @@ pub async fn redeliver(
 
 /// The body of a delivery: the event as `GET /api/v1/events/{id}` returns it, with the
 /// webhook's attribute blocklist applied to the payload and its key inflection to every key.
-pub fn envelope(event: &Event, webhook: &Webhook) -> Result<Vec<u8>, JobError> {
-    let mut data = serde_json::to_value(render::event(event))
-        .map_err(|e| JobError::Fatal(anyhow::anyhow!("event {}: {e}", event.id)))?;
+pub fn envelope(event: &Event, webhook: &Webhook) -> Result<Vec<u8>, ServiceError> {
+    let mut data = serde_json::to_value(render::event(event)).map_err(|e| {
+        ServiceError::internal(anyhow::Error::new(e).context(format!("event {}", event.id)))
+    })?;
     if let Some(payload) = data.pointer_mut("/attributes/payload")
         && let Ok(blocklist) = AttributesBlocklist::parse(&webhook.api_attributes_blocklist)
     {
@@ -418,7 +394,7 @@ pub fn envelope(event: &Event, webhook: &Webhook) -> Result<Vec<u8>, JobError> {
         let inflection = webhook.api_key_inflection;
         body = transform_keys(body, &|key| kebab_to(key, inflection));
     }
-    serde_json::to_vec(&body).map_err(|e| JobError::Fatal(anyhow::anyhow!("{e}")))
+    serde_json::to_vec(&body).map_err(ServiceError::internal)
 }
 
 fn describe(error: &reqwest::Error) -> String {
@@ -440,23 +416,28 @@ fn describe(error: &reqwest::Error) -> String {
 
 /// One attempt of a delivery (the job). A failed attempt is recorded and retried on the
 /// webhook schedule; after the last one the delivery is `failed` and the job is done.
-pub async fn deliver(state: &AppState, delivery_id: &str, job: &Job) -> Result<(), JobError> {
-    let fatal = |message: String| JobError::Fatal(anyhow::anyhow!(message));
-    let id = WebhookDeliveryId::parse(delivery_id).map_err(|e| fatal(e.to_string()))?;
+pub async fn deliver(state: &AppState, delivery_id: &str, job: &Job) -> Result<(), ServiceError> {
+    let id = WebhookDeliveryId::parse(delivery_id).map_err(ServiceError::internal)?;
     let crypto = state.store().crypto();
     let mut tx = state.store().begin_read().await?;
     let Some(delivery) = webhooks::get_delivery_any(&mut tx, &id).await? else {
-        return Err(fatal(format!("delivery {id} does not exist")));
+        return Err(ServiceError::internal(anyhow::anyhow!(
+            "delivery {id} does not exist"
+        )));
     };
     if delivery.status != "pending" {
         return Ok(());
     }
     let webhook = webhooks::get(&mut tx, crypto, &delivery.scope, &delivery.webhook_id)
         .await?
-        .ok_or_else(|| fatal(format!("webhook {} vanished", delivery.webhook_id)))?;
+        .ok_or_else(|| {
+            ServiceError::internal(anyhow::anyhow!("webhook {} vanished", delivery.webhook_id))
+        })?;
     let event = events::get(&mut tx, crypto, &delivery.scope, &delivery.event_id)
         .await?
-        .ok_or_else(|| fatal(format!("event {} vanished", delivery.event_id)))?;
+        .ok_or_else(|| {
+            ServiceError::internal(anyhow::anyhow!("event {} vanished", delivery.event_id))
+        })?;
     drop(tx);
     let now = state.now();
     if webhook.status != WebhookStatus::Enabled.as_str() {
@@ -470,7 +451,7 @@ pub async fn deliver(state: &AppState, delivery_id: &str, job: &Job) -> Result<(
     let body = envelope(&event, &webhook)?;
     let timestamp = now.unix_timestamp();
     let first_attempted_at = delivery.first_attempted_at.unwrap_or(now);
-    let url = parse_webhook_url(&webhook.url).map_err(|e| fatal(e.to_string()))?;
+    let url = parse_webhook_url(&webhook.url).map_err(ServiceError::internal)?;
     let outcome: Result<u16, (Option<u16>, String)> = match refused_target(state, &url) {
         Some(reason) => Err((None, format!("not sent: {reason} address"))),
         None => {
@@ -541,9 +522,9 @@ pub async fn deliver(state: &AppState, delivery_id: &str, job: &Job) -> Result<(
     webhooks::record_attempt(&mut tx, &id, &attempt).await?;
     tx.commit().await?;
     match retry {
-        Some((at, error)) => Err(JobError::RetryAt {
+        Some((at, error)) => Err(ServiceError::Later {
             at,
-            error: anyhow::anyhow!("webhook delivery {id}: {error}"),
+            cause: anyhow::anyhow!("webhook delivery {id}: {error}"),
         }),
         None => Ok(()),
     }
@@ -551,9 +532,8 @@ pub async fn deliver(state: &AppState, delivery_id: &str, job: &Job) -> Result<(
 
 /// Called when a delivery job is given up (its lease kept running out): the delivery is
 /// `failed`, visible, and can be redelivered.
-pub async fn give_up(state: &AppState, delivery_id: &str) -> Result<(), JobError> {
-    let id = WebhookDeliveryId::parse(delivery_id)
-        .map_err(|e| JobError::Fatal(anyhow::anyhow!(e.to_string())))?;
+pub async fn give_up(state: &AppState, delivery_id: &str) -> Result<(), ServiceError> {
+    let id = WebhookDeliveryId::parse(delivery_id).map_err(ServiceError::internal)?;
     let mut tx = state.store().begin_write().await?;
     webhooks::abandon(
         &mut tx,

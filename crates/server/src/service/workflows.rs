@@ -8,7 +8,6 @@
 
 use std::sync::Arc;
 
-use axum::http::StatusCode;
 use idshare_domain::{
     event::names,
     id::{EventId, InquiryId, ShareTokenId, WorkflowId, WorkflowRunId},
@@ -26,10 +25,10 @@ use idshare_store::{
 use serde_json::{Map, Value, json};
 use time::{Duration, OffsetDateTime};
 
+use super::{Problem, ServiceError};
 use crate::{
     app::AppState,
-    error::{ApiError, ErrorObject, ErrorSource},
-    jobs::{JobError, JobKind},
+    jobs::JobKind,
     render,
     service::{
         Creator,
@@ -62,36 +61,33 @@ pub async fn within_chain<F: Future>(chain: u32, work: F) -> F::Output {
     CHAIN.scope(chain, work).await
 }
 
-fn definition_errors(errors: Vec<idshare_domain::PointedError>) -> ApiError {
-    ApiError::with_errors(
-        StatusCode::UNPROCESSABLE_ENTITY,
+/// The input that holds a workflow's definition; its problems are at paths below it.
+pub const DEFINITION_INPUT: &str = "definition";
+
+/// Parses and validates a definition; every problem is at its place in the definition.
+fn parse_definition(raw: &Value) -> Result<WorkflowDefinition, Vec<Problem>> {
+    WorkflowDefinition::parse(raw).map_err(|errors| {
         errors
             .into_iter()
-            .map(|e| ErrorObject {
-                title: "Invalid workflow definition".to_owned(),
-                details: format!("{}: {}", e.pointer, e.message),
-                source: Some(ErrorSource {
-                    pointer: Some(format!("/data/attributes/definition{}", e.pointer)),
-                    parameter: None,
-                }),
+            .map(|e| {
+                Problem::new(
+                    "Invalid workflow definition",
+                    format!("{}: {}", e.pointer, e.message),
+                )
+                .at(format!("{DEFINITION_INPUT}{}", e.pointer))
             })
-            .collect(),
-    )
+            .collect()
+    })
 }
 
-/// Parses and validates a definition; every error points into `data.attributes.definition`.
-fn parse_definition(raw: &Value) -> Result<WorkflowDefinition, ApiError> {
-    WorkflowDefinition::parse(raw).map_err(definition_errors)
-}
-
-fn check_name(name: &str) -> Result<String, ApiError> {
+fn check_name(name: &str) -> Result<String, Problem> {
     let name = name.trim();
     if name.is_empty() || name.chars().count() > MAX_NAME_CHARS {
-        return Err(ApiError::unprocessable(
+        return Err(Problem::new(
             "Invalid name",
             format!("A workflow name is 1 to {MAX_NAME_CHARS} characters."),
         )
-        .pointer("/data/attributes/name"));
+        .at("name"));
     }
     Ok(name.to_owned())
 }
@@ -113,7 +109,7 @@ impl WorkflowView {
     }
 }
 
-async fn view(tx: &mut Tx, workflow: Workflow) -> Result<WorkflowView, ApiError> {
+async fn view(tx: &mut Tx, workflow: Workflow) -> Result<WorkflowView, ServiceError> {
     let versions = workflows::versions(tx, &workflow.id).await?;
     Ok(WorkflowView { workflow, versions })
 }
@@ -124,20 +120,16 @@ pub async fn create(
     scope: &Scope,
     name: &str,
     definition: &Value,
-) -> Result<WorkflowView, ApiError> {
-    let name = check_name(name);
-    let parsed = parse_definition(definition);
-    let (name, parsed) = match (name, parsed) {
+) -> Result<WorkflowView, ServiceError> {
+    let (name, parsed) = match (check_name(name), parse_definition(definition)) {
         (Ok(name), Ok(parsed)) => (name, parsed),
-        (Err(a), Err(b)) => {
-            let mut errors = a.errors;
-            errors.extend(b.errors);
-            return Err(ApiError::with_errors(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                errors,
-            ));
+        (name, parsed) => {
+            let problems = name
+                .err()
+                .into_iter()
+                .chain(parsed.err().into_iter().flatten());
+            return Err(ServiceError::Invalid(problems.collect()));
         }
-        (Err(e), _) | (_, Err(e)) => return Err(e),
     };
     let now = state.now();
     let workflow = Workflow {
@@ -166,19 +158,19 @@ pub async fn create(
 }
 
 /// The definition as stored: its own serialization (defaults written out).
-fn canonical(definition: &WorkflowDefinition) -> Result<Value, ApiError> {
-    serde_json::to_value(definition).map_err(|e| ApiError::internal(anyhow::anyhow!(e)))
+fn canonical(definition: &WorkflowDefinition) -> Result<Value, ServiceError> {
+    serde_json::to_value(definition).map_err(ServiceError::internal)
 }
 
 pub async fn get(
     state: &AppState,
     scope: &Scope,
     id: &WorkflowId,
-) -> Result<WorkflowView, ApiError> {
+) -> Result<WorkflowView, ServiceError> {
     let mut tx = state.store().begin_read().await?;
     let workflow = workflows::get(&mut tx, state.store().crypto(), scope, id)
         .await?
-        .ok_or_else(ApiError::not_found)?;
+        .ok_or_else(ServiceError::not_found)?;
     view(&mut tx, workflow).await
 }
 
@@ -187,10 +179,10 @@ async fn lock(
     tx: &mut Tx,
     scope: &Scope,
     id: &WorkflowId,
-) -> Result<Workflow, ApiError> {
+) -> Result<Workflow, ServiceError> {
     workflows::get_for_update(tx, state.store().crypto(), scope, id)
         .await?
-        .ok_or_else(ApiError::not_found)
+        .ok_or_else(ServiceError::not_found)
 }
 
 /// Adds a draft version with a new definition (the published one keeps running until this one
@@ -200,8 +192,8 @@ pub async fn new_version(
     scope: &Scope,
     id: &WorkflowId,
     definition: &Value,
-) -> Result<Version, ApiError> {
-    let parsed = parse_definition(definition)?;
+) -> Result<Version, ServiceError> {
+    let parsed = parse_definition(definition).map_err(ServiceError::Invalid)?;
     let mut tx = state.store().begin_write().await?;
     let workflow = lock(state, &mut tx, scope, id).await?;
     let version = workflows::insert_version(
@@ -222,7 +214,7 @@ pub async fn publish(
     state: &AppState,
     scope: &Scope,
     id: &WorkflowId,
-) -> Result<WorkflowView, ApiError> {
+) -> Result<WorkflowView, ServiceError> {
     let mut tx = state.store().begin_write().await?;
     let workflow = lock(state, &mut tx, scope, id).await?;
     let versions = workflows::versions(&mut tx, &workflow.id).await?;
@@ -230,7 +222,7 @@ pub async fn publish(
         .first()
         .filter(|v| v.status == "draft")
         .ok_or_else(|| {
-            ApiError::unprocessable(
+            ServiceError::invalid(
                 "Nothing to publish",
                 "The newest version of this workflow is already published; add a version first.",
             )
@@ -248,7 +240,7 @@ pub async fn set_enabled(
     scope: &Scope,
     id: &WorkflowId,
     enabled: bool,
-) -> Result<WorkflowView, ApiError> {
+) -> Result<WorkflowView, ServiceError> {
     let (to, action) = if enabled {
         ("enabled", "enable")
     } else {
@@ -257,7 +249,7 @@ pub async fn set_enabled(
     let mut tx = state.store().begin_write().await?;
     let mut workflow = lock(state, &mut tx, scope, id).await?;
     if workflow.status == to {
-        return Err(ApiError::unprocessable(
+        return Err(ServiceError::invalid(
             "Invalid status change",
             format!(
                 "Cannot {action} a workflow whose status is `{}`.",
@@ -365,26 +357,26 @@ pub async fn start_runs(
     Ok(started)
 }
 
-/// Why a step failed: worth retrying later, or not.
+/// Why a step failed.
 enum StepError {
-    Transient(String),
+    /// Worth trying again later; the reason goes into the step's record.
+    Transient(anyhow::Error),
+    /// Trying again cannot help; the run ends `errored` with the reason.
     Permanent(String),
+    /// A service failed in a way that no retry mends (corrupt data, a broken invariant): the
+    /// run's job fails with the cause, which stays out of the run's record.
+    Failed(ServiceError),
 }
 
-impl From<ApiError> for StepError {
-    fn from(e: ApiError) -> Self {
-        let details = e.details();
-        if e.status.is_server_error() {
-            StepError::Transient(format!("{}: {details}", e.status))
+impl From<ServiceError> for StepError {
+    fn from(e: ServiceError) -> Self {
+        if e.is_retryable() {
+            StepError::Transient(e.into())
+        } else if e.is_failure() {
+            StepError::Failed(e)
         } else {
-            StepError::Permanent(details)
+            StepError::Permanent(e.to_string())
         }
-    }
-}
-
-impl From<StoreError> for StepError {
-    fn from(e: StoreError) -> Self {
-        StepError::Transient(e.to_string())
     }
 }
 
@@ -536,7 +528,7 @@ async fn https_request(
                 request.max_attempts
             ))
         } else {
-            StepError::Transient(message)
+            StepError::Transient(anyhow::anyhow!(message))
         }
     };
     let url =
@@ -594,13 +586,15 @@ fn step_record(
 }
 
 /// The body of a `make-https-request`: the triggering event as the Events API serves it.
-async fn event_body(state: &AppState, run: &Run) -> Result<(Vec<u8>, Value), JobError> {
+async fn event_body(state: &AppState, run: &Run) -> Result<(Vec<u8>, Value), ServiceError> {
     let mut tx = state.store().begin_read().await?;
     let event = events::get(&mut tx, state.store().crypto(), &run.scope, &run.event_id)
         .await?
-        .ok_or_else(|| JobError::Fatal(anyhow::anyhow!("event {} vanished", run.event_id)))?;
+        .ok_or_else(|| {
+            ServiceError::internal(anyhow::anyhow!("event {} vanished", run.event_id))
+        })?;
     let body = serde_json::to_vec(&json!({"data": render::event(&event)}))
-        .map_err(|e| JobError::Fatal(anyhow::anyhow!(e)))?;
+        .map_err(ServiceError::internal)?;
     let context = context(
         event.id.as_str(),
         &event.name,
@@ -611,7 +605,7 @@ async fn event_body(state: &AppState, run: &Run) -> Result<(Vec<u8>, Value), Job
 }
 
 /// Saves the run and, when it ended, its `workflow-run.completed|errored` event.
-async fn save(state: &AppState, run: &Run) -> Result<(), JobError> {
+async fn save(state: &AppState, run: &Run) -> Result<(), ServiceError> {
     let mut tx = state.store().begin_write().await?;
     workflows::save_run(&mut tx, run).await?;
     let name = match run.status.as_str() {
@@ -652,19 +646,25 @@ pub async fn record_run_event(
 
 /// Runs a workflow run (the job): walks the steps of its version, skipping those a retry
 /// already finished.
-pub async fn run(state: &AppState, run_id: &str, job: &Job) -> Result<(), JobError> {
-    let fatal = |message: String| JobError::Fatal(anyhow::anyhow!(message));
-    let id = WorkflowRunId::parse(run_id).map_err(|e| fatal(e.to_string()))?;
+pub async fn run(state: &AppState, run_id: &str, job: &Job) -> Result<(), ServiceError> {
+    let id = WorkflowRunId::parse(run_id).map_err(ServiceError::internal)?;
     let mut tx = state.store().begin_read().await?;
     let Some(mut run) = workflows::get_run_any(&mut tx, &id).await? else {
-        return Err(fatal(format!("workflow run {id} does not exist")));
+        return Err(ServiceError::internal(anyhow::anyhow!(
+            "workflow run {id} does not exist"
+        )));
     };
     if matches!(run.status.as_str(), "completed" | "errored") {
         return Ok(());
     }
     let version = workflows::get_version(&mut tx, &run.version_id)
         .await?
-        .ok_or_else(|| fatal(format!("workflow version {} vanished", run.version_id)))?;
+        .ok_or_else(|| {
+            ServiceError::internal(anyhow::anyhow!(
+                "workflow version {} vanished",
+                run.version_id
+            ))
+        })?;
     let workflow = workflows::get(
         &mut tx,
         state.store().crypto(),
@@ -672,10 +672,16 @@ pub async fn run(state: &AppState, run_id: &str, job: &Job) -> Result<(), JobErr
         &run.workflow_id,
     )
     .await?
-    .ok_or_else(|| fatal(format!("workflow {} vanished", run.workflow_id)))?;
+    .ok_or_else(|| {
+        ServiceError::internal(anyhow::anyhow!("workflow {} vanished", run.workflow_id))
+    })?;
     drop(tx);
-    let definition = compiled(state, &version)
-        .ok_or_else(|| fatal(format!("workflow version {} does not parse", version.id)))?;
+    let definition = compiled(state, &version).ok_or_else(|| {
+        ServiceError::internal(anyhow::anyhow!(
+            "workflow version {} does not parse",
+            version.id
+        ))
+    })?;
     let (body, mut context) = event_body(state, &run).await?;
     if run.status == "created" {
         run.status = "in_progress".to_owned();
@@ -706,7 +712,7 @@ pub async fn run(state: &AppState, run_id: &str, job: &Job) -> Result<(), JobErr
             continue;
         }
         let now = state.now();
-        let outcome: Result<(Value, &str, Option<String>), StepError> = match step {
+        let outcome: Result<(Value, &str, Option<String>), String> = match step {
             Step::Branch(branch) => match branch.select(&context) {
                 Ok(Some(steps)) => {
                     let route = branch
@@ -718,11 +724,11 @@ pub async fn run(state: &AppState, run_id: &str, job: &Job) -> Result<(), JobErr
                     Ok((json!({"route": route}), "completed", None))
                 }
                 Ok(None) => Ok((json!({"route": null}), "skipped", None)),
-                Err(e) => Err(StepError::Permanent(format!("branch condition: {e}"))),
+                Err(e) => Err(format!("branch condition: {e}")),
             },
             Step::Action(action) => match action.runs(&context) {
                 Ok(false) => Ok((Value::Null, "skipped", None)),
-                Err(e) => Err(StepError::Permanent(format!("step condition: {e}"))),
+                Err(e) => Err(format!("step condition: {e}")),
                 Ok(true) => {
                     let attempts = recorded
                         .and_then(|i| run.steps[i]["attempts"].as_u64())
@@ -738,7 +744,7 @@ pub async fn run(state: &AppState, run_id: &str, job: &Job) -> Result<(), JobErr
                                 Some(action),
                                 "pending",
                                 Value::Null,
-                                Some(error.clone()),
+                                Some(error.to_string()),
                                 attempts,
                             );
                             match recorded {
@@ -750,15 +756,19 @@ pub async fn run(state: &AppState, run_id: &str, job: &Job) -> Result<(), JobErr
                             let delay = next_attempt_delay(job.attempts, rand::random::<f64>())
                                 .and_then(|d| Duration::try_from(d).ok())
                                 .unwrap_or(Duration::minutes(1));
-                            return Err(JobError::RetryAt {
+                            return Err(ServiceError::Later {
                                 at: now + delay,
-                                error: anyhow::anyhow!(
-                                    "workflow run {id}, step `{}`: {error}",
-                                    step.id()
-                                ),
+                                cause: error
+                                    .context(format!("workflow run {id}, step `{}`", step.id())),
                             });
                         }
-                        Err(e) => Err(e),
+                        Err(StepError::Failed(e)) => {
+                            return Err(ServiceError::internal(
+                                anyhow::Error::from(e)
+                                    .context(format!("workflow run {id}, step `{}`", step.id())),
+                            ));
+                        }
+                        Err(StepError::Permanent(error)) => Err(error),
                     }
                 }
             },
@@ -777,7 +787,7 @@ pub async fn run(state: &AppState, run_id: &str, job: &Job) -> Result<(), JobErr
                 context["steps"][step.id()] = output.clone();
                 step_record(step.id(), action, status, output.clone(), None, attempts)
             }
-            Err(StepError::Permanent(error) | StepError::Transient(error)) => step_record(
+            Err(error) => step_record(
                 step.id(),
                 action,
                 "errored",
@@ -791,7 +801,7 @@ pub async fn run(state: &AppState, run_id: &str, job: &Job) -> Result<(), JobErr
             None => run.steps.push(record),
         }
         run.updated_at = now;
-        if let Err(StepError::Permanent(error) | StepError::Transient(error)) = outcome {
+        if let Err(error) = outcome {
             run.status = "errored".to_owned();
             run.error = Some(format!("step `{}`: {error}", step.id()));
             run.completed_at = Some(now);
@@ -807,9 +817,8 @@ pub async fn run(state: &AppState, run_id: &str, job: &Job) -> Result<(), JobErr
 }
 
 /// Called when a run's job is given up: the run ends `errored`.
-pub async fn give_up(state: &AppState, run_id: &str) -> Result<(), JobError> {
-    let id = WorkflowRunId::parse(run_id)
-        .map_err(|e| JobError::Fatal(anyhow::anyhow!(e.to_string())))?;
+pub async fn give_up(state: &AppState, run_id: &str) -> Result<(), ServiceError> {
+    let id = WorkflowRunId::parse(run_id).map_err(ServiceError::internal)?;
     let mut tx = state.store().begin_write().await?;
     let Some(mut run) = workflows::get_run_for_update(&mut tx, &id).await? else {
         return Ok(());
@@ -819,7 +828,7 @@ pub async fn give_up(state: &AppState, run_id: &str) -> Result<(), JobError> {
     }
     let now = state.now();
     run.status = "errored".to_owned();
-    run.error = Some("given up after repeated errors".to_owned());
+    run.error = Some("given up after an internal error (see the server log)".to_owned());
     run.updated_at = now;
     run.completed_at = Some(now);
     workflows::save_run(&mut tx, &run).await?;
