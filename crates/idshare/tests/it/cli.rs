@@ -393,6 +393,8 @@ async fn mrz_check_prints_every_check_and_signals_failures(_backend: Backend) {
     assert_eq!(parsed["document-number"], "L898902C3");
     assert_eq!(parsed["birth-date"], "1974-08-12");
     assert_eq!(parsed["checks"].as_array().unwrap().len(), 5);
+    assert_eq!(parsed["all-fields-valid"], true);
+    assert_eq!(parsed["valid"], true);
 
     // One corrupted check digit: the JSON says which, and the exit code is 1.
     let corrupted = specimen[1].replacen("L898902C36", "L898902C37", 1);
@@ -412,6 +414,53 @@ async fn mrz_check_prints_every_check_and_signals_failures(_backend: Backend) {
     let output = idshare(&["mrz", "check", "hello", "world"], &[]);
     assert_eq!(output.status.code(), Some(2));
     assert!(!output.stderr.is_empty());
+}
+
+/// Issue 10: every check digit holds over an issuing state that is no ICAO 9303 code (`WTO`) and
+/// a name with a digit; `mrz check` said exit 0.
+async fn mrz_check_fails_malformed_fields_whose_check_digits_hold(_backend: Backend) {
+    let output = idshare(
+        &[
+            "mrz",
+            "check",
+            "P<WTOERIK5SON<<ANNA<MARIA<<<<<<<<<<<<<<<<<<<",
+            "L898902C36UTO7408122F1204159ZE184226B<<<<<10",
+        ],
+        &[],
+    );
+    assert_eq!(
+        output.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&output.stdout)
+    );
+    let parsed: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(parsed["all-check-digits-valid"], true);
+    assert_eq!(parsed["all-fields-valid"], false);
+    assert_eq!(parsed["valid"], false);
+    let failed: Vec<&str> = parsed["field-checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["valid"] == false)
+        .map(|c| c["field"].as_str().unwrap())
+        .collect();
+    assert_eq!(failed, ["issuing-state", "name"]);
+
+    // A sex outside M, F, X, < is a failed field too, not a text that is no MRZ.
+    let output = idshare(
+        &[
+            "mrz",
+            "check",
+            "P<UTOERIKSSON<<ANNA<MARIA<<<<<<<<<<<<<<<<<<<",
+            "L898902C36UTO7408122Q1204159ZE184226B<<<<<10",
+        ],
+        &[],
+    );
+    assert_eq!(output.status.code(), Some(1));
+    let parsed: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(parsed["field-checks"][6]["field"], "sex");
+    assert_eq!(parsed["field-checks"][6]["valid"], false);
 }
 
 async fn lists_import_and_screen_from_the_command_line(backend: Backend) {
@@ -960,5 +1009,6 @@ backend_tests!(
     demo_sets_up_the_tour_and_stops_on_sigterm,
     unknown_configuration_is_refused,
     mrz_check_prints_every_check_and_signals_failures,
+    mrz_check_fails_malformed_fields_whose_check_digits_hold,
     lists_import_and_screen_from_the_command_line,
 );
