@@ -86,8 +86,10 @@ const SQLITE_BUSY: i32 = 5;
 const SQLITE_LOCKED: i32 = 6;
 
 /// SQLSTATEs besides class 08 (connection exception) that mean "not now": the server is
-/// shutting down, crashed or starting, or has no connection slot left.
-const POSTGRES_UNAVAILABLE: &[&str] = &["57P01", "57P02", "57P03", "53300"];
+/// shutting down, crashed or starting, or has no connection slot left; or this transaction lost
+/// a serialization or deadlock race (40001, 40P01) and was rolled back, so running it again
+/// a moment later can succeed.
+const POSTGRES_UNAVAILABLE: &[&str] = &["57P01", "57P02", "57P03", "53300", "40001", "40P01"];
 
 #[cfg(test)]
 mod tests {

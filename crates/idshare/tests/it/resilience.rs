@@ -14,6 +14,7 @@ use std::{
     time::Duration,
 };
 
+use idshare_store::users::Role;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use sqlx::{ConnectOptions, Connection};
@@ -205,11 +206,32 @@ async fn an_unavailable_database_answers_503_and_heals(backend: Backend) {
             .json(&template_body())
     };
     expect_status(create().send().await.unwrap(), StatusCode::CREATED).await;
+    crate::dashboard::add_user(&app, &t.org_id, "ops@bank.example", Role::Admin).await;
+    let mut browser = crate::dashboard::signed_in(&app, "ops@bank.example").await;
+    let csrf = crate::dashboard::csrf(&mut browser).await;
 
     outage.begin().await;
     for _ in 0..3 {
         expect_unavailable(create().send().await.expect("no hang")).await;
     }
+    // The dashboard says so too: a page that writes is a 503 with Retry-After, not a 500.
+    let switched = browser
+        .submit(
+            "/dashboard/environment",
+            &[("csrf", &csrf), ("environment", "production")],
+        )
+        .await;
+    assert_eq!(
+        switched.status,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "{}",
+        switched.body
+    );
+    assert!(
+        switched.body.contains("Temporarily unavailable"),
+        "{}",
+        switched.body
+    );
     let list = || client.get(&templates).bearer_auth(&t.sandbox);
     let ready = || client.get(app.url("/readyz"));
     match backend {
