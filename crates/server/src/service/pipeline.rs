@@ -104,7 +104,7 @@ pub async fn run(
 
 /// What the pipeline found for one submission, ready to record.
 pub(crate) struct Evaluation {
-    definition: TemplateDefinition,
+    definition: std::sync::Arc<TemplateDefinition>,
     ran: Vec<Ran>,
     /// Verifications reused by a Connect redemption, recorded for this submission or standing
     /// from an earlier one ([`reused_standing`]): not run again, but they count in the

@@ -382,6 +382,7 @@ pub async fn preview(
         .ok_or_else(|| {
             ServiceError::internal(anyhow::anyhow!("published version {version_id} missing"))
         })?;
+    let definition = version.definition;
     let source = inquiries::get(&mut tx, crypto, &source_scope, &token.source_inquiry_id)
         .await?
         .filter(|s| s.redacted_at.is_none())
@@ -399,13 +400,6 @@ pub async fn preview(
         passed,
     );
     drop(tx);
-    let definition = idshare_domain::template::TemplateDefinition::parse(&version.definition)
-        .map_err(|errors| {
-            ServiceError::internal(anyhow::anyhow!(
-                "stored template version {} no longer parses: {errors:?}",
-                version.id
-            ))
-        })?;
     let prediction = preview::preview(
         &definition,
         &shape,
