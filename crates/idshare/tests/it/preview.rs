@@ -781,11 +781,28 @@ async fn peeks_and_previews_are_limited_per_token_across_nodes(backend: Backend)
     // Another token of the same inquiry has its own count.
     let other = new_token(&app, &s, &connection, &source).await;
     preview(&node_b, &d.sandbox, &other, &body(&t)).await;
+    // A refused preview sent with an Idempotency-Key is not kept: the same key runs once the
+    // limit allows again.
+    let keyed = || {
+        app.client
+            .post(app.url(&preview_path(&token)))
+            .bearer_auth(&d.sandbox)
+            .header("idempotency-key", "preview-when-allowed")
+            .json(&body(&t))
+    };
+    assert_eq!(
+        keyed().send().await.unwrap().status(),
+        StatusCode::TOO_MANY_REQUESTS
+    );
     // An hour later (the clock of each node moves on), the token may be read again.
     for node in [&app, &node_b] {
         node.state
             .advance_clock(time::Duration::hours(1) + time::Duration::seconds(1));
     }
+    let retried = keyed().send().await.unwrap();
+    assert!(retried.headers().get("idempotent-replayed").is_none());
+    let retried = expect_status(retried, StatusCode::OK).await;
+    assert_eq!(retried["data"]["type"], "connect/share-token-preview");
     preview(&node_b, &d.sandbox, &token, &body(&t)).await;
     expect_status(app.get(&d.sandbox, &peek_path).await, StatusCode::OK).await;
 }
