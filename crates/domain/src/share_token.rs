@@ -185,7 +185,7 @@ impl SourceRead {
     }
 
     /// Whether `event` is the source's record of a read (what the limit counts).
-    pub fn is_recorded_by(event: &str) -> bool {
+    pub fn is_source_record(event: &str) -> bool {
         [Self::Peek, Self::Preview]
             .iter()
             .any(|read| read.event(Side::Source) == event)
@@ -370,13 +370,13 @@ mod tests {
             SourceRead::Preview.event(Side::Destination),
             "connect/share-token.inbound-previewed"
         );
-        assert!(SourceRead::is_recorded_by(
+        assert!(SourceRead::is_source_record(
             "connect/share-token.outbound-previewed"
         ));
-        assert!(!SourceRead::is_recorded_by(
+        assert!(!SourceRead::is_source_record(
             "connect/share-token.inbound-previewed"
         ));
-        assert!(!SourceRead::is_recorded_by(
+        assert!(!SourceRead::is_source_record(
             "connect/share-token.outbound-created"
         ));
     }

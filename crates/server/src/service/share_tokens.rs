@@ -228,7 +228,7 @@ async fn admit_read(
     )
     .await?
     .into_iter()
-    .filter(|(name, _)| SourceRead::is_recorded_by(name))
+    .filter(|(name, _)| SourceRead::is_source_record(name))
     .map(|(_, at)| at)
     .collect();
     let limit = state.config().share_token_peeks_and_previews_per_hour;
