@@ -72,9 +72,14 @@ pub async fn run(
     let store = match &url {
         // The other server seals; this process only adds organizations and keys, which needs
         // no master key (and must not create one for that database).
-        Some(_) => Store::open(&database_url, false, MasterKeySource::NotNeeded)
-            .await
-            .map_err(app::open_error)?,
+        Some(_) => Store::open(
+            &database_url,
+            false,
+            MasterKeySource::NotNeeded,
+            config.database_timeout(),
+        )
+        .await
+        .map_err(app::open_error)?,
         None => app::open_store(&config).await?,
     };
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();

@@ -357,16 +357,21 @@ fn init_logging(format: LogFormat) {
 /// `--data-dir` does not get an empty database.
 async fn open_without_key(cli: &Cli, storage: &StorageArgs, create: bool) -> anyhow::Result<Store> {
     let config = load_config(cli, Some(storage), None, None)?;
-    Store::open(&config.database_url(), create, MasterKeySource::NotNeeded)
-        .await
-        .map_err(|error| match error {
-            StoreError::NoDatabase(path) => anyhow::anyhow!(
-                "no database at {}: check --data-dir/--database-url, or create it with \
+    Store::open(
+        &config.database_url(),
+        create,
+        MasterKeySource::NotNeeded,
+        config.database_timeout(),
+    )
+    .await
+    .map_err(|error| match error {
+        StoreError::NoDatabase(path) => anyhow::anyhow!(
+            "no database at {}: check --data-dir/--database-url, or create it with \
                  `idshare migrate` (or `idshare serve`) and the same options",
-                path.display()
-            ),
-            other => app::open_error(other),
-        })
+            path.display()
+        ),
+        other => app::open_error(other),
+    })
 }
 
 #[tokio::main]
@@ -506,7 +511,7 @@ async fn run(cli: &Cli) -> anyhow::Result<std::process::ExitCode> {
 }
 
 async fn serve(config: Config) -> anyhow::Result<()> {
-    let store = app::open_store(&config).await?;
+    let store = app::open_store_when_available(&config).await?;
     serve_store(store, config).await
 }
 

@@ -77,10 +77,14 @@ pub struct Config {
     /// For tests only (0: off): every request with an `Idempotency-Key` waits this long after
     /// its change and answer committed, before the answer is sent.
     pub idempotency_test_pause_after_commit_ms: u64,
+    /// How long a use of the database waits for it (a PostgreSQL connection, connecting
+    /// included; SQLite's write lock) before the request is answered 503 with `Retry-After`.
+    pub database_timeout_seconds: std::num::NonZeroU32,
     /// Background job workers in this process (0: this node only serves the API).
     pub workers: u32,
-    /// How long a worker holds a claimed job before another may take it over (a process that
-    /// died holding it is detected after this long). Longer than any job should run.
+    /// How long a worker's claim on a job lasts without a heartbeat: the worker extends it
+    /// while the job runs, so a job may run longer; a process that died holding a job lets go
+    /// of it after this long, and another worker takes it over.
     pub job_lease_seconds: std::num::NonZeroU32,
     /// Workers in this process that send webhook deliveries (they wait on receivers, so they
     /// are separate from `workers`; 0: this node sends none).
@@ -120,8 +124,9 @@ impl Default for Config {
             idempotency_lease_seconds: std::num::NonZeroU32::new(5).expect("5 is not zero"),
             idempotency_test_pause_before_commit_ms: 0,
             idempotency_test_pause_after_commit_ms: 0,
+            database_timeout_seconds: std::num::NonZeroU32::new(5).expect("5 is not zero"),
             workers: 2,
-            job_lease_seconds: std::num::NonZeroU32::new(300).expect("300 is not zero"),
+            job_lease_seconds: std::num::NonZeroU32::new(15).expect("15 is not zero"),
             webhook_workers: 4,
             allow_private_webhook_targets: false,
             public_url: None,
@@ -202,6 +207,11 @@ impl Config {
             (None, Some(file)) => Ok(MasterKeySource::File(file.clone())),
             (None, None) => Ok(MasterKeySource::File(self.data_dir.join("master.key"))),
         }
+    }
+
+    /// How long a use of the database waits for it (`database_timeout_seconds`).
+    pub fn database_timeout(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(u64::from(self.database_timeout_seconds.get()))
     }
 
     pub fn database_url(&self) -> String {

@@ -175,11 +175,15 @@ impl Store {
     /// Connects to `url` (`sqlite://path` or `postgres://…`), runs the embedded migrations, and
     /// binds the master key of `source`, checked against the database (see
     /// [`MasterKeySource`]). A missing SQLite file is created only when `create` is set, and
-    /// is an error ([`StoreError::NoDatabase`]) otherwise.
+    /// is an error ([`StoreError::NoDatabase`]) otherwise. `wait` bounds how long any use of the
+    /// database waits for it before failing with an [unavailable](StoreError::is_unavailable)
+    /// error: for a pooled connection (connecting included), and on SQLite for the write lock
+    /// (the busy timeout).
     pub async fn open(
         url: &str,
         create: bool,
         source: MasterKeySource,
+        wait: Duration,
     ) -> Result<Self, StoreError> {
         let pool = if url.starts_with("sqlite:") {
             let options = SqliteConnectOptions::from_str(url)?;
@@ -190,9 +194,10 @@ impl Store {
                 .journal_mode(SqliteJournalMode::Wal)
                 .synchronous(SqliteSynchronous::Normal)
                 .foreign_keys(true)
-                .busy_timeout(Duration::from_secs(10));
+                .busy_timeout(wait);
             let pool = SqlitePoolOptions::new()
                 .max_connections(8)
+                .acquire_timeout(wait)
                 .connect_with(options)
                 .await?;
             Pool::Sqlite(pool)
@@ -200,7 +205,7 @@ impl Store {
             let options = PgConnectOptions::from_str(url)?;
             let pool = PgPoolOptions::new()
                 .max_connections(16)
-                .acquire_timeout(Duration::from_secs(10))
+                .acquire_timeout(wait)
                 .connect_with(options)
                 .await?;
             Pool::Postgres(pool)

@@ -45,6 +45,15 @@ impl StoreError {
             _ => false,
         }
     }
+
+    /// True when `error` or any error in its chain of causes is an unavailable [`StoreError`]
+    /// (for errors that wrap a store error, such as an `anyhow::Error` with context).
+    pub fn is_unavailable_cause(error: &(dyn std::error::Error + 'static)) -> bool {
+        std::iter::successors(Some(error), |e| e.source()).any(|e| {
+            e.downcast_ref::<StoreError>()
+                .is_some_and(StoreError::is_unavailable)
+        })
+    }
 }
 
 fn unavailable(error: &sqlx::Error) -> bool {
@@ -79,3 +88,22 @@ const SQLITE_LOCKED: i32 = 6;
 /// SQLSTATEs besides class 08 (connection exception) that mean "not now": the server is
 /// shutting down, crashed or starting, or has no connection slot left.
 const POSTGRES_UNAVAILABLE: &[&str] = &["57P01", "57P02", "57P03", "53300"];
+
+#[cfg(test)]
+mod tests {
+    use super::StoreError;
+
+    #[test]
+    fn unavailable_means_the_database_could_not_take_the_work_now() {
+        let reset = std::io::Error::from(std::io::ErrorKind::ConnectionReset);
+        for unavailable in [
+            sqlx::Error::PoolTimedOut,
+            sqlx::Error::PoolClosed,
+            sqlx::Error::Io(reset),
+        ] {
+            assert!(StoreError::from(unavailable).is_unavailable());
+        }
+        assert!(!StoreError::from(sqlx::Error::RowNotFound).is_unavailable());
+        assert!(!StoreError::corrupt("bad row").is_unavailable());
+    }
+}

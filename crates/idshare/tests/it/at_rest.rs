@@ -351,7 +351,8 @@ async fn a_database_from_before_the_key_check_is_checked_against_its_sealed_data
     // As the database was before the check value existed.
     assert_eq!(execute(&app, "DELETE FROM master_key_check").await, 1);
 
-    let open = |source| Store::open(&app.database_url, false, source);
+    let wait = app.state.config().database_timeout();
+    let open = |source| Store::open(&app.database_url, false, source, wait);
     let another = open(MasterKeySource::Value(MasterKey::generate())).await;
     assert!(
         matches!(

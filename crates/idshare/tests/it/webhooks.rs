@@ -745,11 +745,10 @@ async fn no_delivery_stays_pending(backend: Backend) {
             Some("webhooks"),
             app.state.now(),
             time::Duration::ZERO,
-            1,
         )
         .await
         .unwrap();
-        assert_eq!(claimed.len(), 1);
+        assert!(claimed.is_some());
         app.state.advance_clock(time::Duration::seconds(1));
         idshare_server::jobs::reap(&app.state).await;
     }
