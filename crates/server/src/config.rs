@@ -58,6 +58,9 @@ pub struct Config {
     pub log_format: LogFormat,
     /// Requests per minute per organization environment (all its keys together).
     pub rate_limit_per_minute: u32,
+    /// Peeks and previews of one Connect share token (together) allowed in any rolling hour,
+    /// counted from the events they write, so across every node of a database.
+    pub share_token_peeks_and_previews_per_hour: std::num::NonZeroU32,
     /// Largest JSON request body.
     pub body_limit_bytes: usize,
     /// Largest upload (multipart) request body.
@@ -113,6 +116,8 @@ impl Default for Config {
             master_key_file: None,
             log_format: LogFormat::Text,
             rate_limit_per_minute: 300,
+            share_token_peeks_and_previews_per_hour: std::num::NonZeroU32::new(30)
+                .expect("30 is not zero"),
             body_limit_bytes: 1024 * 1024,
             upload_body_limit_bytes: 10 * 1024 * 1024,
             idempotency_retention_seconds: 24 * 60 * 60,

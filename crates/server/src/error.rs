@@ -217,6 +217,7 @@ pub fn status_of(e: &ServiceError) -> StatusCode {
         ServiceError::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
         ServiceError::Conflict { .. } => StatusCode::CONFLICT,
         ServiceError::Gone { .. } => StatusCode::GONE,
+        ServiceError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
         ServiceError::Upstream { .. } => StatusCode::BAD_GATEWAY,
         ServiceError::Unavailable(_) | ServiceError::Later { .. } | ServiceError::Internal(_) => {
             StatusCode::INTERNAL_SERVER_ERROR
@@ -252,6 +253,14 @@ impl ApiError {
             ServiceError::Conflict { title, details }
             | ServiceError::Gone { title, details }
             | ServiceError::Upstream { title, details, .. } => Self::new(status, title, details),
+            ServiceError::RateLimited {
+                details,
+                retry_after_seconds,
+            } => {
+                let mut e = Self::new(status, "Rate limit exceeded", details);
+                e.retry_after = Some(retry_after_seconds);
+                e
+            }
             ServiceError::Unavailable(store) => Self::from(store),
             ServiceError::Later { cause, .. } => Self::internal(cause),
             ServiceError::Internal(cause) => match cause.downcast::<StoreError>() {

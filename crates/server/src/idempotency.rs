@@ -2,7 +2,8 @@
 //! and replayed; the same key with other parameters is refused; a second request arriving while
 //! the first runs is told so (409) instead of running twice. Authentication and rate limiting
 //! run before this layer, so 401 and 429 are never stored. 5xx answers release the key, so a
-//! retry after a transient failure runs again.
+//! retry after a transient failure runs again; so do 429 answers of a handler's own limit
+//! (a share token's peeks and previews), which hold only until the limit allows again.
 //!
 //! The claim on a key is leased, and renewed by a heartbeat while the request runs: when the
 //! node dies mid-request, a retry takes the key over within a lease. The change the request
@@ -147,7 +148,7 @@ async fn run(state: &AppState, req: Request, next: Next) -> Result<Response, Res
     };
 
     let status = response.status();
-    if status.is_server_error() {
+    if status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS {
         if let Err(e) = idempotency::release(state.store(), &held).await {
             tracing::error!(error = ?e, "could not release an idempotency key");
         }

@@ -218,3 +218,29 @@ pub async fn list(
         .collect::<Result<Vec<_>, _>>()?;
     Ok(Some(crate::templates::paginate(items, cursor, size)))
 }
+
+/// The name and time of each event about `object_id` in `scope` since `since`, oldest first,
+/// without their payloads (to count recent events of one object).
+pub async fn names_since(
+    tx: &mut Tx,
+    scope: &Scope,
+    object_id: &str,
+    since: OffsetDateTime,
+) -> Result<Vec<(String, OffsetDateTime)>, StoreError> {
+    let rows: Vec<(String, i64)> = on_conn!(tx, |conn| {
+        sqlx::query_as(
+            "SELECT name, created_at FROM events WHERE org_id = $1 AND environment = $2 \
+             AND object_id = $3 AND created_at > $4 ORDER BY seq",
+        )
+        .bind(scope.org_id.as_str())
+        .bind(scope.environment.as_str())
+        .bind(object_id)
+        .bind(to_unix_micros(since))
+        .fetch_all(conn)
+        .await?
+    });
+    Ok(rows
+        .into_iter()
+        .map(|(name, at)| (name, from_unix_micros(at)))
+        .collect())
+}

@@ -124,7 +124,8 @@ async fn a_stuck_redemption_is_finished_by_the_end_user(backend: Backend) {
     .await;
     let token = created(&app, &s.sandbox, TOKENS, &token_body(&connection, &source)).await;
 
-    // The destination's template also wants an address and a proof-of-address document.
+    // The destination's template also wants an address and a proof-of-address document, and
+    // accepts the source's email verification (`reuse`), as in docs/connect.md.
     let destination_template = created(
         &app,
         &d.sandbox,
@@ -138,7 +139,7 @@ async fn a_stuck_redemption_is_finished_by_the_end_user(backend: Backend) {
                 "address-postal-code",
                 "address-country-code",
             ],
-            json!([{"type": "email-address", "required": true},
+            json!([{"type": "email-address", "required": true, "reuse": {"max-age-days": 30}},
                    {"type": "document", "required": true}]),
         ),
     )
@@ -255,6 +256,39 @@ async fn a_stuck_redemption_is_finished_by_the_end_user(backend: Backend) {
     let done = inquiry_attributes(&app, &d.sandbox, &destination).await;
     assert_eq!(done["status"], "completed", "{done}");
     assert_eq!(done["fields"]["name-first"]["value"], "Ada");
+    // The reused email verification counted; only the document verification ran for the end
+    // user's submission.
+    let verifications = expect_status(
+        app.get(
+            &d.sandbox,
+            &format!("/api/v1/verifications?filter[inquiry-id]={destination}"),
+        )
+        .await,
+        StatusCode::OK,
+    )
+    .await;
+    let mut ran: Vec<(String, i64, bool)> = verifications["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| {
+            let attributes = &v["attributes"];
+            (
+                attributes["verification-type"].as_str().unwrap().to_owned(),
+                attributes["submission"].as_i64().unwrap(),
+                attributes["details"]["reused-from"].is_string(),
+            )
+        })
+        .collect();
+    ran.sort();
+    assert_eq!(
+        ran,
+        [
+            ("document".to_owned(), 2, false),
+            ("email-address".to_owned(), 1, true)
+        ],
+        "{verifications}"
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
