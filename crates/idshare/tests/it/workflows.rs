@@ -759,7 +759,13 @@ async fn conditions_cannot_stall_other_tenants(backend: Backend) {
                 .send()
                 .await
                 .map(|r| r.status());
-            outcomes.push(outcome.map_err(|e| e.to_string()));
+            outcomes.push(outcome.map_err(|e| {
+                if e.is_timeout() {
+                    "no answer within 10 s".to_owned()
+                } else {
+                    e.to_string()
+                }
+            }));
         }
         outcomes
     };
