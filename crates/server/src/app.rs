@@ -11,7 +11,7 @@ use axum::{
     response::{IntoResponse, Response},
     routing::get,
 };
-use idshare_store::{Crypto, MasterKey, Store};
+use idshare_store::{Store, StoreError};
 use serde_json::json;
 use time::OffsetDateTime;
 use tower::ServiceBuilder;
@@ -179,23 +179,23 @@ fn outbound_client() -> reqwest::Client {
         .unwrap_or_default()
 }
 
-/// Opens the store named by the configuration (creating the data directory and, unless a key is
-/// configured, the master key file) and runs migrations.
+/// Opens the store named by the configuration as the server uses it: a missing SQLite database
+/// is created, migrations run, and the master key is checked against the database (its file is
+/// created only on the first start of a fresh database).
 pub async fn open_store(config: &Config) -> anyhow::Result<Store> {
-    std::fs::create_dir_all(&config.data_dir).with_context(|| {
-        format!(
-            "cannot create the data directory {}",
-            config.data_dir.display()
-        )
-    })?;
-    let master = match &config.master_key {
-        Some(key) => MasterKey::from_base64(key.expose())?,
-        None => MasterKey::load_or_create(&config.data_dir.join("master.key"))?,
-    };
-    let store = Store::connect(&config.database_url(), Crypto::new(master))
+    let source = config.master_key_source()?;
+    Store::open(&config.database_url(), true, source)
         .await
-        .context("cannot open the database")?;
-    Ok(store)
+        .map_err(open_error)
+}
+
+/// An error of [`Store::open`] as the operator reads it: master key and missing database
+/// errors say all there is to say; others are about opening the database.
+pub fn open_error(error: StoreError) -> anyhow::Error {
+    match error {
+        StoreError::MasterKey(_) | StoreError::NoDatabase(_) => error.into(),
+        other => anyhow::Error::new(other).context("cannot open the database"),
+    }
 }
 
 /// The API routes, each documented in the OpenAPI document by construction.

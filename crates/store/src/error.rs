@@ -15,6 +15,11 @@ pub enum StoreError {
     UnsupportedUrl(String),
     #[error("{0}")]
     Io(#[from] std::io::Error),
+    #[error(transparent)]
+    MasterKey(#[from] crate::MasterKeyError),
+    /// The SQLite file does not exist, and the command may not create one.
+    #[error("no database at {}", .0.display())]
+    NoDatabase(std::path::PathBuf),
 }
 
 impl StoreError {

@@ -1,8 +1,8 @@
 //! Events: written in the transaction of the change they describe (transactional outbox).
 //! `seq` comes from a database sequence (identity / AUTOINCREMENT): increasing across an
 //! organization's events, gaps allowed, and no counter row that every writer would queue on.
-//! Payloads that carry personal data are sealed under the data key of the object they describe,
-//! so redacting the object also shreds its event history.
+//! Payloads that carry personal data are sealed under the data key of the object they describe;
+//! redacting the object deletes the key and empties those payloads.
 
 use idshare_domain::{
     id::EventId,
@@ -126,6 +126,20 @@ pub async fn record(
         .rows_affected()
     });
     Ok(id)
+}
+
+/// Empties the payloads sealed under `owner_id`'s data key, in the transaction that deletes the
+/// key (redaction). The events stay, listed with a `None` payload.
+pub(crate) async fn erase_sealed_payloads(tx: &mut Tx, owner_id: &str) -> Result<(), StoreError> {
+    on_conn!(tx, |conn| {
+        sqlx::query("UPDATE events SET payload = $1 WHERE key_owner_id = $2")
+            .bind(Vec::<u8>::new())
+            .bind(owner_id)
+            .execute(conn)
+            .await?
+            .rows_affected()
+    });
+    Ok(())
 }
 
 pub async fn get(

@@ -103,7 +103,7 @@ pub async fn run(
 
 /// What the pipeline found for one submission, ready to record.
 pub(crate) struct Evaluation {
-    definition: TemplateDefinition,
+    definition: std::sync::Arc<TemplateDefinition>,
     ran: Vec<Ran>,
     /// Verifications already recorded for this submission (reused by a Connect redemption):
     /// not run again, but they count in the decision.

@@ -349,7 +349,7 @@ async fn emit_inquiry(
         .await
         .ok()
         .flatten();
-    let payload = render::payload(&render::inquiry(inquiry, definition.as_ref(), missing));
+    let payload = render::payload(&render::inquiry(inquiry, definition.as_deref(), missing));
     crate::service::events::record(
         state,
         tx,

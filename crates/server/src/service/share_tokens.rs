@@ -284,13 +284,7 @@ pub async fn preview(
         .ok_or_else(|| {
             ServiceError::internal(anyhow::anyhow!("published version {version_id} missing"))
         })?;
-    let definition = idshare_domain::template::TemplateDefinition::parse(&version.definition)
-        .map_err(|errors| {
-            ServiceError::internal(anyhow::anyhow!(
-                "stored template version {} no longer parses: {errors:?}",
-                version.id
-            ))
-        })?;
+    let definition = version.definition;
     let source_scope = Scope::new(token.source_org_id.clone(), token.environment);
     let crypto = state.store().crypto();
     let source = inquiries::get(&mut tx, crypto, &source_scope, &token.source_inquiry_id)
