@@ -112,7 +112,7 @@ impl Condition {
     /// Compiles a condition; the error is the whole message: the CEL parser's, with its
     /// position, or the limit the expression breaks, with where.
     pub(super) fn compile(source: &str) -> Result<Self, String> {
-        let (expression, source_info) =
+        let (mut expression, source_info) =
             CEL.parser()
                 .parse_with_source_info(source)
                 .map_err(|errors| {
@@ -126,7 +126,7 @@ impl Condition {
                 })?;
         let offset = |id: u64| source_info.offset_for(id).map_or(0, |(start, _)| start);
         let mut limits = Limits::default();
-        limits.check(&expression, 0, &offset);
+        limits.check(&expression, 0);
         if let Some((nesting, id)) = limits
             .deepest
             .filter(|(n, _)| *n > MAX_COMPREHENSION_NESTING)
@@ -147,7 +147,6 @@ impl Condition {
         }
         let mut sites = Vec::new();
         collect_sites(&expression, &offset, &mut sites);
-        let mut expression = expression;
         meter(&mut expression);
         Ok(Self {
             source: source.to_owned(),
@@ -392,7 +391,7 @@ struct Limits {
 
 impl Limits {
     /// Walks `expr`, which runs inside `nesting` comprehension bodies.
-    fn check(&mut self, expr: &IdedExpr, nesting: usize, offset: &impl Fn(u64) -> u32) {
+    fn check(&mut self, expr: &IdedExpr, nesting: usize) {
         let mut literal = |items: usize| {
             if self.largest.is_none_or(|(most, _)| items > most) {
                 self.largest = Some((items, expr.id));
@@ -402,18 +401,18 @@ impl Limits {
             Expr::List(list) => {
                 literal(list.elements.len());
                 for element in &list.elements {
-                    self.check(element, nesting, offset);
+                    self.check(element, nesting);
                 }
             }
             Expr::Map(map) => {
                 literal(map.entries.len());
                 for entry in &map.entries {
-                    self.check_entry(&entry.expr, nesting, offset);
+                    self.check_entry(&entry.expr, nesting);
                 }
             }
             Expr::Struct(structure) => {
                 for entry in &structure.entries {
-                    self.check_entry(&entry.expr, nesting, offset);
+                    self.check_entry(&entry.expr, nesting);
                 }
             }
             Expr::Comprehension(comprehension) => {
@@ -423,33 +422,33 @@ impl Limits {
                 if self.deepest.is_none_or(|(most, _)| depth > most) {
                     self.deepest = Some((depth, expr.id));
                 }
-                self.check(&comprehension.iter_range, nesting, offset);
-                self.check(&comprehension.accu_init, nesting, offset);
+                self.check(&comprehension.iter_range, nesting);
+                self.check(&comprehension.accu_init, nesting);
                 for body in [
                     &comprehension.loop_cond,
                     &comprehension.loop_step,
                     &comprehension.result,
                 ] {
-                    self.check(body, depth, offset);
+                    self.check(body, depth);
                 }
             }
             Expr::Call(call) => {
                 for arg in call.target.iter().map(|t| &**t).chain(&call.args) {
-                    self.check(arg, nesting, offset);
+                    self.check(arg, nesting);
                 }
             }
-            Expr::Select(select) => self.check(&select.operand, nesting, offset),
+            Expr::Select(select) => self.check(&select.operand, nesting),
             Expr::Ident(_) | Expr::Literal(_) | Expr::Unspecified => {}
         }
     }
 
-    fn check_entry(&mut self, entry: &EntryExpr, nesting: usize, offset: &impl Fn(u64) -> u32) {
+    fn check_entry(&mut self, entry: &EntryExpr, nesting: usize) {
         match entry {
             EntryExpr::MapEntry(entry) => {
-                self.check(&entry.key, nesting, offset);
-                self.check(&entry.value, nesting, offset);
+                self.check(&entry.key, nesting);
+                self.check(&entry.value, nesting);
             }
-            EntryExpr::StructField(field) => self.check(&field.value, nesting, offset),
+            EntryExpr::StructField(field) => self.check(&field.value, nesting),
         }
     }
 }
