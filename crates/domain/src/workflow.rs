@@ -20,8 +20,7 @@
 //! [`ActionStep::runs`] says so, a [`BranchStep`] continues with the steps
 //! [`BranchStep::select`] picks.
 
-use std::fmt;
-use std::sync::{Arc, LazyLock};
+mod condition;
 
 use serde::ser::SerializeMap;
 use serde::{Serialize, Serializer};
@@ -32,6 +31,10 @@ use crate::field::FieldKey;
 use crate::id::{ConnectionId, InquiryTemplateId};
 use crate::webhook::{self, ALL_EVENTS, WebhookUrl, echo};
 use crate::{share_token, tags};
+
+pub use condition::{
+    Budget, Condition, ConditionError, Exceeded, MAX_COMPREHENSION_NESTING, MAX_LITERAL_ITEMS,
+};
 
 /// The most steps a definition may hold, counting action and branch steps at every depth.
 pub const MAX_STEPS: usize = 50;
@@ -299,119 +302,9 @@ impl Serialize for Action {
     }
 }
 
-/// The standard CEL environment, built once: every condition is compiled and run against it.
-static CEL: LazyLock<Arc<cel::Env>> = LazyLock::new(|| Arc::new(cel::Env::stdlib()));
-
-/// A CEL expression that must evaluate to a bool, compiled when the definition is read.
-///
-/// It is evaluated against a context: a JSON object whose top-level members become CEL
-/// variables. The server provides `object` (the event's object as the API serializes it:
-/// `{type, id, attributes, relationships}`, kebab-case keys), `event` (`{name, id, created-at}`)
-/// and `steps` (earlier step id → that step's output object; empty for the trigger).
-#[derive(Clone)]
-pub struct Condition {
-    source: String,
-    program: Arc<cel::Program>,
-}
-
-/// Why a condition could not give a bool.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum ConditionError {
-    #[error("the context of a condition must be a JSON object of variables")]
-    ContextNotObject,
-    /// The expression failed: an unknown variable or key, a type mismatch, …
-    #[error("the condition could not be evaluated: {0}")]
-    Evaluation(String),
-    /// The expression gave something else than a bool (a value is not taken as truthy).
-    #[error("the condition gave a value of type {0}, not a bool")]
-    NotBool(String),
-}
-
-impl Condition {
-    /// Compiles a condition; the error is the CEL parser's, with its position.
-    fn compile(source: &str) -> Result<Self, String> {
-        let program = CEL.compile(source).map_err(|errors| {
-            errors
-                .errors
-                .iter()
-                .map(|e| format!("{} (line {}, column {})", e.msg, e.pos.0, e.pos.1))
-                .collect::<Vec<_>>()
-                .join("; ")
-        })?;
-        Ok(Self {
-            source: source.to_owned(),
-            program: Arc::new(program),
-        })
-    }
-
-    /// The expression as written.
-    pub fn as_str(&self) -> &str {
-        &self.source
-    }
-
-    /// Evaluates the condition with the members of `context` as its variables.
-    pub fn evaluate(&self, context: &Value) -> Result<bool, ConditionError> {
-        let variables = context
-            .as_object()
-            .ok_or(ConditionError::ContextNotObject)?;
-        let mut cel_context = cel::Context::with_env(Arc::clone(&CEL));
-        for (name, value) in variables {
-            cel_context.add_variable_from_value(name.as_str(), to_cel(value));
-        }
-        match self.program.execute(&cel_context) {
-            Ok(cel::Value::Bool(b)) => Ok(b),
-            Ok(other) => Err(ConditionError::NotBool(other.type_of().to_string())),
-            Err(e) => Err(ConditionError::Evaluation(e.to_string())),
-        }
-    }
-}
-
 /// `true` without a condition, else the condition's value.
 fn holds(condition: Option<&Condition>, context: &Value) -> Result<bool, ConditionError> {
     condition.map_or(Ok(true), |c| c.evaluate(context))
-}
-
-/// A JSON value as a CEL value: integers as `int` (as `uint` above `i64::MAX`), other numbers
-/// as `double`, objects as maps with string keys.
-fn to_cel(value: &Value) -> cel::Value {
-    match value {
-        Value::Null => cel::Value::Null,
-        Value::Bool(b) => cel::Value::Bool(*b),
-        Value::Number(n) => match (n.as_i64(), n.as_u64()) {
-            (Some(i), _) => cel::Value::Int(i),
-            (None, Some(u)) => cel::Value::UInt(u),
-            // Without serde_json's arbitrary precision every number is an f64 at worst.
-            (None, None) => n.as_f64().map_or(cel::Value::Null, cel::Value::Float),
-        },
-        Value::String(s) => cel::Value::String(Arc::new(s.clone())),
-        Value::Array(items) => cel::Value::List(Arc::new(items.iter().map(to_cel).collect())),
-        Value::Object(map) => cel::Value::Map(cel::objects::Map {
-            map: Arc::new(
-                map.iter()
-                    .map(|(k, v)| (cel::objects::Key::String(Arc::new(k.clone())), to_cel(v)))
-                    .collect(),
-            ),
-        }),
-    }
-}
-
-impl fmt::Debug for Condition {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_tuple("Condition").field(&self.source).finish()
-    }
-}
-
-/// Two conditions are equal when written the same: the program follows from the source.
-impl PartialEq for Condition {
-    fn eq(&self, other: &Self) -> bool {
-        self.source == other.source
-    }
-}
-
-impl Serialize for Condition {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&self.source)
-    }
 }
 
 impl WorkflowDefinition {
@@ -474,12 +367,13 @@ impl ActionStep {
 }
 
 impl BranchStep {
-    /// The steps of the first branch whose condition holds (a branch without one always does),
-    /// or `None` when none does. Conditions are evaluated in order and no further than needed.
-    pub fn select(&self, context: &Value) -> Result<Option<&[Step]>, ConditionError> {
-        for branch in &self.branches {
+    /// The index of the first branch whose condition holds (a branch without one always
+    /// does), or `None` when none does. Conditions are evaluated in order and no further than
+    /// needed.
+    pub fn route(&self, context: &Value) -> Result<Option<usize>, ConditionError> {
+        for (index, branch) in self.branches.iter().enumerate() {
             if holds(branch.condition.as_ref(), context)? {
-                return Ok(Some(&branch.steps));
+                return Ok(Some(index));
             }
         }
         Ok(None)
@@ -614,7 +508,7 @@ impl Reader {
         match Condition::compile(source) {
             Ok(condition) => Some(condition),
             Err(message) => {
-                self.error(at, format!("not a valid CEL expression: {message}"));
+                self.error(at, message);
                 None
             }
         }
@@ -1522,18 +1416,18 @@ mod tests {
         let Step::Branch(route) = &definition.steps()[1] else {
             panic!("a branch step");
         };
-        let first = route
-            .select(&context(json!({"status": "completed"})))
-            .unwrap()
-            .unwrap();
-        assert_eq!(first[0].id(), "ok");
-        let catch_all = route
-            .select(&context(json!({"status": "failed"})))
-            .unwrap()
-            .unwrap();
-        assert_eq!(catch_all[0].id(), "rev");
+        assert_eq!(
+            route.route(&context(json!({"status": "completed"}))),
+            Ok(Some(0))
+        );
+        assert_eq!(route.branches[0].steps[0].id(), "ok");
+        assert_eq!(
+            route.route(&context(json!({"status": "failed"}))),
+            Ok(Some(1)),
+            "the catch-all"
+        );
         assert!(matches!(
-            route.select(&context(json!({}))),
+            route.route(&context(json!({}))),
             Err(ConditionError::Evaluation(_))
         ));
 
@@ -1548,11 +1442,8 @@ mod tests {
         let Step::Branch(route) = &without_catch_all.steps()[0] else {
             panic!("a branch step");
         };
-        assert_eq!(route.select(&context(json!({"status": "c"}))), Ok(None));
-        assert_eq!(
-            route.select(&context(json!({"status": "a"}))),
-            Ok(Some(&[][..]))
-        );
+        assert_eq!(route.route(&context(json!({"status": "c"}))), Ok(None));
+        assert_eq!(route.route(&context(json!({"status": "a"}))), Ok(Some(0)));
     }
 
     #[test]

@@ -22,7 +22,7 @@ const CANARY_NOTE: &str = "Quillfeather-Vantablack";
 
 /// Every byte the server stored: the data directory's files (SQLite database, WAL, key file)
 /// and, on PostgreSQL, every row of every table as text.
-async fn stored_bytes(app: &TestApp) -> Vec<u8> {
+pub(crate) async fn stored_bytes(app: &TestApp) -> Vec<u8> {
     let mut bytes = vec![];
     for entry in std::fs::read_dir(&app.data_dir).unwrap() {
         let path = entry.unwrap().path();
@@ -56,7 +56,7 @@ async fn stored_bytes(app: &TestApp) -> Vec<u8> {
     bytes
 }
 
-fn contains(haystack: &[u8], needle: &str) -> bool {
+pub(crate) fn contains(haystack: &[u8], needle: &str) -> bool {
     let hex_needle = hex_of(needle);
     haystack
         .windows(needle.len())

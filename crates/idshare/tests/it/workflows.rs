@@ -2,12 +2,14 @@
 //! HTTPS requests, and Connect run end to end by two organizations' workflows alone.
 
 use std::collections::{BTreeMap, HashSet};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use idshare_domain::webhook_signature::{DEFAULT_TOLERANCE_SECONDS, verify};
-use reqwest::StatusCode;
+use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
 use crate::{
+    at_rest::{contains, stored_bytes},
     helpers::{Backend, TestApp, expect_error, expect_status, spawn_app},
     webhooks::{Receiver, create_webhook, verify_with},
 };
@@ -694,8 +696,313 @@ async fn connect_runs_itself_with_workflows(backend: Backend) {
     assert_eq!(d_names.get("workflow-run.completed"), Some(&2));
 }
 
+/// `levels` comprehensions `all`, each over a literal list of `items` zeros, nested: `items`
+/// to the power `levels` iterations.
+fn nested_all(levels: usize, items: usize) -> String {
+    let list = format!("[{}]", vec!["0"; items].join(","));
+    (0..levels).rev().fold("true".to_owned(), |inner, level| {
+        format!("{list}.all(v{level}, {inner})")
+    })
+}
+
+/// A condition that makes the interpreter loop for minutes is stopped at its budget, off the
+/// event's transaction and off the runtime's threads: the tenant who wrote it stalls no one
+/// else, and its run says why it ended. Conditions whose loops nest deeper than the limits
+/// allow are refused on save.
+async fn conditions_cannot_stall_other_tenants(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let attacker = app.tenant("Attacker").await;
+    let bystander = app.tenant("Bystander").await;
+    let a_key = &attacker.sandbox;
+    let b_key = &bystander.sandbox;
+
+    // The most expensive condition the limits accept: 256³ = 16.7 million iterations, minutes
+    // of work unchecked.
+    let (workflow, _) = published_workflow(
+        &app,
+        a_key,
+        json!({"trigger": {"event": "inquiry.created", "condition": nested_all(3, 256)},
+               "steps": [{"id": "tag", "action": "add-tag", "with": {"tag": "never"}}]}),
+    )
+    .await;
+    let a_template = app.create_template(a_key).await;
+    let b_template = app.create_template(b_key).await;
+
+    // The attacker fires it twice at once and the jobs run, while the bystander keeps writing.
+    let attacking = AtomicBool::new(true);
+    let attack = async {
+        let fire = || {
+            app.request(Method::POST, a_key, "/api/v1/inquiries")
+                .json(
+                    &json!({"data": {"attributes": {"inquiry-template-id": a_template,
+                    "fields": {"name-first": "A", "name-last": "A"}}}}),
+                )
+                .send()
+        };
+        let (first, second) = tokio::join!(fire(), fire());
+        app.drain().await;
+        attacking.store(false, Ordering::SeqCst);
+        (first.map(|r| r.status()), second.map(|r| r.status()))
+    };
+    let write = async {
+        let mut outcomes = vec![];
+        while attacking.load(Ordering::SeqCst) || outcomes.len() < 5 {
+            // A write waits for no other tenant: the bound is far above a write's own time and
+            // far below the minutes the condition would take unchecked.
+            let outcome = app
+                .request(Method::POST, b_key, "/api/v1/inquiries")
+                .timeout(std::time::Duration::from_secs(10))
+                .json(
+                    &json!({"data": {"attributes": {"inquiry-template-id": b_template,
+                    "fields": {"name-first": "B", "name-last": "B"}}}}),
+                )
+                .send()
+                .await
+                .map(|r| r.status());
+            outcomes.push(outcome.map_err(|e| {
+                if e.is_timeout() {
+                    "no answer within 10 s".to_owned()
+                } else {
+                    e.to_string()
+                }
+            }));
+        }
+        outcomes
+    };
+    let ((first, second), written) = tokio::join!(attack, write);
+    for outcome in &written {
+        assert_eq!(
+            outcome.as_ref().ok(),
+            Some(&StatusCode::CREATED),
+            "every write of the other tenant succeeds: {written:?}"
+        );
+    }
+    assert_eq!(first.ok(), Some(StatusCode::CREATED));
+    assert_eq!(second.ok(), Some(StatusCode::CREATED));
+    assert_eq!(
+        app.list_ids(b_key, "/api/v1/inquiries").await.len(),
+        written.len()
+    );
+
+    let runs = runs_of(&app, a_key, &workflow).await;
+    assert_eq!(runs.len(), 2, "{runs:?}");
+    for run in &runs {
+        let run = &run["attributes"];
+        assert_eq!(run["status"], "errored", "{run}");
+        let error = run["error"].as_str().unwrap();
+        assert!(
+            error.starts_with("trigger condition: the condition exceeded its budget: more than "),
+            "{error}"
+        );
+        assert_eq!(run["steps"], json!([]), "no step ran");
+    }
+    for inquiry in app.list_ids(a_key, "/api/v1/inquiries").await {
+        let shown = expect_status(
+            app.get(a_key, &format!("/api/v1/inquiries/{inquiry}"))
+                .await,
+            StatusCode::OK,
+        )
+        .await;
+        assert_eq!(shown["data"]["attributes"]["tags"], json!([]));
+    }
+
+    // The condition of the report (five levels of 35 items: 52 million iterations) is refused
+    // wherever it is written, with a pointer to it.
+    let report = nested_all(5, 35);
+    let refused = expect_status(
+        app.post(
+            a_key,
+            WORKFLOWS,
+            &json!({"data": {"attributes": {"name": "W", "definition": {
+            "trigger": {"event": "inquiry.created", "condition": report},
+            "steps": [
+                {"id": "tag", "action": "add-tag", "with": {"tag": "x"}, "condition": report},
+                {"id": "route", "branches": [{"condition": report, "steps": []}]}
+            ]}}}}),
+        )
+        .await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+    )
+    .await;
+    let problems: Vec<(&str, &str)> = refused["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["source"]["pointer"].as_str().unwrap(),
+                e["details"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    let pointers: Vec<&str> = problems.iter().map(|(pointer, _)| *pointer).collect();
+    assert_eq!(
+        pointers,
+        [
+            "/data/attributes/definition/trigger/condition",
+            "/data/attributes/definition/steps/0/condition",
+            "/data/attributes/definition/steps/1/branches/0/condition",
+        ]
+    );
+    for (_, detail) in &problems {
+        assert!(
+            detail.contains("nest at most 3 deep") && detail.contains("this one nests 5 deep"),
+            "{detail}"
+        );
+    }
+    let too_long = format!("0 in [{}]", vec!["0"; 257].join(","));
+    let refused = expect_status(
+        app.post(
+            a_key,
+            WORKFLOWS,
+            &json!({"data": {"attributes": {"name": "W", "definition": {
+                "trigger": {"event": "inquiry.created", "condition": too_long},
+                "steps": [{"id": "tag", "action": "add-tag", "with": {"tag": "x"}}]}}}}),
+        )
+        .await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+    )
+    .await;
+    assert!(
+        refused["errors"][0]["details"]
+            .as_str()
+            .unwrap()
+            .contains("holds at most 256 items; this one has 257"),
+        "{refused}"
+    );
+    assert_eq!(app.list_ids(a_key, WORKFLOWS).await, [workflow]);
+}
+
+const CANARY: &str = "Zebulonia";
+
+/// Conditions that fail on a personal value (a name used as a number, as a key) leave no trace
+/// of it: not in the runs' reasons or step records, not in the `workflow-run.*` events or their
+/// webhook deliveries, not anywhere in the database; and after the inquiry is redacted nothing
+/// about it can be read.
+async fn condition_errors_carry_no_personal_value(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let t = app.tenant("Bank").await;
+    let key = &t.sandbox;
+    let receiver = Receiver::start().await;
+    create_webhook(
+        &app,
+        key,
+        json!({"url": receiver.url, "enabled-events": ["workflow-run.created",
+            "workflow-run.completed", "workflow-run.errored"]}),
+    )
+    .await;
+    let template = app.create_template(key).await;
+    let first = "object.attributes.fields['name-first'].value";
+    let last = "object.attributes.fields['name-last'].value";
+    let (in_trigger, _) = published_workflow(
+        &app,
+        key,
+        json!({"trigger": {"event": "inquiry.created", "condition": format!("{first} + 1 == 2")},
+               "steps": [{"id": "tag", "action": "add-tag", "with": {"tag": "x"}}]}),
+    )
+    .await;
+    let (in_branch, _) = published_workflow(
+        &app,
+        key,
+        json!({"trigger": {"event": "inquiry.created"},
+               "steps": [{"id": "route", "branches": [
+                   {"condition": format!("{{'x': 1}}[{first}] == 1"), "steps": []}]}]}),
+    )
+    .await;
+    let (in_step, _) = published_workflow(
+        &app,
+        key,
+        json!({"trigger": {"event": "inquiry.created"},
+               "steps": [{"id": "tag", "action": "add-tag", "with": {"tag": "x"},
+                          "condition": format!("{last} / 2 == 1")}]}),
+    )
+    .await;
+    let inquiry = id_of(
+        &app.create_inquiry(
+            key,
+            &template,
+            json!({"name-first": CANARY, "name-last": CANARY}),
+        )
+        .await,
+    );
+    app.drain().await;
+
+    let mut run_ids = vec![];
+    for (workflow, expected) in [
+        (
+            &in_trigger,
+            "trigger condition: the condition could not be evaluated: `+` cannot be applied to \
+             (string, int) (line 1, column 46)",
+        ),
+        (
+            &in_branch,
+            // The key looked up is the name: not shown, and either index may have missed.
+            "step `route`: branch condition: the condition could not be evaluated: no such key \
+             (line 1, column 9; line 1, column 34)",
+        ),
+        (
+            &in_step,
+            "step `tag`: step condition: the condition could not be evaluated: `/` cannot be \
+             applied to (string, int) (line 1, column 45)",
+        ),
+    ] {
+        let runs = runs_of(&app, key, workflow).await;
+        assert_eq!(runs.len(), 1);
+        let run = &runs[0];
+        assert_eq!(run["attributes"]["status"], "errored", "{run}");
+        assert_eq!(run["attributes"]["error"], expected);
+        assert!(!run.to_string().contains(CANARY), "{run}");
+        run_ids.push(run["id"].as_str().unwrap().to_owned());
+    }
+
+    // The runs' own events, as the Events API serves them and as the webhook received them.
+    let mut run_events = 0;
+    for run in &run_ids {
+        let events = expect_status(
+            app.get(key, &format!("/api/v1/events?filter[object-id]={run}"))
+                .await,
+            StatusCode::OK,
+        )
+        .await;
+        run_events += events["data"].as_array().unwrap().len();
+        assert!(!events.to_string().contains(CANARY), "{events}");
+    }
+    assert_eq!(
+        run_events, 5,
+        "three created, two errored (the trigger's never started)"
+    );
+    let delivered = receiver.received();
+    assert!(delivered.len() >= run_events, "{}", delivered.len());
+    for delivery in &delivered {
+        let body = String::from_utf8_lossy(&delivery.body);
+        assert!(body.contains("workflow-run."), "{body}");
+        assert!(!body.contains(CANARY), "{body}");
+    }
+    // Nowhere in the database in plaintext (the inquiry's own data is sealed).
+    assert!(!contains(&stored_bytes(&app).await, CANARY));
+
+    // Redacted: nothing about the inquiry is readable any more, runs and events included.
+    expect_status(
+        app.delete(key, &format!("/api/v1/inquiries/{inquiry}"))
+            .await,
+        StatusCode::OK,
+    )
+    .await;
+    for path in [
+        format!("/api/v1/inquiries/{inquiry}"),
+        "/api/v1/events?page[size]=100".to_owned(),
+        format!("{RUNS}?page[size]=100"),
+    ] {
+        let shown = expect_status(app.get(key, &path).await, StatusCode::OK).await;
+        assert!(!shown.to_string().contains(CANARY), "{path}: {shown}");
+    }
+    assert!(!contains(&stored_bytes(&app).await, CANARY));
+}
+
 backend_tests!(
     workflow_management_and_validation,
+    conditions_cannot_stall_other_tenants,
+    condition_errors_carry_no_personal_value,
     runs_follow_triggers_conditions_and_branches,
     https_requests_are_signed_and_retried,
     connect_runs_itself_with_workflows,

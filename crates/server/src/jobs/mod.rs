@@ -74,6 +74,16 @@ pub enum JobKind {
     },
     /// Send (or retry) one webhook delivery.
     WebhookDelivery { delivery_id: String },
+    /// Evaluate one published workflow version's trigger condition for one event, and start
+    /// the run when it holds.
+    WorkflowTrigger {
+        org_id: String,
+        environment: String,
+        version_id: String,
+        event_id: String,
+        /// The chain the run would continue (see `service::workflows::MAX_CHAIN`).
+        chain: u32,
+    },
     /// Run (or continue) one workflow run.
     WorkflowRun { run_id: String },
 }
@@ -90,6 +100,7 @@ impl JobKind {
             JobKind::InquiryPipeline { .. } => "inquiry-pipeline",
             JobKind::ShareTokenRedemption { .. } => "share-token-redemption",
             JobKind::WebhookDelivery { .. } => "webhook-delivery",
+            JobKind::WorkflowTrigger { .. } => "workflow-trigger",
             JobKind::WorkflowRun { .. } => "workflow-run",
         }
     }
@@ -133,6 +144,22 @@ async fn execute(state: &AppState, job: &Job) -> Result<(), JobError> {
         }
         JobKind::WebhookDelivery { delivery_id } => {
             crate::service::webhooks::deliver(state, &delivery_id, job).await
+        }
+        JobKind::WorkflowTrigger {
+            org_id,
+            environment,
+            version_id,
+            event_id,
+            chain,
+        } => {
+            let trigger = crate::service::workflows::Trigger {
+                org_id: &org_id,
+                environment: &environment,
+                version_id: &version_id,
+                event_id: &event_id,
+                chain,
+            };
+            crate::service::workflows::evaluate_trigger(state, &trigger).await
         }
         JobKind::WorkflowRun { run_id } => {
             Box::pin(crate::service::workflows::run(state, &run_id, job)).await
@@ -284,6 +311,22 @@ async fn give_up(state: &AppState, job: &Job) {
         }
         JobKind::WebhookDelivery { delivery_id } => {
             crate::service::webhooks::give_up(state, &delivery_id).await
+        }
+        JobKind::WorkflowTrigger {
+            org_id,
+            environment,
+            version_id,
+            event_id,
+            chain,
+        } => {
+            let trigger = crate::service::workflows::Trigger {
+                org_id: &org_id,
+                environment: &environment,
+                version_id: &version_id,
+                event_id: &event_id,
+                chain,
+            };
+            crate::service::workflows::give_up_trigger(state, &trigger).await
         }
         JobKind::WorkflowRun { run_id } => crate::service::workflows::give_up(state, &run_id).await,
     };

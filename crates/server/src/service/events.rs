@@ -1,7 +1,8 @@
 //! Writing an event, and what an event sets in motion: a delivery (with its job) for each of
-//! the organization's enabled webhooks subscribed to it, and a run (with its job) for each
-//! enabled workflow it triggers. All of it in the caller's transaction, so an event is
-//! announced, and acted on, exactly when the change it describes commits.
+//! the organization's enabled webhooks subscribed to it, and for each enabled workflow it
+//! triggers a run (with its job), or, when the trigger has a condition, the job that evaluates
+//! it. All of it in the caller's transaction, so an event is announced, and acted on, exactly
+//! when the change it describes commits; no condition is evaluated in that transaction.
 
 use idshare_domain::{event::names, id::EventId, webhook::EnabledEvents};
 use idshare_store::{Scope, StoreError, Tx, events, webhooks};
@@ -9,7 +10,8 @@ use idshare_store::{Scope, StoreError, Tx, events, webhooks};
 use crate::{app::AppState, jobs::JobKind};
 
 /// Records `event` for `scope`, creates its webhook deliveries and starts the workflow runs it
-/// triggers (each run announced by a `workflow-run.created` event).
+/// triggers (each run announced by a `workflow-run.created` event; the runs of triggers with a
+/// condition start later, from their job).
 pub async fn record(
     state: &AppState,
     tx: &mut Tx,

@@ -1,21 +1,30 @@
 //! Workflows: managing them and their versions, starting runs when an event matches a
-//! published trigger (in the event's own transaction), and running them (the `workflow-run`
-//! job), step by step.
+//! published trigger, and running them (the `workflow-run` job), step by step.
+//!
+//! A trigger without a condition starts its run in the event's own transaction. One with a
+//! condition is only matched there, by event name: the `workflow-trigger` job evaluates the
+//! condition and starts the run (or not) in a transaction of its own. Conditions — trigger,
+//! step and branch — are user-supplied programs: they are never evaluated inside a write
+//! transaction nor on the async runtime's threads, but on the blocking pool, a few at a time,
+//! each within its budget ([`Budget::STANDARD`](idshare_domain::workflow::Budget::STANDARD)).
 //!
 //! A run is unique per (published version, event), so an event never runs a workflow version
 //! twice. Each step's record (input, output, status, error) is saved as soon as the step
 //! finishes; a retried run skips the steps it already finished and reuses their outputs.
 
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 
 use idshare_domain::{
     event::names,
-    id::{EventId, InquiryId, ShareTokenId, WorkflowId, WorkflowRunId},
+    id::{EventId, InquiryId, OrgId, ShareTokenId, WorkflowId, WorkflowRunId, WorkflowVersionId},
     inquiry::InquiryAction,
     time_format::format_timestamp,
     webhook::{next_attempt_delay, parse_webhook_url},
     webhook_signature::{HEADER_NAME, signature_header},
-    workflow::{Action, ActionStep, HttpMethod, HttpsRequest, Step, WorkflowDefinition},
+    workflow::{
+        Action, ActionStep, BranchStep, ConditionError, HttpMethod, HttpsRequest, Step,
+        WorkflowDefinition,
+    },
 };
 use idshare_store::{
     Scope, StoreError, Tx, events,
@@ -24,6 +33,7 @@ use idshare_store::{
 };
 use serde_json::{Map, Value, json};
 use time::{Duration, OffsetDateTime};
+use tokio::sync::Semaphore;
 
 use super::{Problem, ServiceError};
 use crate::{
@@ -266,18 +276,59 @@ pub async fn set_enabled(
 }
 
 /// A version's parsed definition (its CEL conditions compiled), kept by the process: versions
-/// never change, and every event matching a trigger would otherwise compile them again.
-fn compiled(state: &AppState, version: &Version) -> Option<Arc<WorkflowDefinition>> {
+/// never change, and every event matching a trigger would otherwise compile them again. The
+/// error is why a stored definition no longer passes validation (it did when it was saved;
+/// limits may have tightened since).
+fn compiled(state: &AppState, version: &Version) -> Result<Arc<WorkflowDefinition>, String> {
     let mut cache = state
         .workflow_definitions()
         .lock()
         .unwrap_or_else(|e| e.into_inner());
     if let Some(definition) = cache.get(&version.id) {
-        return Some(Arc::clone(definition));
+        return Ok(Arc::clone(definition));
     }
-    let definition = Arc::new(WorkflowDefinition::parse(&version.definition).ok()?);
+    let definition = WorkflowDefinition::parse(&version.definition).map_err(|errors| {
+        errors
+            .iter()
+            .map(|e| format!("{}: {}", e.pointer, e.message))
+            .collect::<Vec<_>>()
+            .join("; ")
+    })?;
+    let definition = Arc::new(definition);
     cache.insert(version.id.clone(), Arc::clone(&definition));
-    Some(definition)
+    Ok(definition)
+}
+
+/// Why a version that no longer passes validation does not run.
+fn invalid_definition(reason: &str) -> String {
+    format!(
+        "not run: the published definition no longer passes validation ({reason}); publish a new version"
+    )
+}
+
+/// How many conditions a process evaluates at once. Each is bounded by its budget; the cap
+/// keeps a burst of them from taking every core.
+const CONDITION_SLOTS: usize = 2;
+
+static CONDITIONS: LazyLock<Arc<Semaphore>> =
+    LazyLock::new(|| Arc::new(Semaphore::new(CONDITION_SLOTS)));
+
+/// Runs `evaluation` (of conditions) on the blocking pool, once one of the
+/// [`CONDITION_SLOTS`] is free. The slot is held by the evaluation itself, so one whose caller
+/// went away still counts until it ends.
+async fn off_runtime<T: Send + 'static>(
+    evaluation: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, ServiceError> {
+    let slot = Arc::clone(&CONDITIONS)
+        .acquire_owned()
+        .await
+        .map_err(ServiceError::internal)?;
+    tokio::task::spawn_blocking(move || {
+        let _slot = slot;
+        evaluation()
+    })
+    .await
+    .map_err(ServiceError::internal)
 }
 
 /// What a condition sees: `object` (the event's object as the API serializes it), `event`
@@ -295,10 +346,10 @@ fn context(
     })
 }
 
-/// Starts the runs `event` triggers: for each enabled workflow whose published version's
-/// trigger matches, a run and its job, in the event's transaction. A trigger condition that
-/// cannot be evaluated gives an `errored` run, so the problem is visible. Returns the runs
-/// created, for their `workflow-run.created` events.
+/// Starts the runs `event` triggers, in the event's transaction: for each enabled workflow
+/// whose published version's trigger names the event, a run and its job when the trigger has
+/// no condition, else a `workflow-trigger` job that evaluates the condition (nothing is
+/// evaluated here). Returns the runs created, for their `workflow-run.created` events.
 pub async fn start_runs(
     state: &AppState,
     tx: &mut Tx,
@@ -306,55 +357,216 @@ pub async fn start_runs(
     event_id: &EventId,
     event: events::NewEvent<'_>,
 ) -> Result<Vec<Run>, StoreError> {
-    let now = state.now();
     let chain = current_chain() + 1;
     let mut started = Vec::new();
     for version in workflows::triggered_by(tx, scope, event.name).await? {
-        // Stored definitions were validated on save; one that no longer parses starts nothing.
-        let Some(definition) = compiled(state, &version) else {
-            tracing::error!(version = %version.id, "stored workflow definition does not parse");
-            continue;
-        };
-        let context = context(event_id.as_str(), event.name, now, Some(event.payload));
-        let (status, error) = match definition.trigger().fires(event.name, &context) {
-            Ok(true) if chain > MAX_CHAIN => (
-                "errored",
-                Some(format!(
-                    "not run: {MAX_CHAIN} workflow runs in a row, each started by an event the \
-                     one before caused, led here; stopped so that workflows cannot loop"
-                )),
-            ),
-            Ok(true) => ("created", None),
-            Ok(false) => continue,
-            Err(e) => ("errored", Some(format!("trigger condition: {e}"))),
-        };
-        let run = Run {
-            id: WorkflowRunId::generate(),
-            workflow_id: version.workflow_id.clone(),
-            version_id: version.id.clone(),
-            scope: scope.clone(),
-            event_id: event_id.clone(),
-            event_name: event.name.to_owned(),
-            chain,
-            status: status.to_owned(),
-            steps: vec![],
-            error,
-            created_at: now,
-            updated_at: now,
-            completed_at: (status == "errored").then_some(now),
-        };
-        if !workflows::insert_run(tx, &run).await? {
-            continue;
-        }
-        if status == "created" {
-            let job = JobKind::WorkflowRun {
-                run_id: run.id.to_string(),
+        // Read from the stored definition: compiling it is no work for a write transaction.
+        if version.definition.pointer("/trigger/condition").is_some() {
+            let job = JobKind::WorkflowTrigger {
+                org_id: scope.org_id.to_string(),
+                environment: scope.environment.as_str().to_owned(),
+                version_id: version.id.to_string(),
+                event_id: event_id.to_string(),
+                chain,
             };
             crate::jobs::enqueue(state, tx, &job, None).await?;
+            continue;
         }
-        started.push(run);
+        let run = new_run(state, scope, &version, event_id, event.name, chain, Ok(()));
+        if insert_run(state, tx, &run).await? {
+            started.push(run);
+        }
     }
     Ok(started)
+}
+
+/// A run of `version` for the event: `created`, or `errored` at once with `not_started`'s
+/// reason, or because the chain that led to it is too long.
+fn new_run(
+    state: &AppState,
+    scope: &Scope,
+    version: &Version,
+    event_id: &EventId,
+    event_name: &str,
+    chain: u32,
+    not_started: Result<(), String>,
+) -> Run {
+    let now = state.now();
+    let error = match not_started {
+        Err(reason) => Some(reason),
+        Ok(()) if chain > MAX_CHAIN => Some(format!(
+            "not run: {MAX_CHAIN} workflow runs in a row, each started by an event the one \
+             before caused, led here; stopped so that workflows cannot loop"
+        )),
+        Ok(()) => None,
+    };
+    let status = if error.is_some() {
+        "errored"
+    } else {
+        "created"
+    };
+    Run {
+        id: WorkflowRunId::generate(),
+        workflow_id: version.workflow_id.clone(),
+        version_id: version.id.clone(),
+        scope: scope.clone(),
+        event_id: event_id.clone(),
+        event_name: event_name.to_owned(),
+        chain,
+        status: status.to_owned(),
+        steps: vec![],
+        error,
+        created_at: now,
+        updated_at: now,
+        completed_at: (status == "errored").then_some(now),
+    }
+}
+
+/// Saves a new run, with its job when it is to run; `false` when the event already has its
+/// run of this version.
+async fn insert_run(state: &AppState, tx: &mut Tx, run: &Run) -> Result<bool, StoreError> {
+    if !workflows::insert_run(tx, run).await? {
+        return Ok(false);
+    }
+    if run.status == "created" {
+        let job = JobKind::WorkflowRun {
+            run_id: run.id.to_string(),
+        };
+        crate::jobs::enqueue(state, tx, &job, None).await?;
+    }
+    Ok(true)
+}
+
+/// What a `workflow-trigger` job is about.
+#[derive(Debug)]
+pub struct Trigger<'a> {
+    pub org_id: &'a str,
+    pub environment: &'a str,
+    pub version_id: &'a str,
+    pub event_id: &'a str,
+    pub chain: u32,
+}
+
+impl Trigger<'_> {
+    fn parse(&self) -> Result<(Scope, WorkflowVersionId, EventId), ServiceError> {
+        let scope = Scope::new(
+            OrgId::parse(self.org_id).map_err(ServiceError::internal)?,
+            self.environment
+                .parse()
+                .map_err(|e: idshare_domain::UnknownValueError| ServiceError::internal(e))?,
+        );
+        let version = WorkflowVersionId::parse(self.version_id).map_err(ServiceError::internal)?;
+        let event = EventId::parse(self.event_id).map_err(ServiceError::internal)?;
+        Ok((scope, version, event))
+    }
+}
+
+/// Starts `run` (when the event has no run of its version yet) and announces it, in a
+/// transaction of its own.
+async fn start(state: &AppState, run: &Run) -> Result<(), ServiceError> {
+    let mut tx = state.store().begin_write().await?;
+    if insert_run(state, &mut tx, run).await? {
+        record_run_event(state, &mut tx, run, names::WORKFLOW_RUN_CREATED).await?;
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+/// The `workflow-trigger` job: evaluates a trigger condition for an event, off the runtime and
+/// outside any transaction, then starts the run when it holds. A condition that fails or
+/// exceeds its budget gives a run that is `errored` at once, with the reason.
+pub async fn evaluate_trigger(state: &AppState, trigger: &Trigger<'_>) -> Result<(), ServiceError> {
+    let (scope, version_id, event_id) = trigger.parse()?;
+    let mut tx = state.store().begin_read().await?;
+    let version = workflows::get_version(&mut tx, &version_id)
+        .await?
+        .ok_or_else(|| {
+            ServiceError::internal(anyhow::anyhow!("workflow version {version_id} vanished"))
+        })?;
+    let event = events::get(&mut tx, state.store().crypto(), &scope, &event_id)
+        .await?
+        .ok_or_else(|| ServiceError::internal(anyhow::anyhow!("event {event_id} vanished")))?;
+    drop(tx);
+    let verdict = match (compiled(state, &version), &event.payload) {
+        (Err(reason), _) => Err(invalid_definition(&reason)),
+        (Ok(_), None) => Err(
+            "not run: the event's object was redacted before the trigger condition was \
+             evaluated"
+                .to_owned(),
+        ),
+        (Ok(definition), Some(payload)) => {
+            let context = context(
+                event.id.as_str(),
+                &event.name,
+                event.created_at,
+                Some(payload),
+            );
+            let name = event.name.clone();
+            match off_runtime(move || definition.trigger().fires(&name, &context)).await? {
+                Ok(false) => return Ok(()),
+                Ok(true) => Ok(()),
+                Err(e) => Err(format!("trigger condition: {e}")),
+            }
+        }
+    };
+    let run = new_run(
+        state,
+        &scope,
+        &version,
+        &event_id,
+        &event.name,
+        trigger.chain,
+        verdict,
+    );
+    start(state, &run).await
+}
+
+/// Called when a `workflow-trigger` job is given up: the event gets an `errored` run, so the
+/// lost trigger is visible.
+pub async fn give_up_trigger(state: &AppState, trigger: &Trigger<'_>) -> Result<(), ServiceError> {
+    let (scope, version_id, event_id) = trigger.parse()?;
+    let mut tx = state.store().begin_read().await?;
+    let version = workflows::get_version(&mut tx, &version_id).await?;
+    let event = events::get(&mut tx, state.store().crypto(), &scope, &event_id).await?;
+    drop(tx);
+    let (Some(version), Some(event)) = (version, event) else {
+        return Ok(());
+    };
+    let run = new_run(
+        state,
+        &scope,
+        &version,
+        &event_id,
+        &event.name,
+        trigger.chain,
+        Err(
+            "not run: the trigger condition could not be evaluated after an internal error \
+             (see the server log)"
+                .to_owned(),
+        ),
+    );
+    start(state, &run).await
+}
+
+/// Evaluates the condition of an action step: whether it runs.
+async fn step_runs(
+    step: &ActionStep,
+    context: &Value,
+) -> Result<Result<bool, ConditionError>, ServiceError> {
+    if step.condition.is_none() {
+        return Ok(Ok(true));
+    }
+    let (step, context) = (step.clone(), context.clone());
+    off_runtime(move || step.runs(&context)).await
+}
+
+/// Evaluates the conditions of a branch step: the index of the route taken.
+async fn route(
+    branch: &BranchStep,
+    context: &Value,
+) -> Result<Result<Option<usize>, ConditionError>, ServiceError> {
+    let (branch, context) = (branch.clone(), context.clone());
+    off_runtime(move || branch.route(&context)).await
 }
 
 /// Why a step failed.
@@ -676,12 +888,17 @@ pub async fn run(state: &AppState, run_id: &str, job: &Job) -> Result<(), Servic
         ServiceError::internal(anyhow::anyhow!("workflow {} vanished", run.workflow_id))
     })?;
     drop(tx);
-    let definition = compiled(state, &version).ok_or_else(|| {
-        ServiceError::internal(anyhow::anyhow!(
-            "workflow version {} does not parse",
-            version.id
-        ))
-    })?;
+    let definition = match compiled(state, &version) {
+        Ok(definition) => definition,
+        Err(reason) => {
+            let now = state.now();
+            run.status = "errored".to_owned();
+            run.error = Some(invalid_definition(&reason));
+            run.updated_at = now;
+            run.completed_at = Some(now);
+            return save(state, &run).await;
+        }
+    };
     let (body, mut context) = event_body(state, &run).await?;
     if run.status == "created" {
         run.status = "in_progress".to_owned();
@@ -713,20 +930,15 @@ pub async fn run(state: &AppState, run_id: &str, job: &Job) -> Result<(), Servic
         }
         let now = state.now();
         let outcome: Result<(Value, &str, Option<String>), String> = match step {
-            Step::Branch(branch) => match branch.select(&context) {
-                Ok(Some(steps)) => {
-                    let route = branch
-                        .branches
-                        .iter()
-                        .position(|b| std::ptr::eq(b.steps.as_slice(), steps))
-                        .unwrap_or_default();
-                    stack.push(steps.iter());
+            Step::Branch(branch) => match route(branch, &context).await? {
+                Ok(Some(route)) => {
+                    stack.push(branch.branches[route].steps.iter());
                     Ok((json!({"route": route}), "completed", None))
                 }
                 Ok(None) => Ok((json!({"route": null}), "skipped", None)),
                 Err(e) => Err(format!("branch condition: {e}")),
             },
-            Step::Action(action) => match action.runs(&context) {
+            Step::Action(action) => match step_runs(action, &context).await? {
                 Ok(false) => Ok((Value::Null, "skipped", None)),
                 Err(e) => Err(format!("step condition: {e}")),
                 Ok(true) => {
