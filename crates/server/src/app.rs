@@ -408,7 +408,9 @@ async fn maintenance(state: AppState) {
         let retention = time::Duration::seconds(
             i64::try_from(state.config().idempotency_retention_seconds).unwrap_or(i64::MAX),
         );
-        match idshare_store::idempotency::purge(state.store(), state.now() - retention).await {
+        match idshare_store::idempotency::purge(state.store(), state.now() - retention, state.now())
+            .await
+        {
             Ok(0) => {}
             Ok(pruned) => tracing::info!(pruned, "pruned expired idempotency records"),
             Err(e) => tracing::warn!(error = ?e, "could not prune idempotency records"),

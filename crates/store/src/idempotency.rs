@@ -439,15 +439,25 @@ pub async fn forget_inquiry(tx: &mut Tx, inquiry_id: &str) -> Result<(), StoreEr
     Ok(())
 }
 
-/// Deletes records older than `before` (retention).
-pub async fn purge(store: &Store, before: OffsetDateTime) -> Result<u64, StoreError> {
+/// Deletes records created before `before` (retention), except a claim whose request still
+/// runs at `now` (its lease is held): deleting it would make that request's change look taken
+/// over, and be refused.
+pub async fn purge(
+    store: &Store,
+    before: OffsetDateTime,
+    now: OffsetDateTime,
+) -> Result<u64, StoreError> {
     let mut tx = store.begin_write_now().await?;
     let deleted = on_conn!(&mut tx, |conn| {
-        sqlx::query("DELETE FROM idempotency_records WHERE created_at < $1")
-            .bind(to_unix_micros(before))
-            .execute(conn)
-            .await?
-            .rows_affected()
+        sqlx::query(
+            "DELETE FROM idempotency_records WHERE created_at < $1 \
+             AND (status_code IS NOT NULL OR lease_expires_at IS NULL OR lease_expires_at <= $2)",
+        )
+        .bind(to_unix_micros(before))
+        .bind(to_unix_micros(now))
+        .execute(conn)
+        .await?
+        .rows_affected()
     });
     tx.commit_now().await?;
     Ok(deleted)

@@ -199,13 +199,37 @@ async fn keys_expire_after_the_retention_period(backend: Backend) {
     );
     let later = time::OffsetDateTime::now_utc() + time::Duration::seconds(1);
     // (The server's own housekeeping may have pruned it first.)
-    idshare_store::idempotency::purge(&app.store, later)
+    idshare_store::idempotency::purge(&app.store, later, later)
         .await
         .unwrap();
     assert!(
         records(&app).await.iter().all(|r| r.key != "short-lived"),
         "the retention job prunes the record"
     );
+}
+
+/// Pruning old records leaves a claim whose request still runs: deleting it would make that
+/// request look taken over, and its change would be refused (a retention shorter than a
+/// request is an edge case, but the housekeeping must not break a request it races).
+async fn pruning_spares_the_claims_of_running_requests(backend: Backend) {
+    use idshare_store::idempotency::{Claim, claim, purge};
+    let app = spawn_app(backend).await;
+    let now = time::OffsetDateTime::now_utc();
+    let lease = time::Duration::seconds(5);
+    let held = claim(&app.store, "api_test", "running", b"hash", now, now, lease)
+        .await
+        .unwrap();
+    assert!(matches!(held, Claim::Fresh(_)), "{held:?}");
+    let later = now + time::Duration::seconds(1);
+    assert_eq!(purge(&app.store, later, later).await.unwrap(), 0);
+    assert!(records(&app).await.iter().any(|r| r.key == "running"));
+    // Once its lease ran out (its node died), the claim is pruned like any expired record.
+    let after_lease = now + lease + time::Duration::seconds(1);
+    assert_eq!(
+        purge(&app.store, after_lease, after_lease).await.unwrap(),
+        1
+    );
+    assert!(records(&app).await.iter().all(|r| r.key != "running"));
 }
 
 /// One stored idempotency record.
@@ -864,6 +888,7 @@ backend_tests!(
     a_running_request_keeps_its_key_past_the_lease,
     redaction_deletes_the_answers_about_the_inquiry,
     keys_expire_after_the_retention_period,
+    pruning_spares_the_claims_of_running_requests,
     replays_the_first_answer_and_creates_once,
     concurrent_requests_with_one_key_have_one_effect,
     unauthenticated_and_rate_limited_answers_are_not_stored,
