@@ -7,6 +7,7 @@ use axum::{
 use idshare_domain::{
     id::{InquiryId, InquiryTemplateId, InquiryTemplateVersionId},
     inquiry::{InquiryAction, InquiryStatus},
+    permission::Permission,
     time_format::parse_timestamp,
 };
 use idshare_store::{
@@ -23,7 +24,7 @@ use crate::{
     app::AppState,
     error::{ApiError, ApiResult, ErrorDocument, ErrorSource},
     jsonapi::{ApiJson, Document, JsonBody, ListDocument, MetaOnly, SingleDocument},
-    query::{Accepts, QueryParams},
+    query::{Accepts, Include, QueryParams},
     render::{self, InquiryAttributes},
     service::inquiries::{self as service, CreateInquiry, InquiryView, TemplateRef, UpdateInquiry},
 };
@@ -248,7 +249,16 @@ async fn list_inquiries(
 const ONE_ACCEPTS: Accepts = Accepts {
     paginated: false,
     filters: &[],
-    includes: &["inquiry-template", "inquiry-template-version"],
+    includes: &[
+        Include {
+            path: "inquiry-template",
+            permission: Permission::InquiryTemplateRead,
+        },
+        Include {
+            path: "inquiry-template-version",
+            permission: Permission::InquiryTemplateRead,
+        },
+    ],
     flags: &[],
 };
 
@@ -269,7 +279,7 @@ async fn get_inquiry(
     Path(id): Path<String>,
     RawQuery(query): RawQuery,
 ) -> ApiResult<ApiJson> {
-    let params = QueryParams::parse(query.as_deref(), ONE_ACCEPTS)?;
+    let params = QueryParams::parse_for(&caller, query.as_deref(), ONE_ACCEPTS)?;
     let id = parse_id(&id, InquiryId::parse)?;
     let view = service::get(&state, &caller.scope, &id).await?;
     let mut included = vec![];
