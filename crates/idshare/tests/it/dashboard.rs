@@ -15,8 +15,9 @@ pub(crate) const PASSWORD: &str = "correct horse battery staple";
 pub(crate) const TOKENS: &str = "/dashboard/connect/share-tokens";
 
 pub(crate) async fn add_user(app: &TestApp, org: &OrgId, email: &str, role: Role) {
+    let password = users::hash_password(PASSWORD.to_owned()).await.unwrap();
     let mut tx = app.store.begin_write().await.unwrap();
-    users::create(&mut tx, org, email, PASSWORD, role, app.state.now())
+    users::create(&mut tx, org, email, &password, role, app.state.now())
         .await
         .unwrap();
     tx.commit().await.unwrap();
