@@ -24,6 +24,7 @@ mod pipeline;
 mod preview;
 mod redemption;
 mod share_tokens;
+mod sign_in;
 mod templates;
 mod tenancy;
 mod webhooks;

@@ -386,7 +386,10 @@ async fn sign_in(
         Some(c) if verified => {
             let created = async {
                 let mut tx = state.store().begin_write().await?;
-                users::clear_failed_sign_ins(&mut tx, &c.user.email).await?;
+                // The owner signing in from a trusted browser does not end a stranger's wait.
+                if trusted.is_none() {
+                    users::clear_failed_sign_ins(&mut tx, &c.user.email).await?;
+                }
                 let created =
                     dashboard_sessions::create(&mut tx, &c.user, Environment::Sandbox, now).await?;
                 audit::record_sign_in(&mut tx, &c.user, SignIn::Succeeded, &client, now).await?;
@@ -398,7 +401,8 @@ async fn sign_in(
                 Ok(created) => created,
                 Err(e) => return PageError::from(e).into_response(),
             };
-            limiter.succeeded(&address);
+            // Only the subject that signed in is cleared: a trusted browser's success says nothing
+            // of the others failing at its address.
             limiter.succeeded(&subject);
             let session = web::set_cookie(
                 &state,
