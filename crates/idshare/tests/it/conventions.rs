@@ -449,12 +449,12 @@ async fn control_characters_are_refused_with_a_pointer_and_change_nothing(backen
     // In a string value (a field, the reference id), and in a member name: 400 pointing at it.
     for (attributes, pointer) in [
         (
-            json!({"inquiry-template-id": template, "fields": {"name-first": "Ada\u{0}"}}),
-            "/data/attributes/fields/name-first",
-        ),
-        (
             json!({"inquiry-template-id": template, "reference-id": "user\u{0}7"}),
             "/data/attributes/reference-id",
+        ),
+        (
+            json!({"inquiry-template-id": template, "fields": {"name-first": "Ada\u{0}"}}),
+            "/data/attributes/fields/name-first",
         ),
         (
             json!({"inquiry-template-id": template, "fields": {"name\u{0}first": "Ada"}}),

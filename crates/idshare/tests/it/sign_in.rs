@@ -136,20 +136,17 @@ async fn sign_in_storms_do_not_fail_api_writes(backend: Backend) {
     )
     .await;
     let template = app.create_template(&tenant.sandbox).await;
-    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
 
-    // Anonymous clients, each at its own address, sign in with made-up accounts until the API
-    // client has finished.
-    let storm: Vec<_> = (0..12u8)
+    // Anonymous clients, each at its own address, try made-up accounts: every attempt has a
+    // password to check (each address stays under its limit).
+    const CLIENTS: u8 = 12;
+    const ATTEMPTS: usize = 10;
+    let storm: Vec<_> = (0..CLIENTS)
         .map(|n| {
             let mut client = Client::at(&app, 20 + n);
-            let done = done.clone();
             tokio::spawn(async move {
                 let mut statuses = vec![];
-                for attempt in 0.. {
-                    if done.load(std::sync::atomic::Ordering::Relaxed) {
-                        break;
-                    }
+                for attempt in 0..ATTEMPTS {
                     let email = format!("guess-{n}-{attempt}@bank.example");
                     statuses.push(client.sign_in(&email, "password123").await.status);
                 }
@@ -157,8 +154,10 @@ async fn sign_in_storms_do_not_fail_api_writes(backend: Backend) {
             })
         })
         .collect();
-    let mut written = 0;
-    for n in 0..25 {
+    // Meanwhile an API client writes: every write succeeds, and all are done while the storm
+    // still runs (the storm's password checks do not hold up the server's other work).
+    let written = 25;
+    for n in 0..written {
         let response = app
             .post(
                 &tenant.sandbox,
@@ -167,25 +166,20 @@ async fn sign_in_storms_do_not_fail_api_writes(backend: Backend) {
             )
             .await;
         expect_status(response, StatusCode::CREATED).await;
-        written += 1;
     }
-    done.store(true, std::sync::atomic::Ordering::Relaxed);
-    let mut attempts = 0;
+    let storm_running = storm.iter().any(|task| !task.is_finished());
     for task in storm {
         for status in task.await.unwrap() {
-            attempts += 1;
             assert!(
-                [
-                    StatusCode::UNAUTHORIZED,
-                    StatusCode::TOO_MANY_REQUESTS,
-                    StatusCode::SERVICE_UNAVAILABLE
-                ]
-                .contains(&status),
+                [StatusCode::UNAUTHORIZED, StatusCode::SERVICE_UNAVAILABLE].contains(&status),
                 "a sign-in answered {status}"
             );
         }
     }
-    assert!(attempts >= 12, "the storm ran ({attempts} attempts)");
+    assert!(
+        storm_running,
+        "the API's writes waited for the storm of sign-ins to pass"
+    );
     assert_eq!(
         app.list_ids(&tenant.sandbox, "/api/v1/inquiries?page[size]=100")
             .await
@@ -243,16 +237,6 @@ async fn a_locked_account_still_signs_in_from_its_trusted_browser_and_an_admin_u
     let mut rita = Client::at(&app, 1);
     let signed = rita.sign_in(email, PASSWORD).await;
     assert_eq!(signed.status, StatusCode::SEE_OTHER, "{}", signed.body);
-    assert!(
-        signed
-            .set_cookies
-            .iter()
-            .any(|c| c.starts_with("idshare_trusted_browser=")
-                && c.contains("HttpOnly")
-                && c.contains("Path=/dashboard/sign-in")),
-        "{:?}",
-        signed.set_cookies
-    );
     rita.forget("idshare_dashboard");
 
     // A stranger guesses from one address, then sprays from others: after five failures the
@@ -277,9 +261,19 @@ async fn a_locked_account_still_signs_in_from_its_trusted_browser_and_an_admin_u
         );
     }
 
-    // Rita's browser is not locked out.
+    // Rita's browser is not locked out: it holds the account's signed trust.
     let trusted = rita.sign_in(email, PASSWORD).await;
     assert_eq!(trusted.status, StatusCode::SEE_OTHER, "{}", trusted.body);
+    assert!(
+        signed
+            .set_cookies
+            .iter()
+            .any(|c| c.starts_with("idshare_trusted_browser=")
+                && c.contains("HttpOnly")
+                && c.contains("Path=/dashboard/sign-in")),
+        "{:?}",
+        signed.set_cookies
+    );
     rita.forget("idshare_dashboard");
 
     // On a new computer she waits, or an administrator unlocks the account.
