@@ -137,6 +137,15 @@ async fn sign_in_storms_do_not_fail_api_writes(backend: Backend) {
     .await;
     let template = app.create_template(&tenant.sandbox).await;
 
+    // While another request holds the database's write lock (SQLite has one), an anonymous
+    // sign-in is still answered: checking a password opens no write transaction.
+    let held = app.store.begin_write().await.unwrap();
+    let anonymous = Client::at(&app, 19)
+        .sign_in("nobody@bank.example", "password123")
+        .await;
+    assert_eq!(anonymous.status, StatusCode::UNAUTHORIZED, "{}", anonymous.body);
+    drop(held);
+
     // Anonymous clients, each at its own address, try made-up accounts: every attempt has a
     // password to check (each address stays under its limit).
     const CLIENTS: u8 = 12;
