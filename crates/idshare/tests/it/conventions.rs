@@ -4,7 +4,10 @@
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use crate::helpers::{Backend, expect_error, expect_status, spawn_app, spawn_app_with};
+use crate::{
+    browser::{Browser, Form},
+    helpers::{Backend, expect_error, expect_status, spawn_app, spawn_app_with},
+};
 
 async fn health_and_request_ids(backend: Backend) {
     let app = spawn_app(backend).await;
@@ -529,6 +532,72 @@ async fn control_characters_are_refused_with_a_pointer_and_change_nothing(backen
     assert_eq!(updated["data"]["attributes"]["note"], note);
 }
 
+async fn control_characters_in_pages_and_forms_get_a_clear_page(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let tenant = app.tenant("Acme").await;
+    let key = &tenant.sandbox;
+    let template = app.create_template(key).await;
+    let created = app.create_inquiry(key, &template, json!({})).await;
+    let id = created["data"]["id"].as_str().unwrap();
+
+    // A page's query string (the dashboard's filters, before any sign-in check).
+    let page = Browser::new(&app)
+        .get("/dashboard/inquiries?status=%00")
+        .await;
+    assert_eq!(page.status, StatusCode::BAD_REQUEST, "{}", page.body);
+    page.assert_html();
+    assert!(
+        page.body
+            .contains("The query parameter `status` contains a control character (U+0000)"),
+        "{}",
+        page.body
+    );
+
+    // The hosted flow's form: a page, and nothing is saved.
+    let link = expect_status(
+        app.post(
+            key,
+            &format!("/api/v1/inquiries/{id}/generate-one-time-link"),
+            &json!({}),
+        )
+        .await,
+        StatusCode::OK,
+    )
+    .await["meta"]["one-time-link"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let mut browser = Browser::new(&app);
+    browser.open(&link).await;
+    let csrf = browser.get("/flow/inquiry").await.csrf();
+    let refused = browser
+        .post(
+            Form::default()
+                .text("csrf", &csrf)
+                .text("field.name-first", "Ada\u{0}")
+                .text("field.name-last", "Lovelace"),
+        )
+        .await;
+    assert_eq!(refused.status, StatusCode::BAD_REQUEST, "{}", refused.body);
+    refused.assert_html();
+    assert!(
+        refused.body.contains("invisible characters"),
+        "{}",
+        refused.body
+    );
+    let inquiry = expect_status(
+        app.get(key, &format!("/api/v1/inquiries/{id}")).await,
+        StatusCode::OK,
+    )
+    .await;
+    for field in ["name-first", "name-last"] {
+        assert_eq!(
+            inquiry["data"]["attributes"]["fields"][field]["value"],
+            Value::Null
+        );
+    }
+}
+
 async fn api_answers_are_never_cached(backend: Backend) {
     let app = spawn_app(backend).await;
     let tenant = app.tenant("Acme").await;
@@ -647,6 +716,7 @@ backend_tests!(
     filters_fields_and_includes,
     rate_limit_is_per_environment,
     control_characters_are_refused_with_a_pointer_and_change_nothing,
+    control_characters_in_pages_and_forms_get_a_clear_page,
     api_answers_are_never_cached,
     includes_need_the_permission_of_the_included_type,
 );

@@ -143,7 +143,12 @@ async fn sign_in_storms_do_not_fail_api_writes(backend: Backend) {
     let anonymous = Client::at(&app, 19)
         .sign_in("nobody@bank.example", "password123")
         .await;
-    assert_eq!(anonymous.status, StatusCode::UNAUTHORIZED, "{}", anonymous.body);
+    assert_eq!(
+        anonymous.status,
+        StatusCode::UNAUTHORIZED,
+        "{}",
+        anonymous.body
+    );
     drop(held);
 
     // Anonymous clients, each at its own address, try made-up accounts: every attempt has a
