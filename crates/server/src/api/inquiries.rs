@@ -267,10 +267,14 @@ const ONE_ACCEPTS: Accepts = Accepts {
     get, path = "/api/v1/inquiries/{id}", tag = "Inquiries",
     params(
         ("id" = String, Path, description = "inq_…"),
-        ("include" = Option<String>, Query, description = "inquiry-template, inquiry-template-version"),
+        ("include" = Option<String>, Query, description = "inquiry-template, inquiry-template-version (each needs inquiry-template.read)"),
         ("fields[inquiry]" = Option<String>, Query),
     ),
-    responses((status = 200, body = SingleDocument<InquiryAttributes>), (status = 404, body = ErrorDocument)),
+    responses(
+        (status = 200, body = SingleDocument<InquiryAttributes>),
+        (status = 403, body = ErrorDocument, description = "the key lacks inquiry.read, or the permission of an included type"),
+        (status = 404, body = ErrorDocument),
+    ),
     security(("bearer" = []))
 )]
 async fn get_inquiry(
