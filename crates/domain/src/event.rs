@@ -45,6 +45,11 @@ pub mod names {
     /// Extension: the redemption job could not proceed (`failure-reason` says why).
     pub const SHARE_TOKEN_OUTBOUND_FAILED: &str = "connect/share-token.outbound-failed";
     pub const SHARE_TOKEN_INBOUND_FAILED: &str = "connect/share-token.inbound-failed";
+    /// Extension: the destination peeked at the source data, or previewed a redemption.
+    pub const SHARE_TOKEN_OUTBOUND_PEEKED: &str = "connect/share-token.outbound-peeked";
+    pub const SHARE_TOKEN_INBOUND_PEEKED: &str = "connect/share-token.inbound-peeked";
+    pub const SHARE_TOKEN_OUTBOUND_PREVIEWED: &str = "connect/share-token.outbound-previewed";
+    pub const SHARE_TOKEN_INBOUND_PREVIEWED: &str = "connect/share-token.inbound-previewed";
     /// Workflow runs: a run started, finished all its steps, or stopped on a step that failed
     /// for good.
     pub const WORKFLOW_RUN_CREATED: &str = "workflow-run.created";

@@ -1,5 +1,6 @@
 //! Inquiry fields: schemas declared by templates, and validation of submitted values.
 
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
@@ -208,10 +209,16 @@ pub fn validate_value(
         }
         FieldType::MultiChoices => {
             let items = raw.as_array().ok_or("must be a list of strings")?;
-            let mut chosen: Vec<String> = Vec::with_capacity(items.len());
+            // Sets, so that many items against many options stay linear.
+            let offered: HashSet<&str> = config.options.iter().map(String::as_str).collect();
+            let mut seen: HashSet<String> = HashSet::with_capacity(items.len());
+            let mut chosen: Vec<String> = Vec::new();
             for item in items {
-                let item = check_option(clean_string(item, config)?, config)?;
-                if !chosen.contains(&item) {
+                let item = clean_string(item, config)?;
+                if !offered.is_empty() && !offered.contains(item.as_str()) {
+                    return Err(not_an_option(config));
+                }
+                if seen.insert(item.clone()) {
                     chosen.push(item);
                 }
             }
@@ -257,10 +264,11 @@ pub fn validate_fields(
     input: &Map<String, Value>,
     today: Date,
 ) -> Result<Vec<(FieldKey, Option<FieldValue>)>, Vec<FieldError>> {
+    let by_key: HashMap<&str, &FieldSchema> = schemas.iter().map(|s| (s.key.as_str(), s)).collect();
     let mut values = Vec::with_capacity(input.len());
     let mut errors = Vec::new();
     for (key, raw) in input {
-        let Some(schema) = schemas.iter().find(|s| s.key.as_str() == key) else {
+        let Some(schema) = by_key.get(key.as_str()) else {
             errors.push(FieldError {
                 key: key.clone(),
                 message: "is not a field of this inquiry template".to_owned(),
@@ -300,7 +308,23 @@ fn check_option(s: String, config: &FieldConfig) -> Result<String, String> {
     if config.options.is_empty() || config.options.contains(&s) {
         Ok(s)
     } else {
-        Err(format!("must be one of: {}", config.options.join(", ")))
+        Err(not_an_option(config))
+    }
+}
+
+/// The options listed in an error, at most: a field may have a thousand.
+const OPTIONS_SHOWN: usize = 10;
+
+fn not_an_option(config: &FieldConfig) -> String {
+    let options = &config.options;
+    if options.len() <= OPTIONS_SHOWN {
+        format!("must be one of: {}", options.join(", "))
+    } else {
+        format!(
+            "must be one of the {} options, such as: {}, …",
+            options.len(),
+            options[..OPTIONS_SHOWN].join(", ")
+        )
     }
 }
 
@@ -380,6 +404,7 @@ fn check_number(n: &Number, config: &FieldConfig) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
     use time::macros::date;
 
     const TODAY: Date = date!(2024 - 06 - 15);
@@ -696,5 +721,79 @@ mod tests {
             serde_json::to_value(FieldValue::MultiChoices(vec![])).unwrap(),
             json!({"t": "multi_choices", "v": []})
         );
+    }
+
+    #[test]
+    fn many_choices_against_many_options() {
+        let options: Vec<String> = (0..1_000).map(|i| format!("o{i}")).collect();
+        let config = FieldConfig {
+            options: options.clone(),
+            ..FieldConfig::default()
+        };
+        let many = schema("picks", FieldType::MultiChoices, config.clone());
+        // Every option, each many times: the repeats go, the first order stays.
+        let items: Vec<&String> = options.iter().rev().cycle().take(50_000).collect();
+        let Ok(Some(FieldValue::MultiChoices(chosen))) = check(&many, json!(items)) else {
+            panic!("all are options");
+        };
+        assert_eq!(chosen.len(), 1_000);
+        assert_eq!(chosen[0], "o999");
+        // The error lists a few options, not a thousand.
+        let err = check(&many, json!(["o1", "nope"])).unwrap_err();
+        assert_eq!(
+            err,
+            "must be one of the 1000 options, such as: o0, o1, o2, o3, o4, o5, o6, o7, o8, o9, …"
+        );
+        let one = schema("pick", FieldType::Choices, config);
+        assert_eq!(check(&one, json!("nope")).unwrap_err(), err);
+    }
+
+    proptest! {
+        /// The set-based multi-choice check agrees with the plain definition: every item is an
+        /// option (when there are options), and the first occurrence of each is kept in order.
+        #[test]
+        fn multi_choices_keep_first_occurrences_of_options(
+            options in prop::collection::vec("[a-e]", 0..5),
+            items in prop::collection::vec("[a-f]", 0..30),
+        ) {
+            let config = FieldConfig { options: options.clone(), ..FieldConfig::default() };
+            let got = check(&schema("picks", FieldType::MultiChoices, config), json!(items));
+            let all_offered = options.is_empty() || items.iter().all(|i| options.contains(i));
+            if all_offered {
+                let mut expected: Vec<String> = vec![];
+                for item in &items {
+                    if !expected.contains(item) {
+                        expected.push(item.clone());
+                    }
+                }
+                prop_assert_eq!(got, Ok(Some(FieldValue::MultiChoices(expected))));
+            } else {
+                prop_assert!(got.is_err());
+            }
+        }
+
+        #[test]
+        fn batches_are_checked_key_by_key(
+            declared in prop::collection::btree_set("[a-d]", 0..4),
+            given in prop::collection::btree_map("[a-f]", "[a-z]{0,3}", 0..6),
+        ) {
+            let schemas: Vec<FieldSchema> = declared
+                .iter()
+                .map(|key| schema(key, FieldType::String, FieldConfig::default()))
+                .collect();
+            let input: Map<String, Value> =
+                given.iter().map(|(k, v)| (k.clone(), json!(v))).collect();
+            let unknown: Vec<&String> = given.keys().filter(|k| !declared.contains(*k)).collect();
+            match validate_fields(&schemas, &input, TODAY) {
+                Ok(values) => {
+                    prop_assert!(unknown.is_empty());
+                    prop_assert_eq!(values.len(), given.len());
+                }
+                Err(errors) => {
+                    let keys: Vec<&String> = errors.iter().map(|e| &e.key).collect();
+                    prop_assert_eq!(keys, unknown);
+                }
+            }
+        }
     }
 }

@@ -2,9 +2,14 @@
 //! (2 × 44, passports), and the visa layouts MRV-A (2 × 44) and MRV-B (2 × 36), which are
 //! parsed as TD3 and TD2 with a document code starting with `V`.
 //!
-//! [`parse`] reads the fields and recomputes every check digit; it never rejects an MRZ because a
-//! check digit is wrong (that is a finding, reported in [`Mrz::checks`]), only because the text
-//! is not an MRZ at all (line count, line length, characters outside `A–Z 0–9 <`, sex).
+//! [`parse`] reads the fields, recomputes every check digit and checks that each field has the
+//! form ICAO 9303 prescribes (a state code from its list, a name of letters, dates that are
+//! dates, …). It never rejects an MRZ because a check digit is wrong or a field is malformed
+//! (those are findings, reported in [`Mrz::checks`] and [`Mrz::field_checks`]), only because the
+//! text is not an MRZ at all (line count, line length, characters outside `A–Z 0–9 <`).
+//!
+//! Check digits alone do not make an MRZ genuine: anyone can compute them for `WTO` as an
+//! issuing state or `ERIK5SON` as a name. The field checks catch what the digits cannot.
 //!
 //! # What the check digits catch
 //! A check digit is `Σ wᵢ·vᵢ mod 10` with weights 7, 3, 1 repeating, `<` = 0, `0–9` = 0–9 and
@@ -62,6 +67,28 @@ pub struct CheckDigit {
     pub valid: bool,
 }
 
+/// Whether one field has the form ICAO 9303 prescribes, whatever its check digit says.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FieldCheck {
+    /// `document-code`, `issuing-state`, `name`, `document-number`, `nationality`,
+    /// `birth-date`, `sex` or `expiry-date`.
+    pub field: &'static str,
+    pub valid: bool,
+    /// Why the field is malformed, as a sentence without the field's value; absent when valid.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub problem: Option<&'static str>,
+}
+
+impl FieldCheck {
+    fn new(field: &'static str, problem: Option<&'static str>) -> Self {
+        Self {
+            field,
+            valid: problem.is_none(),
+            problem,
+        }
+    }
+}
+
 /// A parsed machine-readable zone. Text fields have their trailing fillers removed; inner fillers
 /// of names become spaces.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -78,12 +105,13 @@ pub struct Mrz {
     /// Including the TD1/TD2 overflow continued in the optional data.
     pub document_number: String,
     pub nationality: String,
-    /// `None` when the six characters are not a calendar date.
+    /// `None` when the six characters are not a calendar date (or, as ICAO 9303 allows for a
+    /// birth date, its unknown parts are fillers).
     #[serde(serialize_with = "serialize_date")]
     pub birth_date: Option<Date>,
     /// The six characters `YYMMDD` as printed.
     pub birth_date_raw: String,
-    /// `M`, `F`, `X` or `<` (unspecified).
+    /// `M`, `F`, `X` or `<` (unspecified); any other character fails the `sex` field check.
     pub sex: char,
     #[serde(serialize_with = "serialize_date")]
     pub expiry_date: Option<Date>,
@@ -94,12 +122,25 @@ pub struct Mrz {
     /// TD1 only: the optional data of the middle line.
     pub optional_data_2: Option<String>,
     pub checks: Vec<CheckDigit>,
+    /// One entry per field, in the order of the list in [`FieldCheck::field`].
+    pub field_checks: Vec<FieldCheck>,
 }
 
 impl Mrz {
     /// Whether every check digit holds.
     pub fn all_check_digits_valid(&self) -> bool {
         self.checks.iter().all(|c| c.valid)
+    }
+
+    /// Whether every field has its ICAO 9303 form.
+    pub fn all_fields_valid(&self) -> bool {
+        self.field_checks.iter().all(|c| c.valid)
+    }
+
+    /// Whether every check digit holds and every field has its form: the MRZ can be trusted as
+    /// far as its own text allows.
+    pub fn is_valid(&self) -> bool {
+        self.all_check_digits_valid() && self.all_fields_valid()
     }
 
     /// Visas (MRV-A, MRV-B) have no composite and no optional data check digit.
@@ -144,12 +185,6 @@ pub enum MrzError {
         line: usize,
         length: usize,
         expected: &'static str,
-    },
-    #[error("line {line}, column {column}: the sex is `{found}`; it must be M, F, X or <")]
-    InvalidSex {
-        line: usize,
-        column: usize,
-        found: char,
     },
 }
 
@@ -264,18 +299,6 @@ fn detect_format(lines: &[&str]) -> Result<MrzFormat, MrzError> {
     Ok(format)
 }
 
-fn check_sex(line: usize, column: usize, sex: char) -> Result<char, MrzError> {
-    if matches!(sex, 'M' | 'F' | 'X' | '<') {
-        Ok(sex)
-    } else {
-        Err(MrzError::InvalidSex {
-            line,
-            column,
-            found: sex,
-        })
-    }
-}
-
 /// Splits `SURNAME<<GIVEN<NAMES<<<` into the surname and the given names.
 fn split_names(field: &str) -> (String, Vec<String>) {
     let field = field.trim_end_matches('<');
@@ -335,22 +358,33 @@ fn parse_td1(lines: &[&str], today: Date) -> Result<Mrz, MrzError> {
         check("composite", &composite, col(l2, 30)),
     ];
     let (surname, given_names) = split_names(l3);
+    let printed = Printed {
+        document_code: cols(l1, 1, 2),
+        issuing_state: cols(l1, 3, 5),
+        name: l3,
+        document_number: &number,
+        nationality: cols(l2, 16, 18),
+        birth_date: birth_raw,
+        sex: col(l2, 8),
+        expiry_date: expiry_raw,
+    };
     Ok(Mrz {
         format: MrzFormat::Td1,
-        document_code: strip(cols(l1, 1, 2)),
-        issuing_state: strip(cols(l1, 3, 5)),
+        document_code: strip(printed.document_code),
+        issuing_state: strip(printed.issuing_state),
         surname,
         given_names,
         document_number: strip(&number),
-        nationality: strip(cols(l2, 16, 18)),
+        nationality: strip(printed.nationality),
         birth_date: birth_date(birth_raw, today),
         birth_date_raw: birth_raw.to_owned(),
-        sex: check_sex(2, 8, col(l2, 8))?,
+        sex: printed.sex,
         expiry_date: expiry_date(expiry_raw, today),
         expiry_date_raw: expiry_raw.to_owned(),
         optional_data: strip(optional),
         optional_data_2: Some(strip(cols(l2, 19, 29))),
         checks,
+        field_checks: printed.field_checks(MrzFormat::Td1, today),
     })
 }
 
@@ -387,24 +421,152 @@ fn parse_two_line(format: MrzFormat, lines: &[&str], today: Date) -> Result<Mrz,
         let composite: String = [cols(l2, 1, 10), cols(l2, 14, 20), cols(l2, 22, len - 1)].concat();
         checks.push(check("composite", &composite, col(l2, len)));
     }
-    let (surname, given_names) = split_names(cols(l1, 6, len));
+    let printed = Printed {
+        document_code: cols(l1, 1, 2),
+        issuing_state: cols(l1, 3, 5),
+        name: cols(l1, 6, len),
+        document_number: &number,
+        nationality: cols(l2, 11, 13),
+        birth_date: birth_raw,
+        sex: col(l2, 21),
+        expiry_date: expiry_raw,
+    };
+    let (surname, given_names) = split_names(printed.name);
     Ok(Mrz {
         format,
         document_code,
-        issuing_state: strip(cols(l1, 3, 5)),
+        issuing_state: strip(printed.issuing_state),
         surname,
         given_names,
         document_number: strip(&number),
-        nationality: strip(cols(l2, 11, 13)),
+        nationality: strip(printed.nationality),
         birth_date: birth_date(birth_raw, today),
         birth_date_raw: birth_raw.to_owned(),
-        sex: check_sex(2, 21, col(l2, 21))?,
+        sex: printed.sex,
         expiry_date: expiry_date(expiry_raw, today),
         expiry_date_raw: expiry_raw.to_owned(),
         optional_data: strip(optional),
         optional_data_2: None,
         checks,
+        field_checks: printed.field_checks(format, today),
     })
+}
+
+/// The fields that have a prescribed form, as printed (fillers included).
+struct Printed<'a> {
+    document_code: &'a str,
+    issuing_state: &'a str,
+    name: &'a str,
+    /// Including a TD1/TD2 overflow.
+    document_number: &'a str,
+    nationality: &'a str,
+    birth_date: &'a str,
+    sex: char,
+    expiry_date: &'a str,
+}
+
+impl Printed<'_> {
+    fn field_checks(&self, format: MrzFormat, today: Date) -> Vec<FieldCheck> {
+        let code =
+            |printed: &str, problem: &'static str| (!is_state_code(printed)).then_some(problem);
+        vec![
+            FieldCheck::new(
+                "document-code",
+                document_code_problem(format, self.document_code),
+            ),
+            FieldCheck::new(
+                "issuing-state",
+                code(
+                    self.issuing_state,
+                    "The issuing state is not an ICAO 9303 code of a state or an organization.",
+                ),
+            ),
+            FieldCheck::new("name", name_problem(self.name)),
+            FieldCheck::new(
+                "document-number",
+                self.document_number
+                    .starts_with('<')
+                    .then_some("The document number is empty or starts with a filler."),
+            ),
+            FieldCheck::new(
+                "nationality",
+                code(
+                    self.nationality,
+                    "The nationality is not an ICAO 9303 code of a state, an organization \
+                     or a nationality status.",
+                ),
+            ),
+            FieldCheck::new("birth-date", birth_date_problem(self.birth_date, today)),
+            FieldCheck::new(
+                "sex",
+                (!matches!(self.sex, 'M' | 'F' | 'X' | '<'))
+                    .then_some("The sex is not M, F, X or < (unspecified)."),
+            ),
+            FieldCheck::new(
+                "expiry-date",
+                expiry_date(self.expiry_date, today)
+                    .is_none()
+                    .then_some("The expiry date is not a calendar date (YYMMDD)."),
+            ),
+        ]
+    }
+}
+
+/// The first character says what the document is, and which layouts carry it: passports (`P`)
+/// use TD3, cards (`A`, `C`, `I`) TD1 or TD2, visas (`V`) TD3 or TD2. The second is the
+/// issuer's choice of letter, or a filler.
+fn document_code_problem(format: MrzFormat, code: &str) -> Option<&'static str> {
+    let mut chars = code.chars();
+    let (kind, variant) = (chars.next().unwrap_or('<'), chars.next().unwrap_or('<'));
+    let kind_fits = match format {
+        MrzFormat::Td3 => matches!(kind, 'P' | 'V'),
+        MrzFormat::Td2 => matches!(kind, 'A' | 'C' | 'I' | 'V'),
+        MrzFormat::Td1 => matches!(kind, 'A' | 'C' | 'I'),
+    };
+    if !kind_fits {
+        Some(
+            "The document code does not start with a letter this layout allows \
+             (TD3: P or V; TD2: A, C, I or V; TD1: A, C or I).",
+        )
+    } else if !(variant.is_ascii_uppercase() || variant == '<') {
+        Some("The document code's second character is not a letter or a filler.")
+    } else {
+        None
+    }
+}
+
+/// A name is letters separated by fillers, and starts with the primary identifier.
+fn name_problem(printed: &str) -> Option<&'static str> {
+    if printed.bytes().any(|b| b.is_ascii_digit()) {
+        Some("The name contains a digit; an MRZ name has only letters and fillers.")
+    } else if printed.starts_with('<') {
+        Some("The name starts with a filler: the primary identifier is missing.")
+    } else {
+        None
+    }
+}
+
+/// ICAO 9303 fills the unknown parts of a birth date with fillers: the day, the day and the
+/// month, or the whole date. What is known must be digits that can be a date.
+fn birth_date_problem(printed: &str, today: Date) -> Option<&'static str> {
+    let known = printed.trim_end_matches('<');
+    let digits = known.bytes().all(|b| b.is_ascii_digit());
+    let month_fits = || {
+        known
+            .get(2..4)
+            .and_then(|m| m.parse::<u8>().ok())
+            .is_some_and(|m| (1..=12).contains(&m))
+    };
+    let fits = digits
+        && match known.len() {
+            0 | 2 => true,
+            4 => month_fits(),
+            6 => birth_date(printed, today).is_some(),
+            _ => false,
+        };
+    (!fits).then_some(
+        "The birth date is not a calendar date (YYMMDD, unknown parts as trailing fillers).",
+    )
 }
 
 /// `YYMMDD` split into a two-digit year, a month and a day; `None` unless all digits.
@@ -488,19 +650,30 @@ pub const COUNTRIES: [(&str, &str); 249] = [
 ];
 
 /// ICAO 9303 part 3 codes that are not ISO 3166-1 alpha-3, with the alpha-2 code a visual zone
-/// carries for them. `UTO` is Utopia, the fictional state of the ICAO specimen documents; `UT`
-/// is not assigned to any country by ISO 3166-1, so the mapping cannot match a real document.
-const ICAO_CODES: [(&str, &str); 9] = [
-    ("D", "DE"),
-    ("GBD", "GB"),
-    ("GBN", "GB"),
-    ("GBO", "GB"),
-    ("GBP", "GB"),
-    ("GBS", "GB"),
-    ("RKS", "XK"),
-    ("EUE", "EU"),
-    ("UTO", "UT"),
+/// carries for those that stand for a country. `UTO` is Utopia, the fictional state of the ICAO
+/// specimen documents; `UT` is not assigned to any country by ISO 3166-1, so the mapping cannot
+/// match a real document. `RKS` (Kosovo) is not in ICAO's list but is what Kosovo issues.
+#[rustfmt::skip]
+const ICAO_CODES: [(&str, Option<&str>); 27] = [
+    // Germany, and the classes of British nationality.
+    ("D", Some("DE")), ("GBD", Some("GB")), ("GBN", Some("GB")), ("GBO", Some("GB")),
+    ("GBP", Some("GB")), ("GBS", Some("GB")),
+    ("RKS", Some("XK")), ("EUE", Some("EU")), ("UTO", Some("UT")),
+    // The United Nations, its agencies and its mission in Kosovo.
+    ("UNO", None), ("UNA", None), ("UNK", None),
+    // Other issuing organizations.
+    ("XBA", None), ("XIM", None), ("XCC", None), ("XCE", None), ("XCO", None), ("XEC", None),
+    ("XPO", None), ("XES", None), ("XMP", None), ("XOM", None), ("XDC", None),
+    // Stateless persons, refugees, and an unspecified nationality.
+    ("XXA", None), ("XXB", None), ("XXC", None), ("XXX", None),
 ];
+
+/// Whether an MRZ state or nationality field (`DEU`, `D<<`, `UNO`, `XXA`, …) holds a code of
+/// ICAO 9303 part 3: ISO 3166-1 alpha-3 or one of ICAO's own.
+pub fn is_state_code(code: &str) -> bool {
+    let code = code.trim_end_matches('<');
+    COUNTRIES.iter().any(|(_, a3)| *a3 == code) || ICAO_CODES.iter().any(|(c, _)| *c == code)
+}
 
 /// The ISO 3166-1 alpha-2 code for an MRZ state code (`DEU`, `D`, `D<<`, `GBR`, `UTO`, …).
 /// `None` for organizations and statuses without a country (`UNO`, `XXA`, …) and unknown codes.
@@ -514,7 +687,7 @@ pub fn alpha3_to_alpha2(code: &str) -> Option<&'static str> {
             ICAO_CODES
                 .iter()
                 .find(|(a3, _)| *a3 == code)
-                .map(|(_, a2)| *a2)
+                .and_then(|(_, a2)| *a2)
         })
 }
 
@@ -543,6 +716,14 @@ mod tests {
         mrz.checks
             .iter()
             .map(|c| (c.field, c.expected, c.valid))
+            .collect()
+    }
+
+    fn invalid_fields(mrz: &Mrz) -> Vec<&'static str> {
+        mrz.field_checks
+            .iter()
+            .filter(|c| !c.valid)
+            .map(|c| c.field)
             .collect()
     }
 
@@ -586,6 +767,8 @@ mod tests {
             ]
         );
         assert!(mrz.all_check_digits_valid());
+        assert!(mrz.all_fields_valid(), "{:?}", mrz.field_checks);
+        assert!(mrz.is_valid());
         assert!(!mrz.is_visa());
     }
 
@@ -614,6 +797,7 @@ mod tests {
                 ("composite", '6', true),
             ]
         );
+        assert!(mrz.is_valid(), "{:?}", mrz.field_checks);
     }
 
     #[test]
@@ -634,6 +818,7 @@ mod tests {
                 ("composite", '6', true),
             ]
         );
+        assert!(mrz.is_valid(), "{:?}", mrz.field_checks);
     }
 
     #[test]
@@ -650,7 +835,7 @@ mod tests {
         assert_eq!(mrv_a.expiry_date, Some(date!(1996 - 12 - 10)));
         assert_eq!(mrv_a.optional_data, "6ZE184226B");
         assert_eq!(mrv_a.checks.len(), 3);
-        assert!(mrv_a.all_check_digits_valid());
+        assert!(mrv_a.is_valid(), "{:?}", mrv_a.field_checks);
 
         let mrv_b = parse_ok(&[
             "V<UTOERIKSSON<<ANNA<MARIA<<<<<<<<<<<",
@@ -659,7 +844,7 @@ mod tests {
         assert_eq!(mrv_b.format, MrzFormat::Td2);
         assert!(mrv_b.is_visa());
         assert_eq!(mrv_b.checks.len(), 3);
-        assert!(mrv_b.all_check_digits_valid());
+        assert!(mrv_b.is_valid(), "{:?}", mrv_b.field_checks);
     }
 
     #[test]
@@ -777,17 +962,11 @@ mod tests {
                 ..
             })
         ));
-        assert_eq!(
-            parse(
-                &[td3[0], "L898902C36UTO7408122Q1204159ZE184226B<<<<<10"],
-                TODAY
-            ),
-            Err(MrzError::InvalidSex {
-                line: 2,
-                column: 21,
-                found: 'Q'
-            })
-        );
+        // A sex outside M, F, X, < is a malformed field, not a text that is no MRZ.
+        let mrz = parse_ok(&[td3[0], "L898902C36UTO7408122Q1204159ZE184226B<<<<<10"]);
+        assert_eq!(mrz.sex, 'Q');
+        assert!(mrz.all_check_digits_valid());
+        assert_eq!(invalid_fields(&mrz), ["sex"]);
     }
 
     #[test]
@@ -805,6 +984,8 @@ mod tests {
         assert_eq!(mrz.birth_date_raw, "740231");
         assert_eq!(mrz.expiry_date, None);
         assert!(mrz.all_check_digits_valid());
+        assert_eq!(invalid_fields(&mrz), ["birth-date", "expiry-date"]);
+        assert!(!mrz.is_valid());
         let letters = parse_ok(&[
             "P<UTOERIKSSON<<ANNA<MARIA<<<<<<<<<<<<<<<<<<<",
             "L898902C36UTO74O8122F1204159ZE184226B<<<<<10",
@@ -844,6 +1025,164 @@ mod tests {
         assert_eq!(alpha3_to_alpha2("UNO"), None);
         assert_eq!(alpha2_to_alpha3("US"), Some("USA"));
         assert_eq!(alpha2_to_alpha3("UT"), None);
+
+        for code in [
+            "DEU", "D<<", "D", "GBR", "GBD", "UTO", "UNO", "UNK", "XOM", "XXA", "XXX", "EUE", "RKS",
+        ] {
+            assert!(is_state_code(code), "{code}");
+        }
+        // Every code of ICAO's own list is one, whether or not it stands for a country.
+        assert!(ICAO_CODES.iter().all(|(code, _)| is_state_code(code)));
+        for code in [
+            "WTO", "UT", "DE", "", "<<<", "D<E", "<DE", "GB", "XYZ", "EU",
+        ] {
+            assert!(!is_state_code(code), "{code}");
+        }
+    }
+
+    /// The zones of issue 10: every check digit holds, yet the fields are not what ICAO 9303
+    /// allows. Each malformation fails its own field check and nothing else.
+    #[test]
+    fn malformed_fields_fail_their_checks_although_the_digits_hold() {
+        let zone = |code: &str, state: &str, names: &str, number: &str, nationality: &str| {
+            gen_td3(
+                &Parts {
+                    state: state.into(),
+                    nationality: nationality.into(),
+                    number: number.into(),
+                    names: names.into(),
+                    ..specimen_parts()
+                },
+                code == "V<",
+            )
+            .lines
+        };
+        let failing = |lines: Vec<String>| {
+            let lines: Vec<&str> = lines.iter().map(String::as_str).collect();
+            let mrz = parse_ok(&lines);
+            assert!(mrz.all_check_digits_valid(), "{lines:?} {:?}", mrz.checks);
+            invalid_fields(&mrz)
+        };
+        let specimen = |state: &str, names: &str, number: &str, nationality: &str| {
+            failing(zone("P<", state, names, number, nationality))
+        };
+        assert!(specimen("UTO", "ERIKSSON<<ANNA<MARIA", "L898902C3", "UTO").is_empty());
+        assert_eq!(
+            specimen("WTO", "ERIKSSON<<ANNA<MARIA", "L898902C3", "UTO"),
+            ["issuing-state"]
+        );
+        assert_eq!(
+            specimen("UTO", "ERIKSSON<<ANNA<MARIA", "L898902C3", "WTO"),
+            ["nationality"]
+        );
+        assert_eq!(
+            specimen("UTO", "ERIK5SON<<ANNA<MARIA", "L898902C3", "UTO"),
+            ["name"]
+        );
+        assert_eq!(
+            specimen("UTO", "<ERIKSSON<<ANNA", "L898902C3", "UTO"),
+            ["name"]
+        );
+        assert_eq!(
+            specimen("UTO", "ERIKSSON<<ANNA", "", "UTO"),
+            ["document-number"]
+        );
+        assert_eq!(
+            specimen("WTO", "ERIK5SON<<ANNA", "L898902C3", "D<<"),
+            ["issuing-state", "name"]
+        );
+        assert!(specimen("D<<", "MUSTERMANN<<ERIKA", "C01X00T47", "GBD").is_empty());
+
+        // A passport layout with a card's document code, and a card layout with a passport's.
+        let mut card_code = zone("P<", "UTO", "ERIKSSON<<ANNA", "L898902C3", "UTO");
+        card_code[0].replace_range(0..2, "I<");
+        assert_eq!(failing(card_code), ["document-code"]);
+        let mut td1 = gen_td1(&specimen_parts()).lines;
+        assert!(failing(td1.clone()).is_empty());
+        td1[0].replace_range(0..2, "P<");
+        assert_eq!(failing(td1.clone()), ["document-code"]);
+        td1[0].replace_range(0..2, "I4");
+        assert_eq!(failing(td1), ["document-code"]);
+
+        // Sex, and dates that are not dates.
+        for (parts, field) in [
+            (
+                Parts {
+                    sex: 'Q',
+                    ..specimen_parts()
+                },
+                "sex",
+            ),
+            (
+                Parts {
+                    birth: "741308".into(),
+                    ..specimen_parts()
+                },
+                "birth-date",
+            ),
+            (
+                Parts {
+                    birth: "7408<2".into(),
+                    ..specimen_parts()
+                },
+                "birth-date",
+            ),
+            (
+                Parts {
+                    expiry: "120431".into(),
+                    ..specimen_parts()
+                },
+                "expiry-date",
+            ),
+            (
+                Parts {
+                    expiry: "12<<<<".into(),
+                    ..specimen_parts()
+                },
+                "expiry-date",
+            ),
+        ] {
+            for g in [
+                gen_td3(&parts, false),
+                gen_td2(&parts, false),
+                gen_td1(&parts),
+            ] {
+                assert_eq!(failing(g.lines), [field], "{parts:?}");
+            }
+        }
+    }
+
+    /// ICAO 9303 writes the unknown parts of a birth date as fillers; such a date is well formed
+    /// and unknown.
+    #[test]
+    fn unknown_parts_of_a_birth_date_are_fillers() {
+        for (birth, valid) in [
+            ("74<<<<", true),
+            ("7408<<", true),
+            ("<<<<<<", true),
+            ("7413<<", false),
+            ("7<0812", false),
+            ("<<0812", false),
+            ("74081<", false),
+        ] {
+            let g = gen_td3(
+                &Parts {
+                    birth: birth.into(),
+                    ..specimen_parts()
+                },
+                false,
+            );
+            let lines: Vec<&str> = g.lines.iter().map(String::as_str).collect();
+            let mrz = parse_ok(&lines);
+            assert_eq!(mrz.birth_date, None, "{birth}");
+            assert!(mrz.all_check_digits_valid());
+            assert_eq!(
+                mrz.all_fields_valid(),
+                valid,
+                "{birth}: {:?}",
+                mrz.field_checks
+            );
+        }
     }
 
     #[test]
@@ -859,6 +1198,19 @@ mod tests {
         assert_eq!(
             json["checks"][0],
             serde_json::json!({"field": "document-number", "expected": "7", "computed": "7", "valid": true})
+        );
+        assert_eq!(
+            json["field-checks"][1],
+            serde_json::json!({"field": "issuing-state", "valid": true})
+        );
+        let malformed = parse_ok(&[
+            "I<WTOERIKSSON<<ANNA<MARIA<<<<<<<<<<<",
+            "D231458907UTO7408122F1204159<<<<<<<6",
+        ]);
+        assert_eq!(
+            serde_json::to_value(&malformed).unwrap()["field-checks"][1],
+            serde_json::json!({"field": "issuing-state", "valid": false,
+                "problem": "The issuing state is not an ICAO 9303 code of a state or an organization."})
         );
     }
 
@@ -893,6 +1245,8 @@ mod tests {
 
     #[derive(Debug, Clone)]
     struct Parts {
+        state: String,
+        nationality: String,
         names: String,
         number: String,
         birth: String,
@@ -903,19 +1257,75 @@ mod tests {
         filler_check: bool,
     }
 
+    /// The fields of the ICAO specimens (TD3 names and dates).
+    fn specimen_parts() -> Parts {
+        Parts {
+            state: "UTO".into(),
+            nationality: "UTO".into(),
+            names: "ERIKSSON<<ANNA<MARIA".into(),
+            number: "L898902C3".into(),
+            birth: "740812".into(),
+            expiry: "120415".into(),
+            sex: 'F',
+            optional: "ZE184226B".into(),
+            optional_2: String::new(),
+            filler_check: false,
+        }
+    }
+
+    /// Every code ICAO 9303 allows in a state or nationality field, as printed (`D<<`).
+    fn state_codes() -> Vec<String> {
+        COUNTRIES
+            .iter()
+            .map(|(_, a3)| *a3)
+            .chain(ICAO_CODES.iter().map(|(code, _)| *code))
+            .map(|code| pad(code, 3))
+            .collect()
+    }
+
+    /// A `YYMMDD` that is a date in every century.
+    fn date_text() -> impl Strategy<Value = String> {
+        (0..100u32, 1..=12u32, 1..=28u32).prop_map(|(y, m, d)| format!("{y:02}{m:02}{d:02}"))
+    }
+
+    /// A birth date, known or with its unknown parts as fillers.
+    fn birth_text() -> impl Strategy<Value = String> {
+        prop_oneof![
+            4 => date_text(),
+            1 => date_text().prop_map(|d| format!("{}<<<<", &d[..2])),
+            1 => date_text().prop_map(|d| format!("{}<<", &d[..4])),
+            1 => Just("<<<<<<".to_owned()),
+        ]
+    }
+
+    /// Well-formed fields: every field check passes on a zone generated from them.
     fn parts(max_number: usize) -> impl Strategy<Value = Parts> {
+        let codes = prop::sample::select(state_codes());
         (
+            (codes.clone(), codes),
             "[A-Z]{1,12}(<[A-Z]{1,5})?<<[A-Z]{1,8}(<[A-Z]{1,8})?",
             proptest::string::string_regex(&format!("[A-Z0-9]{{1,{max_number}}}")).unwrap(),
-            "[0-9]{6}",
-            "[0-9]{6}",
+            birth_text(),
+            date_text(),
             prop::sample::select(vec!['M', 'F', 'X', '<']),
             "[A-Z0-9<]{0,14}",
             "[A-Z0-9<]{0,11}",
             any::<bool>(),
         )
             .prop_map(
-                |(names, number, birth, expiry, sex, optional, optional_2, filler_check)| Parts {
+                |(
+                    (state, nationality),
+                    names,
+                    number,
+                    birth,
+                    expiry,
+                    sex,
+                    optional,
+                    optional_2,
+                    filler_check,
+                )| Parts {
+                    state,
+                    nationality,
                     names,
                     number,
                     birth,
@@ -958,11 +1368,12 @@ mod tests {
 
     fn gen_td3(p: &Parts, visa: bool) -> Generated {
         let code = if visa { "V<" } else { "P<" };
-        let l1 = format!("{code}UTO{}", pad(&p.names, 39));
+        let l1 = format!("{code}{}{}", p.state, pad(&p.names, 39));
         let number = pad(&p.number, 9);
         let mut l2 = format!(
-            "{number}{}UTO{}{}{}{}{}",
+            "{number}{}{}{}{}{}{}{}",
             check_digit(&number),
+            p.nationality,
             p.birth,
             check_digit(&p.birth),
             p.sex,
@@ -1000,11 +1411,12 @@ mod tests {
 
     fn gen_td2(p: &Parts, visa: bool) -> Generated {
         let code = if visa { "V<" } else { "I<" };
-        let l1 = format!("{code}UTO{}", pad(&p.names, 31));
+        let l1 = format!("{code}{}{}", p.state, pad(&p.names, 31));
         let optional_len = if visa { 8 } else { 7 };
         let (number, optional, overflow_check) = number_and_optional(p, optional_len);
         let mut l2 = format!(
-            "{number}UTO{}{}{}{}{}{optional}",
+            "{number}{}{}{}{}{}{}{optional}",
+            p.nationality,
             p.birth,
             check_digit(&p.birth),
             p.sex,
@@ -1033,14 +1445,15 @@ mod tests {
 
     fn gen_td1(p: &Parts) -> Generated {
         let (number, optional, overflow_check) = number_and_optional(p, 15);
-        let l1 = format!("I<UTO{number}{optional}");
+        let l1 = format!("I<{}{number}{optional}", p.state);
         let head = format!(
-            "{}{}{}{}{}UTO{}",
+            "{}{}{}{}{}{}{}",
             p.birth,
             check_digit(&p.birth),
             p.sex,
             p.expiry,
             check_digit(&p.expiry),
+            p.nationality,
             pad(&p.optional_2, 11)
         );
         let composite = check_digit(&format!(
@@ -1085,6 +1498,7 @@ mod tests {
         let lines: Vec<&str> = g.lines.iter().map(String::as_str).collect();
         let mrz = parse(&lines, TODAY).unwrap();
         assert!(mrz.all_check_digits_valid(), "{lines:?} {:?}", mrz.checks);
+        assert!(mrz.all_fields_valid(), "{lines:?} {:?}", mrz.field_checks);
         assert_eq!(mrz.is_visa(), g.visa);
         for &(line, column) in &g.protected {
             let original = g.lines[line - 1].as_bytes()[column - 1] as char;
@@ -1133,5 +1547,104 @@ mod tests {
         fn td1_corruptions_are_caught(p in parts(20)) {
             assert_corruptions_caught(&gen_td1(&p));
         }
+
+        /// Check digits computed over a malformed field hold, yet that field's check fails and
+        /// no other does, in every layout.
+        #[test]
+        fn a_malformed_field_fails_its_check_whatever_the_digits(
+            p in parts(9),
+            malformation in malformation(),
+            layout in 0..5u8,
+        ) {
+            let mut p = p;
+            let field = malformation.apply(&mut p);
+            let g = match layout {
+                0 => gen_td3(&p, false),
+                1 => gen_td3(&p, true),
+                2 => gen_td2(&p, false),
+                3 => gen_td2(&p, true),
+                _ => gen_td1(&p),
+            };
+            let lines: Vec<&str> = g.lines.iter().map(String::as_str).collect();
+            let mrz = parse(&lines, TODAY).unwrap();
+            prop_assert!(mrz.all_check_digits_valid(), "{:?} {:?}", lines, mrz.checks);
+            prop_assert_eq!(invalid_fields(&mrz), [field], "{:?}", lines);
+            prop_assert!(!mrz.is_valid());
+        }
+    }
+
+    /// One field made malformed.
+    #[derive(Debug, Clone)]
+    enum Malformation {
+        State(String),
+        Nationality(String),
+        /// A digit at this position of the name (wrapped into its first 30 characters).
+        NameDigit(usize, char),
+        Sex(char),
+        Birth(String),
+        Expiry(String),
+    }
+
+    impl Malformation {
+        /// Applies it and returns the field whose check must fail.
+        fn apply(self, p: &mut Parts) -> &'static str {
+            match self {
+                Self::State(code) => {
+                    p.state = code;
+                    "issuing-state"
+                }
+                Self::Nationality(code) => {
+                    p.nationality = code;
+                    "nationality"
+                }
+                Self::NameDigit(at, digit) => {
+                    let at = at % p.names.len().min(30);
+                    p.names.replace_range(at..=at, &digit.to_string());
+                    "name"
+                }
+                Self::Sex(sex) => {
+                    p.sex = sex;
+                    "sex"
+                }
+                Self::Birth(date) => {
+                    p.birth = date;
+                    "birth-date"
+                }
+                Self::Expiry(date) => {
+                    p.expiry = date;
+                    "expiry-date"
+                }
+            }
+        }
+    }
+
+    /// Six characters that are not a date: a month or a day out of range, or a letter.
+    fn not_a_date() -> impl Strategy<Value = String> {
+        prop_oneof![
+            "[0-9]{2}(00|1[3-9]|[2-9][0-9])[0-9]{2}",
+            "[0-9]{2}(0[1-9]|1[0-2])(00|3[2-9]|[4-9][0-9])",
+            "[0-9]{5}[A-Z]",
+            "[A-Z][0-9]{5}",
+        ]
+    }
+
+    fn malformation() -> impl Strategy<Value = Malformation> {
+        let not_a_code = "[A-Z]{3}|[A-Z]{2}<|[A-Z]<<|<[A-Z]{2}|<<<"
+            .prop_filter("not an ICAO code", |code: &String| !is_state_code(code));
+        prop_oneof![
+            not_a_code.clone().prop_map(Malformation::State),
+            not_a_code.prop_map(Malformation::Nationality),
+            (any::<usize>(), prop::char::range('0', '9'))
+                .prop_map(|(at, digit)| Malformation::NameDigit(at, digit)),
+            prop::sample::select(
+                ALPHABET
+                    .chars()
+                    .filter(|c| !matches!(c, 'M' | 'F' | 'X' | '<'))
+                    .collect::<Vec<_>>()
+            )
+            .prop_map(Malformation::Sex),
+            not_a_date().prop_map(Malformation::Birth),
+            prop_oneof![not_a_date(), Just("<<<<<<".to_owned())].prop_map(Malformation::Expiry),
+        ]
     }
 }

@@ -195,7 +195,8 @@ pub fn satisfied(requirement: &Requirement, subject: &Subject) -> bool {
     }
 }
 
-fn has_value(value: &FieldValue) -> bool {
+/// Whether a field value holds something: not a blank string, not an empty list, not null.
+pub fn has_value(value: &FieldValue) -> bool {
     match value {
         FieldValue::String(s) | FieldValue::Choices(s) | FieldValue::File(s) => {
             !s.trim().is_empty()

@@ -7,7 +7,9 @@
 //! ```
 //! A token is redeemed at most once; `expired`, `redeemed` and `failed` are final.
 
-use time::Duration;
+use std::num::NonZeroU32;
+
+use time::{Duration, OffsetDateTime};
 
 use crate::{connect::Side, event::names};
 
@@ -161,6 +163,67 @@ pub fn failed_event(side: Side) -> &'static str {
     }
 }
 
+/// How the destination reads what the source holds before redeeming. Each read is recorded in
+/// the source's events (and the destination's), and the reads of one token are limited.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SourceRead {
+    /// `GET …/{id}?peek-source-data=true`: the names of the fields, the verification statuses.
+    Peek,
+    /// `POST …/{id}/preview`: what redemption under a template would do.
+    Preview,
+}
+
+impl SourceRead {
+    /// The event this read writes to the organization at `side`.
+    pub fn event(self, side: Side) -> &'static str {
+        match (self, side) {
+            (Self::Peek, Side::Source) => names::SHARE_TOKEN_OUTBOUND_PEEKED,
+            (Self::Peek, Side::Destination) => names::SHARE_TOKEN_INBOUND_PEEKED,
+            (Self::Preview, Side::Source) => names::SHARE_TOKEN_OUTBOUND_PREVIEWED,
+            (Self::Preview, Side::Destination) => names::SHARE_TOKEN_INBOUND_PREVIEWED,
+        }
+    }
+
+    /// Whether `event` is the source's record of a read (what the limit counts).
+    pub fn is_source_record(event: &str) -> bool {
+        [Self::Peek, Self::Preview]
+            .iter()
+            .any(|read| read.event(Side::Source) == event)
+    }
+
+    /// The read as a verb for messages ("… can be {verb} only …").
+    pub fn verb(self) -> &'static str {
+        match self {
+            Self::Peek => "peeked at",
+            Self::Preview => "previewed",
+        }
+    }
+}
+
+/// The window over which the reads of one token are limited: a rolling hour.
+pub const SOURCE_READ_WINDOW: Duration = Duration::hours(1);
+
+/// Whether one more read of a token's source data may happen at `now`, given when the earlier
+/// reads happened (any order, older ones included): at most `limit` within any
+/// [`SOURCE_READ_WINDOW`]. Refused, it says how long until the oldest read that counts leaves
+/// the window (at least one second).
+pub fn source_read_allowed(
+    earlier: &[OffsetDateTime],
+    limit: NonZeroU32,
+    now: OffsetDateTime,
+) -> Result<(), Duration> {
+    let since = now - SOURCE_READ_WINDOW;
+    let mut within: Vec<OffsetDateTime> = earlier.iter().copied().filter(|t| *t > since).collect();
+    let limit = usize::try_from(limit.get()).unwrap_or(usize::MAX);
+    if within.len() < limit {
+        return Ok(());
+    }
+    within.sort_unstable();
+    // Once this one has left the window, `limit - 1` reads remain in it.
+    let leaving = within[within.len() - limit];
+    Err((leaving + SOURCE_READ_WINDOW - now).max(Duration::SECOND))
+}
+
 /// Why a redemption ended `failed` (`failure-reason`).
 pub mod failure {
     /// The source inquiry was redacted (or is gone) before the job ran.
@@ -263,6 +326,59 @@ mod tests {
             "`expires-in-seconds` must be between 60 (1 minute) and 1814400 (21 days); got 59. \
              Leave it out for the default of 1209600 (14 days)"
         );
+    }
+
+    #[test]
+    fn reads_are_limited_over_a_rolling_hour() {
+        let now = OffsetDateTime::from_unix_timestamp(1_800_000_000).unwrap();
+        let limit = NonZeroU32::new(3).unwrap();
+        let ago = |minutes: i64| now - Duration::minutes(minutes);
+        assert_eq!(source_read_allowed(&[], limit, now), Ok(()));
+        assert_eq!(
+            source_read_allowed(&[ago(90), ago(61), ago(10), ago(5)], limit, now),
+            Ok(()),
+            "reads older than an hour do not count"
+        );
+        assert_eq!(
+            source_read_allowed(&[ago(5), ago(50), ago(10)], limit, now),
+            Err(Duration::minutes(10)),
+            "the oldest of the three leaves the window in ten minutes"
+        );
+        assert_eq!(
+            source_read_allowed(&[ago(1), ago(2), ago(3), ago(4), ago(40)], limit, now),
+            Err(Duration::minutes(57)),
+            "with more reads than the limit, the one that brings it below must leave"
+        );
+        assert_eq!(
+            source_read_allowed(
+                &[now - SOURCE_READ_WINDOW + Duration::milliseconds(1); 3],
+                limit,
+                now
+            ),
+            Err(Duration::SECOND),
+            "at least a second"
+        );
+    }
+
+    #[test]
+    fn reads_are_named_per_side_and_counted_on_the_source() {
+        assert_eq!(
+            SourceRead::Peek.event(Side::Source),
+            "connect/share-token.outbound-peeked"
+        );
+        assert_eq!(
+            SourceRead::Preview.event(Side::Destination),
+            "connect/share-token.inbound-previewed"
+        );
+        assert!(SourceRead::is_source_record(
+            "connect/share-token.outbound-previewed"
+        ));
+        assert!(!SourceRead::is_source_record(
+            "connect/share-token.inbound-previewed"
+        ));
+        assert!(!SourceRead::is_source_record(
+            "connect/share-token.outbound-created"
+        ));
     }
 
     #[test]

@@ -1,6 +1,12 @@
 //! Inquiry template definitions: what a template version asks for, and its validation.
+//!
+//! Validation is linear in the size of the definition, and the size is capped
+//! ([`MAX_DEFINITION_BYTES`], [`MAX_FIELD_SCHEMAS`], [`MAX_OPTIONS`], [`MAX_OPTION_CHARS`]):
+//! a definition is read on every inquiry write, so one tenant's template must not be able to
+//! make that slow.
 
-use std::fmt;
+use std::collections::{HashMap, HashSet};
+use std::{fmt, io};
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -114,6 +120,15 @@ impl Default for ExpirationConfig {
     }
 }
 
+/// The largest definition, as compact JSON.
+pub const MAX_DEFINITION_BYTES: usize = 256 * 1024;
+/// The most field schemas a definition declares.
+pub const MAX_FIELD_SCHEMAS: usize = 200;
+/// The most options of one `choices` or `multi_choices` field.
+pub const MAX_OPTIONS: usize = 1_000;
+/// The longest option, in characters.
+pub const MAX_OPTION_CHARS: usize = 200;
+
 /// A problem in a template definition, located by a JSON pointer relative to the definition
 /// (e.g. `/field-schemas/2/key`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -129,9 +144,14 @@ impl fmt::Display for TemplateError {
 }
 
 impl TemplateDefinition {
-    /// Deserializes and checks a definition. A shape error stops at the first problem (serde
-    /// cannot go on); semantic problems are all reported.
+    /// Deserializes and checks a definition. The size caps are checked first, on the JSON as
+    /// given, so an oversized definition is not even deserialized. A shape error stops at the
+    /// first problem (serde cannot go on); semantic problems are all reported.
     pub fn parse(value: &Value) -> Result<Self, Vec<TemplateError>> {
+        let over = over_limits(value);
+        if !over.is_empty() {
+            return Err(over);
+        }
         let definition: Self = serde_path_to_error::deserialize(value).map_err(|e| {
             let pointer = e
                 .path()
@@ -158,6 +178,12 @@ impl TemplateDefinition {
         }
     }
 
+    /// Reads a definition as stored by a template version: validated when it was saved (perhaps
+    /// under older limits, which must not make its inquiries unreadable), so only deserialized.
+    pub fn from_stored_json(json: &str) -> Result<Self, serde_json::Error> {
+        serde_json::from_str(json)
+    }
+
     pub fn field_schema(&self, key: &str) -> Option<&FieldSchema> {
         self.field_schemas.iter().find(|s| s.key.as_str() == key)
     }
@@ -168,12 +194,13 @@ impl TemplateDefinition {
             errors.push(TemplateError { pointer, message });
         };
 
+        // Each key, option and list is looked up in a set: checking against every earlier one
+        // would be quadratic.
+        let mut first_with_key: HashMap<&str, usize> = HashMap::new();
         for (i, schema) in self.field_schemas.iter().enumerate() {
             let at = format!("/field-schemas/{i}");
-            if let Some(first) = self.field_schemas[..i]
-                .iter()
-                .position(|s| s.key == schema.key)
-            {
+            let first = *first_with_key.entry(schema.key.as_str()).or_insert(i);
+            if first != i {
                 err(
                     format!("{at}/key"),
                     format!(
@@ -193,13 +220,19 @@ impl TemplateDefinition {
                     format!("a {} field needs at least one option", schema.field_type),
                 );
             }
+            let mut listed: HashSet<&str> = HashSet::with_capacity(config.options.len());
             for (j, option) in config.options.iter().enumerate() {
                 if option.trim().is_empty() {
                     err(
                         format!("{at}/config/options/{j}"),
                         "options must not be blank".to_owned(),
                     );
-                } else if config.options[..j].contains(option) {
+                } else if option.chars().count() > MAX_OPTION_CHARS {
+                    err(
+                        format!("{at}/config/options/{j}"),
+                        format!("an option is at most {MAX_OPTION_CHARS} characters"),
+                    );
+                } else if !listed.insert(option) {
                     err(
                         format!("{at}/config/options/{j}"),
                         format!("`{option}` is listed twice"),
@@ -244,6 +277,7 @@ impl TemplateDefinition {
             }
         }
 
+        let keys: HashSet<&str> = first_with_key.into_keys().collect();
         for (i, verification) in self.verifications.iter().enumerate() {
             let at = format!("/verifications/{i}");
             let kind = verification.verification_type;
@@ -276,7 +310,7 @@ impl TemplateDefinition {
             let absent: Vec<&str> = crate::requirements::fields_read_by(kind)
                 .iter()
                 .copied()
-                .filter(|key| !self.field_schemas.iter().any(|s| s.key.as_str() == *key))
+                .filter(|key| !keys.contains(key))
                 .collect();
             if !absent.is_empty() {
                 err(
@@ -321,6 +355,88 @@ impl TemplateDefinition {
             );
         }
         errors
+    }
+}
+
+/// The caps on a definition as given: its size, the number of field schemas and of each
+/// field's options (counting is cheap, so all are reported). Sections of an unexpected shape
+/// are left to deserialization.
+fn over_limits(value: &Value) -> Vec<TemplateError> {
+    let Some(sections) = value.as_object() else {
+        return vec![];
+    };
+    // Each section's size, counted up to the cap (so a huge one costs no more than the cap).
+    let sizes: Vec<(&String, usize)> = sections
+        .iter()
+        .map(|(key, section)| (key, json_size_up_to(section, MAX_DEFINITION_BYTES + 1)))
+        .collect();
+    let total: usize = sizes.iter().map(|(key, size)| key.len() + size).sum();
+    let mut errors = Vec::new();
+    if total > MAX_DEFINITION_BYTES {
+        // The biggest section is where to cut.
+        let biggest = sizes
+            .iter()
+            .max_by_key(|(_, size)| *size)
+            .map_or("", |(key, _)| key.as_str());
+        errors.push(TemplateError {
+            pointer: format!("/{}", escape(biggest)),
+            message: format!(
+                "a definition is at most {} KiB as JSON; this one is larger",
+                MAX_DEFINITION_BYTES / 1024
+            ),
+        });
+    }
+    let Some(schemas) = value.get("field-schemas").and_then(Value::as_array) else {
+        return errors;
+    };
+    if schemas.len() > MAX_FIELD_SCHEMAS {
+        errors.push(TemplateError {
+            pointer: "/field-schemas".to_owned(),
+            message: format!(
+                "a definition declares at most {MAX_FIELD_SCHEMAS} fields; this one has {}",
+                schemas.len()
+            ),
+        });
+    }
+    for (i, schema) in schemas.iter().enumerate() {
+        if let Some(options) = schema.pointer("/config/options").and_then(Value::as_array)
+            && options.len() > MAX_OPTIONS
+        {
+            errors.push(TemplateError {
+                pointer: format!("/field-schemas/{i}/config/options"),
+                message: format!(
+                    "a field has at most {MAX_OPTIONS} options; this one has {}",
+                    options.len()
+                ),
+            });
+        }
+    }
+    errors
+}
+
+/// The length of `value` as compact JSON, or `limit` when it is at least that long (the count
+/// stops there).
+fn json_size_up_to(value: &Value, limit: usize) -> usize {
+    struct Counter {
+        bytes: usize,
+        limit: usize,
+    }
+    impl io::Write for Counter {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            self.bytes += buf.len();
+            if self.bytes >= self.limit {
+                return Err(io::Error::other("limit reached"));
+            }
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut counter = Counter { bytes: 0, limit };
+    match serde_json::to_writer(&mut counter, value) {
+        Ok(()) => counter.bytes,
+        Err(_) => limit,
     }
 }
 
@@ -462,6 +578,7 @@ fn match_threshold(value: &Value) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
     use serde_json::json;
 
     /// Every inquiry field some verification reads, so definitions under test are complete.
@@ -672,5 +789,157 @@ mod tests {
             TemplateDefinition::parse(&with_config("database", json!({"provider": "http"})))
                 .is_ok()
         );
+    }
+
+    fn choices_field(key: &str, options: &[String]) -> Value {
+        json!({"key": key, "type": "choices", "config": {"options": options}})
+    }
+
+    fn numbered(prefix: &str, n: usize) -> Vec<String> {
+        (0..n).map(|i| format!("{prefix}{i}")).collect()
+    }
+
+    #[test]
+    fn field_and_option_caps_are_pointed_at() {
+        let at_cap: Vec<Value> = (0..MAX_FIELD_SCHEMAS)
+            .map(|i| json!({"key": format!("f-{i}"), "type": "string"}))
+            .collect();
+        assert!(TemplateDefinition::parse(&json!({"field-schemas": at_cap})).is_ok());
+        let over: Vec<Value> = (0..=MAX_FIELD_SCHEMAS)
+            .map(|i| json!({"key": format!("f-{i}"), "type": "string"}))
+            .collect();
+        let errs = errors(json!({"field-schemas": over}));
+        assert_eq!(errs.len(), 1);
+        assert_eq!(errs[0].0, "/field-schemas");
+        assert!(
+            errs[0].1.contains("at most 200 fields; this one has 201"),
+            "{errs:?}"
+        );
+
+        let ok = choices_field("plan", &numbered("o", MAX_OPTIONS));
+        assert!(TemplateDefinition::parse(&json!({"field-schemas": [ok]})).is_ok());
+        let too_many = choices_field("plan", &numbered("o", MAX_OPTIONS + 1));
+        let errs = errors(json!({"field-schemas": [{"key": "a", "type": "string"}, too_many]}));
+        assert_eq!(errs.len(), 1);
+        assert_eq!(errs[0].0, "/field-schemas/1/config/options");
+        assert!(
+            errs[0]
+                .1
+                .contains("at most 1000 options; this one has 1001"),
+            "{errs:?}"
+        );
+
+        let long = "x".repeat(MAX_OPTION_CHARS);
+        let longer = "é".repeat(MAX_OPTION_CHARS + 1);
+        assert_eq!(
+            pointers(json!({"field-schemas": [choices_field("plan", &[long, longer])]})),
+            ["/field-schemas/0/config/options/1"]
+        );
+    }
+
+    #[test]
+    fn the_definition_size_is_capped_at_its_biggest_section() {
+        // Labels make a definition big without breaking any other cap.
+        let labelled = |n: usize, label_chars: usize| -> Vec<Value> {
+            (0..n)
+                .map(|i| {
+                    json!({"key": format!("f-{i}"), "type": "string",
+                           "label": "l".repeat(label_chars)})
+                })
+                .collect()
+        };
+        let small = json!({"field-schemas": labelled(100, 2_000)});
+        assert!(json_size_up_to(&small, usize::MAX) < MAX_DEFINITION_BYTES);
+        assert!(TemplateDefinition::parse(&small).is_ok());
+        let big = json!({"field-schemas": labelled(200, 1_400), "expiration": {}});
+        assert!(serde_json::to_vec(&big).unwrap().len() > MAX_DEFINITION_BYTES);
+        let errs = errors(big);
+        assert_eq!(errs.len(), 1, "{errs:?}");
+        assert_eq!(errs[0].0, "/field-schemas");
+        assert!(errs[0].1.contains("at most 256 KiB"), "{errs:?}");
+        // Counting is cheap: the issue's 50,000 options are over both caps, and both are said.
+        let issue = json!({"field-schemas": [choices_field("plan", &numbered("o", 50_000))]});
+        assert_eq!(
+            pointers(issue),
+            ["/field-schemas", "/field-schemas/0/config/options"]
+        );
+        // An oversized section is refused whatever its shape.
+        let errs =
+            errors(json!({"field-schemas": [], "reports": "r".repeat(MAX_DEFINITION_BYTES)}));
+        assert_eq!(errs[0].0, "/reports");
+    }
+
+    /// What was stored under older (or no) limits still reads, so its inquiries stay readable.
+    #[test]
+    fn stored_definitions_are_read_back_without_the_caps() {
+        let parsed = TemplateDefinition::parse(&full()).unwrap();
+        let stored = serde_json::to_string(&parsed).unwrap();
+        assert_eq!(
+            TemplateDefinition::from_stored_json(&stored).unwrap(),
+            parsed
+        );
+        let legacy = json!({"field-schemas": [choices_field("plan", &numbered("o", 5_000))]});
+        assert!(TemplateDefinition::parse(&legacy).is_err());
+        let read = TemplateDefinition::from_stored_json(&legacy.to_string()).unwrap();
+        assert_eq!(read.field_schemas[0].config.options.len(), 5_000);
+        assert!(TemplateDefinition::from_stored_json("{\"field-schemas\": 1}").is_err());
+    }
+
+    /// Duplicates the pairwise way validation used to find them, as the reference for the
+    /// set-based one.
+    fn pairwise_duplicates(items: &[String]) -> Vec<(usize, usize)> {
+        (0..items.len())
+            .filter_map(|i| {
+                items[..i]
+                    .iter()
+                    .position(|earlier| *earlier == items[i])
+                    .map(|first| (i, first))
+            })
+            .collect()
+    }
+
+    proptest! {
+        #[test]
+        fn repeated_keys_and_options_are_found_as_pairwise(
+            keys in prop::collection::vec("[a-c]{1,2}", 0..12),
+            options in prop::collection::vec("[xyz]{1,2}", 1..12),
+        ) {
+            let mut schemas: Vec<Value> = keys
+                .iter()
+                .map(|key| json!({"key": key, "type": "string"}))
+                .collect();
+            schemas.push(choices_field("options", &options));
+            let found = match TemplateDefinition::parse(&json!({"field-schemas": schemas})) {
+                Ok(_) => vec![],
+                Err(errors) => errors.into_iter().map(|e| (e.pointer, e.message)).collect(),
+            };
+            let mut expected: Vec<(String, String)> = pairwise_duplicates(&keys)
+                .into_iter()
+                .map(|(i, first)| (
+                    format!("/field-schemas/{i}/key"),
+                    format!("`{}` is already the key of /field-schemas/{first}", keys[i]),
+                ))
+                .collect();
+            let at = keys.len();
+            expected.extend(pairwise_duplicates(&options).into_iter().map(|(j, _)| (
+                format!("/field-schemas/{at}/config/options/{j}"),
+                format!("`{}` is listed twice", options[j]),
+            )));
+            prop_assert_eq!(found, expected);
+        }
+
+        #[test]
+        fn the_size_count_is_the_compact_length_up_to_the_limit(
+            values in prop::collection::vec(("[a-z\"\\\\é]{0,8}", any::<i32>(), any::<bool>()), 0..20),
+            limit in 1usize..400,
+        ) {
+            let value: Value = values
+                .iter()
+                .map(|(s, n, b)| json!({"s": s, "n": n, "b": b, "a": [s, null]}))
+                .collect();
+            let length = serde_json::to_vec(&value).unwrap().len();
+            prop_assert_eq!(json_size_up_to(&value, usize::MAX), length);
+            prop_assert_eq!(json_size_up_to(&value, limit), length.min(limit));
+        }
     }
 }

@@ -62,6 +62,10 @@ pub const SUBSCRIBABLE_EVENTS: &[&str] = &[
     names::SHARE_TOKEN_INBOUND_REDEEMED,
     names::SHARE_TOKEN_OUTBOUND_FAILED,
     names::SHARE_TOKEN_INBOUND_FAILED,
+    names::SHARE_TOKEN_OUTBOUND_PEEKED,
+    names::SHARE_TOKEN_INBOUND_PEEKED,
+    names::SHARE_TOKEN_OUTBOUND_PREVIEWED,
+    names::SHARE_TOKEN_INBOUND_PREVIEWED,
     names::WORKFLOW_RUN_CREATED,
     names::WORKFLOW_RUN_COMPLETED,
     names::WORKFLOW_RUN_ERRORED,
@@ -464,11 +468,18 @@ pub fn next_attempt_delay(attempts_made: u32, jitter: f64) -> Option<Duration> {
 /// (127/8, ::1), `link-local` (169.254/16, where cloud metadata services answer, and fe80::/10),
 /// `shared-address-space` (carrier-grade NAT, 100.64/10), `unique-local` (fc00::/7),
 /// `multicast` (224/4, ff00::/8), `broadcast` (255.255.255.255), `documentation` (192.0.2/24,
-/// 198.51.100/24, 203.0.113/24, 2001:db8::/32: never a real receiver), `benchmarking`
-/// (198.18/15) and `reserved` (240/4, 192.0.0/24, 192.88.99/24, 100::/64 and the rest of ::/8).
+/// 198.51.100/24, 203.0.113/24, 2001:db8::/32, 3fff::/20: never a real receiver),
+/// `benchmarking` (198.18/15, 2001:2::/48), `teredo` (2001::/32: a tunnel to an IPv4 host behind
+/// a NAT, whose address the prefix only obfuscates), `local-use-translation` (64:ff9b:1::/48,
+/// NAT64 into a network of the operator's choosing) and `reserved` (240/4, 192.0.0/24,
+/// 192.88.99/24; 100::/64 and 100:0:0:1::/64, ORCHID 2001:10::/28 and 2001:20::/28, SRv6
+/// 5f00::/16, the rest of ::/8).
+///
 /// An IPv6 address that carries an IPv4 one (IPv4-mapped `::ffff:a.b.c.d`, IPv4-compatible
 /// `::a.b.c.d`, NAT64 `64:ff9b::a.b.c.d`, 6to4 `2002:aabb:ccdd::`) is judged by that IPv4 address,
-/// since that is where the connection would end up.
+/// since that is where the connection would end up; so is an ISATAP interface identifier
+/// (`…:0:5efe:a.b.c.d`, `…:200:5efe:a.b.c.d`) when its IPv4 address is refused, since the
+/// ISATAP router forwards to it.
 pub fn forbidden_target(ip: IpAddr) -> Option<&'static str> {
     match ip {
         IpAddr::V4(v4) => forbidden_v4(v4),
@@ -504,29 +515,45 @@ fn forbidden_v6(ip: Ipv6Addr) -> Option<&'static str> {
     if let Some(v4) = embedded_v4(ip) {
         return forbidden_v4(v4);
     }
-    let s = ip.segments();
-    Some(match s {
+    let by_prefix = match ip.segments() {
         [0xfe80..=0xfebf, ..] => "link-local",
         [0xfec0..=0xfeff, ..] => "private",
         [0xfc00..=0xfdff, ..] => "unique-local",
         [0xff00..=0xffff, ..] => "multicast",
-        [0x2001, 0x0db8, ..] => "documentation",
-        [0x0100, 0, 0, 0, ..] | [0x0000..=0x00ff, ..] => "reserved",
-        _ => return None,
-    })
+        [0x2001, 0x0db8, ..] | [0x3fff, 0x0000..=0x0fff, ..] => "documentation",
+        [0x2001, 0x0000, ..] => "teredo",
+        [0x2001, 0x0002, 0x0000, ..] => "benchmarking",
+        [0x0064, 0xff9b, 0x0001, ..] => "local-use-translation",
+        [0x2001, 0x0010..=0x002f, ..]
+        | [0x5f00, ..]
+        | [0x0100, 0, 0, 0 | 1, ..]
+        | [0x0000..=0x00ff, ..] => "reserved",
+        _ => return isatap_v4(ip).and_then(forbidden_v4),
+    };
+    Some(by_prefix)
 }
 
 /// The IPv4 address a connection to `ip` would reach, for the forms that embed one.
 fn embedded_v4(ip: Ipv6Addr) -> Option<Ipv4Addr> {
-    let s = ip.segments();
-    let low = |hi: u16, lo: u16| Ipv4Addr::from((u32::from(hi) << 16) | u32::from(lo));
-    match s {
+    match ip.segments() {
         [0, 0, 0, 0, 0, 0xffff | 0, hi, lo] | [0x64, 0xff9b, 0, 0, 0, 0, hi, lo] => {
-            Some(low(hi, lo))
+            Some(v4_of(hi, lo))
         }
-        [0x2002, hi, lo, ..] => Some(low(hi, lo)),
+        [0x2002, hi, lo, ..] => Some(v4_of(hi, lo)),
         _ => None,
     }
+}
+
+/// The IPv4 address in an ISATAP interface identifier (RFC 5214), under any prefix.
+fn isatap_v4(ip: Ipv6Addr) -> Option<Ipv4Addr> {
+    match ip.segments() {
+        [_, _, _, _, 0x0000 | 0x0200, 0x5efe, hi, lo] => Some(v4_of(hi, lo)),
+        _ => None,
+    }
+}
+
+fn v4_of(hi: u16, lo: u16) -> Ipv4Addr {
+    Ipv4Addr::from((u32::from(hi) << 16) | u32::from(lo))
 }
 
 /// The longest URL accepted for a webhook or an HTTPS request step.
@@ -1004,8 +1031,63 @@ mod tests {
             ("64:ff9b::192.168.0.1", "private"),
             ("2002:7f00:1::", "loopback"),
             ("2002:a9fe:a9fe::1", "link-local"),
+            // Teredo, whatever server and (obfuscated) client it names.
+            ("2001::1", "teredo"),
+            ("2001:0:4136:e378:8000:63bf:3fff:fdd2", "teredo"),
+            ("2001:0:ffff:ffff:ffff:ffff:ffff:ffff", "teredo"),
+            ("2001:2::1", "benchmarking"),
+            ("2001:2:0:ffff::1", "benchmarking"),
+            ("3fff::1", "documentation"),
+            ("3fff:fff:ffff::1", "documentation"),
+            ("64:ff9b:1::a00:1", "local-use-translation"),
+            ("64:ff9b:1:ffff::808:808", "local-use-translation"),
+            ("64:ff9b::1:0:0:a00:1", "reserved"),
+            ("2001:10::1", "reserved"),
+            ("2001:2f::1", "reserved"),
+            ("5f00::1", "reserved"),
+            ("100:0:0:1::1", "reserved"),
+            ("::ffff:0:a00:1", "reserved"),
+            // 6to4 and NAT64 carrying the other internal IPv4 ranges.
+            ("2002:a00:1::1", "private"),
+            ("2002:c0a8:1::1", "private"),
+            ("2002:6440:1::1", "shared-address-space"),
+            ("64:ff9b::a00:1", "private"),
+            ("64:ff9b::7f00:1", "loopback"),
+            ("64:ff9b::a9fe:a9fe", "link-local"),
+            // ISATAP towards an internal IPv4 address, under a public prefix.
+            ("2a00:1450:4001::5efe:a00:1", "private"),
+            ("2a00:1450:4001::200:5efe:7f00:1", "loopback"),
+            ("2a00:1450:4001::5efe:a9fe:a9fe", "link-local"),
         ] {
             assert_eq!(reason(ip), Some(expected), "{ip}");
+        }
+    }
+
+    proptest! {
+        /// Every form that carries an IPv4 address is refused exactly when, and for the reason,
+        /// that address is; ISATAP under a public prefix likewise; Teredo always.
+        #[test]
+        fn embedded_ipv4_addresses_are_judged_as_themselves(
+            v4 in any::<u32>(),
+            rest in any::<[u16; 5]>(),
+        ) {
+            let v4 = Ipv4Addr::from(v4);
+            let expected = forbidden_v4(v4);
+            let [hi, lo] = [(u32::from(v4) >> 16) as u16, u32::from(v4) as u16];
+            let [r0, r1, r2, r3, r4] = rest;
+            for v6 in [
+                v4.to_ipv6_mapped(),
+                Ipv6Addr::new(0x64, 0xff9b, 0, 0, 0, 0, hi, lo),
+                Ipv6Addr::new(0x2002, hi, lo, r0, r1, r2, r3, r4),
+                Ipv6Addr::new(0x2a00, 0x1450, r0, r1, 0, 0x5efe, hi, lo),
+                Ipv6Addr::new(0x2a00, 0x1450, r0, r1, 0x200, 0x5efe, hi, lo),
+            ] {
+                prop_assert_eq!(forbidden_v6(v6), expected, "{}", v6);
+            }
+            prop_assert_eq!(
+                forbidden_v6(Ipv6Addr::new(0x2001, 0, r0, r1, r2, r3, hi, lo)),
+                Some("teredo")
+            );
         }
     }
 
@@ -1026,6 +1108,19 @@ mod tests {
             "::ffff:8.8.8.8",
             "64:ff9b::808:808",
             "2002:808:808::1",
+            // Around Teredo, benchmarking and ORCHID, in 2001::/23 and beyond.
+            "2001:1::1",
+            "2001:3::1",
+            "2001:4:112::1",
+            "2001:30::1",
+            "2001:200::1",
+            "2001:4860:4860::8888",
+            "3fff:1000::1",
+            "5f01::1",
+            "101::1",
+            // ISATAP towards a public IPv4 address, and an identifier that only looks like one.
+            "2a00:1450:4001::5efe:808:808",
+            "2a00:1450:4001:0:1:5efe:a00:1",
         ] {
             assert_eq!(reason(ip), None, "{ip}");
         }

@@ -26,7 +26,7 @@ use idshare_server::{
     app::{self, AppState},
     config::{Config, Secret},
 };
-use idshare_store::Store;
+use idshare_store::{MasterKeySource, Store};
 use reqwest::StatusCode;
 use serde_json::json;
 
@@ -69,7 +69,19 @@ pub async fn run(
         rate_limit_per_minute: 100_000_000,
         ..Config::default()
     };
-    let store = app::open_store(&config).await?;
+    let store = match &url {
+        // The other server seals; this process only adds organizations and keys, which needs
+        // no master key (and must not create one for that database).
+        Some(_) => Store::open(
+            &database_url,
+            false,
+            MasterKeySource::NotNeeded,
+            config.database_timeout(),
+        )
+        .await
+        .map_err(app::open_error)?,
+        None => app::open_store(&config).await?,
+    };
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let (base, server) = match &url {
         Some(url) => {

@@ -7,8 +7,9 @@
 //! the fintech pointing at a receiver in this process that logs every delivery on stderr.
 //!
 //! Everything goes through the services, in process, as the API would do it. The demo sets up
-//! a *fresh* data directory only: when the demo's users already exist it stops with a message
-//! (their passwords were printed once, by the run that created them).
+//! a *fresh* database only: when it holds any organization (the demo's, whose passwords were
+//! printed once by the run that created them, or anyone's) it stops with a message and changes
+//! nothing.
 
 use std::sync::{Arc, OnceLock};
 
@@ -109,6 +110,7 @@ pub async fn run(mut config: Config) -> anyhow::Result<()> {
 }
 
 async fn set_up(state: &AppState) -> anyhow::Result<Tour> {
+    refuse_a_used_database(state.store()).await?;
     import_sample_lists(state.store()).await?;
     let (bank, fintech) = organizations(state).await?;
     let webhook_url = fintech_webhook(state, &fintech).await?;
@@ -139,6 +141,21 @@ async fn set_up(state: &AppState) -> anyhow::Result<Tour> {
         stuck_missing,
         to_redeem,
     })
+}
+
+/// The demo adds its organizations, admins and keys only to a database that has none: in one
+/// that is in use they would be extra ways in, with passwords printed on a terminal.
+async fn refuse_a_used_database(store: &Store) -> anyhow::Result<()> {
+    let mut tx = store.begin_read().await?;
+    let organizations = orgs::count(&mut tx).await?;
+    if organizations > 0 {
+        bail!(
+            "this database already holds {organizations} organization(s) (the demo's, if it ran \
+             here before): `idshare demo` sets up a fresh data directory only; pass another \
+             --data-dir, or serve this one with `idshare serve`"
+        );
+    }
+    Ok(())
 }
 
 async fn import_sample_lists(store: &Store) -> anyhow::Result<()> {

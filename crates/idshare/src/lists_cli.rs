@@ -78,16 +78,19 @@ pub async fn screen(
         .into_iter()
         .map(|s| s.list)
         .collect();
+    // No match against no list would read as a clear result.
+    if known.is_empty() {
+        bail!(
+            "no screening list has been imported into this database: import one with \
+             `idshare lists import` first"
+        );
+    }
     if let Some(list) = list
         && !known.iter().any(|k| k == list)
     {
         bail!(
             "no list `{list}` has been imported (imported: {})",
-            if known.is_empty() {
-                "none".to_owned()
-            } else {
-                known.join(", ")
-            }
+            known.join(", ")
         );
     }
     let entries = lists::all_entries(store)

@@ -22,7 +22,7 @@ use idshare_server::{
     app::{self, AppState},
     config::{Config, LogFormat, Overrides, Secret},
 };
-use idshare_store::{Scope, Store, api_keys, orgs, users};
+use idshare_store::{MasterKeySource, Scope, Store, StoreError, api_keys, orgs, users};
 use time::OffsetDateTime;
 
 #[derive(Debug, Parser)]
@@ -53,7 +53,8 @@ fn parse_log_format(s: &str) -> Result<LogFormat, String> {
 /// Where the data lives; every command that touches it takes these.
 #[derive(Debug, Args)]
 struct StorageArgs {
-    /// Directory for the SQLite database and the master key file [default: ./idshare-data].
+    /// Directory for the SQLite database and, by default, the master key file
+    /// [default: ./idshare-data].
     #[arg(long)]
     data_dir: Option<PathBuf>,
     /// sqlite://… or postgres://… (also IDSHARE_DATABASE_URL) [default: SQLite in the data dir].
@@ -72,10 +73,15 @@ enum Command {
         /// addresses (refused by default: SSRF).
         #[arg(long)]
         allow_private_webhook_targets: bool,
+        /// The master key file (also IDSHARE_MASTER_KEY_FILE) [default: master.key in the data
+        /// dir]; keep it outside the data directory.
+        #[arg(long)]
+        master_key_file: Option<PathBuf>,
         #[command(flatten)]
         storage: StorageArgs,
     },
-    /// Apply database migrations and exit (serve also applies them on start).
+    /// Create the database if missing, apply migrations and exit (serve also applies them on
+    /// start). Needs no master key.
     Migrate {
         #[command(flatten)]
         storage: StorageArgs,
@@ -102,15 +108,16 @@ enum Command {
         #[arg(long)]
         list: Option<String>,
         /// YYYY-MM-DD (or YYYY): drops candidates born more than a year apart.
-        #[arg(long)]
+        #[arg(long, value_parser = parse_birthdate)]
         birthdate: Option<String>,
         /// ISO 3166-1 alpha-2: lowers candidates from other countries.
-        #[arg(long)]
+        #[arg(long, value_parser = parse_country)]
         country: Option<String>,
         /// Only politically exposed persons (default: every kind of entry).
         #[arg(long)]
         pep: bool,
         /// The full name, in any order.
+        #[arg(value_parser = parse_name)]
         name: String,
         #[command(flatten)]
         storage: StorageArgs,
@@ -127,9 +134,49 @@ enum Command {
         /// Address to listen on [default: 127.0.0.1:8080; port 0 picks a free one].
         #[arg(long)]
         listen: Option<std::net::SocketAddr>,
+        /// The master key file (also IDSHARE_MASTER_KEY_FILE) [default: master.key in the data
+        /// dir].
+        #[arg(long)]
+        master_key_file: Option<PathBuf>,
         #[command(flatten)]
         storage: StorageArgs,
     },
+}
+
+/// `--birthdate`: a real date `YYYY-MM-DD`, or a year `YYYY`.
+fn parse_birthdate(value: &str) -> Result<String, String> {
+    let value = value.trim();
+    let is_year = value.len() == 4 && value.bytes().all(|b| b.is_ascii_digit());
+    if is_year || idshare_domain::time_format::parse_date(value).is_some() {
+        Ok(value.to_owned())
+    } else {
+        Err("expected a date YYYY-MM-DD (or a year YYYY)".to_owned())
+    }
+}
+
+/// `--country`: an ISO 3166-1 alpha-2 code, in either case.
+fn parse_country(value: &str) -> Result<String, String> {
+    use idshare_domain::mrz::{alpha2_to_alpha3, alpha3_to_alpha2};
+    let code = value.trim().to_ascii_uppercase();
+    if code.len() == 2 && alpha2_to_alpha3(&code).is_some() {
+        return Ok(code);
+    }
+    match alpha3_to_alpha2(&code).filter(|_| code.len() == 3) {
+        Some(alpha2) => Err(format!(
+            "{code} is an alpha-3 code: use the alpha-2 code {alpha2}"
+        )),
+        None => Err("expected an ISO 3166-1 alpha-2 country code such as GB or DE".to_owned()),
+    }
+}
+
+/// The name to screen: something with letters in it.
+fn parse_name(value: &str) -> Result<String, String> {
+    let name = value.trim();
+    if name.chars().any(char::is_alphabetic) {
+        Ok(name.to_owned())
+    } else {
+        Err("the name to screen must contain letters".to_owned())
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -286,6 +333,7 @@ fn load_config(
     cli: &Cli,
     storage: Option<&StorageArgs>,
     listen: Option<std::net::SocketAddr>,
+    master_key_file: Option<&PathBuf>,
 ) -> anyhow::Result<Config> {
     let overrides = Overrides {
         listen,
@@ -293,6 +341,7 @@ fn load_config(
         database_url: storage
             .and_then(|s| s.database_url.clone())
             .map(Secret::new),
+        master_key_file: master_key_file.cloned(),
         log_format: cli.log_format,
     };
     Config::load(cli.config.as_deref(), &overrides).context("invalid configuration")
@@ -310,15 +359,55 @@ fn init_logging(format: LogFormat) {
     }
 }
 
-async fn open(cli: &Cli, storage: &StorageArgs) -> anyhow::Result<Store> {
-    let config = load_config(cli, Some(storage), None)?;
-    app::open_store(&config).await
+/// Opens the database for a command that seals and opens no personal data (`migrate`,
+/// `admin`, `lists`, `screen`): the master key is neither read nor created. Only `migrate`
+/// (`create`) creates a missing SQLite database; the others refuse, so that a mistyped
+/// `--data-dir` does not get an empty database.
+async fn open_without_key(cli: &Cli, storage: &StorageArgs, create: bool) -> anyhow::Result<Store> {
+    let config = load_config(cli, Some(storage), None, None)?;
+    Store::open(
+        &config.database_url(),
+        create,
+        MasterKeySource::NotNeeded,
+        config.database_timeout(),
+    )
+    .await
+    .map_err(|error| match error {
+        StoreError::NoDatabase(path) => anyhow::anyhow!(
+            "no database at {}: check --data-dir/--database-url, or create it with \
+                 `idshare migrate` (or `idshare serve`) and the same options",
+            path.display()
+        ),
+        other => app::open_error(other),
+    })
 }
 
 #[tokio::main]
-async fn main() -> anyhow::Result<std::process::ExitCode> {
+async fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    run(&cli).await
+    match run(&cli).await {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("Error: {}", one_line(&error));
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+/// The error and its causes on one line, each cause once: many errors repeat their source's
+/// message in their own.
+fn one_line(error: &anyhow::Error) -> String {
+    let mut line = String::new();
+    for cause in error.chain() {
+        let text = cause.to_string();
+        if !line.contains(&text) {
+            if !line.is_empty() {
+                line.push_str(": ");
+            }
+            line.push_str(&text);
+        }
+    }
+    line
 }
 
 async fn run(cli: &Cli) -> anyhow::Result<std::process::ExitCode> {
@@ -326,9 +415,10 @@ async fn run(cli: &Cli) -> anyhow::Result<std::process::ExitCode> {
         Command::Serve {
             listen,
             allow_private_webhook_targets,
+            master_key_file,
             storage,
         } => {
-            let mut config = load_config(cli, Some(storage), *listen)?;
+            let mut config = load_config(cli, Some(storage), *listen, master_key_file.as_ref())?;
             // The flag only ever allows; leaving it out keeps what the configuration says.
             config.allow_private_webhook_targets |= *allow_private_webhook_targets;
             init_logging(config.log_format);
@@ -336,12 +426,16 @@ async fn run(cli: &Cli) -> anyhow::Result<std::process::ExitCode> {
         }
         Command::Migrate { storage } => {
             init_logging(cli.log_format.unwrap_or_default());
-            open(cli, storage).await?.close().await;
+            open_without_key(cli, storage, true).await?.close().await;
             eprintln!("migrations applied");
             Ok(())
         }
-        Command::Demo { listen, storage } => {
-            let config = load_config(cli, Some(storage), *listen)?;
+        Command::Demo {
+            listen,
+            master_key_file,
+            storage,
+        } => {
+            let config = load_config(cli, Some(storage), *listen, master_key_file.as_ref())?;
             init_logging(config.log_format);
             demo::run(config).await
         }
@@ -359,7 +453,7 @@ async fn run(cli: &Cli) -> anyhow::Result<std::process::ExitCode> {
                 },
         } => {
             let format = format.parse()?;
-            let store = open(cli, storage).await?;
+            let store = open_without_key(cli, storage, false).await?;
             lists_cli::import(&store, format, file, list).await?;
             Ok(())
         }
@@ -371,7 +465,7 @@ async fn run(cli: &Cli) -> anyhow::Result<std::process::ExitCode> {
             name,
             storage,
         } => {
-            let store = open(cli, storage).await?;
+            let store = open_without_key(cli, storage, false).await?;
             let kinds = if *pep {
                 vec![idshare_domain::screening::EntryKind::Pep]
             } else {
@@ -425,7 +519,7 @@ async fn run(cli: &Cli) -> anyhow::Result<std::process::ExitCode> {
 }
 
 async fn serve(config: Config) -> anyhow::Result<()> {
-    let store = app::open_store(&config).await?;
+    let store = app::open_store_when_available(&config).await?;
     serve_store(store, config).await
 }
 
@@ -456,7 +550,7 @@ async fn admin(cli: &Cli, command: &AdminCommand) -> anyhow::Result<()> {
             if name.is_empty() {
                 bail!("--name must not be empty");
             }
-            let store = open(cli, storage).await?;
+            let store = open_without_key(cli, storage, false).await?;
             let mut tx = store.begin_write().await?;
             let org = orgs::create(&mut tx, name, now).await?;
             tx.commit().await?;
@@ -483,7 +577,7 @@ async fn admin(cli: &Cli, command: &AdminCommand) -> anyhow::Result<()> {
             } else {
                 PermissionSet::parse_list(&permissions.join(","))?
             };
-            let store = open(cli, storage).await?;
+            let store = open_without_key(cli, storage, false).await?;
             let mut tx = store.begin_write().await?;
             if orgs::get(&mut tx, &org_id).await?.is_none() {
                 bail!("no organization {org_id}");
@@ -508,7 +602,7 @@ async fn admin(cli: &Cli, command: &AdminCommand) -> anyhow::Result<()> {
             command: ApiKeyCommand::Revoke { id, storage },
         } => {
             let id = ApiKeyId::parse(id)?;
-            let store = open(cli, storage).await?;
+            let store = open_without_key(cli, storage, false).await?;
             let mut tx = store.begin_write().await?;
             let revoked = api_keys::revoke(&mut tx, &id, now).await?;
             tx.commit().await?;
@@ -537,7 +631,7 @@ async fn admin(cli: &Cli, command: &AdminCommand) -> anyhow::Result<()> {
             }
             // Hashing is slow on purpose: before the transaction, off the async threads.
             let password = users::hash_password(password.clone()).await?;
-            let store = open(cli, storage).await?;
+            let store = open_without_key(cli, storage, false).await?;
             let mut tx = store.begin_write().await?;
             if orgs::get(&mut tx, &org_id).await?.is_none() {
                 bail!("no organization {org_id}");
@@ -549,7 +643,7 @@ async fn admin(cli: &Cli, command: &AdminCommand) -> anyhow::Result<()> {
         AdminCommand::User {
             command: UserCommand::Unlock { email, storage },
         } => {
-            let store = open(cli, storage).await?;
+            let store = open_without_key(cli, storage, false).await?;
             let mut tx = store.begin_write().await?;
             let unlocked = users::clear_failed_sign_ins(&mut tx, email).await?;
             tx.commit().await?;
@@ -563,4 +657,39 @@ async fn admin(cli: &Cli, command: &AdminCommand) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errors_print_on_one_line_with_each_cause_once() {
+        let error = anyhow::Error::new(std::io::Error::other("disk full"))
+            .context("database error: disk full")
+            .context("cannot open the database");
+        assert_eq!(
+            one_line(&error),
+            "cannot open the database: database error: disk full"
+        );
+    }
+
+    #[test]
+    fn screening_input_is_checked_before_any_use() {
+        assert_eq!(parse_country("gb"), Ok("GB".to_owned()));
+        assert!(
+            parse_country("GBR")
+                .unwrap_err()
+                .contains("alpha-2 code GB")
+        );
+        assert!(parse_country("XX").is_err());
+        assert_eq!(parse_birthdate("1971"), Ok("1971".to_owned()));
+        assert_eq!(parse_birthdate("1971-04-02"), Ok("1971-04-02".to_owned()));
+        assert!(parse_birthdate("1971-02-30").is_err());
+        assert!(parse_name(" \t").is_err());
+        assert_eq!(
+            parse_name(" Claire Richman "),
+            Ok("Claire Richman".to_owned())
+        );
+    }
 }

@@ -1,5 +1,6 @@
 //! `idshare mrz check LINE1 LINE2 [LINE3]`: parses a machine-readable zone and prints its
-//! fields and every check digit as JSON, for an operator investigating a result by hand.
+//! fields, every check digit and the form of every field as JSON, for an operator investigating
+//! a result by hand.
 
 use std::process::ExitCode;
 
@@ -10,8 +11,8 @@ use time::OffsetDateTime;
 /// Parses the MRZ given as its lines (one argument per line, or one argument holding the lines
 /// separated by newlines) and prints the result as pretty JSON on stdout.
 ///
-/// Exit code 0 when every check digit holds, 1 when one does not, 2 when the text is not an MRZ
-/// (the reason goes to stderr).
+/// Exit code 0 when every check digit holds and every field has its ICAO 9303 form, 1 when a
+/// check digit or a field fails, 2 when the text is not an MRZ (the reason goes to stderr).
 pub fn run(lines: &[String]) -> ExitCode {
     let lines: Vec<&str> = lines
         .iter()
@@ -27,7 +28,7 @@ pub fn run(lines: &[String]) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let valid = parsed.all_check_digits_valid();
+    let valid = parsed.is_valid();
     let mut json = match serde_json::to_value(&parsed) {
         Ok(json) => json,
         Err(err) => {
@@ -41,7 +42,12 @@ pub fn run(lines: &[String]) -> ExitCode {
             mrz::alpha3_to_alpha2(&parsed.issuing_state).map_or(Value::Null, Value::from),
         );
         map.insert("visa".into(), parsed.is_visa().into());
-        map.insert("all-check-digits-valid".into(), valid.into());
+        map.insert(
+            "all-check-digits-valid".into(),
+            parsed.all_check_digits_valid().into(),
+        );
+        map.insert("all-fields-valid".into(), parsed.all_fields_valid().into());
+        map.insert("valid".into(), valid.into());
     }
     match serde_json::to_string_pretty(&json) {
         Ok(text) => println!("{text}"),

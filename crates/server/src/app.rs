@@ -11,7 +11,7 @@ use axum::{
     response::{IntoResponse, Response},
     routing::get,
 };
-use idshare_store::{Crypto, MasterKey, Store};
+use idshare_store::{Store, StoreError};
 use serde_json::json;
 use time::OffsetDateTime;
 use tower::ServiceBuilder;
@@ -179,24 +179,56 @@ fn outbound_client() -> reqwest::Client {
         .unwrap_or_default()
 }
 
-/// Opens the store named by the configuration (creating the data directory and, unless a key is
-/// configured, the master key file) and runs migrations.
+/// Opens the store named by the configuration as the server uses it: a missing SQLite database
+/// is created, migrations run, and the master key is checked against the database (its file is
+/// created only on the first start of a fresh database).
 pub async fn open_store(config: &Config) -> anyhow::Result<Store> {
-    std::fs::create_dir_all(&config.data_dir).with_context(|| {
-        format!(
-            "cannot create the data directory {}",
-            config.data_dir.display()
-        )
-    })?;
-    let master = match &config.master_key {
-        Some(key) => MasterKey::from_base64(key.expose())?,
-        None => MasterKey::load_or_create(&config.data_dir.join("master.key"))?,
-    };
-    let store = Store::connect(&config.database_url(), Crypto::new(master))
-        .await
-        .context("cannot open the database")?;
-    Ok(store)
+    let source = config.master_key_source()?;
+    Store::open(
+        &config.database_url(),
+        true,
+        source,
+        config.database_timeout(),
+    )
+    .await
+    .map_err(open_error)
 }
+
+/// An error of [`Store::open`] as the operator reads it: master key and missing database
+/// errors say all there is to say; others are about opening the database.
+pub fn open_error(error: StoreError) -> anyhow::Error {
+    match error {
+        StoreError::MasterKey(_) | StoreError::NoDatabase(_) => error.into(),
+        other => anyhow::Error::new(other).context("cannot open the database"),
+    }
+}
+
+/// [`open_store`], waiting for a database that is unavailable (not reachable yet, or its write
+/// lock held) with growing pauses, one log line per attempt; any other failure is returned at
+/// once. `serve` starts this way, so that a node started before its database comes up.
+pub async fn open_store_when_available(config: &Config) -> anyhow::Result<Store> {
+    let mut attempt: u32 = 1;
+    loop {
+        match open_store(config).await {
+            Ok(store) => return Ok(store),
+            Err(e) if StoreError::is_unavailable_cause(&*e) => {
+                let pause = Duration::from_secs(1 << (attempt - 1).min(5)).min(STARTUP_RETRY_CAP);
+                tracing::warn!(
+                    attempt,
+                    retry_in_seconds = pause.as_secs(),
+                    error = %format!("{e:#}").replace('\n', " "),
+                    "the database is unavailable; retrying"
+                );
+                tokio::time::sleep(pause).await;
+                attempt += 1;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// The longest pause between two attempts to reach the database at startup.
+const STARTUP_RETRY_CAP: Duration = Duration::from_secs(30);
 
 /// The API routes, each documented in the OpenAPI document by construction.
 pub fn api_routes(upload_limit: usize) -> OpenApiRouter<AppState> {
@@ -278,18 +310,24 @@ async fn healthz() -> Json<serde_json::Value> {
     Json(json!({ "status": "ok" }))
 }
 
+/// How long `/readyz` waits for the database: a load balancer must hear "not ready" promptly,
+/// not after the pool's own timeout.
+const READINESS_TIMEOUT: Duration = Duration::from_secs(1);
+
 async fn readyz(State(state): State<AppState>) -> Response {
-    match state.store().ping().await {
-        Ok(()) => Json(json!({ "status": "ready" })).into_response(),
-        Err(e) => {
-            tracing::warn!(error = ?e, "readiness check failed");
-            (
-                StatusCode::SERVICE_UNAVAILABLE,
-                Json(json!({ "status": "unavailable", "details": "the database does not answer" })),
-            )
-                .into_response()
-        }
+    match tokio::time::timeout(READINESS_TIMEOUT, state.store().ping()).await {
+        Ok(Ok(())) => return Json(json!({ "status": "ready" })).into_response(),
+        Ok(Err(e)) => tracing::warn!(error = ?e, "readiness check failed"),
+        Err(_) => tracing::warn!(
+            timeout_ms = READINESS_TIMEOUT.as_millis(),
+            "readiness check failed: the database did not answer in time"
+        ),
     }
+    (
+        StatusCode::SERVICE_UNAVAILABLE,
+        Json(json!({ "status": "unavailable", "details": "the database does not answer" })),
+    )
+        .into_response()
 }
 
 async fn not_found() -> ApiError {
@@ -309,6 +347,9 @@ pub async fn serve(
     let app = router(state.clone());
     let maintenance = tokio::spawn(maintenance(state.clone()));
     let (stop_workers, stop) = tokio::sync::watch::channel(false);
+    // Worker names hold the lease on the jobs they run: unique across nodes, even where every
+    // node's process id is the same (containers).
+    let node = format!("{}-{:08x}", std::process::id(), rand::random::<u32>());
     let queues = [
         (crate::jobs::DEFAULT_QUEUE, state.config().workers),
         (crate::jobs::WEBHOOK_QUEUE, state.config().webhook_workers),
@@ -317,7 +358,7 @@ pub async fn serve(
         .into_iter()
         .flat_map(|(queue, count)| (0..count).map(move |n| (queue, n)))
         .map(|(queue, n)| {
-            let name = format!("{}-{queue}-{n}", std::process::id());
+            let name = format!("{node}-{queue}-{n}");
             tokio::spawn(crate::jobs::work(state.clone(), name, queue, stop.clone()))
         })
         .collect();

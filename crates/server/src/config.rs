@@ -8,6 +8,7 @@ use figment::{
     Figment,
     providers::{Env, Format, Serialized, Toml},
 };
+use idshare_store::{MasterKey, MasterKeyError, MasterKeySource};
 use serde::{Deserialize, Serialize};
 
 /// A configuration value that must never reach a log.
@@ -48,21 +49,42 @@ pub struct Config {
     pub data_dir: PathBuf,
     /// `sqlite://…` or `postgres://…`; default: SQLite in `data_dir`.
     pub database_url: Option<Secret>,
-    /// Base64 of 32 bytes; default: `master.key` in `data_dir`, created on first run.
+    /// Base64 of 32 bytes; default: read from `master_key_file`.
     pub master_key: Option<Secret>,
+    /// The file holding the master key (default: `master.key` in `data_dir`), created on the
+    /// first start of a fresh database. Better outside the data directory, so that a copy of
+    /// the data does not carry the key that opens it.
+    pub master_key_file: Option<PathBuf>,
     pub log_format: LogFormat,
     /// Requests per minute per organization environment (all its keys together).
     pub rate_limit_per_minute: u32,
+    /// Peeks and previews of one Connect share token (together) allowed in any rolling hour,
+    /// counted from the events they write, so across every node of a database.
+    pub share_token_peeks_and_previews_per_hour: std::num::NonZeroU32,
     /// Largest JSON request body.
     pub body_limit_bytes: usize,
     /// Largest upload (multipart) request body.
     pub upload_body_limit_bytes: usize,
     /// How long a stored idempotent response is replayed.
     pub idempotency_retention_seconds: u64,
+    /// How long a request with an `Idempotency-Key` holds its key unless renewed. Its node
+    /// renews the lease while the request runs; after a crash the key is free for a retry once
+    /// this much time passed.
+    pub idempotency_lease_seconds: std::num::NonZeroU32,
+    /// For tests only (0: off): every request with an `Idempotency-Key` waits this long before
+    /// its change and answer commit, so that a test can kill the server mid-request.
+    pub idempotency_test_pause_before_commit_ms: u64,
+    /// For tests only (0: off): every request with an `Idempotency-Key` waits this long after
+    /// its change and answer committed, before the answer is sent.
+    pub idempotency_test_pause_after_commit_ms: u64,
+    /// How long a use of the database waits for it (a PostgreSQL connection, connecting
+    /// included; SQLite's write lock) before the request is answered 503 with `Retry-After`.
+    pub database_timeout_seconds: std::num::NonZeroU32,
     /// Background job workers in this process (0: this node only serves the API).
     pub workers: u32,
-    /// How long a worker holds a claimed job before another may take it over (a process that
-    /// died holding it is detected after this long). Longer than any job should run.
+    /// How long a worker's claim on a job lasts without a heartbeat: the worker extends it
+    /// while the job runs, so a job may run longer; a process that died holding a job lets go
+    /// of it after this long, and another worker takes it over.
     pub job_lease_seconds: std::num::NonZeroU32,
     /// Workers in this process that send webhook deliveries (they wait on receivers, so they
     /// are separate from `workers`; 0: this node sends none).
@@ -91,13 +113,20 @@ impl Default for Config {
             data_dir: PathBuf::from("./idshare-data"),
             database_url: None,
             master_key: None,
+            master_key_file: None,
             log_format: LogFormat::Text,
             rate_limit_per_minute: 300,
+            share_token_peeks_and_previews_per_hour: std::num::NonZeroU32::new(30)
+                .expect("30 is not zero"),
             body_limit_bytes: 1024 * 1024,
             upload_body_limit_bytes: 10 * 1024 * 1024,
             idempotency_retention_seconds: 24 * 60 * 60,
+            idempotency_lease_seconds: std::num::NonZeroU32::new(5).expect("5 is not zero"),
+            idempotency_test_pause_before_commit_ms: 0,
+            idempotency_test_pause_after_commit_ms: 0,
+            database_timeout_seconds: std::num::NonZeroU32::new(5).expect("5 is not zero"),
             workers: 2,
-            job_lease_seconds: std::num::NonZeroU32::new(300).expect("300 is not zero"),
+            job_lease_seconds: std::num::NonZeroU32::new(15).expect("15 is not zero"),
             webhook_workers: 4,
             allow_private_webhook_targets: false,
             public_url: None,
@@ -118,7 +147,18 @@ pub struct Overrides {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub database_url: Option<Secret>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    pub master_key_file: Option<PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub log_format: Option<LogFormat>,
+}
+
+/// A configuration that parses but cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("set master_key or master_key_file, not both")]
+    TwoMasterKeys,
+    #[error("invalid master_key")]
+    MasterKey(#[from] MasterKeyError),
 }
 
 /// Environment variables with the `IDSHARE_` prefix that are not configuration keys: the file
@@ -153,6 +193,25 @@ impl Config {
             .unwrap_or_else(|| format!("http://{}", self.listen))
             .trim_end_matches('/')
             .to_owned()
+    }
+
+    /// Where the master key comes from: `master_key`, else `master_key_file`, else
+    /// `master.key` in `data_dir`. Both keys set is an error (which one would win is not
+    /// obvious to the operator).
+    pub fn master_key_source(&self) -> Result<MasterKeySource, ConfigError> {
+        match (&self.master_key, &self.master_key_file) {
+            (Some(_), Some(_)) => Err(ConfigError::TwoMasterKeys),
+            (Some(key), None) => Ok(MasterKeySource::Value(MasterKey::from_base64(
+                key.expose(),
+            )?)),
+            (None, Some(file)) => Ok(MasterKeySource::File(file.clone())),
+            (None, None) => Ok(MasterKeySource::File(self.data_dir.join("master.key"))),
+        }
+    }
+
+    /// How long a use of the database waits for it (`database_timeout_seconds`).
+    pub fn database_timeout(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(u64::from(self.database_timeout_seconds.get()))
     }
 
     pub fn database_url(&self) -> String {

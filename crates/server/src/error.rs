@@ -187,9 +187,23 @@ impl ApiError {
     }
 }
 
+/// How long a client is told to wait when the database is unavailable.
+const DATABASE_RETRY_AFTER_SECONDS: u64 = 5;
+
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
-        Self::internal(e)
+        if e.is_unavailable() {
+            let mut error = Self::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Service unavailable",
+                format!("The database is unavailable. Retry in {DATABASE_RETRY_AFTER_SECONDS} s."),
+            );
+            error.internal = Some(e.into());
+            error.retry_after = Some(DATABASE_RETRY_AFTER_SECONDS);
+            error
+        } else {
+            Self::internal(e)
+        }
     }
 }
 
@@ -203,6 +217,7 @@ pub fn status_of(e: &ServiceError) -> StatusCode {
         ServiceError::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
         ServiceError::Conflict { .. } => StatusCode::CONFLICT,
         ServiceError::Gone { .. } => StatusCode::GONE,
+        ServiceError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
         ServiceError::Upstream { .. } => StatusCode::BAD_GATEWAY,
         ServiceError::Unavailable(_) | ServiceError::Later { .. } | ServiceError::Internal(_) => {
             StatusCode::INTERNAL_SERVER_ERROR
@@ -238,6 +253,14 @@ impl ApiError {
             ServiceError::Conflict { title, details }
             | ServiceError::Gone { title, details }
             | ServiceError::Upstream { title, details, .. } => Self::new(status, title, details),
+            ServiceError::RateLimited {
+                details,
+                retry_after_seconds,
+            } => {
+                let mut e = Self::new(status, "Rate limit exceeded", details);
+                e.retry_after = Some(retry_after_seconds);
+                e
+            }
             ServiceError::Unavailable(store) => Self::from(store),
             ServiceError::Later { cause, .. } => Self::internal(cause),
             ServiceError::Internal(cause) => match cause.downcast::<StoreError>() {
@@ -256,8 +279,12 @@ impl From<ServiceError> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        if let Some(cause) = &self.internal {
-            tracing::error!(error = ?cause, "request failed");
+        match &self.internal {
+            Some(cause) if self.status == StatusCode::SERVICE_UNAVAILABLE => {
+                tracing::warn!(error = ?cause, "request refused: the database is unavailable");
+            }
+            Some(cause) => tracing::error!(error = ?cause, "request failed"),
+            None => {}
         }
         let mut response = (
             self.status,

@@ -69,7 +69,7 @@ pub fn template(
             name: template.name.clone(),
             status: "active",
             definition: DefinitionAttributes::from_json(
-                published.map_or(&Value::Null, |v| &v.definition),
+                &published.map_or(Value::Null, TemplateVersion::definition_json),
             ),
             created_at: format_timestamp(template.created_at),
             updated_at: format_timestamp(template.updated_at),
@@ -103,7 +103,7 @@ pub fn version(version: &TemplateVersion) -> ResourceObject<TemplateVersionAttri
         TemplateVersionAttributes {
             version_number: version.version_number,
             status: version.status.as_str(),
-            definition: DefinitionAttributes::from_json(&version.definition),
+            definition: DefinitionAttributes::from_json(&version.definition_json()),
             created_at: format_timestamp(version.created_at),
             published_at: ts(version.published_at),
         },

@@ -8,7 +8,11 @@ use sqlx::{
 
 use tokio::sync::Notify;
 
-use crate::{StoreError, crypto::Crypto};
+use crate::{
+    StoreError,
+    crypto::{Crypto, create_private_dir, create_private_file},
+    key_check::{self, MasterKeySource},
+};
 
 /// Runs `$body` with `$conn` bound to the backend's typed connection. The body is compiled once
 /// per backend, so the same SQL text and row types serve both.
@@ -54,7 +58,14 @@ pub struct Tx {
     pub(crate) conn: TxConn,
     /// Set by [`crate::jobs::enqueue`]: the commit wakes this process's idle workers.
     pub(crate) enqueued_jobs: bool,
+    /// Set by [`crate::inquiries::redact`]: on SQLite the commit is followed by a checkpoint
+    /// that truncates the write-ahead log, the last place the erased bytes were kept.
+    pub(crate) erased_personal_data: bool,
     jobs_committed: Arc<Notify>,
+    /// Begun by [`Store::begin_write`]: inside an idempotent request, its commit waits for the
+    /// request's answer ([`crate::idempotency`]).
+    writes: bool,
+    pool: Pool,
 }
 
 #[derive(Debug)]
@@ -64,15 +75,30 @@ pub(crate) enum TxConn {
 }
 
 impl Tx {
-    /// Commits; when the transaction enqueued jobs, wakes this process's idle workers (other
-    /// PostgreSQL nodes hear of them through `NOTIFY`).
+    /// Commits. Inside a request with an `Idempotency-Key` ([`crate::idempotency::Held::run`])
+    /// a write transaction is parked instead, and commits together with the request's stored
+    /// answer when the request ends: a change is never committed without its answer.
     pub async fn commit(self) -> Result<(), StoreError> {
+        crate::idempotency::commit_or_park(self).await
+    }
+
+    /// Commits at once, even inside an idempotent request: for a service that next calls
+    /// another system (a slow gateway must not wait under the transaction). A retry after a
+    /// crash during that call runs the request again instead of replaying its answer.
+    /// When the transaction enqueued jobs, wakes this process's idle workers (other PostgreSQL
+    /// nodes hear of them through `NOTIFY`, which PostgreSQL sends at the commit).
+    pub async fn commit_now(self) -> Result<(), StoreError> {
         match self.conn {
             TxConn::Sqlite(tx) => tx.commit().await?,
             TxConn::Postgres(tx) => tx.commit().await?,
         }
         if self.enqueued_jobs {
             self.jobs_committed.notify_waiters();
+        }
+        if self.erased_personal_data
+            && let Pool::Sqlite(pool) = &self.pool
+        {
+            truncate_wal(pool).await;
         }
         Ok(())
     }
@@ -94,21 +120,84 @@ impl Tx {
             TxConn::Postgres(_) => Backend::Postgres,
         }
     }
+
+    pub(crate) fn writes(&self) -> bool {
+        self.writes
+    }
+}
+
+/// After a commit that erased personal data on SQLite. With `secure_delete` the erased bytes
+/// are zeroed in the pages that held them, but the write-ahead log still holds those pages'
+/// earlier versions: a checkpoint copies the current pages into the database file and then
+/// truncates the log to nothing. It waits (up to the busy timeout) for readers of older
+/// snapshots; the redaction has committed either way, so a failure is logged, not returned.
+async fn truncate_wal(pool: &SqlitePool) {
+    let checkpoint: Result<(i64, i64, i64), sqlx::Error> =
+        sqlx::query_as("PRAGMA wal_checkpoint(TRUNCATE)")
+            .fetch_one(pool)
+            .await;
+    match checkpoint {
+        Ok((0, _, _)) => {}
+        Ok(_) => tracing::warn!(
+            "readers kept the write-ahead log from being truncated after a redaction: the \
+             erased data stays in the -wal file until a later redaction's checkpoint completes \
+             or the server stops"
+        ),
+        Err(error) => tracing::warn!(
+            %error,
+            "cannot truncate the write-ahead log after a redaction: the erased data stays in \
+             the -wal file until a later redaction's checkpoint completes or the server stops"
+        ),
+    }
+}
+
+/// The SQLite file of `options`: an existing one, or, when `create`, a new empty one readable
+/// only by this user (0600) in a directory created 0700. SQLite gives the `-wal` and `-shm`
+/// files the mode of the database file.
+fn sqlite_file(options: &SqliteConnectOptions, create: bool) -> Result<(), StoreError> {
+    let path = options.get_filename();
+    if path.exists() {
+        return Ok(());
+    }
+    if !create {
+        return Err(StoreError::NoDatabase(path.to_owned()));
+    }
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        create_private_dir(parent)?;
+    }
+    match create_private_file(path) {
+        Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => Err(e.into()),
+        _ => Ok(()),
+    }
 }
 
 impl Store {
-    /// Connects to `url` (`sqlite://path` or `postgres://…`), creating the SQLite file if needed,
-    /// and runs the embedded migrations.
-    pub async fn connect(url: &str, crypto: Crypto) -> Result<Self, StoreError> {
+    /// Connects to `url` (`sqlite://path` or `postgres://…`), runs the embedded migrations, and
+    /// binds the master key of `source`, checked against the database (see
+    /// [`MasterKeySource`]). A missing SQLite file is created only when `create` is set, and
+    /// is an error ([`StoreError::NoDatabase`]) otherwise. `wait` bounds how long any use of the
+    /// database waits for it before failing with an [unavailable](StoreError::is_unavailable)
+    /// error: for a pooled connection (connecting included), and on SQLite for the write lock
+    /// (the busy timeout).
+    pub async fn open(
+        url: &str,
+        create: bool,
+        source: MasterKeySource,
+        wait: Duration,
+    ) -> Result<Self, StoreError> {
         let pool = if url.starts_with("sqlite:") {
-            let options = SqliteConnectOptions::from_str(url)?
-                .create_if_missing(true)
+            let options = SqliteConnectOptions::from_str(url)?;
+            sqlite_file(&options, create)?;
+            let options = options
+                // Deleted and overwritten content is zeroed, not left in free space.
+                .pragma("secure_delete", "ON")
                 .journal_mode(SqliteJournalMode::Wal)
                 .synchronous(SqliteSynchronous::Normal)
                 .foreign_keys(true)
-                .busy_timeout(Duration::from_secs(10));
+                .busy_timeout(wait);
             let pool = SqlitePoolOptions::new()
                 .max_connections(8)
+                .acquire_timeout(wait)
                 .connect_with(options)
                 .await?;
             Pool::Sqlite(pool)
@@ -116,19 +205,20 @@ impl Store {
             let options = PgConnectOptions::from_str(url)?;
             let pool = PgPoolOptions::new()
                 .max_connections(16)
-                .acquire_timeout(Duration::from_secs(10))
+                .acquire_timeout(wait)
                 .connect_with(options)
                 .await?;
             Pool::Postgres(pool)
         } else {
             return Err(StoreError::UnsupportedUrl(redact_url(url)));
         };
-        let store = Self {
+        let mut store = Self {
             pool,
-            crypto,
+            crypto: Crypto::without_key(),
             jobs_committed: Arc::new(Notify::new()),
         };
         store.migrate().await?;
+        store.crypto = key_check::bind(&store, source).await?;
         Ok(store)
     }
 
@@ -168,30 +258,50 @@ impl Store {
         &self.jobs_committed
     }
 
-    fn tx(&self, conn: TxConn) -> Tx {
+    fn tx(&self, conn: TxConn, writes: bool) -> Tx {
         Tx {
             conn,
             enqueued_jobs: false,
+            erased_personal_data: false,
             jobs_committed: self.jobs_committed.clone(),
+            writes,
+            pool: self.pool.clone(),
         }
     }
 
     /// Begins a transaction that will write. On SQLite it takes the write lock up front
     /// (`BEGIN IMMEDIATE`), so two writers queue on `busy_timeout` instead of failing with
-    /// "database is locked" when the second one upgrades from a read.
+    /// "database is locked" when the second one upgrades from a read. Inside an idempotent
+    /// request, a transaction the request parked commits first (on SQLite it holds the write
+    /// lock this one would wait for).
     pub async fn begin_write(&self) -> Result<Tx, StoreError> {
-        Ok(self.tx(match &self.pool {
-            Pool::Sqlite(pool) => TxConn::Sqlite(pool.begin_with("BEGIN IMMEDIATE").await?),
-            Pool::Postgres(pool) => TxConn::Postgres(pool.begin().await?),
-        }))
+        crate::idempotency::commit_parked().await?;
+        self.begin_write_now().await
+    }
+
+    /// [`Store::begin_write`] without looking for a transaction the current request parked.
+    pub(crate) async fn begin_write_now(&self) -> Result<Tx, StoreError> {
+        Ok(self.tx(
+            match &self.pool {
+                Pool::Sqlite(pool) => TxConn::Sqlite(pool.begin_with("BEGIN IMMEDIATE").await?),
+                Pool::Postgres(pool) => TxConn::Postgres(pool.begin().await?),
+            },
+            true,
+        ))
     }
 
     /// Begins a read-only unit of work (a consistent snapshot; never blocks writers on SQLite).
+    /// Inside an idempotent request, a transaction the request parked commits first, so that
+    /// the read sees what the request wrote.
     pub async fn begin_read(&self) -> Result<Tx, StoreError> {
-        Ok(self.tx(match &self.pool {
-            Pool::Sqlite(pool) => TxConn::Sqlite(pool.begin().await?),
-            Pool::Postgres(pool) => TxConn::Postgres(pool.begin().await?),
-        }))
+        crate::idempotency::commit_parked().await?;
+        Ok(self.tx(
+            match &self.pool {
+                Pool::Sqlite(pool) => TxConn::Sqlite(pool.begin().await?),
+                Pool::Postgres(pool) => TxConn::Postgres(pool.begin().await?),
+            },
+            false,
+        ))
     }
 
     /// Checks that the database answers (for `/readyz`).

@@ -15,6 +15,11 @@ pub enum StoreError {
     UnsupportedUrl(String),
     #[error("{0}")]
     Io(#[from] std::io::Error),
+    #[error(transparent)]
+    MasterKey(#[from] crate::MasterKeyError),
+    /// The SQLite file does not exist, and the command may not create one.
+    #[error("no database at {}", .0.display())]
+    NoDatabase(std::path::PathBuf),
 }
 
 impl StoreError {
@@ -39,6 +44,15 @@ impl StoreError {
             }
             _ => false,
         }
+    }
+
+    /// True when `error` or any error in its chain of causes is an unavailable [`StoreError`]
+    /// (for errors that wrap a store error, such as an `anyhow::Error` with context).
+    pub fn is_unavailable_cause(error: &(dyn std::error::Error + 'static)) -> bool {
+        std::iter::successors(Some(error), |e| e.source()).any(|e| {
+            e.downcast_ref::<StoreError>()
+                .is_some_and(StoreError::is_unavailable)
+        })
     }
 }
 
@@ -72,5 +86,26 @@ const SQLITE_BUSY: i32 = 5;
 const SQLITE_LOCKED: i32 = 6;
 
 /// SQLSTATEs besides class 08 (connection exception) that mean "not now": the server is
-/// shutting down, crashed or starting, or has no connection slot left.
-const POSTGRES_UNAVAILABLE: &[&str] = &["57P01", "57P02", "57P03", "53300"];
+/// shutting down, crashed or starting, or has no connection slot left; or this transaction lost
+/// a serialization or deadlock race (40001, 40P01) and was rolled back, so running it again
+/// a moment later can succeed.
+const POSTGRES_UNAVAILABLE: &[&str] = &["57P01", "57P02", "57P03", "53300", "40001", "40P01"];
+
+#[cfg(test)]
+mod tests {
+    use super::StoreError;
+
+    #[test]
+    fn unavailable_means_the_database_could_not_take_the_work_now() {
+        let reset = std::io::Error::from(std::io::ErrorKind::ConnectionReset);
+        for unavailable in [
+            sqlx::Error::PoolTimedOut,
+            sqlx::Error::PoolClosed,
+            sqlx::Error::Io(reset),
+        ] {
+            assert!(StoreError::from(unavailable).is_unavailable());
+        }
+        assert!(!StoreError::from(sqlx::Error::RowNotFound).is_unavailable());
+        assert!(!StoreError::corrupt("bad row").is_unavailable());
+    }
+}

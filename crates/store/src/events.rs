@@ -1,8 +1,8 @@
 //! Events: written in the transaction of the change they describe (transactional outbox).
 //! `seq` comes from a database sequence (identity / AUTOINCREMENT): increasing across an
 //! organization's events, gaps allowed, and no counter row that every writer would queue on.
-//! Payloads that carry personal data are sealed under the data key of the object they describe,
-//! so redacting the object also shreds its event history.
+//! Payloads that carry personal data are sealed under the data key of the object they describe;
+//! redacting the object deletes the key and empties those payloads.
 
 use idshare_domain::{
     id::EventId,
@@ -128,6 +128,20 @@ pub async fn record(
     Ok(id)
 }
 
+/// Empties the payloads sealed under `owner_id`'s data key, in the transaction that deletes the
+/// key (redaction). The events stay, listed with a `None` payload.
+pub(crate) async fn erase_sealed_payloads(tx: &mut Tx, owner_id: &str) -> Result<(), StoreError> {
+    on_conn!(tx, |conn| {
+        sqlx::query("UPDATE events SET payload = $1 WHERE key_owner_id = $2")
+            .bind(Vec::<u8>::new())
+            .bind(owner_id)
+            .execute(conn)
+            .await?
+            .rows_affected()
+    });
+    Ok(())
+}
+
 pub async fn get(
     tx: &mut Tx,
     crypto: &Crypto,
@@ -203,4 +217,30 @@ pub async fn list(
         .map(|r| decode(r, crypto))
         .collect::<Result<Vec<_>, _>>()?;
     Ok(Some(crate::templates::paginate(items, cursor, size)))
+}
+
+/// The name and time of each event about `object_id` in `scope` since `since`, oldest first,
+/// without their payloads (to count recent events of one object).
+pub async fn names_since(
+    tx: &mut Tx,
+    scope: &Scope,
+    object_id: &str,
+    since: OffsetDateTime,
+) -> Result<Vec<(String, OffsetDateTime)>, StoreError> {
+    let rows: Vec<(String, i64)> = on_conn!(tx, |conn| {
+        sqlx::query_as(
+            "SELECT name, created_at FROM events WHERE org_id = $1 AND environment = $2 \
+             AND object_id = $3 AND created_at > $4 ORDER BY seq",
+        )
+        .bind(scope.org_id.as_str())
+        .bind(scope.environment.as_str())
+        .bind(object_id)
+        .bind(to_unix_micros(since))
+        .fetch_all(conn)
+        .await?
+    });
+    Ok(rows
+        .into_iter()
+        .map(|(name, at)| (name, from_unix_micros(at)))
+        .collect())
 }

@@ -333,7 +333,10 @@ pub async fn save(
 }
 
 /// Erases the inquiry's personal data for good: the data key (which also makes every copy
-/// sealed under it unreadable), the sealed data, and stored responses that echoed it.
+/// sealed under it unreadable), everything sealed under it (the data, files, documents,
+/// results, event payloads), and stored responses that echoed it. On SQLite the erased bytes
+/// are zeroed (`secure_delete`) and the write-ahead log is truncated after the commit, so no
+/// file of the data directory keeps a copy.
 pub async fn redact(
     tx: &mut Tx,
     scope: &Scope,
@@ -341,25 +344,34 @@ pub async fn redact(
     now: OffsetDateTime,
 ) -> Result<(), StoreError> {
     let micros = to_unix_micros(now);
+    crate::idempotency::forget_inquiry(tx, id.as_str()).await?;
     on_conn!(tx, |conn| {
         sqlx::query("DELETE FROM data_keys WHERE owner_id = $1")
             .bind(id.as_str())
             .execute(&mut *conn)
             .await?;
-        sqlx::query("DELETE FROM idempotency_records WHERE object_id = $1")
-            .bind(id.as_str())
-            .execute(&mut *conn)
-            .await?;
-        // The key is gone, so these are unreadable already; deleting them frees the space and
-        // leaves nothing to list.
+        // The key is gone, so these are unreadable already; erasing them leaves no ciphertext
+        // that a copy of the key (an old backup) could open, and nothing to list.
         for statement in [
             "UPDATE files SET content_sealed = NULL WHERE inquiry_id = $1",
             "UPDATE documents SET data_sealed = NULL WHERE inquiry_id = $1",
-            "UPDATE verifications SET result_sealed = NULL WHERE inquiry_id = $1",
-            "UPDATE reports SET result_sealed = NULL WHERE inquiry_id = $1",
             "DELETE FROM confirmation_codes WHERE inquiry_id = $1",
         ] {
             sqlx::query(statement)
+                .bind(id.as_str())
+                .execute(&mut *conn)
+                .await?;
+        }
+        // With the scope, so that the lookup uses the tables' (org, environment, inquiry) index.
+        for statement in [
+            "UPDATE verifications SET result_sealed = NULL \
+             WHERE org_id = $1 AND environment = $2 AND inquiry_id = $3",
+            "UPDATE reports SET result_sealed = NULL \
+             WHERE org_id = $1 AND environment = $2 AND inquiry_id = $3",
+        ] {
+            sqlx::query(statement)
+                .bind(scope.org_id.as_str())
+                .bind(scope.environment.as_str())
                 .bind(id.as_str())
                 .execute(&mut *conn)
                 .await?;
@@ -376,6 +388,8 @@ pub async fn redact(
         .await?
         .rows_affected()
     });
+    crate::events::erase_sealed_payloads(tx, id.as_str()).await?;
+    tx.erased_personal_data = true;
     Ok(())
 }
 

@@ -1,9 +1,9 @@
 //! The job queue: one `jobs` table in the application database, so a job is enqueued in the
-//! same transaction as the change that calls for it. Workers claim due jobs under a lease
-//! (PostgreSQL: `FOR UPDATE SKIP LOCKED`, so any number of nodes share the queue; SQLite: the
-//! single writer lock of `BEGIN IMMEDIATE`); a lease that runs out (a crashed worker) returns the
-//! job to the queue; failures retry with exponential backoff and jitter until `max_attempts`,
-//! then the job is kept as `dead`.
+//! same transaction as the change that calls for it. A worker claims one due job at a time under
+//! a short lease (PostgreSQL: `FOR UPDATE SKIP LOCKED`, so any number of nodes share the queue;
+//! SQLite: the single writer lock of `BEGIN IMMEDIATE`) and extends the lease while the job runs;
+//! a lease that runs out (a crashed worker) returns the job to the queue; failures retry with
+//! exponential backoff and jitter until `max_attempts`, then the job is kept as `dead`.
 
 use idshare_domain::{id::JobId, time_format::to_unix_micros};
 use time::{Duration, OffsetDateTime};
@@ -100,16 +100,16 @@ pub async fn enqueue(
     Ok(Some(id))
 }
 
-/// Claims up to `limit` due jobs of `queue` (every queue when `None`) for `worker`, leasing
-/// them until `now + lease`.
+/// Claims the next due job of `queue` (every queue when `None`) for `worker`, leasing it until
+/// `now + lease`. One at a time: a worker holds only the job it runs, so a worker that dies
+/// strands nothing else.
 pub async fn claim(
     store: &Store,
     worker: &str,
     queue: Option<&str>,
     now: OffsetDateTime,
     lease: Duration,
-    limit: u32,
-) -> Result<Vec<Job>, StoreError> {
+) -> Result<Option<Job>, StoreError> {
     let mut tx = store.begin_write().await?;
     let skip_locked = if tx.backend() == Backend::Postgres {
         " FOR UPDATE SKIP LOCKED"
@@ -120,22 +120,48 @@ pub async fn claim(
         "UPDATE jobs SET status = 'running', locked_by = $1, locked_until = $2, \
          attempts = attempts + 1, updated_at = $3 \
          WHERE id IN (SELECT id FROM jobs WHERE status = 'queued' AND run_at <= $3 \
-                      AND (CAST($5 AS TEXT) IS NULL OR queue = $5) \
-                      ORDER BY run_at, id LIMIT $4{skip_locked}) \
+                      AND (CAST($4 AS TEXT) IS NULL OR queue = $4) \
+                      ORDER BY run_at, id LIMIT 1{skip_locked}) \
          RETURNING id, queue, kind, payload, attempts, max_attempts"
     ));
-    let rows: Vec<JobRow> = on_conn!(&mut tx, |conn| {
+    let row: Option<JobRow> = on_conn!(&mut tx, |conn| {
         sqlx::query_as(sql)
             .bind(worker)
             .bind(to_unix_micros(now + lease))
             .bind(to_unix_micros(now))
-            .bind(i64::from(limit))
             .bind(queue)
-            .fetch_all(conn)
+            .fetch_optional(conn)
             .await?
     });
     tx.commit().await?;
-    rows.into_iter().map(Job::try_from).collect()
+    row.map(Job::try_from).transpose()
+}
+
+/// Extends the lease of a running job to `until` (the heartbeat of the worker running it).
+/// False when `worker` no longer holds the job: its lease ran out and it was handed on.
+pub async fn extend(
+    store: &Store,
+    id: &JobId,
+    worker: &str,
+    until: OffsetDateTime,
+    now: OffsetDateTime,
+) -> Result<bool, StoreError> {
+    let mut tx = store.begin_write().await?;
+    let updated = on_conn!(&mut tx, |conn| {
+        sqlx::query(
+            "UPDATE jobs SET locked_until = $1, updated_at = $2 \
+             WHERE id = $3 AND locked_by = $4 AND status = 'running'",
+        )
+        .bind(to_unix_micros(until))
+        .bind(to_unix_micros(now))
+        .bind(id.as_str())
+        .bind(worker)
+        .execute(conn)
+        .await?
+        .rows_affected()
+    });
+    tx.commit().await?;
+    Ok(updated == 1)
 }
 
 /// Marks a job done, if `worker` still holds it.
@@ -183,6 +209,35 @@ pub async fn fail(
         )
         .bind(status)
         .bind(run_at)
+        .bind(error)
+        .bind(to_unix_micros(now))
+        .bind(id.as_str())
+        .bind(worker)
+        .execute(conn)
+        .await?
+        .rows_affected()
+    });
+    tx.commit().await
+}
+
+/// Returns a job to the queue at `retry_at` without using up the attempt it was claimed with:
+/// for a run cut short by the database being unavailable, which says nothing about the job.
+pub async fn postpone(
+    store: &Store,
+    id: &JobId,
+    worker: &str,
+    error: &str,
+    retry_at: OffsetDateTime,
+    now: OffsetDateTime,
+) -> Result<(), StoreError> {
+    let mut tx = store.begin_write().await?;
+    on_conn!(&mut tx, |conn| {
+        sqlx::query(
+            "UPDATE jobs SET status = 'queued', attempts = attempts - 1, run_at = $1, \
+             last_error = $2, locked_by = NULL, locked_until = NULL, updated_at = $3 \
+             WHERE id = $4 AND locked_by = $5 AND status = 'running'",
+        )
+        .bind(to_unix_micros(retry_at))
         .bind(error)
         .bind(to_unix_micros(now))
         .bind(id.as_str())

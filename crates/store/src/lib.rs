@@ -9,6 +9,7 @@
 mod crypto;
 mod db;
 mod error;
+mod key_check;
 
 pub mod api_keys;
 pub mod audit;
@@ -34,6 +35,7 @@ pub mod workflows;
 pub use crypto::{Crypto, DataKey, MasterKey, MasterKeyError, random_secret};
 pub use db::{Backend, Store, Tx};
 pub use error::StoreError;
+pub use key_check::MasterKeySource;
 
 use idshare_domain::{environment::Environment, id::OrgId};
 

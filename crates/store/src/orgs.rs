@@ -64,3 +64,12 @@ pub async fn get(tx: &mut Tx, id: &OrgId) -> Result<Option<Organization>, StoreE
     });
     row.map(Organization::try_from).transpose()
 }
+
+/// How many organizations exist (`idshare demo` sets up only a database without any).
+pub async fn count(tx: &mut Tx) -> Result<i64, StoreError> {
+    Ok(on_conn!(tx, |conn| {
+        sqlx::query_scalar("SELECT COUNT(*) FROM organizations")
+            .fetch_one(conn)
+            .await?
+    }))
+}

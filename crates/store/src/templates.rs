@@ -1,8 +1,16 @@
 //! Inquiry templates and their immutable versions. Exactly one version of a template is
 //! `published` at a time; new inquiries lock the published version current at creation.
+//!
+//! A version's definition never changes, and every read or write of an inquiry needs it: it is
+//! parsed once per process and shared ([`TemplateVersion::definition`]), from a cache bounded
+//! in entries and in definition bytes.
 
+use std::sync::{Arc, LazyLock, Mutex};
+
+use hashlink::LruCache;
 use idshare_domain::{
     id::{InquiryTemplateId, InquiryTemplateVersionId},
+    template::TemplateDefinition,
     time_format::{from_unix_micros, to_unix_micros},
 };
 use time::OffsetDateTime;
@@ -52,10 +60,126 @@ pub struct TemplateVersion {
     pub template_id: InquiryTemplateId,
     pub version_number: i64,
     pub status: VersionStatus,
-    /// The validated definition as JSON (parse with `TemplateDefinition::parse`).
-    pub definition: serde_json::Value,
+    /// The validated definition, shared by every lookup of this version in the process.
+    pub definition: Arc<TemplateDefinition>,
     pub created_at: OffsetDateTime,
     pub published_at: Option<OffsetDateTime>,
+}
+
+impl TemplateVersion {
+    /// The definition as the API shows it (and as it is stored): every default written out.
+    pub fn definition_json(&self) -> serde_json::Value {
+        serde_json::to_value(&*self.definition).unwrap_or_default()
+    }
+}
+
+/// A validated definition ready to be stored, serialized before any transaction opens.
+#[derive(Debug, Clone)]
+pub struct NewDefinition {
+    parsed: Arc<TemplateDefinition>,
+    json: String,
+}
+
+impl NewDefinition {
+    pub fn new(parsed: TemplateDefinition) -> Result<Self, serde_json::Error> {
+        let json = serde_json::to_string(&parsed)?;
+        Ok(Self {
+            parsed: Arc::new(parsed),
+            json,
+        })
+    }
+
+    pub fn parsed(&self) -> &TemplateDefinition {
+        &self.parsed
+    }
+}
+
+/// The most definitions the cache keeps, and the most bytes of stored JSON they may add up to
+/// (parsed, they take a few times that).
+const CACHED_DEFINITIONS: usize = 2_048;
+const CACHED_DEFINITION_BYTES: usize = 16 * 1024 * 1024;
+
+/// Parsed definitions by version id, least recently used first, with their JSON sizes.
+struct DefinitionCache {
+    entries: LruCache<InquiryTemplateVersionId, (Arc<TemplateDefinition>, usize)>,
+    bytes: usize,
+    max_entries: usize,
+    max_bytes: usize,
+}
+
+impl DefinitionCache {
+    fn new(max_entries: usize, max_bytes: usize) -> Self {
+        Self {
+            entries: LruCache::new_unbounded(),
+            bytes: 0,
+            max_entries,
+            max_bytes,
+        }
+    }
+
+    fn get(&mut self, id: &InquiryTemplateVersionId) -> Option<Arc<TemplateDefinition>> {
+        self.entries
+            .get(id)
+            .map(|(definition, _)| Arc::clone(definition))
+    }
+
+    /// Keeps `definition` (`bytes` of JSON), evicting the least recently used ones beyond the
+    /// bounds. A definition bigger than the whole budget is not kept.
+    fn insert(
+        &mut self,
+        id: &InquiryTemplateVersionId,
+        definition: &Arc<TemplateDefinition>,
+        bytes: usize,
+    ) {
+        if bytes > self.max_bytes {
+            return;
+        }
+        if let Some((_, replaced)) = self
+            .entries
+            .insert(id.clone(), (Arc::clone(definition), bytes))
+        {
+            self.bytes -= replaced;
+        }
+        self.bytes += bytes;
+        while self.entries.len() > self.max_entries || self.bytes > self.max_bytes {
+            match self.entries.remove_lru() {
+                Some((_, (_, evicted))) => self.bytes -= evicted,
+                None => break,
+            }
+        }
+    }
+}
+
+static DEFINITIONS: LazyLock<Mutex<DefinitionCache>> = LazyLock::new(|| {
+    Mutex::new(DefinitionCache::new(
+        CACHED_DEFINITIONS,
+        CACHED_DEFINITION_BYTES,
+    ))
+});
+
+fn definitions() -> std::sync::MutexGuard<'static, DefinitionCache> {
+    // The cache holds no invariant a panic could break halfway.
+    DEFINITIONS.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// The definition of a stored version: from the cache, or parsed (off the async runtime's
+/// threads, since a definition stored before the caps may be large) and then cached.
+async fn stored_definition(
+    id: &InquiryTemplateVersionId,
+    json: String,
+) -> Result<Arc<TemplateDefinition>, StoreError> {
+    if let Some(definition) = definitions().get(id) {
+        return Ok(definition);
+    }
+    let bytes = json.len();
+    let definition = tokio::task::spawn_blocking(move || {
+        TemplateDefinition::from_stored_json(&json).map(Arc::new)
+    })
+    .await
+    .map_err(|e| StoreError::corrupt(format!("parsing template version {id}: {e}")))?
+    .map_err(|e| StoreError::corrupt(format!("template version {id} does not parse: {e}")))?;
+    definitions().insert(id, &definition, bytes);
+    Ok(definition)
 }
 
 #[derive(sqlx::FromRow)]
@@ -96,17 +220,18 @@ struct VersionRow {
     published_at: Option<i64>,
 }
 
-impl TryFrom<VersionRow> for TemplateVersion {
-    type Error = StoreError;
-    fn try_from(row: VersionRow) -> Result<Self, StoreError> {
-        Ok(Self {
-            id: InquiryTemplateVersionId::parse(&row.id).map_err(StoreError::corrupt)?,
-            template_id: InquiryTemplateId::parse(&row.template_id).map_err(StoreError::corrupt)?,
-            version_number: row.version_number,
-            status: VersionStatus::parse(&row.status)?,
-            definition: serde_json::from_str(&row.definition).map_err(StoreError::corrupt)?,
-            created_at: from_unix_micros(row.created_at),
-            published_at: row.published_at.map(from_unix_micros),
+impl VersionRow {
+    async fn into_version(self) -> Result<TemplateVersion, StoreError> {
+        let id = InquiryTemplateVersionId::parse(&self.id).map_err(StoreError::corrupt)?;
+        Ok(TemplateVersion {
+            definition: stored_definition(&id, self.definition).await?,
+            id,
+            template_id: InquiryTemplateId::parse(&self.template_id)
+                .map_err(StoreError::corrupt)?,
+            version_number: self.version_number,
+            status: VersionStatus::parse(&self.status)?,
+            created_at: from_unix_micros(self.created_at),
+            published_at: self.published_at.map(from_unix_micros),
         })
     }
 }
@@ -120,7 +245,7 @@ pub async fn create(
     tx: &mut Tx,
     scope: &Scope,
     name: &str,
-    definition: &serde_json::Value,
+    definition: &NewDefinition,
     now: OffsetDateTime,
 ) -> Result<(Template, TemplateVersion), StoreError> {
     let template_id = InquiryTemplateId::generate();
@@ -129,7 +254,7 @@ pub async fn create(
         template_id: template_id.clone(),
         version_number: 1,
         status: VersionStatus::Published,
-        definition: definition.clone(),
+        definition: Arc::clone(&definition.parsed),
         created_at: now,
         published_at: Some(now),
     };
@@ -155,7 +280,7 @@ pub async fn create(
         .await?
         .rows_affected()
     });
-    insert_version(tx, scope, &version).await?;
+    insert_version(tx, scope, &version, definition).await?;
     on_conn!(tx, |conn| {
         sqlx::query("UPDATE inquiry_templates SET published_version_id = $1 WHERE id = $2")
             .bind(version.id.as_str())
@@ -167,10 +292,13 @@ pub async fn create(
     Ok((template, version))
 }
 
+/// Inserts the version and caches its definition (a rolled-back insert leaves a cache entry no
+/// lookup can reach: lookups start from the row).
 async fn insert_version(
     tx: &mut Tx,
     scope: &Scope,
     version: &TemplateVersion,
+    definition: &NewDefinition,
 ) -> Result<(), StoreError> {
     on_conn!(tx, |conn| {
         sqlx::query(
@@ -185,13 +313,14 @@ async fn insert_version(
         .bind(scope.environment.as_str())
         .bind(version.version_number)
         .bind(version.status.as_str())
-        .bind(version.definition.to_string())
+        .bind(definition.json.as_str())
         .bind(to_unix_micros(version.created_at))
         .bind(version.published_at.map(to_unix_micros))
         .execute(conn)
         .await?
         .rows_affected()
     });
+    definitions().insert(&version.id, &definition.parsed, definition.json.len());
     Ok(())
 }
 
@@ -282,7 +411,10 @@ pub async fn get_version(
             .fetch_optional(conn)
             .await?
     });
-    row.map(TemplateVersion::try_from).transpose()
+    match row {
+        Some(row) => row.into_version().await.map(Some),
+        None => Ok(None),
+    }
 }
 
 pub async fn list_versions(
@@ -313,11 +445,11 @@ pub async fn list_versions(
             .fetch_all(conn)
             .await?
     });
-    let rows = rows
-        .into_iter()
-        .map(TemplateVersion::try_from)
-        .collect::<Result<Vec<_>, _>>()?;
-    Ok(Some(paginate(rows, cursor, size)))
+    let mut versions = Vec::with_capacity(rows.len());
+    for row in rows {
+        versions.push(row.into_version().await?);
+    }
+    Ok(Some(paginate(versions, cursor, size)))
 }
 
 /// Adds a draft version with the next number.
@@ -325,7 +457,7 @@ pub async fn create_version(
     tx: &mut Tx,
     scope: &Scope,
     template_id: &InquiryTemplateId,
-    definition: &serde_json::Value,
+    definition: &NewDefinition,
     now: OffsetDateTime,
 ) -> Result<TemplateVersion, StoreError> {
     let next: i64 = on_conn!(tx, |conn| {
@@ -342,11 +474,11 @@ pub async fn create_version(
         template_id: template_id.clone(),
         version_number: next,
         status: VersionStatus::Draft,
-        definition: definition.clone(),
+        definition: Arc::clone(&definition.parsed),
         created_at: now,
         published_at: None,
     };
-    insert_version(tx, scope, &version).await?;
+    insert_version(tx, scope, &version, definition).await?;
     on_conn!(tx, |conn| {
         sqlx::query("UPDATE inquiry_templates SET updated_at = $1 WHERE id = $2")
             .bind(to_unix_micros(now))
@@ -480,5 +612,52 @@ pub(crate) fn paginate<T>(mut rows: Vec<T>, cursor: Cursor<'_>, size: u32) -> Pa
             has_newer: false,
             has_older: more,
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn definition(keys: usize) -> Arc<TemplateDefinition> {
+        let schemas: Vec<serde_json::Value> = (0..keys)
+            .map(|i| serde_json::json!({"key": format!("f-{i}"), "type": "string"}))
+            .collect();
+        Arc::new(TemplateDefinition::parse(&serde_json::json!({"field-schemas": schemas})).unwrap())
+    }
+
+    #[test]
+    fn the_cache_shares_one_parse_and_stays_within_its_bounds() {
+        let mut cache = DefinitionCache::new(3, 100);
+        let ids: Vec<InquiryTemplateVersionId> = (0..5)
+            .map(|_| InquiryTemplateVersionId::generate())
+            .collect();
+        let first = definition(1);
+        cache.insert(&ids[0], &first, 10);
+        assert!(Arc::ptr_eq(&cache.get(&ids[0]).unwrap(), &first));
+
+        // By count: the least recently used goes (ids[1]; ids[0] was just read).
+        for id in &ids[1..3] {
+            cache.insert(id, &definition(2), 10);
+        }
+        assert!(cache.get(&ids[0]).is_some());
+        cache.insert(&ids[3], &definition(3), 10);
+        assert_eq!(cache.entries.len(), 3);
+        assert!(cache.get(&ids[1]).is_none());
+        assert!(cache.get(&ids[0]).is_some());
+
+        // By bytes: a big one pushes out as many as needed; one over the budget is not kept.
+        cache.insert(&ids[4], &definition(4), 85);
+        assert_eq!(cache.bytes, 95);
+        assert!(cache.get(&ids[4]).is_some() && cache.get(&ids[0]).is_some());
+        assert!(cache.get(&ids[2]).is_none() && cache.get(&ids[3]).is_none());
+        let huge = InquiryTemplateVersionId::generate();
+        cache.insert(&huge, &definition(1), 101);
+        assert!(cache.get(&huge).is_none());
+        assert_eq!(cache.bytes, 95);
+
+        // Inserting again replaces without counting twice.
+        cache.insert(&ids[0], &first, 10);
+        assert_eq!((cache.entries.len(), cache.bytes), (2, 95));
     }
 }

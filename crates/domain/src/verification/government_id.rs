@@ -1,5 +1,5 @@
 //! The `government-id` verification: the document's images, its machine-readable zone (ICAO
-//! 9303, every check digit, consistency with the visual zone), expiry, minimum age, allowed
+//! 9303: every check digit, the form of every field, consistency with the visual zone), expiry, minimum age, allowed
 //! countries and id classes, and the document's name and birthdate against the inquiry's fields.
 //!
 //! Where the visual zone leaves a value empty (an SDK may read only the MRZ), the value read from
@@ -100,6 +100,7 @@ pub fn verify(
             for name in [
                 "id_mrz_parse",
                 "id_mrz_check_digits",
+                "id_mrz_field_formats",
                 "id_mrz_visual_consistency",
             ] {
                 checks.push(Check::not_applicable(
@@ -115,7 +116,11 @@ pub fn verify(
                 Required,
                 format!("The MRZ could not be read: {err}."),
             ));
-            for name in ["id_mrz_check_digits", "id_mrz_visual_consistency"] {
+            for name in [
+                "id_mrz_check_digits",
+                "id_mrz_field_formats",
+                "id_mrz_visual_consistency",
+            ] {
                 checks.push(Check::not_applicable(
                     name,
                     Required,
@@ -129,6 +134,7 @@ pub fn verify(
                     .with_metadata("format", mrz.format.as_str()),
             );
             checks.push(check_digits(mrz));
+            checks.push(field_formats(mrz));
             checks.push(visual_consistency(document, &class, mrz));
         }
     }
@@ -290,6 +296,28 @@ fn check_digits(mrz: &Mrz) -> Check {
         }
     };
     check.with_metadata("check-digits", digits)
+}
+
+/// Check digits can be computed over anything: a zone whose issuing state is no ICAO code, or
+/// whose name holds digits, is not a document's even when every digit holds.
+fn field_formats(mrz: &Mrz) -> Check {
+    const NAME: &str = "id_mrz_field_formats";
+    let invalid: Vec<&mrz::FieldCheck> = mrz.field_checks.iter().filter(|c| !c.valid).collect();
+    let fields: Vec<Value> = invalid.iter().map(|c| Value::from(c.field)).collect();
+    let check = if invalid.is_empty() {
+        Check::passed(NAME, Required)
+    } else {
+        Check {
+            status: CheckStatus::Failed,
+            reasons: invalid
+                .iter()
+                .filter_map(|c| c.problem)
+                .map(str::to_owned)
+                .collect(),
+            ..Check::passed(NAME, Required)
+        }
+    };
+    check.with_metadata("invalid-fields", fields)
 }
 
 /// Document numbers compared without case, spaces, hyphens and fillers.
@@ -595,6 +623,7 @@ mod tests {
                 ("id_mrz_present", Passed, Required),
                 ("id_mrz_parse", Passed, Required),
                 ("id_mrz_check_digits", Passed, Required),
+                ("id_mrz_field_formats", Passed, Required),
                 ("id_mrz_visual_consistency", Passed, Required),
                 ("id_expired_detection", Passed, Required),
                 ("id_age_comparison", Passed, Required),
@@ -729,6 +758,47 @@ mod tests {
             check(&outcome, "id_mrz_check_digits").reasons,
             ["The composite check digit is `1` but the data gives `0`."]
         );
+
+        // Issue 10: every check digit holds over an issuing state that is no ICAO code and a
+        // name with a digit.
+        let malformed = GovernmentIdDocument {
+            issuing_country: String::new(),
+            name_first: String::new(),
+            name_last: String::new(),
+            mrz: vec![
+                "P<WTOERIK5SON<<ANNA<MARIA<<<<<<<<<<<<<<<<<<<".into(),
+                TD3[1].into(),
+            ],
+            ..passport()
+        };
+        let outcome = run(&malformed, &subject(), &config);
+        // The digit also makes the name read from the MRZ differ from the inquiry's.
+        assert_eq!(
+            failed(&outcome),
+            ["id_mrz_field_formats", "id_inquiry_name_comparison"]
+        );
+        let formats = check(&outcome, "id_mrz_field_formats");
+        assert_eq!(
+            formats.metadata["invalid-fields"],
+            json!(["issuing-state", "name"])
+        );
+        assert_eq!(formats.reasons.len(), 2, "{:?}", formats.reasons);
+        assert_eq!(
+            check(&outcome, "id_mrz_check_digits").status,
+            CheckStatus::Passed
+        );
+        let wto = GovernmentIdDocument {
+            issuing_country: String::new(),
+            mrz: vec![TD3[0].replacen("UTO", "WTO", 1), TD3[1].into()],
+            ..passport()
+        };
+        fails_only(&wto, &subject(), &config, "id_mrz_field_formats");
+        // A sex outside M, F, X, < fails the same check (it used to make the MRZ unreadable).
+        let odd_sex = GovernmentIdDocument {
+            mrz: vec![TD3[0].into(), TD3[1].replace("2F120", "2Q120")],
+            ..passport()
+        };
+        fails_only(&odd_sex, &subject(), &config, "id_mrz_field_formats");
 
         for (changed, mismatch) in [
             (

@@ -3,7 +3,8 @@
 
 use std::{
     io::{BufRead, BufReader, Read},
-    process::{Command, Stdio},
+    path::Path,
+    process::{Command, Output, Stdio},
     sync::{Arc, Mutex},
     time::{Duration, Instant},
 };
@@ -17,7 +18,7 @@ use crate::{
     helpers::{Backend, create_postgres_database, expect_error, expect_status, standard_template},
 };
 
-fn idshare(args: &[&str], storage: &[String]) -> std::process::Output {
+fn idshare(args: &[&str], storage: &[String]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_idshare"))
         .args(args)
         .args(storage)
@@ -26,7 +27,7 @@ fn idshare(args: &[&str], storage: &[String]) -> std::process::Output {
         .expect("run idshare")
 }
 
-fn stdout(output: &std::process::Output) -> String {
+fn stdout(output: &Output) -> String {
     assert!(
         output.status.success(),
         "failed: {}",
@@ -36,6 +37,125 @@ fn stdout(output: &std::process::Output) -> String {
         .unwrap()
         .trim()
         .to_owned()
+}
+
+/// `--data-dir DIR`, plus `--database-url` of a fresh database on PostgreSQL.
+async fn storage_for(backend: Backend, data_dir: &Path) -> Vec<String> {
+    let mut storage = vec!["--data-dir".to_owned(), data_dir.display().to_string()];
+    if backend == Backend::Postgres {
+        let (url, _) = create_postgres_database().await;
+        storage.extend(["--database-url".to_owned(), url]);
+    }
+    storage
+}
+
+/// Runs idshare with `env` until it exits. A command expected to refuse must not start
+/// serving instead: still running after a while, it is killed and the test fails.
+fn idshare_exits(args: &[&str], storage: &[String], env: &[(&str, &str)]) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_idshare"))
+        .args(args)
+        .args(storage)
+        .env_remove("IDSHARE_DATABASE_URL")
+        .envs(env.iter().copied())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            child.kill().unwrap();
+            let output = child.wait_with_output().unwrap();
+            panic!(
+                "idshare {args:?} still runs after 30 s instead of exiting; stderr:\n{}",
+                String::from_utf8_lossy(&output.stderr)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    child.wait_with_output().unwrap()
+}
+
+/// The command failed and said why in one line; returns that line.
+fn refused(output: &Output, what: &str) -> String {
+    let stderr = String::from_utf8_lossy(&output.stderr).trim().to_owned();
+    assert!(
+        !output.status.success(),
+        "{what} should fail; stderr: {stderr}"
+    );
+    assert_eq!(stderr.lines().count(), 1, "{what}: one line: {stderr}");
+    stderr
+}
+
+/// A running `idshare serve` (port 0, JSON logs), stopped with SIGTERM on drop.
+struct Server {
+    process: std::process::Child,
+    address: String,
+}
+
+impl Server {
+    fn start(storage: &[String], flags: &[&str]) -> Self {
+        let mut process = Command::new(env!("CARGO_BIN_EXE_idshare"))
+            .args(["--log-format", "json", "serve", "--listen", "127.0.0.1:0"])
+            .args(flags)
+            .args(storage)
+            .env_remove("IDSHARE_DATABASE_URL")
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut lines = BufReader::new(process.stderr.take().unwrap()).lines();
+        let address = loop {
+            let line = lines.next().expect("server logs").unwrap();
+            let log: serde_json::Value =
+                serde_json::from_str(&line).unwrap_or_else(|_| panic!("JSON log line: {line}"));
+            if log["fields"]["message"] == "idshare is serving" {
+                break log["fields"]["address"].as_str().unwrap().to_owned();
+            }
+        };
+        // Keep reading, so that the server never writes to a closed pipe.
+        std::thread::spawn(move || lines.for_each(drop));
+        // Once it answers, its signal handlers are in place: SIGTERM is a graceful stop.
+        let mut probe = std::net::TcpStream::connect(&address).unwrap();
+        std::io::Write::write_all(
+            &mut probe,
+            b"GET /healthz HTTP/1.1\r\nHost: idshare\r\nConnection: close\r\n\r\n",
+        )
+        .unwrap();
+        let mut answer = String::new();
+        probe.read_to_string(&mut answer).unwrap();
+        assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+        Self { process, address }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.address)
+    }
+
+    /// SIGTERM, and the graceful stop's exit status.
+    fn stop(mut self) -> std::process::ExitStatus {
+        let killed = Command::new("kill")
+            .args(["-TERM", &self.process.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(killed.success());
+        self.process.wait().unwrap()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.process.kill();
+        let _ = self.process.wait();
+    }
+}
+
+fn mode(path: &Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        .permissions()
+        .mode()
+        & 0o777
 }
 
 async fn operator_commands_drive_a_fresh_instance(backend: Backend) {
@@ -158,24 +278,9 @@ async fn operator_commands_drive_a_fresh_instance(backend: Backend) {
     }
 
     // Serve on port 0 with JSON logs; the address comes from the first log line.
-    let mut server = Command::new(env!("CARGO_BIN_EXE_idshare"))
-        .args(["--log-format", "json", "serve", "--listen", "127.0.0.1:0"])
-        .arg("--allow-private-webhook-targets")
-        .args(&storage)
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(server.stderr.take().unwrap()).lines();
-    let address = loop {
-        let line = lines.next().expect("server logs").unwrap();
-        let log: serde_json::Value =
-            serde_json::from_str(&line).unwrap_or_else(|_| panic!("JSON log line: {line}"));
-        if log["fields"]["message"] == "idshare is serving" {
-            break log["fields"]["address"].as_str().unwrap().to_owned();
-        }
-    };
+    let server = Server::start(&storage, &["--allow-private-webhook-targets"]);
     let client = reqwest::Client::new();
-    let url = |path: &str| format!("http://{address}{path}");
+    let url = |path: &str| server.url(path);
     let created = client
         .post(url("/api/v1/inquiry-templates"))
         .bearer_auth(&key)
@@ -234,12 +339,7 @@ async fn operator_commands_drive_a_fresh_instance(backend: Backend) {
     assert!(error["details"].as_str().unwrap().contains("revoked"));
 
     // SIGTERM: a graceful stop with exit status 0.
-    let killed = Command::new("kill")
-        .args(["-TERM", &server.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(killed.success());
-    let status = server.wait().unwrap();
+    let status = server.stop();
     assert!(status.success(), "graceful shutdown exits 0: {status:?}");
 }
 
@@ -293,6 +393,8 @@ async fn mrz_check_prints_every_check_and_signals_failures(_backend: Backend) {
     assert_eq!(parsed["document-number"], "L898902C3");
     assert_eq!(parsed["birth-date"], "1974-08-12");
     assert_eq!(parsed["checks"].as_array().unwrap().len(), 5);
+    assert_eq!(parsed["all-fields-valid"], true);
+    assert_eq!(parsed["valid"], true);
 
     // One corrupted check digit: the JSON says which, and the exit code is 1.
     let corrupted = specimen[1].replacen("L898902C36", "L898902C37", 1);
@@ -314,6 +416,53 @@ async fn mrz_check_prints_every_check_and_signals_failures(_backend: Backend) {
     assert!(!output.stderr.is_empty());
 }
 
+/// Issue 10: every check digit holds over an issuing state that is no ICAO 9303 code (`WTO`) and
+/// a name with a digit; `mrz check` said exit 0.
+async fn mrz_check_fails_malformed_fields_whose_check_digits_hold(_backend: Backend) {
+    let output = idshare(
+        &[
+            "mrz",
+            "check",
+            "P<WTOERIK5SON<<ANNA<MARIA<<<<<<<<<<<<<<<<<<<",
+            "L898902C36UTO7408122F1204159ZE184226B<<<<<10",
+        ],
+        &[],
+    );
+    assert_eq!(
+        output.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&output.stdout)
+    );
+    let parsed: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(parsed["all-check-digits-valid"], true);
+    assert_eq!(parsed["all-fields-valid"], false);
+    assert_eq!(parsed["valid"], false);
+    let failed: Vec<&str> = parsed["field-checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["valid"] == false)
+        .map(|c| c["field"].as_str().unwrap())
+        .collect();
+    assert_eq!(failed, ["issuing-state", "name"]);
+
+    // A sex outside M, F, X, < is a failed field too, not a text that is no MRZ.
+    let output = idshare(
+        &[
+            "mrz",
+            "check",
+            "P<UTOERIKSSON<<ANNA<MARIA<<<<<<<<<<<<<<<<<<<",
+            "L898902C36UTO7408122Q1204159ZE184226B<<<<<10",
+        ],
+        &[],
+    );
+    assert_eq!(output.status.code(), Some(1));
+    let parsed: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(parsed["field-checks"][6]["field"], "sex");
+    assert_eq!(parsed["field-checks"][6]["valid"], false);
+}
+
 async fn lists_import_and_screen_from_the_command_line(backend: Backend) {
     let dir = tempfile::tempdir().unwrap();
     let mut storage = vec!["--data-dir".to_owned(), dir.path().display().to_string()];
@@ -325,6 +474,7 @@ async fn lists_import_and_screen_from_the_command_line(backend: Backend) {
         "{}/../../data/lists/sample-watchlist.csv",
         env!("CARGO_MANIFEST_DIR")
     );
+    stdout(&idshare(&["migrate"], &storage));
     let output = idshare(
         &[
             "lists",
@@ -557,16 +707,308 @@ async fn demo_sets_up_the_tour_and_stops_on_sigterm(backend: Backend) {
     let again = idshare(&["demo", "--listen", "127.0.0.1:0"], &storage);
     assert!(!again.status.success());
     assert!(
-        String::from_utf8_lossy(&again.stderr).contains("already holds the demo"),
+        String::from_utf8_lossy(&again.stderr).contains("already holds 2 organization"),
         "{}",
         String::from_utf8_lossy(&again.stderr)
     );
 }
 
+/// Base64 of 32 zero bytes: a well-formed master key that is not the instance's.
+const ANOTHER_KEY: &str = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=";
+
+fn write_private(path: &Path, contents: &str) {
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .unwrap();
+    std::io::Write::write_all(&mut file, contents.as_bytes()).unwrap();
+}
+
+async fn data_files_are_private_and_an_exposed_master_key_is_refused(backend: Backend) {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    // Not created yet, so that the test sees the mode idshare creates it with.
+    let data = dir.path().join("data");
+    let storage = storage_for(backend, &data).await;
+    let key_file = data.join("master.key");
+
+    // `migrate` and `admin` need no master key: they never write one.
+    stdout(&idshare(&["migrate"], &storage));
+    stdout(&idshare(
+        &["admin", "org", "create", "--name", "Acme"],
+        &storage,
+    ));
+    match backend {
+        Backend::Sqlite => {
+            assert_eq!(mode(&data), 0o700, "the data directory");
+            assert_eq!(mode(&data.join("idshare.db")), 0o600, "the database");
+            assert!(!key_file.exists(), "migrate and admin wrote a master key");
+        }
+        Backend::Postgres => assert!(
+            !data.exists(),
+            "migrate and admin on PostgreSQL created the data directory"
+        ),
+    }
+
+    // `serve` creates the key on this first start; while it runs, every file is private.
+    let server = Server::start(&storage, &[]);
+    assert_eq!(mode(&data), 0o700, "the data directory");
+    let mut files = vec![key_file.clone()];
+    if backend == Backend::Sqlite {
+        files.extend(["idshare.db", "idshare.db-wal", "idshare.db-shm"].map(|f| data.join(f)));
+    }
+    for file in &files {
+        assert_eq!(mode(file), 0o600, "{}", file.display());
+    }
+    assert!(server.stop().success());
+
+    // A key file other users can read is refused, with the fix.
+    std::fs::set_permissions(&key_file, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let output = idshare_exits(&["serve", "--listen", "127.0.0.1:0"], &storage, &[]);
+    let error = refused(&output, "serve with a 0644 master key");
+    assert!(
+        error.contains(&format!("chmod 600 {}", key_file.display())),
+        "{error}"
+    );
+}
+
+async fn a_missing_or_different_master_key_stops_the_server(backend: Backend) {
+    idshare_server::app::install_tls_provider();
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let storage = storage_for(backend, &data).await;
+    let key_file = data.join("master.key");
+    stdout(&idshare(&["migrate"], &storage));
+    let org = stdout(&idshare(
+        &["admin", "org", "create", "--name", "Acme"],
+        &storage,
+    ));
+    let key = stdout(&idshare(
+        &[
+            "admin",
+            "api-key",
+            "create",
+            "--org",
+            &org,
+            "--environment",
+            "sandbox",
+        ],
+        &storage,
+    ));
+
+    // Personal data sealed under the key the first start created.
+    let server = Server::start(&storage, &[]);
+    let client = reqwest::Client::new();
+    let template = expect_status(
+        client
+            .post(server.url("/api/v1/inquiry-templates"))
+            .bearer_auth(&key)
+            .json(&json!({"data": {"attributes": standard_template("KYC")}}))
+            .send()
+            .await
+            .unwrap(),
+        StatusCode::CREATED,
+    )
+    .await;
+    let inquiry = expect_status(
+        client
+            .post(server.url("/api/v1/inquiries"))
+            .bearer_auth(&key)
+            .json(
+                &json!({"data": {"attributes": {"inquiry-template-id": template["data"]["id"],
+                "fields": {"name-first": "Ada", "name-last": "Lovelace"}}}}),
+            )
+            .send()
+            .await
+            .unwrap(),
+        StatusCode::CREATED,
+    )
+    .await;
+    let inquiry = inquiry["data"]["id"].as_str().unwrap().to_owned();
+    assert!(server.stop().success());
+
+    // The key file is gone: no start, and no new key.
+    let kept = dir.path().join("kept.key");
+    std::fs::rename(&key_file, &kept).unwrap();
+    let serve = ["serve", "--listen", "127.0.0.1:0"];
+    let error = refused(
+        &idshare_exits(&serve, &storage, &[]),
+        "serve without its key",
+    );
+    assert!(
+        error.contains("does not exist") && error.contains(&key_file.display().to_string()),
+        "{error}"
+    );
+    assert!(!key_file.exists(), "a new master key was written");
+
+    // Another key, from a file or from the configuration: no start.
+    let other_file = dir.path().join("other.key");
+    write_private(&other_file, ANOTHER_KEY);
+    let other_file = other_file.display().to_string();
+    for (flags, env) in [
+        (vec!["--master-key-file", other_file.as_str()], vec![]),
+        (vec![], vec![("IDSHARE_MASTER_KEY", ANOTHER_KEY)]),
+    ] {
+        let args = [&serve[..], &flags].concat();
+        let error = refused(
+            &idshare_exits(&args, &storage, &env),
+            "serve with another key",
+        );
+        assert!(error.contains("does not match"), "{error}");
+    }
+    let both = [&serve[..], &["--master-key-file", other_file.as_str()]].concat();
+    let error = refused(
+        &idshare_exits(&both, &storage, &[("IDSHARE_MASTER_KEY", ANOTHER_KEY)]),
+        "serve with two keys",
+    );
+    assert!(error.contains("not both"), "{error}");
+
+    // The right key, kept outside the data directory: the data reads back.
+    let kept = kept.display().to_string();
+    let server = Server::start(&storage, &["--master-key-file", &kept]);
+    let read = expect_status(
+        client
+            .get(server.url(&format!("/api/v1/inquiries/{inquiry}")))
+            .bearer_auth(&key)
+            .send()
+            .await
+            .unwrap(),
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(
+        read["data"]["attributes"]["fields"]["name-first"]["value"],
+        "Ada"
+    );
+    assert!(server.stop().success());
+    assert!(!key_file.exists());
+}
+
+async fn commands_refuse_a_mistyped_data_dir_and_what_they_cannot_answer(backend: Backend) {
+    let dir = tempfile::tempdir().unwrap();
+    let storage = storage_for(backend, dir.path()).await;
+    let list = format!(
+        "{}/../../data/lists/sample-watchlist.csv",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    stdout(&idshare(&["migrate"], &storage));
+
+    // No list imported: no answer, rather than a false "no match".
+    let error = refused(
+        &idshare(&["screen", "Claire Richman"], &storage),
+        "screen without lists",
+    );
+    assert!(error.contains("idshare lists import"), "{error}");
+
+    let import = [
+        "lists",
+        "import",
+        "--format",
+        "opensanctions-csv",
+        "--list",
+        "sample-watchlist",
+        &list,
+    ];
+    let imported = idshare(&import, &storage);
+    assert!(
+        imported.status.success(),
+        "{}",
+        String::from_utf8_lossy(&imported.stderr)
+    );
+    stdout(&idshare(&["screen", "Claire Richman"], &storage));
+    for (bad, says) in [
+        (vec!["--birthdate", "1971-13-45"], "YYYY-MM-DD"),
+        (vec!["--birthdate", "yesterday"], "YYYY-MM-DD"),
+        (vec!["--country", "GBR"], "alpha-2 code GB"),
+        (vec!["--country", "XX"], "alpha-2"),
+    ] {
+        let output = idshare(
+            &[&["screen"], &bad[..], &["Claire Richman"]].concat(),
+            &storage,
+        );
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(!output.status.success(), "{bad:?} should fail");
+        assert!(stderr.contains(says), "{bad:?}: {stderr}");
+    }
+    for name in ["", "   ", "1234"] {
+        let output = idshare(&["screen", name], &storage);
+        assert!(!output.status.success(), "the name {name:?} should fail");
+        assert!(String::from_utf8_lossy(&output.stderr).contains("letters"));
+    }
+
+    // A mistyped --data-dir: only `migrate`, `serve` and `demo` create a database there.
+    let typo = dir.path().join("typo");
+    let typo_storage = ["--data-dir".to_owned(), typo.display().to_string()];
+    let org = "org_AAAAAAAAAAAAAAAAAAAAAAAA";
+    for command in [
+        vec!["admin", "org", "create", "--name", "Acme"],
+        vec![
+            "admin",
+            "api-key",
+            "create",
+            "--org",
+            org,
+            "--environment",
+            "sandbox",
+        ],
+        vec!["admin", "api-key", "revoke", "api_AAAAAAAAAAAAAAAAAAAAAAAA"],
+        vec![
+            "admin",
+            "user",
+            "create",
+            "--org",
+            org,
+            "--email",
+            "a@b.example",
+            "--password",
+            "correct horse battery",
+        ],
+        import.to_vec(),
+        vec!["screen", "Claire Richman"],
+    ] {
+        let error = refused(&idshare(&command, &typo_storage), &format!("{command:?}"));
+        assert!(
+            error.contains("no database at") && error.contains("idshare migrate"),
+            "{command:?}: {error}"
+        );
+        assert!(!typo.exists(), "{command:?} created {}", typo.display());
+    }
+}
+
+async fn demo_refuses_a_database_that_holds_organizations(backend: Backend) {
+    let dir = tempfile::tempdir().unwrap();
+    let storage = storage_for(backend, dir.path()).await;
+    stdout(&idshare(&["migrate"], &storage));
+    stdout(&idshare(
+        &["admin", "org", "create", "--name", "Acme"],
+        &storage,
+    ));
+    let error = refused(
+        &idshare_exits(&["demo", "--listen", "127.0.0.1:0"], &storage, &[]),
+        "demo on a database in use",
+    );
+    assert!(error.contains("already holds 1 organization"), "{error}");
+    // Nothing was added: the sample lists are not there either.
+    let screened = idshare(&["screen", "Claire Richman"], &storage);
+    assert!(
+        String::from_utf8_lossy(&screened.stderr).contains("no screening list"),
+        "{}",
+        String::from_utf8_lossy(&screened.stderr)
+    );
+}
+
 backend_tests!(
+    data_files_are_private_and_an_exposed_master_key_is_refused,
+    a_missing_or_different_master_key_stops_the_server,
+    commands_refuse_a_mistyped_data_dir_and_what_they_cannot_answer,
+    demo_refuses_a_database_that_holds_organizations,
     operator_commands_drive_a_fresh_instance,
     demo_sets_up_the_tour_and_stops_on_sigterm,
     unknown_configuration_is_refused,
     mrz_check_prints_every_check_and_signals_failures,
+    mrz_check_fails_malformed_fields_whose_check_digits_hold,
     lists_import_and_screen_from_the_command_line,
 );

@@ -28,7 +28,7 @@ fn id_of(doc: &Value) -> String {
 fn template_body(fields: &[&str], verifications: Value) -> Value {
     let schemas: Vec<Value> = fields
         .iter()
-        .map(|k| json!({"key": k, "type": "string"}))
+        .map(|k| json!({"key": k, "type": if *k == "birthdate" { "date" } else { "string" }}))
         .collect();
     json!({"data": {"attributes": {"name": "T", "field-schemas": schemas,
         "verifications": verifications}}})
@@ -124,7 +124,8 @@ async fn a_stuck_redemption_is_finished_by_the_end_user(backend: Backend) {
     .await;
     let token = created(&app, &s.sandbox, TOKENS, &token_body(&connection, &source)).await;
 
-    // The destination's template also wants an address and a proof-of-address document.
+    // The destination's template also wants an address and a proof-of-address document, and
+    // accepts the source's email verification (`reuse`), as in docs/connect.md.
     let destination_template = created(
         &app,
         &d.sandbox,
@@ -138,7 +139,7 @@ async fn a_stuck_redemption_is_finished_by_the_end_user(backend: Backend) {
                 "address-postal-code",
                 "address-country-code",
             ],
-            json!([{"type": "email-address", "required": true},
+            json!([{"type": "email-address", "required": true, "reuse": {"max-age-days": 30}},
                    {"type": "document", "required": true}]),
         ),
     )
@@ -255,6 +256,39 @@ async fn a_stuck_redemption_is_finished_by_the_end_user(backend: Backend) {
     let done = inquiry_attributes(&app, &d.sandbox, &destination).await;
     assert_eq!(done["status"], "completed", "{done}");
     assert_eq!(done["fields"]["name-first"]["value"], "Ada");
+    // The reused email verification counted; only the document verification ran for the end
+    // user's submission.
+    let verifications = expect_status(
+        app.get(
+            &d.sandbox,
+            &format!("/api/v1/verifications?filter[inquiry-id]={destination}"),
+        )
+        .await,
+        StatusCode::OK,
+    )
+    .await;
+    let mut ran: Vec<(String, i64, bool)> = verifications["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| {
+            let attributes = &v["attributes"];
+            (
+                attributes["verification-type"].as_str().unwrap().to_owned(),
+                attributes["submission"].as_i64().unwrap(),
+                attributes["details"]["reused-from"].is_string(),
+            )
+        })
+        .collect();
+    ran.sort();
+    assert_eq!(
+        ran,
+        [
+            ("document".to_owned(), 2, false),
+            ("email-address".to_owned(), 1, true)
+        ],
+        "{verifications}"
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -267,15 +301,16 @@ struct Server {
 }
 
 impl Server {
-    fn start(storage: &[String]) -> Self {
+    /// Starts with the default job lease and workers, and `provider` as the identity-records
+    /// service.
+    fn start(storage: &[String], provider: &str) -> Self {
         let mut child = Command::new(env!("CARGO_BIN_EXE_idshare"))
             .args(["--log-format", "json", "serve", "--listen", "127.0.0.1:0"])
             .args(storage)
             .env_remove("IDSHARE_DATABASE_URL")
             // The test polls; the default per-environment limit (300/min) is not under test.
             .env("IDSHARE_RATE_LIMIT_PER_MINUTE", "1000000")
-            // A short lease, so that jobs the killed server held are taken over quickly.
-            .env("IDSHARE_JOB_LEASE_SECONDS", "5")
+            .env("IDSHARE_DATABASE_PROVIDER_URL", provider)
             .stderr(Stdio::piped())
             .spawn()
             .expect("start idshare serve");
@@ -397,23 +432,29 @@ impl Api {
 
 const N: usize = 5;
 
+/// A node dies with redemptions in flight: another takes over the ones it was running once
+/// their (short, heartbeat-kept) lease runs out, runs the ones it had not started at once, and
+/// every redemption happens exactly once.
 async fn redemptions_survive_a_killed_server(backend: Backend) {
     idshare_server::app::install_tls_provider();
+    // The destination's identity-records service: held, so that the killed server's workers
+    // are busy with a redemption each when it dies.
+    let provider = crate::resilience::Provider::start().await;
     let dir = tempfile::tempdir().unwrap();
     let mut storage = vec!["--data-dir".to_owned(), dir.path().display().to_string()];
-    let postgres_database = match backend {
-        Backend::Sqlite => None,
+    let (postgres_database, database_url) = match backend {
+        Backend::Sqlite => (None, idshare_store::Store::sqlite_url(dir.path())),
         Backend::Postgres => {
             let (url, name) = create_postgres_database().await;
-            storage.extend(["--database-url".to_owned(), url]);
-            Some(name)
+            storage.extend(["--database-url".to_owned(), url.clone()]);
+            (Some(name), url)
         }
     };
     idshare(&["migrate"], &storage);
     let (_, s) = org_with_key("Source", &storage);
     let (d_org, d) = org_with_key("Destination", &storage);
 
-    let mut server = Server::start(&storage);
+    let mut server = Server::start(&storage, &provider.url);
     let api = Api {
         client: reqwest::Client::new(),
         base: server.base.clone(),
@@ -425,7 +466,7 @@ async fn redemptions_survive_a_killed_server(backend: Backend) {
             &s,
             "/api/v1/inquiry-templates",
             &template_body(
-                &["email-address", "name-first", "name-last"],
+                &["email-address", "name-first", "name-last", "birthdate"],
                 email_verification(),
             ),
         )
@@ -435,7 +476,8 @@ async fn redemptions_survive_a_killed_server(backend: Backend) {
             &s,
             "/api/v1/inquiries",
             &json!({"data": {"attributes": {"inquiry-template-id": source_template,
-                "fields": {"email-address": EMAIL, "name-first": "Ada", "name-last": "Lovelace"}}}}),
+                "fields": {"email-address": EMAIL, "name-first": "Ada", "name-last": "Lovelace",
+                    "birthdate": "1985-03-14"}}}}),
         )
         .await;
     expect_status(
@@ -471,26 +513,36 @@ async fn redemptions_survive_a_killed_server(backend: Backend) {
                 .await,
         );
     }
-    // The destination re-runs the email verification (no reuse): each redemption has work to
-    // do and a verification that must not be duplicated by a second run after the crash.
+    // The destination re-runs the email verification (no reuse) and asks its identity-records
+    // service: each redemption has work to do, a call that takes as long as the test wants,
+    // and verifications that must not be duplicated by a second run after the crash.
     let destination_template = api
         .create(
             &d,
             "/api/v1/inquiry-templates",
-            &template_body(&["email-address", "name-first"], email_verification()),
+            &template_body(
+                &["email-address", "name-first", "name-last", "birthdate"],
+                json!([{"type": "email-address", "required": true},
+                       {"type": "database", "required": true, "config": {"provider": "http"}}]),
+            ),
         )
         .await;
 
-    // Fire the N redeems together; as soon as all are accepted, SIGKILL the server (the
-    // workers are then running or about to claim the redemption jobs).
+    // Fire the N redeems together; once both workers of the server are in the middle of a
+    // redemption (asking the held provider), SIGKILL it.
     let body = json!({"data": {"attributes": {"inquiry-template-id": destination_template}}});
     let paths: Vec<String> = tokens
         .iter()
         .map(|token| format!("{TOKENS}/{token}/redeem"))
         .collect();
+    provider.hold();
     let calls = paths.iter().map(|path| api.post(&d, path, &body));
     let responses = futures::future::join_all(calls).await;
+    let workers = 2;
+    provider.wait_for_calls(workers).await;
     server.kill();
+    let killed_at = std::time::Instant::now();
+    provider.release();
     let mut destinations = vec![];
     for response in responses {
         let redeemed = expect_status(response, StatusCode::OK).await;
@@ -502,10 +554,10 @@ async fn redemptions_survive_a_killed_server(backend: Backend) {
         );
     }
 
-    // Jobs the killed process had claimed stay `running` until their lease runs out (the
-    // server under test leases for a few seconds, `IDSHARE_JOB_LEASE_SECONDS`); the restarted
-    // server's reaper then hands them back to the queue.
-    let server = Server::start(&storage);
+    // Another node (on SQLite, a new process on the same data directory) with the default
+    // lease: the jobs the killed one was running stay `running` until their lease runs out,
+    // then its reaper hands them back to the queue; the others it runs at once.
+    let server = Server::start(&storage, &provider.url);
     let api = Api {
         client: reqwest::Client::new(),
         base: server.base.clone(),
@@ -514,6 +566,27 @@ async fn redemptions_survive_a_killed_server(backend: Backend) {
         api.wait_for(&d, &format!("{TOKENS}/{token}"), "redeemed")
             .await;
     }
+    let took = killed_at.elapsed();
+    assert!(
+        took < Duration::from_secs(30),
+        "the redemptions were finished {took:?} after the kill"
+    );
+    // The killed node held only the jobs it was running: those were taken over when their
+    // lease ran out, the rest were never claimed by it.
+    let jobs = crate::resilience::jobs_of_kind(&database_url, "share-token-redemption").await;
+    let taken_over = jobs
+        .iter()
+        .filter(|(_, _, error)| {
+            error
+                .as_deref()
+                .is_some_and(|e| e.starts_with("lease expired"))
+        })
+        .count();
+    assert_eq!(taken_over, workers, "{jobs:?}");
+    assert!(
+        jobs.iter().all(|(status, _, _)| status == "done"),
+        "{jobs:?}"
+    );
 
     // Each token has exactly one destination inquiry, and they are all different.
     let mut distinct = destinations.clone();
@@ -546,7 +619,11 @@ async fn redemptions_survive_a_killed_server(backend: Backend) {
         let mut unique = types.clone();
         unique.dedup();
         assert_eq!(types, unique, "{verifications}");
-        assert_eq!(types.len(), 1, "{verifications}");
+        assert_eq!(
+            types,
+            ["verification/database", "verification/email-address"],
+            "{verifications}"
+        );
     }
     let inquiries = api.get(&d, "/api/v1/inquiries?page[size]=100").await;
     assert_eq!(

@@ -247,8 +247,18 @@ impl TestApp {
         }
     }
 
+    /// A request with the API key. On SQLite every `POST` also carries a fresh
+    /// `Idempotency-Key`, so that the suite runs each handler both ways: as an idempotent
+    /// request (its commit waits for its stored answer; a handler that read or wrote again after
+    /// its commit would show here) and, on PostgreSQL, without a key.
     pub fn request(&self, method: Method, key: &str, path: &str) -> RequestBuilder {
-        self.client.request(method, self.url(path)).bearer_auth(key)
+        let idempotent = method == Method::POST && self.backend == Backend::Sqlite;
+        let request = self.client.request(method, self.url(path)).bearer_auth(key);
+        if idempotent {
+            request.header("idempotency-key", random_idempotency_key())
+        } else {
+            request
+        }
     }
 
     pub async fn get(&self, key: &str, path: &str) -> Response {
@@ -323,6 +333,14 @@ impl TestApp {
         }
         ids
     }
+}
+
+fn random_idempotency_key() -> String {
+    rand::rng()
+        .sample_iter(rand::distr::Alphanumeric)
+        .take(24)
+        .map(char::from)
+        .collect()
 }
 
 /// The attributes of the standard test template.

@@ -23,6 +23,7 @@ mod openapi;
 mod pipeline;
 mod preview;
 mod redemption;
+mod resilience;
 mod share_tokens;
 mod sign_in;
 mod templates;

@@ -409,6 +409,48 @@ async fn a_corrupted_mrz_fails_the_inquiry(backend: Backend) {
     assert_eq!(digits["status"], "failed");
 }
 
+/// Issue 10: no check digit covers the nationality of a TD3 zone, so `WTO` there (not an ICAO
+/// 9303 code) left every digit valid and the inquiry completed.
+async fn an_mrz_with_a_malformed_field_fails_the_inquiry(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let (tenant, template) = setup(&app).await;
+    let key = &tenant.sandbox;
+    let inquiry = app
+        .create_inquiry(key, &template, person_fields("Ada", "Lovelace"))
+        .await;
+    let id = inquiry["data"]["id"].as_str().unwrap();
+    let mut mrz = passport_mrz(
+        "LOVELACE",
+        "ADA",
+        "123456789",
+        "850314",
+        &yymmdd(today_offset(3 * 365)),
+    );
+    mrz[1].replace_range(10..13, "WTO");
+    fill_inquiry(&app, key, id, "Ada", "Lovelace", mrz).await;
+    let done = submit_and_run(&app, key, id).await;
+    assert_eq!(done["data"]["attributes"]["status"], "failed", "{done}");
+    let checks = verifications(&app, key, id).await;
+    let government = checks
+        .iter()
+        .find(|v| v["type"] == "verification/government-id")
+        .unwrap();
+    let status = |name: &str| {
+        government["attributes"]["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["name"] == name)
+            .map(|c| c["status"].clone())
+    };
+    assert_eq!(status("id_mrz_check_digits"), Some(json!("passed")));
+    assert_eq!(
+        status("id_mrz_field_formats"),
+        Some(json!("failed")),
+        "{government}"
+    );
+}
+
 async fn missing_inputs_leave_the_inquiry_pending_with_what_is_missing(backend: Backend) {
     let app = spawn_app(backend).await;
     let (tenant, template) = setup(&app).await;
@@ -912,6 +954,7 @@ backend_tests!(
     http_providers_decide_in_production,
     a_complete_inquiry_passes_every_check,
     a_corrupted_mrz_fails_the_inquiry,
+    an_mrz_with_a_malformed_field_fails_the_inquiry,
     missing_inputs_leave_the_inquiry_pending_with_what_is_missing,
     watchlist_matches_go_to_review_and_can_be_dismissed,
     a_submission_is_processed_exactly_once,

@@ -1,14 +1,22 @@
 //! Connect redemption preview (`POST /api/v1/connect/share-tokens/{id}/preview`, DESIGN §2.5):
 //! what redeeming under a destination template would do — satisfied, reused, to run, missing,
-//! outcome — without personal values, its refusals, and that it changes nothing.
+//! outcome — without personal values, its refusals, and that it changes nothing but its
+//! events. The destination's reads of the source (peek and preview) are no oracle: a bisection
+//! over template constraints learns nothing, they stop with the connection, the source sees
+//! each one, and each token's reads are limited, across nodes.
 
+use idshare_store::users::Role;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::helpers::{Backend, Tenant, TestApp, expect_error, expect_status, spawn_app};
+use crate::dashboard::{TOKENS as DASHBOARD_TOKENS, add_user, signed_in};
+use crate::helpers::{
+    Backend, Tenant, TestApp, expect_error, expect_status, spawn_app, spawn_app_with,
+};
 
 const TOKENS: &str = "/api/v1/connect/share-tokens";
 const EMAIL: &str = "ada.lovelace@example.com";
+const BIRTHDATE: &str = "1990-06-15";
 
 fn id_of(doc: &Value) -> String {
     doc["data"]["id"].as_str().unwrap().to_owned()
@@ -44,25 +52,39 @@ struct Setup {
     token: String,
 }
 
-/// S with a completed inquiry (email, first and last name, email verification passed), an
-/// active connection S→D, and a token for that inquiry; C is a stranger.
+/// S with a completed inquiry (email, first and last name, birthdate, email verification
+/// passed), an active connection S→D, and a token for that inquiry; C is a stranger.
 async fn setup(backend: Backend) -> Setup {
-    let app = spawn_app(backend).await;
+    setup_on(spawn_app(backend).await).await
+}
+
+async fn setup_on(app: TestApp) -> Setup {
     let s = app.tenant("Source").await;
     let d = app.tenant("Destination").await;
     let c = app.tenant("Stranger").await;
-    let t = template(
-        &app,
-        &s.sandbox,
-        &["email-address", "name-first", "name-last"],
-        json!([{"type": "email-address", "required": true}]),
-    )
-    .await;
+    let t = id_of(
+        &expect_status(
+            app.post(
+                &s.sandbox,
+                "/api/v1/inquiry-templates",
+                &json!({"data": {"attributes": {"name": "Onboarding", "field-schemas": [
+                    {"key": "email-address", "type": "string"},
+                    {"key": "name-first", "type": "string"},
+                    {"key": "name-last", "type": "string"},
+                    {"key": "birthdate", "type": "date"},
+                ], "verifications": [{"type": "email-address", "required": true}]}}}),
+            )
+            .await,
+            StatusCode::CREATED,
+        )
+        .await,
+    );
     let source = id_of(
         &app.create_inquiry(
             &s.sandbox,
             &t,
-            json!({"email-address": EMAIL, "name-first": "Zebulonia", "name-last": "Lovelace"}),
+            json!({"email-address": EMAIL, "name-first": "Zebulonia", "name-last": "Lovelace",
+                   "birthdate": BIRTHDATE}),
         )
         .await,
     );
@@ -138,7 +160,7 @@ fn body(template: &str) -> Value {
 async fn preview(app: &TestApp, key: &str, token: &str, body: &Value) -> Value {
     let response = app.post(key, &preview_path(token), body).await;
     let text = response.text().await.unwrap();
-    for secret in [EMAIL, "Zebulonia", "Lovelace"] {
+    for secret in [EMAIL, "Zebulonia", "Lovelace", BIRTHDATE] {
         assert!(!text.contains(secret), "preview leaks `{secret}`: {text}");
     }
     let doc: Value = serde_json::from_str(&text).unwrap();
@@ -366,7 +388,28 @@ async fn refusals(backend: Backend) {
     assert_eq!(attributes["outcome"], "will-complete", "{attributes}");
 }
 
-async fn preview_changes_nothing(backend: Backend) {
+/// The events about `token` in the organization of `key`, oldest first, by name.
+async fn token_events(app: &TestApp, key: &str, token: &str) -> Vec<String> {
+    let body = expect_status(
+        app.get(
+            key,
+            &format!("/api/v1/events?filter[object-id]={token}&page[size]=100"),
+        )
+        .await,
+        StatusCode::OK,
+    )
+    .await;
+    let mut names: Vec<String> = body["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["attributes"]["name"].as_str().unwrap().to_owned())
+        .collect();
+    names.reverse();
+    names
+}
+
+async fn preview_changes_nothing_but_its_events(backend: Backend) {
     let Setup {
         app, s, d, token, ..
     } = setup(backend).await;
@@ -405,13 +448,418 @@ async fn preview_changes_nothing(backend: Backend) {
             .is_empty(),
         "no destination inquiry was created"
     );
-    assert_eq!(events(d.sandbox.clone()).await, d_events);
-    assert_eq!(events(s.sandbox.clone()).await, s_events);
+    // Three previews, three events on each side, and nothing else.
+    assert_eq!(events(d.sandbox.clone()).await[3..], d_events);
+    assert_eq!(events(s.sandbox.clone()).await[3..], s_events);
+    assert_eq!(
+        token_events(&app, &s.sandbox, &token).await,
+        [
+            "connect/share-token.outbound-created",
+            "connect/share-token.outbound-previewed",
+            "connect/share-token.outbound-previewed",
+            "connect/share-token.outbound-previewed",
+        ]
+    );
+}
+
+/// The attack of the security review: a `connect.read` key recovers the source's birthdate by
+/// bisection, previewing templates whose birthdate field accepts ever narrower date ranges. Every
+/// answer is the same whatever the constraint, so the bisection learns nothing; and neither
+/// does one over `reuse.max-age-days` (how long ago the source verified).
+async fn bisection_over_template_constraints_learns_nothing(backend: Backend) {
+    let Setup { app, d, token, .. } = setup(backend).await;
+    let birthdate_template = |range: Value| {
+        let mut config = json!({"required": true});
+        config.as_object_mut().unwrap().extend(
+            range
+                .as_object()
+                .unwrap()
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone())),
+        );
+        json!({"data": {"attributes": {"name": "Bisect", "field-schemas": [
+            {"key": "birthdate", "type": "date", "config": config},
+            {"key": "email-address", "type": "string"},
+        ], "verifications": [
+            {"type": "email-address", "required": true, "reuse": {"max-age-days": 30}},
+        ]}}})
+    };
+    // Ranges that hold the birthdate and ranges that do not, as a bisection would try them.
+    let ranges = [
+        json!({}),
+        json!({"min-date": "1900-01-01", "max-date": "1989-12-31"}),
+        json!({"min-date": "1990-01-01", "max-date": "2009-12-31"}),
+        json!({"min-date": "1990-01-01", "max-date": "1990-06-30"}),
+        json!({"min-date": "1990-06-16", "max-date": "1990-06-30"}),
+        json!({"min-date": "1990-06-01", "max-date": "1990-06-14"}),
+        json!({"min-date": BIRTHDATE, "max-date": BIRTHDATE}),
+    ];
+    let mut answers = Vec::new();
+    for range in ranges {
+        let t = id_of(
+            &expect_status(
+                app.post(
+                    &d.sandbox,
+                    "/api/v1/inquiry-templates",
+                    &birthdate_template(range.clone()),
+                )
+                .await,
+                StatusCode::CREATED,
+            )
+            .await,
+        );
+        let mut attributes = preview(&app, &d.sandbox, &token, &body(&t)).await;
+        attributes
+            .as_object_mut()
+            .unwrap()
+            .remove("inquiry-template-id");
+        answers.push((range, attributes));
+    }
+    let (_, first) = &answers[0];
+    assert_eq!(first["outcome"], "will-complete", "{first}");
+    assert_eq!(
+        keys(&first["satisfied"]),
+        ["field:birthdate", "field:email-address"]
+    );
+    for (range, answer) in &answers {
+        assert_eq!(answer, first, "the answer depends on the range {range}");
+    }
+
+    // Ten days later, a template that reuses verifications up to 5 days old and one that
+    // reuses them up to 10 years old get the same answer: the age is decided at redemption.
+    app.state.advance_clock(time::Duration::days(10));
+    let mut reuse_answers = Vec::new();
+    for days in [5, 3650] {
+        let t = template(
+            &app,
+            &d.sandbox,
+            &["email-address"],
+            json!([{"type": "email-address", "required": true, "reuse": {"max-age-days": days}}]),
+        )
+        .await;
+        let mut attributes = preview(&app, &d.sandbox, &token, &body(&t)).await;
+        attributes
+            .as_object_mut()
+            .unwrap()
+            .remove("inquiry-template-id");
+        reuse_answers.push(attributes);
+    }
+    assert_eq!(reuse_answers[0], reuse_answers[1]);
+    assert_eq!(reuse_answers[0]["reused"], json!(["email-address"]));
+}
+
+async fn deactivate(app: &TestApp, key: &str, connection: &str) {
+    expect_status(
+        app.post(
+            key,
+            &format!("/api/v1/connect/connections/{connection}/deactivate"),
+            &json!({}),
+        )
+        .await,
+        StatusCode::OK,
+    )
+    .await;
+}
+
+/// Once either side deactivated the connection, the destination can neither peek nor preview
+/// (422, as for redeem), and the refusals record nothing; once it is active again, both work.
+async fn peek_and_preview_need_an_active_connection(backend: Backend) {
+    let Setup {
+        app,
+        s,
+        d,
+        connection,
+        token,
+        ..
+    } = setup(backend).await;
+    let t = template(&app, &d.sandbox, &["email-address"], json!([])).await;
+    let peek_path = format!("{TOKENS}/{token}?peek-source-data=true");
+    for deactivating in [&s.sandbox, &d.sandbox] {
+        deactivate(&app, deactivating, &connection).await;
+        let events_before = token_events(&app, &s.sandbox, &token).await;
+        let refused = expect_error(
+            app.get(&d.sandbox, &peek_path).await,
+            StatusCode::UNPROCESSABLE_ENTITY,
+        )
+        .await;
+        assert_eq!(refused["title"], "Connection not active", "{refused}");
+        assert!(
+            refused["details"]
+                .as_str()
+                .unwrap()
+                .contains(&format!("`{connection}` is `inactive`")),
+            "{refused}"
+        );
+        let refused = expect_error(
+            app.post(&d.sandbox, &preview_path(&token), &body(&t)).await,
+            StatusCode::UNPROCESSABLE_ENTITY,
+        )
+        .await;
+        assert_eq!(refused["title"], "Connection not active", "{refused}");
+        assert_eq!(token_events(&app, &s.sandbox, &token).await, events_before);
+        // The source reactivates, the destination activates again.
+        expect_status(
+            app.post(
+                &s.sandbox,
+                &format!("/api/v1/connect/connections/{connection}/reactivate"),
+                &json!({}),
+            )
+            .await,
+            StatusCode::OK,
+        )
+        .await;
+        let pending = expect_error(
+            app.get(&d.sandbox, &peek_path).await,
+            StatusCode::UNPROCESSABLE_ENTITY,
+        )
+        .await;
+        assert!(pending["details"].as_str().unwrap().contains("`pending`"));
+        expect_status(
+            app.post(
+                &d.sandbox,
+                &format!("/api/v1/connect/connections/{connection}/activate"),
+                &json!({}),
+            )
+            .await,
+            StatusCode::OK,
+        )
+        .await;
+        expect_status(app.get(&d.sandbox, &peek_path).await, StatusCode::OK).await;
+        preview(&app, &d.sandbox, &token, &body(&t)).await;
+    }
+}
+
+/// Every peek and preview is an event of the source (and of the destination), which a
+/// webhook can subscribe to.
+async fn the_source_sees_every_peek_and_preview(backend: Backend) {
+    let Setup {
+        app, s, d, token, ..
+    } = setup(backend).await;
+    let webhook = expect_status(
+        app.post(
+            &s.sandbox,
+            "/api/v1/webhooks",
+            &json!({"data": {"attributes": {"url": "https://hooks.example.com/idshare",
+                "enabled-events": ["connect/share-token.outbound-peeked",
+                                   "connect/share-token.outbound-previewed"]}}}),
+        )
+        .await,
+        StatusCode::CREATED,
+    )
+    .await;
+    let webhook = id_of(&webhook);
+    let t = template(&app, &d.sandbox, &["email-address"], json!([])).await;
+    expect_status(
+        app.get(
+            &d.sandbox,
+            &format!("{TOKENS}/{token}?peek-source-data=true"),
+        )
+        .await,
+        StatusCode::OK,
+    )
+    .await;
+    preview(&app, &d.sandbox, &token, &body(&t)).await;
+    // A plain retrieval is no read of the source: no event.
+    expect_status(
+        app.get(&d.sandbox, &format!("{TOKENS}/{token}")).await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(
+        token_events(&app, &s.sandbox, &token).await,
+        [
+            "connect/share-token.outbound-created",
+            "connect/share-token.outbound-peeked",
+            "connect/share-token.outbound-previewed",
+        ]
+    );
+    assert_eq!(
+        token_events(&app, &d.sandbox, &token).await,
+        [
+            "connect/share-token.inbound-created",
+            "connect/share-token.inbound-peeked",
+            "connect/share-token.inbound-previewed",
+        ]
+    );
+    // The payload is the token as the source sees it: no source data, no value.
+    let listed = expect_status(
+        app.get(
+            &s.sandbox,
+            "/api/v1/events?filter[name]=connect/share-token.outbound-peeked",
+        )
+        .await,
+        StatusCode::OK,
+    )
+    .await;
+    let payload = &listed["data"][0]["attributes"]["payload"]["data"];
+    assert_eq!(payload["id"], token.as_str(), "{listed}");
+    assert_eq!(payload["attributes"]["direction"], "outbound");
+    assert!(payload["attributes"].get("source-data").is_none());
+    assert!(!listed.to_string().contains(EMAIL));
+    let deliveries = expect_status(
+        app.get(
+            &s.sandbox,
+            &format!("/api/v1/webhooks/{webhook}/deliveries?page[size]=100"),
+        )
+        .await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(
+        deliveries["data"].as_array().unwrap().len(),
+        2,
+        "{deliveries}"
+    );
+}
+
+/// A second node on the same database as `app`, with its own limit of reads.
+async fn second_node(app: &TestApp, limit: u32) -> TestApp {
+    let database_url = app.database_url.clone();
+    let data_dir = app.data_dir.clone();
+    spawn_app_with(app.backend, move |config| {
+        config.database_url = Some(idshare_server::config::Secret::new(database_url));
+        config.data_dir = data_dir;
+        config.share_token_peeks_and_previews_per_hour = limit.try_into().unwrap();
+    })
+    .await
+}
+
+/// Peeks and previews of one token are limited (here to 3 an hour), counted across two nodes
+/// of one database: the fourth is a 429 with `Retry-After`, records nothing, and does not
+/// touch another token's count; an hour later the token may be read again.
+async fn peeks_and_previews_are_limited_per_token_across_nodes(backend: Backend) {
+    let node_a = spawn_app_with(backend, |config| {
+        config.share_token_peeks_and_previews_per_hour = 3.try_into().unwrap();
+    })
+    .await;
+    let Setup {
+        app,
+        s,
+        d,
+        connection,
+        source,
+        token,
+        ..
+    } = setup_on(node_a).await;
+    let node_b = second_node(&app, 3).await;
+    let t = template(&app, &d.sandbox, &["email-address"], json!([])).await;
+    let peek_path = format!("{TOKENS}/{token}?peek-source-data=true");
+    expect_status(app.get(&d.sandbox, &peek_path).await, StatusCode::OK).await;
+    preview(&app, &d.sandbox, &token, &body(&t)).await;
+    preview(&node_b, &d.sandbox, &token, &body(&t)).await;
+    for node in [&node_b, &app] {
+        let response = node.get(&d.sandbox, &peek_path).await;
+        assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+        let retry_after: u64 = response.headers()["retry-after"]
+            .to_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!((1..=3600).contains(&retry_after), "{retry_after}");
+        let error = expect_error(response, StatusCode::TOO_MANY_REQUESTS).await;
+        assert_eq!(error["title"], "Rate limit exceeded", "{error}");
+        assert!(
+            error["details"]
+                .as_str()
+                .unwrap()
+                .contains(&format!("retry in {retry_after} s")),
+            "{error}"
+        );
+        let error = expect_error(
+            node.post(&d.sandbox, &preview_path(&token), &body(&t))
+                .await,
+            StatusCode::TOO_MANY_REQUESTS,
+        )
+        .await;
+        assert_eq!(error["title"], "Rate limit exceeded", "{error}");
+    }
+    assert_eq!(
+        token_events(&app, &s.sandbox, &token).await.len(),
+        4,
+        "created and three reads: the refused ones recorded nothing"
+    );
+    // Another token of the same inquiry has its own count.
+    let other = new_token(&app, &s, &connection, &source).await;
+    preview(&node_b, &d.sandbox, &other, &body(&t)).await;
+    // A refused preview sent with an Idempotency-Key is not kept: the same key runs once the
+    // limit allows again.
+    let keyed = || {
+        app.client
+            .post(app.url(&preview_path(&token)))
+            .bearer_auth(&d.sandbox)
+            .header("idempotency-key", "preview-when-allowed")
+            .json(&body(&t))
+    };
+    assert_eq!(
+        keyed().send().await.unwrap().status(),
+        StatusCode::TOO_MANY_REQUESTS
+    );
+    // An hour later (the clock of each node moves on), the token may be read again.
+    for node in [&app, &node_b] {
+        node.state
+            .advance_clock(time::Duration::hours(1) + time::Duration::seconds(1));
+    }
+    let retried = keyed().send().await.unwrap();
+    assert!(retried.headers().get("idempotent-replayed").is_none());
+    let retried = expect_status(retried, StatusCode::OK).await;
+    assert_eq!(retried["data"]["type"], "connect/share-token-preview");
+    preview(&node_b, &d.sandbox, &token, &body(&t)).await;
+    expect_status(app.get(&d.sandbox, &peek_path).await, StatusCode::OK).await;
+}
+
+/// The dashboard's preview is the same read as the API's: refused over an inactive connection
+/// with the reason on the page, and seen by the source when it is answered.
+async fn dashboard_preview_follows_the_same_rules(backend: Backend) {
+    let Setup {
+        app,
+        s,
+        d,
+        connection,
+        token,
+        ..
+    } = setup(backend).await;
+    let t = template(&app, &d.sandbox, &["email-address"], json!([])).await;
+    add_user(&app, &d.org_id, "ops@destination.example", Role::Admin).await;
+    let mut browser = signed_in(&app, "ops@destination.example").await;
+    let page = format!("{DASHBOARD_TOKENS}/{token}?template={t}");
+    let shown = browser.get(&page).await;
+    assert_eq!(shown.status, StatusCode::OK, "{}", shown.body);
+    assert!(shown.body.contains("will-complete"), "{}", shown.body);
+    assert_eq!(
+        token_events(&app, &s.sandbox, &token).await,
+        [
+            "connect/share-token.outbound-created",
+            "connect/share-token.outbound-previewed",
+        ]
+    );
+    deactivate(&app, &s.sandbox, &connection).await;
+    let refused = browser.get(&page).await;
+    assert_eq!(
+        refused.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{}",
+        refused.body
+    );
+    assert!(
+        refused.body.contains("only over an active connection"),
+        "{}",
+        refused.body
+    );
+    assert!(
+        !refused.body.contains("will-complete"),
+        "no preview is shown"
+    );
+    assert_eq!(token_events(&app, &s.sandbox, &token).await.len(), 2);
 }
 
 backend_tests!(
     satisfied_template_reuses_or_runs,
     proof_of_address_template_will_be_stuck,
     refusals,
-    preview_changes_nothing,
+    preview_changes_nothing_but_its_events,
+    bisection_over_template_constraints_learns_nothing,
+    peek_and_preview_need_an_active_connection,
+    the_source_sees_every_peek_and_preview,
+    peeks_and_previews_are_limited_per_token_across_nodes,
+    dashboard_preview_follows_the_same_rules,
 );

@@ -253,6 +253,11 @@ async fn hydrate_copies_declared_fields_reuses_and_completes(backend: Backend) {
         list[0].to_string().contains("reused-from"),
         "{verifications}"
     );
+    // It counts in this inquiry, so it is announced like one that ran.
+    assert_eq!(
+        events_named(&app, &d.sandbox, list[0]["id"].as_str().unwrap()).await,
+        ["verification.passed"]
+    );
     // Events exactly once on each side.
     assert_eq!(
         events_named(&app, &d.sandbox, &token).await,
@@ -327,6 +332,11 @@ async fn clone_copies_everything_marked_cloned(backend: Backend) {
     assert!(
         list[0].to_string().contains("cloned-from"),
         "{verifications}"
+    );
+    assert_eq!(
+        events_named(&app, &d.sandbox, list[0]["id"].as_str().unwrap()).await,
+        ["verification.passed"],
+        "a cloned verification is announced like a reused one"
     );
 }
 
@@ -916,6 +926,185 @@ async fn copied_documents_and_files_carry_provenance(backend: Backend) {
     assert_eq!(download.bytes().await.unwrap().as_ref(), PDF);
 }
 
+/// The verifications of an inquiry: `(type, submission, reused-from)`, in submission order.
+async fn verifications_of(app: &TestApp, key: &str, inquiry: &str) -> Vec<Value> {
+    let list = expect_status(
+        app.get(
+            key,
+            &format!("/api/v1/verifications?filter[inquiry-id]={inquiry}"),
+        )
+        .await,
+        StatusCode::OK,
+    )
+    .await;
+    let mut list = list["data"].as_array().unwrap().clone();
+    list.sort_by_key(|v| v["attributes"]["submission"].as_i64());
+    list
+}
+
+/// The `verification.*` events about the verifications `ids`, as `(name, verification id)`.
+async fn verification_events(app: &TestApp, key: &str, ids: &[String]) -> Vec<(String, String)> {
+    let mut found = Vec::new();
+    for id in ids {
+        for name in events_named(app, key, id).await {
+            found.push((name, id.clone()));
+        }
+    }
+    found
+}
+
+/// A destination inquiry stuck after a redemption that reused the source's email verification:
+/// its template also needs a proof of address, which the source never had.
+async fn stuck_after_reuse(app: &TestApp, d: &Tenant, token: &str) -> String {
+    let mut fields = vec!["email-address"];
+    fields.extend(ADDRESS_FIELDS);
+    let t = template(
+        app,
+        &d.sandbox,
+        &fields,
+        json!([{"type": "email-address", "required": true, "reuse": {"max-age-days": 30}},
+               {"type": "document", "required": true}]),
+    )
+    .await;
+    let destination = id_of(&app.create_inquiry(&d.sandbox, &t, json!({})).await);
+    redeem_into(app, d, token, &destination).await;
+    app.drain().await;
+    let stuck = inquiry(app, &d.sandbox, &destination).await;
+    assert_eq!(stuck["data"]["attributes"]["status"], "pending", "{stuck}");
+    assert!(
+        stuck["data"]["attributes"]["missing-requirements"]
+            .to_string()
+            .contains("proof-of-address")
+    );
+    destination
+}
+
+/// What the end user supplies to finish the stuck inquiry (through the API here; the hosted
+/// flow does the same in `connect_e2e`), then submits.
+async fn finish_stuck(app: &TestApp, d: &Tenant, destination: &str, fields: Value) {
+    expect_status(
+        app.patch(
+            &d.sandbox,
+            &format!("/api/v1/inquiries/{destination}"),
+            &json!({"data": {"attributes": {"fields": fields}}}),
+        )
+        .await,
+        StatusCode::OK,
+    )
+    .await;
+    let issued = idshare_domain::time_format::format_date(
+        time::OffsetDateTime::now_utc().date() - time::Duration::days(20),
+    );
+    expect_status(
+        app.post(
+            &d.sandbox,
+            &format!("/api/v1/inquiries/{destination}/documents"),
+            &json!({"data": {"type": "document/proof-of-address", "attributes": {
+                "document-kind": "utility-bill", "issue-date": issued,
+                "address-street-1": "12 High Street", "address-city": "London",
+                "address-postal-code": "SW1A 1AA", "address-country-code": "GB"}}}),
+        )
+        .await,
+        StatusCode::CREATED,
+    )
+    .await;
+    upload(app, &d.sandbox, destination, "proof-of-address", PDF).await;
+    expect_status(
+        app.post(
+            &d.sandbox,
+            &format!("/api/v1/inquiries/{destination}/submit"),
+            &json!({}),
+        )
+        .await,
+        StatusCode::ACCEPTED,
+    )
+    .await;
+    app.drain().await;
+}
+
+fn address() -> Value {
+    json!({"name-first": "Ada", "name-last": "Lovelace",
+           "address-street-1": "12 High Street", "address-city": "London",
+           "address-postal-code": "SW1A 1AA", "address-country-code": "GB"})
+}
+
+/// A verification reused by a redemption counts when the end user finishes the stuck inquiry:
+/// it is not run again (one email verification, the reused one, from the first submission),
+/// its result decides with the document's, and each verification wrote its
+/// `verification.passed` once.
+async fn a_reused_verification_counts_when_the_end_user_finishes(backend: Backend) {
+    let Setup { app, d, token, .. } = setup(backend).await;
+    let destination = stuck_after_reuse(&app, &d, &token).await;
+    let reused = verifications_of(&app, &d.sandbox, &destination).await;
+    assert_eq!(reused.len(), 1, "{reused:?}");
+    assert!(reused[0]["attributes"]["details"]["reused-from"].is_string());
+    assert!(
+        reused[0]["attributes"]["details"]
+            .get("reused-basis")
+            .is_none()
+            && !reused[0].to_string().contains("reused-basis"),
+        "the digest of the inputs is not shown"
+    );
+
+    finish_stuck(&app, &d, &destination, address()).await;
+    let done = inquiry(&app, &d.sandbox, &destination).await;
+    assert_eq!(done["data"]["attributes"]["status"], "completed", "{done}");
+    let verifications = verifications_of(&app, &d.sandbox, &destination).await;
+    let summary: Vec<(String, i64)> = verifications
+        .iter()
+        .map(|v| {
+            (
+                v["attributes"]["verification-type"]
+                    .as_str()
+                    .unwrap()
+                    .to_owned(),
+                v["attributes"]["submission"].as_i64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        [("email-address".to_owned(), 1), ("document".to_owned(), 2)],
+        "the reused email verification was not run again: {verifications:?}"
+    );
+    assert_eq!(verifications[0]["id"], reused[0]["id"]);
+    let ids: Vec<String> = verifications
+        .iter()
+        .map(|v| v["id"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(
+        verification_events(&app, &d.sandbox, &ids).await,
+        [
+            ("verification.passed".to_owned(), ids[0].clone()),
+            ("verification.passed".to_owned(), ids[1].clone()),
+        ]
+    );
+}
+
+/// A reused verification vouches for the inputs it was copied with: once the destination
+/// changed the email address, finishing the inquiry runs the email verification again.
+async fn a_reused_verification_whose_input_changed_runs_again(backend: Backend) {
+    let Setup { app, d, token, .. } = setup(backend).await;
+    let destination = stuck_after_reuse(&app, &d, &token).await;
+    let mut fields = address();
+    fields["email-address"] = json!("grace.hopper@example.com");
+    finish_stuck(&app, &d, &destination, fields).await;
+    let done = inquiry(&app, &d.sandbox, &destination).await;
+    assert_eq!(done["data"]["attributes"]["status"], "completed", "{done}");
+    let emails: Vec<Value> = verifications_of(&app, &d.sandbox, &destination)
+        .await
+        .into_iter()
+        .filter(|v| v["attributes"]["verification-type"] == "email-address")
+        .collect();
+    assert_eq!(emails.len(), 2, "{emails:?}");
+    assert_eq!(emails[1]["attributes"]["submission"], 2);
+    assert!(emails[1]["attributes"]["details"]["reused-from"].is_null());
+    assert_eq!(
+        emails[1]["attributes"]["details"]["email-address"],
+        "grace.hopper@example.com"
+    );
+}
+
 backend_tests!(
     hydrate_copies_declared_fields_reuses_and_completes,
     clone_copies_everything_marked_cloned,
@@ -925,4 +1114,6 @@ backend_tests!(
     busy_tokens_and_destinations_are_refused,
     the_job_fails_tokens_it_cannot_process,
     copied_documents_and_files_carry_provenance,
+    a_reused_verification_counts_when_the_end_user_finishes,
+    a_reused_verification_whose_input_changed_runs_again,
 );

@@ -1,7 +1,7 @@
 //! Inquiry templates: validation, versions, publishing, and version locking.
 
 use reqwest::StatusCode;
-use serde_json::json;
+use serde_json::{Value, json};
 
 use crate::helpers::{Backend, expect_error, expect_status, spawn_app, standard_template};
 
@@ -248,7 +248,227 @@ async fn versions_are_immutable_and_inquiries_lock_theirs(backend: Backend) {
     .await;
 }
 
+/// `n` options of `chars` characters each.
+fn options(n: usize, chars: usize) -> Vec<String> {
+    (0..n).map(|i| format!("{i:0chars$}")).collect()
+}
+
+/// Issue 10: 50,000 options were accepted, and every inquiry read and write parsed them again
+/// (quadratically) inside the write transaction. Each cap is now a 422 pointing at what is over
+/// it, for templates and for versions, and nothing is created.
+async fn templates_over_a_cap_are_refused_and_create_nothing(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let tenant = app.tenant("Acme").await;
+    let key = &tenant.sandbox;
+    let fields = |n: usize| -> Vec<Value> {
+        (0..n)
+            .map(|i| json!({"key": format!("f-{i}"), "type": "string"}))
+            .collect()
+    };
+    // Each definition, and the errors it gets: (pointer, what the details say).
+    let cases = [
+        (
+            // The issue's template: over the size and over the options.
+            json!({"field-schemas": [{"key": "plan", "type": "multi_choices",
+                                      "config": {"options": options(50_000, 5)}}]}),
+            vec![
+                ("/data/attributes/field-schemas", "at most 256 KiB"),
+                (
+                    "/data/attributes/field-schemas/0/config/options",
+                    "at most 1000 options; this one has 50000",
+                ),
+            ],
+        ),
+        (
+            json!({"field-schemas": [{"key": "a", "type": "string"},
+                                     {"key": "plan", "type": "choices",
+                                      "config": {"options": options(1_001, 3)}}]}),
+            vec![(
+                "/data/attributes/field-schemas/1/config/options",
+                "at most 1000 options",
+            )],
+        ),
+        (
+            json!({"field-schemas": fields(201)}),
+            vec![("/data/attributes/field-schemas", "at most 200 fields")],
+        ),
+        (
+            json!({"field-schemas": [{"key": "plan", "type": "choices",
+                                      "config": {"options": ["a", "b".repeat(201)]}}]}),
+            vec![(
+                "/data/attributes/field-schemas/0/config/options/1",
+                "at most 200 characters",
+            )],
+        ),
+        (
+            // Within every count, over the size (and under the 1 MiB body limit).
+            json!({"field-schemas": [
+                {"key": "a", "type": "choices", "config": {"options": options(1_000, 200)}},
+                {"key": "b", "type": "choices", "config": {"options": options(1_000, 200)}}
+            ]}),
+            vec![("/data/attributes/field-schemas", "at most 256 KiB")],
+        ),
+    ];
+    let refused = |response: reqwest::Response| async {
+        let body = expect_status(response, StatusCode::UNPROCESSABLE_ENTITY).await;
+        body["errors"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| {
+                (
+                    e["source"]["pointer"].as_str().unwrap().to_owned(),
+                    e["details"].as_str().unwrap().to_owned(),
+                )
+            })
+            .collect::<Vec<_>>()
+    };
+    let template = app.create_template(key).await;
+    for (definition, expected) in cases {
+        let mut attributes = definition.clone();
+        attributes["name"] = json!("Big");
+        let created = refused(
+            app.post(
+                key,
+                "/api/v1/inquiry-templates",
+                &json!({"data": {"attributes": attributes}}),
+            )
+            .await,
+        )
+        .await;
+        let versioned = refused(
+            app.post(
+                key,
+                &format!("/api/v1/inquiry-templates/{template}/versions"),
+                &json!({"data": {"attributes": definition}}),
+            )
+            .await,
+        )
+        .await;
+        for errors in [created, versioned] {
+            assert_eq!(errors.len(), expected.len(), "{errors:?}");
+            for ((pointer, details), (expected_pointer, says)) in errors.iter().zip(&expected) {
+                assert_eq!(pointer, expected_pointer, "{errors:?}");
+                assert!(details.contains(says), "{errors:?}");
+            }
+        }
+    }
+    assert_eq!(
+        app.list_ids(key, "/api/v1/inquiry-templates").await,
+        std::slice::from_ref(&template),
+        "no template was created"
+    );
+    assert_eq!(
+        app.list_ids(
+            key,
+            &format!("/api/v1/inquiry-template-versions?filter[inquiry-template-id]={template}")
+        )
+        .await
+        .len(),
+        1,
+        "no version was created"
+    );
+    let events = expect_status(app.get(key, "/api/v1/events").await, StatusCode::OK).await;
+    let names: Vec<&str> = events["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["attributes"]["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["inquiry-template.created"], "no other event");
+}
+
+/// A template at the caps (200 fields, about 200 KiB, one field with 1,000 options) is read on
+/// every inquiry write and read of its organization. Many of those, each choosing among the
+/// options 100,000 times, run while another organization creates inquiries: every request of
+/// both succeeds. (Before the fix, each such write compared every item with every option inside
+/// the write transaction.)
+async fn a_large_template_does_not_stall_another_organizations_writes(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let big = app.tenant("Big").await;
+    let other = app.tenant("Other").await;
+    let mut schemas: Vec<Value> = (0..199)
+        .map(|i| json!({"key": format!("f-{i}"), "type": "string", "label": format!("{i:0900}")}))
+        .collect();
+    let offered = options(1_000, 5);
+    schemas.push(json!({"key": "plan", "type": "multi_choices", "config": {"options": offered}}));
+    let created = expect_status(
+        app.post(
+            &big.sandbox,
+            "/api/v1/inquiry-templates",
+            &json!({"data": {"attributes": {"name": "Large", "field-schemas": schemas}}}),
+        )
+        .await,
+        StatusCode::CREATED,
+    )
+    .await;
+    let large = created["data"]["id"].as_str().unwrap().to_owned();
+    let small = app.create_template(&other.sandbox).await;
+    // Every option, a hundred times over: about 800 KB of JSON per request.
+    let chosen: Vec<&String> = offered.iter().cycle().take(100_000).collect();
+
+    let big_writes = (0..6).map(|_| async {
+        let response = app
+            .post(
+                &big.sandbox,
+                "/api/v1/inquiries",
+                &json!({"data": {"attributes": {"inquiry-template-id": large,
+                                                "fields": {"plan": chosen}}}}),
+            )
+            .await;
+        let inquiry = expect_status(response, StatusCode::CREATED).await;
+        let id = inquiry["data"]["id"].as_str().unwrap().to_owned();
+        assert_eq!(
+            inquiry["data"]["attributes"]["fields"]["plan"]["value"]
+                .as_array()
+                .unwrap()
+                .len(),
+            1_000
+        );
+        let response = app
+            .patch(
+                &big.sandbox,
+                &format!("/api/v1/inquiries/{id}"),
+                &json!({"data": {"attributes": {"fields": {"plan": chosen, "f-0": "x"}}}}),
+            )
+            .await;
+        expect_status(response, StatusCode::OK).await;
+        let response = app
+            .get(&big.sandbox, &format!("/api/v1/inquiries/{id}"))
+            .await;
+        expect_status(response, StatusCode::OK).await;
+    });
+    let other_writes = async {
+        let mut statuses = vec![];
+        for i in 0..20 {
+            let response = app
+                .post(
+                    &other.sandbox,
+                    "/api/v1/inquiries",
+                    &json!({"data": {"attributes": {"inquiry-template-id": small,
+                                                    "fields": {"name-first": format!("Ada {i}")}}}}),
+                )
+                .await;
+            statuses.push(response.status());
+        }
+        statuses
+    };
+    let (_, statuses) = tokio::join!(futures::future::join_all(big_writes), other_writes);
+    assert!(
+        statuses.iter().all(|s| *s == StatusCode::CREATED),
+        "{statuses:?}"
+    );
+    assert_eq!(
+        app.list_ids(&other.sandbox, "/api/v1/inquiries")
+            .await
+            .len(),
+        20
+    );
+}
+
 backend_tests!(
+    templates_over_a_cap_are_refused_and_create_nothing,
+    a_large_template_does_not_stall_another_organizations_writes,
     creates_lists_and_retrieves_templates,
     invalid_definitions_are_refused_with_pointers,
     versions_are_immutable_and_inquiries_lock_theirs,

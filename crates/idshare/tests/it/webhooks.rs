@@ -337,6 +337,12 @@ async fn private_targets_are_refused(backend: Backend) {
         "http://[::1]/hook",
         "http://[::ffff:127.0.0.1]/hook",
         "http://0x7f.1/hook",
+        // Teredo, and IPv4 internal addresses reached through 6to4, NAT64 and ISATAP.
+        "http://[2001:0:4136:e378:8000:63bf:3fff:fdd2]/hook",
+        "http://[2002:c0a8:1::1]/hook",
+        "http://[64:ff9b::a00:1]/hook",
+        "http://[64:ff9b:1::a00:1]/hook",
+        "http://[2a00:1450:4001::5efe:a9fe:a9fe]/latest/meta-data",
     ] {
         let e = expect_error(
             app.post(
@@ -349,6 +355,12 @@ async fn private_targets_are_refused(backend: Backend) {
         )
         .await;
         assert_eq!(e["source"]["pointer"], "/data/attributes/url", "{url}: {e}");
+        if url.contains("2001:0:") {
+            assert!(
+                e["details"].as_str().unwrap().contains("teredo addresses"),
+                "{e}"
+            );
+        }
     }
     // A host name is checked where it leads, at every attempt: `localhost` is loopback.
     let receiver = Receiver::start().await;
@@ -733,11 +745,10 @@ async fn no_delivery_stays_pending(backend: Backend) {
             Some("webhooks"),
             app.state.now(),
             time::Duration::ZERO,
-            1,
         )
         .await
         .unwrap();
-        assert_eq!(claimed.len(), 1);
+        assert!(claimed.is_some());
         app.state.advance_clock(time::Duration::seconds(1));
         idshare_server::jobs::reap(&app.state).await;
     }

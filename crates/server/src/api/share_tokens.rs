@@ -183,7 +183,9 @@ const GET_ACCEPTS: Accepts = Accepts {
 
 /// Retrieve a share token your organization is an end of. With `peek-source-data=true` the
 /// destination also gets `source-data`: which fields and verification types the source
-/// inquiry holds, never a value (the source gets a 403 for the peek).
+/// inquiry holds, never a value (the source gets a 403 for the peek). A peek needs an active
+/// connection, writes `connect/share-token.outbound-peeked` (source) and `…inbound-peeked`
+/// (destination), and counts against the token's limit of peeks and previews.
 #[utoipa::path(
     get, path = "/api/v1/connect/share-tokens/{id}", tag = "Connect",
     params(
@@ -195,6 +197,8 @@ const GET_ACCEPTS: Accepts = Accepts {
         (status = 400, body = ErrorDocument),
         (status = 403, body = ErrorDocument, description = "the source asked to peek"),
         (status = 404, body = ErrorDocument),
+        (status = 422, body = ErrorDocument, description = "a peek over a connection that is not active"),
+        (status = 429, body = ErrorDocument, description = "too many peeks and previews of this token within the last hour; `Retry-After` says when to try again"),
     ),
     security(("bearer" = []))
 )]
@@ -365,10 +369,12 @@ pub struct PreviewDocument {
 #[serde(rename_all = "kebab-case")]
 pub struct SharePreviewAttributes {
     pub inquiry_template_id: String,
-    /// Requirements of the template the copied data satisfies.
+    /// Requirements of the template the copied data satisfies (the source holds a value for
+    /// them; whether the value passes the field's constraints is decided at redemption).
     #[schema(value_type = Vec<Object>)]
     pub satisfied: Vec<idshare_domain::requirements::Requirement>,
-    /// Verification types whose passed source result would be reused.
+    /// Verification types whose passed source result would be reused (if still within
+    /// `reuse.max-age-days` at redemption; otherwise they run).
     #[schema(value_type = Vec<String>)]
     pub reused: Vec<idshare_domain::template::VerificationType>,
     /// Verification types that would run.
@@ -386,7 +392,12 @@ pub struct SharePreviewAttributes {
 /// `created` token under a template of yours would do — requirements satisfied by the copied
 /// data, verifications reused and to run, requirements missing — and the predicted `outcome`:
 /// `will-be-stuck` when anything is missing, else `may-fail` when any verification would run,
-/// else `will-complete`. Copies, creates and changes nothing.
+/// else `will-complete`. Told from what the source holds, never from its values: whether a
+/// value passes your field's constraints, or a verification is young enough to reuse, is
+/// decided at redemption. Needs an active connection; writes
+/// `connect/share-token.outbound-previewed` (source) and `…inbound-previewed` (destination)
+/// and counts against the token's limit of peeks and previews; copies, creates and changes
+/// nothing else.
 #[utoipa::path(
     post, path = "/api/v1/connect/share-tokens/{id}/preview", tag = "Connect",
     params(("id" = String, Path, description = "cnst_…")),
@@ -396,7 +407,8 @@ pub struct SharePreviewAttributes {
         (status = 400, body = ErrorDocument, description = "malformed field mappings"),
         (status = 403, body = ErrorDocument, description = "the caller is the source"),
         (status = 404, body = ErrorDocument, description = "no such token, or no such template of yours"),
-        (status = 422, body = ErrorDocument, description = "the token is not `created` or has expired, the template is not published, or the source was redacted"),
+        (status = 422, body = ErrorDocument, description = "connection not active, the token is not `created` or has expired, the template is not published, or the source was redacted"),
+        (status = 429, body = ErrorDocument, description = "too many peeks and previews of this token within the last hour; `Retry-After` says when to try again"),
     ),
     security(("bearer" = []))
 )]

@@ -260,10 +260,12 @@ async fn published_templates(
         let Some(version_id) = &template.published_version_id else {
             continue;
         };
-        if let Some(version) = templates::get_version(&mut tx, scope, version_id).await?
-            && let Ok(definition) = TemplateDefinition::parse(&version.definition)
-        {
-            published.push((template.id.clone(), template.name.clone(), definition));
+        if let Some(version) = templates::get_version(&mut tx, scope, version_id).await? {
+            published.push((
+                template.id.clone(),
+                template.name.clone(),
+                (*version.definition).clone(),
+            ));
         }
     }
     Ok(published)

@@ -269,7 +269,7 @@ async fn template_page(
         .unwrap_or_default();
     let latest = versions
         .first()
-        .map(|v| pretty(&v.definition))
+        .map(|v| pretty(&v.definition_json()))
         .unwrap_or_default();
     Ok(TemplatePage {
         chrome: signed.chrome("templates"),

@@ -286,13 +286,20 @@ impl IntoResponse for PageError {
                 ],
             ),
             PageError::Service(e) if e.is_failure() => {
-                // The API's answer logs the cause; the page says nothing internal.
-                drop(ApiError::from(e).into_response());
-                message(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "Something went wrong",
-                    &["Please try again in a moment."],
-                )
+                // The API's answer logs the cause and tells an unavailable database (503, with
+                // Retry-After) from a failure; the page says nothing internal.
+                let answer = ApiError::from(e).into_response();
+                let title = if answer.status() == StatusCode::SERVICE_UNAVAILABLE {
+                    "Temporarily unavailable"
+                } else {
+                    "Something went wrong"
+                };
+                let mut page = message(answer.status(), title, &["Please try again in a moment."]);
+                if let Some(retry_after) = answer.headers().get("retry-after") {
+                    page.headers_mut()
+                        .insert("retry-after", retry_after.clone());
+                }
+                page
             }
             PageError::Service(e) => {
                 let page = MessagePage {

@@ -354,13 +354,15 @@ struct ShowQuery {
     template: Option<String>,
 }
 
+/// The token's page, with the preview for `template` when one is asked for; a refused preview
+/// gives the page with the reason, and the refusal's status.
 async fn token_page(
     state: &AppState,
     signed: &Signed,
     id: &ShareTokenId,
     template: Option<&str>,
     error: Option<String>,
-) -> Result<TokenPage, PageError> {
+) -> Result<(TokenPage, StatusCode), PageError> {
     let scope = signed.scope();
     let (token, _) = service::get(state, &scope, id, false).await?;
     let view = TokenView::new(&token, signed);
@@ -387,18 +389,22 @@ async fn token_page(
             })
             .collect();
         if let Some(template) = template.filter(|t| !t.is_empty()) {
+            // The same service as the API's: over an active connection only, recorded in the
+            // source's events, and counted against the token's limit of reads.
             match service::preview(state, &scope, id, template, &[]).await {
                 Ok((_, template_id, prediction)) => {
                     preview = Some(PreviewView::new(template_id.to_string(), &prediction));
                 }
                 Err(e) if !e.is_failure() => {
-                    return Box::pin(token_page(state, signed, id, None, Some(reason(&e)))).await;
+                    let (page, _) =
+                        Box::pin(token_page(state, signed, id, None, Some(reason(&e)))).await?;
+                    return Ok((page, crate::error::status_of(&e)));
                 }
                 Err(e) => return Err(e.into()),
             }
         }
     }
-    Ok(TokenPage {
+    let page = TokenPage {
         chrome: signed.chrome("share-tokens"),
         refresh: token.status == ShareTokenStatus::Pending,
         can_redeem: redeemable && can_write,
@@ -409,7 +415,8 @@ async fn token_page(
         templates: templates_list,
         preview,
         error,
-    })
+    };
+    Ok((page, StatusCode::OK))
 }
 
 async fn show(
@@ -419,8 +426,8 @@ async fn show(
     Query(query): Query<ShowQuery>,
 ) -> Result<Response, PageError> {
     let id = ShareTokenId::parse(&id).map_err(|_| PageError::NotFound)?;
-    let page = token_page(&state, &signed, &id, query.template.as_deref(), None).await?;
-    Ok(web::html(StatusCode::OK, page.render()))
+    let (page, status) = token_page(&state, &signed, &id, query.template.as_deref(), None).await?;
+    Ok(web::html(status, page.render()))
 }
 
 #[derive(Debug, Deserialize)]
@@ -453,7 +460,7 @@ async fn redeem(
     match redeemed {
         Ok(_) => Ok(web::see_other(&format!("{PATH}/{id}"), None)),
         Err(e) if super::explainable(&e) => {
-            let page = token_page(&state, &signed, &id, None, Some(reason(&e))).await?;
+            let (page, _) = token_page(&state, &signed, &id, None, Some(reason(&e))).await?;
             Ok(web::html(StatusCode::UNPROCESSABLE_ENTITY, page.render()))
         }
         Err(e) => Err(e.into()),
@@ -472,7 +479,7 @@ async fn expire(
     match service::expire(&state, &signed.scope(), &id).await {
         Ok(_) => Ok(web::see_other(&format!("{PATH}/{id}"), None)),
         Err(e) if super::explainable(&e) => {
-            let page = token_page(&state, &signed, &id, None, Some(reason(&e))).await?;
+            let (page, _) = token_page(&state, &signed, &id, None, Some(reason(&e))).await?;
             Ok(web::html(StatusCode::UNPROCESSABLE_ENTITY, page.render()))
         }
         Err(e) => Err(e.into()),

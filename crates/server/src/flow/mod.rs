@@ -90,6 +90,8 @@ enum Refusal {
     ControlCharacter,
     TooLarge(usize),
     NotFound,
+    /// The database cannot take the request now (unreachable, or busy beyond its timeout).
+    Busy,
     /// A service's refusal that the form cannot place next to an input.
     Service(ServiceError),
     Internal(Box<dyn std::fmt::Debug + Send + Sync>),
@@ -97,7 +99,12 @@ enum Refusal {
 
 impl From<StoreError> for Refusal {
     fn from(e: StoreError) -> Self {
-        Self::Internal(Box::new(e))
+        if e.is_unavailable() {
+            tracing::warn!(error = %e, "the hosted flow found the database unavailable");
+            Self::Busy
+        } else {
+            Self::Internal(Box::new(e))
+        }
     }
 }
 
@@ -105,6 +112,7 @@ impl From<ServiceError> for Refusal {
     fn from(e: ServiceError) -> Self {
         match e {
             ServiceError::NotFound { .. } => Self::NotFound,
+            ServiceError::Unavailable(e) => e.into(),
             e if e.is_failure() => Self::Internal(Box::new(e)),
             e => Self::Service(e),
         }
@@ -240,6 +248,14 @@ impl Refusal {
                     },
                 )
             }
+            Self::Busy => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                MessagePage::new(
+                    "problem",
+                    "We're busy right now",
+                    &["Nothing you entered is lost. Please try again in a few seconds."],
+                ),
+            ),
             Self::Internal(cause) => {
                 tracing::error!(error = ?cause, "the hosted flow failed");
                 (

@@ -141,31 +141,85 @@ async fn execute(state: &AppState, job: &Job) -> Result<(), JobError> {
     Ok(outcome?)
 }
 
-/// Claims and runs up to `limit` due jobs of `queue` (every queue when `None`); returns how
-/// many ran.
-pub async fn run_due(
+/// Claims the next due job of `queue` (every queue when `None`) and runs it under a lease that
+/// a heartbeat keeps extending; returns whether there was one.
+pub async fn run_next(
     state: &AppState,
     worker: &str,
     queue: Option<&str>,
-    limit: u32,
-) -> Result<usize, JobError> {
+) -> Result<bool, JobError> {
     let lease = Duration::seconds(i64::from(state.config().job_lease_seconds.get()));
-    let claimed = jobs::claim(state.store(), worker, queue, state.now(), lease, limit).await?;
-    let count = claimed.len();
-    for job in claimed {
-        finish(state, worker, &job, execute(state, &job).await).await;
+    let Some(job) = jobs::claim(state.store(), worker, queue, state.now(), lease).await? else {
+        return Ok(false);
+    };
+    let run = async {
+        let outcome = execute(state, &job).await;
+        finish(state, worker, &job, outcome).await;
+    };
+    tokio::select! {
+        // A run that has recorded its outcome has finished, whatever the heartbeat says.
+        biased;
+        () = run => {}
+        () = keep_leased(state, worker, &job, lease) => {
+            // Dropping the run rolls back whatever it had not committed; the new holder runs
+            // the job again (jobs are idempotent).
+            tracing::warn!(job = %job.id, kind = %job.kind, "job abandoned: its lease ran out and another worker took it over");
+        }
     }
-    Ok(count)
+    Ok(true)
 }
 
+/// The heartbeat of a running job: extends its lease to a full lease from now, three times per
+/// lease, so that a job may run longer than its lease while a worker that dies lets go of it
+/// within one lease. Returns only when the lease was lost (it ran out while the database could
+/// not be reached, and the job was handed on).
+async fn keep_leased(state: &AppState, worker: &str, job: &Job, lease: Duration) {
+    let mut beats = tokio::time::interval(lease.unsigned_abs() / 3);
+    beats.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    beats.tick().await;
+    loop {
+        beats.tick().await;
+        let now = state.now();
+        match jobs::extend(state.store(), &job.id, worker, now + lease, now).await {
+            Ok(true) => {}
+            Ok(false) => return,
+            Err(e) => {
+                tracing::warn!(job = %job.id, error = ?e, "could not extend a job's lease; trying again");
+            }
+        }
+    }
+}
+
+/// Whether the job stopped because the database was unavailable (unreachable, or its write lock
+/// busy): that says nothing about the job, so it is postponed without using up an attempt.
+fn database_unavailable(error: &JobError) -> bool {
+    let (JobError::Retryable(cause)
+    | JobError::Fatal(cause)
+    | JobError::RetryAt { error: cause, .. }) = error;
+    idshare_store::StoreError::is_unavailable_cause(&**cause)
+}
+
+/// What becomes of a job once it ran.
+enum Disposition {
+    Done,
+    /// Back to the queue, this long after the database is back, without using up an attempt.
+    Postponed(Duration),
+    /// Back to the queue at the given time, or `dead` when `None`.
+    Failed(Option<time::OffsetDateTime>),
+}
+
+/// Records a job's outcome. While the database is unavailable it keeps trying (the heartbeat
+/// keeps the lease meanwhile), so that a job that finished is not run again after an outage.
 async fn finish(state: &AppState, worker: &str, job: &Job, outcome: Result<(), JobError>) {
     let now = state.now();
-    let recorded = match outcome {
-        Ok(()) => jobs::complete(state.store(), &job.id, worker, now)
-            .await
-            .map(|_| ()),
+    let disposition = match &outcome {
+        Ok(()) => Disposition::Done,
+        Err(error) if database_unavailable(error) => {
+            tracing::warn!(job = %job.id, kind = %job.kind, attempt = job.attempts, error = %error, "job postponed: the database is unavailable");
+            Disposition::Postponed(jobs::backoff(job.attempts))
+        }
         Err(error) => {
-            let retry_at = match &error {
+            let retry_at = match error {
                 _ if job.attempts >= job.max_attempts => None,
                 JobError::Retryable(_) => Some(now + jobs::backoff(job.attempts)),
                 JobError::RetryAt { at, .. } => Some(*at),
@@ -175,20 +229,38 @@ async fn finish(state: &AppState, worker: &str, job: &Job, outcome: Result<(), J
             if retry_at.is_none() {
                 give_up(state, job).await;
             }
-            jobs::fail(
-                state.store(),
-                &job.id,
-                worker,
-                &error.to_string(),
-                retry_at,
-                now,
-            )
-            .await
+            Disposition::Failed(retry_at)
         }
     };
-    if let Err(e) = recorded {
-        // The lease runs out and the reaper hands the job to another worker.
-        tracing::error!(job = %job.id, error = ?e, "could not record a job outcome");
+    let error = outcome.err().map(|e| e.to_string()).unwrap_or_default();
+    let mut wait = StdDuration::from_millis(250);
+    loop {
+        let now = state.now();
+        let store = state.store();
+        let recorded = match disposition {
+            Disposition::Done => jobs::complete(store, &job.id, worker, now)
+                .await
+                .map(|_| ()),
+            Disposition::Postponed(delay) => {
+                jobs::postpone(store, &job.id, worker, &error, now + delay, now).await
+            }
+            Disposition::Failed(retry_at) => {
+                jobs::fail(store, &job.id, worker, &error, retry_at, now).await
+            }
+        };
+        match recorded {
+            Ok(()) => return,
+            Err(e) if e.is_unavailable() => {
+                tracing::warn!(job = %job.id, error = %e, "could not record a job outcome: the database is unavailable; trying again");
+                tokio::time::sleep(wait).await;
+                wait = (wait * 2).min(POLL);
+            }
+            Err(e) => {
+                // The lease runs out and the reaper hands the job to another worker.
+                tracing::error!(job = %job.id, error = ?e, "could not record a job outcome");
+                return;
+            }
+        }
     }
 }
 
@@ -238,13 +310,10 @@ pub async fn reap(state: &AppState) {
 /// Runs every due job until none is left (tests, and `idshare` one-shot commands).
 pub async fn drain(state: &AppState) -> Result<usize, JobError> {
     let mut total = 0;
-    loop {
-        let ran = run_due(state, "drain", None, 16).await?;
-        if ran == 0 {
-            return Ok(total);
-        }
-        total += ran;
+    while run_next(state, "drain", None).await? {
+        total += 1;
     }
+    Ok(total)
 }
 
 /// Enqueues `kind` in the caller's transaction (see [`JobKind`]).
@@ -281,12 +350,10 @@ pub async fn work(
 ) {
     while !*stop.borrow() {
         reap(&state).await;
-        // Deliveries one at a time: a receiver that hangs holds up one delivery, not a batch.
-        let batch = if queue == WEBHOOK_QUEUE { 1 } else { 4 };
-        match run_due(&state, &worker, Some(queue), batch).await {
-            Ok(0) => {}
-            Ok(_) => continue,
-            Err(e) => tracing::warn!(error = %e, "could not claim jobs"),
+        match run_next(&state, &worker, Some(queue)).await {
+            Ok(false) => {}
+            Ok(true) => continue,
+            Err(e) => tracing::warn!(error = %e, "could not claim a job"),
         }
         tokio::select! {
             () = state.job_wakeup().notified() => {}

@@ -250,10 +250,11 @@ pub async fn request(
         now,
     )
     .await?;
-    tx.commit().await?;
+    tx.commit_now().await?;
 
-    // Sent after the commit: a slow gateway must not hold the write transaction. A code that
-    // could not be delivered is withdrawn, so asking again is not refused as too soon.
+    // Sent after the commit (at once, even in an idempotent request): a slow gateway must not
+    // hold the write transaction. A code that could not be delivered is withdrawn, so asking
+    // again is not refused as too soon.
     let sent = state
         .code_sender()
         .send(CodeMessage {

@@ -77,6 +77,12 @@ pub enum ServiceError {
         title: &'static str,
         details: String,
     },
+    /// The caller did this too often: it may again once `retry_after_seconds` have passed.
+    #[error("{details}")]
+    RateLimited {
+        details: String,
+        retry_after_seconds: u64,
+    },
     /// The database cannot be reached or is too busy to answer: trying again later can help.
     #[error("the database is unavailable")]
     Unavailable(#[source] StoreError),
@@ -196,6 +202,7 @@ impl ServiceError {
             Self::Invalid(problems) => problems.iter().map(|p| one(&p.details, &p.input)).collect(),
             Self::Conflict { details, .. }
             | Self::Gone { details, .. }
+            | Self::RateLimited { details, .. }
             | Self::Upstream { details, .. } => vec![one(details, &None)],
             Self::Unavailable(_) | Self::Later { .. } | Self::Internal(_) => vec![],
         }

@@ -12,9 +12,10 @@ use idshare_domain::{
 use idshare_store::{
     Scope, Tx, events,
     inquiries::{self, Inquiry, InquiryData, NewInquiry},
-    templates::{self, TemplateVersion, VersionStatus},
+    templates::{self, VersionStatus},
 };
 use serde_json::{Map, Value};
+use std::sync::Arc;
 use time::{Duration, OffsetDateTime};
 
 use super::{Problem, ServiceError};
@@ -55,7 +56,7 @@ pub struct UpdateInquiry {
 #[derive(Debug)]
 pub struct InquiryView {
     pub inquiry: Inquiry,
-    pub definition: Option<TemplateDefinition>,
+    pub definition: Option<Arc<TemplateDefinition>>,
     pub missing: Vec<Requirement>,
 }
 
@@ -66,7 +67,7 @@ impl InquiryView {
         tx: &mut Tx,
         scope: &Scope,
         inquiry: Inquiry,
-        definition: Option<TemplateDefinition>,
+        definition: Option<Arc<TemplateDefinition>>,
     ) -> Result<Self, ServiceError> {
         let missing = match &definition {
             Some(definition) if inquiry.redacted_at.is_none() => {
@@ -84,25 +85,16 @@ impl InquiryView {
     }
 
     pub fn resource(&self) -> crate::jsonapi::ResourceObject<render::InquiryAttributes> {
-        render::inquiry(&self.inquiry, self.definition.as_ref(), &self.missing)
+        render::inquiry(&self.inquiry, self.definition.as_deref(), &self.missing)
     }
 }
 
-fn definition_of(version: &TemplateVersion) -> Result<TemplateDefinition, ServiceError> {
-    TemplateDefinition::parse(&version.definition).map_err(|errors| {
-        ServiceError::internal(anyhow::anyhow!(
-            "stored template version {} no longer parses: {errors:?}",
-            version.id
-        ))
-    })
-}
-
-/// Loads the definition an inquiry is locked to.
+/// Loads the definition an inquiry is locked to (parsed once per process, see the store).
 pub async fn definition_for(
     tx: &mut Tx,
     scope: &Scope,
     inquiry: &Inquiry,
-) -> Result<Option<TemplateDefinition>, ServiceError> {
+) -> Result<Option<Arc<TemplateDefinition>>, ServiceError> {
     let Some(version_id) = &inquiry.template_version_id else {
         return Ok(None);
     };
@@ -114,7 +106,7 @@ pub async fn definition_for(
                 inquiry.id
             ))
         })?;
-    definition_of(&version).map(Some)
+    Ok(Some(version.definition))
 }
 
 /// `input` (a text of at most `max` characters), or why not.
@@ -225,7 +217,7 @@ pub async fn create_in(
             version
         }
     };
-    let definition = definition_of(&version)?;
+    let definition = version.definition;
     let mut data = InquiryData {
         note,
         ..InquiryData::default()

@@ -8,6 +8,7 @@ use idshare_domain::{
     event::names,
     id::{InquiryId, OrgId},
     inquiry::{InquiryAction, InquiryStatus, transition},
+    preview::reuse_basis,
     requirements,
     template::{TemplateDefinition, VerificationType},
     verification::{
@@ -103,17 +104,55 @@ pub async fn run(
 
 /// What the pipeline found for one submission, ready to record.
 pub(crate) struct Evaluation {
-    definition: TemplateDefinition,
+    definition: std::sync::Arc<TemplateDefinition>,
     ran: Vec<Ran>,
-    /// Verifications already recorded for this submission (reused by a Connect redemption):
-    /// not run again, but they count in the decision.
+    /// Verifications reused by a Connect redemption, recorded for this submission or standing
+    /// from an earlier one ([`reused_standing`]): not run again, but they count in the
+    /// decision.
     prior: Vec<VerificationResult>,
     screened: Vec<Screened>,
     missing: Vec<requirements::Requirement>,
 }
 
-/// Runs the template's verifications (those not yet recorded for `submission`) and reports on
-/// what the inquiry holds, outside any transaction.
+/// Where a verification reused by a redemption keeps the digest of its inputs at the copy
+/// ([`reuse_basis`]); beside `checks` and `attributes`, so it is never shown.
+pub(crate) const REUSED_BASIS: &str = "reused-basis";
+
+/// A verification of `kind` that a redemption reused in an earlier submission and that still
+/// stands: its inputs in `subject` are those it was copied with. The end user finishing a
+/// stuck inquiry does not make it run again; once its inputs changed, it does.
+fn reused_standing<'a>(
+    recorded: &'a [checks::StoredVerification],
+    kind: VerificationType,
+    submission: i64,
+    subject: &Subject,
+) -> Option<&'a checks::StoredVerification> {
+    let basis = reuse_basis(kind, subject);
+    recorded
+        .iter()
+        .filter(|v| v.submission < submission && v.verification_type == kind.as_str())
+        .rfind(|v| {
+            v.result
+                .as_ref()
+                .and_then(|result| result.get(REUSED_BASIS))
+                .and_then(Value::as_str)
+                == Some(basis.as_str())
+        })
+}
+
+/// The event a verification that ended in `status` writes.
+pub(crate) fn verification_event(status: VerificationStatus) -> &'static str {
+    match status {
+        VerificationStatus::Passed => names::VERIFICATION_PASSED,
+        VerificationStatus::RequiresRetry => names::VERIFICATION_REQUIRES_RETRY,
+        VerificationStatus::Submitted => names::VERIFICATION_SUBMITTED,
+        _ => names::VERIFICATION_FAILED,
+    }
+}
+
+/// Runs the template's verifications (those not yet recorded for `submission`, and not reused
+/// by a redemption and still standing) and reports on what the inquiry holds, outside any
+/// transaction.
 pub(crate) async fn evaluate(
     state: &AppState,
     scope: &Scope,
@@ -126,20 +165,18 @@ pub(crate) async fn evaluate(
         .await?
         .ok_or_else(|| ServiceError::internal(anyhow::anyhow!("inquiry {id} has no template")))?;
     let subject = load_subject(&mut tx, state, scope, inquiry).await?;
-    let recorded: Vec<_> = checks::verifications_of(&mut tx, state.store().crypto(), scope, id)
-        .await?
-        .into_iter()
-        .filter(|v| v.submission == submission)
-        .collect();
+    let recorded = checks::verifications_of(&mut tx, state.store().crypto(), scope, id).await?;
     drop(tx);
 
     let today = state.now().date();
     let mut ran = Vec::new();
     let mut prior = Vec::new();
     for config in &definition.verifications {
+        let kind = config.verification_type;
         if let Some(done) = recorded
             .iter()
-            .find(|v| v.verification_type == config.verification_type.as_str())
+            .find(|v| v.submission == submission && v.verification_type == kind.as_str())
+            .or_else(|| reused_standing(&recorded, kind, submission, &subject))
         {
             prior.push(VerificationResult {
                 required: config.required,
@@ -281,24 +318,7 @@ pub(crate) async fn record_in(
         )
         .await?;
         if let Some(verification) = recorded {
-            let name = match run.outcome.status {
-                VerificationStatus::Passed => names::VERIFICATION_PASSED,
-                VerificationStatus::RequiresRetry => names::VERIFICATION_REQUIRES_RETRY,
-                VerificationStatus::Submitted => names::VERIFICATION_SUBMITTED,
-                _ => names::VERIFICATION_FAILED,
-            };
-            let payload = render::payload(&render::verification(&verification));
-            emit(
-                state,
-                tx,
-                scope,
-                name,
-                "verification",
-                verification.id.as_str(),
-                id,
-                &payload,
-            )
-            .await?;
+            record_verification_event(state, tx, scope, run.outcome.status, &verification).await?;
         }
     }
     for report in screened {
@@ -396,6 +416,29 @@ pub(crate) async fn record_in(
         .await?;
     }
     Ok(())
+}
+
+/// Writes the event of a verification recorded in the caller's transaction, sealed under its
+/// inquiry's key.
+pub(crate) async fn record_verification_event(
+    state: &AppState,
+    tx: &mut Tx,
+    scope: &Scope,
+    status: VerificationStatus,
+    verification: &checks::StoredVerification,
+) -> Result<(), ServiceError> {
+    let payload = render::payload(&render::verification(verification));
+    emit(
+        state,
+        tx,
+        scope,
+        verification_event(status),
+        "verification",
+        verification.id.as_str(),
+        &verification.inquiry_id,
+        &payload,
+    )
+    .await
 }
 
 #[allow(clippy::too_many_arguments)]

@@ -20,7 +20,7 @@ use idshare_domain::{
     share_token::{self, ShareTokenStatus, failure},
     template::VerificationType,
     time_format::format_timestamp,
-    verification::{AddressDocument, FileKind, GovernmentIdDocument},
+    verification::{AddressDocument, FileKind, GovernmentIdDocument, VerificationStatus},
 };
 use idshare_store::{
     Scope, Tx, checks, connections, documents, events, files,
@@ -39,7 +39,7 @@ use crate::{
     service::{
         inquiries::{CreateInquiry, TemplateRef},
         pipeline,
-        share_tokens::record as record_token,
+        share_tokens::{ensure_connection_active, record as record_token},
     },
 };
 
@@ -153,18 +153,7 @@ async fn lock_redeemable(
             "Only the destination organization can redeem a share token; yours is its source.",
         ));
     }
-    let connection = connections::get(tx, scope, &token.connection_id)
-        .await?
-        .ok_or_else(ServiceError::not_found)?;
-    if connection.status != ConnectionStatus::Active {
-        return Err(ServiceError::invalid(
-            "Connection not active",
-            format!(
-                "Share tokens are redeemed only over an active connection; `{}` is `{}`.",
-                connection.id, connection.status
-            ),
-        ));
-    }
+    ensure_connection_active(tx, scope, &token, "redeemed").await?;
     match token.status {
         ShareTokenStatus::Created if token.expires_at > state.now() => Ok(token),
         ShareTokenStatus::Created | ShareTokenStatus::Expired => Err(ServiceError::invalid(
@@ -349,7 +338,7 @@ async fn emit_inquiry(
         .await
         .ok()
         .flatten();
-    let payload = render::payload(&render::inquiry(inquiry, definition.as_ref(), missing));
+    let payload = render::payload(&render::inquiry(inquiry, definition.as_deref(), missing));
     crate::service::events::record(
         state,
         tx,
@@ -716,6 +705,9 @@ async fn copy(
     inquiry.data.hydrated_by = Some(token.id.to_string());
     inquiry.updated_at = now;
     inquiries::save(&mut tx, crypto, scope, &inquiry).await?;
+    // What the reused verifications vouch for: they keep counting for later submissions only
+    // while these inputs are unchanged.
+    let copied = pipeline::load_subject(&mut tx, state, scope, &inquiry).await?;
     for config in &definition.verifications {
         let Some(reuse) = config.reuse else {
             continue;
@@ -738,6 +730,8 @@ async fn copy(
             .clone()
             .unwrap_or_else(|| json!({"checks": [], "attributes": {}}));
         mark(&mut result, "reused-from", passed.id.as_str());
+        result[pipeline::REUSED_BASIS] =
+            json!(preview::reuse_basis(config.verification_type, &copied));
         if let Some(recorded) = checks::record_verification(
             &mut tx,
             crypto,
@@ -754,18 +748,14 @@ async fn copy(
         )
         .await?
         {
-            let payload = render::payload(&render::verification(&recorded));
-            crate::service::events::record(
+            // A verification that comes to count in this inquiry is announced like one that
+            // ran; `details.reused-from` tells them apart.
+            pipeline::record_verification_event(
                 state,
                 &mut tx,
                 scope,
-                events::NewEvent {
-                    name: names::VERIFICATION_PASSED,
-                    object_type: "verification",
-                    object_id: recorded.id.as_str(),
-                    payload: &payload,
-                    sealed_by: Some(inquiry.id.as_str()),
-                },
+                VerificationStatus::Passed,
+                &recorded,
             )
             .await?;
         }
@@ -861,7 +851,7 @@ async fn clone(
                 .clone()
                 .unwrap_or_else(|| json!({"checks": [], "attributes": {}}));
             mark(&mut result, "cloned-from", v.id.as_str());
-            checks::record_verification(
+            let recorded = checks::record_verification(
                 &mut tx,
                 crypto,
                 scope,
@@ -876,6 +866,13 @@ async fn clone(
                 now,
             )
             .await?;
+            // Announced like a reused verification; `details.cloned-from` tells it apart.
+            if let Some(recorded) = recorded
+                && let Ok(status) = v.status.parse()
+            {
+                pipeline::record_verification_event(state, &mut tx, scope, status, &recorded)
+                    .await?;
+            }
         }
         for r in &source.reports {
             let mut result = r

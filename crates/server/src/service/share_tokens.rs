@@ -3,16 +3,22 @@
 //! Every change writes its event to *both* organizations: `outbound-…` to the source,
 //! `inbound-…` to the destination, each payload the token as that organization sees it.
 //! Redemption is in [`crate::service::redemption`]; its preview ([`preview`]) is here.
+//!
+//! The destination's reads of the source before redeeming — the peek and the preview — are
+//! events too (`…-peeked`, `…-previewed`), so the source sees every one; they need an active
+//! connection, and the reads of one token are limited ([`admit_read`]).
 
 use idshare_domain::{
     connect::{ConnectionStatus, Side},
-    field::FieldValue,
     id::{ConnectionId, InquiryId, InquiryTemplateId, OrgId, ShareTokenId},
     inquiry::InquiryStatus,
-    preview::{self, PassedVerification, Preview},
+    preview::{self, Preview, SourceShape},
+    requirements,
     share_token::{
-        self, ShareTokenAction, ShareTokenStatus, ShareTokenTransitionError, transition,
+        self, SOURCE_READ_WINDOW, ShareTokenAction, ShareTokenStatus, ShareTokenTransitionError,
+        SourceRead, transition,
     },
+    template::VerificationType,
 };
 use idshare_store::{
     Scope, StoreError, Tx, checks, connections, events, inquiries,
@@ -150,28 +156,120 @@ pub(crate) fn side_of(token: &ShareToken, org: &OrgId, action: ShareTokenAction)
     }
 }
 
+/// Refuses a read of the source, or a redemption, unless the token's connection is `active`:
+/// a deactivated connection shares nothing more, whoever deactivated it.
+pub(crate) async fn ensure_connection_active(
+    tx: &mut Tx,
+    scope: &Scope,
+    token: &ShareToken,
+    verb: &str,
+) -> Result<(), ServiceError> {
+    let connection = connections::get(tx, scope, &token.connection_id)
+        .await?
+        .ok_or_else(ServiceError::not_found)?;
+    if connection.status != ConnectionStatus::Active {
+        return Err(ServiceError::invalid(
+            "Connection not active",
+            format!(
+                "Share tokens are {verb} only over an active connection; `{}` is `{}`.",
+                connection.id, connection.status
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Locks a token for a read of its source by the caller, who must be its destination, over an
+/// active connection.
+async fn lock_for_read(
+    tx: &mut Tx,
+    scope: &Scope,
+    id: &ShareTokenId,
+    read: SourceRead,
+) -> Result<ShareToken, ServiceError> {
+    let token = share_tokens::get_for_update(tx, scope, id)
+        .await?
+        .ok_or_else(ServiceError::not_found)?;
+    if token.destination_org_id != scope.org_id {
+        return Err(match read {
+            SourceRead::Peek => ServiceError::forbidden(
+                "Only the destination organization of a share token can peek at its source \
+                 data; yours is its source (retrieve the source inquiry itself instead).",
+            )
+            .at(PEEK_INPUT),
+            SourceRead::Preview => ServiceError::forbidden(
+                "Only the destination organization of a share token can preview its \
+                 redemption; yours is its source.",
+            ),
+        });
+    }
+    ensure_connection_active(tx, scope, &token, read.verb()).await?;
+    Ok(token)
+}
+
+/// Admits one read of the token's source, in the caller's write transaction under the token's
+/// lock, after every other check passed: refused (429) when the token's reads within the last
+/// hour reached `share_token_peeks_and_previews_per_hour`; otherwise recorded in both
+/// organizations. The count is of the source's events, so it holds across every node of the
+/// database, and a read is answered only once its events are committed.
+async fn admit_read(
+    state: &AppState,
+    tx: &mut Tx,
+    token: &ShareToken,
+    read: SourceRead,
+) -> Result<(), ServiceError> {
+    let now = state.now();
+    let source_scope = Scope::new(token.source_org_id.clone(), token.environment);
+    let earlier: Vec<_> = events::names_since(
+        tx,
+        &source_scope,
+        token.id.as_str(),
+        now - SOURCE_READ_WINDOW,
+    )
+    .await?
+    .into_iter()
+    .filter(|(name, _)| SourceRead::is_source_record(name))
+    .map(|(_, at)| at)
+    .collect();
+    let limit = state.config().share_token_peeks_and_previews_per_hour;
+    share_token::source_read_allowed(&earlier, limit, now).map_err(|wait| {
+        let seconds = wait.whole_seconds() + i64::from(wait.subsec_nanoseconds() > 0);
+        let retry_after_seconds = u64::try_from(seconds).unwrap_or(1).max(1);
+        ServiceError::RateLimited {
+            details: format!(
+                "Share token `{}` was peeked at or previewed {limit} times within the last hour, \
+                 as many as allowed; retry in {retry_after_seconds} s.",
+                token.id
+            ),
+            retry_after_seconds,
+        }
+    })?;
+    record(state, tx, |side| read.event(side), token).await?;
+    Ok(())
+}
+
 /// A token the caller's organization is an end of, in the caller's environment, with the
-/// source-data envelope when `peek` is asked (destination only: the source gets a 403).
+/// source-data envelope when `peek` is asked: destination only (the source gets a 403), over
+/// an active connection, within the token's limit of reads, and recorded in both organizations
+/// (`…-peeked`).
 pub async fn get(
     state: &AppState,
     scope: &Scope,
     id: &ShareTokenId,
     peek: bool,
 ) -> Result<(ShareToken, Option<Peek>), ServiceError> {
-    let mut tx = state.store().begin_read().await?;
-    let token = share_tokens::get(&mut tx, scope, id)
-        .await?
-        .ok_or_else(ServiceError::not_found)?;
     if !peek {
+        let mut tx = state.store().begin_read().await?;
+        let token = share_tokens::get(&mut tx, scope, id)
+            .await?
+            .ok_or_else(ServiceError::not_found)?;
         return Ok((token, None));
     }
-    if token.destination_org_id != scope.org_id {
-        return Err(ServiceError::forbidden(
-            "Only the destination organization of a share token can peek at its source data; \
-             yours is its source (retrieve the source inquiry itself instead).",
-        )
-        .at(PEEK_INPUT));
-    }
+    let mut tx = state.store().begin_write().await?;
+    let token = lock_for_read(&mut tx, scope, id, SourceRead::Peek).await?;
+    admit_read(state, &mut tx, &token, SourceRead::Peek).await?;
+    tx.commit().await?;
+    let mut tx = state.store().begin_read().await?;
     let peek = peek_source(&mut tx, state, &token).await?;
     Ok((token, Some(peek)))
 }
@@ -196,7 +294,7 @@ async fn peek_source(
         .data
         .fields
         .iter()
-        .filter(|(_, value)| holds_value(value))
+        .filter(|(_, value)| requirements::has_value(value))
         .map(|(key, _)| (key.clone(), json!({"visibility": "present"})))
         .collect();
     let related: Vec<Value> = checks::verifications_of(tx, crypto, &source_scope, &source.id)
@@ -218,23 +316,21 @@ async fn peek_source(
     })))
 }
 
-fn holds_value(value: &FieldValue) -> bool {
-    match value {
-        FieldValue::String(s) | FieldValue::Choices(s) | FieldValue::File(s) => {
-            !s.trim().is_empty()
-        }
-        FieldValue::MultiChoices(v) => !v.is_empty(),
-        FieldValue::Json(v) => !v.is_null(),
-        FieldValue::Date(_) | FieldValue::Number(_) | FieldValue::Boolean(_) => true,
-    }
-}
-
 const PREVIEW_TEMPLATE_INPUT: &str = "inquiry-template-id";
 
-/// What redeeming the token under one of the caller's templates would do (DESIGN §2.5),
-/// computed from what the source holds, in one read transaction: nothing is copied, created or
-/// changed. Destination only (the source gets a 403); the token must be `created` and
-/// unexpired.
+fn source_redacted() -> ServiceError {
+    ServiceError::invalid(
+        "Source inquiry redacted",
+        "The source inquiry was redacted: this share token has no data left to copy.",
+    )
+}
+
+/// What redeeming the token under one of the caller's templates would do (DESIGN §2.5), told
+/// from the structure of what the source holds ([`SourceShape`]): never whether a value
+/// would pass the template's constraints. Destination only (the source gets a 403), over an
+/// active connection, for a `created`, unexpired token, within the token's limit of reads; the
+/// read is recorded in both organizations (`…-previewed`), and nothing else is copied, created
+/// or changed.
 pub async fn preview(
     state: &AppState,
     scope: &Scope,
@@ -243,16 +339,9 @@ pub async fn preview(
     mappings: &[FieldMapping],
 ) -> Result<(ShareToken, InquiryTemplateId, Preview), ServiceError> {
     let now = state.now();
-    let mut tx = state.store().begin_read().await?;
-    let token = share_tokens::get(&mut tx, scope, id)
-        .await?
-        .ok_or_else(ServiceError::not_found)?;
-    if token.destination_org_id != scope.org_id {
-        return Err(ServiceError::forbidden(
-            "Only the destination organization of a share token can preview its redemption; \
-             yours is its source.",
-        ));
-    }
+    let crypto = state.store().crypto();
+    let mut tx = state.store().begin_write().await?;
+    let token = lock_for_read(&mut tx, scope, id, SourceRead::Preview).await?;
     if token.status != ShareTokenStatus::Created || token.expires_at <= now {
         let status = if token.status == ShareTokenStatus::Created {
             ShareTokenStatus::Expired
@@ -279,50 +368,43 @@ pub async fn preview(
         )
         .at(PREVIEW_TEMPLATE_INPUT)
     })?;
+    let source_scope = Scope::new(token.source_org_id.clone(), token.environment);
+    inquiries::get(&mut tx, crypto, &source_scope, &token.source_inquiry_id)
+        .await?
+        .filter(|s| s.redacted_at.is_none())
+        .ok_or_else(source_redacted)?;
+    admit_read(state, &mut tx, &token, SourceRead::Preview).await?;
+    tx.commit().await?;
+
+    let mut tx = state.store().begin_read().await?;
     let version = templates::get_version(&mut tx, scope, &version_id)
         .await?
         .ok_or_else(|| {
             ServiceError::internal(anyhow::anyhow!("published version {version_id} missing"))
         })?;
-    let definition = idshare_domain::template::TemplateDefinition::parse(&version.definition)
-        .map_err(|errors| {
-            ServiceError::internal(anyhow::anyhow!(
-                "stored template version {} no longer parses: {errors:?}",
-                version.id
-            ))
-        })?;
-    let source_scope = Scope::new(token.source_org_id.clone(), token.environment);
-    let crypto = state.store().crypto();
+    let definition = version.definition;
     let source = inquiries::get(&mut tx, crypto, &source_scope, &token.source_inquiry_id)
         .await?
         .filter(|s| s.redacted_at.is_none())
-        .ok_or_else(|| {
-            ServiceError::invalid(
-                "Source inquiry redacted",
-                "The source inquiry was redacted: this share token has no data left to copy.",
-            )
-        })?;
-    let source_subject = pipeline::load_subject(&mut tx, state, &source_scope, &source).await?;
-    let passed: Vec<PassedVerification> =
+        .ok_or_else(source_redacted)?;
+    let passed: Vec<VerificationType> =
         checks::verifications_of(&mut tx, crypto, &source_scope, &source.id)
             .await?
             .into_iter()
             .filter(|v| v.status == "passed")
-            .filter_map(|v| {
-                Some(PassedVerification {
-                    verification_type: v.verification_type.parse().ok()?,
-                    completed_at: v.completed_at?,
-                })
-            })
+            .filter_map(|v| v.verification_type.parse().ok())
             .collect();
-    drop(tx);
-    let subject = preview::copied_subject(
-        &definition,
-        &source_subject,
-        &crate::service::redemption::mapping_table(mappings),
-        now.date(),
+    // Only the structure goes on: no value can reach the answer.
+    let shape = SourceShape::of(
+        &pipeline::load_subject(&mut tx, state, &source_scope, &source).await?,
+        passed,
     );
-    let prediction = preview::preview(&definition, &subject, &passed, now);
+    drop(tx);
+    let prediction = preview::preview(
+        &definition,
+        &shape,
+        &crate::service::redemption::mapping_table(mappings),
+    );
     Ok((token, template_id, prediction))
 }
 
@@ -408,7 +490,7 @@ pub(crate) fn sentence(text: &str) -> String {
 pub(crate) async fn record(
     state: &AppState,
     tx: &mut Tx,
-    name_for: fn(Side) -> &'static str,
+    name_for: impl Fn(Side) -> &'static str,
     token: &ShareToken,
 ) -> Result<(), StoreError> {
     let mut ends = vec![(Side::Source, &token.source_org_id)];

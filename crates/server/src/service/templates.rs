@@ -7,16 +7,17 @@ use idshare_domain::{
 };
 use idshare_store::{
     Scope, Tx, events,
-    templates::{self, Template, TemplateVersion, VersionStatus},
+    templates::{self, NewDefinition, Template, TemplateVersion, VersionStatus},
 };
 use serde_json::Value;
 
 use super::ServiceError;
 use crate::{app::AppState, render};
 
-/// Validates a definition and returns its canonical JSON (defaults filled in). Report lists
-/// must name lists that were imported (`idshare lists import`).
-async fn canonical(state: &AppState, definition: &Value) -> Result<Value, ServiceError> {
+/// Validates a definition (within its size caps, before any transaction opens) and returns it
+/// ready to store: canonical JSON, defaults filled in. Report lists must name lists that were
+/// imported (`idshare lists import`).
+async fn canonical(state: &AppState, definition: &Value) -> Result<NewDefinition, ServiceError> {
     let parsed = TemplateDefinition::parse(definition).map_err(super::template_errors)?;
     let imported = crate::service::screening::list_names(state).await?;
     let mut unknown = Vec::new();
@@ -42,7 +43,7 @@ async fn canonical(state: &AppState, definition: &Value) -> Result<Value, Servic
     if !unknown.is_empty() {
         return Err(super::template_errors(unknown));
     }
-    serde_json::to_value(&parsed).map_err(ServiceError::internal)
+    NewDefinition::new(parsed).map_err(ServiceError::internal)
 }
 
 fn check_name(name: &str) -> Result<String, ServiceError> {
