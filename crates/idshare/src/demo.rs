@@ -220,7 +220,8 @@ async fn party(
     let mut logins = vec![];
     for &(email, role) in users {
         let password = generated_password();
-        match users::create(tx, &org.id, email, &password, role, now).await {
+        let hash = users::hash_password(password.clone()).await?;
+        match users::create(tx, &org.id, email, &hash, role, now).await {
             Err(e) if e.is_unique_violation() => bail!(
                 "this data directory already holds the demo ({email} exists). `idshare demo` sets \
                  up a fresh data directory only: pass another --data-dir (or delete this one), or \

@@ -319,6 +319,14 @@ enum UserCommand {
         #[command(flatten)]
         storage: StorageArgs,
     },
+    /// Lift the wait that failed sign-ins put on a user's account (browsers the account does
+    /// not trust are refused while it lasts).
+    Unlock {
+        #[arg(long)]
+        email: String,
+        #[command(flatten)]
+        storage: StorageArgs,
+    },
 }
 
 fn load_config(
@@ -621,14 +629,31 @@ async fn admin(cli: &Cli, command: &AdminCommand) -> anyhow::Result<()> {
             if password.chars().count() < 12 {
                 bail!("the password must be at least 12 characters");
             }
+            // Hashing is slow on purpose: before the transaction, off the async threads.
+            let password = users::hash_password(password.clone()).await?;
             let store = open_without_key(cli, storage, false).await?;
             let mut tx = store.begin_write().await?;
             if orgs::get(&mut tx, &org_id).await?.is_none() {
                 bail!("no organization {org_id}");
             }
-            let user = users::create(&mut tx, &org_id, email, password, role, now).await?;
+            let user = users::create(&mut tx, &org_id, email, &password, role, now).await?;
             tx.commit().await?;
             println!("{}", user.id);
+        }
+        AdminCommand::User {
+            command: UserCommand::Unlock { email, storage },
+        } => {
+            let store = open_without_key(cli, storage, false).await?;
+            let mut tx = store.begin_write().await?;
+            let unlocked = users::clear_failed_sign_ins(&mut tx, email).await?;
+            tx.commit().await?;
+            if !unlocked {
+                bail!("no user with the email address {email}");
+            }
+            eprintln!(
+                "unlocked {email}: its failed sign-ins are forgotten (a client address that failed \
+                 keeps its own wait, at most 15 minutes)"
+            );
         }
     }
     Ok(())

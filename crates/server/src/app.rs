@@ -284,6 +284,7 @@ pub fn router(state: AppState) -> Router {
         .layer(
             ServiceBuilder::new()
                 .layer(middleware::from_fn(mw::request_id))
+                .layer(middleware::from_fn(mw::no_store_for_api))
                 .layer(TraceLayer::new_for_http().make_span_with(|req: &Request| {
                     let request_id = req
                         .extensions()
@@ -298,6 +299,7 @@ pub fn router(state: AppState) -> Router {
                         org = tracing::field::Empty,
                     )
                 }))
+                .layer(middleware::from_fn(mw::refuse_control_characters))
                 .layer(CatchPanicLayer::custom(|_| {
                     ApiError::internal(anyhow::anyhow!("handler panicked")).into_response()
                 })),
@@ -366,6 +368,8 @@ pub async fn serve(
             stop.clone(),
         )));
     }
+    // Connection info gives the dashboard's sign-in the client address it limits failures by.
+    let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
     let served = axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await

@@ -8,7 +8,10 @@ use axum::{
     http::{StatusCode, header::CONTENT_TYPE},
     response::{IntoResponse, Response},
 };
-use idshare_domain::inflection::{key_to_kebab, transform_keys};
+use idshare_domain::{
+    inflection::{key_to_kebab, transform_keys},
+    text::{describe, refused_control},
+};
 use serde::{Serialize, de::DeserializeOwned};
 use serde_json::{Map, Value, json};
 
@@ -71,6 +74,9 @@ pub fn parse_body<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
         })?
     };
     let value = transform_keys(value, &key_to_kebab);
+    if let Some((pointer, details)) = control_character_in(&value, &mut String::new()) {
+        return Err(ApiError::bad_request(details).pointer(pointer));
+    }
     serde_path_to_error::deserialize(value).map_err(|e| {
         let mut pointer: String = e
             .path()
@@ -97,6 +103,57 @@ pub fn parse_body<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
         };
         ApiError::bad_request(format!("Invalid value at `{pointer}`: {message}.")).pointer(pointer)
     })
+}
+
+/// The place of the first string value or member name holding a refused control character
+/// ([`idshare_domain::text`]), and why; `at` is the pointer of `value`. A member name is never
+/// repeated in the answer: the pointer names the object that holds it.
+fn control_character_in(value: &Value, at: &mut String) -> Option<(String, String)> {
+    let refused = |c: char| {
+        format!(
+            "a control character ({}), which is not accepted",
+            describe(c)
+        )
+    };
+    let place = |at: &str| {
+        if at.is_empty() {
+            "/".to_owned()
+        } else {
+            at.to_owned()
+        }
+    };
+    match value {
+        Value::String(s) => refused_control(s).map(|c| {
+            (
+                place(at),
+                format!("The value at `{}` contains {}.", place(at), refused(c)),
+            )
+        }),
+        Value::Array(items) => items.iter().enumerate().find_map(|(index, item)| {
+            let len = at.len();
+            at.push_str(&format!("/{index}"));
+            let found = control_character_in(item, at);
+            at.truncate(len);
+            found
+        }),
+        Value::Object(members) => members.iter().find_map(|(key, member)| {
+            if let Some(c) = refused_control(key) {
+                let details = format!(
+                    "A member name in the object at `{}` contains {}.",
+                    place(at),
+                    refused(c)
+                );
+                return Some((place(at), details));
+            }
+            let len = at.len();
+            at.push('/');
+            at.push_str(&key.replace('~', "~0").replace('/', "~1"));
+            let found = control_character_in(member, at);
+            at.truncate(len);
+            found
+        }),
+        Value::Null | Value::Bool(_) | Value::Number(_) => None,
+    }
 }
 
 fn unknown_field_name(message: &str) -> Option<&str> {

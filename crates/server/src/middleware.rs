@@ -1,18 +1,23 @@
-//! Cross-cutting HTTP layers: request ids and response key inflection.
+//! Cross-cutting HTTP layers: request ids, control characters refused in URLs, no caching of
+//! API answers, and response key inflection.
 
 use axum::{
     body::{Body, to_bytes},
     extract::Request,
-    http::{HeaderValue, header::CONTENT_TYPE},
+    http::{
+        HeaderValue, StatusCode, Uri,
+        header::{CACHE_CONTROL, CONTENT_TYPE},
+    },
     middleware::Next,
     response::{IntoResponse, Response},
 };
 use idshare_domain::{
     id::RequestId,
     inflection::{Inflection, kebab_to, transform_keys},
+    text::{describe, refused_control},
 };
 
-use crate::error::ApiError;
+use crate::{error::ApiError, web};
 
 /// The id of the request being served, also sent back as `Request-Id`.
 #[derive(Debug, Clone)]
@@ -25,6 +30,69 @@ pub async fn request_id(mut req: Request, next: Next) -> Response {
     let mut response = next.run(req).await;
     if let Ok(value) = HeaderValue::from_str(id.as_str()) {
         response.headers_mut().insert("request-id", value);
+    }
+    response
+}
+
+/// Refuses (400, before anything else reads the request) a URL whose path or query parameters
+/// hold a control character ([`idshare_domain::text`]): the API answers a JSON:API error
+/// naming the parameter, other paths a page.
+pub async fn refuse_control_characters(req: Request, next: Next) -> Response {
+    let Some((parameter, details)) = control_character_in(req.uri()) else {
+        return next.run(req).await;
+    };
+    if req.uri().path().starts_with("/api/") {
+        let error = ApiError::bad_request(details);
+        return match parameter {
+            Some(parameter) => error.parameter(parameter),
+            None => error,
+        }
+        .into_response();
+    }
+    web::refused_page(
+        StatusCode::BAD_REQUEST,
+        "This address could not be read",
+        &details,
+    )
+}
+
+/// The query parameter (when one can be named) holding a refused control character, and why.
+fn control_character_in(uri: &Uri) -> Option<(Option<String>, String)> {
+    let refused = |c: char| {
+        format!(
+            "a control character ({}), which is not accepted",
+            describe(c)
+        )
+    };
+    let path = percent_encoding::percent_decode_str(uri.path()).decode_utf8_lossy();
+    if let Some(c) = refused_control(&path) {
+        return Some((None, format!("The URL path contains {}.", refused(c))));
+    }
+    let query = uri.query().unwrap_or_default();
+    for (name, value) in url::form_urlencoded::parse(query.as_bytes()) {
+        if let Some(c) = refused_control(&name) {
+            return Some((
+                None,
+                format!("A query parameter's name contains {}.", refused(c)),
+            ));
+        }
+        if let Some(c) = refused_control(&value) {
+            let details = format!("The query parameter `{name}` contains {}.", refused(c));
+            return Some((Some(name.into_owned()), details));
+        }
+    }
+    None
+}
+
+/// Marks every answer under `/api/` (errors included) `Cache-Control: no-store`: they hold
+/// personal data and secrets, and no cache between client and server may keep them.
+pub async fn no_store_for_api(req: Request, next: Next) -> Response {
+    let api = req.uri().path().starts_with("/api/");
+    let mut response = next.run(req).await;
+    if api {
+        response
+            .headers_mut()
+            .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
     }
     response
 }

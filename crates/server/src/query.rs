@@ -3,11 +3,14 @@
 
 use std::collections::BTreeMap;
 
-use idshare_domain::inflection::key_to_kebab;
+use idshare_domain::{
+    inflection::key_to_kebab,
+    permission::{Permission, PermissionSet},
+};
 use idshare_store::{Cursor, Page};
 use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
 
-use crate::{error::ApiError, jsonapi::Links};
+use crate::{auth::Caller, error::ApiError, jsonapi::Links};
 
 pub const DEFAULT_PAGE_SIZE: u32 = 10;
 pub const MAX_PAGE_SIZE: u32 = 100;
@@ -32,12 +35,46 @@ pub struct QueryParams {
 pub struct Accepts {
     pub paginated: bool,
     pub filters: &'static [&'static str],
-    pub includes: &'static [&'static str],
+    /// Only through [`QueryParams::parse_for`], which checks their permissions.
+    pub includes: &'static [Include],
     pub flags: &'static [&'static str],
 }
 
+/// A related resource an endpoint can add to `included`, and the permission reading that
+/// resource needs (the endpoint's own permission does not cover it).
+#[derive(Debug, Clone, Copy)]
+pub struct Include {
+    pub path: &'static str,
+    pub permission: Permission,
+}
+
 impl QueryParams {
+    /// The parameters of an endpoint that includes nothing.
     pub fn parse(query: Option<&str>, accepts: Accepts) -> Result<Self, ApiError> {
+        Self::parse_inner(query, accepts, None)
+    }
+
+    /// The parameters of an endpoint that can include related resources: each path asked for
+    /// needs the permission of the resource it adds (403 naming `include` otherwise).
+    pub fn parse_for(
+        caller: &Caller,
+        query: Option<&str>,
+        accepts: Accepts,
+    ) -> Result<Self, ApiError> {
+        Self::parse_inner(query, accepts, Some(&caller.permissions))
+    }
+
+    fn parse_inner(
+        query: Option<&str>,
+        accepts: Accepts,
+        permissions: Option<&PermissionSet>,
+    ) -> Result<Self, ApiError> {
+        // Without the caller's permissions nothing can be included.
+        let includes = if permissions.is_some() {
+            accepts.includes
+        } else {
+            &[]
+        };
         let mut params = QueryParams {
             page_size: DEFAULT_PAGE_SIZE,
             ..Default::default()
@@ -84,15 +121,23 @@ impl QueryParams {
                 ("include", None) => {
                     for path in value.split(',').map(str::trim).filter(|p| !p.is_empty()) {
                         let path = key_to_kebab(path);
-                        if !accepts.includes.contains(&path.as_str()) {
+                        let Some(include) = includes.iter().find(|i| i.path == path) else {
                             return Err(invalid(format!(
                                 "Cannot include `{path}` here.{}",
-                                if accepts.includes.is_empty() {
+                                if includes.is_empty() {
                                     String::new()
                                 } else {
-                                    format!(" Includable: {}.", accepts.includes.join(", "))
+                                    let paths: Vec<_> = includes.iter().map(|i| i.path).collect();
+                                    format!(" Includable: {}.", paths.join(", "))
                                 }
                             )));
+                        };
+                        if !permissions.is_some_and(|p| p.contains(include.permission)) {
+                            return Err(ApiError::forbidden(format!(
+                                "This API key lacks the `{}` permission needed to include `{path}`.",
+                                include.permission
+                            ))
+                            .parameter("include"));
                         }
                         params.include.push(path);
                     }
@@ -203,18 +248,36 @@ fn split_bracket(name: &str) -> (&str, Option<&str>) {
 
 #[cfg(test)]
 mod tests {
+    use idshare_domain::{
+        environment::Environment,
+        id::{ApiKeyId, OrgId},
+    };
+    use idshare_store::Scope;
+
     use super::*;
 
     const LIST: Accepts = Accepts {
         paginated: true,
         filters: &["status", "reference-id"],
-        includes: &["inquiry-template"],
+        includes: &[Include {
+            path: "inquiry-template",
+            permission: Permission::InquiryTemplateRead,
+        }],
         flags: &[],
     };
 
+    fn caller(permissions: &str) -> Caller {
+        Caller {
+            api_key_id: ApiKeyId::generate(),
+            scope: Scope::new(OrgId::generate(), Environment::Sandbox),
+            permissions: PermissionSet::parse_list(permissions).unwrap(),
+        }
+    }
+
     #[test]
     fn parses_pages_filters_fields_and_includes() {
-        let q = QueryParams::parse(
+        let q = QueryParams::parse_for(
+            &caller("inquiry.read, inquiry-template.read"),
             Some("page%5Bsize%5D=5&filter[referenceId]=u-1&fields[inquiry]=status,referenceId&include=inquiry-template"),
             LIST,
         )
@@ -223,6 +286,23 @@ mod tests {
         assert_eq!(q.filter("reference-id"), Some("u-1"));
         assert_eq!(q.fields["inquiry"], vec!["status", "reference-id"]);
         assert!(q.includes("inquiry-template"));
+    }
+
+    #[test]
+    fn an_include_needs_the_permission_of_what_it_adds() {
+        let err = QueryParams::parse_for(
+            &caller("inquiry.read"),
+            Some("include=inquiryTemplate"),
+            LIST,
+        )
+        .unwrap_err();
+        assert_eq!(err.status, 403);
+        let source = err.errors[0].source.as_ref().unwrap();
+        assert_eq!(source.parameter.as_deref(), Some("include"));
+        assert!(err.errors[0].details.contains("`inquiry-template.read`"));
+        // Without a caller to check, nothing can be included.
+        let err = QueryParams::parse(Some("include=inquiry-template"), LIST).unwrap_err();
+        assert_eq!(err.status, 400);
     }
 
     #[test]
@@ -236,7 +316,7 @@ mod tests {
             "include=secrets",
             "page[after]=a&page[before]=b",
         ] {
-            let err = QueryParams::parse(Some(bad), LIST).unwrap_err();
+            let err = QueryParams::parse_for(&caller("inquiry.read"), Some(bad), LIST).unwrap_err();
             assert_eq!(err.status, 400, "{bad}");
         }
     }

@@ -1,8 +1,12 @@
 //! What the server-rendered pages (the hosted flow and the dashboard) share: HTML responses
 //! with strict security headers, redirects, and cookies.
 
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+
+use askama::Template;
 use axum::{
-    http::{HeaderMap, HeaderValue, StatusCode, header},
+    extract::{ConnectInfo, FromRequestParts},
+    http::{HeaderMap, HeaderValue, StatusCode, header, request::Parts},
     response::{IntoResponse, Response},
 };
 
@@ -50,6 +54,38 @@ pub fn html(status: StatusCode, rendered: askama::Result<String>) -> Response {
     );
     security_headers(headers);
     response
+}
+
+#[derive(Debug, Template)]
+#[template(path = "refused.html")]
+struct RefusedPage<'a> {
+    title: &'a str,
+    details: &'a str,
+}
+
+/// A page for a request refused before any part of the site looked at it (it fits the
+/// dashboard and the hosted flow alike).
+pub fn refused_page(status: StatusCode, title: &str, details: &str) -> Response {
+    html(status, RefusedPage { title, details }.render())
+}
+
+/// The address the request came from (the TCP peer), as [`crate::app::serve`] records it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClientAddress(pub IpAddr);
+
+impl<S: Send + Sync> FromRequestParts<S> for ClientAddress {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        // A router served without connection info (none in this server) counts as one client.
+        let ip = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |info| {
+                info.0.ip().to_canonical()
+            });
+        Ok(Self(ip))
+    }
 }
 
 /// A 303 to `location` (a path of this site), optionally setting a cookie.

@@ -1,7 +1,8 @@
 //! The audit log: who (a dashboard user) looked at or acted on what, and when. Entries hold ids
-//! and action names only, never personal data.
+//! and action names, and for sign-ins the client address, never data of end users.
 
 use idshare_domain::{
+    environment::Environment,
     id::{AuditEntryId, UserId},
     time_format::{from_unix_micros, to_unix_micros},
 };
@@ -11,6 +12,7 @@ use crate::{
     Cursor, Page, Scope, StoreError, Tx,
     db::on_conn,
     templates::{cursor_position, page_sql, paginate},
+    users::User,
 };
 
 #[derive(Debug, Clone)]
@@ -21,6 +23,8 @@ pub struct AuditEntry {
     pub action: String,
     pub object_type: String,
     pub object_id: String,
+    /// Where the request came from (sign-ins).
+    pub client_address: Option<String>,
     pub created_at: OffsetDateTime,
 }
 
@@ -53,6 +57,53 @@ pub async fn record(
     Ok(())
 }
 
+/// What became of a sign-in, as the audit log names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SignIn {
+    Succeeded,
+    Failed,
+}
+
+impl SignIn {
+    pub fn action(self) -> &'static str {
+        match self {
+            SignIn::Succeeded => "user.signed-in",
+            SignIn::Failed => "user.sign-in-failed",
+        }
+    }
+}
+
+/// Records a sign-in attempt of `user` (its password was checked), with the client address, in
+/// both environments of its organization: signing in opens both to the user.
+pub async fn record_sign_in(
+    tx: &mut Tx,
+    user: &User,
+    outcome: SignIn,
+    client_address: &str,
+    now: OffsetDateTime,
+) -> Result<(), StoreError> {
+    for environment in Environment::ALL {
+        on_conn!(tx, |conn| {
+            sqlx::query(
+                "INSERT INTO audit_entries (id, org_id, environment, user_id, action, \
+                 object_type, object_id, client_address, created_at) \
+                 VALUES ($1, $2, $3, $4, $5, 'user', $4, $6, $7)",
+            )
+            .bind(AuditEntryId::generate().as_str())
+            .bind(user.org_id.as_str())
+            .bind(environment.as_str())
+            .bind(user.id.as_str())
+            .bind(outcome.action())
+            .bind(client_address)
+            .bind(to_unix_micros(now))
+            .execute(conn)
+            .await?
+            .rows_affected()
+        });
+    }
+    Ok(())
+}
+
 #[derive(sqlx::FromRow)]
 struct Row {
     id: String,
@@ -60,10 +111,11 @@ struct Row {
     action: String,
     object_type: String,
     object_id: String,
+    client_address: Option<String>,
     created_at: i64,
 }
 
-const COLUMNS: &str = "id, user_id, action, object_type, object_id, created_at";
+const COLUMNS: &str = "id, user_id, action, object_type, object_id, client_address, created_at";
 
 /// The scope's entries, newest first; `object_id` and `user_id` filter.
 pub async fn list(
@@ -105,6 +157,7 @@ pub async fn list(
                 action: row.action,
                 object_type: row.object_type,
                 object_id: row.object_id,
+                client_address: row.client_address,
                 created_at: from_unix_micros(row.created_at),
             })
         })

@@ -4,7 +4,10 @@
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use crate::helpers::{Backend, expect_error, expect_status, spawn_app, spawn_app_with};
+use crate::{
+    browser::{Browser, Form},
+    helpers::{Backend, expect_error, expect_status, spawn_app, spawn_app_with},
+};
 
 async fn health_and_request_ids(backend: Backend) {
     let app = spawn_app(backend).await;
@@ -436,6 +439,274 @@ async fn rate_limit_is_per_environment(backend: Backend) {
     );
 }
 
+async fn control_characters_are_refused_with_a_pointer_and_change_nothing(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let tenant = app.tenant("Acme").await;
+    let key = &tenant.sandbox;
+    let template = app.create_template(key).await;
+    let created = app
+        .create_inquiry(key, &template, json!({"name-first": "Ada"}))
+        .await;
+    let id = created["data"]["id"].as_str().unwrap();
+
+    // In a string value (a field, the reference id), and in a member name: 400 pointing at it.
+    for (attributes, pointer) in [
+        (
+            json!({"inquiry-template-id": template, "reference-id": "user\u{0}7"}),
+            "/data/attributes/reference-id",
+        ),
+        (
+            json!({"inquiry-template-id": template, "fields": {"name-first": "Ada\u{0}"}}),
+            "/data/attributes/fields/name-first",
+        ),
+        (
+            json!({"inquiry-template-id": template, "fields": {"name\u{0}first": "Ada"}}),
+            "/data/attributes/fields",
+        ),
+        (
+            json!({"inquiry-template-id": template, "tags": ["vip", "a\u{1b}[31m"]}),
+            "/data/attributes/tags/1",
+        ),
+    ] {
+        let response = app
+            .post(
+                key,
+                "/api/v1/inquiries",
+                &json!({"data": {"attributes": attributes}}),
+            )
+            .await;
+        let error = expect_error(response, StatusCode::BAD_REQUEST).await;
+        assert_eq!(error["source"]["pointer"], pointer, "{error}");
+        assert!(
+            error["details"]
+                .as_str()
+                .unwrap()
+                .contains("control character (U+00"),
+            "{error}"
+        );
+    }
+    let update = |note: &str| json!({"data": {"attributes": {"note": note}}});
+    let error = expect_error(
+        app.patch(
+            key,
+            &format!("/api/v1/inquiries/{id}"),
+            &update("call back\u{7}"),
+        )
+        .await,
+        StatusCode::BAD_REQUEST,
+    )
+    .await;
+    assert_eq!(error["source"]["pointer"], "/data/attributes/note");
+    // In a query parameter: 400 naming it.
+    let error = expect_error(
+        app.get(key, "/api/v1/inquiries?filter[reference-id]=user%007")
+            .await,
+        StatusCode::BAD_REQUEST,
+    )
+    .await;
+    assert_eq!(
+        error["source"]["parameter"], "filter[reference-id]",
+        "{error}"
+    );
+    // Nothing was created or changed.
+    assert_eq!(app.list_ids(key, "/api/v1/inquiries").await, vec![id]);
+    let inquiry = expect_status(
+        app.get(key, &format!("/api/v1/inquiries/{id}")).await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(inquiry["data"]["attributes"]["note"], Value::Null);
+    assert_eq!(
+        inquiry["data"]["attributes"]["fields"]["name-first"]["value"],
+        "Ada"
+    );
+
+    // Tabs and line breaks are text, not control.
+    let note = "call back\r\n\tafter 5";
+    let updated = expect_status(
+        app.patch(key, &format!("/api/v1/inquiries/{id}"), &update(note))
+            .await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(updated["data"]["attributes"]["note"], note);
+}
+
+async fn control_characters_in_pages_and_forms_get_a_clear_page(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let tenant = app.tenant("Acme").await;
+    let key = &tenant.sandbox;
+    let template = app.create_template(key).await;
+    let created = app.create_inquiry(key, &template, json!({})).await;
+    let id = created["data"]["id"].as_str().unwrap();
+
+    // A page's query string (the dashboard's filters, before any sign-in check).
+    let page = Browser::new(&app)
+        .get("/dashboard/inquiries?status=%00")
+        .await;
+    assert_eq!(page.status, StatusCode::BAD_REQUEST, "{}", page.body);
+    page.assert_html();
+    assert!(
+        page.body
+            .contains("The query parameter `status` contains a control character (U+0000)"),
+        "{}",
+        page.body
+    );
+
+    // The hosted flow's form: a page, and nothing is saved.
+    let link = expect_status(
+        app.post(
+            key,
+            &format!("/api/v1/inquiries/{id}/generate-one-time-link"),
+            &json!({}),
+        )
+        .await,
+        StatusCode::OK,
+    )
+    .await["meta"]["one-time-link"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let mut browser = Browser::new(&app);
+    browser.open(&link).await;
+    let csrf = browser.get("/flow/inquiry").await.csrf();
+    let refused = browser
+        .post(
+            Form::default()
+                .text("csrf", &csrf)
+                .text("field.name-first", "Ada\u{0}")
+                .text("field.name-last", "Lovelace"),
+        )
+        .await;
+    assert_eq!(refused.status, StatusCode::BAD_REQUEST, "{}", refused.body);
+    refused.assert_html();
+    assert!(
+        refused.body.contains("invisible characters"),
+        "{}",
+        refused.body
+    );
+    let inquiry = expect_status(
+        app.get(key, &format!("/api/v1/inquiries/{id}")).await,
+        StatusCode::OK,
+    )
+    .await;
+    for field in ["name-first", "name-last"] {
+        assert_eq!(
+            inquiry["data"]["attributes"]["fields"][field]["value"],
+            Value::Null
+        );
+    }
+}
+
+async fn api_answers_are_never_cached(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let tenant = app.tenant("Acme").await;
+    let key = &tenant.sandbox;
+    let reader = app
+        .create_key(
+            &tenant.org_id,
+            idshare_domain::environment::Environment::Sandbox,
+            Some("event.read"),
+        )
+        .await;
+    let responses = [
+        app.get(key, "/api/v1/inquiries").await,
+        app.post(
+            key,
+            "/api/v1/inquiry-templates",
+            &json!({"data": {"attributes": crate::helpers::standard_template("KYC")}}),
+        )
+        .await,
+        app.client
+            .get(app.url("/api/v1/inquiries"))
+            .send()
+            .await
+            .unwrap(),
+        app.get(&reader, "/api/v1/inquiries").await,
+        app.get(key, "/api/v1/inquiries/inq_AAAAAAAAAAAAAAAAAAAAAAAA")
+            .await,
+        app.get(key, "/api/v1/inquiries?sort=x").await,
+        app.get(key, "/api/v1/nowhere").await,
+    ];
+    let statuses: Vec<u16> = responses.iter().map(|r| r.status().as_u16()).collect();
+    assert_eq!(statuses, [200, 201, 401, 403, 404, 400, 404]);
+    for response in responses {
+        assert_eq!(
+            response
+                .headers()
+                .get("cache-control")
+                .map(|v| v.to_str().unwrap()),
+            Some("no-store"),
+            "{} {}",
+            response.status(),
+            response.url()
+        );
+    }
+}
+
+async fn includes_need_the_permission_of_the_included_type(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let tenant = app.tenant("Acme").await;
+    let template = app.create_template(&tenant.sandbox).await;
+    let inquiry = app
+        .create_inquiry(&tenant.sandbox, &template, json!({}))
+        .await;
+    let id = inquiry["data"]["id"].as_str().unwrap();
+    let sandbox = idshare_domain::environment::Environment::Sandbox;
+    let inquiries_only = app
+        .create_key(&tenant.org_id, sandbox, Some("inquiry.read"))
+        .await;
+    let both = app
+        .create_key(
+            &tenant.org_id,
+            sandbox,
+            Some("inquiry.read,inquiry-template.read"),
+        )
+        .await;
+
+    for include in [
+        "inquiry-template",
+        "inquiryTemplateVersion",
+        "inquiry-template-version,inquiry-template",
+    ] {
+        let path = format!("/api/v1/inquiries/{id}?include={include}");
+        let error =
+            expect_error(app.get(&inquiries_only, &path).await, StatusCode::FORBIDDEN).await;
+        assert_eq!(error["source"]["parameter"], "include", "{error}");
+        assert!(
+            error["details"]
+                .as_str()
+                .unwrap()
+                .contains("`inquiry-template.read`"),
+            "{error}"
+        );
+    }
+    // The inquiry itself needs nothing more; with both permissions the template comes along.
+    let alone = expect_status(
+        app.get(&inquiries_only, &format!("/api/v1/inquiries/{id}"))
+            .await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(alone["included"], json!([]));
+    let included = expect_status(
+        app.get(
+            &both,
+            &format!("/api/v1/inquiries/{id}?include=inquiry-template,inquiry-template-version"),
+        )
+        .await,
+        StatusCode::OK,
+    )
+    .await;
+    let types: Vec<&str> = included["included"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["type"].as_str().unwrap())
+        .collect();
+    assert_eq!(types, ["inquiry-template", "inquiry-template-version"]);
+}
+
 backend_tests!(
     health_and_request_ids,
     authentication_is_required,
@@ -444,4 +715,8 @@ backend_tests!(
     pagination_walks_every_object_once_newest_first,
     filters_fields_and_includes,
     rate_limit_is_per_environment,
+    control_characters_are_refused_with_a_pointer_and_change_nothing,
+    control_characters_in_pages_and_forms_get_a_clear_page,
+    api_answers_are_never_cached,
+    includes_need_the_permission_of_the_included_type,
 );

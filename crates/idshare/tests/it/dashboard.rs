@@ -15,8 +15,9 @@ pub(crate) const PASSWORD: &str = "correct horse battery staple";
 pub(crate) const TOKENS: &str = "/dashboard/connect/share-tokens";
 
 pub(crate) async fn add_user(app: &TestApp, org: &OrgId, email: &str, role: Role) {
+    let password = users::hash_password(PASSWORD.to_owned()).await.unwrap();
     let mut tx = app.store.begin_write().await.unwrap();
-    users::create(&mut tx, org, email, PASSWORD, role, app.state.now())
+    users::create(&mut tx, org, email, &password, role, app.state.now())
         .await
         .unwrap();
     tx.commit().await.unwrap();
@@ -167,7 +168,8 @@ async fn sign_in_sessions_and_csrf(backend: Backend) {
     let expired = idle.get(TOKENS).await;
     assert_eq!(expired.location.as_deref(), Some("/dashboard/sign-in"));
 
-    // Repeated failures lock the address for a while, even with the right password.
+    // Repeated failures make the account wait, even with the right password, in a browser it
+    // does not trust (this one signed in before, but keeps only one cookie).
     for _ in 0..5 {
         sign_in_attempt(&mut browser, "ada@bank.example", "guess").await;
     }
@@ -768,6 +770,26 @@ async fn inquiries_are_reviewed_in_the_dashboard(backend: Backend) {
     let page = reviewer.get(&path).await;
     assert!(page.body.contains(">Approve<"));
     assert!(!page.body.contains(">Redact<"), "redaction is for admins");
+    // A comment with a control character: a clear page, and the inquiry is not decided.
+    let refused = reviewer
+        .submit(
+            &format!("{path}/approve"),
+            &[("csrf", &page.csrf()), ("comment", "partner\u{0}verified")],
+        )
+        .await;
+    assert_eq!(refused.status, StatusCode::BAD_REQUEST, "{}", refused.body);
+    refused.assert_html();
+    assert!(
+        refused
+            .body
+            .contains("The field `comment` contains a control character (U+0000)"),
+        "{}",
+        refused.body
+    );
+    assert_eq!(
+        text_of(&reviewer.get(&path).await, "inquiry-status"),
+        "completed"
+    );
     let approved = reviewer
         .submit(
             &format!("{path}/approve"),

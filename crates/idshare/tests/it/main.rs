@@ -25,6 +25,7 @@ mod preview;
 mod redemption;
 mod resilience;
 mod share_tokens;
+mod sign_in;
 mod templates;
 mod tenancy;
 mod webhooks;

@@ -7,6 +7,7 @@ use axum::{
 use idshare_domain::{
     id::{InquiryId, InquiryTemplateId, InquiryTemplateVersionId},
     inquiry::{InquiryAction, InquiryStatus},
+    permission::Permission,
     time_format::parse_timestamp,
 };
 use idshare_store::{
@@ -23,7 +24,7 @@ use crate::{
     app::AppState,
     error::{ApiError, ApiResult, ErrorDocument, ErrorSource},
     jsonapi::{ApiJson, Document, JsonBody, ListDocument, MetaOnly, SingleDocument},
-    query::{Accepts, QueryParams},
+    query::{Accepts, Include, QueryParams},
     render::{self, InquiryAttributes},
     service::inquiries::{self as service, CreateInquiry, InquiryView, TemplateRef, UpdateInquiry},
 };
@@ -248,7 +249,16 @@ async fn list_inquiries(
 const ONE_ACCEPTS: Accepts = Accepts {
     paginated: false,
     filters: &[],
-    includes: &["inquiry-template", "inquiry-template-version"],
+    includes: &[
+        Include {
+            path: "inquiry-template",
+            permission: Permission::InquiryTemplateRead,
+        },
+        Include {
+            path: "inquiry-template-version",
+            permission: Permission::InquiryTemplateRead,
+        },
+    ],
     flags: &[],
 };
 
@@ -257,10 +267,14 @@ const ONE_ACCEPTS: Accepts = Accepts {
     get, path = "/api/v1/inquiries/{id}", tag = "Inquiries",
     params(
         ("id" = String, Path, description = "inq_…"),
-        ("include" = Option<String>, Query, description = "inquiry-template, inquiry-template-version"),
+        ("include" = Option<String>, Query, description = "inquiry-template, inquiry-template-version (each needs inquiry-template.read)"),
         ("fields[inquiry]" = Option<String>, Query),
     ),
-    responses((status = 200, body = SingleDocument<InquiryAttributes>), (status = 404, body = ErrorDocument)),
+    responses(
+        (status = 200, body = SingleDocument<InquiryAttributes>),
+        (status = 403, body = ErrorDocument, description = "the key lacks inquiry.read, or the permission of an included type"),
+        (status = 404, body = ErrorDocument),
+    ),
     security(("bearer" = []))
 )]
 async fn get_inquiry(
@@ -269,7 +283,7 @@ async fn get_inquiry(
     Path(id): Path<String>,
     RawQuery(query): RawQuery,
 ) -> ApiResult<ApiJson> {
-    let params = QueryParams::parse(query.as_deref(), ONE_ACCEPTS)?;
+    let params = QueryParams::parse_for(&caller, query.as_deref(), ONE_ACCEPTS)?;
     let id = parse_id(&id, InquiryId::parse)?;
     let view = service::get(&state, &caller.scope, &id).await?;
     let mut included = vec![];

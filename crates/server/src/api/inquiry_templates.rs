@@ -4,7 +4,10 @@ use axum::{
     extract::{Path, RawQuery, State},
     http::StatusCode,
 };
-use idshare_domain::id::{InquiryTemplateId, InquiryTemplateVersionId};
+use idshare_domain::{
+    id::{InquiryTemplateId, InquiryTemplateVersionId},
+    permission::Permission,
+};
 use idshare_store::templates;
 use serde::Deserialize;
 use serde_json::{Map, Value};
@@ -16,7 +19,7 @@ use crate::{
     app::AppState,
     error::{ApiError, ApiResult, ErrorDocument},
     jsonapi::{ApiJson, Document, JsonBody, ListDocument, SingleDocument},
-    query::{Accepts, QueryParams},
+    query::{Accepts, Include, QueryParams},
     render::{self, TemplateAttributes, TemplateVersionAttributes},
     service,
 };
@@ -151,7 +154,10 @@ async fn list_templates(
 const ONE_ACCEPTS: Accepts = Accepts {
     paginated: false,
     filters: &[],
-    includes: &["latest-published-version"],
+    includes: &[Include {
+        path: "latest-published-version",
+        permission: Permission::InquiryTemplateRead,
+    }],
     flags: &[],
 };
 
@@ -168,7 +174,7 @@ async fn get_template(
     Path(id): Path<String>,
     RawQuery(query): RawQuery,
 ) -> ApiResult<ApiJson> {
-    let params = QueryParams::parse(query.as_deref(), ONE_ACCEPTS)?;
+    let params = QueryParams::parse_for(&caller, query.as_deref(), ONE_ACCEPTS)?;
     let id = parse_id(&id, InquiryTemplateId::parse)?;
     let mut tx = state.store().begin_read().await?;
     let template = templates::get(&mut tx, &caller.scope, &id)

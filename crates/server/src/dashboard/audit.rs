@@ -71,6 +71,8 @@ struct Row {
     action: String,
     object_type: String,
     object_id: String,
+    /// Where a sign-in came from.
+    client_address: Option<String>,
     /// The object's dashboard page, where there is one the user may open.
     link: Option<String>,
 }
@@ -171,6 +173,7 @@ async fn list(
                 action: e.action.clone(),
                 object_type: e.object_type.clone(),
                 object_id: e.object_id.clone(),
+                client_address: e.client_address.clone(),
                 link: link(&e.object_type, &e.object_id),
             })
             .collect();

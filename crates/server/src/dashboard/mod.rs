@@ -11,30 +11,31 @@ mod definitions;
 mod inquiries;
 mod overview;
 mod share_tokens;
+mod sign_in;
 mod svg;
 mod webhooks;
-
-use std::{
-    collections::HashMap,
-    sync::Mutex,
-    time::{Duration as StdDuration, Instant},
-};
 
 use askama::Template;
 use axum::{
     Form, Router,
-    extract::{FromRequestParts, State},
-    http::{StatusCode, request::Parts},
+    body::{Body, to_bytes},
+    extract::{FromRequestParts, Request, State},
+    http::{StatusCode, header, request::Parts},
+    middleware::{self, Next},
     response::{IntoResponse, Response},
     routing::{get, post},
 };
-use idshare_domain::environment::Environment;
+use idshare_domain::{
+    environment::Environment,
+    text::{describe, refused_control},
+};
 use idshare_store::{
     Scope,
-    dashboard_sessions::{self, ABSOLUTE_LIMIT, DashboardSession},
-    users::{self, Role},
+    dashboard_sessions::{self, DashboardSession},
+    users::Role,
 };
 use serde::Deserialize;
+pub use sign_in::LoginLimiter;
 
 use crate::{
     app::AppState,
@@ -54,7 +55,6 @@ pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/", get(|| async { web::see_other("/dashboard", None) }))
         .route("/dashboard", get(home))
-        .route("/dashboard/sign-in", get(sign_in_page).post(sign_in))
         .route("/dashboard/sign-out", post(sign_out))
         .route("/dashboard/environment", post(switch_environment))
         .route("/dashboard/static/dashboard.css", get(stylesheet))
@@ -71,43 +71,68 @@ pub fn routes() -> Router<AppState> {
         .merge(api_keys::routes())
         .merge(audit::routes())
         .route("/dashboard/{*rest}", get(not_found_page))
+        .layer(middleware::from_fn_with_state(
+            FormLimit(FORM_BODY_LIMIT),
+            checked_form,
+        ))
+        // The sign-in form has a smaller limit of its own, checked before anything reads it.
+        .merge(sign_in::routes())
+}
+
+/// The largest form the dashboard reads (a template or workflow definition pasted in a form).
+const FORM_BODY_LIMIT: usize = 2 * 1024 * 1024;
+
+/// The size limit of the forms of the routes a [`checked_form`] layer guards.
+#[derive(Debug, Clone, Copy)]
+struct FormLimit(usize);
+
+/// Reads a posted form (URL-encoded) before its handler does: too large is a 413 page, and a
+/// field holding a control character ([`idshare_domain::text`]) a 400 page naming the field;
+/// either way nothing is changed.
+async fn checked_form(
+    State(FormLimit(limit)): State<FormLimit>,
+    req: Request,
+    next: Next,
+) -> Response {
+    let is_form = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"));
+    if !is_form {
+        return next.run(req).await;
+    }
+    let (parts, body) = req.into_parts();
+    let Ok(bytes) = to_bytes(body, limit).await else {
+        return message(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "This form is too large",
+            &["Nothing was changed. Go back, shorten what you entered and try again."],
+        );
+    };
+    for (name, value) in url::form_urlencoded::parse(&bytes) {
+        let field = refused_control(&name).map(|c| (c, "A field's name".to_owned()));
+        let found =
+            field.or_else(|| refused_control(&value).map(|c| (c, format!("The field `{name}`"))));
+        if let Some((c, what)) = found {
+            let details = format!(
+                "{what} contains a control character ({}), which is not accepted. Nothing was \
+                 changed: go back, retype it and try again.",
+                describe(c)
+            );
+            return message(
+                StatusCode::BAD_REQUEST,
+                "This form could not be accepted",
+                &[&details],
+            );
+        }
+    }
+    next.run(Request::from_parts(parts, Body::from(bytes)))
+        .await
 }
 
 async fn stylesheet() -> Response {
     web::stylesheet(STYLESHEET)
-}
-
-/// Failed sign-ins allowed per email address in [`LOGIN_WINDOW`]; then the address is refused
-/// until the window has passed (counted per server process).
-const LOGIN_FAILURES: usize = 5;
-const LOGIN_WINDOW: StdDuration = StdDuration::from_secs(15 * 60);
-
-/// Recent failed sign-ins by email address.
-#[derive(Debug, Default)]
-pub struct LoginLimiter {
-    failures: Mutex<HashMap<String, Vec<Instant>>>,
-}
-
-impl LoginLimiter {
-    fn locked(&self, email: &str) -> bool {
-        let mut failures = self.failures.lock().unwrap_or_else(|e| e.into_inner());
-        let recent = failures.entry(email.to_owned()).or_default();
-        recent.retain(|at| at.elapsed() < LOGIN_WINDOW);
-        recent.len() >= LOGIN_FAILURES
-    }
-
-    fn failed(&self, email: &str) {
-        let mut failures = self.failures.lock().unwrap_or_else(|e| e.into_inner());
-        failures
-            .entry(email.to_owned())
-            .or_default()
-            .push(Instant::now());
-    }
-
-    fn succeeded(&self, email: &str) {
-        let mut failures = self.failures.lock().unwrap_or_else(|e| e.into_inner());
-        failures.remove(email);
-    }
 }
 
 /// The signed-in user of a request, with what every page header shows.
@@ -302,122 +327,6 @@ async fn not_found_page() -> Response {
 /// The dashboard's home: the overview.
 async fn home(_signed: Signed) -> Response {
     web::see_other("/dashboard/overview", None)
-}
-
-#[derive(Debug, Template)]
-#[template(path = "dashboard/sign_in.html")]
-struct SignInPage {
-    email: String,
-    error: Option<&'static str>,
-    csrf: String,
-}
-
-/// The cookie that ties the sign-in form to the browser it was sent to, so that another site
-/// cannot sign a visitor in to an account of its choosing (login CSRF).
-const SIGN_IN_COOKIE: &str = "idshare_sign_in";
-const SIGN_IN_PURPOSE: &str = "dashboard-sign-in";
-
-fn sign_in_csrf(state: &AppState, nonce: &str) -> String {
-    hex::encode(
-        state
-            .store()
-            .crypto()
-            .sign(SIGN_IN_PURPOSE, nonce.as_bytes()),
-    )
-}
-
-/// The sign-in page, with a fresh form nonce in its own cookie.
-async fn sign_in_page(State(state): State<AppState>) -> Response {
-    let nonce = idshare_store::random_secret("signin");
-    let page = SignInPage {
-        email: String::new(),
-        error: None,
-        csrf: sign_in_csrf(&state, &nonce),
-    };
-    let mut response = web::html(StatusCode::OK, page.render());
-    let cookie = web::set_cookie(&state, SIGN_IN_COOKIE, &nonce, "/dashboard", 3600);
-    if let Ok(value) = axum::http::HeaderValue::from_str(&cookie) {
-        response
-            .headers_mut()
-            .append(axum::http::header::SET_COOKIE, value);
-    }
-    response
-}
-
-#[derive(Debug, Deserialize)]
-struct SignInForm {
-    #[serde(default)]
-    csrf: String,
-    email: String,
-    password: String,
-}
-
-/// Signs in with email and password. Wrong credentials and unknown emails get the same answer;
-/// after [`LOGIN_FAILURES`] failures an address is refused for a while.
-async fn sign_in(
-    State(state): State<AppState>,
-    headers: axum::http::HeaderMap,
-    Form(form): Form<SignInForm>,
-) -> Response {
-    let Some(nonce) = web::cookie(&headers, SIGN_IN_COOKIE).map(str::to_owned) else {
-        return PageError::BadForm.into_response();
-    };
-    let valid = hex::decode(form.csrf.trim()).is_ok_and(|tag| {
-        state
-            .store()
-            .crypto()
-            .verify(SIGN_IN_PURPOSE, nonce.as_bytes(), &tag)
-    });
-    if !valid {
-        return PageError::BadForm.into_response();
-    }
-    let email = form.email.trim().to_lowercase();
-    let refuse = |status: StatusCode, error: &'static str| {
-        let page = SignInPage {
-            email: email.clone(),
-            error: Some(error),
-            csrf: sign_in_csrf(&state, &nonce),
-        };
-        web::html(status, page.render())
-    };
-    if state.login_limiter().locked(&email) {
-        return refuse(
-            StatusCode::TOO_MANY_REQUESTS,
-            "Too many failed attempts for this address. Wait 15 minutes and try again.",
-        );
-    }
-    let result = async {
-        let mut tx = state.store().begin_write().await?;
-        let Some(user) = users::authenticate(&mut tx, &email, &form.password).await? else {
-            return Ok(None);
-        };
-        let created =
-            dashboard_sessions::create(&mut tx, &user, Environment::Sandbox, state.now()).await?;
-        tx.commit().await?;
-        Ok::<_, idshare_store::StoreError>(Some(created))
-    }
-    .await;
-    match result {
-        Ok(Some((_, token))) => {
-            state.login_limiter().succeeded(&email);
-            let cookie = web::set_cookie(
-                &state,
-                COOKIE,
-                &token,
-                "/dashboard",
-                ABSOLUTE_LIMIT.whole_seconds(),
-            );
-            web::see_other("/dashboard", Some(cookie))
-        }
-        Ok(None) => {
-            state.login_limiter().failed(&email);
-            refuse(
-                StatusCode::UNAUTHORIZED,
-                "The email address or the password is not right.",
-            )
-        }
-        Err(e) => PageError::from(e).into_response(),
-    }
 }
 
 #[derive(Debug, Deserialize)]

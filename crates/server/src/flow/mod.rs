@@ -19,7 +19,7 @@ use axum::{
     response::Response,
     routing::get,
 };
-use idshare_domain::inquiry::InquiryStatus;
+use idshare_domain::{inquiry::InquiryStatus, text::refused_control};
 use idshare_store::{
     StoreError, inquiries,
     sessions::{self, InquirySession, SessionKind},
@@ -86,6 +86,8 @@ enum Refusal {
     NoSession,
     BadCsrf,
     BadForm,
+    /// A text value (or file name) with a control character ([`idshare_domain::text`]).
+    ControlCharacter,
     TooLarge(usize),
     NotFound,
     /// The database cannot take the request now (unreachable, or busy beyond its timeout).
@@ -202,6 +204,17 @@ impl Refusal {
                     "problem",
                     "This form could not be read",
                     &["Nothing was saved. Go back to the verification page and try again."],
+                ),
+            ),
+            Self::ControlCharacter => (
+                StatusCode::BAD_REQUEST,
+                MessagePage::new(
+                    "problem",
+                    "Something you entered contains invisible characters",
+                    &[
+                        "Control characters cannot be accepted. Nothing was saved.",
+                        "Go back, type the values again rather than pasting them, and try again.",
+                    ],
                 ),
             ),
             Self::TooLarge(limit) => (
@@ -575,11 +588,17 @@ async fn read_form(mut multipart: Multipart, limit: usize) -> Result<Entered, Re
         let name = field.name().unwrap_or_default().to_owned();
         match field.file_name().map(str::to_owned) {
             Some(filename) => {
+                if refused_control(&filename).is_some() {
+                    return Err(Refusal::ControlCharacter);
+                }
                 let bytes = field.bytes().await.map_err(fail)?;
                 entered.files.insert(name, Upload { filename, bytes });
             }
             None => {
                 let text = field.text().await.map_err(fail)?;
+                if refused_control(&name).is_some() || refused_control(&text).is_some() {
+                    return Err(Refusal::ControlCharacter);
+                }
                 entered.texts.entry(name).or_default().push(text);
             }
         }
