@@ -50,7 +50,7 @@ pub async fn run(
 ) -> Result<()> {
     ensure!(tokens > 0, "--tokens must be at least 1");
     ensure!(concurrency > 0, "--concurrency must be at least 1");
-    app::install_tls_provider();
+    idshare_service::install_tls_provider();
     let dir = tempfile::tempdir()?;
     let data_dir = dir.path().to_path_buf();
     let database_url = match (&url, database_url) {

@@ -158,7 +158,7 @@ pub async fn run(
     ensure!(events > 0, "--events must be at least 1");
     ensure!(webhooks > 0, "--webhooks must be at least 1");
     ensure!(concurrency > 0, "--concurrency must be at least 1");
-    app::install_tls_provider();
+    idshare_service::install_tls_provider();
     let dir = tempfile::tempdir()?;
     let data_dir = dir.path().to_path_buf();
     let database_url = database_url.unwrap_or_else(|| Store::sqlite_url(&data_dir));

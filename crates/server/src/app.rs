@@ -11,9 +11,9 @@ use axum::{
     response::{IntoResponse, Response},
     routing::get,
 };
+use idshare_service::{ServiceContext, worker};
 use idshare_store::{Store, StoreError};
 use serde_json::json;
-use time::OffsetDateTime;
 use tower::ServiceBuilder;
 use tower_http::{catch_panic::CatchPanicLayer, trace::TraceLayer};
 use utoipa_axum::router::OpenApiRouter;
@@ -23,160 +23,73 @@ use crate::{
     middleware::CurrentRequestId, ratelimit::RateLimiter,
 };
 
-/// Parsed workflow definitions by version (versions are immutable).
-pub(crate) type WorkflowDefinitions = std::sync::Mutex<
-    std::collections::HashMap<
-        idshare_domain::id::WorkflowVersionId,
-        Arc<idshare_domain::workflow::WorkflowDefinition>,
-    >,
->;
-
-/// State shared by every request handler. Cheap to clone.
+/// State shared by every request handler: the services' context, and what only the HTTP edge
+/// needs. Cheap to clone. Derefs to the [`ServiceContext`] that handlers pass to services.
 #[derive(Debug, Clone)]
 pub struct AppState {
-    inner: Arc<Inner>,
+    services: ServiceContext,
+    edge: Arc<Edge>,
 }
 
 #[derive(Debug)]
-struct Inner {
-    store: Store,
+struct Edge {
     config: Config,
     rate_limiter: RateLimiter,
     login_limiter: crate::dashboard::LoginLimiter,
-    workflow_definitions: WorkflowDefinitions,
-    screening: crate::service::screening::ScreeningCache,
-    http: reqwest::Client,
-    webhook_http: reqwest::Client,
-    /// Added to the wall clock by [`AppState::advance_clock`].
-    clock_offset_micros: std::sync::atomic::AtomicI64,
-    code_sender: Arc<dyn crate::sender::CodeSender>,
-    memory_sender: Option<Arc<crate::sender::MemorySender>>,
 }
 
 impl AppState {
     pub fn new(store: Store, config: Config) -> Self {
-        let (code_sender, memory_sender) = crate::sender::build(config.code_sender);
-        Self::build(store, config, code_sender, memory_sender)
+        Self::with_services(ServiceContext::new(store, config.service_config()), config)
     }
 
     /// [`AppState::new`] with another confirmation-code sender (an SMS or email gateway).
     pub fn with_code_sender(
         store: Store,
         config: Config,
-        code_sender: Arc<dyn crate::sender::CodeSender>,
+        code_sender: Arc<dyn idshare_service::sender::CodeSender>,
     ) -> Self {
-        Self::build(store, config, code_sender, None)
+        let services =
+            ServiceContext::with_code_sender(store, config.service_config(), code_sender);
+        Self::with_services(services, config)
     }
 
-    fn build(
-        store: Store,
-        config: Config,
-        code_sender: Arc<dyn crate::sender::CodeSender>,
-        memory_sender: Option<Arc<crate::sender::MemorySender>>,
-    ) -> Self {
+    fn with_services(services: ServiceContext, config: Config) -> Self {
         Self {
-            inner: Arc::new(Inner {
-                store,
+            services,
+            edge: Arc::new(Edge {
+                config,
                 rate_limiter: RateLimiter::default(),
                 login_limiter: Default::default(),
-                workflow_definitions: Default::default(),
-                screening: Default::default(),
-                http: outbound_client(),
-                webhook_http: crate::service::webhooks::client(
-                    config.allow_private_webhook_targets,
-                ),
-                clock_offset_micros: Default::default(),
-                config,
-                code_sender,
-                memory_sender,
             }),
         }
     }
 
-    /// Delivers confirmation codes.
-    pub fn code_sender(&self) -> &dyn crate::sender::CodeSender {
-        self.inner.code_sender.as_ref()
+    /// The context services run with.
+    pub fn services(&self) -> &ServiceContext {
+        &self.services
     }
 
-    /// The last confirmation code sent to `to` (E.164 number or normalized address), when the
-    /// configuration says `code_sender = "memory"`; always `None` otherwise.
-    pub fn sent_code(&self, to: &str) -> Option<String> {
-        self.inner.memory_sender.as_ref()?.last_code(to)
-    }
-
-    pub fn store(&self) -> &Store {
-        &self.inner.store
-    }
-
+    /// The whole configuration (services see their part through [`ServiceContext::config`]).
     pub fn config(&self) -> &Config {
-        &self.inner.config
+        &self.edge.config
     }
 
     pub fn rate_limiter(&self) -> &RateLimiter {
-        &self.inner.rate_limiter
+        &self.edge.rate_limiter
     }
 
     pub(crate) fn login_limiter(&self) -> &crate::dashboard::LoginLimiter {
-        &self.inner.login_limiter
-    }
-
-    pub(crate) fn workflow_definitions(&self) -> &WorkflowDefinitions {
-        &self.inner.workflow_definitions
-    }
-
-    pub(crate) fn screening_cache(&self) -> &crate::service::screening::ScreeningCache {
-        &self.inner.screening
-    }
-
-    /// The client for outgoing calls (providers): no redirects, explicit timeouts per call.
-    pub fn http(&self) -> &reqwest::Client {
-        &self.inner.http
-    }
-
-    /// Wakes this process's idle workers: committing a transaction that enqueued jobs does it
-    /// (see [`idshare_store::Tx::commit`]); so does a `NOTIFY` from another node.
-    pub(crate) fn job_wakeup(&self) -> &tokio::sync::Notify {
-        self.inner.store.jobs_committed()
-    }
-
-    /// The client for webhook deliveries and workflow HTTPS requests: no redirects, and
-    /// (unless the configuration allows them) no private, loopback or link-local targets.
-    pub fn webhook_http(&self) -> &reqwest::Client {
-        &self.inner.webhook_http
-    }
-
-    /// The current time; the one clock every rule reads.
-    pub fn now(&self) -> OffsetDateTime {
-        let offset = self
-            .inner
-            .clock_offset_micros
-            .load(std::sync::atomic::Ordering::Relaxed);
-        OffsetDateTime::now_utc() + time::Duration::microseconds(offset)
-    }
-
-    /// Moves this process's clock forward, so that tests and simulations reach retry times and
-    /// expiries without waiting. The server itself never calls it.
-    pub fn advance_clock(&self, by: time::Duration) {
-        let micros = i64::try_from(by.whole_microseconds()).unwrap_or(i64::MAX);
-        self.inner
-            .clock_offset_micros
-            .fetch_add(micros, std::sync::atomic::Ordering::Relaxed);
+        &self.edge.login_limiter
     }
 }
 
-/// Installs the TLS crypto provider (ring): rustls is built without a default one to keep the
-/// build small. Call before building any HTTP client; calling it again is harmless.
-pub fn install_tls_provider() {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-}
+impl std::ops::Deref for AppState {
+    type Target = ServiceContext;
 
-fn outbound_client() -> reqwest::Client {
-    install_tls_provider();
-    reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .connect_timeout(Duration::from_secs(5))
-        .build()
-        .unwrap_or_default()
+    fn deref(&self) -> &ServiceContext {
+        &self.services
+    }
 }
 
 /// Opens the store named by the configuration as the server uses it: a missing SQLite database
@@ -351,20 +264,28 @@ pub async fn serve(
     // node's process id is the same (containers).
     let node = format!("{}-{:08x}", std::process::id(), rand::random::<u32>());
     let queues = [
-        (crate::jobs::DEFAULT_QUEUE, state.config().workers),
-        (crate::jobs::WEBHOOK_QUEUE, state.config().webhook_workers),
+        (idshare_service::jobs::DEFAULT_QUEUE, state.config().workers),
+        (
+            idshare_service::jobs::WEBHOOK_QUEUE,
+            state.config().webhook_workers,
+        ),
     ];
     let mut workers: Vec<_> = queues
         .into_iter()
         .flat_map(|(queue, count)| (0..count).map(move |n| (queue, n)))
         .map(|(queue, n)| {
             let name = format!("{node}-{queue}-{n}");
-            tokio::spawn(crate::jobs::work(state.clone(), name, queue, stop.clone()))
+            tokio::spawn(worker::work(
+                state.services().clone(),
+                name,
+                queue,
+                stop.clone(),
+            ))
         })
         .collect();
     if state.config().workers + state.config().webhook_workers > 0 {
-        workers.push(tokio::spawn(crate::jobs::relay_notifications(
-            state.clone(),
+        workers.push(tokio::spawn(worker::relay_notifications(
+            state.services().clone(),
             stop.clone(),
         )));
     }
@@ -399,12 +320,12 @@ async fn maintenance(state: AppState) {
     let mut interval = tokio::time::interval(MAINTENANCE_INTERVAL);
     loop {
         interval.tick().await;
-        match crate::service::inquiries::expire_due(&state).await {
+        match idshare_service::inquiries::expire_due(&state).await {
             Ok(0) => {}
             Ok(expired) => tracing::info!(expired, "expired unfinished inquiries"),
             Err(e) => tracing::warn!(error = %e, "could not expire inquiries"),
         }
-        match crate::service::share_tokens::expire_due(&state).await {
+        match idshare_service::share_tokens::expire_due(&state).await {
             Ok(0) => {}
             Ok(expired) => tracing::info!(expired, "expired share tokens past their TTL"),
             Err(e) => tracing::warn!(error = %e, "could not expire share tokens"),

@@ -10,7 +10,7 @@ use idshare_store::StoreError;
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use crate::service::error::{NOT_FOUND_DETAILS, Problem, ServiceError};
+use idshare_service::error::{NOT_FOUND_DETAILS, Problem, ServiceError};
 
 /// Where in the request an error points.
 #[derive(Debug, Clone, Serialize, ToSchema)]

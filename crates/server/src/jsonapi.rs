@@ -13,7 +13,9 @@ use idshare_domain::{
     text::{describe, refused_control},
 };
 use serde::{Serialize, de::DeserializeOwned};
-use serde_json::{Map, Value, json};
+use serde_json::{Map, Value};
+
+pub use idshare_service::jsonapi::ResourceObject;
 
 use crate::{app::AppState, error::ApiError, query::Fieldsets};
 
@@ -189,37 +191,6 @@ pub struct MetaOnly<M: Default> {
 #[derive(Debug, Default, serde::Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EmptyMeta {}
-
-/// One JSON:API resource object with typed attributes.
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
-pub struct ResourceObject<A> {
-    #[serde(rename = "type")]
-    pub kind: String,
-    pub id: String,
-    pub attributes: A,
-    /// To-one relationships as `{"data": {"type", "id"} | null}`.
-    #[schema(value_type = Object)]
-    pub relationships: Map<String, Value>,
-}
-
-impl<A> ResourceObject<A> {
-    pub fn new(kind: &str, id: impl Into<String>, attributes: A) -> Self {
-        Self {
-            kind: kind.to_owned(),
-            id: id.into(),
-            attributes,
-            relationships: Map::new(),
-        }
-    }
-
-    /// Adds a to-one relationship (`null` when absent).
-    pub fn relationship(mut self, name: &str, target: Option<(&str, &str)>) -> Self {
-        let data = target.map_or(Value::Null, |(kind, id)| json!({"type": kind, "id": id}));
-        self.relationships
-            .insert(name.to_owned(), json!({ "data": data }));
-        self
-    }
-}
 
 /// `{data, included}` for one resource.
 #[derive(Debug, Serialize, utoipa::ToSchema)]

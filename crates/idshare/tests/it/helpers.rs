@@ -94,7 +94,7 @@ pub async fn create_postgres_database() -> (String, String) {
 }
 
 pub async fn spawn_app_with(backend: Backend, configure: impl FnOnce(&mut Config)) -> TestApp {
-    app::install_tls_provider();
+    idshare_service::install_tls_provider();
     let dir = tempfile::tempdir().expect("temp dir");
     let data_dir = dir.path().to_path_buf();
     let (database_url, postgres_database) = match backend {
@@ -195,7 +195,7 @@ pub struct Tenant {
 impl TestApp {
     /// Runs every due job (the pipeline, …) to completion; returns how many ran.
     pub async fn drain(&self) -> usize {
-        idshare_server::jobs::drain(&self.state)
+        idshare_service::worker::drain(&self.state)
             .await
             .expect("jobs run")
     }

@@ -16,8 +16,10 @@ use crate::{
     error::{ApiError, ApiResult, ErrorDocument},
     jsonapi::{ApiJson, Document, JsonBody, Links, ListDocument, SingleDocument},
     query::{Accepts, QueryParams},
+};
+use idshare_service::{
+    self as service,
     render::{self, ReportAttributes, VerificationAttributes},
-    service,
 };
 
 pub fn routes() -> OpenApiRouter<AppState> {

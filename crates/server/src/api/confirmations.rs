@@ -16,8 +16,8 @@ use crate::{
     error::{ApiResult, ErrorDocument},
     jsonapi::{ApiJson, Document, JsonBody, ResourceObject, SingleDocument},
     query::Fieldsets,
-    service::confirmations::{self as service, ConfirmableField, ConfirmationView},
 };
+use idshare_service::confirmations::{self as service, ConfirmableField, ConfirmationView};
 
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()

@@ -20,8 +20,10 @@ use crate::{
     error::{ApiError, ApiResult, ErrorDocument},
     jsonapi::{ApiJson, Document, EmptyMeta, JsonBody, ListDocument, MetaOnly, SingleDocument},
     query::{Accepts, QueryParams},
+};
+use idshare_service::{
+    connections as service,
     render::{self, ConnectionAttributes},
-    service::connections as service,
 };
 
 const PATH: &str = "/api/v1/connect/connections";
@@ -72,7 +74,7 @@ async fn create_connection(
     let connection = service::create(
         &state,
         &caller.scope,
-        crate::service::Creator::ApiKey(&caller.api_key_id),
+        idshare_service::Creator::ApiKey(&caller.api_key_id),
         &doc.data.attributes.destination_organization_id,
     )
     .await?;

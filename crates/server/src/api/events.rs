@@ -14,8 +14,8 @@ use crate::{
     error::{ApiError, ApiResult, ErrorDocument},
     jsonapi::{ApiJson, ListDocument, SingleDocument},
     query::{Accepts, QueryParams},
-    render::{self, EventAttributes},
 };
+use idshare_service::render::{self, EventAttributes};
 
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()

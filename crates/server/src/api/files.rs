@@ -24,8 +24,10 @@ use crate::{
     error::{ApiError, ApiResult, ErrorDocument, ErrorSource},
     jsonapi::{ApiJson, JsonBody, ResourceObject, SingleDocument},
     query::QueryParams,
+};
+use idshare_service::{
+    files::{self as service, NewDocument},
     render::{self, FileAttributes, InquiryAttributes},
-    service::files::{self as service, NewDocument},
 };
 
 pub fn routes(upload_limit: usize) -> OpenApiRouter<AppState> {

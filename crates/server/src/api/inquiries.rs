@@ -25,8 +25,10 @@ use crate::{
     error::{ApiError, ApiResult, ErrorDocument, ErrorSource},
     jsonapi::{ApiJson, Document, JsonBody, ListDocument, MetaOnly, SingleDocument},
     query::{Accepts, Include, QueryParams},
+};
+use idshare_service::{
+    inquiries::{self as service, CreateInquiry, InquiryView, TemplateRef, UpdateInquiry},
     render::{self, InquiryAttributes},
-    service::inquiries::{self as service, CreateInquiry, InquiryView, TemplateRef, UpdateInquiry},
 };
 
 pub fn routes() -> OpenApiRouter<AppState> {

@@ -20,8 +20,10 @@ use crate::{
     error::{ApiError, ApiResult, ErrorDocument},
     jsonapi::{ApiJson, Document, JsonBody, ListDocument, SingleDocument},
     query::{Accepts, Include, QueryParams},
+};
+use idshare_service::{
+    self as service,
     render::{self, TemplateAttributes, TemplateVersionAttributes},
-    service,
 };
 
 pub fn routes() -> OpenApiRouter<AppState> {

@@ -20,8 +20,10 @@ use crate::{
     error::{ApiError, ApiResult, ErrorDocument, ErrorSource},
     jsonapi::{ApiJson, Document, EmptyMeta, JsonBody, ListDocument, MetaOnly, SingleDocument},
     query::{Accepts, QueryParams},
+};
+use idshare_service::{
     render::{self, WebhookAttributes, WebhookDeliveryAttributes},
-    service::webhooks::{self as service, Settings},
+    webhooks::{self as service, Settings},
 };
 
 const PATH: &str = "/api/v1/webhooks";

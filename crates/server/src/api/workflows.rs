@@ -17,8 +17,10 @@ use crate::{
     error::{ApiError, ApiResult, ErrorDocument},
     jsonapi::{ApiJson, Document, EmptyMeta, JsonBody, ListDocument, MetaOnly, SingleDocument},
     query::{Accepts, QueryParams},
+};
+use idshare_service::{
     render::{self, WorkflowAttributes, WorkflowRunAttributes, WorkflowVersionAttributes},
-    service::workflows::{self as service, WorkflowView},
+    workflows::{self as service, WorkflowView},
 };
 
 const PATH: &str = "/api/v1/workflows";

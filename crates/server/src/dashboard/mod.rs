@@ -40,9 +40,9 @@ pub use sign_in::LoginLimiter;
 use crate::{
     app::AppState,
     error::{ApiError, status_of},
-    service::ServiceError,
     web,
 };
+use idshare_service::ServiceError;
 
 const COOKIE: &str = "idshare_dashboard";
 const CSRF_PURPOSE: &str = "dashboard-csrf";

@@ -27,14 +27,11 @@ use idshare_store::{
 use serde::Deserialize;
 
 use super::{Chrome, PageError, Signed};
-use crate::{
-    app::AppState,
-    service::{
-        Creator, ServiceError,
-        redemption::{self, Redeem},
-        share_tokens::{self as service, NewShareToken},
-    },
-    web,
+use crate::{app::AppState, web};
+use idshare_service::{
+    Creator, ServiceError,
+    redemption::{self, Redeem},
+    share_tokens::{self as service, NewShareToken},
 };
 
 const PATH: &str = "/dashboard/connect/share-tokens";

@@ -30,15 +30,11 @@ use self::{
     form::{Entered, Errors, Plan, Upload},
     pages::{FormPage, MessagePage, SummaryError},
 };
-use crate::{
-    app::AppState,
-    error::status_of,
-    middleware::CurrentRequestId,
-    service::{
-        self, ServiceError,
-        files::NewDocument,
-        inquiries::{InquiryView, UpdateInquiry},
-    },
+use crate::{app::AppState, error::status_of, middleware::CurrentRequestId};
+use idshare_service::{
+    self as service, ServiceError,
+    files::NewDocument,
+    inquiries::{InquiryView, UpdateInquiry},
 };
 
 /// The cookie that holds the browser credential.

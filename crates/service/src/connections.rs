@@ -14,14 +14,14 @@ use idshare_store::{
 };
 
 use super::ServiceError;
-use crate::{app::AppState, render};
+use crate::{ServiceContext, render};
 
 const DESTINATION_INPUT: &str = "destination-organization-id";
 
 /// Creates a `pending` connection from the caller's organization (the source) to
 /// `destination` (an organization id as sent), in the caller's environment.
 pub async fn create(
-    state: &AppState,
+    state: &ServiceContext,
     scope: &Scope,
     creator: super::Creator<'_>,
     destination: &str,
@@ -93,7 +93,7 @@ fn duplicate_after_race() -> ServiceError {
 
 /// A connection the caller's organization is an end of, in the caller's environment.
 pub async fn get(
-    state: &AppState,
+    state: &ServiceContext,
     scope: &Scope,
     id: &ConnectionId,
 ) -> Result<Connection, ServiceError> {
@@ -117,7 +117,7 @@ fn side_of(connection: &Connection, org: &OrgId, action: ConnectionAction) -> Si
 
 /// Applies a status action taken by the caller's organization, with its events.
 pub async fn act(
-    state: &AppState,
+    state: &ServiceContext,
     scope: &Scope,
     id: &ConnectionId,
     action: ConnectionAction,
@@ -186,7 +186,7 @@ fn sentence(e: &TransitionError) -> String {
 /// organization to itself); each payload is the connection as that organization sees it. A
 /// connection holds no personal data, so the payloads are not sealed.
 async fn record(
-    state: &AppState,
+    state: &ServiceContext,
     tx: &mut Tx,
     name: &str,
     connection: &Connection,
@@ -197,7 +197,7 @@ async fn record(
     }
     for org in ends {
         let payload = render::payload(&render::connection(connection, org));
-        crate::service::events::record(
+        crate::events::record(
             state,
             tx,
             &Scope::new(org.clone(), connection.environment),

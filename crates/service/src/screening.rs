@@ -13,7 +13,7 @@ use serde_json::Value;
 use tokio::sync::RwLock;
 
 use super::ServiceError;
-use crate::app::AppState;
+use crate::ServiceContext;
 
 /// Which imports an index was built from: (list, entries, imported at).
 type Fingerprint = Vec<(String, i64, i64)>;
@@ -38,7 +38,9 @@ fn fingerprint(summaries: &[ListSummary]) -> Fingerprint {
 }
 
 /// The current index, rebuilt if the lists changed since it was built.
-pub async fn index(state: &AppState) -> Result<Arc<ScreeningIndex>, idshare_store::StoreError> {
+pub async fn index(
+    state: &ServiceContext,
+) -> Result<Arc<ScreeningIndex>, idshare_store::StoreError> {
     let summaries = lists::summaries(state.store()).await?;
     let wanted = fingerprint(&summaries);
     let cache = state.screening_cache();
@@ -69,7 +71,7 @@ pub async fn index(state: &AppState) -> Result<Arc<ScreeningIndex>, idshare_stor
 }
 
 /// The lists currently imported (names), for validating template report configurations.
-pub async fn list_names(state: &AppState) -> Result<Vec<String>, idshare_store::StoreError> {
+pub async fn list_names(state: &ServiceContext) -> Result<Vec<String>, idshare_store::StoreError> {
     Ok(lists::summaries(state.store())
         .await?
         .into_iter()
@@ -108,7 +110,7 @@ pub fn query_for(config: &ReportConfig, subject: &Subject) -> Option<Query> {
 
 /// Screens the subject; the matches as stored in the report.
 pub async fn screen(
-    state: &AppState,
+    state: &ServiceContext,
     config: &ReportConfig,
     subject: &Subject,
 ) -> Result<Vec<Value>, ServiceError> {

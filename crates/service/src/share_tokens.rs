@@ -2,7 +2,7 @@
 //! destination's peek at what the source holds), expiry by the source or by the TTL job.
 //! Every change writes its event to *both* organizations: `outbound-…` to the source,
 //! `inbound-…` to the destination, each payload the token as that organization sees it.
-//! Redemption is in [`crate::service::redemption`]; its preview ([`preview`]) is here.
+//! Redemption is in [`crate::redemption`]; its preview ([`preview`]) is here.
 //!
 //! The destination's reads of the source before redeeming — the peek and the preview — are
 //! events too (`…-peeked`, `…-previewed`), so the source sees every one; they need an active
@@ -29,9 +29,9 @@ use serde_json::{Map, Value, json};
 
 use super::ServiceError;
 use crate::{
-    app::AppState,
+    ServiceContext, pipeline,
+    redemption::FieldMapping,
     render::{self, Peek},
-    service::{pipeline, redemption::FieldMapping},
 };
 
 const CONNECTION_INPUT: &str = "connection-id";
@@ -51,7 +51,7 @@ pub struct NewShareToken<'a> {
 /// Creates a `created` token over one of the caller's active connections (as its source),
 /// offering one of the caller's completed or approved inquiries.
 pub async fn create(
-    state: &AppState,
+    state: &ServiceContext,
     scope: &Scope,
     creator: super::Creator<'_>,
     new: NewShareToken<'_>,
@@ -213,7 +213,7 @@ async fn lock_for_read(
 /// organizations. The count is of the source's events, so it holds across every node of the
 /// database, and a read is answered only once its events are committed.
 async fn admit_read(
-    state: &AppState,
+    state: &ServiceContext,
     tx: &mut Tx,
     token: &ShareToken,
     read: SourceRead,
@@ -253,7 +253,7 @@ async fn admit_read(
 /// an active connection, within the token's limit of reads, and recorded in both organizations
 /// (`…-peeked`).
 pub async fn get(
-    state: &AppState,
+    state: &ServiceContext,
     scope: &Scope,
     id: &ShareTokenId,
     peek: bool,
@@ -278,7 +278,7 @@ pub async fn get(
 /// statuses only, never a value.
 async fn peek_source(
     tx: &mut Tx,
-    state: &AppState,
+    state: &ServiceContext,
     token: &ShareToken,
 ) -> Result<Peek, ServiceError> {
     let source_scope = Scope::new(token.source_org_id.clone(), token.environment);
@@ -332,7 +332,7 @@ fn source_redacted() -> ServiceError {
 /// read is recorded in both organizations (`…-previewed`), and nothing else is copied, created
 /// or changed.
 pub async fn preview(
-    state: &AppState,
+    state: &ServiceContext,
     scope: &Scope,
     id: &ShareTokenId,
     template_id: &str,
@@ -403,14 +403,14 @@ pub async fn preview(
     let prediction = preview::preview(
         &definition,
         &shape,
-        &crate::service::redemption::mapping_table(mappings),
+        &crate::redemption::mapping_table(mappings),
     );
     Ok((token, template_id, prediction))
 }
 
 /// Expires a `created` token (source only), with its events.
 pub async fn expire(
-    state: &AppState,
+    state: &ServiceContext,
     scope: &Scope,
     id: &ShareTokenId,
 ) -> Result<ShareToken, ServiceError> {
@@ -445,7 +445,7 @@ pub async fn expire(
 }
 
 /// Expires every `created` token past its `expires-at` (the TTL job); returns how many.
-pub async fn expire_due(state: &AppState) -> Result<usize, ServiceError> {
+pub async fn expire_due(state: &ServiceContext) -> Result<usize, ServiceError> {
     let mut expired = 0;
     loop {
         let due = {
@@ -488,7 +488,7 @@ pub(crate) fn sentence(text: &str) -> String {
 /// its connection joins an organization to itself). A token holds no personal data, so the
 /// payloads are not sealed.
 pub(crate) async fn record(
-    state: &AppState,
+    state: &ServiceContext,
     tx: &mut Tx,
     name_for: impl Fn(Side) -> &'static str,
     token: &ShareToken,
@@ -499,7 +499,7 @@ pub(crate) async fn record(
     }
     for (side, org) in ends {
         let payload = render::payload(&render::share_token(token, org, None));
-        crate::service::events::record(
+        crate::events::record(
             state,
             tx,
             &Scope::new(org.clone(), token.environment),

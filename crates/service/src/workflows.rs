@@ -37,15 +37,12 @@ use tokio::sync::Semaphore;
 
 use super::{Problem, ServiceError};
 use crate::{
-    app::AppState,
+    Creator, ServiceContext,
+    inquiries::{CreateInquiry, TemplateRef, UpdateInquiry},
     jobs::JobKind,
+    redemption::{FieldMapping, Redeem},
     render,
-    service::{
-        Creator,
-        inquiries::{CreateInquiry, TemplateRef, UpdateInquiry},
-        redemption::{FieldMapping, Redeem},
-        share_tokens::NewShareToken,
-    },
+    share_tokens::NewShareToken,
 };
 
 const MAX_NAME_CHARS: usize = 200;
@@ -126,7 +123,7 @@ async fn view(tx: &mut Tx, workflow: Workflow) -> Result<WorkflowView, ServiceEr
 
 /// Creates an enabled workflow whose version 1 is a draft: nothing runs until it is published.
 pub async fn create(
-    state: &AppState,
+    state: &ServiceContext,
     scope: &Scope,
     name: &str,
     definition: &Value,
@@ -173,7 +170,7 @@ fn canonical(definition: &WorkflowDefinition) -> Result<Value, ServiceError> {
 }
 
 pub async fn get(
-    state: &AppState,
+    state: &ServiceContext,
     scope: &Scope,
     id: &WorkflowId,
 ) -> Result<WorkflowView, ServiceError> {
@@ -185,7 +182,7 @@ pub async fn get(
 }
 
 async fn lock(
-    state: &AppState,
+    state: &ServiceContext,
     tx: &mut Tx,
     scope: &Scope,
     id: &WorkflowId,
@@ -198,7 +195,7 @@ async fn lock(
 /// Adds a draft version with a new definition (the published one keeps running until this one
 /// is published).
 pub async fn new_version(
-    state: &AppState,
+    state: &ServiceContext,
     scope: &Scope,
     id: &WorkflowId,
     definition: &Value,
@@ -221,7 +218,7 @@ pub async fn new_version(
 
 /// Publishes the newest version; the one published before is superseded.
 pub async fn publish(
-    state: &AppState,
+    state: &ServiceContext,
     scope: &Scope,
     id: &WorkflowId,
 ) -> Result<WorkflowView, ServiceError> {
@@ -246,7 +243,7 @@ pub async fn publish(
 /// Enables or disables a workflow (a disabled workflow starts no runs; runs already started
 /// finish).
 pub async fn set_enabled(
-    state: &AppState,
+    state: &ServiceContext,
     scope: &Scope,
     id: &WorkflowId,
     enabled: bool,
@@ -279,7 +276,7 @@ pub async fn set_enabled(
 /// never change, and every event matching a trigger would otherwise compile them again. The
 /// error is why a stored definition no longer passes validation (it did when it was saved;
 /// limits may have tightened since).
-fn compiled(state: &AppState, version: &Version) -> Result<Arc<WorkflowDefinition>, String> {
+fn compiled(state: &ServiceContext, version: &Version) -> Result<Arc<WorkflowDefinition>, String> {
     let mut cache = state
         .workflow_definitions()
         .lock()
@@ -351,7 +348,7 @@ fn context(
 /// no condition, else a `workflow-trigger` job that evaluates the condition (nothing is
 /// evaluated here). Returns the runs created, for their `workflow-run.created` events.
 pub async fn start_runs(
-    state: &AppState,
+    state: &ServiceContext,
     tx: &mut Tx,
     scope: &Scope,
     event_id: &EventId,
@@ -383,7 +380,7 @@ pub async fn start_runs(
 /// A run of `version` for the event: `created`, or `errored` at once with `not_started`'s
 /// reason, or because the chain that led to it is too long.
 fn new_run(
-    state: &AppState,
+    state: &ServiceContext,
     scope: &Scope,
     version: &Version,
     event_id: &EventId,
@@ -424,7 +421,7 @@ fn new_run(
 
 /// Saves a new run, with its job when it is to run; `false` when the event already has its
 /// run of this version.
-async fn insert_run(state: &AppState, tx: &mut Tx, run: &Run) -> Result<bool, StoreError> {
+async fn insert_run(state: &ServiceContext, tx: &mut Tx, run: &Run) -> Result<bool, StoreError> {
     if !workflows::insert_run(tx, run).await? {
         return Ok(false);
     }
@@ -463,7 +460,7 @@ impl Trigger<'_> {
 
 /// Starts `run` (when the event has no run of its version yet) and announces it, in a
 /// transaction of its own.
-async fn start(state: &AppState, run: &Run) -> Result<(), ServiceError> {
+async fn start(state: &ServiceContext, run: &Run) -> Result<(), ServiceError> {
     let mut tx = state.store().begin_write().await?;
     if insert_run(state, &mut tx, run).await? {
         record_run_event(state, &mut tx, run, names::WORKFLOW_RUN_CREATED).await?;
@@ -475,7 +472,10 @@ async fn start(state: &AppState, run: &Run) -> Result<(), ServiceError> {
 /// The `workflow-trigger` job: evaluates a trigger condition for an event, off the runtime and
 /// outside any transaction, then starts the run when it holds. A condition that fails or
 /// exceeds its budget gives a run that is `errored` at once, with the reason.
-pub async fn evaluate_trigger(state: &AppState, trigger: &Trigger<'_>) -> Result<(), ServiceError> {
+pub async fn evaluate_trigger(
+    state: &ServiceContext,
+    trigger: &Trigger<'_>,
+) -> Result<(), ServiceError> {
     let (scope, version_id, event_id) = trigger.parse()?;
     let mut tx = state.store().begin_read().await?;
     let version = workflows::get_version(&mut tx, &version_id)
@@ -523,7 +523,10 @@ pub async fn evaluate_trigger(state: &AppState, trigger: &Trigger<'_>) -> Result
 
 /// Called when a `workflow-trigger` job is given up: the event gets an `errored` run, so the
 /// lost trigger is visible.
-pub async fn give_up_trigger(state: &AppState, trigger: &Trigger<'_>) -> Result<(), ServiceError> {
+pub async fn give_up_trigger(
+    state: &ServiceContext,
+    trigger: &Trigger<'_>,
+) -> Result<(), ServiceError> {
     let (scope, version_id, event_id) = trigger.parse()?;
     let mut tx = state.store().begin_read().await?;
     let version = workflows::get_version(&mut tx, &version_id).await?;
@@ -610,7 +613,7 @@ fn object_id<T>(
 
 /// Runs one action for the workflow; returns the step's output.
 async fn execute(
-    state: &AppState,
+    state: &ServiceContext,
     workflow: &Workflow,
     step: &ActionStep,
     context: &Value,
@@ -625,7 +628,7 @@ async fn execute(
             expires_in_seconds,
         } => {
             let source = object_id(context, InquiryId::parse)?;
-            let token = crate::service::share_tokens::create(
+            let token = crate::share_tokens::create(
                 state,
                 scope,
                 creator,
@@ -643,7 +646,7 @@ async fn execute(
             field_mappings,
         } => {
             let token = object_id(context, ShareTokenId::parse)?;
-            let redeemed = crate::service::redemption::redeem(
+            let redeemed = crate::redemption::redeem(
                 state,
                 scope,
                 &token,
@@ -674,18 +677,17 @@ async fn execute(
                 _ => InquiryAction::MarkForReview,
             };
             let id = object_id(context, InquiryId::parse)?;
-            let view =
-                crate::service::inquiries::act(state, scope, &id, action, comment.clone()).await?;
+            let view = crate::inquiries::act(state, scope, &id, action, comment.clone()).await?;
             Ok(json!({"inquiry-id": id, "status": view.inquiry.status.as_str()}))
         }
         Action::AddTag { tag } => {
             let id = object_id(context, InquiryId::parse)?;
-            let current = crate::service::inquiries::get(state, scope, &id).await?;
+            let current = crate::inquiries::get(state, scope, &id).await?;
             let mut tags = current.inquiry.tags.clone();
             if !tags.contains(tag) {
                 tags.push(tag.clone());
             }
-            let view = crate::service::inquiries::update(
+            let view = crate::inquiries::update(
                 state,
                 scope,
                 &id,
@@ -705,7 +707,7 @@ async fn execute(
             inquiry_template_id,
             reference_id,
         } => {
-            let view = crate::service::inquiries::create(
+            let view = crate::inquiries::create(
                 state,
                 scope,
                 CreateInquiry {
@@ -726,7 +728,7 @@ async fn execute(
 /// Sends the triggering event's envelope, signed with the workflow's secret like a webhook
 /// delivery. A failure is transient until the step's `max-attempts`.
 async fn https_request(
-    state: &AppState,
+    state: &ServiceContext,
     workflow: &Workflow,
     request: &HttpsRequest,
     body: &[u8],
@@ -745,7 +747,7 @@ async fn https_request(
     };
     let url =
         parse_webhook_url(request.url.as_str()).map_err(|e| StepError::Permanent(e.to_string()))?;
-    if let Some(reason) = crate::service::webhooks::refused_target(state, &url) {
+    if let Some(reason) = crate::webhooks::refused_target(state, &url) {
         return Err(StepError::Permanent(format!("not sent: {reason} address")));
     }
     let method = match request.method {
@@ -798,7 +800,7 @@ fn step_record(
 }
 
 /// The body of a `make-https-request`: the triggering event as the Events API serves it.
-async fn event_body(state: &AppState, run: &Run) -> Result<(Vec<u8>, Value), ServiceError> {
+async fn event_body(state: &ServiceContext, run: &Run) -> Result<(Vec<u8>, Value), ServiceError> {
     let mut tx = state.store().begin_read().await?;
     let event = events::get(&mut tx, state.store().crypto(), &run.scope, &run.event_id)
         .await?
@@ -817,7 +819,7 @@ async fn event_body(state: &AppState, run: &Run) -> Result<(Vec<u8>, Value), Ser
 }
 
 /// Saves the run and, when it ended, its `workflow-run.completed|errored` event.
-async fn save(state: &AppState, run: &Run) -> Result<(), ServiceError> {
+async fn save(state: &ServiceContext, run: &Run) -> Result<(), ServiceError> {
     let mut tx = state.store().begin_write().await?;
     workflows::save_run(&mut tx, run).await?;
     let name = match run.status.as_str() {
@@ -834,13 +836,13 @@ async fn save(state: &AppState, run: &Run) -> Result<(), ServiceError> {
 
 /// A run's own event (delivered to webhooks; it never triggers workflows).
 pub async fn record_run_event(
-    state: &AppState,
+    state: &ServiceContext,
     tx: &mut Tx,
     run: &Run,
     name: &str,
 ) -> Result<(), StoreError> {
     let payload = render::payload(&render::workflow_run(run));
-    crate::service::events::record_without_workflows(
+    crate::events::record_without_workflows(
         state,
         tx,
         &run.scope,
@@ -858,7 +860,7 @@ pub async fn record_run_event(
 
 /// Runs a workflow run (the job): walks the steps of its version, skipping those a retry
 /// already finished.
-pub async fn run(state: &AppState, run_id: &str, job: &Job) -> Result<(), ServiceError> {
+pub async fn run(state: &ServiceContext, run_id: &str, job: &Job) -> Result<(), ServiceError> {
     let id = WorkflowRunId::parse(run_id).map_err(ServiceError::internal)?;
     let mut tx = state.store().begin_read().await?;
     let Some(mut run) = workflows::get_run_any(&mut tx, &id).await? else {
@@ -1029,7 +1031,7 @@ pub async fn run(state: &AppState, run_id: &str, job: &Job) -> Result<(), Servic
 }
 
 /// Called when a run's job is given up: the run ends `errored`.
-pub async fn give_up(state: &AppState, run_id: &str) -> Result<(), ServiceError> {
+pub async fn give_up(state: &ServiceContext, run_id: &str) -> Result<(), ServiceError> {
     let id = WorkflowRunId::parse(run_id).map_err(ServiceError::internal)?;
     let mut tx = state.store().begin_write().await?;
     let Some(mut run) = workflows::get_run_for_update(&mut tx, &id).await? else {

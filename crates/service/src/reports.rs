@@ -5,12 +5,12 @@ use idshare_store::{Scope, checks, events};
 use serde_json::{Value, json};
 
 use super::ServiceError;
-use crate::{app::AppState, render};
+use crate::{ServiceContext, render};
 
 /// Dismisses one match (by list entity id) of a report, or all of them when `entity_id` is
 /// `None`. `has-match` turns false when no match is left open.
 pub async fn dismiss(
-    state: &AppState,
+    state: &ServiceContext,
     scope: &Scope,
     id: &ReportId,
     entity_id: Option<&str>,
@@ -89,7 +89,7 @@ pub async fn dismiss(
         ..report
     };
     let payload = render::payload(&render::report(&updated));
-    crate::service::events::record(
+    crate::events::record(
         state,
         &mut tx,
         scope,

@@ -12,14 +12,17 @@ use idshare_store::{
 use serde_json::Value;
 
 use super::ServiceError;
-use crate::{app::AppState, render};
+use crate::{ServiceContext, render};
 
 /// Validates a definition (within its size caps, before any transaction opens) and returns it
 /// ready to store: canonical JSON, defaults filled in. Report lists must name lists that were
 /// imported (`idshare lists import`).
-async fn canonical(state: &AppState, definition: &Value) -> Result<NewDefinition, ServiceError> {
+async fn canonical(
+    state: &ServiceContext,
+    definition: &Value,
+) -> Result<NewDefinition, ServiceError> {
     let parsed = TemplateDefinition::parse(definition).map_err(super::template_errors)?;
-    let imported = crate::service::screening::list_names(state).await?;
+    let imported = crate::screening::list_names(state).await?;
     let mut unknown = Vec::new();
     for (r, report) in parsed.reports.iter().enumerate() {
         let lists = report.config.get("lists").and_then(Value::as_array);
@@ -59,7 +62,7 @@ fn check_name(name: &str) -> Result<String, ServiceError> {
 }
 
 pub async fn create(
-    state: &AppState,
+    state: &ServiceContext,
     scope: &Scope,
     name: &str,
     definition: &Value,
@@ -85,7 +88,7 @@ pub async fn create(
 }
 
 pub async fn create_version(
-    state: &AppState,
+    state: &ServiceContext,
     scope: &Scope,
     template_id: &InquiryTemplateId,
     definition: &Value,
@@ -114,7 +117,7 @@ pub async fn create_version(
 }
 
 pub async fn publish_version(
-    state: &AppState,
+    state: &ServiceContext,
     scope: &Scope,
     version_id: &InquiryTemplateVersionId,
 ) -> Result<TemplateVersion, ServiceError> {
@@ -154,7 +157,7 @@ pub async fn publish_version(
 }
 
 async fn record(
-    state: &AppState,
+    state: &ServiceContext,
     tx: &mut Tx,
     scope: &Scope,
     name: &str,
@@ -162,7 +165,7 @@ async fn record(
     object_id: &str,
     payload: &Value,
 ) -> Result<(), ServiceError> {
-    crate::service::events::record(
+    crate::events::record(
         state,
         tx,
         scope,

@@ -23,16 +23,12 @@ use idshare_store::{
 use serde_json::{Value, json};
 
 use super::ServiceError;
-use crate::{
-    app::AppState,
-    render,
-    service::{providers, screening},
-};
+use crate::{ServiceContext, providers, render, screening};
 
 /// Everything an inquiry holds that the rules look at, read in one transaction.
 pub async fn load_subject(
     tx: &mut Tx,
-    state: &AppState,
+    state: &ServiceContext,
     scope: &Scope,
     inquiry: &Inquiry,
 ) -> Result<Subject, idshare_store::StoreError> {
@@ -50,7 +46,7 @@ pub async fn load_subject(
         .iter()
         .map(files::StoredFile::as_ref)
         .collect();
-    let confirmed = crate::service::confirmations::confirmed_keys(tx, state, inquiry).await?;
+    let confirmed = crate::confirmations::confirmed_keys(tx, state, inquiry).await?;
     Ok(Subject {
         fields: inquiry.data.fields.clone(),
         government_id,
@@ -76,7 +72,7 @@ struct Screened {
 }
 
 pub async fn run(
-    state: &AppState,
+    state: &ServiceContext,
     org_id: &str,
     environment: &str,
     inquiry_id: &str,
@@ -154,14 +150,14 @@ pub(crate) fn verification_event(status: VerificationStatus) -> &'static str {
 /// by a redemption and still standing) and reports on what the inquiry holds, outside any
 /// transaction.
 pub(crate) async fn evaluate(
-    state: &AppState,
+    state: &ServiceContext,
     scope: &Scope,
     inquiry: &Inquiry,
     submission: i64,
 ) -> Result<Evaluation, ServiceError> {
     let id = &inquiry.id;
     let mut tx = state.store().begin_read().await?;
-    let definition = crate::service::inquiries::definition_for(&mut tx, scope, inquiry)
+    let definition = crate::inquiries::definition_for(&mut tx, scope, inquiry)
         .await?
         .ok_or_else(|| ServiceError::internal(anyhow::anyhow!("inquiry {id} has no template")))?;
     let subject = load_subject(&mut tx, state, scope, inquiry).await?;
@@ -260,7 +256,7 @@ pub(crate) fn needs_processing(inquiry: &Inquiry, submission: i64) -> bool {
 }
 
 async fn record(
-    state: &AppState,
+    state: &ServiceContext,
     scope: &Scope,
     id: &InquiryId,
     submission: i64,
@@ -283,7 +279,7 @@ async fn record(
 /// Writes an evaluation's results, events and decision in the caller's transaction, on an
 /// inquiry the caller locked and found to need processing.
 pub(crate) async fn record_in(
-    state: &AppState,
+    state: &ServiceContext,
     tx: &mut Tx,
     scope: &Scope,
     inquiry: &mut Inquiry,
@@ -421,7 +417,7 @@ pub(crate) async fn record_in(
 /// Writes the event of a verification recorded in the caller's transaction, sealed under its
 /// inquiry's key.
 pub(crate) async fn record_verification_event(
-    state: &AppState,
+    state: &ServiceContext,
     tx: &mut Tx,
     scope: &Scope,
     status: VerificationStatus,
@@ -443,7 +439,7 @@ pub(crate) async fn record_verification_event(
 
 #[allow(clippy::too_many_arguments)]
 async fn emit(
-    state: &AppState,
+    state: &ServiceContext,
     tx: &mut Tx,
     scope: &Scope,
     name: &str,
@@ -452,7 +448,7 @@ async fn emit(
     inquiry_id: &InquiryId,
     payload: &Value,
 ) -> Result<(), ServiceError> {
-    crate::service::events::record(
+    crate::events::record(
         state,
         tx,
         scope,
@@ -471,7 +467,7 @@ async fn emit(
 /// Called when a pipeline job is given up (fatal error, or out of attempts): the submission
 /// counts as processed, so the inquiry can be submitted again instead of waiting forever.
 pub async fn give_up(
-    state: &AppState,
+    state: &ServiceContext,
     org_id: &str,
     environment: &str,
     inquiry_id: &str,

@@ -15,7 +15,7 @@ use serde_json::json;
 use time::{Duration, OffsetDateTime};
 
 use super::ServiceError;
-use crate::{app::AppState, render, service::inquiries::InquiryView};
+use crate::{ServiceContext, inquiries::InquiryView, render};
 
 /// How long a download URL stays valid.
 pub const DOWNLOAD_URL_LIFETIME: Duration = Duration::minutes(15);
@@ -41,7 +41,7 @@ impl NewDocument {
 
 /// Locks an inquiry that may still receive data.
 async fn writable(
-    state: &AppState,
+    state: &ServiceContext,
     tx: &mut idshare_store::Tx,
     scope: &Scope,
     id: &InquiryId,
@@ -68,7 +68,7 @@ async fn writable(
 }
 
 pub async fn upload(
-    state: &AppState,
+    state: &ServiceContext,
     scope: &Scope,
     id: &InquiryId,
     kind: FileKind,
@@ -127,7 +127,7 @@ pub async fn upload(
 }
 
 pub async fn add_document(
-    state: &AppState,
+    state: &ServiceContext,
     scope: &Scope,
     id: &InquiryId,
     document: NewDocument,
@@ -158,7 +158,7 @@ pub async fn add_document(
         &payload,
     )
     .await?;
-    let definition = crate::service::inquiries::definition_for(&mut tx, scope, &inquiry).await?;
+    let definition = crate::inquiries::definition_for(&mut tx, scope, &inquiry).await?;
     let view = InquiryView::load(state, &mut tx, scope, inquiry, definition).await?;
     tx.commit().await?;
     Ok(view)
@@ -166,7 +166,7 @@ pub async fn add_document(
 
 #[allow(clippy::too_many_arguments)]
 async fn record(
-    state: &AppState,
+    state: &ServiceContext,
     tx: &mut idshare_store::Tx,
     scope: &Scope,
     name: &str,
@@ -175,7 +175,7 @@ async fn record(
     inquiry_id: &InquiryId,
     payload: &serde_json::Value,
 ) -> Result<(), ServiceError> {
-    crate::service::events::record(
+    crate::events::record(
         state,
         tx,
         scope,
@@ -196,7 +196,11 @@ fn signed_message(file: &FileId, scope: &Scope, expires: i64) -> String {
 }
 
 /// A download URL for `file`, valid for [`DOWNLOAD_URL_LIFETIME`].
-pub fn download_url(state: &AppState, scope: &Scope, file: &FileId) -> (String, OffsetDateTime) {
+pub fn download_url(
+    state: &ServiceContext,
+    scope: &Scope,
+    file: &FileId,
+) -> (String, OffsetDateTime) {
     let expires_at = state.now() + DOWNLOAD_URL_LIFETIME;
     let expires = expires_at.unix_timestamp();
     let signature = hex::encode(state.store().crypto().sign(
@@ -205,7 +209,7 @@ pub fn download_url(state: &AppState, scope: &Scope, file: &FileId) -> (String, 
     ));
     let url = format!(
         "{}/files/{file}?org={}&environment={}&expires={expires}&signature={signature}",
-        state.config().public_url(),
+        state.config().public_url,
         scope.org_id,
         scope.environment,
     );
@@ -214,7 +218,7 @@ pub fn download_url(state: &AppState, scope: &Scope, file: &FileId) -> (String, 
 
 /// The content of a file named by a signed URL; any flaw in the URL is a 404.
 pub async fn download(
-    state: &AppState,
+    state: &ServiceContext,
     file: &str,
     org: &str,
     environment: &str,
@@ -251,7 +255,7 @@ pub async fn download(
 
 /// 404 unless the inquiry exists in the caller's scope.
 pub async fn ensure_inquiry(
-    state: &AppState,
+    state: &ServiceContext,
     scope: &Scope,
     id: &InquiryId,
 ) -> Result<(), ServiceError> {
@@ -264,7 +268,7 @@ pub async fn ensure_inquiry(
 
 /// The file resources of an inquiry, with fresh download URLs.
 pub async fn list(
-    state: &AppState,
+    state: &ServiceContext,
     scope: &Scope,
     id: &InquiryId,
 ) -> Result<Vec<crate::jsonapi::ResourceObject<render::FileAttributes>>, ServiceError> {

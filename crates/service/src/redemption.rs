@@ -33,14 +33,11 @@ use time::Duration;
 
 use super::ServiceError;
 use crate::{
-    app::AppState,
+    ServiceContext,
+    inquiries::{CreateInquiry, TemplateRef},
     jobs::JobKind,
-    render,
-    service::{
-        inquiries::{CreateInquiry, TemplateRef},
-        pipeline,
-        share_tokens::{ensure_connection_active, record as record_token},
-    },
+    pipeline, render,
+    share_tokens::{ensure_connection_active, record as record_token},
 };
 
 const DESTINATION_INPUT: &str = "destination-id";
@@ -141,7 +138,7 @@ pub fn mapping_table(mappings: &[FieldMapping]) -> BTreeMap<String, String> {
 /// the destination inquiry.
 async fn lock_redeemable(
     tx: &mut Tx,
-    state: &AppState,
+    state: &ServiceContext,
     scope: &Scope,
     id: &ShareTokenId,
 ) -> Result<ShareToken, ServiceError> {
@@ -189,7 +186,7 @@ fn hydratable(inquiry: &Inquiry) -> bool {
 /// Accepts a redemption: the token goes `pending` towards its destination inquiry and the job
 /// is enqueued, in one transaction under the token's row lock.
 pub async fn redeem(
-    state: &AppState,
+    state: &ServiceContext,
     scope: &Scope,
     id: &ShareTokenId,
     request: Redeem,
@@ -268,7 +265,7 @@ pub async fn redeem(
         }
         (None, Some(template)) => {
             // Created in this transaction: a refused or lost redeem leaves no inquiry behind.
-            let created = crate::service::inquiries::create_in(
+            let created = crate::inquiries::create_in(
                 state,
                 &mut tx,
                 scope,
@@ -318,7 +315,7 @@ pub async fn redeem(
     let job = JobKind::ShareTokenRedemption {
         token_id: token.id.to_string(),
         field_mappings: request.field_mappings,
-        workflow_chain: crate::service::workflows::current_chain(),
+        workflow_chain: crate::workflows::current_chain(),
     };
     crate::jobs::enqueue(state, &mut tx, &job, Some(&format!("redeem:{}", token.id))).await?;
     tx.commit().await?;
@@ -327,19 +324,19 @@ pub async fn redeem(
 
 /// An inquiry event, sealed under the inquiry's key.
 async fn emit_inquiry(
-    state: &AppState,
+    state: &ServiceContext,
     tx: &mut Tx,
     scope: &Scope,
     name: &str,
     inquiry: &Inquiry,
     missing: &[idshare_domain::requirements::Requirement],
 ) -> Result<(), idshare_store::StoreError> {
-    let definition = crate::service::inquiries::definition_for(tx, scope, inquiry)
+    let definition = crate::inquiries::definition_for(tx, scope, inquiry)
         .await
         .ok()
         .flatten();
     let payload = render::payload(&render::inquiry(inquiry, definition.as_deref(), missing));
-    crate::service::events::record(
+    crate::events::record(
         state,
         tx,
         scope,
@@ -367,7 +364,7 @@ struct SourceData {
 }
 
 async fn load_source(
-    state: &AppState,
+    state: &ServiceContext,
     scope: &Scope,
     inquiry: Inquiry,
 ) -> Result<SourceData, ServiceError> {
@@ -404,7 +401,7 @@ async fn load_source(
 
 /// Runs the redemption of one token (the job).
 pub async fn run(
-    state: &AppState,
+    state: &ServiceContext,
     token_id: &str,
     mappings: &[FieldMapping],
 ) -> Result<(), ServiceError> {
@@ -498,7 +495,7 @@ pub async fn run(
 }
 
 /// The token ends `failed` with `reason`, with its events.
-async fn fail(state: &AppState, id: &ShareTokenId, reason: &str) -> Result<(), ServiceError> {
+async fn fail(state: &ServiceContext, id: &ShareTokenId, reason: &str) -> Result<(), ServiceError> {
     let now = state.now();
     let mut tx = state.store().begin_write().await?;
     let Some(mut token) = share_tokens::get_any_for_update(&mut tx, id).await? else {
@@ -519,7 +516,7 @@ async fn fail(state: &AppState, id: &ShareTokenId, reason: &str) -> Result<(), S
 /// The final transaction: the pipeline's results (when there are any), the token `redeemed`,
 /// and its events. Nothing happens when the token is no longer `pending`.
 async fn finish(
-    state: &AppState,
+    state: &ServiceContext,
     id: &ShareTokenId,
     scope: &Scope,
     destination_id: &InquiryId,
@@ -563,7 +560,7 @@ fn provenance(token: &ShareToken, source_field: Option<&str>, now: &str) -> Prov
 
 /// Writes a copied file and its provenance.
 async fn copy_file(
-    state: &AppState,
+    state: &ServiceContext,
     tx: &mut Tx,
     scope: &Scope,
     inquiry: &mut Inquiry,
@@ -596,7 +593,7 @@ async fn copy_file(
 /// allows to reuse, and submits the inquiry (pending, one more submission). Returns false when
 /// the destination can no longer be hydrated.
 async fn copy(
-    state: &AppState,
+    state: &ServiceContext,
     token: &ShareToken,
     scope: &Scope,
     destination_id: &InquiryId,
@@ -622,7 +619,7 @@ async fn copy(
     if !hydratable(&inquiry) {
         return Ok(false);
     }
-    let definition = crate::service::inquiries::definition_for(&mut tx, scope, &inquiry)
+    let definition = crate::inquiries::definition_for(&mut tx, scope, &inquiry)
         .await?
         .ok_or_else(|| {
             ServiceError::internal(anyhow::anyhow!("inquiry {destination_id} has no template"))
@@ -787,7 +784,7 @@ fn mark(result: &mut Value, key: &str, value: &str) {
 /// as they were (marked `cloned-from`), the source's status (approved counts as completed),
 /// and the token `redeemed`.
 async fn clone(
-    state: &AppState,
+    state: &ServiceContext,
     token: &ShareToken,
     scope: &Scope,
     destination_id: &InquiryId,
@@ -944,7 +941,7 @@ async fn clone(
 
 /// Called when a redemption job is given up: the token ends `failed` instead of `pending`
 /// forever.
-pub async fn give_up(state: &AppState, token_id: &str) -> Result<(), ServiceError> {
+pub async fn give_up(state: &ServiceContext, token_id: &str) -> Result<(), ServiceError> {
     let id = ShareTokenId::parse(token_id).map_err(ServiceError::internal)?;
     fail(state, &id, failure::INTERNAL_ERROR).await
 }

@@ -27,7 +27,7 @@ use idshare_store::{
 use time::Duration;
 
 use super::{Problem, ServiceError};
-use crate::{app::AppState, jobs::JobKind, render};
+use crate::{ServiceContext, jobs::JobKind, render};
 
 const MAX_NAME_CHARS: usize = 200;
 const MAX_DESCRIPTION_CHARS: usize = 2000;
@@ -45,7 +45,7 @@ pub const ROTATION_OVERLAP_INPUT: &str = "expires-in-seconds";
 /// environment, and unless `allow_private` every host name resolved through
 /// [`GuardedResolver`].
 pub fn client(allow_private: bool) -> reqwest::Client {
-    crate::app::install_tls_provider();
+    crate::install_tls_provider();
     let builder = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .no_proxy()
@@ -96,7 +96,7 @@ impl reqwest::dns::Resolve for GuardedResolver {
 
 /// Why `url` may not be requested, for an IP-address host (host names are checked when they
 /// resolve).
-pub fn refused_target(state: &AppState, url: &WebhookUrl) -> Option<&'static str> {
+pub fn refused_target(state: &ServiceContext, url: &WebhookUrl) -> Option<&'static str> {
     if state.config().allow_private_webhook_targets {
         return None;
     }
@@ -127,7 +127,11 @@ pub struct Settings {
 }
 
 /// Checks `settings` and applies them to `webhook`, reporting every bad attribute.
-fn apply(state: &AppState, webhook: &mut Webhook, settings: Settings) -> Result<(), ServiceError> {
+fn apply(
+    state: &ServiceContext,
+    webhook: &mut Webhook,
+    settings: Settings,
+) -> Result<(), ServiceError> {
     let mut problems: Vec<Problem> = Vec::new();
     let text = |value: Option<String>, max: usize, input: &str| match value {
         Some(s) if s.chars().count() > max => {
@@ -190,7 +194,7 @@ fn apply(state: &AppState, webhook: &mut Webhook, settings: Settings) -> Result<
 
 /// Creates an enabled webhook with a fresh secret.
 pub async fn create(
-    state: &AppState,
+    state: &ServiceContext,
     scope: &Scope,
     settings: Settings,
 ) -> Result<Webhook, ServiceError> {
@@ -225,7 +229,11 @@ pub async fn create(
     Ok(webhook)
 }
 
-pub async fn get(state: &AppState, scope: &Scope, id: &WebhookId) -> Result<Webhook, ServiceError> {
+pub async fn get(
+    state: &ServiceContext,
+    scope: &Scope,
+    id: &WebhookId,
+) -> Result<Webhook, ServiceError> {
     let mut tx = state.store().begin_read().await?;
     webhooks::get(&mut tx, state.store().crypto(), scope, id)
         .await?
@@ -241,7 +249,7 @@ fn status_of(webhook: &Webhook) -> Result<WebhookStatus, ServiceError> {
 
 /// Changes settings; an archived webhook cannot change.
 pub async fn update(
-    state: &AppState,
+    state: &ServiceContext,
     scope: &Scope,
     id: &WebhookId,
     settings: Settings,
@@ -266,7 +274,7 @@ pub async fn update(
 
 /// Enables, disables or archives a webhook.
 pub async fn act(
-    state: &AppState,
+    state: &ServiceContext,
     scope: &Scope,
     id: &WebhookId,
     action: WebhookAction,
@@ -300,7 +308,7 @@ pub async fn act(
 
 /// Replaces the secret; the old one keeps signing for `overlap_seconds` (default 24 h).
 pub async fn rotate_secret(
-    state: &AppState,
+    state: &ServiceContext,
     scope: &Scope,
     id: &WebhookId,
     overlap_seconds: Option<i64>,
@@ -338,7 +346,7 @@ pub async fn rotate_secret(
 
 /// Sends a delivery again: back to `pending` with a new series of attempts.
 pub async fn redeliver(
-    state: &AppState,
+    state: &ServiceContext,
     scope: &Scope,
     webhook_id: &WebhookId,
     id: &WebhookDeliveryId,
@@ -416,7 +424,11 @@ fn describe(error: &reqwest::Error) -> String {
 
 /// One attempt of a delivery (the job). A failed attempt is recorded and retried on the
 /// webhook schedule; after the last one the delivery is `failed` and the job is done.
-pub async fn deliver(state: &AppState, delivery_id: &str, job: &Job) -> Result<(), ServiceError> {
+pub async fn deliver(
+    state: &ServiceContext,
+    delivery_id: &str,
+    job: &Job,
+) -> Result<(), ServiceError> {
     let id = WebhookDeliveryId::parse(delivery_id).map_err(ServiceError::internal)?;
     let crypto = state.store().crypto();
     let mut tx = state.store().begin_read().await?;
@@ -532,7 +544,7 @@ pub async fn deliver(state: &AppState, delivery_id: &str, job: &Job) -> Result<(
 
 /// Called when a delivery job is given up (its lease kept running out): the delivery is
 /// `failed`, visible, and can be redelivered.
-pub async fn give_up(state: &AppState, delivery_id: &str) -> Result<(), ServiceError> {
+pub async fn give_up(state: &ServiceContext, delivery_id: &str) -> Result<(), ServiceError> {
     let id = WebhookDeliveryId::parse(delivery_id).map_err(ServiceError::internal)?;
     let mut tx = state.store().begin_write().await?;
     webhooks::abandon(

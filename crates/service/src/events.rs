@@ -7,21 +7,20 @@
 use idshare_domain::{event::names, id::EventId, webhook::EnabledEvents};
 use idshare_store::{Scope, StoreError, Tx, events, webhooks};
 
-use crate::{app::AppState, jobs::JobKind};
+use crate::{ServiceContext, jobs::JobKind};
 
 /// Records `event` for `scope`, creates its webhook deliveries and starts the workflow runs it
 /// triggers (each run announced by a `workflow-run.created` event; the runs of triggers with a
 /// condition start later, from their job).
 pub async fn record(
-    state: &AppState,
+    state: &ServiceContext,
     tx: &mut Tx,
     scope: &Scope,
     event: events::NewEvent<'_>,
 ) -> Result<EventId, StoreError> {
     let id = record_without_workflows(state, tx, scope, event).await?;
-    for run in crate::service::workflows::start_runs(state, tx, scope, &id, event).await? {
-        crate::service::workflows::record_run_event(state, tx, &run, names::WORKFLOW_RUN_CREATED)
-            .await?;
+    for run in crate::workflows::start_runs(state, tx, scope, &id, event).await? {
+        crate::workflows::record_run_event(state, tx, &run, names::WORKFLOW_RUN_CREATED).await?;
     }
     Ok(id)
 }
@@ -29,7 +28,7 @@ pub async fn record(
 /// Records `event` and creates its webhook deliveries, but starts no workflow: for the events
 /// of workflow runs themselves, which must not trigger runs.
 pub async fn record_without_workflows(
-    state: &AppState,
+    state: &ServiceContext,
     tx: &mut Tx,
     scope: &Scope,
     event: events::NewEvent<'_>,

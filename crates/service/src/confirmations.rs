@@ -22,10 +22,10 @@ use time::{Duration, OffsetDateTime};
 
 use super::ServiceError;
 use crate::{
-    app::AppState,
+    ServiceContext,
+    inquiries::{InquiryView, definition_for},
     render,
     sender::{Channel, CodeMessage, mask},
-    service::inquiries::{InquiryView, definition_for},
 };
 
 /// How long a sent code can be used.
@@ -172,7 +172,7 @@ fn attempts(stored: &confirmations::Confirmation) -> CodeAttempts {
 
 /// Locks the inquiry and checks that its data can still be confirmed.
 async fn lock_open_inquiry(
-    state: &AppState,
+    state: &ServiceContext,
     tx: &mut Tx,
     scope: &Scope,
     id: &InquiryId,
@@ -205,7 +205,7 @@ fn no_value(message: String) -> ServiceError {
 /// Sends a new code for `field` to its current value. At most one code per field every
 /// [`RESEND_INTERVAL`]; a field already confirmed for its current value needs none.
 pub async fn request(
-    state: &AppState,
+    state: &ServiceContext,
     scope: &Scope,
     id: &InquiryId,
     field: ConfirmableField,
@@ -290,7 +290,7 @@ pub async fn request(
 /// Tries `code` against the field's current code. Every comparison counts as an attempt; the
 /// right one records the confirmation and an `inquiry.field-confirmed` event.
 pub async fn verify(
-    state: &AppState,
+    state: &ServiceContext,
     scope: &Scope,
     id: &InquiryId,
     field: ConfirmableField,
@@ -403,14 +403,14 @@ pub async fn verify(
 /// Records the `inquiry.field-confirmed` event, its payload sealed under the inquiry's data key
 /// (as every inquiry event of an unredacted inquiry).
 async fn record(
-    state: &AppState,
+    state: &ServiceContext,
     tx: &mut Tx,
     scope: &Scope,
     view: &InquiryView,
 ) -> Result<(), ServiceError> {
     let payload = render::payload(&view.resource());
     let id = view.inquiry.id.as_str();
-    crate::service::events::record(
+    crate::events::record(
         state,
         tx,
         scope,
@@ -431,7 +431,7 @@ async fn record(
 /// counts). This is what `Subject.confirmed` should hold.
 pub async fn confirmed_keys(
     tx: &mut Tx,
-    state: &AppState,
+    state: &ServiceContext,
     inquiry: &Inquiry,
 ) -> Result<Vec<String>, StoreError> {
     let confirmed =

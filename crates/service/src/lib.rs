@@ -1,23 +1,32 @@
 //! Use cases: each opens one transaction, applies the domain rules, writes the change with its
 //! events, and commits. Handlers parse and render; services decide, and say what went wrong with
-//! a [`ServiceError`], which knows nothing of HTTP.
+//! a [`ServiceError`], which knows nothing of HTTP. Every use case takes a [`ServiceContext`]
+//! (or the narrower thing it needs), never the HTTP server's state: this crate does not depend on
+//! the web framework, and the server depends on it.
 
 pub mod confirmations;
 pub mod connections;
+pub mod context;
 pub mod error;
 pub mod events;
 pub mod files;
 pub mod inquiries;
+pub mod jobs;
+pub mod jsonapi;
 pub mod pipeline;
 pub mod providers;
 pub mod redemption;
+pub mod render;
 pub mod reports;
 pub mod screening;
+pub mod sender;
 pub mod share_tokens;
 pub mod templates;
 pub mod webhooks;
+pub mod worker;
 pub mod workflows;
 
+pub use context::{ServiceConfig, ServiceContext, install_tls_provider};
 pub use error::{Problem, ServiceError};
 use idshare_domain::{
     id::{ApiKeyId, UserId, WorkflowId},

@@ -20,7 +20,7 @@ use idshare_store::{Scope, files};
 use serde_json::{Map, Value, json};
 
 use super::ServiceError;
-use crate::app::AppState;
+use crate::ServiceContext;
 
 /// In the sandbox, a selfie whose bytes contain this marker does not match its ID photo.
 pub const SANDBOX_SELFIE_NO_MATCH: &[u8] = b"SANDBOX-NO-MATCH";
@@ -53,7 +53,7 @@ fn undecided(check: &str, reason: String) -> (VerificationOutcome, bool) {
 }
 
 pub async fn selfie(
-    state: &AppState,
+    state: &ServiceContext,
     scope: &Scope,
     inquiry_id: &InquiryId,
     config: &VerificationConfig,
@@ -134,7 +134,7 @@ pub async fn selfie(
 }
 
 pub async fn database(
-    state: &AppState,
+    state: &ServiceContext,
     scope: &Scope,
     config: &VerificationConfig,
     subject: &Subject,
@@ -206,7 +206,7 @@ pub async fn database(
 
 /// POSTs JSON to a provider with a timeout and a few quick retries; a provider that stays
 /// down is [`ServiceError::Upstream`] (the job runs again later with backoff).
-async fn call(state: &AppState, url: &str, body: &Value) -> Result<Value, ServiceError> {
+async fn call(state: &ServiceContext, url: &str, body: &Value) -> Result<Value, ServiceError> {
     let unavailable = |cause: anyhow::Error| ServiceError::Upstream {
         title: "Provider unavailable",
         details: "the verification provider did not answer usably".to_owned(),

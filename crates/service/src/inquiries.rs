@@ -19,7 +19,7 @@ use std::sync::Arc;
 use time::{Duration, OffsetDateTime};
 
 use super::{Problem, ServiceError};
-use crate::{app::AppState, render};
+use crate::{ServiceContext, render};
 
 const MAX_NOTE_CHARS: usize = 10_000;
 const MAX_REFERENCE_ID_CHARS: usize = 255;
@@ -63,7 +63,7 @@ pub struct InquiryView {
 impl InquiryView {
     /// Loads what the inquiry holds to work out its missing requirements.
     pub async fn load(
-        state: &AppState,
+        state: &ServiceContext,
         tx: &mut Tx,
         scope: &Scope,
         inquiry: Inquiry,
@@ -71,8 +71,7 @@ impl InquiryView {
     ) -> Result<Self, ServiceError> {
         let missing = match &definition {
             Some(definition) if inquiry.redacted_at.is_none() => {
-                let subject =
-                    crate::service::pipeline::load_subject(tx, state, scope, &inquiry).await?;
+                let subject = crate::pipeline::load_subject(tx, state, scope, &inquiry).await?;
                 requirements::missing(definition, &subject)
             }
             _ => vec![],
@@ -161,7 +160,7 @@ fn tags(input: Vec<String>) -> Result<Vec<String>, ServiceError> {
 }
 
 pub async fn create(
-    state: &AppState,
+    state: &ServiceContext,
     scope: &Scope,
     request: CreateInquiry,
 ) -> Result<InquiryView, ServiceError> {
@@ -174,7 +173,7 @@ pub async fn create(
 /// Creates an inquiry and its event in the caller's transaction, so that a change made with
 /// it (a redemption into the new inquiry) commits or rolls back together with it.
 pub async fn create_in(
-    state: &AppState,
+    state: &ServiceContext,
     tx: &mut Tx,
     scope: &Scope,
     request: CreateInquiry,
@@ -247,7 +246,7 @@ pub async fn create_in(
 }
 
 pub async fn get(
-    state: &AppState,
+    state: &ServiceContext,
     scope: &Scope,
     id: &InquiryId,
 ) -> Result<InquiryView, ServiceError> {
@@ -260,7 +259,7 @@ pub async fn get(
 }
 
 async fn lock(
-    state: &AppState,
+    state: &ServiceContext,
     tx: &mut Tx,
     scope: &Scope,
     id: &InquiryId,
@@ -273,7 +272,7 @@ async fn lock(
 }
 
 pub async fn update(
-    state: &AppState,
+    state: &ServiceContext,
     scope: &Scope,
     id: &InquiryId,
     request: UpdateInquiry,
@@ -338,7 +337,7 @@ pub async fn update(
 
 /// Applies a status action (approve, decline, mark for review, expire, …) and its event.
 pub async fn act(
-    state: &AppState,
+    state: &ServiceContext,
     scope: &Scope,
     id: &InquiryId,
     action: InquiryAction,
@@ -376,7 +375,7 @@ pub async fn act(
 
 /// Redacts: erases the personal data for good. A second redaction is a conflict.
 pub async fn redact(
-    state: &AppState,
+    state: &ServiceContext,
     scope: &Scope,
     id: &InquiryId,
 ) -> Result<InquiryView, ServiceError> {
@@ -407,7 +406,7 @@ pub async fn redact(
 /// Records an inquiry event; the payload is sealed under the inquiry's data key unless the
 /// inquiry is redacted (its payload then holds no personal data, and the key is gone).
 async fn record(
-    state: &AppState,
+    state: &ServiceContext,
     tx: &mut Tx,
     scope: &Scope,
     name: &str,
@@ -415,7 +414,7 @@ async fn record(
 ) -> Result<(), ServiceError> {
     let payload = render::payload(&view.resource());
     let id = view.inquiry.id.as_str();
-    crate::service::events::record(
+    crate::events::record(
         state,
         tx,
         scope,
@@ -435,7 +434,7 @@ async fn record(
 /// runs the template's verifications and reports. A second submission while one is being
 /// processed is a conflict.
 pub async fn submit(
-    state: &AppState,
+    state: &ServiceContext,
     scope: &Scope,
     id: &InquiryId,
 ) -> Result<InquiryView, ServiceError> {
@@ -501,7 +500,7 @@ pub async fn submit(
 /// Opens (or re-opens) the inquiry for its end user: an `expired` inquiry goes back to
 /// `pending` with a new expiry, and a credential of `kind` is issued. Returns the token.
 pub async fn open_for_end_user(
-    state: &AppState,
+    state: &ServiceContext,
     scope: &Scope,
     id: &InquiryId,
     kind: idshare_store::sessions::SessionKind,
@@ -558,7 +557,7 @@ pub async fn open_for_end_user(
 }
 
 /// Expires every unfinished inquiry past its expiry time (the expiry job); returns how many.
-pub async fn expire_due(state: &AppState) -> Result<usize, ServiceError> {
+pub async fn expire_due(state: &ServiceContext) -> Result<usize, ServiceError> {
     let mut expired = 0;
     loop {
         let due = {

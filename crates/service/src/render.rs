@@ -646,7 +646,7 @@ pub struct WorkflowAttributes {
 
 /// A workflow; `with_secret` adds its signing secret (creation only).
 pub fn workflow(
-    view: &crate::service::workflows::WorkflowView,
+    view: &crate::workflows::WorkflowView,
     with_secret: bool,
 ) -> ResourceObject<WorkflowAttributes> {
     let w = &view.workflow;
