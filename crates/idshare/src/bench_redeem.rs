@@ -23,8 +23,9 @@ use std::{
 use anyhow::{Result, bail, ensure};
 use futures::{StreamExt, stream};
 use idshare_server::{
-    app::{self, AppState},
+    app,
     config::{Config, Secret},
+    state::AppState,
 };
 use idshare_store::{MasterKeySource, Store};
 use reqwest::StatusCode;

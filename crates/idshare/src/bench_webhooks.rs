@@ -26,8 +26,9 @@ use anyhow::{Context, Result, bail, ensure};
 use futures::{StreamExt, stream};
 use idshare_domain::webhook_signature::{DEFAULT_TOLERANCE_SECONDS, verify};
 use idshare_server::{
-    app::{self, AppState},
+    app,
     config::{Config, Secret},
+    state::AppState,
 };
 use idshare_store::Store;
 use reqwest::StatusCode;

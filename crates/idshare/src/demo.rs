@@ -22,10 +22,7 @@ use idshare_domain::{
     screening::{ListFormat, parse_list},
     webhook_signature::{DEFAULT_TOLERANCE_SECONDS, verify},
 };
-use idshare_server::{
-    app::{self, AppState},
-    config::Config,
-};
+use idshare_server::{app, config::Config, state::AppState};
 use idshare_service::{
     Creator, connections,
     inquiries::{self, CreateInquiry, TemplateRef},

@@ -1,4 +1,4 @@
-//! Wiring: shared state, the router with its layers, and the server loop.
+//! Wiring: opening the store, the router with its layers, and the server loop.
 
 use std::{sync::Arc, time::Duration};
 
@@ -11,7 +11,7 @@ use axum::{
     response::{IntoResponse, Response},
     routing::get,
 };
-use idshare_service::{ServiceContext, worker};
+use idshare_service::worker;
 use idshare_store::{Store, StoreError};
 use serde_json::json;
 use tower::ServiceBuilder;
@@ -19,78 +19,11 @@ use tower_http::{catch_panic::CatchPanicLayer, trace::TraceLayer};
 use utoipa_axum::router::OpenApiRouter;
 
 use crate::{
-    api, auth, config::Config, error::ApiError, idempotency, middleware as mw,
-    middleware::CurrentRequestId, ratelimit::RateLimiter,
+    api,
+    config::Config,
+    http::{auth, error::ApiError, idempotency, middleware as mw, middleware::CurrentRequestId},
+    state::AppState,
 };
-
-/// State shared by every request handler: the services' context, and what only the HTTP edge
-/// needs. Cheap to clone. Derefs to the [`ServiceContext`] that handlers pass to services.
-#[derive(Debug, Clone)]
-pub struct AppState {
-    services: ServiceContext,
-    edge: Arc<Edge>,
-}
-
-#[derive(Debug)]
-struct Edge {
-    config: Config,
-    rate_limiter: RateLimiter,
-    login_limiter: crate::dashboard::LoginLimiter,
-}
-
-impl AppState {
-    pub fn new(store: Store, config: Config) -> Self {
-        Self::with_services(ServiceContext::new(store, config.service_config()), config)
-    }
-
-    /// [`AppState::new`] with another confirmation-code sender (an SMS or email gateway).
-    pub fn with_code_sender(
-        store: Store,
-        config: Config,
-        code_sender: Arc<dyn idshare_service::sender::CodeSender>,
-    ) -> Self {
-        let services =
-            ServiceContext::with_code_sender(store, config.service_config(), code_sender);
-        Self::with_services(services, config)
-    }
-
-    fn with_services(services: ServiceContext, config: Config) -> Self {
-        Self {
-            services,
-            edge: Arc::new(Edge {
-                config,
-                rate_limiter: RateLimiter::default(),
-                login_limiter: Default::default(),
-            }),
-        }
-    }
-
-    /// The context services run with.
-    pub fn services(&self) -> &ServiceContext {
-        &self.services
-    }
-
-    /// The whole configuration (services see their part through [`ServiceContext::config`]).
-    pub fn config(&self) -> &Config {
-        &self.edge.config
-    }
-
-    pub fn rate_limiter(&self) -> &RateLimiter {
-        &self.edge.rate_limiter
-    }
-
-    pub(crate) fn login_limiter(&self) -> &crate::dashboard::LoginLimiter {
-        &self.edge.login_limiter
-    }
-}
-
-impl std::ops::Deref for AppState {
-    type Target = ServiceContext;
-
-    fn deref(&self) -> &ServiceContext {
-        &self.services
-    }
-}
 
 /// Opens the store named by the configuration as the server uses it: a missing SQLite database
 /// is created, migrations run, and the master key is checked against the database (its file is
@@ -145,7 +78,7 @@ const STARTUP_RETRY_CAP: Duration = Duration::from_secs(30);
 
 /// The API routes, each documented in the OpenAPI document by construction.
 pub fn api_routes(upload_limit: usize) -> OpenApiRouter<AppState> {
-    OpenApiRouter::with_openapi(crate::openapi::base())
+    OpenApiRouter::with_openapi(crate::http::openapi::base())
         .merge(api::inquiry_templates::routes())
         .merge(api::inquiries::routes())
         .merge(api::files::routes(upload_limit))
@@ -171,7 +104,7 @@ pub fn router(state: AppState) -> Router {
         ))
         .layer(middleware::from_fn_with_state(
             state.clone(),
-            crate::ratelimit::limit,
+            crate::http::ratelimit::limit,
         ))
         .layer(middleware::from_fn_with_state(
             state.clone(),

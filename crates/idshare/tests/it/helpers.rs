@@ -4,8 +4,9 @@ use std::path::PathBuf;
 
 use idshare_domain::{environment::Environment, id::OrgId, permission::PermissionSet};
 use idshare_server::{
-    app::{self, AppState},
+    app,
     config::{Config, Secret},
+    state::AppState,
 };
 use idshare_store::{Scope, Store, api_keys, orgs};
 use rand::RngExt;

@@ -12,10 +12,12 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::{Auth, InquiryWrite, parse_id};
 use crate::{
-    app::AppState,
-    error::{ApiResult, ErrorDocument},
-    jsonapi::{ApiJson, Document, JsonBody, ResourceObject, SingleDocument},
-    query::Fieldsets,
+    http::{
+        error::{ApiResult, ErrorDocument},
+        jsonapi::{ApiJson, Document, JsonBody, ResourceObject, SingleDocument},
+        query::Fieldsets,
+    },
+    state::AppState,
 };
 use idshare_service::confirmations::{self as service, ConfirmableField, ConfirmationView};
 

@@ -15,11 +15,13 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::{Auth, ConnectRead, ConnectWrite, parse_id};
 use crate::{
-    app::AppState,
-    auth::Caller,
-    error::{ApiError, ApiResult, ErrorDocument},
-    jsonapi::{ApiJson, Document, EmptyMeta, JsonBody, ListDocument, MetaOnly, SingleDocument},
-    query::{Accepts, QueryParams},
+    http::{
+        auth::Caller,
+        error::{ApiError, ApiResult, ErrorDocument},
+        jsonapi::{ApiJson, Document, EmptyMeta, JsonBody, ListDocument, MetaOnly, SingleDocument},
+        query::{Accepts, QueryParams},
+    },
+    state::AppState,
 };
 use idshare_service::{
     connections as service,

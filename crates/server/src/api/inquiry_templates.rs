@@ -16,10 +16,12 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::{Auth, TemplateRead, TemplateWrite, parse_id};
 use crate::{
-    app::AppState,
-    error::{ApiError, ApiResult, ErrorDocument},
-    jsonapi::{ApiJson, Document, JsonBody, ListDocument, SingleDocument},
-    query::{Accepts, Include, QueryParams},
+    http::{
+        error::{ApiError, ApiResult, ErrorDocument},
+        jsonapi::{ApiJson, Document, JsonBody, ListDocument, SingleDocument},
+        query::{Accepts, Include, QueryParams},
+    },
+    state::AppState,
 };
 use idshare_service::{
     self as service,

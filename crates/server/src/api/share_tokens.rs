@@ -17,11 +17,13 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::{Auth, ConnectRead, ConnectWrite, parse_id};
 use crate::{
-    app::AppState,
-    auth::Caller,
-    error::{ApiError, ApiResult, ErrorDocument, ErrorSource},
-    jsonapi::{ApiJson, Document, EmptyMeta, JsonBody, ListDocument, MetaOnly, SingleDocument},
-    query::{Accepts, QueryParams},
+    http::{
+        auth::Caller,
+        error::{ApiError, ApiResult, ErrorDocument, ErrorSource},
+        jsonapi::{ApiJson, Document, EmptyMeta, JsonBody, ListDocument, MetaOnly, SingleDocument},
+        query::{Accepts, QueryParams},
+    },
+    state::AppState,
 };
 use idshare_service::{
     render::{self, ShareTokenAttributes},
@@ -431,7 +433,7 @@ async fn preview(
     let (token, template_id, prediction) =
         service::preview(&state, &caller.scope, &id, &template, &field_mappings).await?;
     let document = SingleDocument {
-        data: crate::jsonapi::ResourceObject::new(
+        data: crate::http::jsonapi::ResourceObject::new(
             "connect/share-token-preview",
             token.id.as_str(),
             SharePreviewAttributes {

@@ -16,10 +16,12 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::{Auth, WebhookRead, WebhookWrite, parse_id};
 use crate::{
-    app::AppState,
-    error::{ApiError, ApiResult, ErrorDocument, ErrorSource},
-    jsonapi::{ApiJson, Document, EmptyMeta, JsonBody, ListDocument, MetaOnly, SingleDocument},
-    query::{Accepts, QueryParams},
+    http::{
+        error::{ApiError, ApiResult, ErrorDocument, ErrorSource},
+        jsonapi::{ApiJson, Document, EmptyMeta, JsonBody, ListDocument, MetaOnly, SingleDocument},
+        query::{Accepts, QueryParams},
+    },
+    state::AppState,
 };
 use idshare_service::{
     render::{self, WebhookAttributes, WebhookDeliveryAttributes},

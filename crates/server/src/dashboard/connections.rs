@@ -24,7 +24,7 @@ use idshare_store::{
 use serde::Deserialize;
 
 use super::{Chrome, PageError, Signed};
-use crate::{app::AppState, web};
+use crate::{state::AppState, web};
 use idshare_service::{Creator, connections as service};
 
 const PATH: &str = "/dashboard/connect/connections";

@@ -23,7 +23,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::{Chrome, PageError, Signed};
-use crate::{app::AppState, web};
+use crate::{state::AppState, web};
 use idshare_service::{self as service, ServiceError};
 
 /// Who may create and change templates and workflows.

@@ -38,8 +38,8 @@ use serde::Deserialize;
 pub use sign_in::LoginLimiter;
 
 use crate::{
-    app::AppState,
-    error::{ApiError, status_of},
+    http::error::{ApiError, status_of},
+    state::AppState,
     web,
 };
 use idshare_service::ServiceError;

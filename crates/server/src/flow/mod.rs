@@ -30,7 +30,10 @@ use self::{
     form::{Entered, Errors, Plan, Upload},
     pages::{FormPage, MessagePage, SummaryError},
 };
-use crate::{app::AppState, error::status_of, middleware::CurrentRequestId};
+use crate::{
+    http::{error::status_of, middleware::CurrentRequestId},
+    state::AppState,
+};
 use idshare_service::{
     self as service, ServiceError,
     files::NewDocument,

@@ -288,7 +288,7 @@ impl IntoResponse for ApiError {
         }
         let mut response = (
             self.status,
-            crate::jsonapi::json_response_body(&ErrorDocument {
+            crate::http::jsonapi::json_response_body(&ErrorDocument {
                 errors: self.errors,
             }),
         )

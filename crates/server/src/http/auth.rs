@@ -13,7 +13,7 @@ use idshare_domain::{
 };
 use idshare_store::{Scope, api_keys};
 
-use crate::{app::AppState, error::ApiError};
+use crate::{http::error::ApiError, state::AppState};
 
 /// Who is calling: resolved from the API key, carried in request extensions.
 #[derive(Debug, Clone)]

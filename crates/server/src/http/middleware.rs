@@ -17,7 +17,7 @@ use idshare_domain::{
     text::{describe, refused_control},
 };
 
-use crate::{error::ApiError, web};
+use crate::{http::error::ApiError, web};
 
 /// The id of the request being served, also sent back as `Request-Id`.
 #[derive(Debug, Clone)]

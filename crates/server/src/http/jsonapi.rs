@@ -17,7 +17,10 @@ use serde_json::{Map, Value};
 
 pub use idshare_service::jsonapi::ResourceObject;
 
-use crate::{app::AppState, error::ApiError, query::Fieldsets};
+use crate::{
+    http::{error::ApiError, query::Fieldsets},
+    state::AppState,
+};
 
 /// A JSON response body (used for every API answer, errors included).
 pub fn json_response_body<T: Serialize>(value: &T) -> Json<&T> {

@@ -16,7 +16,10 @@ use axum::{
 };
 use idshare_store::Scope;
 
-use crate::{app::AppState, auth::Caller, error::ApiError};
+use crate::{
+    http::{auth::Caller, error::ApiError},
+    state::AppState,
+};
 
 const WINDOW_SECONDS: u64 = 60;
 

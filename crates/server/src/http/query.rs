@@ -10,7 +10,7 @@ use idshare_domain::{
 use idshare_store::{Cursor, Page};
 use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
 
-use crate::{auth::Caller, error::ApiError, jsonapi::Links};
+use crate::http::{auth::Caller, error::ApiError, jsonapi::Links};
 
 pub const DEFAULT_PAGE_SIZE: u32 = 10;
 pub const MAX_PAGE_SIZE: u32 = 100;

@@ -25,7 +25,10 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 use time::Duration;
 
-use crate::{app::AppState, auth::Caller, error::ApiError};
+use crate::{
+    http::{auth::Caller, error::ApiError},
+    state::AppState,
+};
 
 const MAX_KEY_LENGTH: usize = 255;
 /// Stored answers are small JSON documents; anything larger is not worth replaying.
