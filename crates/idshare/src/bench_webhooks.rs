@@ -26,8 +26,9 @@ use anyhow::{Context, Result, bail, ensure};
 use futures::{StreamExt, stream};
 use idshare_domain::webhook_signature::{DEFAULT_TOLERANCE_SECONDS, verify};
 use idshare_server::{
-    app::{self, AppState},
+    app,
     config::{Config, Secret},
+    state::AppState,
 };
 use idshare_store::Store;
 use reqwest::StatusCode;
@@ -158,7 +159,7 @@ pub async fn run(
     ensure!(events > 0, "--events must be at least 1");
     ensure!(webhooks > 0, "--webhooks must be at least 1");
     ensure!(concurrency > 0, "--concurrency must be at least 1");
-    app::install_tls_provider();
+    idshare_service::install_tls_provider();
     let dir = tempfile::tempdir()?;
     let data_dir = dir.path().to_path_buf();
     let database_url = database_url.unwrap_or_else(|| Store::sqlite_url(&data_dir));

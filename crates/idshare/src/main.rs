@@ -19,8 +19,9 @@ use idshare_domain::{
     permission::PermissionSet,
 };
 use idshare_server::{
-    app::{self, AppState},
+    app,
     config::{Config, LogFormat, Overrides, Secret},
+    state::AppState,
 };
 use idshare_store::{MasterKeySource, Scope, Store, StoreError, api_keys, orgs, users};
 use time::OffsetDateTime;

@@ -102,8 +102,8 @@ pub struct Config {
     /// Where confirmation codes for phone numbers and email addresses go: `log` (default: a
     /// log line with the destination masked, and the code itself only for sandbox inquiries;
     /// production codes are not delivered) or `memory` (kept in this process for tests and
-    /// demos, readable through `AppState::sent_code`).
-    pub code_sender: crate::sender::SenderKind,
+    /// demos, readable through `ServiceContext::sent_code`).
+    pub code_sender: idshare_service::sender::SenderKind,
 }
 
 impl Default for Config {
@@ -132,7 +132,7 @@ impl Default for Config {
             public_url: None,
             selfie_provider_url: None,
             database_provider_url: None,
-            code_sender: crate::sender::SenderKind::Log,
+            code_sender: idshare_service::sender::SenderKind::Log,
         }
     }
 }
@@ -184,6 +184,19 @@ impl Config {
             .merge(Serialized::defaults(overrides))
             .extract()
             .map_err(Box::new)
+    }
+
+    /// The settings services read.
+    pub fn service_config(&self) -> idshare_service::ServiceConfig {
+        idshare_service::ServiceConfig {
+            share_token_peeks_and_previews_per_hour: self.share_token_peeks_and_previews_per_hour,
+            job_lease_seconds: self.job_lease_seconds,
+            allow_private_webhook_targets: self.allow_private_webhook_targets,
+            selfie_provider_url: self.selfie_provider_url.clone(),
+            database_provider_url: self.database_provider_url.clone(),
+            public_url: self.public_url(),
+            code_sender: self.code_sender,
+        }
     }
 
     /// The base URL links to this server start with.

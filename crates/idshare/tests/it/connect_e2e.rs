@@ -436,7 +436,7 @@ const N: usize = 5;
 /// their (short, heartbeat-kept) lease runs out, runs the ones it had not started at once, and
 /// every redemption happens exactly once.
 async fn redemptions_survive_a_killed_server(backend: Backend) {
-    idshare_server::app::install_tls_provider();
+    idshare_service::install_tls_provider();
     // The destination's identity-records service: held, so that the killed server's workers
     // are busy with a redemption each when it dies.
     let provider = crate::resilience::Provider::start().await;

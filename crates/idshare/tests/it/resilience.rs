@@ -167,7 +167,7 @@ impl Outage {
 /// A client that gives up after 20 s: a request that takes that long has hung (the database
 /// waits are configured to a second or two).
 fn impatient_client() -> reqwest::Client {
-    idshare_server::app::install_tls_provider();
+    idshare_service::install_tls_provider();
     reqwest::Client::builder()
         .timeout(Duration::from_secs(20))
         .build()
@@ -419,7 +419,7 @@ async fn a_job_cut_off_from_the_database_is_postponed_not_failed(backend: Backen
     // job cannot record what it found. The database comes back a few seconds later.
     let state = app.state.clone();
     provider.hold();
-    let run = tokio::spawn(async move { idshare_server::jobs::drain(&state).await });
+    let run = tokio::spawn(async move { idshare_service::worker::drain(&state).await });
     provider.wait_for_calls(1).await;
     outage.begin().await;
     provider.release();

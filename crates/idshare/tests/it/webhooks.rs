@@ -750,7 +750,7 @@ async fn no_delivery_stays_pending(backend: Backend) {
         .unwrap();
         assert!(claimed.is_some());
         app.state.advance_clock(time::Duration::seconds(1));
-        idshare_server::jobs::reap(&app.state).await;
+        idshare_service::worker::reap(&app.state).await;
     }
     let list = deliveries(&app, key, &webhook).await;
     let given_up = &list[0]["attributes"];

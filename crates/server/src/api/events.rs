@@ -10,12 +10,14 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::{Auth, EventRead, parse_id};
 use crate::{
-    app::AppState,
-    error::{ApiError, ApiResult, ErrorDocument},
-    jsonapi::{ApiJson, ListDocument, SingleDocument},
-    query::{Accepts, QueryParams},
-    render::{self, EventAttributes},
+    http::{
+        error::{ApiError, ApiResult, ErrorDocument},
+        jsonapi::{ApiJson, ListDocument, SingleDocument},
+        query::{Accepts, QueryParams},
+    },
+    state::AppState,
 };
+use idshare_service::render::{self, EventAttributes};
 
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
