@@ -133,10 +133,11 @@ impl AppState {
         &self.inner.http
     }
 
-    /// Wakes this process's idle workers: committing a transaction that enqueued jobs does it
-    /// (see [`idshare_store::Tx::commit`]); so does a `NOTIFY` from another node.
-    pub(crate) fn job_wakeup(&self) -> &tokio::sync::Notify {
-        self.inner.store.jobs_committed()
+    /// Wakes an idle worker of `queue` in this process (or the next one to go idle):
+    /// committing a transaction that enqueued jobs to it does it (see
+    /// [`idshare_store::Tx::commit`]); so does a `NOTIFY` from another node.
+    pub(crate) fn job_wakeup(&self, queue: &str) -> Arc<tokio::sync::Notify> {
+        self.inner.store.job_wakeups().of(queue)
     }
 
     /// The client for webhook deliveries and workflow HTTPS requests: no redirects, and

@@ -739,16 +739,17 @@ async fn no_delivery_stays_pending(backend: Backend) {
     app.create_template(key).await;
     let store = app.state.store();
     for _ in 0..8 {
-        let claimed = idshare_store::jobs::claim(
+        let claimed = idshare_store::jobs::claim_batch(
             store,
             "doomed",
             Some("webhooks"),
+            1,
             app.state.now(),
             time::Duration::ZERO,
         )
         .await
         .unwrap();
-        assert!(claimed.is_some());
+        assert_eq!(claimed.len(), 1);
         app.state.advance_clock(time::Duration::seconds(1));
         idshare_server::jobs::reap(&app.state).await;
     }
