@@ -404,7 +404,40 @@ impl Store {
 
 #[cfg(test)]
 mod tests {
-    use super::backoff;
+    use std::{
+        future::Future,
+        pin::pin,
+        task::{Context, Poll, Waker},
+    };
+
+    use super::{JobWakeups, backoff};
+
+    /// Whether `future` is ready at its first poll.
+    fn ready_at_once(future: impl Future<Output = ()>) -> bool {
+        let mut context = Context::from_waker(Waker::noop());
+        pin!(future).poll(&mut context) == Poll::Ready(())
+    }
+
+    #[test]
+    fn a_wake_up_given_while_no_worker_waits_is_kept_for_the_next_one_of_its_queue() {
+        let wakeups = JobWakeups::default();
+        let default = wakeups.of("default");
+        // Every worker is busy: nobody waits when the commit wakes the queue.
+        wakeups.wake("default");
+        assert!(!ready_at_once(wakeups.of("webhooks").notified()));
+        assert!(ready_at_once(default.notified()));
+        // Used up by the worker that found it.
+        assert!(!ready_at_once(default.notified()));
+    }
+
+    #[test]
+    fn a_process_skips_its_own_notifications() {
+        let wakeups = JobWakeups::default();
+        wakeups.wake_for_notification(&wakeups.notification("default"));
+        assert!(!ready_at_once(wakeups.of("default").notified()));
+        wakeups.wake_for_notification("default 0123456789abcdef");
+        assert!(ready_at_once(wakeups.of("default").notified()));
+    }
 
     #[test]
     fn backoff_grows_and_is_capped() {
