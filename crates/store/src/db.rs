@@ -9,10 +9,11 @@ use sqlx::{
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::{
-    StoreError,
+    Scope, StoreError,
     crypto::{Crypto, create_private_dir, create_private_file},
     jobs::JobWakeups,
     key_check::{self, MasterKeySource},
+    orgs::{EventReactions, ReactionCache},
 };
 
 /// Runs `$body` with `$conn` bound to the backend's typed connection. The body is compiled once
@@ -51,6 +52,7 @@ pub struct Store {
     pool: Pool,
     crypto: Crypto,
     job_wakeups: JobWakeups,
+    reactions: ReactionCache,
     /// SQLite only: write transactions take turns here, in order, before `BEGIN IMMEDIATE`.
     /// SQLite's own busy handler retries a locked database after sleeps that grow to 100 ms,
     /// so a writer that keeps missing the moment the lock is free can wait out the whole busy
@@ -70,6 +72,13 @@ pub struct Tx {
     /// that truncates the write-ahead log, the last place the erased bytes were kept.
     pub(crate) erased_personal_data: bool,
     pub(crate) job_wakeups: JobWakeups,
+    /// This process's cached [`crate::orgs::EventReactions`].
+    pub(crate) reactions: ReactionCache,
+    /// Set by [`crate::orgs::config_changed`]: this transaction changed a webhook or workflow,
+    /// so it neither uses nor fills the cache of reactions.
+    pub(crate) config_changed: bool,
+    /// The reactions this transaction already looked up (see [`crate::orgs::event_reactions`]).
+    pub(crate) reactions_seen: Option<(Scope, Arc<EventReactions>)>,
     /// SQLite: this transaction's turn to write, given up when it ends.
     write_turn: Option<OwnedSemaphorePermit>,
     /// Begun by [`Store::begin_write`]: inside an idempotent request, its commit waits for the
@@ -228,6 +237,7 @@ impl Store {
             pool,
             crypto: Crypto::without_key(),
             job_wakeups: JobWakeups::default(),
+            reactions: ReactionCache::default(),
             write_turns,
             wait,
         };
@@ -279,6 +289,9 @@ impl Store {
             enqueued_to: Vec::new(),
             erased_personal_data: false,
             job_wakeups: self.job_wakeups.clone(),
+            reactions: self.reactions.clone(),
+            config_changed: false,
+            reactions_seen: None,
             write_turn,
             writes,
             pool: self.pool.clone(),
