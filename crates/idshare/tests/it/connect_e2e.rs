@@ -432,9 +432,9 @@ impl Api {
 
 const N: usize = 5;
 
-/// A node dies with redemptions in flight: another takes over the ones it was running once
-/// their (short, heartbeat-kept) lease runs out, runs the ones it had not started at once, and
-/// every redemption happens exactly once.
+/// A node dies with redemptions in flight: another takes over the ones it had claimed (running,
+/// or waiting their turn in a worker's batch) once their (short, heartbeat-kept) lease runs out,
+/// runs the ones it had not claimed at once, and every redemption happens exactly once.
 async fn redemptions_survive_a_killed_server(backend: Backend) {
     idshare_server::app::install_tls_provider();
     // The destination's identity-records service: held, so that the killed server's workers

@@ -373,7 +373,7 @@ pub async fn start_runs(
             crate::jobs::enqueue(state, tx, &job, None).await?;
             continue;
         }
-        let run = new_run(state, scope, &version, event_id, event.name, chain, Ok(()));
+        let run = new_run(state, scope, version, event_id, event.name, chain, Ok(()));
         if insert_run(state, tx, &run).await? {
             started.push(run);
         }
