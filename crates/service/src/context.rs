@@ -28,6 +28,8 @@ pub struct ServiceConfig {
     pub share_token_peeks_and_previews_per_hour: NonZeroU32,
     /// How long a worker's claim on a job lasts without a heartbeat.
     pub job_lease_seconds: NonZeroU32,
+    /// How often an idle worker looks for due jobs without a wake-up, and reaps expired leases.
+    pub job_poll_seconds: NonZeroU32,
     /// Let webhooks and workflow HTTPS requests reach private, loopback and link-local
     /// addresses.
     pub allow_private_webhook_targets: bool,
@@ -132,10 +134,11 @@ impl ServiceContext {
         &self.inner.http
     }
 
-    /// Wakes this process's idle workers: committing a transaction that enqueued jobs does it
-    /// (see [`idshare_store::Tx::commit`]); so does a `NOTIFY` from another node.
-    pub(crate) fn job_wakeup(&self) -> &tokio::sync::Notify {
-        self.inner.store.jobs_committed()
+    /// Wakes an idle worker of `queue` in this process (or the next one to go idle):
+    /// committing a transaction that enqueued jobs to it does it (see
+    /// [`idshare_store::Tx::commit`]); so does a `NOTIFY` from another node.
+    pub(crate) fn job_wakeup(&self, queue: &str) -> Arc<tokio::sync::Notify> {
+        self.inner.store.job_wakeups().of(queue)
     }
 
     /// The client for webhook deliveries and workflow HTTPS requests: no redirects, and

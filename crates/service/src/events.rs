@@ -5,7 +5,7 @@
 //! when the change it describes commits; no condition is evaluated in that transaction.
 
 use idshare_domain::{event::names, id::EventId, webhook::EnabledEvents};
-use idshare_store::{Scope, StoreError, Tx, events, webhooks};
+use idshare_store::{Scope, StoreError, Tx, events, orgs, webhooks};
 
 use crate::{ServiceContext, jobs::JobKind};
 
@@ -35,15 +35,16 @@ pub async fn record_without_workflows(
 ) -> Result<EventId, StoreError> {
     let now = state.now();
     let id = events::record(tx, state.store().crypto(), scope, event, now).await?;
-    for (webhook_id, enabled_events) in webhooks::enabled_subscriptions(tx, scope).await? {
+    let reactions = orgs::event_reactions(tx, scope).await?;
+    for (webhook_id, enabled_events) in &reactions.subscriptions {
         // Stored lists were validated on save; one that no longer parses matches nothing.
         let subscribed =
-            EnabledEvents::parse(&enabled_events).is_ok_and(|enabled| enabled.matches(event.name));
+            EnabledEvents::parse(enabled_events).is_ok_and(|enabled| enabled.matches(event.name));
         if !subscribed {
             continue;
         }
         if let Some(delivery) =
-            webhooks::create_delivery(tx, scope, &webhook_id, &id, event.name, now).await?
+            webhooks::create_delivery(tx, scope, webhook_id, &id, event.name, now).await?
         {
             let job = JobKind::WebhookDelivery {
                 delivery_id: delivery.to_string(),

@@ -5,61 +5,117 @@
 
 use std::time::Duration as StdDuration;
 
+use idshare_domain::id::JobId;
 use idshare_store::jobs::{self, Job};
 use time::Duration;
+use tokio::sync::watch;
 
 use crate::{
     ServiceContext,
-    jobs::{JobError, execute, give_up},
+    jobs::{JobError, WEBHOOK_QUEUE, execute, give_up},
 };
 
-/// How often an idle worker looks for due jobs even without a wake-up.
-const POLL: StdDuration = StdDuration::from_secs(2);
+/// The longest wait between tries to record a job's outcome while the database is unavailable.
+const RECORD_RETRY_MAX: StdDuration = StdDuration::from_secs(2);
 
-/// Claims the next due job of `queue` (every queue when `None`) and runs it under a lease that
-/// a heartbeat keeps extending; returns whether there was one.
+/// How many due jobs a worker claims at once (one claim transaction for all of them), and runs
+/// one after another. Webhook deliveries one at a time: a batch would wait on its slowest
+/// receiver while other webhook workers idle.
+fn batch_size(queue: Option<&str>) -> u32 {
+    match queue {
+        Some(WEBHOOK_QUEUE) => 1,
+        _ => 4,
+    }
+}
+
+/// Claims the next due jobs of `queue` (every queue when `None`, at most a batch) and runs them
+/// under leases that a heartbeat keeps extending; returns whether there were any.
 pub async fn run_next(
     state: &ServiceContext,
     worker: &str,
     queue: Option<&str>,
 ) -> Result<bool, JobError> {
-    let lease = Duration::seconds(i64::from(state.config().job_lease_seconds.get()));
-    let Some(job) = jobs::claim(state.store(), worker, queue, state.now(), lease).await? else {
-        return Ok(false);
-    };
-    let run = async {
-        let outcome = execute(state, &job).await;
-        finish(state, worker, &job, outcome).await;
-    };
-    tokio::select! {
-        // A run that has recorded its outcome has finished, whatever the heartbeat says.
-        biased;
-        () = run => {}
-        () = keep_leased(state, worker, &job, lease) => {
-            // Dropping the run rolls back whatever it had not committed; the new holder runs
-            // the job again (jobs are idempotent).
-            tracing::warn!(job = %job.id, kind = %job.kind, "job abandoned: its lease ran out and another worker took it over");
-        }
-    }
-    Ok(true)
+    Ok(run_batch(state, worker, queue, None).await? > 0)
 }
 
-/// The heartbeat of a running job: extends its lease to a full lease from now, three times per
-/// lease, so that a job may run longer than its lease while a worker that dies lets go of it
-/// within one lease. Returns only when the lease was lost (it ran out while the database could
-/// not be reached, and the job was handed on).
-async fn keep_leased(state: &ServiceContext, worker: &str, job: &Job, lease: Duration) {
+/// Claims a batch of due jobs and runs them one after another; when `stop` turns true, gives
+/// back those not started yet. Returns how many were claimed.
+async fn run_batch(
+    state: &ServiceContext,
+    worker: &str,
+    queue: Option<&str>,
+    stop: Option<&watch::Receiver<bool>>,
+) -> Result<usize, JobError> {
+    let lease = Duration::seconds(i64::from(state.config().job_lease_seconds.get()));
+    let limit = batch_size(queue);
+    let claimed =
+        jobs::claim_batch(state.store(), worker, queue, limit, state.now(), lease).await?;
+    if let Some(queue) = queue
+        && claimed.len() == limit as usize
+    {
+        // More may be due: another idle worker of the queue joins in.
+        state.job_wakeup(queue).notify_one();
+    }
+    let (held_tx, held) = watch::channel(claimed.iter().map(|job| job.id.clone()).collect());
+    let run = async {
+        for (n, job) in claimed.iter().enumerate() {
+            if stop.is_some_and(|stop| *stop.borrow()) {
+                let unstarted: Vec<JobId> = claimed[n..].iter().map(|j| j.id.clone()).collect();
+                if let Err(e) = jobs::release(state.store(), &unstarted, worker, state.now()).await
+                {
+                    // Their leases run out and the reaper hands them on.
+                    tracing::warn!(error = ?e, "could not give back the jobs of a stopping worker");
+                }
+                return;
+            }
+            let mut held = held.clone();
+            let run = async {
+                let outcome = execute(state, job).await;
+                finish(state, worker, job, outcome).await;
+            };
+            tokio::select! {
+                // A run that has recorded its outcome has finished, whatever the heartbeat says.
+                biased;
+                () = run => {}
+                _ = held.wait_for(|held: &Vec<JobId>| !held.contains(&job.id)) => {
+                    // Dropping the run rolls back whatever it had not committed; the new holder
+                    // runs the job again (jobs are idempotent).
+                    tracing::warn!(job = %job.id, kind = %job.kind, "job abandoned: its lease ran out and another worker took it over");
+                }
+            }
+        }
+    };
+    tokio::select! {
+        biased;
+        () = run => {}
+        () = keep_leased(state, worker, lease, &held_tx) => {}
+    }
+    Ok(claimed.len())
+}
+
+/// The heartbeat of a worker running a batch: extends the leases of every job it holds to a
+/// full lease from now, three times per lease, so that a job may run longer than its lease (and
+/// the jobs waiting their turn in the batch keep theirs) while a worker that dies lets go of
+/// them within one lease. Publishes the jobs still held after each beat (one missing ran out of
+/// its lease while the database could not be reached, and was handed on). Runs until dropped.
+async fn keep_leased(
+    state: &ServiceContext,
+    worker: &str,
+    lease: Duration,
+    held: &watch::Sender<Vec<JobId>>,
+) {
     let mut beats = tokio::time::interval(lease.unsigned_abs() / 3);
     beats.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     beats.tick().await;
     loop {
         beats.tick().await;
         let now = state.now();
-        match jobs::extend(state.store(), &job.id, worker, now + lease, now).await {
-            Ok(true) => {}
-            Ok(false) => return,
+        match jobs::extend_held(state.store(), worker, now + lease, now).await {
+            Ok(still_held) => {
+                held.send_replace(still_held);
+            }
             Err(e) => {
-                tracing::warn!(job = %job.id, error = ?e, "could not extend a job's lease; trying again");
+                tracing::warn!(worker, error = ?e, "could not extend the leases of running jobs; trying again");
             }
         }
     }
@@ -128,7 +184,7 @@ async fn finish(state: &ServiceContext, worker: &str, job: &Job, outcome: Result
             Err(e) if e.is_unavailable() => {
                 tracing::warn!(job = %job.id, error = %e, "could not record a job outcome: the database is unavailable; trying again");
                 tokio::time::sleep(wait).await;
-                wait = (wait * 2).min(POLL);
+                wait = (wait * 2).min(RECORD_RETRY_MAX);
             }
             Err(e) => {
                 // The lease runs out and the reaper hands the job to another worker.
@@ -162,36 +218,43 @@ pub async fn drain(state: &ServiceContext) -> Result<usize, JobError> {
     Ok(total)
 }
 
-/// A background worker loop over one queue: reaps expired leases, runs due jobs, sleeps until
-/// woken. When `stop` turns true it finishes the job in hand and returns.
+/// A background worker loop over one queue: runs due jobs a batch at a time, sleeps until
+/// woken (a wake-up given while it was busy is kept for it) or until the poll interval has
+/// passed, and returns jobs whose lease ran out to the queue once per poll interval (not before
+/// every claim). When `stop` turns true it finishes the job in hand, gives back the rest of its
+/// batch and returns.
 pub async fn work(
     state: ServiceContext,
     worker: String,
     queue: &'static str,
-    mut stop: tokio::sync::watch::Receiver<bool>,
+    mut stop: watch::Receiver<bool>,
 ) {
+    let poll = StdDuration::from_secs(u64::from(state.config().job_poll_seconds.get()));
+    let wakeup = state.job_wakeup(queue);
+    let mut next_reap = tokio::time::Instant::now();
     while !*stop.borrow() {
-        reap(&state).await;
-        match run_next(&state, &worker, Some(queue)).await {
-            Ok(false) => {}
-            Ok(true) => continue,
-            Err(e) => tracing::warn!(error = %e, "could not claim a job"),
+        if tokio::time::Instant::now() >= next_reap {
+            reap(&state).await;
+            next_reap = tokio::time::Instant::now() + poll;
+        }
+        match run_batch(&state, &worker, Some(queue), Some(&stop)).await {
+            Ok(0) => {}
+            Ok(_) => continue,
+            Err(e) => tracing::warn!(error = %e, "could not claim jobs"),
         }
         tokio::select! {
-            () = state.job_wakeup().notified() => {}
+            () = wakeup.notified() => {}
             // A dropped sender means the server is gone: stop as well.
             changed = stop.changed() => if changed.is_err() { return },
-            () = tokio::time::sleep(POLL) => {}
+            () = tokio::time::sleep(poll) => {}
         }
     }
 }
 
 /// On PostgreSQL, relays `NOTIFY` from other nodes to this process's workers (one connection
 /// per process, not per worker). Returns at once on SQLite, where enqueuing is in-process.
-pub async fn relay_notifications(
-    state: ServiceContext,
-    mut stop: tokio::sync::watch::Receiver<bool>,
-) {
+pub async fn relay_notifications(state: ServiceContext, mut stop: watch::Receiver<bool>) {
+    let poll = StdDuration::from_secs(u64::from(state.config().job_poll_seconds.get()));
     let mut listener = match state.store().job_listener().await {
         Ok(Some(listener)) => listener,
         Ok(None) => return,
@@ -203,10 +266,12 @@ pub async fn relay_notifications(
     loop {
         tokio::select! {
             notification = listener.recv() => match notification {
-                Ok(_) => state.job_wakeup().notify_waiters(),
+                Ok(notification) => {
+                    state.store().job_wakeups().wake_for_notification(notification.payload());
+                }
                 Err(e) => {
                     tracing::warn!(error = ?e, "job notifications interrupted; retrying");
-                    tokio::time::sleep(POLL).await;
+                    tokio::time::sleep(poll).await;
                 }
             },
             _ = stop.changed() => return,

@@ -356,7 +356,8 @@ pub async fn start_runs(
 ) -> Result<Vec<Run>, StoreError> {
     let chain = current_chain() + 1;
     let mut started = Vec::new();
-    for version in workflows::triggered_by(tx, scope, event.name).await? {
+    let reactions = idshare_store::orgs::event_reactions(tx, scope).await?;
+    for version in reactions.triggered_by(event.name) {
         // Read from the stored definition: compiling it is no work for a write transaction.
         if version.definition.pointer("/trigger/condition").is_some() {
             let job = JobKind::WorkflowTrigger {
@@ -369,7 +370,7 @@ pub async fn start_runs(
             crate::jobs::enqueue(state, tx, &job, None).await?;
             continue;
         }
-        let run = new_run(state, scope, &version, event_id, event.name, chain, Ok(()));
+        let run = new_run(state, scope, version, event_id, event.name, chain, Ok(()));
         if insert_run(state, tx, &run).await? {
             started.push(run);
         }

@@ -165,7 +165,7 @@ pub async fn insert(tx: &mut Tx, crypto: &Crypto, webhook: &Webhook) -> Result<(
             .await?
             .rows_affected()
     });
-    Ok(())
+    crate::orgs::config_changed(tx, "webhooks", id).await
 }
 
 /// Writes every mutable column (settings, status, secrets).
@@ -200,7 +200,7 @@ pub async fn save(tx: &mut Tx, crypto: &Crypto, webhook: &Webhook) -> Result<(),
         .await?
         .rows_affected()
     });
-    Ok(())
+    crate::orgs::config_changed(tx, "webhooks", id).await
 }
 
 async fn fetch_one(
@@ -281,9 +281,9 @@ pub async fn list(
     Ok(Some(paginate(rows, cursor, size)))
 }
 
-/// The scope's enabled webhooks with their subscriptions: `(id, enabled_events)`. Read in the
-/// transaction that writes an event, to create its deliveries.
-pub async fn enabled_subscriptions(
+/// The scope's enabled webhooks with their subscriptions: `(id, enabled_events)` (read into
+/// [`crate::orgs::event_reactions`]).
+pub(crate) async fn enabled_subscriptions(
     tx: &mut Tx,
     scope: &Scope,
 ) -> Result<Vec<(WebhookId, Vec<String>)>, StoreError> {

@@ -353,7 +353,7 @@ pub(crate) async fn jobs_of_kind(
 
 /// A production inquiry whose template asks for a `database` verification through the `http`
 /// provider (so that its pipeline calls the test's [`Provider`]); returns its id.
-async fn inquiry_checked_by_the_provider(app: &TestApp, key: &str) -> String {
+pub(crate) async fn inquiry_checked_by_the_provider(app: &TestApp, key: &str) -> String {
     let template = expect_status(
         app.post(key, "/api/v1/inquiry-templates", &json!({"data": {"attributes": {"name": "Records",
             "field-schemas": [{"key": "name-first", "type": "string"}, {"key": "name-last", "type": "string"},
@@ -377,7 +377,7 @@ async fn inquiry_checked_by_the_provider(app: &TestApp, key: &str) -> String {
         .to_owned()
 }
 
-async fn submit(app: &TestApp, key: &str, inquiry: &str) {
+pub(crate) async fn submit(app: &TestApp, key: &str, inquiry: &str) {
     expect_status(
         app.post(
             key,
@@ -390,7 +390,7 @@ async fn submit(app: &TestApp, key: &str, inquiry: &str) {
     .await;
 }
 
-async fn status_of(app: &TestApp, key: &str, inquiry: &str) -> String {
+pub(crate) async fn status_of(app: &TestApp, key: &str, inquiry: &str) -> String {
     let inquiry = expect_status(
         app.get(key, &format!("/api/v1/inquiries/{inquiry}")).await,
         StatusCode::OK,

@@ -739,16 +739,17 @@ async fn no_delivery_stays_pending(backend: Backend) {
     app.create_template(key).await;
     let store = app.state.store();
     for _ in 0..8 {
-        let claimed = idshare_store::jobs::claim(
+        let claimed = idshare_store::jobs::claim_batch(
             store,
             "doomed",
             Some("webhooks"),
+            1,
             app.state.now(),
             time::Duration::ZERO,
         )
         .await
         .unwrap();
-        assert!(claimed.is_some());
+        assert_eq!(claimed.len(), 1);
         app.state.advance_clock(time::Duration::seconds(1));
         idshare_service::worker::reap(&app.state).await;
     }
@@ -768,7 +769,55 @@ async fn no_delivery_stays_pending(backend: Backend) {
     );
 }
 
+/// Two nodes on one database. Each caches what an event of an organization sets in motion, and
+/// reads it again when the organization's configuration generation moved: a webhook created,
+/// or disabled, on one node is used, or no longer used, by the very next event on the other.
+async fn a_webhook_changed_on_one_node_is_used_by_the_next_event_on_another(backend: Backend) {
+    let first = spawn_app(backend).await;
+    let (database_url, key_file) = (
+        first.database_url.clone(),
+        first.data_dir.join("master.key"),
+    );
+    let second = spawn_app_with(backend, move |config| {
+        config.database_url = Some(idshare_server::config::Secret::new(database_url));
+        config.master_key_file = Some(key_file);
+    })
+    .await;
+    let t = first.tenant("Bank").await;
+    let key = &t.sandbox;
+    let template = first.create_template(key).await;
+    let create_on_second = || second.create_inquiry(key, &template, json!({}));
+    // The second node has read (and cached) the organization's reactions: none.
+    create_on_second().await;
+
+    let (webhook, _) = create_webhook(
+        &first,
+        key,
+        json!({"url": "https://hooks.example.com/idshare", "enabled-events": ["inquiry.created"]}),
+    )
+    .await;
+    create_on_second().await;
+    assert_eq!(deliveries(&first, key, &webhook).await.len(), 1);
+    create_on_second().await;
+    assert_eq!(deliveries(&first, key, &webhook).await.len(), 2);
+
+    expect_status(
+        first
+            .post(key, &format!("{WEBHOOKS}/{webhook}/disable"), &json!({}))
+            .await,
+        StatusCode::OK,
+    )
+    .await;
+    create_on_second().await;
+    assert_eq!(
+        deliveries(&first, key, &webhook).await.len(),
+        2,
+        "a disabled webhook gets no delivery"
+    );
+}
+
 backend_tests!(
+    a_webhook_changed_on_one_node_is_used_by_the_next_event_on_another,
     webhook_management_and_validation,
     private_targets_are_refused,
     deliveries_are_signed_retried_and_redelivered,
