@@ -8,7 +8,7 @@
 //!   first write to its commit, so numbers are handed out in commit order.
 //! - PostgreSQL: the writing transaction's id (`pg_current_xact_id()`, an xid8 that never
 //!   wraps) times [`PER_TRANSACTION`], plus the event's rank in its transaction. [`list`] serves
-//!   only events below the oldest transaction still running (`pg_snapshot_xmin`): every
+//!   only events below the oldest transaction of this database still running: every
 //!   transaction that could still write a smaller number has ended, so what is served never
 //!   gains an event below it. A transaction that committed before another made its first write
 //!   has the smaller id, so its events come first.
@@ -32,9 +32,18 @@ pub const PER_TRANSACTION: i64 = 65_536;
 /// PostgreSQL: the first sequence of the current transaction.
 const TRANSACTION_BASE: &str = "(pg_current_xact_id()::text::bigint * 65536)";
 
-/// PostgreSQL: the sequences below this are final: every transaction that could still commit
-/// one has ended.
-const SERVED_BELOW: &str = "(pg_snapshot_xmin(pg_current_snapshot())::text::bigint * 65536)";
+/// PostgreSQL: the sequences below this are final: every transaction of this database that
+/// could still commit one has ended. That is the oldest transaction in progress in the
+/// statement's snapshot (or the next transaction id when none is), leaving out those that
+/// `pg_stat_activity` shows in another database: they cannot write these events, and other
+/// databases of the server must not hold this feed back. A transaction it cannot place (not
+/// visible to this role, prepared, just begun) counts as this database's.
+const SERVED_BELOW: &str = "(COALESCE(\
+    (SELECT MIN(x::text::bigint) FROM pg_snapshot_xip(pg_current_snapshot()) x \
+     WHERE x::text::bigint % 4294967296 NOT IN ( \
+       SELECT backend_xid::text::bigint FROM pg_stat_activity \
+       WHERE backend_xid IS NOT NULL AND datname IS DISTINCT FROM current_database())), \
+    pg_snapshot_xmax(pg_current_snapshot())::text::bigint) * 65536)";
 
 #[derive(Debug, Clone)]
 pub struct Event {
