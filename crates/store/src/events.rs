@@ -156,18 +156,18 @@ pub async fn record(
     });
     on_conn!(tx, |conn| {
         sqlx::query(sql)
-        .bind(id.as_str())
-        .bind(scope.org_id.as_str())
-        .bind(scope.environment.as_str())
-        .bind(event.name)
-        .bind(event.object_type)
-        .bind(event.object_id)
-        .bind(event.sealed_by)
-        .bind(payload)
-        .bind(to_unix_micros(now))
-        .execute(conn)
-        .await?
-        .rows_affected()
+            .bind(id.as_str())
+            .bind(scope.org_id.as_str())
+            .bind(scope.environment.as_str())
+            .bind(event.name)
+            .bind(event.object_type)
+            .bind(event.object_id)
+            .bind(event.sealed_by)
+            .bind(payload)
+            .bind(to_unix_micros(now))
+            .execute(conn)
+            .await?
+            .rows_affected()
     });
     Ok(id)
 }

@@ -275,7 +275,11 @@ async fn a_late_commit_is_not_skipped_by_a_forward_reader(backend: Backend) {
     reader.read(&app, key).await;
     let seen = reader.ids();
     assert_eq!(seen.len(), 4, "{seen:?}");
-    assert_eq!(seen[0], late.as_str(), "the earlier transaction comes first");
+    assert_eq!(
+        seen[0],
+        late.as_str(),
+        "the earlier transaction comes first"
+    );
     assert!(reader.seen.windows(2).all(|w| w[0].1 < w[1].1));
     let all = app.list_ids(key, "/api/v1/events?page[size]=100").await;
     assert_eq!(all.len(), start.len() + 4);

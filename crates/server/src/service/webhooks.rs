@@ -15,8 +15,9 @@ use idshare_domain::{
     id::{WebhookDeliveryId, WebhookId},
     inflection::{Inflection, kebab_to, transform_keys},
     webhook::{
-        AttributesBlocklist, DELIVERY_TIMEOUT, EnabledEvents, MAX_ATTEMPTS, WebhookAction, WebhookStatus, WebhookUrl, forbidden_target, gives_way,
-        next_attempt_delay, parse_webhook_url, transition,
+        AttributesBlocklist, DELIVERY_TIMEOUT, EnabledEvents, MAX_ATTEMPTS, WebhookAction,
+        WebhookStatus, WebhookUrl, forbidden_target, gives_way, next_attempt_delay,
+        parse_webhook_url, transition,
     },
     webhook_signature::{HEADER_NAME, signature_header},
 };
@@ -575,13 +576,8 @@ async fn start_next(
     tx: &mut idshare_store::Tx,
     delivery: &Delivery,
 ) -> Result<(), ServiceError> {
-    let next = webhooks::start_next(
-        tx,
-        &delivery.webhook_id,
-        &delivery.object_id,
-        state.now(),
-    )
-    .await?;
+    let next =
+        webhooks::start_next(tx, &delivery.webhook_id, &delivery.object_id, state.now()).await?;
     if let Some(next) = next {
         let job = JobKind::WebhookDelivery {
             delivery_id: next.to_string(),
