@@ -964,9 +964,74 @@ async fn a_failing_delivery_gives_way_after_the_order_wait(backend: Backend) {
     assert_eq!(next["attributes"]["attempts-made"], 1);
 }
 
+/// A new event of an object whose delivery waits for a retry due more than ten minutes away
+/// does not wait for it: that delivery ends failed at once and the new one is sent.
+async fn a_new_event_does_not_wait_for_a_distant_retry(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let t = app.tenant("Bank").await;
+    let key = &t.sandbox;
+    let receiver = Receiver::start().await;
+    let (webhook, _) = create_webhook(
+        &app,
+        key,
+        json!({"url": receiver.url, "enabled-events": ["inquiry.created", "inquiry.updated"]}),
+    )
+    .await;
+    let template = app.create_template(key).await;
+    let inquiry = app
+        .create_inquiry(key, &template, json!({"name-first": "Ada"}))
+        .await;
+    let inquiry = inquiry["data"]["id"].as_str().unwrap().to_owned();
+    receiver.fail_object(&inquiry, 4);
+    app.drain().await;
+    // Attempts 2, 3 and 4; the fifth is due about 32 minutes after the fourth.
+    for minutes in [1, 3, 10] {
+        app.state.advance_clock(time::Duration::minutes(minutes));
+        app.drain().await;
+    }
+    assert_eq!(receiver.received().len(), 4);
+    note(&app, key, &inquiry, "second event").await;
+    let list = deliveries(&app, key, &webhook).await;
+    let given_way = list
+        .iter()
+        .find(|d| d["attributes"]["event-name"] == "inquiry.created")
+        .unwrap();
+    assert_eq!(given_way["attributes"]["status"], "failed", "{given_way}");
+    assert_eq!(given_way["attributes"]["attempts-made"], 4);
+    assert!(
+        given_way["attributes"]["last-error"]
+            .as_str()
+            .unwrap()
+            .contains("not retried"),
+        "{given_way}"
+    );
+    app.drain().await;
+    let names: Vec<String> = arrivals(&receiver).into_iter().map(|(_, n)| n).collect();
+    assert_eq!(names.last().map(String::as_str), Some("inquiry.updated"));
+    assert_eq!(
+        deliveries(&app, key, &webhook).await[0]["attributes"]["status"],
+        "delivered"
+    );
+
+    // A redelivery of the earlier event goes first: a new event of the object waits for it.
+    let redeliver = format!(
+        "{WEBHOOKS}/{webhook}/deliveries/{}/redeliver",
+        given_way["id"].as_str().unwrap()
+    );
+    expect_status(app.post(key, &redeliver, &json!({})).await, StatusCode::OK).await;
+    note(&app, key, &inquiry, "third event").await;
+    app.drain().await;
+    let names: Vec<String> = arrivals(&receiver).into_iter().map(|(_, n)| n).collect();
+    assert_eq!(
+        names[names.len() - 2..],
+        ["inquiry.created", "inquiry.updated"]
+    );
+}
+
 backend_tests!(
     deliveries_of_one_object_arrive_in_event_order,
     a_failing_delivery_gives_way_after_the_order_wait,
+    a_new_event_does_not_wait_for_a_distant_retry,
     webhook_management_and_validation,
     private_targets_are_refused,
     deliveries_are_signed_retried_and_redelivered,
