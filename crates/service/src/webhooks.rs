@@ -3,8 +3,11 @@
 //! A delivery is one POST of the event envelope, signed with every live secret of the webhook
 //! (`Persona-Signature`), answered with any 2xx within [`DELIVERY_TIMEOUT`]; otherwise it is
 //! retried on the schedule of [`next_attempt_delay`] until [`MAX_ATTEMPTS`], then `failed`
-//! (and can be redelivered). Targets are checked against SSRF at every attempt: an IP host
-//! here, every resolved address in [`GuardedResolver`].
+//! (and can be redelivered). Deliveries of one object to one webhook go in event order: each
+//! waits for the one before to end, for at most
+//! [`ORDER_WAIT`](idshare_domain::webhook::ORDER_WAIT) (`store::webhooks`). Targets
+//! are checked against SSRF at every attempt: an IP host here, every resolved address in
+//! [`GuardedResolver`].
 
 use std::{net::SocketAddr, sync::Arc};
 
@@ -13,8 +16,8 @@ use idshare_domain::{
     inflection::{Inflection, kebab_to, transform_keys},
     webhook::{
         AttributesBlocklist, DELIVERY_TIMEOUT, EnabledEvents, MAX_ATTEMPTS, WebhookAction,
-        WebhookStatus, WebhookUrl, forbidden_target, next_attempt_delay, parse_webhook_url,
-        transition,
+        WebhookStatus, WebhookUrl, forbidden_target, gives_way, next_attempt_delay,
+        parse_webhook_url, transition,
     },
     webhook_signature::{HEADER_NAME, signature_header},
 };
@@ -423,14 +426,11 @@ fn describe(error: &reqwest::Error) -> String {
 }
 
 /// One attempt of a delivery (the job). A failed attempt is recorded and retried on the
-/// webhook schedule; after the last one the delivery is `failed` and the job is done.
-pub async fn deliver(
-    state: &ServiceContext,
-    delivery_id: &str,
-    job: &Job,
-) -> Result<(), ServiceError> {
+/// webhook schedule; after the last one the delivery is `failed` and the job is done. A
+/// delivery whose object has an earlier delivery pending waits for it instead (sent nothing);
+/// one that ends starts the next of its object.
+pub async fn deliver(state: &ServiceContext, delivery_id: &str, job: &Job) -> Result<(), ServiceError> {
     let id = WebhookDeliveryId::parse(delivery_id).map_err(ServiceError::internal)?;
-    let crypto = state.store().crypto();
     let mut tx = state.store().begin_read().await?;
     let Some(delivery) = webhooks::get_delivery_any(&mut tx, &id).await? else {
         return Err(ServiceError::internal(anyhow::anyhow!(
@@ -440,6 +440,29 @@ pub async fn deliver(
     if delivery.status != "pending" {
         return Ok(());
     }
+    if webhooks::earlier_pending(&mut tx, &delivery).await? {
+        drop(tx);
+        let mut write = state.store().begin_write().await?;
+        if webhooks::wait_for_earlier(&mut write, &delivery).await? {
+            write.commit().await?;
+            return Ok(());
+        }
+        // The earlier one ended meanwhile.
+        drop(write);
+        tx = state.store().begin_read().await?;
+    }
+    send(state, tx, delivery, job).await
+}
+
+/// Sends `delivery` (read in `tx`) and records the attempt.
+async fn send(
+    state: &ServiceContext,
+    mut tx: idshare_store::Tx,
+    delivery: Delivery,
+    job: &Job,
+) -> Result<(), ServiceError> {
+    let id = delivery.id.clone();
+    let crypto = state.store().crypto();
     let webhook = webhooks::get(&mut tx, crypto, &delivery.scope, &delivery.webhook_id)
         .await?
         .ok_or_else(|| {
@@ -501,59 +524,92 @@ pub async fn deliver(
         }
     };
     let at = state.now();
-    let (attempt, retry) = match outcome {
-        Ok(code) => (
-            Attempt {
-                at,
-                status_code: Some(code),
-                error: None,
-                outcome: "delivered",
-                next_attempt_at: None,
-            },
-            None,
-        ),
-        Err((code, error)) => {
+    // Locked, so that a later delivery of the object created meanwhile is seen here, or sees
+    // this attempt's outcome.
+    let mut tx = state.store().begin_write().await?;
+    let Some(delivery) = webhooks::get_delivery_for_update(&mut tx, &id).await? else {
+        return Ok(());
+    };
+    let attempt = match outcome {
+        Ok(code) => Attempt {
+            at,
+            status_code: Some(code),
+            error: None,
+            outcome: "delivered",
+            next_attempt_at: None,
+        },
+        Err((code, mut error)) => {
             let delay = (job.attempts < job.max_attempts.min(MAX_ATTEMPTS))
                 .then(|| next_attempt_delay(job.attempts, rand::random::<f64>()))
                 .flatten()
                 .and_then(|d| Duration::try_from(d).ok());
-            let next = delay.map(|d| at + d);
-            (
-                Attempt {
-                    at,
-                    status_code: code,
-                    error: Some(error.clone()),
-                    outcome: if next.is_some() { "pending" } else { "failed" },
-                    next_attempt_at: next,
-                },
-                next.map(|at| (at, error)),
-            )
+            let mut next = delay.map(|d| at + d);
+            if let Some(retry_at) = next
+                && let Some(since) = webhooks::next_waiting_since(&mut tx, &delivery).await?
+                && gives_way(retry_at, since)
+            {
+                error = format!("{error}; {}", webhooks::gave_way_reason());
+                next = None;
+            }
+            Attempt {
+                at,
+                status_code: code,
+                error: Some(error),
+                outcome: if next.is_some() { "pending" } else { "failed" },
+                next_attempt_at: next,
+            }
         }
     };
-    let mut tx = state.store().begin_write().await?;
-    webhooks::record_attempt(&mut tx, &id, &attempt).await?;
+    let recorded = webhooks::record_attempt(&mut tx, &id, &attempt).await?;
+    if recorded && attempt.next_attempt_at.is_none() {
+        start_next(state, &mut tx, &delivery).await?;
+    }
     tx.commit().await?;
-    match retry {
-        Some((at, error)) => Err(ServiceError::Later {
+    match (recorded, attempt.next_attempt_at) {
+        (true, Some(at)) => Err(ServiceError::Later {
             at,
-            cause: anyhow::anyhow!("webhook delivery {id}: {error}"),
+            cause: anyhow::anyhow!(
+                "webhook delivery {id}: {}",
+                attempt.error.unwrap_or_default()
+            ),
         }),
-        None => Ok(()),
+        _ => Ok(()),
     }
 }
 
+/// After `delivery` ended: starts the next delivery of its object to its webhook, if one
+/// waits for it, with its job.
+async fn start_next(
+    state: &ServiceContext,
+    tx: &mut idshare_store::Tx,
+    delivery: &Delivery,
+) -> Result<(), ServiceError> {
+    let next =
+        webhooks::start_next(tx, &delivery.webhook_id, &delivery.object_id, state.now()).await?;
+    if let Some(next) = next {
+        let job = JobKind::WebhookDelivery {
+            delivery_id: next.to_string(),
+        };
+        crate::jobs::enqueue(state, tx, &job, None).await?;
+    }
+    Ok(())
+}
+
 /// Called when a delivery job is given up (its lease kept running out): the delivery is
-/// `failed`, visible, and can be redelivered.
+/// `failed`, visible, and can be redelivered; the next one of its object goes.
 pub async fn give_up(state: &ServiceContext, delivery_id: &str) -> Result<(), ServiceError> {
     let id = WebhookDeliveryId::parse(delivery_id).map_err(ServiceError::internal)?;
     let mut tx = state.store().begin_write().await?;
-    webhooks::abandon(
+    let ended = webhooks::abandon(
         &mut tx,
         &id,
         "given up after repeated internal errors",
         state.now(),
     )
     .await?;
+    if ended && let Some(delivery) = webhooks::get_delivery_any(&mut tx, &id).await? {
+        start_next(state, &mut tx, &delivery).await?;
+    }
     tx.commit().await?;
     Ok(())
 }

@@ -1,6 +1,18 @@
 //! Events: written in the transaction of the change they describe (transactional outbox).
-//! `seq` comes from a database sequence (identity / AUTOINCREMENT): increasing across an
-//! organization's events, gaps allowed, and no counter row that every writer would queue on.
+//!
+//! `seq` orders the feed, and a reader paging forward from an event must never miss one that
+//! commits later with a smaller number. There is no counter row that every writer would queue
+//! on; instead:
+//!
+//! - SQLite: `AUTOINCREMENT`. There is one writer at a time, holding the write lock from its
+//!   first write to its commit, so numbers are handed out in commit order.
+//! - PostgreSQL: the writing transaction's id (`pg_current_xact_id()`, an xid8 that never
+//!   wraps) times [`PER_TRANSACTION`], plus the event's rank in its transaction. [`list`] serves
+//!   only events below the oldest transaction of this database still running: every
+//!   transaction that could still write a smaller number has ended, so what is served never
+//!   gains an event below it. A transaction that committed before another made its first write
+//!   has the smaller id, so its events come first.
+//!
 //! Payloads that carry personal data are sealed under the data key of the object they describe;
 //! redacting the object deletes the key and empties those payloads.
 
@@ -10,7 +22,28 @@ use idshare_domain::{
 };
 use time::OffsetDateTime;
 
-use crate::{Crypto, Page, Scope, StoreError, Tx, db::on_conn};
+use crate::{Backend, Crypto, Page, Scope, StoreError, Tx, db::on_conn};
+
+/// How many events one PostgreSQL transaction may write (its sequence numbers are
+/// `xid * PER_TRANSACTION + rank`); small enough that sequences stay below 2^53, exact as
+/// JSON numbers everywhere, for the first 2^37 transactions of the database.
+pub const PER_TRANSACTION: i64 = 65_536;
+
+/// PostgreSQL: the first sequence of the current transaction.
+const TRANSACTION_BASE: &str = "(pg_current_xact_id()::text::bigint * 65536)";
+
+/// PostgreSQL: the sequences below this are final: every transaction of this database that
+/// could still commit one has ended. That is the oldest transaction in progress in the
+/// statement's snapshot (or the next transaction id when none is), leaving out those that
+/// `pg_stat_activity` shows in another database: they cannot write these events, and other
+/// databases of the server must not hold this feed back. A transaction it cannot place (not
+/// visible to this role, prepared, just begun) counts as this database's.
+const SERVED_BELOW: &str = "(COALESCE(\
+    (SELECT MIN(x::text::bigint) FROM pg_snapshot_xip(pg_current_snapshot()) x \
+     WHERE x::text::bigint % 4294967296 NOT IN ( \
+       SELECT backend_xid::text::bigint FROM pg_stat_activity \
+       WHERE backend_xid IS NOT NULL AND datname IS DISTINCT FROM current_database())), \
+    pg_snapshot_xmax(pg_current_snapshot())::text::bigint) * 65536)";
 
 #[derive(Debug, Clone)]
 pub struct Event {
@@ -107,23 +140,34 @@ pub async fn record(
                 .seal(&plain, &payload_context(id.as_str()))?
         }
     };
+    let sql = sqlx::AssertSqlSafe(match tx.backend() {
+        Backend::Sqlite => "INSERT INTO events (id, org_id, environment, name, object_type, \
+            object_id, key_owner_id, payload, created_at) \
+            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
+            .to_owned(),
+        // The next rank in this transaction's range (no other transaction writes in it).
+        Backend::Postgres => format!(
+            "INSERT INTO events (seq, id, org_id, environment, name, object_type, object_id, \
+             key_owner_id, payload, created_at) VALUES ( \
+             (SELECT COALESCE(MAX(seq) + 1, {TRANSACTION_BASE}) FROM events \
+              WHERE seq >= {TRANSACTION_BASE} AND seq < {TRANSACTION_BASE} + {PER_TRANSACTION}), \
+             $1, $2, $3, $4, $5, $6, $7, $8, $9)"
+        ),
+    });
     on_conn!(tx, |conn| {
-        sqlx::query(
-            "INSERT INTO events (id, org_id, environment, name, object_type, object_id, \
-             key_owner_id, payload, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-        )
-        .bind(id.as_str())
-        .bind(scope.org_id.as_str())
-        .bind(scope.environment.as_str())
-        .bind(event.name)
-        .bind(event.object_type)
-        .bind(event.object_id)
-        .bind(event.sealed_by)
-        .bind(payload)
-        .bind(to_unix_micros(now))
-        .execute(conn)
-        .await?
-        .rows_affected()
+        sqlx::query(sql)
+            .bind(id.as_str())
+            .bind(scope.org_id.as_str())
+            .bind(scope.environment.as_str())
+            .bind(event.name)
+            .bind(event.object_type)
+            .bind(event.object_id)
+            .bind(event.sealed_by)
+            .bind(payload)
+            .bind(to_unix_micros(now))
+            .execute(conn)
+            .await?
+            .rows_affected()
     });
     Ok(id)
 }
@@ -163,6 +207,8 @@ pub async fn get(
 }
 
 /// Events newest first (by `seq`); `Ok(None)` when the cursor names no event of this scope.
+/// On PostgreSQL only the events below the oldest running transaction are listed (see the
+/// module's documentation), so that paging forward never skips one.
 pub async fn list(
     tx: &mut Tx,
     crypto: &Crypto,
@@ -194,8 +240,12 @@ pub async fn list(
         crate::Cursor::Before(_) => ("seq > $3", "seq ASC"),
         _ => ("seq < $3", "seq DESC"),
     };
+    let served = match tx.backend() {
+        Backend::Sqlite => String::new(),
+        Backend::Postgres => format!("AND seq < {SERVED_BELOW} "),
+    };
     let sql = sqlx::AssertSqlSafe(format!(
-        "SELECT {COLUMNS} FROM events WHERE org_id = $1 AND environment = $2 \
+        "SELECT {COLUMNS} FROM events WHERE org_id = $1 AND environment = $2 {served}\
          AND (CAST($3 AS BIGINT) IS NULL OR {comparison}) \
          AND (CAST($4 AS TEXT) IS NULL OR name = $4) \
          AND (CAST($5 AS TEXT) IS NULL OR object_id = $5) \

@@ -32,7 +32,9 @@ const LIST_ACCEPTS: Accepts = Accepts {
     flags: &[],
 };
 
-/// List events, newest first (by sequence).
+/// List events, newest first (by sequence). Reading forward (`page[before]`, the newest event
+/// seen) returns every event once, in order: on PostgreSQL only events whose place is final are
+/// listed (see `store::events`).
 #[utoipa::path(
     get, path = "/api/v1/events", tag = "Events",
     params(
