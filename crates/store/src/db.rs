@@ -10,12 +10,14 @@ use tokio::sync::Notify;
 
 use crate::{
     StoreError,
+    counters::{CountedTx, Counters, Tally},
     crypto::{Crypto, create_private_dir, create_private_file},
     key_check::{self, MasterKeySource},
 };
 
-/// Runs `$body` with `$conn` bound to the backend's typed connection. The body is compiled once
-/// per backend, so the same SQL text and row types serve both.
+/// Runs `$body` with `$conn` bound to the backend's transaction, as an executor that counts the
+/// statements it runs ([`crate::counters`]). The body is compiled once per backend, so the same
+/// SQL text and row types serve both.
 macro_rules! on_conn {
     ($tx:expr, |$conn:ident| $body:expr) => {
         match &mut $tx.conn {
@@ -50,6 +52,7 @@ pub struct Store {
     pool: Pool,
     crypto: Crypto,
     jobs_committed: Arc<Notify>,
+    tally: Arc<Tally>,
 }
 
 /// A transaction on either backend. Dropping it without [`Tx::commit`] rolls back.
@@ -70,8 +73,8 @@ pub struct Tx {
 
 #[derive(Debug)]
 pub(crate) enum TxConn {
-    Sqlite(sqlx::Transaction<'static, sqlx::Sqlite>),
-    Postgres(sqlx::Transaction<'static, sqlx::Postgres>),
+    Sqlite(Box<CountedTx<sqlx::Sqlite>>),
+    Postgres(Box<CountedTx<sqlx::Postgres>>),
 }
 
 impl Tx {
@@ -88,9 +91,18 @@ impl Tx {
     /// When the transaction enqueued jobs, wakes this process's idle workers (other PostgreSQL
     /// nodes hear of them through `NOTIFY`, which PostgreSQL sends at the commit).
     pub async fn commit_now(self) -> Result<(), StoreError> {
-        match self.conn {
-            TxConn::Sqlite(tx) => tx.commit().await?,
-            TxConn::Postgres(tx) => tx.commit().await?,
+        let tally = match self.conn {
+            TxConn::Sqlite(counted) => {
+                counted.tx.commit().await?;
+                counted.tally
+            }
+            TxConn::Postgres(counted) => {
+                counted.tx.commit().await?;
+                counted.tally
+            }
+        };
+        if self.writes {
+            tally.write_committed();
         }
         if self.enqueued_jobs {
             self.jobs_committed.notify_waiters();
@@ -98,6 +110,7 @@ impl Tx {
         if self.erased_personal_data
             && let Pool::Sqlite(pool) = &self.pool
         {
+            tally.statement();
             truncate_wal(pool).await;
         }
         Ok(())
@@ -216,6 +229,7 @@ impl Store {
             pool,
             crypto: Crypto::without_key(),
             jobs_committed: Arc::new(Notify::new()),
+            tally: Arc::default(),
         };
         store.migrate().await?;
         store.crypto = key_check::bind(&store, source).await?;
@@ -253,12 +267,23 @@ impl Store {
         &self.crypto
     }
 
+    /// What this store (and its clones) has done since it was opened: statements and
+    /// transactions, counted as they are sent.
+    pub fn counters(&self) -> Counters {
+        self.tally.snapshot()
+    }
+
     /// Notified after a commit that enqueued jobs: idle workers wait on it (besides polling).
     pub fn jobs_committed(&self) -> &Notify {
         &self.jobs_committed
     }
 
     fn tx(&self, conn: TxConn, writes: bool) -> Tx {
+        if writes {
+            self.tally.write_begun();
+        } else {
+            self.tally.read_begun();
+        }
         Tx {
             conn,
             enqueued_jobs: false,
@@ -283,8 +308,10 @@ impl Store {
     pub(crate) async fn begin_write_now(&self) -> Result<Tx, StoreError> {
         Ok(self.tx(
             match &self.pool {
-                Pool::Sqlite(pool) => TxConn::Sqlite(pool.begin_with("BEGIN IMMEDIATE").await?),
-                Pool::Postgres(pool) => TxConn::Postgres(pool.begin().await?),
+                Pool::Sqlite(pool) => {
+                    TxConn::Sqlite(self.counted(pool.begin_with("BEGIN IMMEDIATE").await?))
+                }
+                Pool::Postgres(pool) => TxConn::Postgres(self.counted(pool.begin().await?)),
             },
             true,
         ))
@@ -297,15 +324,26 @@ impl Store {
         crate::idempotency::commit_parked().await?;
         Ok(self.tx(
             match &self.pool {
-                Pool::Sqlite(pool) => TxConn::Sqlite(pool.begin().await?),
-                Pool::Postgres(pool) => TxConn::Postgres(pool.begin().await?),
+                Pool::Sqlite(pool) => TxConn::Sqlite(self.counted(pool.begin().await?)),
+                Pool::Postgres(pool) => TxConn::Postgres(self.counted(pool.begin().await?)),
             },
             false,
         ))
     }
 
+    fn counted<DB: sqlx::Database>(
+        &self,
+        tx: sqlx::Transaction<'static, DB>,
+    ) -> Box<CountedTx<DB>> {
+        Box::new(CountedTx {
+            tx,
+            tally: self.tally.clone(),
+        })
+    }
+
     /// Checks that the database answers (for `/readyz`).
     pub async fn ping(&self) -> Result<(), StoreError> {
+        self.tally.statement();
         match &self.pool {
             Pool::Sqlite(pool) => sqlx::query("SELECT 1").execute(pool).await?.rows_affected(),
             Pool::Postgres(pool) => sqlx::query("SELECT 1").execute(pool).await?.rows_affected(),

@@ -26,6 +26,7 @@ mod redemption;
 mod resilience;
 mod share_tokens;
 mod sign_in;
+mod store_counters;
 mod templates;
 mod tenancy;
 mod webhooks;
