@@ -329,20 +329,31 @@ impl Cost {
     /// Two lines: server CPU and store counts per `what` (`operations` of them).
     pub fn print(&self, indent: &str, what: &str, operations: usize) {
         match self.cpu_ms_per(operations) {
-            Some(cpu) => println!(
-                "{indent}server CPU: {cpu:.3} ms per {what} ({:.1} ms for {operations} in                  {:.2} s; process CPU − load thread's; observer: {} lookups, {:.1} ms taken off)",
-                self.server_cpu.map(millis).unwrap_or_default(),
-                self.wall.as_secs_f64(),
-                self.observer_lookups,
-                millis(self.observer_cpu),
-            ),
+            Some(cpu) => {
+                let observer = if self.observer_lookups == 0 {
+                    String::new()
+                } else {
+                    format!(
+                        ", less {:.1} ms for the observer's {} lookups",
+                        millis(self.observer_cpu),
+                        self.observer_lookups
+                    )
+                };
+                println!(
+                    "{indent}server CPU: {cpu:.3} ms per {what} ({:.1} ms for {operations} in \
+                     {:.2} s: process CPU − load thread's{observer})",
+                    self.server_cpu.map(millis).unwrap_or_default(),
+                    self.wall.as_secs_f64(),
+                )
+            }
             None => {
                 println!("{indent}server CPU: not measured (the server is not in this process)")
             }
         }
         match self.counts_per(operations) {
             Some([statements, writes, commits, reads]) => println!(
-                "{indent}store: {statements:.2} SQL statements, {writes:.2} write transactions                  ({commits:.2} committed), {reads:.2} read transactions per {what}"
+                "{indent}store: {statements:.2} SQL statements, {writes:.2} write transactions \
+                 ({commits:.2} committed), {reads:.2} read transactions per {what}"
             ),
             None => println!("{indent}store: not counted (the server is not in this process)"),
         }
