@@ -433,6 +433,11 @@ fn one_line(error: &anyhow::Error) -> String {
 }
 
 async fn run(cli: &Cli) -> anyhow::Result<std::process::ExitCode> {
+    // Benchmarks log nothing (logging is not what they measure) unless asked, e.g.
+    // `IDSHARE_LOG=sqlx::query=debug` to list the statements of one redemption.
+    if matches!(cli.command, Command::Bench { .. }) && std::env::var_os("IDSHARE_LOG").is_some() {
+        init_logging(cli.log_format.unwrap_or_default());
+    }
     let outcome: anyhow::Result<()> = match &cli.command {
         Command::Serve {
             listen,
