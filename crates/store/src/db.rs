@@ -71,6 +71,8 @@ pub struct Tx {
     pool: Pool,
 }
 
+/// Boxed so that `&mut **conn` on a variant (as `on_conn!` and direct uses write it) yields the
+/// counting executor, never the bare connection.
 #[derive(Debug)]
 pub(crate) enum TxConn {
     Sqlite(Box<CountedTx<sqlx::Sqlite>>),
