@@ -1,122 +1,449 @@
-//! `idshare bench redeem`: share-token redemption latency and throughput, next to the storage
-//! ceiling (single-row write transactions per second) measured in the same run on the same
-//! database.
+//! `idshare bench redeem`: share-token redemption latency, throughput and cost, next to the
+//! storage ceiling (single-row write transactions per second) measured in the same run on the
+//! same database.
 //!
 //! Without `--url` the server runs in this process (SQLite in a temporary directory, or the
 //! `--database-url` database), with 2 workers and no effective rate limit. With `--url` the
 //! server is elsewhere and `--database-url` must name its database: the two organizations and
-//! their API keys are created directly in the store (setup is not what is measured).
+//! their API keys are created directly in the store (setup is not what is measured), and the
+//! server's CPU time and statements cannot be measured.
 //!
-//! Everything else goes through the public API: a source template with an email-address
-//! verification, N source inquiries submitted and completed, a connection activated by the
-//! destination, N share tokens, and a destination template. Then the N tokens are redeemed
-//! (`inquiry-template-id`), `concurrency` calls in flight; one poller lists the destination's
-//! `redeemed` tokens every 20 ms (a handful of requests, not one per token) and stamps each
-//! token the first time it shows up.
+//! Everything else goes through the public API, from the load thread
+//! ([`crate::bench_common::on_load_thread`]): a source template with an email-address verification, N
+//! source inquiries submitted and completed, a connection activated by the destination, N share
+//! tokens, and a destination template. Then the N tokens are redeemed (`inquiry-template-id`):
+//! in a burst, `concurrency` calls in flight, or one at a time (each redemption finished and the
+//! server's store idle before the next call). An observer with a store of its own reads the
+//! tokens to see them `redeemed`; the phase ends when all are and the server's store has been
+//! idle a while (the jobs' completions and the workers' last claims included).
 
 use std::{
     collections::HashMap,
-    sync::{Arc, Mutex},
+    sync::Arc,
     time::{Duration, Instant},
 };
 
-use anyhow::{Result, bail, ensure};
+use anyhow::{Context, Result, bail, ensure};
 use futures::{StreamExt, stream};
-use idshare_server::{
-    app,
-    config::{Config, Secret},
-    state::AppState,
+use idshare_domain::{
+    environment::Environment,
+    id::{OrgId, ShareTokenId},
+    share_token::ShareTokenStatus,
 };
-use idshare_store::{MasterKeySource, Store};
+use idshare_server::{app, config::Config};
+use idshare_store::{MasterKeySource, Scope, Store, share_tokens};
 use reqwest::StatusCode;
 use serde_json::json;
 
 use crate::bench_common::{
-    Api, CEILING_WRITES, millis, org_with_key, peak_rss_kib, quantile, storage_ceiling,
-    template_body,
+    Api, BURST_POLL, BURST_QUIET, CEILING_WRITES, Cost, Goal, LocalServer, Meter, Observer, QUIET,
+    between, millis, on_load_thread, org_with_key, peak_rss_kib, per_lookup, print_goals, quantile,
+    quantiles, storage_ceiling, template_body,
 };
 
 const TOKENS: &str = "/api/v1/connect/share-tokens";
-/// How often the poller lists the redeemed tokens.
-const POLL: Duration = Duration::from_millis(20);
-/// Give up waiting for a pipeline after this long.
+/// Give up waiting for a source inquiry after this long.
 const PATIENCE: Duration = Duration::from_secs(600);
 
+/// What to run.
+pub struct Options {
+    pub tokens: usize,
+    pub concurrency: usize,
+    /// Redeem one token at a time instead of in a burst.
+    pub one_at_a_time: bool,
+    pub database_url: Option<String>,
+    pub url: Option<String>,
+}
+
 /// Runs the benchmark and prints the figures.
-pub async fn run(
-    tokens: usize,
-    concurrency: usize,
-    database_url: Option<String>,
-    url: Option<String>,
-) -> Result<()> {
+pub async fn run(options: Options) -> Result<()> {
+    let Options {
+        tokens,
+        concurrency,
+        one_at_a_time,
+        database_url,
+        url,
+    } = options;
     ensure!(tokens > 0, "--tokens must be at least 1");
     ensure!(concurrency > 0, "--concurrency must be at least 1");
     idshare_service::install_tls_provider();
-    let dir = tempfile::tempdir()?;
-    let data_dir = dir.path().to_path_buf();
-    let database_url = match (&url, database_url) {
-        (_, Some(db)) => db,
-        (None, None) => Store::sqlite_url(&data_dir),
-        (Some(_), None) => bail!("--url needs --database-url (the database of that server)"),
-    };
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let address = format!("http://{}", listener.local_addr()?);
-    let config = Config {
-        data_dir: data_dir.clone(),
-        database_url: Some(Secret::new(database_url.clone())),
-        listen: listener.local_addr()?,
-        public_url: Some(address.clone()),
-        workers: 2,
-        rate_limit_per_minute: 100_000_000,
-        ..Config::default()
-    };
-    let store = match &url {
-        // The other server seals; this process only adds organizations and keys, which needs
-        // no master key (and must not create one for that database).
-        Some(_) => Store::open(
-            &database_url,
-            false,
-            MasterKeySource::NotNeeded,
-            config.database_timeout(),
-        )
-        .await
-        .map_err(app::open_error)?,
-        None => app::open_store(&config).await?,
-    };
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let (base, server) = match &url {
-        Some(url) => {
-            drop(listener);
-            (url.trim_end_matches('/').to_owned(), None)
+    let (store, base, database_url, server) = match (&url, database_url) {
+        (Some(url), Some(database_url)) => {
+            // The other server seals; this process only adds organizations and keys, which
+            // needs no master key (and must not create one for that database).
+            let store = Store::open(
+                &database_url,
+                false,
+                MasterKeySource::NotNeeded,
+                Config::default().database_timeout(),
+            )
+            .await
+            .map_err(app::open_error)?;
+            let base = url.trim_end_matches('/').to_owned();
+            (store, base, database_url, None)
         }
-        None => {
-            let state = AppState::new(store.clone(), config);
-            let server = tokio::spawn(app::serve(listener, state, async {
-                let _ = stopped.await;
-            }));
-            (address, Some(server))
+        (Some(_), None) => bail!("--url needs --database-url (the database of that server)"),
+        (None, database_url) => {
+            let server = LocalServer::start(database_url).await?;
+            let database_url = server.config.database_url();
+            (
+                server.store.clone(),
+                server.base.clone(),
+                database_url,
+                Some(server),
+            )
         }
     };
     let backend = store.backend();
+
+    // Organizations and keys in the store, on this runtime (the store's connections belong
+    // to it); everything else on the load thread.
+    let (_, source_key) = org_with_key(&store, "Bench source").await?;
+    let (destination_org, destination_key) = org_with_key(&store, "Bench destination").await?;
+    let plan = Plan {
+        base,
+        source_key,
+        destination_key,
+        destination: Scope::new(OrgId::parse(&destination_org)?, Environment::Sandbox),
+        tokens,
+        concurrency,
+        one_at_a_time,
+        database_url,
+        server: url.is_none().then(|| store.clone()),
+    };
+    let outcome = on_load_thread(move || load(plan)).await?;
+
+    // ---- Storage ceiling: sequential single-row write transactions through the same Store.
+    let (ceiling, ceiling_time) = storage_ceiling(&store).await?;
+
+    let mode = if one_at_a_time {
+        "one at a time (each redemption finished, and the server's store idle for 20 ms, \
+         before the next call)"
+            .to_owned()
+    } else {
+        format!("burst: {concurrency} redeem calls in flight")
+    };
+    println!(
+        "redeem benchmark: {backend:?}, server {}, {tokens} tokens, {mode}",
+        if url.is_some() {
+            "at --url"
+        } else {
+            "in-process (2 workers)"
+        }
+    );
+    println!(
+        "setup: {tokens} source inquiries completed (email-address verification), {tokens} \
+         share tokens created, in {:.2} s",
+        outcome.setup.as_secs_f64()
+    );
+    println!(
+        "redeem calls (sent → 200 pending): {}",
+        quantiles(&outcome.call_latency)
+    );
+    println!(
+        "end to end (redeem call sent → token seen `redeemed` by the observer{}): {}",
+        if one_at_a_time {
+            ", which looks after every commit of the server"
+        } else {
+            ", in the order sent, at most every 5 ms"
+        },
+        quantiles(&outcome.end_to_end)
+    );
+    println!(
+        "server (the token's pending_at → redeemed_at, the server's clock): {}",
+        quantiles(&outcome.server_latency)
+    );
+    let rate = outcome.span.map(|span| {
+        let rate = tokens as f64 / span.as_secs_f64().max(1e-9);
+        println!(
+            "throughput: {rate:.1} redemptions/s ({tokens} from the first redeem call to the \
+             last token seen redeemed, {:.2} s)",
+            span.as_secs_f64()
+        );
+        rate
+    });
+    println!(
+        "cost per redemption, all its work included (the call, the job, the workers' claims, \
+         until the server's store was idle for {} ms):",
+        if one_at_a_time {
+            QUIET.as_millis()
+        } else {
+            BURST_QUIET.as_millis()
+        }
+    );
+    outcome.cost.print("  ", "redemption", tokens);
+    if let Some((call, job)) = &outcome.split {
+        println!("  of which the redeem call (until its answer arrived):");
+        call.print("    ", "redemption", tokens);
+        println!("  and the rest (the job and the workers, after the answer):");
+        job.print("    ", "redemption", tokens);
+    }
+    println!(
+        "storage ceiling: {ceiling:.1} single-row write transactions/s \
+         ({CEILING_WRITES} sequential INSERT + COMMIT through the same store, {:.2} s)",
+        ceiling_time.as_secs_f64()
+    );
+    if let Some(rate) = rate {
+        println!(
+            "ratio: redemptions/s ÷ ceiling = {:.4} (the ceiling is {:.1}× the redemption rate)",
+            rate / ceiling,
+            ceiling / rate.max(1e-9)
+        );
+    }
+    match peak_rss_kib() {
+        Some(kib) => println!(
+            "peak RSS (VmHWM, whole process{}): {:.1} MiB",
+            if url.is_some() {
+                ", client only"
+            } else {
+                ", server included"
+            },
+            kib as f64 / 1024.0
+        ),
+        None => println!("peak RSS: unavailable (no /proc/self/status)"),
+    }
+    let counts = outcome.cost.counts_per(tokens);
+    let mut goals = Vec::new();
+    if one_at_a_time {
+        let (what, target) = match backend {
+            idshare_store::Backend::Sqlite => {
+                ("one redemption alone: end-to-end p50 (ms, SQLite)", 5.0)
+            }
+            idshare_store::Backend::Postgres => (
+                "one redemption alone: end-to-end p50 (ms, PostgreSQL)",
+                10.0,
+            ),
+        };
+        goals.push(Goal {
+            what,
+            target,
+            measured: Some(millis(quantile(&outcome.end_to_end, 0.5))),
+            at_least: false,
+        });
+    } else {
+        goals.push(Goal {
+            what: "burst throughput ÷ storage ceiling",
+            target: 1.0 / 3.0,
+            measured: rate.map(|rate| rate / ceiling),
+            at_least: true,
+        });
+    }
+    goals.extend([
+        Goal {
+            what: "server CPU per redemption (ms)",
+            target: 1.0,
+            measured: outcome.cost.cpu_ms_per(tokens),
+            at_least: false,
+        },
+        Goal {
+            what: "SQL statements per redemption",
+            target: 15.0,
+            measured: counts.map(|c| c[0]),
+            at_least: false,
+        },
+        Goal {
+            what: "write transactions per redemption",
+            target: 3.0,
+            measured: counts.map(|c| c[1]),
+            at_least: false,
+        },
+    ]);
+    print_goals(&goals);
+
+    match server {
+        Some(server) => server.stop().await,
+        None => {
+            store.close().await;
+            Ok(())
+        }
+    }
+}
+
+/// What the load thread does.
+struct Plan {
+    base: String,
+    source_key: String,
+    destination_key: String,
+    destination: Scope,
+    tokens: usize,
+    concurrency: usize,
+    one_at_a_time: bool,
+    database_url: String,
+    /// The server's store when it runs in this process (read only for its counters).
+    server: Option<Store>,
+}
+
+/// What the load thread measured.
+struct Outcome {
+    setup: Duration,
+    /// Sorted, like the other latencies.
+    call_latency: Vec<Duration>,
+    end_to_end: Vec<Duration>,
+    server_latency: Vec<Duration>,
+    /// In a burst: first redeem call sent → last token seen redeemed.
+    span: Option<Duration>,
+    cost: Cost,
+    /// One at a time: the cost of the redeem calls, and of the rest.
+    split: Option<(Cost, Cost)>,
+}
+
+async fn load(plan: Plan) -> Result<Outcome> {
     let api = Arc::new(Api {
         client: reqwest::Client::builder()
-            .pool_max_idle_per_host(concurrency.max(8))
+            .pool_max_idle_per_host(plan.concurrency.max(8))
             .build()?,
-        base,
+        base: plan.base.clone(),
     });
-
-    // ---- Setup (not measured as such).
     let setup_started = Instant::now();
-    let (_, s) = org_with_key(&store, "Bench source").await?;
-    let (d_org, d) = org_with_key(&store, "Bench destination").await?;
+    let token_ids = setup(&api, &plan).await?;
+    let destination_template = api
+        .create(
+            &plan.destination_key,
+            "/api/v1/inquiry-templates",
+            &template_body(&["email-address", "name-first"]),
+        )
+        .await?;
+    let setup = setup_started.elapsed();
+    let observer_store = Store::open(
+        &plan.database_url,
+        false,
+        MasterKeySource::NotNeeded,
+        Duration::from_secs(30),
+    )
+    .await?;
+    let body = json!({"data": {"attributes": {"inquiry-template-id": destination_template}}});
+    let redeem = |token: ShareTokenId| {
+        let (api, key, body) = (api.clone(), plan.destination_key.clone(), body.clone());
+        async move {
+            let sent = Instant::now();
+            api.expect(
+                &key,
+                &format!("{TOKENS}/{token}/redeem"),
+                Some(&body),
+                StatusCode::OK,
+            )
+            .await?;
+            anyhow::Ok((token, sent, sent.elapsed()))
+        }
+    };
+    let redeemed = |id: &ShareTokenId| {
+        let (store, scope, id) = (&observer_store, &plan.destination, id.clone());
+        async move {
+            let token = read_token(store, scope, &id).await?;
+            match token.status {
+                ShareTokenStatus::Redeemed => Ok(true),
+                ShareTokenStatus::Failed | ShareTokenStatus::Expired => {
+                    bail!("token {id} ended {}", token.status.as_str())
+                }
+                _ => Ok(false),
+            }
+        }
+    };
+    let server = plan.server.as_ref();
+
+    let first_sent = Instant::now();
+    let (calls, seen, cost, split, lookups) = if plan.one_at_a_time {
+        let mut observer = Observer::new(server, Duration::ZERO);
+        let (mut calls, mut seen) = (Vec::new(), Vec::new());
+        let (mut call_cost, mut job_cost) = (Cost::default(), Cost::default());
+        for id in &token_ids {
+            let meter = Meter::start(server);
+            calls.push(redeem(id.clone()).await?);
+            call_cost = call_cost.plus(meter.stop());
+            let meter = Meter::start(server);
+            seen.push(observer.until(|| redeemed(id)).await?);
+            observer.quiet(QUIET).await;
+            job_cost = job_cost.plus(meter.stop());
+        }
+        let total = call_cost.plus(job_cost);
+        (
+            calls,
+            seen,
+            total,
+            Some((call_cost, job_cost)),
+            observer.lookups,
+        )
+    } else {
+        let meter = Meter::start(server);
+        let mut observer = Observer::new(server, BURST_POLL);
+        let calls = stream::iter(token_ids.clone())
+            .map(redeem)
+            .buffer_unordered(plan.concurrency)
+            .collect::<Vec<_>>();
+        let observed = async {
+            let mut seen = Vec::with_capacity(token_ids.len());
+            for id in &token_ids {
+                seen.push(observer.until(|| redeemed(id)).await?);
+            }
+            anyhow::Ok(seen)
+        };
+        let (calls, seen) = tokio::join!(calls, observed);
+        let calls = calls.into_iter().collect::<Result<Vec<_>>>()?;
+        let seen = seen?;
+        observer.quiet(BURST_QUIET).await;
+        (calls, seen, meter.stop(), None, observer.lookups)
+    };
+
+    // Every token read once more, for the server's timestamps: the observer's lookups on
+    // their own, which measures what one costs outside the load thread.
+    let meter = Meter::start(server);
+    let mut server_latency = Vec::with_capacity(token_ids.len());
+    for id in &token_ids {
+        let token = read_token(&observer_store, &plan.destination, id).await?;
+        let (Some(pending), Some(redeemed)) = (token.pending_at, token.redeemed_at) else {
+            bail!("token {id} has no pending_at or redeemed_at");
+        };
+        server_latency.push(between(pending, redeemed));
+    }
+    let each = per_lookup(&meter.stop(), token_ids.len());
+    observer_store.close().await;
+
+    let seen_at: HashMap<&ShareTokenId, Instant> = token_ids.iter().zip(seen).collect();
+    let mut call_latency: Vec<Duration> = calls.iter().map(|c| c.2).collect();
+    let mut end_to_end: Vec<Duration> = calls
+        .iter()
+        .map(|(token, sent, _)| seen_at[token].saturating_duration_since(*sent))
+        .collect();
+    let last_seen = seen_at.values().max().copied().unwrap_or(first_sent);
+    call_latency.sort();
+    end_to_end.sort();
+    server_latency.sort();
+    // One at a time, every lookup falls in the part after the call's answer.
+    let split = split.map(|(call, job): (Cost, Cost)| (call, job.less_observer(lookups, each)));
+    Ok(Outcome {
+        setup,
+        call_latency,
+        end_to_end,
+        server_latency,
+        span: (!plan.one_at_a_time).then(|| last_seen.saturating_duration_since(first_sent)),
+        cost: cost.less_observer(lookups, each),
+        split,
+    })
+}
+
+async fn read_token(
+    store: &Store,
+    scope: &Scope,
+    id: &ShareTokenId,
+) -> Result<share_tokens::ShareToken> {
+    let mut tx = store.begin_read().await?;
+    share_tokens::get(&mut tx, scope, id)
+        .await?
+        .with_context(|| format!("token {id} is not there"))
+}
+
+/// The source template, N source inquiries submitted and completed, the connection activated
+/// by the destination, and N share tokens: their ids.
+async fn setup(api: &Arc<Api>, plan: &Plan) -> Result<Vec<ShareTokenId>> {
+    let s = &plan.source_key;
     let source_template = api
         .create(
-            &s,
+            s,
             "/api/v1/inquiry-templates",
             &template_body(&["email-address", "name-first", "name-last"]),
         )
         .await?;
-    let sources: Vec<String> = stream::iter(0..tokens)
+    let sources: Vec<String> = stream::iter(0..plan.tokens)
         .map(|i| {
             let (api, s, template) = (api.clone(), s.clone(), source_template.clone());
             async move {
@@ -147,205 +474,44 @@ pub async fn run(
                 anyhow::Ok(id)
             }
         })
-        .buffer_unordered(concurrency)
+        .buffer_unordered(plan.concurrency)
         .collect::<Vec<_>>()
         .await
         .into_iter()
         .collect::<Result<_>>()?;
+    let d_org = plan.destination.org_id.to_string();
     let connection = api
         .create(
-            &s,
+            s,
             "/api/v1/connect/connections",
             &json!({"data": {"attributes": {"destination-organization-id": d_org}}}),
         )
         .await?;
     api.expect(
-        &d,
+        &plan.destination_key,
         &format!("/api/v1/connect/connections/{connection}/activate"),
         Some(&json!({})),
         StatusCode::OK,
     )
     .await?;
-    let token_ids: Vec<String> = stream::iter(sources)
+    stream::iter(sources)
         .map(|source| {
             let (api, s, connection) = (api.clone(), s.clone(), connection.clone());
             async move {
-                api.create(
-                    &s,
-                    TOKENS,
-                    &json!({"data": {"attributes": {"connection-id": connection,
-                        "source-id": source}}}),
-                )
-                .await
+                let id = api
+                    .create(
+                        &s,
+                        TOKENS,
+                        &json!({"data": {"attributes": {"connection-id": connection,
+                            "source-id": source}}}),
+                    )
+                    .await?;
+                Ok(ShareTokenId::parse(&id)?)
             }
         })
-        .buffer_unordered(concurrency)
+        .buffer_unordered(plan.concurrency)
         .collect::<Vec<_>>()
         .await
         .into_iter()
-        .collect::<Result<_>>()?;
-    let destination_template = api
-        .create(
-            &d,
-            "/api/v1/inquiry-templates",
-            &template_body(&["email-address", "name-first"]),
-        )
-        .await?;
-    let setup = setup_started.elapsed();
-    println!(
-        "redeem benchmark: {backend:?}, server {}, {tokens} tokens, {concurrency} redeem calls in flight",
-        if url.is_some() {
-            "at --url"
-        } else {
-            "in-process (2 workers)"
-        }
-    );
-    println!(
-        "setup: {tokens} source inquiries completed (email-address verification), \
-         {} share tokens created, in {:.2} s",
-        token_ids.len(),
-        setup.as_secs_f64()
-    );
-
-    // ---- Redemption.
-    let observed: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
-    let (done_tx, mut done_rx) = tokio::sync::watch::channel(false);
-    let poller = {
-        let (api, d, observed) = (api.clone(), d.clone(), observed.clone());
-        tokio::spawn(async move {
-            let mut requests = 0usize;
-            loop {
-                let mut after: Option<String> = None;
-                loop {
-                    let mut path = format!("{TOKENS}?filter[status]=redeemed&page[size]=100");
-                    if let Some(a) = &after {
-                        path.push_str(&format!("&page[after]={a}"));
-                    }
-                    let doc = api.expect(&d, &path, None, StatusCode::OK).await?;
-                    requests += 1;
-                    let now = Instant::now();
-                    let items = doc["data"].as_array().cloned().unwrap_or_default();
-                    {
-                        let mut seen = observed.lock().expect("lock");
-                        for item in &items {
-                            if let Some(id) = item["id"].as_str() {
-                                seen.entry(id.to_owned()).or_insert(now);
-                            }
-                        }
-                    }
-                    match (items.len(), items.last().and_then(|i| i["id"].as_str())) {
-                        (100, Some(last)) => after = Some(last.to_owned()),
-                        _ => break,
-                    }
-                }
-                if observed.lock().expect("lock").len() >= tokens {
-                    return anyhow::Ok(requests);
-                }
-                tokio::select! {
-                    _ = tokio::time::sleep(POLL) => {}
-                    _ = done_rx.changed() => return anyhow::Ok(requests),
-                }
-            }
-        })
-    };
-    let body = json!({"data": {"attributes": {"inquiry-template-id": destination_template}}});
-    let first_redeem = Instant::now();
-    let calls: Vec<(String, Instant, Duration)> = stream::iter(token_ids.clone())
-        .map(|token| {
-            let (api, d, body) = (api.clone(), d.clone(), body.clone());
-            async move {
-                let sent = Instant::now();
-                api.expect(
-                    &d,
-                    &format!("{TOKENS}/{token}/redeem"),
-                    Some(&body),
-                    StatusCode::OK,
-                )
-                .await?;
-                anyhow::Ok((token, sent, sent.elapsed()))
-            }
-        })
-        .buffer_unordered(concurrency)
-        .collect::<Vec<_>>()
-        .await
-        .into_iter()
-        .collect::<Result<_>>()?;
-    let calls_done = first_redeem.elapsed();
-    let deadline = Instant::now() + PATIENCE;
-    while observed.lock().expect("lock").len() < tokens {
-        if poller.is_finished() || Instant::now() > deadline {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-    let _ = done_tx.send(true);
-    let poll_requests = poller.await??;
-    let observed = observed.lock().expect("lock").clone();
-    ensure!(
-        observed.len() >= tokens,
-        "only {} of {tokens} tokens reached `redeemed`",
-        observed.len()
-    );
-    let mut call_latency: Vec<Duration> = calls.iter().map(|c| c.2).collect();
-    let mut end_to_end: Vec<Duration> = calls
-        .iter()
-        .map(|(token, sent, _)| observed[token].saturating_duration_since(*sent))
-        .collect();
-    let last_redeemed = observed.values().max().copied().unwrap_or(first_redeem);
-    let span = last_redeemed.saturating_duration_since(first_redeem);
-    call_latency.sort();
-    end_to_end.sort();
-    let rate = tokens as f64 / span.as_secs_f64().max(1e-9);
-
-    // ---- Storage ceiling: sequential single-row write transactions through the same Store.
-    let (ceiling, ceiling_time) = storage_ceiling(&store).await?;
-
-    println!(
-        "redeem calls: all {tokens} answered 200 in {:.2} s; latency p50 {:.1} ms, p99 {:.1} ms",
-        calls_done.as_secs_f64(),
-        millis(quantile(&call_latency, 0.50)),
-        millis(quantile(&call_latency, 0.99)),
-    );
-    println!(
-        "end to end (redeem call sent → token seen `redeemed`, polled every {} ms, \
-         {poll_requests} list requests): p50 {:.1} ms, p99 {:.1} ms",
-        POLL.as_millis(),
-        millis(quantile(&end_to_end, 0.50)),
-        millis(quantile(&end_to_end, 0.99)),
-    );
-    println!(
-        "throughput: {rate:.1} redemptions/s ({tokens} from the first redeem call to the last \
-         token redeemed, {:.2} s)",
-        span.as_secs_f64()
-    );
-    println!(
-        "storage ceiling: {ceiling:.1} single-row write transactions/s \
-         ({CEILING_WRITES} sequential INSERT + COMMIT through the same store, {:.2} s)",
-        ceiling_time.as_secs_f64()
-    );
-    println!(
-        "ratio: redemptions/s ÷ ceiling = {:.4} (the ceiling is {:.1}× the redemption rate)",
-        rate / ceiling,
-        ceiling / rate.max(1e-9)
-    );
-    match peak_rss_kib() {
-        Some(kib) => println!(
-            "peak RSS (VmHWM, whole process{}): {:.1} MiB",
-            if url.is_some() {
-                ", client only"
-            } else {
-                ", server included"
-            },
-            kib as f64 / 1024.0
-        ),
-        None => println!("peak RSS: unavailable (no /proc/self/status)"),
-    }
-
-    let _ = stop.send(());
-    if let Some(server) = server {
-        server.await??;
-    } else {
-        store.close().await;
-    }
-    Ok(())
+        .collect()
 }

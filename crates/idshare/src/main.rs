@@ -1,6 +1,7 @@
 //! `idshare`: the server binary and its operator commands.
 
 mod bench_common;
+mod bench_inquiries;
 mod bench_redeem;
 mod bench_screening;
 mod bench_webhooks;
@@ -214,13 +215,18 @@ enum BenchCommand {
         #[arg(long, default_value_t = 2_000)]
         queries: usize,
     },
-    /// Share-token redemption latency and throughput next to the storage ceiling, same run.
+    /// Share-token redemption latency, throughput and cost (server CPU, SQL statements and
+    /// transactions per redemption) next to the storage ceiling, same run.
     Redeem {
         #[arg(long, default_value_t = 200)]
         tokens: usize,
-        /// Redeem calls in flight.
+        /// Redeem calls in flight (in a burst; also the setup's calls in flight).
         #[arg(long, default_value_t = 16)]
         concurrency: usize,
+        /// Redeem one token at a time, each finished before the next: single-redemption
+        /// latency.
+        #[arg(long)]
+        one_at_a_time: bool,
         /// sqlite://… or postgres://… [default: SQLite in a temporary directory].
         #[arg(long)]
         database_url: Option<String>,
@@ -228,6 +234,22 @@ enum BenchCommand {
         /// its database, to create the two organizations and their keys).
         #[arg(long)]
         url: Option<String>,
+    },
+    /// Inquiry create and submit latency, throughput and cost (server CPU, SQL statements and
+    /// transactions per inquiry) next to the storage ceiling, same run.
+    Inquiries {
+        #[arg(long, default_value_t = 200)]
+        inquiries: usize,
+        /// Create and submit calls in flight (in bursts).
+        #[arg(long, default_value_t = 16)]
+        concurrency: usize,
+        /// Create and submit one inquiry at a time, its pipeline finished before the next:
+        /// single-inquiry latency.
+        #[arg(long)]
+        one_at_a_time: bool,
+        /// sqlite://… or postgres://… [default: SQLite in a temporary directory].
+        #[arg(long)]
+        database_url: Option<String>,
     },
     /// Webhook deliveries per second and their latency next to the events written through the
     /// API (inquiries created), with a loopback receiver that verifies every signature.
@@ -416,6 +438,11 @@ fn one_line(error: &anyhow::Error) -> String {
 }
 
 async fn run(cli: &Cli) -> anyhow::Result<std::process::ExitCode> {
+    // Benchmarks log nothing (logging is not what they measure) unless asked, e.g.
+    // `IDSHARE_LOG=sqlx::query=debug` to list the statements of one redemption.
+    if matches!(cli.command, Command::Bench { .. }) && std::env::var_os("IDSHARE_LOG").is_some() {
+        init_logging(cli.log_format.unwrap_or_default());
+    }
     let outcome: anyhow::Result<()> = match &cli.command {
         Command::Serve {
             listen,
@@ -496,10 +523,37 @@ async fn run(cli: &Cli) -> anyhow::Result<std::process::ExitCode> {
                 BenchCommand::Redeem {
                     tokens,
                     concurrency,
+                    one_at_a_time,
                     database_url,
                     url,
                 },
-        } => bench_redeem::run(*tokens, *concurrency, database_url.clone(), url.clone()).await,
+        } => {
+            bench_redeem::run(bench_redeem::Options {
+                tokens: *tokens,
+                concurrency: *concurrency,
+                one_at_a_time: *one_at_a_time,
+                database_url: database_url.clone(),
+                url: url.clone(),
+            })
+            .await
+        }
+        Command::Bench {
+            command:
+                BenchCommand::Inquiries {
+                    inquiries,
+                    concurrency,
+                    one_at_a_time,
+                    database_url,
+                },
+        } => {
+            bench_inquiries::run(bench_inquiries::Options {
+                inquiries: *inquiries,
+                concurrency: *concurrency,
+                one_at_a_time: *one_at_a_time,
+                database_url: database_url.clone(),
+            })
+            .await
+        }
         Command::Bench {
             command:
                 BenchCommand::Webhooks {

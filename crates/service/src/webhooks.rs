@@ -429,7 +429,11 @@ fn describe(error: &reqwest::Error) -> String {
 /// webhook schedule; after the last one the delivery is `failed` and the job is done. A
 /// delivery whose object has an earlier delivery pending waits for it instead (sent nothing);
 /// one that ends starts the next of its object.
-pub async fn deliver(state: &ServiceContext, delivery_id: &str, job: &Job) -> Result<(), ServiceError> {
+pub async fn deliver(
+    state: &ServiceContext,
+    delivery_id: &str,
+    job: &Job,
+) -> Result<(), ServiceError> {
     let id = WebhookDeliveryId::parse(delivery_id).map_err(ServiceError::internal)?;
     let mut tx = state.store().begin_read().await?;
     let Some(delivery) = webhooks::get_delivery_any(&mut tx, &id).await? else {

@@ -10,14 +10,16 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::{
     Scope, StoreError,
+    counters::{CountedTx, Counters, Tally},
     crypto::{Crypto, create_private_dir, create_private_file},
     jobs::JobWakeups,
     key_check::{self, MasterKeySource},
     orgs::{EventReactions, ReactionCache},
 };
 
-/// Runs `$body` with `$conn` bound to the backend's typed connection. The body is compiled once
-/// per backend, so the same SQL text and row types serve both.
+/// Runs `$body` with `$conn` bound to the backend's transaction, as an executor that counts the
+/// statements it runs ([`crate::counters`]). The body is compiled once per backend, so the same
+/// SQL text and row types serve both.
 macro_rules! on_conn {
     ($tx:expr, |$conn:ident| $body:expr) => {
         match &mut $tx.conn {
@@ -60,6 +62,7 @@ pub struct Store {
     write_turns: Option<Arc<Semaphore>>,
     /// How long a writer waits for its turn.
     wait: Duration,
+    tally: Arc<Tally>,
 }
 
 /// A transaction on either backend. Dropping it without [`Tx::commit`] rolls back.
@@ -87,10 +90,12 @@ pub struct Tx {
     pool: Pool,
 }
 
+/// Boxed so that `&mut **conn` on a variant (as `on_conn!` and direct uses write it) yields the
+/// counting executor, never the bare connection.
 #[derive(Debug)]
 pub(crate) enum TxConn {
-    Sqlite(sqlx::Transaction<'static, sqlx::Sqlite>),
-    Postgres(sqlx::Transaction<'static, sqlx::Postgres>),
+    Sqlite(Box<CountedTx<sqlx::Sqlite>>),
+    Postgres(Box<CountedTx<sqlx::Postgres>>),
 }
 
 impl Tx {
@@ -107,9 +112,18 @@ impl Tx {
     /// When the transaction enqueued jobs, wakes this process's idle workers (other PostgreSQL
     /// nodes hear of them through `NOTIFY`, which PostgreSQL sends at the commit).
     pub async fn commit_now(self) -> Result<(), StoreError> {
-        match self.conn {
-            TxConn::Sqlite(tx) => tx.commit().await?,
-            TxConn::Postgres(tx) => tx.commit().await?,
+        let tally = match self.conn {
+            TxConn::Sqlite(counted) => {
+                counted.tx.commit().await?;
+                counted.tally
+            }
+            TxConn::Postgres(counted) => {
+                counted.tx.commit().await?;
+                counted.tally
+            }
+        };
+        if self.writes {
+            tally.write_committed();
         }
         drop(self.write_turn);
         for queue in &self.enqueued_to {
@@ -118,6 +132,7 @@ impl Tx {
         if self.erased_personal_data
             && let Pool::Sqlite(pool) = &self.pool
         {
+            tally.statement();
             truncate_wal(pool).await;
         }
         Ok(())
@@ -240,6 +255,7 @@ impl Store {
             reactions: ReactionCache::default(),
             write_turns,
             wait,
+            tally: Arc::default(),
         };
         store.migrate().await?;
         store.crypto = key_check::bind(&store, source).await?;
@@ -283,7 +299,18 @@ impl Store {
         &self.job_wakeups
     }
 
+    /// What this store (and its clones) has done since it was opened: statements and
+    /// transactions, counted as they are sent.
+    pub fn counters(&self) -> Counters {
+        self.tally.snapshot()
+    }
+
     fn tx(&self, conn: TxConn, writes: bool, write_turn: Option<OwnedSemaphorePermit>) -> Tx {
+        if writes {
+            self.tally.write_begun();
+        } else {
+            self.tally.read_begun();
+        }
         Tx {
             conn,
             enqueued_to: Vec::new(),
@@ -327,8 +354,10 @@ impl Store {
         let write_turn = self.write_turn().await?;
         Ok(self.tx(
             match &self.pool {
-                Pool::Sqlite(pool) => TxConn::Sqlite(pool.begin_with("BEGIN IMMEDIATE").await?),
-                Pool::Postgres(pool) => TxConn::Postgres(pool.begin().await?),
+                Pool::Sqlite(pool) => {
+                    TxConn::Sqlite(self.counted(pool.begin_with("BEGIN IMMEDIATE").await?))
+                }
+                Pool::Postgres(pool) => TxConn::Postgres(self.counted(pool.begin().await?)),
             },
             true,
             write_turn,
@@ -342,16 +371,27 @@ impl Store {
         crate::idempotency::commit_parked().await?;
         Ok(self.tx(
             match &self.pool {
-                Pool::Sqlite(pool) => TxConn::Sqlite(pool.begin().await?),
-                Pool::Postgres(pool) => TxConn::Postgres(pool.begin().await?),
+                Pool::Sqlite(pool) => TxConn::Sqlite(self.counted(pool.begin().await?)),
+                Pool::Postgres(pool) => TxConn::Postgres(self.counted(pool.begin().await?)),
             },
             false,
             None,
         ))
     }
 
+    fn counted<DB: sqlx::Database>(
+        &self,
+        tx: sqlx::Transaction<'static, DB>,
+    ) -> Box<CountedTx<DB>> {
+        Box::new(CountedTx {
+            tx,
+            tally: self.tally.clone(),
+        })
+    }
+
     /// Checks that the database answers (for `/readyz`).
     pub async fn ping(&self) -> Result<(), StoreError> {
+        self.tally.statement();
         match &self.pool {
             Pool::Sqlite(pool) => sqlx::query("SELECT 1").execute(pool).await?.rows_affected(),
             Pool::Postgres(pool) => sqlx::query("SELECT 1").execute(pool).await?.rows_affected(),

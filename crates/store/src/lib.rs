@@ -6,6 +6,7 @@
 //! backend in use by the `on_conn!` macro; the few statements that must differ branch explicitly.
 //! Every tenant-scoped function takes a [`Scope`], so no query can forget the tenant.
 
+mod counters;
 mod crypto;
 mod db;
 mod error;
@@ -32,6 +33,7 @@ pub mod users;
 pub mod webhooks;
 pub mod workflows;
 
+pub use counters::Counters;
 pub use crypto::{Crypto, DataKey, MasterKey, MasterKeyError, random_secret};
 pub use db::{Backend, Store, Tx};
 pub use error::StoreError;

@@ -5,6 +5,7 @@
 mod helpers;
 
 mod at_rest;
+mod bench;
 mod browser;
 mod chrome;
 mod cli;
@@ -26,6 +27,7 @@ mod redemption;
 mod resilience;
 mod share_tokens;
 mod sign_in;
+mod store_counters;
 mod templates;
 mod tenancy;
 mod webhooks;
