@@ -10,7 +10,7 @@ use idshare_domain::{
 };
 use time::OffsetDateTime;
 
-use crate::{Crypto, Page, Scope, StoreError, Tx, db::on_conn};
+use crate::{Crypto, DataKey, Page, Scope, StoreError, Tx, db::on_conn, values_list};
 
 #[derive(Debug, Clone)]
 pub struct Event {
@@ -126,6 +126,69 @@ pub async fn record(
         .rows_affected()
     });
     Ok(id)
+}
+
+/// Records several events, each in its own scope, in one statement, in order (their `seq`s
+/// follow it). A payload sealed by `key`'s owner is sealed under that already unwrapped key;
+/// any other owner's key is read and unwrapped as [`record`] does.
+pub async fn record_batch(
+    tx: &mut Tx,
+    crypto: &Crypto,
+    key: Option<(&str, &DataKey)>,
+    batch: &[(Scope, NewEvent<'_>)],
+    now: OffsetDateTime,
+) -> Result<Vec<EventId>, StoreError> {
+    if batch.is_empty() {
+        return Ok(vec![]);
+    }
+    let mut rows = Vec::with_capacity(batch.len());
+    for (_, event) in batch {
+        let id = EventId::generate();
+        let plain = serde_json::to_vec(event.payload).map_err(StoreError::corrupt)?;
+        let payload = match (event.sealed_by, key) {
+            (None, _) => plain,
+            (Some(owner), Some((key_owner, key))) if owner == key_owner => {
+                key.seal(&plain, &payload_context(id.as_str()))?
+            }
+            (Some(owner), _) => {
+                let wrapped: Option<Vec<u8>> = on_conn!(tx, |conn| {
+                    sqlx::query_scalar("SELECT wrapped_key FROM data_keys WHERE owner_id = $1")
+                        .bind(owner)
+                        .fetch_optional(conn)
+                        .await?
+                });
+                let wrapped =
+                    wrapped.ok_or_else(|| StoreError::corrupt("event owner has no data key"))?;
+                crypto
+                    .unwrap_data_key(owner, &wrapped)?
+                    .seal(&plain, &payload_context(id.as_str()))?
+            }
+        };
+        rows.push((id, payload));
+    }
+    let sql = sqlx::AssertSqlSafe(format!(
+        "INSERT INTO events (id, org_id, environment, name, object_type, object_id, \
+         key_owner_id, payload, created_at) VALUES {}",
+        values_list(rows.len(), 9)
+    ));
+    let micros = to_unix_micros(now);
+    on_conn!(tx, |conn| {
+        let mut query = sqlx::query(sql);
+        for ((scope, event), (id, payload)) in batch.iter().zip(&rows) {
+            query = query
+                .bind(id.as_str())
+                .bind(scope.org_id.as_str())
+                .bind(scope.environment.as_str())
+                .bind(event.name)
+                .bind(event.object_type)
+                .bind(event.object_id)
+                .bind(event.sealed_by)
+                .bind(payload.as_slice())
+                .bind(micros);
+        }
+        query.execute(conn).await?.rows_affected()
+    });
+    Ok(rows.into_iter().map(|(id, _)| id).collect())
 }
 
 /// Empties the payloads sealed under `owner_id`'s data key, in the transaction that deletes the

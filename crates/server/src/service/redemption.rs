@@ -20,10 +20,10 @@ use idshare_domain::{
     share_token::{self, ShareTokenStatus, failure},
     template::VerificationType,
     time_format::format_timestamp,
-    verification::{AddressDocument, FileKind, GovernmentIdDocument, VerificationStatus},
+    verification::{AddressDocument, FileKind, GovernmentIdDocument, Subject},
 };
 use idshare_store::{
-    Scope, Tx, checks, connections, documents, events, files,
+    DataKey, Scope, Tx, checks, connections, documents, events, files,
     inquiries::{self, Inquiry, InquiryData, NewInquiry, Provenance},
     share_tokens::{self, ShareToken},
 };
@@ -37,9 +37,12 @@ use crate::{
     jobs::JobKind,
     render,
     service::{
+        events::Announcement,
         inquiries::{CreateInquiry, TemplateRef},
         pipeline,
-        share_tokens::{ensure_connection_active, record as record_token},
+        share_tokens::{
+            announcements as token_announcements, ensure_connection_active, record as record_token,
+        },
     },
 };
 
@@ -355,157 +358,269 @@ async fn emit_inquiry(
     Ok(())
 }
 
-/// Everything copied from the source, read (and decrypted) in one read transaction.
+/// Everything copied from the source, read (and decrypted) in the job's read transaction.
 struct SourceData {
     inquiry: Inquiry,
-    government_id: Option<GovernmentIdDocument>,
-    proof_of_address: Option<AddressDocument>,
+    documents: documents::Documents,
     /// The latest file of each kind, with its bytes.
     files: BTreeMap<&'static str, (FileKind, String, Vec<u8>)>,
     verifications: Vec<checks::StoredVerification>,
+    /// Read for a clone only.
     reports: Vec<checks::StoredReport>,
 }
 
 async fn load_source(
-    state: &AppState,
+    tx: &mut Tx,
     scope: &Scope,
     inquiry: Inquiry,
+    key: &DataKey,
+    with_reports: bool,
 ) -> Result<SourceData, ServiceError> {
-    let crypto = state.store().crypto();
-    let mut tx = state.store().begin_read().await?;
     let id = &inquiry.id;
-    let government_id = documents::get(&mut tx, crypto, scope, id, "government-id")
-        .await?
-        .map(|(_, d)| d);
-    let proof_of_address = documents::get(&mut tx, crypto, scope, id, "proof-of-address")
-        .await?
-        .map(|(_, d)| d);
+    let documents = documents::all(tx, key, scope, id).await?;
     let mut copied = BTreeMap::new();
-    for file in files::for_inquiry(&mut tx, scope, id).await? {
-        if let Some((stored, bytes)) = files::content(&mut tx, crypto, scope, &file.id).await? {
-            // Oldest first: the latest of each kind wins.
-            copied.insert(
-                stored.kind.as_str(),
-                (stored.kind, stored.content_type, bytes),
-            );
-        }
+    for (stored, bytes) in files::all_with_content(tx, key, scope, id).await? {
+        // Oldest first: the latest of each kind wins.
+        copied.insert(
+            stored.kind.as_str(),
+            (stored.kind, stored.content_type, bytes),
+        );
     }
-    let verifications = checks::verifications_of(&mut tx, crypto, scope, id).await?;
-    let reports = checks::reports_of(&mut tx, crypto, scope, id).await?;
+    let verifications = checks::verifications_keyed(tx, key, scope, id).await?;
+    let reports = if with_reports {
+        checks::reports_keyed(tx, key, scope, id).await?
+    } else {
+        vec![]
+    };
     Ok(SourceData {
         inquiry,
-        government_id,
-        proof_of_address,
+        documents,
         files: copied,
         verifications,
         reports,
     })
 }
 
-/// Runs the redemption of one token (the job).
+/// How many times the job starts over when the destination changed between its read and its
+/// write (an edit, an expiry, a redaction), before it lets the queue try again later.
+const READS_PER_RUN: usize = 3;
+
+/// Runs the redemption of one token (the job): one read transaction, the copy and the
+/// pipeline computed in memory (provider calls outside any transaction), one write
+/// transaction (see the module documentation).
 pub async fn run(
     state: &AppState,
     token_id: &str,
     mappings: &[FieldMapping],
 ) -> Result<(), ServiceError> {
     let id = ShareTokenId::parse(token_id).map_err(ServiceError::internal)?;
+    for _ in 0..READS_PER_RUN {
+        if attempt(state, &id, mappings).await? == Outcome::Done {
+            return Ok(());
+        }
+    }
+    Err(ServiceError::Later {
+        at: state.now() + Duration::seconds(5),
+        cause: anyhow::anyhow!("the destination of share token {id} kept changing"),
+    })
+}
+
+/// How one attempt of the job ended.
+#[derive(Debug, PartialEq, Eq)]
+enum Outcome {
+    /// Redeemed, failed, or nothing left to do.
+    Done,
+    /// The destination changed after it was read: nothing was written.
+    Raced,
+}
+
+/// What the write transaction writes into the destination, computed in memory.
+struct Work {
+    /// The destination as the write leaves it.
+    inquiry: Inquiry,
+    /// `(kind, document as JSON)`.
+    documents: Vec<(&'static str, Vec<u8>)>,
+    files: Vec<(files::StoredFile, Vec<u8>)>,
+    /// Reused or cloned verifications, each announced when recorded.
+    verifications: Vec<checks::StoredVerification>,
+    reports: Vec<checks::StoredReport>,
+    /// The inquiry's own events, after those of the verifications.
+    announced: Vec<Announcement>,
+    /// The pipeline's results for a submission, recorded with the rest.
+    evaluation: Option<(i64, pipeline::Evaluation)>,
+}
+
+impl Work {
+    /// Nothing to copy: only what the pipeline finds, if anything.
+    fn none(inquiry: Inquiry) -> Self {
+        Self {
+            inquiry,
+            documents: vec![],
+            files: vec![],
+            verifications: vec![],
+            reports: vec![],
+            announced: vec![],
+            evaluation: None,
+        }
+    }
+}
+
+async fn attempt(
+    state: &AppState,
+    id: &ShareTokenId,
+    mappings: &[FieldMapping],
+) -> Result<Outcome, ServiceError> {
     let crypto = state.store().crypto();
     let mut tx = state.store().begin_read().await?;
-    let Some(token) = share_tokens::get_any(&mut tx, &id).await? else {
+    let Some(token) = share_tokens::get_any(&mut tx, id).await? else {
         return Err(ServiceError::internal(anyhow::anyhow!(
             "share token {id} does not exist"
         )));
     };
     if token.status != ShareTokenStatus::Pending {
-        return Ok(());
+        return Ok(Outcome::Done);
     }
     let source_scope = Scope::new(token.source_org_id.clone(), token.environment);
-    let destination_scope = Scope::new(token.destination_org_id.clone(), token.environment);
+    let scope = Scope::new(token.destination_org_id.clone(), token.environment);
     let destination_id = token.destination_inquiry_id.clone().ok_or_else(|| {
         ServiceError::internal(anyhow::anyhow!(
             "pending share token {id} has no destination"
         ))
     })?;
-    let source = inquiries::get(&mut tx, crypto, &source_scope, &token.source_inquiry_id).await?;
-    let connection = connections::get(&mut tx, &source_scope, &token.connection_id).await?;
-    let destination = inquiries::get(&mut tx, crypto, &destination_scope, &destination_id).await?;
-    drop(tx);
-
-    let Some(destination) = destination.filter(|d| d.redacted_at.is_none()) else {
-        return fail(state, &id, failure::DESTINATION_NOT_HYDRATABLE).await;
+    let Some((destination, Some(key))) =
+        inquiries::get_keyed(&mut tx, crypto, &scope, &destination_id)
+            .await?
+            .filter(|(d, _)| d.redacted_at.is_none())
+    else {
+        drop(tx);
+        return fail(state, id, failure::DESTINATION_NOT_HYDRATABLE).await;
     };
-    // Once the copy is in (a retried job), what happens to the source or the connection
-    // afterwards no longer matters: the redemption finishes.
-    let already_copied = destination.data.hydrated_by.as_deref() == Some(id.as_str());
-    let source = if already_copied {
+    // Written by versions that committed the copy before the rest: once it is in, what happens
+    // to the source or the connection afterwards no longer matters, the redemption finishes.
+    let copied_before = destination.data.hydrated_by.as_deref() == Some(id.as_str());
+    let clone = destination.template_version_id.is_none();
+    let source = if copied_before {
         None
     } else {
-        let Some(source) = source.filter(|s| s.redacted_at.is_none()) else {
-            return fail(state, &id, failure::SOURCE_REDACTED).await;
+        let source = inquiries::get_keyed(&mut tx, crypto, &source_scope, &token.source_inquiry_id)
+            .await?
+            .filter(|(s, _)| s.redacted_at.is_none());
+        let Some((source, Some(source_key))) = source else {
+            drop(tx);
+            return fail(state, id, failure::SOURCE_REDACTED).await;
         };
+        let connection = connections::get(&mut tx, &source_scope, &token.connection_id).await?;
         if connection.is_none_or(|c| c.status != ConnectionStatus::Active) {
-            return fail(state, &id, failure::CONNECTION_INACTIVE).await;
+            drop(tx);
+            return fail(state, id, failure::CONNECTION_INACTIVE).await;
         }
-        Some(source)
+        if !clone && !hydratable(&destination) {
+            drop(tx);
+            return fail(state, id, failure::DESTINATION_NOT_HYDRATABLE).await;
+        }
+        Some(load_source(&mut tx, &source_scope, source, &source_key, clone).await?)
     };
-    if destination.template_version_id.is_none() {
-        let Some(source) = source else {
-            return finish(state, &id, &destination_scope, &destination_id, None).await;
-        };
-        let source = load_source(state, &source_scope, source).await?;
-        return clone(state, &token, &destination_scope, &destination_id, &source).await;
-    }
-    if let Some(source) = source {
-        if !hydratable(&destination) {
-            return fail(state, &id, failure::DESTINATION_NOT_HYDRATABLE).await;
+    let work = if clone {
+        drop(tx);
+        match &source {
+            Some(source) => cloned(state, &token, &destination, source)?,
+            None => Work::none(destination.clone()),
         }
-        let source = load_source(state, &source_scope, source).await?;
-        if !copy(
+    } else {
+        hydrated(
             state,
+            tx,
             &token,
-            &destination_scope,
-            &destination_id,
-            &source,
+            &scope,
+            &key,
+            &destination,
+            source.as_ref(),
             mappings,
         )
         .await?
-        {
-            return fail(state, &id, failure::DESTINATION_NOT_HYDRATABLE).await;
-        }
-    }
-    // Run what was not reused, then record it with the token `redeemed`.
-    let mut tx = state.store().begin_read().await?;
-    let destination = inquiries::get(&mut tx, crypto, &destination_scope, &destination_id)
-        .await?
-        .ok_or_else(|| {
-            ServiceError::internal(anyhow::anyhow!("destination {destination_id} vanished"))
-        })?;
-    drop(tx);
-    let submission = destination.submissions;
-    let evaluation = if pipeline::needs_processing(&destination, submission) {
-        Some(pipeline::evaluate(state, &destination_scope, &destination, submission).await?)
-    } else {
-        None
     };
-    finish(
+    write(state, &token, &scope, &key, &destination, work).await
+}
+
+/// The write transaction: the token `redeemed` (which also re-checks, under its row lock, that
+/// it is still `pending`), the copy, the pipeline's results, the destination (only if it did
+/// not change since it was read), and every event with its deliveries and workflow runs.
+async fn write(
+    state: &AppState,
+    token: &ShareToken,
+    scope: &Scope,
+    key: &DataKey,
+    seen: &Inquiry,
+    work: Work,
+) -> Result<Outcome, ServiceError> {
+    let now = state.now();
+    let mut tx = state.store().begin_write().await?;
+    if !share_tokens::finish_redemption(&mut tx, &token.id, now).await? {
+        return Ok(Outcome::Done);
+    }
+    let mut inquiry = work.inquiry;
+    documents::upsert_all(&mut tx, key, scope, &inquiry.id, &work.documents, now).await?;
+    let copied_files: Vec<(files::StoredFile, &[u8])> = work
+        .files
+        .iter()
+        .map(|(file, bytes)| (file.clone(), bytes.as_slice()))
+        .collect();
+    files::insert_all(&mut tx, key, scope, &copied_files).await?;
+    let recorded = checks::record_verifications(&mut tx, key, scope, &work.verifications).await?;
+    checks::record_reports(&mut tx, key, scope, &work.reports).await?;
+    // A verification that comes to count in this inquiry is announced like one that ran;
+    // `details.reused-from` or `details.cloned-from` tells them apart.
+    let mut announced: Vec<Announcement> = work
+        .verifications
+        .iter()
+        .filter(|v| recorded.contains(&v.id))
+        .filter_map(|v| {
+            let status = v.status.parse().ok()?;
+            Some(pipeline::verification_announcement(scope, status, v))
+        })
+        .collect();
+    announced.extend(work.announced);
+    if let Some((submission, evaluation)) = &work.evaluation {
+        pipeline::record_in(
+            state,
+            &mut tx,
+            scope,
+            key,
+            &mut inquiry,
+            *submission,
+            evaluation,
+            &mut announced,
+        )
+        .await?;
+    }
+    if !inquiries::save_if_unchanged(&mut tx, key, scope, &inquiry, seen).await? {
+        return Ok(Outcome::Raced);
+    }
+    let mut redeemed = token.clone();
+    redeemed.status = ShareTokenStatus::Redeemed;
+    redeemed.redeemed_at = Some(now);
+    redeemed.updated_at = now;
+    announced.extend(token_announcements(share_token::redeemed_event, &redeemed));
+    crate::service::events::record_batch(
         state,
-        &id,
-        &destination_scope,
-        &destination_id,
-        evaluation.map(|e| (submission, e)),
+        &mut tx,
+        Some((inquiry.id.as_str(), key)),
+        &announced,
     )
-    .await
+    .await?;
+    tx.commit().await?;
+    Ok(Outcome::Done)
 }
 
 /// The token ends `failed` with `reason`, with its events.
-async fn fail(state: &AppState, id: &ShareTokenId, reason: &str) -> Result<(), ServiceError> {
+async fn fail(state: &AppState, id: &ShareTokenId, reason: &str) -> Result<Outcome, ServiceError> {
     let now = state.now();
     let mut tx = state.store().begin_write().await?;
     let Some(mut token) = share_tokens::get_any_for_update(&mut tx, id).await? else {
-        return Ok(());
+        return Ok(Outcome::Done);
     };
     if !share_tokens::fail_redemption(&mut tx, id, reason, now).await? {
-        return Ok(());
+        return Ok(Outcome::Done);
     }
     token.status = ShareTokenStatus::Failed;
     token.failed_at = Some(now);
@@ -513,43 +628,7 @@ async fn fail(state: &AppState, id: &ShareTokenId, reason: &str) -> Result<(), S
     token.updated_at = now;
     record_token(state, &mut tx, share_token::failed_event, &token).await?;
     tx.commit().await?;
-    Ok(())
-}
-
-/// The final transaction: the pipeline's results (when there are any), the token `redeemed`,
-/// and its events. Nothing happens when the token is no longer `pending`.
-async fn finish(
-    state: &AppState,
-    id: &ShareTokenId,
-    scope: &Scope,
-    destination_id: &InquiryId,
-    evaluation: Option<(i64, pipeline::Evaluation)>,
-) -> Result<(), ServiceError> {
-    let now = state.now();
-    let crypto = state.store().crypto();
-    let mut tx = state.store().begin_write().await?;
-    let Some(mut token) = share_tokens::get_any_for_update(&mut tx, id).await? else {
-        return Ok(());
-    };
-    if token.status != ShareTokenStatus::Pending {
-        return Ok(());
-    }
-    if let Some((submission, evaluation)) = evaluation
-        && let Some(mut inquiry) =
-            inquiries::get_for_update(&mut tx, crypto, scope, destination_id).await?
-        && pipeline::needs_processing(&inquiry, submission)
-    {
-        pipeline::record_in(state, &mut tx, scope, &mut inquiry, submission, &evaluation).await?;
-    }
-    if !share_tokens::finish_redemption(&mut tx, id, now).await? {
-        return Ok(());
-    }
-    token.status = ShareTokenStatus::Redeemed;
-    token.redeemed_at = Some(now);
-    token.updated_at = now;
-    record_token(state, &mut tx, share_token::redeemed_event, &token).await?;
-    tx.commit().await?;
-    Ok(())
+    Ok(Outcome::Done)
 }
 
 fn provenance(token: &ShareToken, source_field: Option<&str>, now: &str) -> Provenance {
@@ -561,218 +640,240 @@ fn provenance(token: &ShareToken, source_field: Option<&str>, now: &str) -> Prov
     }
 }
 
-/// Writes a copied file and its provenance.
-async fn copy_file(
-    state: &AppState,
-    tx: &mut Tx,
-    scope: &Scope,
-    inquiry: &mut Inquiry,
-    token: &ShareToken,
+/// A copied file, with its id chosen now (a reused verification's basis names it).
+fn copied_file(
+    inquiry_id: &InquiryId,
     (kind, content_type, bytes): &(FileKind, String, Vec<u8>),
-    now_text: &str,
-) -> Result<(), ServiceError> {
-    files::create(
-        tx,
-        state.store().crypto(),
-        scope,
-        &inquiry.id,
-        files::NewFile {
-            kind: *kind,
-            content_type,
-            bytes,
-        },
-        state.now(),
-    )
-    .await?;
-    inquiry.data.provenance.insert(
-        format!("file:{}", kind.as_str()),
-        provenance(token, None, now_text),
-    );
-    Ok(())
+    now: time::OffsetDateTime,
+) -> Result<(files::StoredFile, Vec<u8>), ServiceError> {
+    let file = files::prepare(inquiry_id, *kind, content_type, bytes.len(), now)?;
+    Ok((file, bytes.clone()))
 }
 
-/// Hydrate, first transaction: copies what the destination template declares (fields after
-/// the mappings; documents and files its verifications need), copies passed verifications it
-/// allows to reuse, and submits the inquiry (pending, one more submission). Returns false when
-/// the destination can no longer be hydrated.
-async fn copy(
+/// A hydration, computed in memory from the job's read transaction (which it ends): copies
+/// what the destination template declares (fields after the mappings; documents and files its
+/// verifications need), reuses the passed verifications it allows to, submits the inquiry
+/// (pending, one more submission, which the reused verifications belong to), and evaluates
+/// that submission as the write will leave it. With nothing to copy (a copy committed by an
+/// older version), only the evaluation.
+#[allow(clippy::too_many_arguments)]
+async fn hydrated(
     state: &AppState,
+    mut tx: Tx,
     token: &ShareToken,
     scope: &Scope,
-    destination_id: &InquiryId,
-    source: &SourceData,
+    key: &DataKey,
+    destination: &Inquiry,
+    source: Option<&SourceData>,
     mappings: &[FieldMapping],
-) -> Result<bool, ServiceError> {
+) -> Result<Work, ServiceError> {
     let now = state.now();
     let now_text = format_timestamp(now);
-    let crypto = state.store().crypto();
-    let mut tx = state.store().begin_write().await?;
-    match share_tokens::get_any_for_update(&mut tx, &token.id).await? {
-        Some(t) if t.status == ShareTokenStatus::Pending => {}
-        _ => return Ok(true),
-    }
-    let Some(mut inquiry) =
-        inquiries::get_for_update(&mut tx, crypto, scope, destination_id).await?
-    else {
-        return Ok(false);
-    };
-    if inquiry.data.hydrated_by.as_deref() == Some(token.id.as_str()) {
-        return Ok(true);
-    }
-    if !hydratable(&inquiry) {
-        return Ok(false);
-    }
-    let definition = crate::service::inquiries::definition_for(&mut tx, scope, &inquiry)
+    let id = &destination.id;
+    let definition = crate::service::inquiries::definition_for(&mut tx, scope, destination)
         .await?
-        .ok_or_else(|| {
-            ServiceError::internal(anyhow::anyhow!("inquiry {destination_id} has no template"))
-        })?;
+        .ok_or_else(|| ServiceError::internal(anyhow::anyhow!("inquiry {id} has no template")))?;
+    let mut work = Work::none(destination.clone());
+    let inquiry = &mut work.inquiry;
     // Fields: only those the destination declares, and only values its schema accepts.
-    for copied in preview::copied_fields(
-        &definition,
-        &source.inquiry.data.fields,
-        &mapping_table(mappings),
-        now.date(),
-    ) {
-        inquiry.data.provenance.insert(
-            copied.key.clone(),
-            provenance(token, copied.mapped_from.as_deref(), &now_text),
-        );
-        inquiry.data.fields.insert(copied.key, copied.value);
+    if let Some(source) = source {
+        for copied in preview::copied_fields(
+            &definition,
+            &source.inquiry.data.fields,
+            &mapping_table(mappings),
+            now.date(),
+        ) {
+            inquiry.data.provenance.insert(
+                copied.key.clone(),
+                provenance(token, copied.mapped_from.as_deref(), &now_text),
+            );
+            inquiry.data.fields.insert(copied.key, copied.value);
+        }
     }
+    // What the destination holds, as the rules will see it after the copy.
+    let stored_documents = documents::all(&mut tx, key, scope, id).await?;
+    let face_comparison = definition
+        .verifications
+        .iter()
+        .any(|c| c.verification_type == VerificationType::Selfie);
+    let stored_files = if face_comparison {
+        files::all_with_content(&mut tx, key, scope, id).await?
+    } else {
+        files::for_inquiry(&mut tx, scope, id)
+            .await?
+            .into_iter()
+            .map(|file| (file, vec![]))
+            .collect()
+    };
+    let confirmed = crate::service::confirmations::confirmed_keys(&mut tx, state, inquiry).await?;
+    let mut recorded = checks::verifications_keyed(&mut tx, key, scope, id).await?;
+    drop(tx);
+    let mut subject = Subject {
+        fields: inquiry.data.fields.clone(),
+        government_id: stored_documents.get("government-id")?,
+        proof_of_address: stored_documents.get("proof-of-address")?,
+        files: stored_files.iter().map(|(f, _)| f.as_ref()).collect(),
+        confirmed,
+    };
     // Documents and files: only those the destination's verifications need.
-    for config in &definition.verifications {
-        let kinds: &[FileKind] = match config.verification_type {
-            VerificationType::GovernmentId => {
-                if let Some(document) = &source.government_id {
-                    documents::upsert(
-                        &mut tx,
-                        crypto,
-                        scope,
-                        &inquiry.id,
-                        "government-id",
-                        document,
-                        now,
-                    )
-                    .await?;
-                    inquiry.data.provenance.insert(
-                        "document:government-id".to_owned(),
-                        provenance(token, None, &now_text),
-                    );
+    if let Some(source) = source {
+        for config in &definition.verifications {
+            let kinds: &[FileKind] = match config.verification_type {
+                VerificationType::GovernmentId => {
+                    if let Some(document) = source
+                        .documents
+                        .get::<GovernmentIdDocument>("government-id")?
+                    {
+                        work.documents
+                            .push(("government-id", json_bytes(&document)?));
+                        work.inquiry.data.provenance.insert(
+                            "document:government-id".to_owned(),
+                            provenance(token, None, &now_text),
+                        );
+                        subject.government_id = Some(document);
+                    }
+                    &[FileKind::GovernmentIdFront, FileKind::GovernmentIdBack]
                 }
-                &[FileKind::GovernmentIdFront, FileKind::GovernmentIdBack]
-            }
-            VerificationType::Document => {
-                if let Some(document) = &source.proof_of_address {
-                    documents::upsert(
-                        &mut tx,
-                        crypto,
-                        scope,
-                        &inquiry.id,
-                        "proof-of-address",
-                        document,
-                        now,
-                    )
-                    .await?;
-                    inquiry.data.provenance.insert(
-                        "document:proof-of-address".to_owned(),
-                        provenance(token, None, &now_text),
-                    );
+                VerificationType::Document => {
+                    if let Some(document) = source
+                        .documents
+                        .get::<AddressDocument>("proof-of-address")?
+                    {
+                        work.documents
+                            .push(("proof-of-address", json_bytes(&document)?));
+                        work.inquiry.data.provenance.insert(
+                            "document:proof-of-address".to_owned(),
+                            provenance(token, None, &now_text),
+                        );
+                        subject.proof_of_address = Some(document);
+                    }
+                    &[FileKind::ProofOfAddress]
                 }
-                &[FileKind::ProofOfAddress]
+                VerificationType::Selfie => &[FileKind::Selfie],
+                _ => &[],
+            };
+            for kind in kinds {
+                let provenance_key = format!("file:{}", kind.as_str());
+                if work.inquiry.data.provenance.contains_key(&provenance_key) {
+                    continue;
+                }
+                if let Some(file) = source.files.get(kind.as_str()) {
+                    let copied = copied_file(id, file, now)?;
+                    subject.files.push(copied.0.as_ref());
+                    work.files.push(copied);
+                    work.inquiry
+                        .data
+                        .provenance
+                        .insert(provenance_key, provenance(token, None, &now_text));
+                }
             }
-            VerificationType::Selfie => &[FileKind::Selfie],
-            _ => &[],
-        };
-        for kind in kinds {
-            let key = format!("file:{}", kind.as_str());
-            if inquiry.data.provenance.contains_key(&key) {
+        }
+        // Submit: pending, one more submission, which the reused verifications belong to.
+        let inquiry = &mut work.inquiry;
+        if inquiry.status == InquiryStatus::Created {
+            inquiry.status =
+                transition(inquiry.status, InquiryAction::Start).map_err(ServiceError::internal)?;
+            inquiry.started_at = Some(now);
+        }
+        inquiry.submissions += 1;
+        inquiry.updated_at = now;
+        let submission = inquiry.submissions;
+        // What the reused verifications vouch for: they keep counting for later submissions
+        // only while these inputs are unchanged.
+        for config in &definition.verifications {
+            let Some(reuse) = config.reuse else {
                 continue;
-            }
-            if let Some(file) = source.files.get(kind.as_str()) {
-                copy_file(state, &mut tx, scope, &mut inquiry, token, file, &now_text).await?;
-            }
+            };
+            let window = now - Duration::days(i64::from(reuse.max_age_days));
+            let Some(passed) = source
+                .verifications
+                .iter()
+                .filter(|v| {
+                    v.verification_type == config.verification_type.as_str()
+                        && v.status == "passed"
+                        && v.completed_at.is_some_and(|at| at >= window)
+                })
+                .max_by_key(|v| v.completed_at)
+            else {
+                continue;
+            };
+            let mut result = passed
+                .result
+                .clone()
+                .unwrap_or_else(|| json!({"checks": [], "attributes": {}}));
+            mark(&mut result, "reused-from", passed.id.as_str());
+            result[pipeline::REUSED_BASIS] =
+                json!(preview::reuse_basis(config.verification_type, &subject));
+            let reused = checks::prepare_verification(
+                checks::NewVerification {
+                    inquiry_id: id,
+                    verification_type: &passed.verification_type,
+                    submission,
+                    status: "passed",
+                    required: config.required,
+                    result: &result,
+                },
+                now,
+            );
+            recorded.push(reused.clone());
+            work.verifications.push(reused);
         }
-    }
-    // Submit: pending, one more submission, which the reused verifications belong to.
-    if inquiry.status == InquiryStatus::Created {
-        inquiry.status =
-            transition(inquiry.status, InquiryAction::Start).map_err(ServiceError::internal)?;
-        inquiry.started_at = Some(now);
-    }
-    inquiry.submissions += 1;
-    let submission = inquiry.submissions;
-    inquiry.data.hydrated_by = Some(token.id.to_string());
-    inquiry.updated_at = now;
-    inquiries::save(&mut tx, crypto, scope, &inquiry).await?;
-    // What the reused verifications vouch for: they keep counting for later submissions only
-    // while these inputs are unchanged.
-    let copied = pipeline::load_subject(&mut tx, state, scope, &inquiry).await?;
-    for config in &definition.verifications {
-        let Some(reuse) = config.reuse else {
-            continue;
-        };
-        let window = now - Duration::days(i64::from(reuse.max_age_days));
-        let Some(passed) = source
-            .verifications
-            .iter()
-            .filter(|v| {
-                v.verification_type == config.verification_type.as_str()
-                    && v.status == "passed"
-                    && v.completed_at.is_some_and(|at| at >= window)
-            })
-            .max_by_key(|v| v.completed_at)
-        else {
-            continue;
-        };
-        let mut result = passed
-            .result
-            .clone()
-            .unwrap_or_else(|| json!({"checks": [], "attributes": {}}));
-        mark(&mut result, "reused-from", passed.id.as_str());
-        result[pipeline::REUSED_BASIS] =
-            json!(preview::reuse_basis(config.verification_type, &copied));
-        if let Some(recorded) = checks::record_verification(
-            &mut tx,
-            crypto,
-            scope,
-            checks::NewVerification {
-                inquiry_id: &inquiry.id,
-                verification_type: &passed.verification_type,
-                submission,
-                status: "passed",
-                required: config.required,
-                result: &result,
-            },
-            now,
-        )
-        .await?
-        {
-            // A verification that comes to count in this inquiry is announced like one that
-            // ran; `details.reused-from` tells them apart.
-            pipeline::record_verification_event(
-                state,
-                &mut tx,
+        if inquiry.started_at == Some(now) && submission == 1 {
+            work.announced.push(inquiry_announcement(
                 scope,
-                VerificationStatus::Passed,
-                &recorded,
-            )
-            .await?;
+                InquiryAction::Start.event_name(),
+                inquiry,
+                Some(&definition),
+            ));
         }
     }
-    if inquiry.started_at == Some(now) && submission == 1 {
-        emit_inquiry(
-            state,
-            &mut tx,
-            scope,
-            InquiryAction::Start.event_name(),
-            &inquiry,
-            &[],
-        )
-        .await?;
+    // Run what was not reused, on the inquiry as the write will leave it.
+    let submission = work.inquiry.submissions;
+    if pipeline::needs_processing(&work.inquiry, submission) {
+        let images = face_comparison.then(|| {
+            let latest = |kind: FileKind| {
+                work.files
+                    .iter()
+                    .chain(stored_files.iter().rev())
+                    .find(|(file, _)| file.kind == kind)
+                    .map(|(_, bytes)| bytes.clone())
+            };
+            pipeline::Images {
+                selfie: latest(FileKind::Selfie),
+                id_front: latest(FileKind::GovernmentIdFront),
+            }
+        });
+        let loaded = pipeline::Loaded {
+            definition,
+            subject,
+            recorded,
+            images,
+        };
+        let evaluation = pipeline::evaluate_loaded(state, scope, id, loaded, submission).await?;
+        work.evaluation = Some((submission, evaluation));
     }
-    tx.commit().await?;
-    Ok(true)
+    Ok(work)
+}
+
+fn json_bytes(value: &impl Serialize) -> Result<Vec<u8>, ServiceError> {
+    serde_json::to_vec(value).map_err(ServiceError::internal)
+}
+
+/// An inquiry event, sealed under the inquiry's key.
+fn inquiry_announcement(
+    scope: &Scope,
+    name: &str,
+    inquiry: &Inquiry,
+    definition: Option<&idshare_domain::template::TemplateDefinition>,
+) -> Announcement {
+    pipeline::announcement(
+        scope,
+        name,
+        "inquiry",
+        inquiry.id.as_str(),
+        &inquiry.id,
+        render::payload(&render::inquiry(inquiry, definition, &[])),
+    )
 }
 
 /// Adds `key: value` to a result's `attributes`.
@@ -783,170 +884,131 @@ fn mark(result: &mut Value, key: &str, value: &str) {
     result["attributes"][key] = json!(value);
 }
 
-/// Clone, in one transaction: the source's data, documents, files, verifications and reports
-/// as they were (marked `cloned-from`), the source's status (approved counts as completed),
-/// and the token `redeemed`.
-async fn clone(
+/// A clone, computed in memory: the source's data, documents, files, verifications and
+/// reports as they were (marked `cloned-from`), and the source's status (approved counts as
+/// completed).
+fn cloned(
     state: &AppState,
     token: &ShareToken,
-    scope: &Scope,
-    destination_id: &InquiryId,
+    destination: &Inquiry,
     source: &SourceData,
-) -> Result<(), ServiceError> {
+) -> Result<Work, ServiceError> {
     let now = state.now();
     let now_text = format_timestamp(now);
-    let crypto = state.store().crypto();
-    let mut tx = state.store().begin_write().await?;
-    let Some(mut locked) = share_tokens::get_any_for_update(&mut tx, &token.id).await? else {
-        return Ok(());
+    let id = &destination.id;
+    let mut work = Work::none(destination.clone());
+    let inquiry = &mut work.inquiry;
+    inquiry.data.fields = source.inquiry.data.fields.clone();
+    for key in source.inquiry.data.fields.keys() {
+        inquiry
+            .data
+            .provenance
+            .insert(key.clone(), provenance(token, None, &now_text));
+    }
+    if let Some(document) = source
+        .documents
+        .get::<GovernmentIdDocument>("government-id")?
+    {
+        work.documents
+            .push(("government-id", json_bytes(&document)?));
+    }
+    if let Some(document) = source
+        .documents
+        .get::<AddressDocument>("proof-of-address")?
+    {
+        work.documents
+            .push(("proof-of-address", json_bytes(&document)?));
+    }
+    for file in source.files.values() {
+        work.files.push(copied_file(id, file, now)?);
+        inquiry.data.provenance.insert(
+            format!("file:{}", file.0.as_str()),
+            provenance(token, None, &now_text),
+        );
+    }
+    for v in &source.verifications {
+        let mut result = v
+            .result
+            .clone()
+            .unwrap_or_else(|| json!({"checks": [], "attributes": {}}));
+        mark(&mut result, "cloned-from", v.id.as_str());
+        work.verifications.push(checks::prepare_verification(
+            checks::NewVerification {
+                inquiry_id: id,
+                verification_type: &v.verification_type,
+                submission: v.submission,
+                status: &v.status,
+                required: v.required,
+                result: &result,
+            },
+            now,
+        ));
+    }
+    for r in &source.reports {
+        let mut result = r
+            .result
+            .clone()
+            .unwrap_or_else(|| json!({"matches": [], "dismissed": []}));
+        result["cloned-from"] = json!(r.id.as_str());
+        work.reports.push(checks::prepare_report(
+            checks::NewReport {
+                inquiry_id: id,
+                report_type: &r.report_type,
+                submission: r.submission,
+                status: &r.status,
+                has_match: r.has_match,
+                result: &result,
+            },
+            now,
+        ));
+    }
+    let status = match source.inquiry.status {
+        InquiryStatus::Approved => InquiryStatus::Completed,
+        other => other,
     };
-    if locked.status != ShareTokenStatus::Pending {
-        return Ok(());
-    }
-    let Some(mut inquiry) =
-        inquiries::get_for_update(&mut tx, crypto, scope, destination_id).await?
-    else {
-        return Err(ServiceError::internal(anyhow::anyhow!(
-            "clone {destination_id} vanished"
-        )));
+    inquiry.status = status;
+    inquiry.started_at = Some(now);
+    inquiry.submissions = source.inquiry.submissions;
+    inquiry.processed_submission = source.inquiry.processed_submission;
+    let action = match status {
+        InquiryStatus::Completed => {
+            inquiry.completed_at = Some(now);
+            Some(InquiryAction::Complete)
+        }
+        InquiryStatus::Failed => {
+            inquiry.failed_at = Some(now);
+            Some(InquiryAction::Fail)
+        }
+        InquiryStatus::NeedsReview => {
+            inquiry.completed_at = Some(now);
+            inquiry.marked_for_review_at = Some(now);
+            Some(InquiryAction::MarkForReview)
+        }
+        InquiryStatus::Declined => {
+            inquiry.decisioned_at = Some(now);
+            Some(InquiryAction::Decline)
+        }
+        _ => None,
     };
-    if inquiry.data.hydrated_by.is_none() {
-        inquiry.data.fields = source.inquiry.data.fields.clone();
-        for key in source.inquiry.data.fields.keys() {
-            inquiry
-                .data
-                .provenance
-                .insert(key.clone(), provenance(token, None, &now_text));
-        }
-        if let Some(document) = &source.government_id {
-            documents::upsert(
-                &mut tx,
-                crypto,
-                scope,
-                &inquiry.id,
-                "government-id",
-                document,
-                now,
-            )
-            .await?;
-        }
-        if let Some(document) = &source.proof_of_address {
-            documents::upsert(
-                &mut tx,
-                crypto,
-                scope,
-                &inquiry.id,
-                "proof-of-address",
-                document,
-                now,
-            )
-            .await?;
-        }
-        for file in source.files.values() {
-            copy_file(state, &mut tx, scope, &mut inquiry, token, file, &now_text).await?;
-        }
-        for v in &source.verifications {
-            let mut result = v
-                .result
-                .clone()
-                .unwrap_or_else(|| json!({"checks": [], "attributes": {}}));
-            mark(&mut result, "cloned-from", v.id.as_str());
-            let recorded = checks::record_verification(
-                &mut tx,
-                crypto,
-                scope,
-                checks::NewVerification {
-                    inquiry_id: &inquiry.id,
-                    verification_type: &v.verification_type,
-                    submission: v.submission,
-                    status: &v.status,
-                    required: v.required,
-                    result: &result,
-                },
-                now,
-            )
-            .await?;
-            // Announced like a reused verification; `details.cloned-from` tells it apart.
-            if let Some(recorded) = recorded
-                && let Ok(status) = v.status.parse()
-            {
-                pipeline::record_verification_event(state, &mut tx, scope, status, &recorded)
-                    .await?;
-            }
-        }
-        for r in &source.reports {
-            let mut result = r
-                .result
-                .clone()
-                .unwrap_or_else(|| json!({"matches": [], "dismissed": []}));
-            result["cloned-from"] = json!(r.id.as_str());
-            checks::record_report(
-                &mut tx,
-                crypto,
-                scope,
-                checks::NewReport {
-                    inquiry_id: &inquiry.id,
-                    report_type: &r.report_type,
-                    submission: r.submission,
-                    status: &r.status,
-                    has_match: r.has_match,
-                    result: &result,
-                },
-                now,
-            )
-            .await?;
-        }
-        let status = match source.inquiry.status {
-            InquiryStatus::Approved => InquiryStatus::Completed,
-            other => other,
-        };
-        inquiry.status = status;
-        inquiry.started_at = Some(now);
-        inquiry.submissions = source.inquiry.submissions;
-        inquiry.processed_submission = source.inquiry.processed_submission;
-        let action = match status {
-            InquiryStatus::Completed => {
-                inquiry.completed_at = Some(now);
-                Some(InquiryAction::Complete)
-            }
-            InquiryStatus::Failed => {
-                inquiry.failed_at = Some(now);
-                Some(InquiryAction::Fail)
-            }
-            InquiryStatus::NeedsReview => {
-                inquiry.completed_at = Some(now);
-                inquiry.marked_for_review_at = Some(now);
-                Some(InquiryAction::MarkForReview)
-            }
-            InquiryStatus::Declined => {
-                inquiry.decisioned_at = Some(now);
-                Some(InquiryAction::Decline)
-            }
-            _ => None,
-        };
-        inquiry.data.hydrated_by = Some(token.id.to_string());
-        inquiry.updated_at = now;
-        inquiries::save(&mut tx, crypto, scope, &inquiry).await?;
-        if let Some(action) = action {
-            emit_inquiry(state, &mut tx, scope, action.event_name(), &inquiry, &[]).await?;
-        }
+    inquiry.updated_at = now;
+    if let Some(action) = action {
+        let scope = Scope::new(token.destination_org_id.clone(), token.environment);
+        work.announced.push(inquiry_announcement(
+            &scope,
+            action.event_name(),
+            inquiry,
+            None,
+        ));
     }
-    if !share_tokens::finish_redemption(&mut tx, &token.id, now).await? {
-        return Ok(());
-    }
-    locked.status = ShareTokenStatus::Redeemed;
-    locked.redeemed_at = Some(now);
-    locked.updated_at = now;
-    record_token(state, &mut tx, share_token::redeemed_event, &locked).await?;
-    tx.commit().await?;
-    Ok(())
+    Ok(work)
 }
 
 /// Called when a redemption job is given up: the token ends `failed` instead of `pending`
 /// forever.
 pub async fn give_up(state: &AppState, token_id: &str) -> Result<(), ServiceError> {
     let id = ShareTokenId::parse(token_id).map_err(ServiceError::internal)?;
-    fail(state, &id, failure::INTERNAL_ERROR).await
+    fail(state, &id, failure::INTERNAL_ERROR).await?;
+    Ok(())
 }
 
 #[cfg(test)]
