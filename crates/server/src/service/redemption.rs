@@ -3,11 +3,22 @@
 //! destination template asks for (or everything, for a clone), reuses passed verifications,
 //! runs the rest through the pipeline, and marks the token `redeemed`.
 //!
-//! The job is idempotent. Hydration happens in two short transactions: the copy (fields,
-//! documents, files, reused verifications, the inquiry to `pending` with one more submission,
-//! and the marker `hydrated_by` in the sealed data), then the pipeline's results with the token
-//! `redeemed` and its events. A retry re-reads the token (no longer `pending`: nothing to do)
-//! and the marker (copy already committed: skip it). A clone is one transaction.
+//! The job reads once and writes once. One read transaction loads the token, the connection,
+//! the source (its data, documents, files, verifications; reports for a clone) and the
+//! destination (what its rules look at, its verifications), each inquiry's data key unwrapped
+//! once; the template definition comes from the store's cache. The copy and the pipeline's
+//! evaluation are then computed in memory on the destination as the write will leave it
+//! (provider calls happen there, outside any transaction). One write transaction then moves
+//! the token `pending` → `redeemed` under its row lock (a token no longer `pending` stops the
+//! job: another run finished it), writes the copy and the results with multi-row inserts,
+//! saves the destination only if it did not change since it was read (otherwise nothing is
+//! written and the job reads again), and records every event with its webhook deliveries and
+//! workflow runs. A crash before that commit leaves nothing and the retry redoes everything;
+//! after it, the retry finds the token `redeemed`.
+//!
+//! Versions before this one committed the copy first, marked by `hydrated_by` in the sealed
+//! data: a database upgraded between the two commits holds a destination with that marker and
+//! its token still `pending`, which the job finishes without copying again.
 
 use std::collections::BTreeMap;
 
