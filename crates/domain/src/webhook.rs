@@ -413,6 +413,21 @@ pub const MAX_ATTEMPTS: u32 = 8;
 /// How long a receiver has to answer an attempt with a 2xx; anything slower is a failure.
 pub const DELIVERY_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// The longest a delivery waits for an earlier pending delivery of the same object to the same
+/// webhook (deliveries of one object are sent in event order): 10 minutes, in which a failing
+/// delivery makes its first three attempts (at once, 30 s and 2 min 30 s later).
+pub const ORDER_WAIT: Duration = Duration::from_secs(600);
+
+/// Whether a failed delivery gives way instead of being retried at `next_attempt_at`: when a
+/// later delivery of its object, waiting since `later_waiting_since`, would then have waited
+/// longer than [`ORDER_WAIT`]. The delivery ends `failed` and the later one is sent.
+pub fn gives_way(
+    next_attempt_at: time::OffsetDateTime,
+    later_waiting_since: time::OffsetDateTime,
+) -> bool {
+    next_attempt_at > later_waiting_since + ORDER_WAIT
+}
+
 /// Delay after the first failed attempt.
 const FIRST_RETRY_SECONDS: u64 = 30;
 /// Each further delay is this many times the one before, up to [`MAX_RETRY_SECONDS`].
@@ -972,6 +987,19 @@ mod tests {
         );
         assert_eq!(DELIVERY_TIMEOUT, Duration::from_secs(5));
         assert_eq!(MAX_ATTEMPTS, 8);
+    }
+
+    #[test]
+    fn a_failing_delivery_holds_later_ones_up_for_at_most_the_order_wait() {
+        let since = time::OffsetDateTime::UNIX_EPOCH;
+        // The first retries (30 s, then 2 min 30 s after the first attempt) fall within it.
+        assert!(!gives_way(since + time::Duration::seconds(30), since));
+        assert!(!gives_way(since + ORDER_WAIT, since));
+        // A retry due later than that gives way to the waiting delivery.
+        assert!(gives_way(
+            since + ORDER_WAIT + time::Duration::seconds(1),
+            since
+        ));
     }
 
     proptest! {

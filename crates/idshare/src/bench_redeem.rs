@@ -23,8 +23,9 @@ use std::{
 use anyhow::{Result, bail, ensure};
 use futures::{StreamExt, stream};
 use idshare_server::{
-    app::{self, AppState},
+    app,
     config::{Config, Secret},
+    state::AppState,
 };
 use idshare_store::{MasterKeySource, Store};
 use reqwest::StatusCode;
@@ -50,7 +51,7 @@ pub async fn run(
 ) -> Result<()> {
     ensure!(tokens > 0, "--tokens must be at least 1");
     ensure!(concurrency > 0, "--concurrency must be at least 1");
-    app::install_tls_provider();
+    idshare_service::install_tls_provider();
     let dir = tempfile::tempdir()?;
     let data_dir = dir.path().to_path_buf();
     let database_url = match (&url, database_url) {

@@ -7,11 +7,12 @@
 //! `Persona-Signature` with [`idshare_domain::webhook_signature::verify`] after answering.
 //!
 //! Setup (not measured): an organization with a sandbox key created in the store, a template
-//! and W webhooks subscribed to `inquiry.created`, each with its own path on the receiver. Then
-//! N inquiries are created through the public API, `concurrency` calls in flight: each writes
-//! one `inquiry.created` event, and with it (same transaction) one delivery and one job per
-//! webhook. The run ends when every expected delivery has arrived, or when none arrived for
-//! [`STALL`].
+//! and W webhooks subscribed to `inquiry.created` and `inquiry.updated`, each with its own path
+//! on the receiver. Then N inquiries are created through the public API, `concurrency` at a
+//! time, and each is updated U times right after its creation (one call after the other): each
+//! call writes one event, and with it (same transaction) one delivery per webhook. The run ends
+//! when every expected delivery has arrived, or when none arrived for [`STALL`]. Deliveries of
+//! one inquiry to one webhook must arrive in event order: the run counts those that did not.
 
 use std::{
     collections::{HashMap, HashSet},
@@ -26,8 +27,9 @@ use anyhow::{Context, Result, bail, ensure};
 use futures::{StreamExt, stream};
 use idshare_domain::webhook_signature::{DEFAULT_TOLERANCE_SECONDS, verify};
 use idshare_server::{
-    app::{self, AppState},
+    app,
     config::{Config, Secret},
+    state::AppState,
 };
 use idshare_store::Store;
 use reqwest::StatusCode;
@@ -44,8 +46,10 @@ use crate::{
 };
 
 const WEBHOOKS: &str = "/api/v1/webhooks";
-/// The event the benchmark produces (one per inquiry created) and the webhooks subscribe to.
-const EVENT: &str = "inquiry.created";
+/// The event of an inquiry created, and the webhooks subscribe to it.
+const CREATED: &str = "inquiry.created";
+/// The event of an inquiry updated (its note), and the webhooks subscribe to it.
+const UPDATED: &str = "inquiry.updated";
 /// Stop waiting when no delivery arrived for this long (a failed attempt is retried after
 /// about 30 s, so one retry still shows).
 const STALL: Duration = Duration::from_secs(60);
@@ -62,6 +66,8 @@ struct Arrival {
     object_id: Option<String>,
     /// The event's `created-at`.
     created_at: Option<OffsetDateTime>,
+    /// The event's `sequence`.
+    sequence: Option<i64>,
     /// When the whole request had been read.
     at: OffsetDateTime,
     /// Whether `Persona-Signature` verified with the webhook's secret.
@@ -103,6 +109,9 @@ impl ReceiverState {
             object_id: text("/data/relationships/object/data/id").map(str::to_owned),
             created_at: text("/data/attributes/created-at")
                 .and_then(|s| OffsetDateTime::parse(s, &Rfc3339).ok()),
+            sequence: doc
+                .pointer("/data/attributes/sequence")
+                .and_then(Value::as_i64),
             at,
             valid,
         };
@@ -147,9 +156,51 @@ async fn count_deliveries(api: &Api, key: &str, webhook: &str, status: &str) -> 
     }
 }
 
+/// Deliveries that arrived after a delivery of a later event (higher sequence) of the same
+/// object to the same webhook, and how many (webhook, object) pairs got any delivery.
+fn out_of_order(firsts: &HashMap<(usize, &str), &Arrival>) -> (usize, usize) {
+    let mut by_object: HashMap<(usize, &str), Vec<&Arrival>> = HashMap::new();
+    for (&(hook, _), arrival) in firsts {
+        if let Some(object) = arrival.object_id.as_deref() {
+            by_object.entry((hook, object)).or_default().push(arrival);
+        }
+    }
+    let mut late = 0;
+    for arrivals in by_object.values_mut() {
+        arrivals.sort_by_key(|a| a.at);
+        let mut newest = i64::MIN;
+        for arrival in arrivals.iter() {
+            let sequence = arrival.sequence.unwrap_or(i64::MIN);
+            if sequence < newest {
+                late += 1;
+            }
+            newest = newest.max(sequence);
+        }
+    }
+    (late, by_object.len())
+}
+
+/// Changes an inquiry's note (one `inquiry.updated` event).
+async fn update(api: &Api, key: &str, inquiry: &str, n: usize) -> Result<()> {
+    let response = api
+        .client
+        .patch(format!("{}/api/v1/inquiries/{inquiry}", api.base))
+        .bearer_auth(key)
+        .json(&json!({"data": {"attributes": {"note": format!("update {n}")}}}))
+        .send()
+        .await?;
+    ensure!(
+        response.status() == StatusCode::OK,
+        "updating {inquiry} answered {}",
+        response.status()
+    );
+    Ok(())
+}
+
 /// Runs the benchmark and prints the figures.
 pub async fn run(
     events: usize,
+    updates: usize,
     webhooks: usize,
     concurrency: usize,
     webhook_workers: Option<u32>,
@@ -158,7 +209,7 @@ pub async fn run(
     ensure!(events > 0, "--events must be at least 1");
     ensure!(webhooks > 0, "--webhooks must be at least 1");
     ensure!(concurrency > 0, "--concurrency must be at least 1");
-    app::install_tls_provider();
+    idshare_service::install_tls_provider();
     let dir = tempfile::tempdir()?;
     let data_dir = dir.path().to_path_buf();
     let database_url = database_url.unwrap_or_else(|| Store::sqlite_url(&data_dir));
@@ -210,7 +261,7 @@ pub async fn run(
                 Some(&json!({"data": {"attributes": {
                     "name": format!("bench {i}"),
                     "url": format!("{receiver_base}/hook/{i}"),
-                    "enabled-events": [EVENT]}}})),
+                    "enabled-events": [CREATED, UPDATED]}}})),
                 StatusCode::CREATED,
             )
             .await?;
@@ -221,12 +272,13 @@ pub async fn run(
         receiver.secrets.lock().expect("lock").push(secret);
         webhook_ids.push(id_of(&doc)?);
     }
-    let expected = webhooks * events;
+    let written = events * (1 + updates);
+    let expected = webhooks * written;
     println!(
         "webhooks benchmark: {backend:?}, server in-process ({workers} job workers, \
-         {webhook_workers} webhook workers), {events} events ({EVENT}: one inquiry created per \
-         event, {concurrency} create calls in flight), {webhooks} webhook(s) on a loopback \
-         receiver: {expected} deliveries expected"
+         {webhook_workers} webhook workers), {written} events ({events} inquiries created, \
+         {concurrency} at a time, each updated {updates} times after: {CREATED} and {UPDATED}), \
+         {webhooks} webhook(s) on a loopback receiver: {expected} deliveries expected"
     );
 
     // ---- Events, through the public API.
@@ -240,6 +292,9 @@ pub async fn run(
                         "name-first": "Ada", "name-last": format!("Lovelace{i}")}}}});
                 let sent = OffsetDateTime::now_utc();
                 let id = api.create(&key, "/api/v1/inquiries", &body).await?;
+                for n in 0..updates {
+                    update(&api, &key, &id, n).await?;
+                }
                 anyhow::Ok((id, sent))
             }
         })
@@ -308,7 +363,7 @@ pub async fn run(
         match (arrival.hook, arrival.event_id.as_deref()) {
             (Some(hook), Some(event))
                 if hook < webhooks
-                    && arrival.event_name.as_deref() == Some(EVENT)
+                    && matches!(arrival.event_name.as_deref(), Some(CREATED | UPDATED))
                     && arrival
                         .object_id
                         .as_ref()
@@ -341,6 +396,7 @@ pub async fn run(
         .collect();
     let mut from_call: Vec<Duration> = firsts
         .values()
+        .filter(|a| a.event_name.as_deref() == Some(CREATED))
         .filter_map(|a| {
             let sent = sent_at.get(a.object_id.as_deref()?)?;
             Some(between(*sent, a.at))
@@ -348,7 +404,8 @@ pub async fn run(
         .collect();
     from_event.sort();
     from_call.sort();
-    let written_rate = events as f64 / calls_took.as_secs_f64().max(1e-9);
+    let written_rate = written as f64 / calls_took.as_secs_f64().max(1e-9);
+    let (late, objects) = out_of_order(&firsts);
     let span = between(first_event, last_arrival);
     // Deliveries still to come once the producers had stopped, and how fast they came.
     let after_writes = firsts.values().filter(|a| a.at > last_answer).count();
@@ -356,9 +413,13 @@ pub async fn run(
     let delivery_rate = received as f64 / span.as_secs_f64().max(1e-9);
 
     println!(
-        "events: {events} written in {:.2} s = {written_rate:.1} events/s (API side: first \
+        "events: {written} written in {:.2} s = {written_rate:.1} events/s (API side: first \
          create call sent → last answered)",
         calls_took.as_secs_f64()
+    );
+    println!(
+        "order: {late} deliveries out of order per object (arrived after a later event of the \
+         same inquiry on the same webhook; 0 expected), across {objects} (webhook, inquiry) pairs"
     );
     println!(
         "deliveries: {received} of {expected} received, {duplicates} duplicates, {strays} \
@@ -388,7 +449,7 @@ pub async fn run(
     );
     for (what, sorted) in [
         ("event created-at → received", &from_event),
-        ("create call sent → received", &from_call),
+        ("create call sent → inquiry.created received", &from_call),
     ] {
         println!(
             "latency, {what}: min {:.1} ms, p50 {:.1} ms, p90 {:.1} ms, p99 {:.1} ms, \
@@ -426,6 +487,9 @@ pub async fn run(
             "only {received} of {expected} deliveries arrived (none for {} s)",
             STALL.as_secs()
         );
+    }
+    if late > 0 {
+        bail!("{late} deliveries arrived after a later event of the same inquiry");
     }
     Ok(())
 }

@@ -22,15 +22,12 @@ use idshare_domain::{
     screening::{ListFormat, parse_list},
     webhook_signature::{DEFAULT_TOLERANCE_SECONDS, verify},
 };
-use idshare_server::{
-    app::{self, AppState},
-    config::Config,
-    service::{
-        Creator, connections,
-        inquiries::{self, CreateInquiry, TemplateRef},
-        redemption::{self, Redeem},
-        templates, webhooks, workflows,
-    },
+use idshare_server::{app, config::Config, state::AppState};
+use idshare_service::{
+    Creator, connections,
+    inquiries::{self, CreateInquiry, TemplateRef},
+    redemption::{self, Redeem},
+    templates, webhooks, workflows,
 };
 use idshare_store::{
     Cursor, Scope, Store, Tx, api_keys, lists, orgs, random_secret,
@@ -426,7 +423,7 @@ async fn automate(
 /// Runs every due job to completion: the verification pipeline, workflow runs, redemptions and
 /// webhook deliveries (the server's workers take over once it serves).
 async fn run_jobs(state: &AppState) -> anyhow::Result<()> {
-    idshare_server::jobs::drain(state)
+    idshare_service::worker::drain(state)
         .await
         .map_err(|e| anyhow::anyhow!("a demo job failed: {e:?}"))?;
     Ok(())

@@ -19,8 +19,9 @@ use idshare_domain::{
     permission::PermissionSet,
 };
 use idshare_server::{
-    app::{self, AppState},
+    app,
     config::{Config, LogFormat, Overrides, Secret},
+    state::AppState,
 };
 use idshare_store::{MasterKeySource, Scope, Store, StoreError, api_keys, orgs, users};
 use time::OffsetDateTime;
@@ -231,9 +232,13 @@ enum BenchCommand {
     /// Webhook deliveries per second and their latency next to the events written through the
     /// API (inquiries created), with a loopback receiver that verifies every signature.
     Webhooks {
-        /// Events to write (`inquiry.created`, one inquiry created each).
+        /// Inquiries to create (an `inquiry.created` event each).
         #[arg(long, default_value_t = 1_000)]
         events: usize,
+        /// Updates of each inquiry after its creation (an `inquiry.updated` event each), whose
+        /// deliveries must arrive in order.
+        #[arg(long, default_value_t = 2)]
+        updates: usize,
         /// Webhooks subscribed to the event: each event is delivered to every one.
         #[arg(long, default_value_t = 1)]
         webhooks: usize,
@@ -499,6 +504,7 @@ async fn run(cli: &Cli) -> anyhow::Result<std::process::ExitCode> {
             command:
                 BenchCommand::Webhooks {
                     events,
+                    updates,
                     webhooks,
                     concurrency,
                     webhook_workers,
@@ -507,6 +513,7 @@ async fn run(cli: &Cli) -> anyhow::Result<std::process::ExitCode> {
         } => {
             bench_webhooks::run(
                 *events,
+                *updates,
                 *webhooks,
                 *concurrency,
                 *webhook_workers,

@@ -1,4 +1,4 @@
-//! Wiring: shared state, the router with its layers, and the server loop.
+//! Wiring: opening the store, the router with its layers, and the server loop.
 
 use std::{sync::Arc, time::Duration};
 
@@ -11,173 +11,19 @@ use axum::{
     response::{IntoResponse, Response},
     routing::get,
 };
+use idshare_service::worker;
 use idshare_store::{Store, StoreError};
 use serde_json::json;
-use time::OffsetDateTime;
 use tower::ServiceBuilder;
 use tower_http::{catch_panic::CatchPanicLayer, trace::TraceLayer};
 use utoipa_axum::router::OpenApiRouter;
 
 use crate::{
-    api, auth, config::Config, error::ApiError, idempotency, middleware as mw,
-    middleware::CurrentRequestId, ratelimit::RateLimiter,
+    api,
+    config::Config,
+    http::{auth, error::ApiError, idempotency, middleware as mw, middleware::CurrentRequestId},
+    state::AppState,
 };
-
-/// Parsed workflow definitions by version (versions are immutable).
-pub(crate) type WorkflowDefinitions = std::sync::Mutex<
-    std::collections::HashMap<
-        idshare_domain::id::WorkflowVersionId,
-        Arc<idshare_domain::workflow::WorkflowDefinition>,
-    >,
->;
-
-/// State shared by every request handler. Cheap to clone.
-#[derive(Debug, Clone)]
-pub struct AppState {
-    inner: Arc<Inner>,
-}
-
-#[derive(Debug)]
-struct Inner {
-    store: Store,
-    config: Config,
-    rate_limiter: RateLimiter,
-    login_limiter: crate::dashboard::LoginLimiter,
-    workflow_definitions: WorkflowDefinitions,
-    screening: crate::service::screening::ScreeningCache,
-    http: reqwest::Client,
-    webhook_http: reqwest::Client,
-    /// Added to the wall clock by [`AppState::advance_clock`].
-    clock_offset_micros: std::sync::atomic::AtomicI64,
-    code_sender: Arc<dyn crate::sender::CodeSender>,
-    memory_sender: Option<Arc<crate::sender::MemorySender>>,
-}
-
-impl AppState {
-    pub fn new(store: Store, config: Config) -> Self {
-        let (code_sender, memory_sender) = crate::sender::build(config.code_sender);
-        Self::build(store, config, code_sender, memory_sender)
-    }
-
-    /// [`AppState::new`] with another confirmation-code sender (an SMS or email gateway).
-    pub fn with_code_sender(
-        store: Store,
-        config: Config,
-        code_sender: Arc<dyn crate::sender::CodeSender>,
-    ) -> Self {
-        Self::build(store, config, code_sender, None)
-    }
-
-    fn build(
-        store: Store,
-        config: Config,
-        code_sender: Arc<dyn crate::sender::CodeSender>,
-        memory_sender: Option<Arc<crate::sender::MemorySender>>,
-    ) -> Self {
-        Self {
-            inner: Arc::new(Inner {
-                store,
-                rate_limiter: RateLimiter::default(),
-                login_limiter: Default::default(),
-                workflow_definitions: Default::default(),
-                screening: Default::default(),
-                http: outbound_client(),
-                webhook_http: crate::service::webhooks::client(
-                    config.allow_private_webhook_targets,
-                ),
-                clock_offset_micros: Default::default(),
-                config,
-                code_sender,
-                memory_sender,
-            }),
-        }
-    }
-
-    /// Delivers confirmation codes.
-    pub fn code_sender(&self) -> &dyn crate::sender::CodeSender {
-        self.inner.code_sender.as_ref()
-    }
-
-    /// The last confirmation code sent to `to` (E.164 number or normalized address), when the
-    /// configuration says `code_sender = "memory"`; always `None` otherwise.
-    pub fn sent_code(&self, to: &str) -> Option<String> {
-        self.inner.memory_sender.as_ref()?.last_code(to)
-    }
-
-    pub fn store(&self) -> &Store {
-        &self.inner.store
-    }
-
-    pub fn config(&self) -> &Config {
-        &self.inner.config
-    }
-
-    pub fn rate_limiter(&self) -> &RateLimiter {
-        &self.inner.rate_limiter
-    }
-
-    pub(crate) fn login_limiter(&self) -> &crate::dashboard::LoginLimiter {
-        &self.inner.login_limiter
-    }
-
-    pub(crate) fn workflow_definitions(&self) -> &WorkflowDefinitions {
-        &self.inner.workflow_definitions
-    }
-
-    pub(crate) fn screening_cache(&self) -> &crate::service::screening::ScreeningCache {
-        &self.inner.screening
-    }
-
-    /// The client for outgoing calls (providers): no redirects, explicit timeouts per call.
-    pub fn http(&self) -> &reqwest::Client {
-        &self.inner.http
-    }
-
-    /// Wakes this process's idle workers: committing a transaction that enqueued jobs does it
-    /// (see [`idshare_store::Tx::commit`]); so does a `NOTIFY` from another node.
-    pub(crate) fn job_wakeup(&self) -> &tokio::sync::Notify {
-        self.inner.store.jobs_committed()
-    }
-
-    /// The client for webhook deliveries and workflow HTTPS requests: no redirects, and
-    /// (unless the configuration allows them) no private, loopback or link-local targets.
-    pub fn webhook_http(&self) -> &reqwest::Client {
-        &self.inner.webhook_http
-    }
-
-    /// The current time; the one clock every rule reads.
-    pub fn now(&self) -> OffsetDateTime {
-        let offset = self
-            .inner
-            .clock_offset_micros
-            .load(std::sync::atomic::Ordering::Relaxed);
-        OffsetDateTime::now_utc() + time::Duration::microseconds(offset)
-    }
-
-    /// Moves this process's clock forward, so that tests and simulations reach retry times and
-    /// expiries without waiting. The server itself never calls it.
-    pub fn advance_clock(&self, by: time::Duration) {
-        let micros = i64::try_from(by.whole_microseconds()).unwrap_or(i64::MAX);
-        self.inner
-            .clock_offset_micros
-            .fetch_add(micros, std::sync::atomic::Ordering::Relaxed);
-    }
-}
-
-/// Installs the TLS crypto provider (ring): rustls is built without a default one to keep the
-/// build small. Call before building any HTTP client; calling it again is harmless.
-pub fn install_tls_provider() {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-}
-
-fn outbound_client() -> reqwest::Client {
-    install_tls_provider();
-    reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .connect_timeout(Duration::from_secs(5))
-        .build()
-        .unwrap_or_default()
-}
 
 /// Opens the store named by the configuration as the server uses it: a missing SQLite database
 /// is created, migrations run, and the master key is checked against the database (its file is
@@ -232,7 +78,7 @@ const STARTUP_RETRY_CAP: Duration = Duration::from_secs(30);
 
 /// The API routes, each documented in the OpenAPI document by construction.
 pub fn api_routes(upload_limit: usize) -> OpenApiRouter<AppState> {
-    OpenApiRouter::with_openapi(crate::openapi::base())
+    OpenApiRouter::with_openapi(crate::http::openapi::base())
         .merge(api::inquiry_templates::routes())
         .merge(api::inquiries::routes())
         .merge(api::files::routes(upload_limit))
@@ -258,7 +104,7 @@ pub fn router(state: AppState) -> Router {
         ))
         .layer(middleware::from_fn_with_state(
             state.clone(),
-            crate::ratelimit::limit,
+            crate::http::ratelimit::limit,
         ))
         .layer(middleware::from_fn_with_state(
             state.clone(),
@@ -351,20 +197,28 @@ pub async fn serve(
     // node's process id is the same (containers).
     let node = format!("{}-{:08x}", std::process::id(), rand::random::<u32>());
     let queues = [
-        (crate::jobs::DEFAULT_QUEUE, state.config().workers),
-        (crate::jobs::WEBHOOK_QUEUE, state.config().webhook_workers),
+        (idshare_service::jobs::DEFAULT_QUEUE, state.config().workers),
+        (
+            idshare_service::jobs::WEBHOOK_QUEUE,
+            state.config().webhook_workers,
+        ),
     ];
     let mut workers: Vec<_> = queues
         .into_iter()
         .flat_map(|(queue, count)| (0..count).map(move |n| (queue, n)))
         .map(|(queue, n)| {
             let name = format!("{node}-{queue}-{n}");
-            tokio::spawn(crate::jobs::work(state.clone(), name, queue, stop.clone()))
+            tokio::spawn(worker::work(
+                state.services().clone(),
+                name,
+                queue,
+                stop.clone(),
+            ))
         })
         .collect();
     if state.config().workers + state.config().webhook_workers > 0 {
-        workers.push(tokio::spawn(crate::jobs::relay_notifications(
-            state.clone(),
+        workers.push(tokio::spawn(worker::relay_notifications(
+            state.services().clone(),
             stop.clone(),
         )));
     }
@@ -399,12 +253,12 @@ async fn maintenance(state: AppState) {
     let mut interval = tokio::time::interval(MAINTENANCE_INTERVAL);
     loop {
         interval.tick().await;
-        match crate::service::inquiries::expire_due(&state).await {
+        match idshare_service::inquiries::expire_due(&state).await {
             Ok(0) => {}
             Ok(expired) => tracing::info!(expired, "expired unfinished inquiries"),
             Err(e) => tracing::warn!(error = %e, "could not expire inquiries"),
         }
-        match crate::service::share_tokens::expire_due(&state).await {
+        match idshare_service::share_tokens::expire_due(&state).await {
             Ok(0) => {}
             Ok(expired) => tracing::info!(expired, "expired share tokens past their TTL"),
             Err(e) => tracing::warn!(error = %e, "could not expire share tokens"),

@@ -80,8 +80,12 @@ pub struct Config {
     /// How long a use of the database waits for it (a PostgreSQL connection, connecting
     /// included; SQLite's write lock) before the request is answered 503 with `Retry-After`.
     pub database_timeout_seconds: std::num::NonZeroU32,
-    /// Background job workers in this process (0: this node only serves the API).
+    /// Background job workers in this process (0: this node only serves the API). By default
+    /// one per processor the process may use, at least 2 and at most 16.
     pub workers: u32,
+    /// How often an idle worker looks for due jobs without being woken, and how often each
+    /// worker returns jobs whose lease ran out to the queue.
+    pub job_poll_seconds: std::num::NonZeroU32,
     /// How long a worker's claim on a job lasts without a heartbeat: the worker extends it
     /// while the job runs, so a job may run longer; a process that died holding a job lets go
     /// of it after this long, and another worker takes it over.
@@ -102,8 +106,8 @@ pub struct Config {
     /// Where confirmation codes for phone numbers and email addresses go: `log` (default: a
     /// log line with the destination masked, and the code itself only for sandbox inquiries;
     /// production codes are not delivered) or `memory` (kept in this process for tests and
-    /// demos, readable through `AppState::sent_code`).
-    pub code_sender: crate::sender::SenderKind,
+    /// demos, readable through `ServiceContext::sent_code`).
+    pub code_sender: idshare_service::sender::SenderKind,
 }
 
 impl Default for Config {
@@ -125,16 +129,25 @@ impl Default for Config {
             idempotency_test_pause_before_commit_ms: 0,
             idempotency_test_pause_after_commit_ms: 0,
             database_timeout_seconds: std::num::NonZeroU32::new(5).expect("5 is not zero"),
-            workers: 2,
+            workers: default_workers(),
+            job_poll_seconds: std::num::NonZeroU32::new(2).expect("2 is not zero"),
             job_lease_seconds: std::num::NonZeroU32::new(15).expect("15 is not zero"),
             webhook_workers: 4,
             allow_private_webhook_targets: false,
             public_url: None,
             selfie_provider_url: None,
             database_provider_url: None,
-            code_sender: crate::sender::SenderKind::Log,
+            code_sender: idshare_service::sender::SenderKind::Log,
         }
     }
+}
+
+/// One job worker per processor this process may use (jobs mix computing with waiting on the
+/// database and providers), at least 2 and at most 16.
+fn default_workers() -> u32 {
+    std::thread::available_parallelism()
+        .map_or(2, |n| u32::try_from(n.get()).unwrap_or(u32::MAX))
+        .clamp(2, 16)
 }
 
 /// Values given on the command line; `None` leaves the lower layers in force.
@@ -184,6 +197,20 @@ impl Config {
             .merge(Serialized::defaults(overrides))
             .extract()
             .map_err(Box::new)
+    }
+
+    /// The settings services read.
+    pub fn service_config(&self) -> idshare_service::ServiceConfig {
+        idshare_service::ServiceConfig {
+            share_token_peeks_and_previews_per_hour: self.share_token_peeks_and_previews_per_hour,
+            job_lease_seconds: self.job_lease_seconds,
+            job_poll_seconds: self.job_poll_seconds,
+            allow_private_webhook_targets: self.allow_private_webhook_targets,
+            selfie_provider_url: self.selfie_provider_url.clone(),
+            database_provider_url: self.database_provider_url.clone(),
+            public_url: self.public_url(),
+            code_sender: self.code_sender,
+        }
     }
 
     /// The base URL links to this server start with.

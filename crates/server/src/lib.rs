@@ -1,21 +1,12 @@
 //! The idshare HTTP server: the Persona-compatible JSON:API, its conventions (authentication,
-//! idempotency, rate limits, inflection, pagination), and the wiring that serves it.
+//! idempotency, rate limits, inflection, pagination) in `http/`, the dashboard and the hosted
+//! flow, and the wiring that serves them. The use cases are in `idshare_service`.
 
 pub mod api;
 pub mod app;
-pub mod auth;
 pub mod config;
 pub mod dashboard;
-pub mod error;
 pub mod flow;
-pub mod idempotency;
-pub mod jobs;
-pub mod jsonapi;
-pub mod middleware;
-pub mod openapi;
-pub mod query;
-pub mod ratelimit;
-pub mod render;
-pub mod sender;
-pub mod service;
+pub mod http;
+pub mod state;
 pub mod web;

@@ -10,7 +10,7 @@ use axum::{
     response::{IntoResponse, Response},
 };
 
-use crate::app::AppState;
+use crate::state::AppState;
 
 /// The headers of every page: no caching (pages hold personal data), no referrer (some URLs
 /// hold tokens), no framing, and a policy that allows only this site's stylesheet, scripts and

@@ -6,12 +6,14 @@ use sqlx::{
     sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous},
 };
 
-use tokio::sync::Notify;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::{
-    StoreError,
+    Scope, StoreError,
     crypto::{Crypto, create_private_dir, create_private_file},
+    jobs::JobWakeups,
     key_check::{self, MasterKeySource},
+    orgs::{EventReactions, ReactionCache},
 };
 
 /// Runs `$body` with `$conn` bound to the backend's typed connection. The body is compiled once
@@ -49,19 +51,36 @@ enum Pool {
 pub struct Store {
     pool: Pool,
     crypto: Crypto,
-    jobs_committed: Arc<Notify>,
+    job_wakeups: JobWakeups,
+    reactions: ReactionCache,
+    /// SQLite only: write transactions take turns here, in order, before `BEGIN IMMEDIATE`.
+    /// SQLite's own busy handler retries a locked database after sleeps that grow to 100 ms,
+    /// so a writer that keeps missing the moment the lock is free can wait out the whole busy
+    /// timeout while later writers get through; a fair semaphore makes them wait in line.
+    write_turns: Option<Arc<Semaphore>>,
+    /// How long a writer waits for its turn.
+    wait: Duration,
 }
 
 /// A transaction on either backend. Dropping it without [`Tx::commit`] rolls back.
 #[derive(Debug)]
 pub struct Tx {
     pub(crate) conn: TxConn,
-    /// Set by [`crate::jobs::enqueue`]: the commit wakes this process's idle workers.
-    pub(crate) enqueued_jobs: bool,
+    /// The queues [`crate::jobs::enqueue`] added to: the commit wakes a worker of each.
+    pub(crate) enqueued_to: Vec<String>,
     /// Set by [`crate::inquiries::redact`]: on SQLite the commit is followed by a checkpoint
     /// that truncates the write-ahead log, the last place the erased bytes were kept.
     pub(crate) erased_personal_data: bool,
-    jobs_committed: Arc<Notify>,
+    pub(crate) job_wakeups: JobWakeups,
+    /// This process's cached [`crate::orgs::EventReactions`].
+    pub(crate) reactions: ReactionCache,
+    /// Set by [`crate::orgs::config_changed`]: this transaction changed a webhook or workflow,
+    /// so it neither uses nor fills the cache of reactions.
+    pub(crate) config_changed: bool,
+    /// The reactions this transaction already looked up (see [`crate::orgs::event_reactions`]).
+    pub(crate) reactions_seen: Option<(Scope, Arc<EventReactions>)>,
+    /// SQLite: this transaction's turn to write, given up when it ends.
+    write_turn: Option<OwnedSemaphorePermit>,
     /// Begun by [`Store::begin_write`]: inside an idempotent request, its commit waits for the
     /// request's answer ([`crate::idempotency`]).
     writes: bool,
@@ -92,8 +111,9 @@ impl Tx {
             TxConn::Sqlite(tx) => tx.commit().await?,
             TxConn::Postgres(tx) => tx.commit().await?,
         }
-        if self.enqueued_jobs {
-            self.jobs_committed.notify_waiters();
+        drop(self.write_turn);
+        for queue in &self.enqueued_to {
+            self.job_wakeups.wake(queue);
         }
         if self.erased_personal_data
             && let Pool::Sqlite(pool) = &self.pool
@@ -212,10 +232,14 @@ impl Store {
         } else {
             return Err(StoreError::UnsupportedUrl(redact_url(url)));
         };
+        let write_turns = matches!(pool, Pool::Sqlite(_)).then(|| Arc::new(Semaphore::new(1)));
         let mut store = Self {
             pool,
             crypto: Crypto::without_key(),
-            jobs_committed: Arc::new(Notify::new()),
+            job_wakeups: JobWakeups::default(),
+            reactions: ReactionCache::default(),
+            write_turns,
+            wait,
         };
         store.migrate().await?;
         store.crypto = key_check::bind(&store, source).await?;
@@ -253,25 +277,44 @@ impl Store {
         &self.crypto
     }
 
-    /// Notified after a commit that enqueued jobs: idle workers wait on it (besides polling).
-    pub fn jobs_committed(&self) -> &Notify {
-        &self.jobs_committed
+    /// Woken after a commit that enqueued jobs, per queue: idle workers wait on it (besides
+    /// polling).
+    pub fn job_wakeups(&self) -> &JobWakeups {
+        &self.job_wakeups
     }
 
-    fn tx(&self, conn: TxConn, writes: bool) -> Tx {
+    fn tx(&self, conn: TxConn, writes: bool, write_turn: Option<OwnedSemaphorePermit>) -> Tx {
         Tx {
             conn,
-            enqueued_jobs: false,
+            enqueued_to: Vec::new(),
             erased_personal_data: false,
-            jobs_committed: self.jobs_committed.clone(),
+            job_wakeups: self.job_wakeups.clone(),
+            reactions: self.reactions.clone(),
+            config_changed: false,
+            reactions_seen: None,
+            write_turn,
             writes,
             pool: self.pool.clone(),
         }
     }
 
-    /// Begins a transaction that will write. On SQLite it takes the write lock up front
-    /// (`BEGIN IMMEDIATE`), so two writers queue on `busy_timeout` instead of failing with
-    /// "database is locked" when the second one upgrades from a read. Inside an idempotent
+    /// SQLite: waits, in line behind this process's other writers, for the turn to write
+    /// (at most the database timeout; then the database counts as unavailable).
+    async fn write_turn(&self) -> Result<Option<OwnedSemaphorePermit>, StoreError> {
+        let Some(turns) = &self.write_turns else {
+            return Ok(None);
+        };
+        match tokio::time::timeout(self.wait, turns.clone().acquire_owned()).await {
+            Ok(Ok(permit)) => Ok(Some(permit)),
+            // The semaphore is never closed.
+            Ok(Err(_)) | Err(_) => Err(StoreError::WriteTurnTimedOut),
+        }
+    }
+
+    /// Begins a transaction that will write. On SQLite it waits for its turn among this
+    /// process's writers (first come, first served), then takes the write lock up front
+    /// (`BEGIN IMMEDIATE`, which waits on `busy_timeout` only for writers of other processes),
+    /// so it never fails with "database is locked" upgrading from a read. Inside an idempotent
     /// request, a transaction the request parked commits first (on SQLite it holds the write
     /// lock this one would wait for).
     pub async fn begin_write(&self) -> Result<Tx, StoreError> {
@@ -281,12 +324,14 @@ impl Store {
 
     /// [`Store::begin_write`] without looking for a transaction the current request parked.
     pub(crate) async fn begin_write_now(&self) -> Result<Tx, StoreError> {
+        let write_turn = self.write_turn().await?;
         Ok(self.tx(
             match &self.pool {
                 Pool::Sqlite(pool) => TxConn::Sqlite(pool.begin_with("BEGIN IMMEDIATE").await?),
                 Pool::Postgres(pool) => TxConn::Postgres(pool.begin().await?),
             },
             true,
+            write_turn,
         ))
     }
 
@@ -301,6 +346,7 @@ impl Store {
                 Pool::Postgres(pool) => TxConn::Postgres(pool.begin().await?),
             },
             false,
+            None,
         ))
     }
 

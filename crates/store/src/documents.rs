@@ -122,6 +122,17 @@ impl Documents {
             .map(|plain| serde_json::from_slice(plain).map_err(StoreError::corrupt))
             .transpose()
     }
+
+    /// The document of `kind` as stored (JSON), when the inquiry has one.
+    pub fn raw(&self, kind: &str) -> Option<&[u8]> {
+        self.0.get(kind).map(Vec::as_slice)
+    }
+
+    /// Puts (or replaces) the document of `kind`: what the inquiry holds once a copy of it is
+    /// written.
+    pub fn insert(&mut self, kind: &str, document: Vec<u8>) {
+        self.0.insert(kind.to_owned(), document);
+    }
 }
 
 /// Every document of an inquiry in one read, opened with its already unwrapped `key`.

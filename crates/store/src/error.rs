@@ -17,6 +17,10 @@ pub enum StoreError {
     Io(#[from] std::io::Error),
     #[error(transparent)]
     MasterKey(#[from] crate::MasterKeyError),
+    /// SQLite: this process's writers queue for the database's single write lock in order, and
+    /// this one did not get its turn within the database timeout.
+    #[error("timed out waiting for a turn to write to the database")]
+    WriteTurnTimedOut,
     /// The SQLite file does not exist, and the command may not create one.
     #[error("no database at {}", .0.display())]
     NoDatabase(std::path::PathBuf),
@@ -39,6 +43,7 @@ impl StoreError {
     pub fn is_unavailable(&self) -> bool {
         match self {
             Self::Database(e) => unavailable(e),
+            Self::WriteTurnTimedOut => true,
             Self::Migration(MigrateError::Execute(e) | MigrateError::ExecuteMigration(e, _)) => {
                 unavailable(e)
             }

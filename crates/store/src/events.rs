@@ -1,6 +1,18 @@
 //! Events: written in the transaction of the change they describe (transactional outbox).
-//! `seq` comes from a database sequence (identity / AUTOINCREMENT): increasing across an
-//! organization's events, gaps allowed, and no counter row that every writer would queue on.
+//!
+//! `seq` orders the feed, and a reader paging forward from an event must never miss one that
+//! commits later with a smaller number. There is no counter row that every writer would queue
+//! on; instead:
+//!
+//! - SQLite: `AUTOINCREMENT`. There is one writer at a time, holding the write lock from its
+//!   first write to its commit, so numbers are handed out in commit order.
+//! - PostgreSQL: the writing transaction's id (`pg_current_xact_id()`, an xid8 that never
+//!   wraps) times [`PER_TRANSACTION`], plus the event's rank in its transaction. [`list`] serves
+//!   only events below the oldest transaction of this database still running: every
+//!   transaction that could still write a smaller number has ended, so what is served never
+//!   gains an event below it. A transaction that committed before another made its first write
+//!   has the smaller id, so its events come first.
+//!
 //! Payloads that carry personal data are sealed under the data key of the object they describe;
 //! redacting the object deletes the key and empties those payloads.
 
@@ -10,7 +22,31 @@ use idshare_domain::{
 };
 use time::OffsetDateTime;
 
-use crate::{Crypto, DataKey, Page, Scope, StoreError, Tx, db::on_conn, values_list};
+use crate::{
+    Backend, Crypto, DataKey, Page, Scope, StoreError, Tx, db::on_conn, row_placeholders,
+    values_list,
+};
+
+/// How many events one PostgreSQL transaction may write (its sequence numbers are
+/// `xid * PER_TRANSACTION + rank`); small enough that sequences stay below 2^53, exact as
+/// JSON numbers everywhere, for the first 2^37 transactions of the database.
+pub const PER_TRANSACTION: i64 = 65_536;
+
+/// PostgreSQL: the first sequence of the current transaction.
+const TRANSACTION_BASE: &str = "(pg_current_xact_id()::text::bigint * 65536)";
+
+/// PostgreSQL: the sequences below this are final: every transaction of this database that
+/// could still commit one has ended. That is the oldest transaction in progress in the
+/// statement's snapshot (or the next transaction id when none is), leaving out those that
+/// `pg_stat_activity` shows in another database: they cannot write these events, and other
+/// databases of the server must not hold this feed back. A transaction it cannot place (not
+/// visible to this role, prepared, just begun) counts as this database's.
+const SERVED_BELOW: &str = "(COALESCE(\
+    (SELECT MIN(x::text::bigint) FROM pg_snapshot_xip(pg_current_snapshot()) x \
+     WHERE x::text::bigint % 4294967296 NOT IN ( \
+       SELECT backend_xid::text::bigint FROM pg_stat_activity \
+       WHERE backend_xid IS NOT NULL AND datname IS DISTINCT FROM current_database())), \
+    pg_snapshot_xmax(pg_current_snapshot())::text::bigint) * 65536)";
 
 #[derive(Debug, Clone)]
 pub struct Event {
@@ -89,48 +125,15 @@ pub async fn record(
     event: NewEvent<'_>,
     now: OffsetDateTime,
 ) -> Result<EventId, StoreError> {
-    let id = EventId::generate();
-    let plain = serde_json::to_vec(event.payload).map_err(StoreError::corrupt)?;
-    let payload = match event.sealed_by {
-        None => plain,
-        Some(owner) => {
-            let wrapped: Option<Vec<u8>> = on_conn!(tx, |conn| {
-                sqlx::query_scalar("SELECT wrapped_key FROM data_keys WHERE owner_id = $1")
-                    .bind(owner)
-                    .fetch_optional(conn)
-                    .await?
-            });
-            let wrapped =
-                wrapped.ok_or_else(|| StoreError::corrupt("event owner has no data key"))?;
-            crypto
-                .unwrap_data_key(owner, &wrapped)?
-                .seal(&plain, &payload_context(id.as_str()))?
-        }
-    };
-    on_conn!(tx, |conn| {
-        sqlx::query(
-            "INSERT INTO events (id, org_id, environment, name, object_type, object_id, \
-             key_owner_id, payload, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-        )
-        .bind(id.as_str())
-        .bind(scope.org_id.as_str())
-        .bind(scope.environment.as_str())
-        .bind(event.name)
-        .bind(event.object_type)
-        .bind(event.object_id)
-        .bind(event.sealed_by)
-        .bind(payload)
-        .bind(to_unix_micros(now))
-        .execute(conn)
-        .await?
-        .rows_affected()
-    });
-    Ok(id)
+    let ids = record_batch(tx, crypto, None, &[(scope.clone(), event)], now).await?;
+    ids.into_iter()
+        .next()
+        .ok_or_else(|| StoreError::corrupt("an event recorded without an id"))
 }
 
 /// Records several events, each in its own scope, in one statement, in order (their `seq`s
-/// follow it). A payload sealed by `key`'s owner is sealed under that already unwrapped key;
-/// any other owner's key is read and unwrapped as [`record`] does.
+/// follow it, after any the transaction recorded before). A payload sealed by `key`'s owner
+/// is sealed under that already unwrapped key; any other owner's key is read and unwrapped.
 pub async fn record_batch(
     tx: &mut Tx,
     crypto: &Crypto,
@@ -166,11 +169,33 @@ pub async fn record_batch(
         };
         rows.push((id, payload));
     }
-    let sql = sqlx::AssertSqlSafe(format!(
-        "INSERT INTO events (id, org_id, environment, name, object_type, object_id, \
-         key_owner_id, payload, created_at) VALUES {}",
-        values_list(rows.len(), 9)
-    ));
+    const COLUMNS_PER_EVENT: usize = 9;
+    let sql = sqlx::AssertSqlSafe(match tx.backend() {
+        Backend::Sqlite => format!(
+            "INSERT INTO events (id, org_id, environment, name, object_type, object_id, \
+             key_owner_id, payload, created_at) VALUES {}",
+            values_list(rows.len(), COLUMNS_PER_EVENT)
+        ),
+        // The next ranks in this transaction's range (no other transaction writes in it): the
+        // statement's snapshot holds the same maximum for every row, the position adds to it.
+        Backend::Postgres => {
+            let next = format!(
+                "(SELECT COALESCE(MAX(seq) + 1, {TRANSACTION_BASE}) FROM events \
+                 WHERE seq >= {TRANSACTION_BASE} AND seq < {TRANSACTION_BASE} + {PER_TRANSACTION})"
+            );
+            let rows = (0..rows.len())
+                .map(|position| {
+                    let params = row_placeholders(position, COLUMNS_PER_EVENT);
+                    format!("({next} + {position}, {params})")
+                })
+                .collect::<Vec<_>>()
+                .join(", ");
+            format!(
+                "INSERT INTO events (seq, id, org_id, environment, name, object_type, \
+                 object_id, key_owner_id, payload, created_at) VALUES {rows}"
+            )
+        }
+    });
     let micros = to_unix_micros(now);
     on_conn!(tx, |conn| {
         let mut query = sqlx::query(sql);
@@ -226,6 +251,8 @@ pub async fn get(
 }
 
 /// Events newest first (by `seq`); `Ok(None)` when the cursor names no event of this scope.
+/// On PostgreSQL only the events below the oldest running transaction are listed (see the
+/// module's documentation), so that paging forward never skips one.
 pub async fn list(
     tx: &mut Tx,
     crypto: &Crypto,
@@ -257,8 +284,12 @@ pub async fn list(
         crate::Cursor::Before(_) => ("seq > $3", "seq ASC"),
         _ => ("seq < $3", "seq DESC"),
     };
+    let served = match tx.backend() {
+        Backend::Sqlite => String::new(),
+        Backend::Postgres => format!("AND seq < {SERVED_BELOW} "),
+    };
     let sql = sqlx::AssertSqlSafe(format!(
-        "SELECT {COLUMNS} FROM events WHERE org_id = $1 AND environment = $2 \
+        "SELECT {COLUMNS} FROM events WHERE org_id = $1 AND environment = $2 {served}\
          AND (CAST($3 AS BIGINT) IS NULL OR {comparison}) \
          AND (CAST($4 AS TEXT) IS NULL OR name = $4) \
          AND (CAST($5 AS TEXT) IS NULL OR object_id = $5) \

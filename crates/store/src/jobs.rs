@@ -1,17 +1,75 @@
 //! The job queue: one `jobs` table in the application database, so a job is enqueued in the
-//! same transaction as the change that calls for it. A worker claims one due job at a time under
-//! a short lease (PostgreSQL: `FOR UPDATE SKIP LOCKED`, so any number of nodes share the queue;
-//! SQLite: the single writer lock of `BEGIN IMMEDIATE`) and extends the lease while the job runs;
-//! a lease that runs out (a crashed worker) returns the job to the queue; failures retry with
-//! exponential backoff and jitter until `max_attempts`, then the job is kept as `dead`.
+//! same transaction as the change that calls for it. A worker claims a few due jobs at once
+//! under a short lease (PostgreSQL: `FOR UPDATE SKIP LOCKED`, so any number of nodes share the
+//! queue; SQLite: the single writer lock of `BEGIN IMMEDIATE`) and extends the leases of the
+//! jobs it holds while it runs them; a lease that runs out (a crashed worker) returns the job to
+//! the queue; failures retry with exponential backoff and jitter until `max_attempts`, then the
+//! job is kept as `dead`.
+
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex, PoisonError},
+};
 
 use idshare_domain::{id::JobId, time_format::to_unix_micros};
 use time::{Duration, OffsetDateTime};
+use tokio::sync::Notify;
 
 use crate::{Backend, Store, StoreError, Tx, db::on_conn};
 
-/// The PostgreSQL channel workers listen on; a notification means "there may be work".
+/// The PostgreSQL channel workers listen on; a notification, whose payload names a queue,
+/// means "there may be work in that queue".
 pub const NOTIFY_CHANNEL: &str = "idshare_jobs";
+
+/// This process's wake-ups of idle workers, one per queue. A wake-up is a permit
+/// ([`Notify::notify_one`]): given while every worker of the queue is busy, it is kept, and the
+/// next worker to go idle finds it and looks for work at once instead of sleeping until its
+/// poll. A commit wakes one worker per queue it enqueued to; a worker that claims a full batch
+/// wakes the next one, so more join in while work remains.
+#[derive(Debug, Clone)]
+pub struct JobWakeups(Arc<Wakeups>);
+
+#[derive(Debug)]
+struct Wakeups {
+    queues: Mutex<HashMap<String, Arc<Notify>>>,
+    /// Tags this process's `NOTIFY`s, so that its listener skips what its commits already woke.
+    origin: String,
+}
+
+impl Default for JobWakeups {
+    fn default() -> Self {
+        Self(Arc::new(Wakeups {
+            queues: Mutex::default(),
+            origin: format!("{:016x}", rand::random::<u64>()),
+        }))
+    }
+}
+
+impl JobWakeups {
+    /// The wake-up the idle workers of `queue` wait on.
+    pub fn of(&self, queue: &str) -> Arc<Notify> {
+        let mut queues = self.0.queues.lock().unwrap_or_else(PoisonError::into_inner);
+        queues.entry(queue.to_owned()).or_default().clone()
+    }
+
+    /// Wakes one idle worker of `queue`, or the next one to go idle.
+    pub fn wake(&self, queue: &str) {
+        self.of(queue).notify_one();
+    }
+
+    /// Wakes a worker for a `NOTIFY` payload (`<queue> <origin>`) from another process; one of
+    /// this process's own is skipped.
+    pub fn wake_for_notification(&self, payload: &str) {
+        let (queue, origin) = payload.split_once(' ').unwrap_or((payload, ""));
+        if origin != self.0.origin {
+            self.wake(queue);
+        }
+    }
+
+    fn notification(&self, queue: &str) -> String {
+        format!("{queue} {}", self.0.origin)
+    }
+}
 
 #[derive(Debug)]
 pub struct NewJob<'a> {
@@ -89,27 +147,34 @@ pub async fn enqueue(
     if inserted == 0 {
         return Ok(None);
     }
-    tx.enqueued_jobs = true;
+    if tx.enqueued_to.iter().any(|queue| queue == job.queue) {
+        return Ok(Some(id));
+    }
+    tx.enqueued_to.push(job.queue.to_owned());
+    let notification = tx.job_wakeups.notification(job.queue);
     if let crate::db::TxConn::Postgres(conn) = &mut tx.conn {
-        // Delivered to listeners only if the transaction commits.
-        sqlx::query("SELECT pg_notify($1, '')")
+        // Delivered to listeners only if the transaction commits; once per queue.
+        sqlx::query("SELECT pg_notify($1, $2)")
             .bind(NOTIFY_CHANNEL)
+            .bind(notification)
             .execute(&mut **conn)
             .await?;
     }
     Ok(Some(id))
 }
 
-/// Claims the next due job of `queue` (every queue when `None`) for `worker`, leasing it until
-/// `now + lease`. One at a time: a worker holds only the job it runs, so a worker that dies
-/// strands nothing else.
-pub async fn claim(
+/// Claims up to `limit` due jobs of `queue` (every queue when `None`) for `worker`, oldest
+/// first, leasing each until `now + lease`, in one statement. Under concurrent claimers each job
+/// is claimed by one of them only (PostgreSQL: the rows are locked, and rows another claimer
+/// locked are skipped; SQLite: claims are serialized by the write lock).
+pub async fn claim_batch(
     store: &Store,
     worker: &str,
     queue: Option<&str>,
+    limit: u32,
     now: OffsetDateTime,
     lease: Duration,
-) -> Result<Option<Job>, StoreError> {
+) -> Result<Vec<Job>, StoreError> {
     let mut tx = store.begin_write().await?;
     let skip_locked = if tx.backend() == Backend::Postgres {
         " FOR UPDATE SKIP LOCKED"
@@ -121,47 +186,88 @@ pub async fn claim(
          attempts = attempts + 1, updated_at = $3 \
          WHERE id IN (SELECT id FROM jobs WHERE status = 'queued' AND run_at <= $3 \
                       AND (CAST($4 AS TEXT) IS NULL OR queue = $4) \
-                      ORDER BY run_at, id LIMIT 1{skip_locked}) \
-         RETURNING id, queue, kind, payload, attempts, max_attempts"
+                      ORDER BY run_at, id LIMIT $5{skip_locked}) \
+         RETURNING id, queue, kind, payload, attempts, max_attempts, run_at"
     ));
-    let row: Option<JobRow> = on_conn!(&mut tx, |conn| {
+    let rows: Vec<ClaimedRow> = on_conn!(&mut tx, |conn| {
         sqlx::query_as(sql)
             .bind(worker)
             .bind(to_unix_micros(now + lease))
             .bind(to_unix_micros(now))
             .bind(queue)
-            .fetch_optional(conn)
+            .bind(i64::from(limit))
+            .fetch_all(conn)
             .await?
     });
     tx.commit().await?;
-    row.map(Job::try_from).transpose()
+    // RETURNING gives no order: run them oldest first, as claimed.
+    let mut rows = rows;
+    rows.sort_by(|a, b| (a.run_at, &a.job.id).cmp(&(b.run_at, &b.job.id)));
+    rows.into_iter().map(|row| Job::try_from(row.job)).collect()
 }
 
-/// Extends the lease of a running job to `until` (the heartbeat of the worker running it).
-/// False when `worker` no longer holds the job: its lease ran out and it was handed on.
-pub async fn extend(
+#[derive(sqlx::FromRow)]
+struct ClaimedRow {
+    #[sqlx(flatten)]
+    job: JobRow,
+    run_at: i64,
+}
+
+/// Extends the leases of every job `worker` holds to `until` (the heartbeat of the worker
+/// running them) and returns those it still holds: a job missing from the answer ran out of its
+/// lease and was handed on.
+pub async fn extend_held(
     store: &Store,
-    id: &JobId,
     worker: &str,
     until: OffsetDateTime,
     now: OffsetDateTime,
-) -> Result<bool, StoreError> {
+) -> Result<Vec<JobId>, StoreError> {
     let mut tx = store.begin_write().await?;
-    let updated = on_conn!(&mut tx, |conn| {
-        sqlx::query(
+    let held: Vec<String> = on_conn!(&mut tx, |conn| {
+        sqlx::query_scalar(
             "UPDATE jobs SET locked_until = $1, updated_at = $2 \
-             WHERE id = $3 AND locked_by = $4 AND status = 'running'",
+             WHERE locked_by = $3 AND status = 'running' RETURNING id",
         )
         .bind(to_unix_micros(until))
         .bind(to_unix_micros(now))
-        .bind(id.as_str())
         .bind(worker)
-        .execute(conn)
+        .fetch_all(conn)
         .await?
-        .rows_affected()
     });
     tx.commit().await?;
-    Ok(updated == 1)
+    held.iter()
+        .map(|id| JobId::parse(id).map_err(StoreError::corrupt))
+        .collect()
+}
+
+/// Gives back jobs `worker` claimed but did not start (it is stopping): queued again, due at
+/// once, without using up the attempt they were claimed with.
+pub async fn release(
+    store: &Store,
+    ids: &[JobId],
+    worker: &str,
+    now: OffsetDateTime,
+) -> Result<(), StoreError> {
+    if ids.is_empty() {
+        return Ok(());
+    }
+    let mut tx = store.begin_write().await?;
+    for id in ids {
+        on_conn!(&mut tx, |conn| {
+            sqlx::query(
+                "UPDATE jobs SET status = 'queued', attempts = attempts - 1, locked_by = NULL, \
+                 locked_until = NULL, updated_at = $1 \
+                 WHERE id = $2 AND locked_by = $3 AND status = 'running'",
+            )
+            .bind(to_unix_micros(now))
+            .bind(id.as_str())
+            .bind(worker)
+            .execute(conn)
+            .await?
+            .rows_affected()
+        });
+    }
+    tx.commit().await
 }
 
 /// Marks a job done, if `worker` still holds it.
@@ -172,7 +278,20 @@ pub async fn complete(
     now: OffsetDateTime,
 ) -> Result<bool, StoreError> {
     let mut tx = store.begin_write().await?;
-    let updated = on_conn!(&mut tx, |conn| {
+    let completed = complete_in(&mut tx, id, worker, now).await?;
+    tx.commit().await?;
+    Ok(completed)
+}
+
+/// Marks a job `done` in the caller's transaction, for a job that commits its outcome and its
+/// completion together; false when `worker` no longer holds it.
+pub async fn complete_in(
+    tx: &mut Tx,
+    id: &JobId,
+    worker: &str,
+    now: OffsetDateTime,
+) -> Result<bool, StoreError> {
+    let updated = on_conn!(tx, |conn| {
         sqlx::query(
             "UPDATE jobs SET status = 'done', locked_by = NULL, locked_until = NULL, updated_at = $1 \
              WHERE id = $2 AND locked_by = $3 AND status = 'running'",
@@ -184,7 +303,6 @@ pub async fn complete(
         .await?
         .rows_affected()
     });
-    tx.commit().await?;
     Ok(updated == 1)
 }
 
@@ -298,7 +416,40 @@ impl Store {
 
 #[cfg(test)]
 mod tests {
-    use super::backoff;
+    use std::{
+        future::Future,
+        pin::pin,
+        task::{Context, Poll, Waker},
+    };
+
+    use super::{JobWakeups, backoff};
+
+    /// Whether `future` is ready at its first poll.
+    fn ready_at_once(future: impl Future<Output = ()>) -> bool {
+        let mut context = Context::from_waker(Waker::noop());
+        pin!(future).poll(&mut context) == Poll::Ready(())
+    }
+
+    #[test]
+    fn a_wake_up_given_while_no_worker_waits_is_kept_for_the_next_one_of_its_queue() {
+        let wakeups = JobWakeups::default();
+        let default = wakeups.of("default");
+        // Every worker is busy: nobody waits when the commit wakes the queue.
+        wakeups.wake("default");
+        assert!(!ready_at_once(wakeups.of("webhooks").notified()));
+        assert!(ready_at_once(default.notified()));
+        // Used up by the worker that found it.
+        assert!(!ready_at_once(default.notified()));
+    }
+
+    #[test]
+    fn a_process_skips_its_own_notifications() {
+        let wakeups = JobWakeups::default();
+        wakeups.wake_for_notification(&wakeups.notification("default"));
+        assert!(!ready_at_once(wakeups.of("default").notified()));
+        wakeups.wake_for_notification("default 0123456789abcdef");
+        assert!(ready_at_once(wakeups.of("default").notified()));
+    }
 
     #[test]
     fn backoff_grows_and_is_capped() {

@@ -78,12 +78,15 @@ pub enum Cursor<'a> {
 /// `($1, $2), ($3, $4)`.
 pub(crate) fn values_list(rows: usize, columns: usize) -> String {
     (0..rows)
-        .map(|row| {
-            let values: Vec<String> = (1..=columns)
-                .map(|column| format!("${}", row * columns + column))
-                .collect();
-            format!("({})", values.join(", "))
-        })
+        .map(|row| format!("({})", row_placeholders(row, columns)))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The placeholders of row `row` (from 0) of a [`values_list`], without the parentheses.
+pub(crate) fn row_placeholders(row: usize, columns: usize) -> String {
+    (1..=columns)
+        .map(|column| format!("${}", row * columns + column))
         .collect::<Vec<_>>()
         .join(", ")
 }

@@ -6,6 +6,7 @@
 use idshare_domain::{
     id::{EventId, WebhookDeliveryId, WebhookId},
     time_format::{from_unix_micros, to_unix_micros},
+    webhook::{ORDER_WAIT, gives_way},
 };
 use time::OffsetDateTime;
 
@@ -165,7 +166,7 @@ pub async fn insert(tx: &mut Tx, crypto: &Crypto, webhook: &Webhook) -> Result<(
             .await?
             .rows_affected()
     });
-    Ok(())
+    crate::orgs::config_changed(tx, "webhooks", id).await
 }
 
 /// Writes every mutable column (settings, status, secrets).
@@ -200,7 +201,7 @@ pub async fn save(tx: &mut Tx, crypto: &Crypto, webhook: &Webhook) -> Result<(),
         .await?
         .rows_affected()
     });
-    Ok(())
+    crate::orgs::config_changed(tx, "webhooks", id).await
 }
 
 async fn fetch_one(
@@ -281,9 +282,9 @@ pub async fn list(
     Ok(Some(paginate(rows, cursor, size)))
 }
 
-/// The scope's enabled webhooks with their subscriptions: `(id, enabled_events)`. Read in the
-/// transaction that writes an event, to create its deliveries.
-pub async fn enabled_subscriptions(
+/// The scope's enabled webhooks with their subscriptions: `(id, enabled_events)` (read into
+/// [`crate::orgs::event_reactions`]).
+pub(crate) async fn enabled_subscriptions(
     tx: &mut Tx,
     scope: &Scope,
 ) -> Result<Vec<(WebhookId, Vec<String>)>, StoreError> {
@@ -317,11 +318,16 @@ pub struct Delivery {
     pub scope: Scope,
     pub event_id: EventId,
     pub event_name: String,
+    /// The id of the object the event is about.
+    pub object_id: String,
+    /// The event's sequence: deliveries of one object go in this order.
+    pub event_seq: i64,
     /// `pending`, `delivered` or `failed`.
     pub status: String,
     pub attempts_made: u32,
     pub first_attempted_at: Option<OffsetDateTime>,
     pub last_attempted_at: Option<OffsetDateTime>,
+    /// `None` while pending: waiting for an earlier delivery of the same object.
     pub next_attempt_at: Option<OffsetDateTime>,
     pub last_status_code: Option<u16>,
     pub last_error: Option<String>,
@@ -338,6 +344,8 @@ struct DeliveryRow {
     environment: String,
     event_id: String,
     event_name: String,
+    object_id: String,
+    event_seq: i64,
     status: String,
     attempts_made: i64,
     first_attempted_at: Option<i64>,
@@ -362,6 +370,8 @@ impl TryFrom<DeliveryRow> for Delivery {
             ),
             event_id: EventId::parse(&row.event_id).map_err(StoreError::corrupt)?,
             event_name: row.event_name,
+            object_id: row.object_id,
+            event_seq: row.event_seq,
             status: row.status,
             attempts_made: u32::try_from(row.attempts_made).map_err(StoreError::corrupt)?,
             first_attempted_at: row.first_attempted_at.map(from_unix_micros),
@@ -381,10 +391,46 @@ impl TryFrom<DeliveryRow> for Delivery {
 }
 
 const DELIVERY_COLUMNS: &str = "id, webhook_id, org_id, environment, event_id, event_name, \
-    status, attempts_made, first_attempted_at, last_attempted_at, next_attempt_at, \
+    object_id, event_seq, status, attempts_made, first_attempted_at, last_attempted_at, next_attempt_at, \
     last_status_code, last_error, delivered_at, created_at, updated_at";
 
-/// Creates a pending delivery of `event_id` to `webhook_id`; `None` when it already exists.
+/// The pending deliveries to `webhook_id` of `object_id`'s events before `before_seq`, oldest
+/// first, locked until the transaction ends: `(id, next_attempt_at)`.
+async fn lock_pending_before(
+    tx: &mut Tx,
+    webhook_id: &WebhookId,
+    object_id: &str,
+    before_seq: i64,
+) -> Result<Vec<(String, Option<i64>)>, StoreError> {
+    let lock = tx.lock_clause(true);
+    let sql = sqlx::AssertSqlSafe(format!(
+        "SELECT id, next_attempt_at FROM webhook_deliveries \
+         WHERE webhook_id = $1 AND object_id = $2 AND status = 'pending' AND event_seq < $3 \
+         ORDER BY event_seq{lock}"
+    ));
+    Ok(on_conn!(tx, |conn| {
+        sqlx::query_as(sql)
+            .bind(webhook_id.as_str())
+            .bind(object_id)
+            .bind(before_seq)
+            .fetch_all(conn)
+            .await?
+    }))
+}
+
+/// Why a delivery gave way to a later one of its object (see [`gives_way`]).
+pub fn gave_way_reason() -> String {
+    format!(
+        "not retried: a later event of the same object would have waited more than {} minutes \
+         for it",
+        ORDER_WAIT.as_secs() / 60
+    )
+}
+
+/// Creates a pending delivery of `event_id` to `webhook_id` and returns its id when its job is
+/// to be enqueued now: `None` when it already exists, or when it waits for an earlier pending
+/// delivery of the same object (which starts it when it ends). An earlier delivery whose next
+/// attempt is due later than this one may wait ends `failed` instead ([`gives_way`]).
 pub async fn create_delivery(
     tx: &mut Tx,
     scope: &Scope,
@@ -393,13 +439,32 @@ pub async fn create_delivery(
     event_name: &str,
     now: OffsetDateTime,
 ) -> Result<Option<WebhookDeliveryId>, StoreError> {
+    let event: Option<(String, i64)> = on_conn!(tx, |conn| {
+        sqlx::query_as("SELECT object_id, seq FROM events WHERE id = $1")
+            .bind(event_id.as_str())
+            .fetch_optional(conn)
+            .await?
+    });
+    let (object_id, event_seq) =
+        event.ok_or_else(|| StoreError::corrupt("a delivery of an event that does not exist"))?;
+    let earlier = lock_pending_before(tx, webhook_id, &object_id, event_seq).await?;
+    let waits = match earlier.last() {
+        None => false,
+        Some((id, Some(next))) if gives_way(from_unix_micros(*next), now) => {
+            end_giving_way(tx, id, now).await?;
+            false
+        }
+        Some(_) => true,
+    };
     let id = WebhookDeliveryId::generate();
     let micros = to_unix_micros(now);
     let inserted = on_conn!(tx, |conn| {
         sqlx::query(
             "INSERT INTO webhook_deliveries (id, webhook_id, org_id, environment, event_id, \
-             event_name, status, attempts_made, next_attempt_at, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, 'pending', 0, $7, $7, $7) ON CONFLICT DO NOTHING",
+             event_name, object_id, event_seq, status, attempts_made, next_attempt_at, \
+             created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'pending', 0, $9, $10, $10) \
+             ON CONFLICT DO NOTHING",
         )
         .bind(id.as_str())
         .bind(webhook_id.as_str())
@@ -407,12 +472,139 @@ pub async fn create_delivery(
         .bind(scope.environment.as_str())
         .bind(event_id.as_str())
         .bind(event_name)
+        .bind(&object_id)
+        .bind(event_seq)
+        .bind((!waits).then_some(micros))
         .bind(micros)
         .execute(conn)
         .await?
         .rows_affected()
     });
-    Ok((inserted == 1).then_some(id))
+    Ok((inserted == 1 && !waits).then_some(id))
+}
+
+/// Ends a pending delivery `failed` so that a later one of its object goes: its last error is
+/// kept, followed by why it is not retried.
+async fn end_giving_way(tx: &mut Tx, id: &str, now: OffsetDateTime) -> Result<(), StoreError> {
+    on_conn!(tx, |conn| {
+        sqlx::query(
+            "UPDATE webhook_deliveries SET status = 'failed', \
+             last_error = COALESCE(last_error || '; ', '') || $1, next_attempt_at = NULL, \
+             updated_at = $2 WHERE id = $3 AND status = 'pending'",
+        )
+        .bind(gave_way_reason())
+        .bind(to_unix_micros(now))
+        .bind(id)
+        .execute(conn)
+        .await?
+        .rows_affected()
+    });
+    Ok(())
+}
+
+/// Whether an earlier delivery of the same object to the same webhook is pending (read
+/// without locks, to decide whether [`wait_for_earlier`] is needed).
+pub async fn earlier_pending(tx: &mut Tx, delivery: &Delivery) -> Result<bool, StoreError> {
+    let found: Option<String> = on_conn!(tx, |conn| {
+        sqlx::query_scalar(
+            "SELECT id FROM webhook_deliveries WHERE webhook_id = $1 AND object_id = $2 \
+             AND status = 'pending' AND event_seq < $3 LIMIT 1",
+        )
+        .bind(delivery.webhook_id.as_str())
+        .bind(&delivery.object_id)
+        .bind(delivery.event_seq)
+        .fetch_optional(conn)
+        .await?
+    });
+    Ok(found.is_some())
+}
+
+/// Makes `delivery` wait, with no next attempt, when an earlier delivery of its object is
+/// still pending (a redelivered one): that one starts it when it ends. False when none is.
+pub async fn wait_for_earlier(tx: &mut Tx, delivery: &Delivery) -> Result<bool, StoreError> {
+    let earlier = lock_pending_before(
+        tx,
+        &delivery.webhook_id,
+        &delivery.object_id,
+        delivery.event_seq,
+    )
+    .await?;
+    if earlier.is_empty() {
+        return Ok(false);
+    }
+    on_conn!(tx, |conn| {
+        sqlx::query(
+            "UPDATE webhook_deliveries SET next_attempt_at = NULL \
+             WHERE id = $1 AND status = 'pending'",
+        )
+        .bind(delivery.id.as_str())
+        .execute(conn)
+        .await?
+        .rows_affected()
+    });
+    Ok(true)
+}
+
+/// Since when the next delivery of `delivery`'s object has been waiting for it, if one is.
+pub async fn next_waiting_since(
+    tx: &mut Tx,
+    delivery: &Delivery,
+) -> Result<Option<OffsetDateTime>, StoreError> {
+    let since: Option<i64> = on_conn!(tx, |conn| {
+        sqlx::query_scalar(
+            "SELECT created_at FROM webhook_deliveries WHERE webhook_id = $1 AND object_id = $2 \
+             AND status = 'pending' AND event_seq > $3 AND next_attempt_at IS NULL \
+             ORDER BY event_seq LIMIT 1",
+        )
+        .bind(delivery.webhook_id.as_str())
+        .bind(&delivery.object_id)
+        .bind(delivery.event_seq)
+        .fetch_optional(conn)
+        .await?
+    });
+    Ok(since.map(from_unix_micros))
+}
+
+/// After a delivery of `object_id` to `webhook_id` ended: starts the oldest pending delivery
+/// of that object when it is waiting, and returns it (its job is to be enqueued in this
+/// transaction).
+pub async fn start_next(
+    tx: &mut Tx,
+    webhook_id: &WebhookId,
+    object_id: &str,
+    now: OffsetDateTime,
+) -> Result<Option<WebhookDeliveryId>, StoreError> {
+    let lock = tx.lock_clause(true);
+    let sql = sqlx::AssertSqlSafe(format!(
+        "SELECT id, next_attempt_at FROM webhook_deliveries \
+         WHERE webhook_id = $1 AND object_id = $2 AND status = 'pending' \
+         ORDER BY event_seq LIMIT 1{lock}"
+    ));
+    let oldest: Option<(String, Option<i64>)> = on_conn!(tx, |conn| {
+        sqlx::query_as(sql)
+            .bind(webhook_id.as_str())
+            .bind(object_id)
+            .fetch_optional(conn)
+            .await?
+    });
+    let Some((id, None)) = oldest else {
+        return Ok(None);
+    };
+    let micros = to_unix_micros(now);
+    on_conn!(tx, |conn| {
+        sqlx::query(
+            "UPDATE webhook_deliveries SET next_attempt_at = $1, updated_at = $1 \
+             WHERE id = $2 AND status = 'pending'",
+        )
+        .bind(micros)
+        .bind(&id)
+        .execute(conn)
+        .await?
+        .rows_affected()
+    });
+    WebhookDeliveryId::parse(&id)
+        .map(Some)
+        .map_err(StoreError::corrupt)
 }
 
 /// A delivery by id alone (the delivery job).
@@ -420,8 +612,26 @@ pub async fn get_delivery_any(
     tx: &mut Tx,
     id: &WebhookDeliveryId,
 ) -> Result<Option<Delivery>, StoreError> {
+    fetch_delivery(tx, id, false).await
+}
+
+/// Like [`get_delivery_any`], and locks the delivery until the transaction ends (recording an
+/// attempt: a later delivery of its object being created meanwhile is seen).
+pub async fn get_delivery_for_update(
+    tx: &mut Tx,
+    id: &WebhookDeliveryId,
+) -> Result<Option<Delivery>, StoreError> {
+    fetch_delivery(tx, id, true).await
+}
+
+async fn fetch_delivery(
+    tx: &mut Tx,
+    id: &WebhookDeliveryId,
+    lock: bool,
+) -> Result<Option<Delivery>, StoreError> {
+    let lock = tx.lock_clause(lock);
     let sql = sqlx::AssertSqlSafe(format!(
-        "SELECT {DELIVERY_COLUMNS} FROM webhook_deliveries WHERE id = $1"
+        "SELECT {DELIVERY_COLUMNS} FROM webhook_deliveries WHERE id = $1{lock}"
     ));
     let row: Option<DeliveryRow> = on_conn!(tx, |conn| {
         sqlx::query_as(sql)

@@ -87,7 +87,7 @@ pub async fn insert(tx: &mut Tx, crypto: &Crypto, workflow: &Workflow) -> Result
             .await?
             .rows_affected()
     });
-    Ok(())
+    crate::orgs::config_changed(tx, "workflows", id).await
 }
 
 /// Writes the name and status.
@@ -102,7 +102,7 @@ pub async fn save(tx: &mut Tx, workflow: &Workflow) -> Result<(), StoreError> {
             .await?
             .rows_affected()
     });
-    Ok(())
+    crate::orgs::config_changed(tx, "workflows", workflow.id.as_str()).await
 }
 
 async fn fetch_one(
@@ -337,18 +337,18 @@ pub async fn publish(
         .await?
         .rows_affected()
     });
-    Ok(())
+    crate::orgs::config_changed(tx, "workflows", workflow_id.as_str()).await
 }
 
-/// The published versions of the scope's enabled workflows triggered by `event_name`.
-pub async fn triggered_by(
+/// The published versions of the scope's enabled workflows, by workflow (read into
+/// [`crate::orgs::event_reactions`]).
+pub(crate) async fn enabled_triggers(
     tx: &mut Tx,
     scope: &Scope,
-    event_name: &str,
 ) -> Result<Vec<Version>, StoreError> {
     let sql = sqlx::AssertSqlSafe(format!(
         "SELECT {} FROM workflow_versions v JOIN workflows w ON w.id = v.workflow_id \
-         WHERE v.org_id = $1 AND v.environment = $2 AND v.trigger_event = $3 \
+         WHERE v.org_id = $1 AND v.environment = $2 \
          AND v.status = 'published' AND w.status = 'enabled' ORDER BY v.workflow_id",
         VERSION_COLUMNS
             .split(", ")
@@ -360,7 +360,6 @@ pub async fn triggered_by(
         sqlx::query_as(sql)
             .bind(scope.org_id.as_str())
             .bind(scope.environment.as_str())
-            .bind(event_name)
             .fetch_all(conn)
             .await?
     });

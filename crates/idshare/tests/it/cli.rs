@@ -159,7 +159,7 @@ fn mode(path: &Path) -> u32 {
 }
 
 async fn operator_commands_drive_a_fresh_instance(backend: Backend) {
-    idshare_server::app::install_tls_provider();
+    idshare_service::install_tls_provider();
     let dir = tempfile::tempdir().unwrap();
     let mut storage = vec!["--data-dir".to_owned(), dir.path().display().to_string()];
     if backend == Backend::Postgres {
@@ -545,7 +545,7 @@ fn word_after(text: &str, label: &str) -> String {
 }
 
 async fn demo_sets_up_the_tour_and_stops_on_sigterm(backend: Backend) {
-    idshare_server::app::install_tls_provider();
+    idshare_service::install_tls_provider();
     let dir = tempfile::tempdir().unwrap();
     let mut storage = vec!["--data-dir".to_owned(), dir.path().display().to_string()];
     if backend == Backend::Postgres {
@@ -776,7 +776,7 @@ async fn data_files_are_private_and_an_exposed_master_key_is_refused(backend: Ba
 }
 
 async fn a_missing_or_different_master_key_stops_the_server(backend: Backend) {
-    idshare_server::app::install_tls_provider();
+    idshare_service::install_tls_provider();
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let storage = storage_for(backend, &data).await;

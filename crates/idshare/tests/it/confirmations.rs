@@ -2,7 +2,7 @@
 //! locking, expiry, re-sending, the pipeline seeing the confirmation, and codes never at rest.
 
 use idshare_domain::{environment::Environment, id::InquiryId};
-use idshare_server::{sender::SenderKind, service::confirmations::confirmed_keys};
+use idshare_service::{confirmations::confirmed_keys, sender::SenderKind};
 use idshare_store::{Scope, inquiries};
 use reqwest::StatusCode;
 use serde_json::{Value, json};

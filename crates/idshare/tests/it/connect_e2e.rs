@@ -432,11 +432,11 @@ impl Api {
 
 const N: usize = 5;
 
-/// A node dies with redemptions in flight: another takes over the ones it was running once
-/// their (short, heartbeat-kept) lease runs out, runs the ones it had not started at once, and
-/// every redemption happens exactly once.
+/// A node dies with redemptions in flight: another takes over the ones it had claimed (running,
+/// or waiting their turn in a worker's batch) once their (short, heartbeat-kept) lease runs out,
+/// runs the ones it had not claimed at once, and every redemption happens exactly once.
 async fn redemptions_survive_a_killed_server(backend: Backend) {
-    idshare_server::app::install_tls_provider();
+    idshare_service::install_tls_provider();
     // The destination's identity-records service: held, so that the killed server's workers
     // are busy with a redemption each when it dies.
     let provider = crate::resilience::Provider::start().await;
@@ -571,8 +571,9 @@ async fn redemptions_survive_a_killed_server(backend: Backend) {
         took < Duration::from_secs(30),
         "the redemptions were finished {took:?} after the kill"
     );
-    // The killed node held only the jobs it was running: those were taken over when their
-    // lease ran out, the rest were never claimed by it.
+    // The jobs the killed node held (the ones it was running, and any others of the batches
+    // its workers had claimed) were taken over when their lease ran out; the rest were never
+    // claimed by it.
     let jobs = crate::resilience::jobs_of_kind(&database_url, "share-token-redemption").await;
     let taken_over = jobs
         .iter()
@@ -582,7 +583,7 @@ async fn redemptions_survive_a_killed_server(backend: Backend) {
                 .is_some_and(|e| e.starts_with("lease expired"))
         })
         .count();
-    assert_eq!(taken_over, workers, "{jobs:?}");
+    assert!((workers..=N).contains(&taken_over), "{jobs:?}");
     assert!(
         jobs.iter().all(|(status, _, _)| status == "done"),
         "{jobs:?}"

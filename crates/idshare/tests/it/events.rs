@@ -1,9 +1,14 @@
 //! Events: one per state change, written with it, ordered by a per-organization sequence.
 
+use std::{collections::HashMap, time::Duration};
+
+use idshare_domain::{environment::Environment, id::EventId};
+use idshare_store::{Scope, events};
+use rand::RngExt;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::helpers::{Backend, expect_error, expect_status, spawn_app};
+use crate::helpers::{Backend, TestApp, expect_error, expect_status, spawn_app};
 
 fn names(list: &Value) -> Vec<String> {
     list["data"]
@@ -172,7 +177,193 @@ async fn template_versions_write_their_events(backend: Backend) {
     );
 }
 
+/// Begins a write transaction and records one event in it, as a change would.
+async fn record_in_open_transaction(
+    app: &TestApp,
+    scope: &Scope,
+    label: &str,
+) -> (idshare_store::Tx, EventId) {
+    let mut tx = app.store.begin_write().await.unwrap();
+    let id = events::record(
+        &mut tx,
+        app.store.crypto(),
+        scope,
+        events::NewEvent {
+            name: "inquiry-template.created",
+            object_type: "inquiry-template",
+            object_id: label,
+            payload: &json!({"label": label}),
+            sealed_by: None,
+        },
+        app.state.now(),
+    )
+    .await
+    .unwrap();
+    (tx, id)
+}
+
+/// A consumer reading the feed forward: each call asks for what is newer than the last event
+/// it saw (`page[before]`, following `links.prev`), like a poller would.
+struct ForwardReader {
+    cursor: String,
+    seen: Vec<(String, i64)>,
+}
+
+impl ForwardReader {
+    async fn read(&mut self, app: &TestApp, key: &str) {
+        loop {
+            let page = expect_status(
+                app.get(
+                    key,
+                    &format!("/api/v1/events?page[size]=7&page[before]={}", self.cursor),
+                )
+                .await,
+                StatusCode::OK,
+            )
+            .await;
+            let items = page["data"].as_array().unwrap();
+            // Newest first: the oldest new event is last.
+            for item in items.iter().rev() {
+                self.seen.push((
+                    item["id"].as_str().unwrap().to_owned(),
+                    item["attributes"]["sequence"].as_i64().unwrap(),
+                ));
+            }
+            match items.first() {
+                Some(newest) => self.cursor = newest["id"].as_str().unwrap().to_owned(),
+                None => return,
+            }
+        }
+    }
+
+    fn ids(&self) -> Vec<&str> {
+        self.seen.iter().map(|(id, _)| id.as_str()).collect()
+    }
+}
+
+/// A transaction that began earlier and commits later than others: a reader that paged past
+/// the others' events before it committed still gets its event, once, in sequence order.
+/// PostgreSQL only: on SQLite a write transaction holds the single write lock, so no other
+/// writer commits while it is open.
+async fn a_late_commit_is_not_skipped_by_a_forward_reader(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let tenant = app.tenant("Acme").await;
+    let key = &tenant.sandbox;
+    let scope = Scope::new(tenant.org_id.clone(), Environment::Sandbox);
+    let template = app.create_template(key).await;
+    let start = app.list_ids(key, "/api/v1/events").await;
+    let mut reader = ForwardReader {
+        cursor: start[0].clone(),
+        seen: vec![],
+    };
+
+    let (held, late) = record_in_open_transaction(&app, &scope, "late").await;
+    let mut others = vec![];
+    for name in ["Ada", "Grace", "Edsger"] {
+        let created = app
+            .create_inquiry(key, &template, json!({"name-first": name}))
+            .await;
+        others.push(created["data"]["id"].as_str().unwrap().to_owned());
+    }
+    reader.read(&app, key).await;
+    assert!(
+        reader.seen.is_empty(),
+        "nothing is served past a transaction still running: {:?}",
+        reader.seen
+    );
+    held.commit().await.unwrap();
+    reader.read(&app, key).await;
+    let seen = reader.ids();
+    assert_eq!(seen.len(), 4, "{seen:?}");
+    assert_eq!(
+        seen[0],
+        late.as_str(),
+        "the earlier transaction comes first"
+    );
+    assert!(reader.seen.windows(2).all(|w| w[0].1 < w[1].1));
+    let all = app.list_ids(key, "/api/v1/events?page[size]=100").await;
+    assert_eq!(all.len(), start.len() + 4);
+}
+
+/// Many writers whose transactions stay open a random while, and a reader paging forward all
+/// along: it sees every event exactly once, in increasing sequence.
+async fn a_forward_reader_sees_every_event_once_under_concurrent_writers(backend: Backend) {
+    const WRITERS: usize = 12;
+    const EVENTS_PER_WRITER: usize = 15;
+    let app = std::sync::Arc::new(spawn_app(backend).await);
+    let tenant = app.tenant("Acme").await;
+    let key = tenant.sandbox.clone();
+    let scope = Scope::new(tenant.org_id.clone(), Environment::Sandbox);
+    app.create_template(&key).await;
+    let start = app.list_ids(&key, "/api/v1/events").await;
+    let mut reader = ForwardReader {
+        cursor: start[0].clone(),
+        seen: vec![],
+    };
+
+    let writers: Vec<_> = (0..WRITERS)
+        .map(|w| {
+            let (app, scope) = (app.clone(), scope.clone());
+            tokio::spawn(async move {
+                let mut written = vec![];
+                for n in 0..EVENTS_PER_WRITER {
+                    let (tx, id) =
+                        record_in_open_transaction(&app, &scope, &format!("w{w}-{n}")).await;
+                    let hold = rand::rng().random_range(0..15);
+                    tokio::time::sleep(Duration::from_millis(hold)).await;
+                    tx.commit().await.unwrap();
+                    written.push(id.to_string());
+                }
+                written
+            })
+        })
+        .collect();
+    while !writers.iter().all(|w| w.is_finished()) {
+        reader.read(&app, &key).await;
+        tokio::time::sleep(Duration::from_millis(3)).await;
+    }
+    let mut written = vec![];
+    for writer in writers {
+        written.extend(writer.await.unwrap());
+    }
+    reader.read(&app, &key).await;
+
+    let mut times_seen: HashMap<&str, usize> = HashMap::new();
+    for id in reader.ids() {
+        *times_seen.entry(id).or_default() += 1;
+    }
+    assert!(
+        times_seen.values().all(|&n| n == 1),
+        "an event served twice"
+    );
+    let missed: Vec<&String> = written
+        .iter()
+        .filter(|id| !times_seen.contains_key(id.as_str()))
+        .collect();
+    assert!(
+        missed.is_empty(),
+        "the reader missed {} of {} events",
+        missed.len(),
+        written.len()
+    );
+    assert_eq!(reader.seen.len(), WRITERS * EVENTS_PER_WRITER);
+    assert!(
+        reader.seen.windows(2).all(|w| w[0].1 < w[1].1),
+        "in increasing sequence"
+    );
+}
+
 backend_tests!(
     every_change_writes_one_event_in_order,
-    template_versions_write_their_events
+    template_versions_write_their_events,
+    a_forward_reader_sees_every_event_once_under_concurrent_writers
 );
+
+mod late_commit {
+    use crate::helpers::Backend;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn postgres() {
+        super::a_late_commit_is_not_skipped_by_a_forward_reader(Backend::Postgres).await
+    }
+}

@@ -4,8 +4,9 @@ use std::path::PathBuf;
 
 use idshare_domain::{environment::Environment, id::OrgId, permission::PermissionSet};
 use idshare_server::{
-    app::{self, AppState},
+    app,
     config::{Config, Secret},
+    state::AppState,
 };
 use idshare_store::{Scope, Store, api_keys, orgs};
 use rand::RngExt;
@@ -94,7 +95,7 @@ pub async fn create_postgres_database() -> (String, String) {
 }
 
 pub async fn spawn_app_with(backend: Backend, configure: impl FnOnce(&mut Config)) -> TestApp {
-    app::install_tls_provider();
+    idshare_service::install_tls_provider();
     let dir = tempfile::tempdir().expect("temp dir");
     let data_dir = dir.path().to_path_buf();
     let (database_url, postgres_database) = match backend {
@@ -195,7 +196,7 @@ pub struct Tenant {
 impl TestApp {
     /// Runs every due job (the pipeline, …) to completion; returns how many ran.
     pub async fn drain(&self) -> usize {
-        idshare_server::jobs::drain(&self.state)
+        idshare_service::worker::drain(&self.state)
             .await
             .expect("jobs run")
     }

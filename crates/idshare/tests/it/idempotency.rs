@@ -395,7 +395,7 @@ async fn a_running_request_keeps_its_key_past_the_lease(backend: Backend) {
 /// again (and is refused: the inquiry is redacted) instead of replaying it.
 async fn redaction_deletes_the_answers_about_the_inquiry(backend: Backend) {
     let app = spawn_app_with(backend, |config| {
-        config.code_sender = idshare_server::sender::SenderKind::Memory;
+        config.code_sender = idshare_service::sender::SenderKind::Memory;
     })
     .await;
     let tenant = app.tenant("Acme").await;
@@ -768,7 +768,7 @@ async fn send_until_not_in_progress(request: impl Fn() -> RequestBuilder) -> req
 /// committed, the retry on the restarted server takes the key over and runs (no `409` for a
 /// day); after its change and answer committed, the retry replays that answer. One inquiry.
 async fn a_killed_servers_keys_run_or_replay_on_retry(backend: Backend) {
-    idshare_server::app::install_tls_provider();
+    idshare_service::install_tls_provider();
     let dir = tempfile::tempdir().unwrap();
     let mut storage = vec!["--data-dir".to_owned(), dir.path().display().to_string()];
     let postgres_database = match backend {

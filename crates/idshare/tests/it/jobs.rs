@@ -1,11 +1,20 @@
 //! Failed jobs: a failure that retrying cannot mend ends the job at once, one that it can is
-//! retried, and either way `last_error` keeps the whole cause chain.
+//! retried, and either way `last_error` keeps the whole cause chain. The queue under load: batch
+//! claims take each job once, wake-ups are not lost, expired leases are reaped on a timer, and
+//! concurrent writers all get through.
 
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use sqlx::Connection;
 
-use crate::helpers::{Backend, TestApp, expect_status, spawn_app, spawn_app_with};
+use std::{collections::HashSet, time::Duration};
+
+use idshare_store::jobs;
+
+use crate::{
+    helpers::{Backend, TestApp, expect_status, spawn_app, spawn_app_with},
+    resilience::{Provider, inquiry_checked_by_the_provider, jobs_of_kind, status_of, submit},
+};
 
 /// The one job of `kind`: its status, attempts and last error.
 async fn job(app: &TestApp, kind: &str) -> (String, i64, String) {
@@ -231,7 +240,194 @@ async fn a_retryable_failure_keeps_its_cause_and_is_retried(backend: Backend) {
     assert!(last_error.contains("Connection refused"), "{last_error}");
 }
 
+/// Waits (at most a minute) until `inquiry` has `wanted` status.
+async fn wait_for_status(app: &TestApp, key: &str, inquiry: &str, wanted: &str) {
+    let mut status = String::new();
+    for _ in 0..600 {
+        status = status_of(app, key, inquiry).await;
+        if status == wanted {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("{inquiry} is {status}, not {wanted}");
+}
+
+/// The only worker is busy with a job when another job of its queue is committed: the wake-up
+/// is kept for it, so the second job runs as soon as the first is done, although the worker
+/// would otherwise look for work only once an hour.
+async fn a_job_enqueued_while_the_only_worker_is_busy_runs_without_waiting_for_the_poll(
+    backend: Backend,
+) {
+    let provider = Provider::start().await;
+    let app = spawn_app_with(backend, |config| {
+        config.workers = 1;
+        config.job_poll_seconds = 3600.try_into().unwrap();
+        config.database_provider_url = Some(provider.url.clone());
+    })
+    .await;
+    let t = app.tenant("Bank").await;
+    let key = &t.production;
+    let first = inquiry_checked_by_the_provider(&app, key).await;
+    let second = inquiry_checked_by_the_provider(&app, key).await;
+    provider.hold();
+    submit(&app, key, &first).await;
+    provider.wait_for_calls(1).await;
+    submit(&app, key, &second).await;
+    provider.release();
+    wait_for_status(&app, key, &first, "completed").await;
+    wait_for_status(&app, key, &second, "completed").await;
+    assert_eq!(provider.calls(), 2);
+}
+
+/// Many claimers take batches of one queue at once: every job is claimed, and none twice.
+async fn a_batch_claim_claims_each_job_once_under_concurrent_claimers(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let store = app.state.store();
+    let now = app.state.now();
+    let payload = json!({});
+    let mut tx = store.begin_write().await.unwrap();
+    for _ in 0..60 {
+        let job = jobs::NewJob {
+            queue: "claim-test",
+            kind: "claim-test",
+            payload: &payload,
+            dedupe_key: None,
+            run_at: now,
+            max_attempts: 1,
+        };
+        jobs::enqueue(&mut tx, job, now).await.unwrap();
+    }
+    tx.commit().await.unwrap();
+    let claimers = (0..8).map(|n| async move {
+        let worker = format!("claimer-{n}");
+        let mut claimed = vec![];
+        loop {
+            let batch = jobs::claim_batch(
+                store,
+                &worker,
+                Some("claim-test"),
+                3,
+                now,
+                time::Duration::minutes(1),
+            )
+            .await
+            .unwrap();
+            if batch.is_empty() {
+                return claimed;
+            }
+            assert!(batch.len() <= 3);
+            claimed.extend(batch.into_iter().map(|job| job.id.to_string()));
+        }
+    });
+    let claimed: Vec<String> = futures::future::join_all(claimers)
+        .await
+        .into_iter()
+        .flatten()
+        .collect();
+    let distinct: HashSet<&String> = claimed.iter().collect();
+    assert_eq!(claimed.len(), 60, "every job claimed once: {claimed:?}");
+    assert_eq!(distinct.len(), 60);
+    let rows = jobs_of_kind(&app.database_url, "claim-test").await;
+    assert!(
+        rows.iter()
+            .all(|(status, attempts, _)| status == "running" && *attempts == 1)
+    );
+}
+
+/// A worker that died holding a job (here: a claim nobody runs, whose lease ends a second from
+/// now): the background worker, which looks for expired leases on its poll timer, hands the
+/// job back to the queue and runs it.
+async fn a_dead_workers_job_is_reaped_on_the_timer_and_run(backend: Backend) {
+    let app = spawn_app_with(backend, |config| {
+        config.workers = 1;
+        config.job_poll_seconds = 1.try_into().unwrap();
+    })
+    .await;
+    let store = app.state.store();
+    let now = app.state.now();
+    // Due in an hour, so that the live worker does not take it first; the dead worker claims it
+    // as if it were an hour later, with a lease that ends a second from now.
+    let later = now + time::Duration::hours(1);
+    let payload = json!({"kind": "no-such-kind"});
+    let mut tx = store.begin_write().await.unwrap();
+    let job = jobs::NewJob {
+        queue: "default",
+        kind: "reap-test",
+        payload: &payload,
+        dedupe_key: None,
+        run_at: later,
+        max_attempts: 3,
+    };
+    jobs::enqueue(&mut tx, job, now).await.unwrap();
+    tx.commit().await.unwrap();
+    let lease = time::Duration::seconds(1) - time::Duration::hours(1);
+    let claimed = jobs::claim_batch(store, "dead", Some("default"), 1, later, lease)
+        .await
+        .unwrap();
+    assert_eq!(claimed.len(), 1);
+
+    // Reaped, then run by the live worker: its payload names no job kind, so it ends dead,
+    // after its second attempt.
+    let mut rows = vec![];
+    for _ in 0..600 {
+        rows = jobs_of_kind(&app.database_url, "reap-test").await;
+        if rows[0].0 == "dead" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let (status, attempts, last_error) = &rows[0];
+    assert_eq!((status.as_str(), *attempts), ("dead", 2), "{rows:?}");
+    assert!(
+        last_error
+            .as_deref()
+            .unwrap_or_default()
+            .contains("bad payload"),
+        "{rows:?}"
+    );
+}
+
+/// Many requests write at once (each a write transaction, with its idempotency claim): on
+/// SQLite they take turns in order instead of sleeping in the busy handler, so none waits out
+/// the database timeout and is refused with 503.
+async fn many_concurrent_writers_all_get_through(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let t = app.tenant("Bank").await;
+    let key = &t.sandbox;
+    let template = app.create_template(key).await;
+    // Well within what the database can write in its timeout, even on a loaded machine: in
+    // line, every writer gets through. PostgreSQL's bound is its connection pool (16), not a
+    // write lock: as many writers as it can serve at once, and a few more.
+    let writers = match backend {
+        Backend::Sqlite => 120,
+        Backend::Postgres => 24,
+    };
+    let bodies: Vec<Value> = (0..writers)
+        .map(|i| {
+            json!({"data": {"attributes": {"inquiry-template-id": template,
+                                           "fields": {"name-first": format!("Ada {i}")}}}})
+        })
+        .collect();
+    let writes = bodies
+        .iter()
+        .map(|body| app.post(key, "/api/v1/inquiries", body));
+    let statuses: Vec<StatusCode> = futures::future::join_all(writes)
+        .await
+        .iter()
+        .map(reqwest::Response::status)
+        .collect();
+    assert!(
+        statuses.iter().all(|s| *s == StatusCode::CREATED),
+        "{statuses:?}"
+    );
+}
+
 backend_tests!(
     a_failure_retrying_cannot_mend_ends_the_job_at_once,
     a_retryable_failure_keeps_its_cause_and_is_retried,
+    a_job_enqueued_while_the_only_worker_is_busy_runs_without_waiting_for_the_poll,
+    a_batch_claim_claims_each_job_once_under_concurrent_claimers,
+    a_dead_workers_job_is_reaped_on_the_timer_and_run,
+    many_concurrent_writers_all_get_through,
 );

@@ -608,7 +608,7 @@ async fn a_submission_is_processed_exactly_once(backend: Backend) {
     assert_eq!(again["title"], "Already submitted");
     // The job runs, and a crashed-and-retried run of the same submission changes nothing.
     app.drain().await;
-    idshare_server::service::pipeline::run(&app.state, tenant.org_id.as_str(), "sandbox", id, 1)
+    idshare_service::pipeline::run(&app.state, tenant.org_id.as_str(), "sandbox", id, 1)
         .await
         .unwrap();
     let checks = verifications(&app, key, id).await;
@@ -784,7 +784,7 @@ async fn production_without_a_provider_goes_to_review(backend: Backend) {
     let inquiry = app.create_inquiry(sandbox, &template, json!({})).await;
     let id = inquiry["data"]["id"].as_str().unwrap();
     let mut no_match = PNG.to_vec();
-    no_match.extend_from_slice(idshare_server::service::providers::SANDBOX_SELFIE_NO_MATCH);
+    no_match.extend_from_slice(idshare_service::providers::SANDBOX_SELFIE_NO_MATCH);
     upload(&app, sandbox, id, "selfie", &no_match).await;
     let done = submit_and_run(&app, sandbox, id).await;
     assert_eq!(done["data"]["attributes"]["status"], "failed");
@@ -816,7 +816,7 @@ async fn expired_inquiries_are_expired_by_the_job_and_can_be_resumed(backend: Ba
         .unwrap();
     tx.commit().await.unwrap();
 
-    let expired = idshare_server::service::inquiries::expire_due(&app.state)
+    let expired = idshare_service::inquiries::expire_due(&app.state)
         .await
         .unwrap();
     assert_eq!(expired, 1);

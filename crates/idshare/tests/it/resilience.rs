@@ -167,7 +167,7 @@ impl Outage {
 /// A client that gives up after 20 s: a request that takes that long has hung (the database
 /// waits are configured to a second or two).
 fn impatient_client() -> reqwest::Client {
-    idshare_server::app::install_tls_provider();
+    idshare_service::install_tls_provider();
     reqwest::Client::builder()
         .timeout(Duration::from_secs(20))
         .build()
@@ -353,7 +353,7 @@ pub(crate) async fn jobs_of_kind(
 
 /// A production inquiry whose template asks for a `database` verification through the `http`
 /// provider (so that its pipeline calls the test's [`Provider`]); returns its id.
-async fn inquiry_checked_by_the_provider(app: &TestApp, key: &str) -> String {
+pub(crate) async fn inquiry_checked_by_the_provider(app: &TestApp, key: &str) -> String {
     let template = expect_status(
         app.post(key, "/api/v1/inquiry-templates", &json!({"data": {"attributes": {"name": "Records",
             "field-schemas": [{"key": "name-first", "type": "string"}, {"key": "name-last", "type": "string"},
@@ -377,7 +377,7 @@ async fn inquiry_checked_by_the_provider(app: &TestApp, key: &str) -> String {
         .to_owned()
 }
 
-async fn submit(app: &TestApp, key: &str, inquiry: &str) {
+pub(crate) async fn submit(app: &TestApp, key: &str, inquiry: &str) {
     expect_status(
         app.post(
             key,
@@ -390,7 +390,7 @@ async fn submit(app: &TestApp, key: &str, inquiry: &str) {
     .await;
 }
 
-async fn status_of(app: &TestApp, key: &str, inquiry: &str) -> String {
+pub(crate) async fn status_of(app: &TestApp, key: &str, inquiry: &str) -> String {
     let inquiry = expect_status(
         app.get(key, &format!("/api/v1/inquiries/{inquiry}")).await,
         StatusCode::OK,
@@ -419,7 +419,7 @@ async fn a_job_cut_off_from_the_database_is_postponed_not_failed(backend: Backen
     // job cannot record what it found. The database comes back a few seconds later.
     let state = app.state.clone();
     provider.hold();
-    let run = tokio::spawn(async move { idshare_server::jobs::drain(&state).await });
+    let run = tokio::spawn(async move { idshare_service::worker::drain(&state).await });
     provider.wait_for_calls(1).await;
     outage.begin().await;
     provider.release();

@@ -465,7 +465,7 @@ async fn ttl_is_validated_defaulted_and_enforced_by_the_job(backend: Backend) {
 
     // Nothing is due yet.
     assert_eq!(
-        idshare_server::service::share_tokens::expire_due(&app.state)
+        idshare_service::share_tokens::expire_due(&app.state)
             .await
             .unwrap(),
         0
@@ -484,13 +484,13 @@ async fn ttl_is_validated_defaulted_and_enforced_by_the_job(backend: Backend) {
     );
     tx.commit().await.unwrap();
     assert_eq!(
-        idshare_server::service::share_tokens::expire_due(&app.state)
+        idshare_service::share_tokens::expire_due(&app.state)
             .await
             .unwrap(),
         1
     );
     assert_eq!(
-        idshare_server::service::share_tokens::expire_due(&app.state)
+        idshare_service::share_tokens::expire_due(&app.state)
             .await
             .unwrap(),
         0

@@ -2,6 +2,7 @@
 //! signature with the domain's verifier.
 
 use std::{
+    collections::HashMap,
     sync::{
         Arc, Mutex,
         atomic::{AtomicU16, AtomicU64, Ordering},
@@ -48,6 +49,8 @@ struct ReceiverState {
     delay_ms: AtomicU64,
     /// Answer `302 Found` with this `Location` instead.
     redirect_to: Mutex<Option<String>>,
+    /// Answer `500` to this many more deliveries of the events about an object, by object id.
+    failing_objects: Mutex<HashMap<String, u32>>,
 }
 
 /// An HTTP receiver on loopback that records every request.
@@ -86,6 +89,15 @@ impl Receiver {
             .store(delay.as_millis() as u64, Ordering::SeqCst);
     }
 
+    /// Answers `500` to the next `times` deliveries about `object_id`.
+    fn fail_object(&self, object_id: &str, times: u32) {
+        self.state
+            .failing_objects
+            .lock()
+            .unwrap()
+            .insert(object_id.to_owned(), times);
+    }
+
     pub fn received(&self) -> Vec<Received> {
         self.state.received.lock().unwrap().clone()
     }
@@ -97,11 +109,29 @@ async fn receive(
     body: Bytes,
 ) -> axum::response::Response {
     use axum::response::IntoResponse;
+    let object = serde_json::from_slice::<Value>(&body).ok().and_then(|doc| {
+        doc.pointer("/data/relationships/object/data/id")
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+    });
     state
         .received
         .lock()
         .unwrap()
         .push(Received { headers, body });
+    let failing =
+        object.is_some_and(
+            |id| match state.failing_objects.lock().unwrap().get_mut(&id) {
+                Some(left) if *left > 0 => {
+                    *left -= 1;
+                    true
+                }
+                _ => false,
+            },
+        );
+    if failing {
+        return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+    }
     let delay = state.delay_ms.load(Ordering::SeqCst);
     if delay > 0 {
         tokio::time::sleep(Duration::from_millis(delay)).await;
@@ -739,18 +769,19 @@ async fn no_delivery_stays_pending(backend: Backend) {
     app.create_template(key).await;
     let store = app.state.store();
     for _ in 0..8 {
-        let claimed = idshare_store::jobs::claim(
+        let claimed = idshare_store::jobs::claim_batch(
             store,
             "doomed",
             Some("webhooks"),
+            1,
             app.state.now(),
             time::Duration::ZERO,
         )
         .await
         .unwrap();
-        assert!(claimed.is_some());
+        assert_eq!(claimed.len(), 1);
         app.state.advance_clock(time::Duration::seconds(1));
-        idshare_server::jobs::reap(&app.state).await;
+        idshare_service::worker::reap(&app.state).await;
     }
     let list = deliveries(&app, key, &webhook).await;
     let given_up = &list[0]["attributes"];
@@ -768,7 +799,288 @@ async fn no_delivery_stays_pending(backend: Backend) {
     );
 }
 
+/// Two nodes on one database. Each caches what an event of an organization sets in motion, and
+/// reads it again when the organization's configuration generation moved: a webhook created,
+/// or disabled, on one node is used, or no longer used, by the very next event on the other.
+async fn a_webhook_changed_on_one_node_is_used_by_the_next_event_on_another(backend: Backend) {
+    let first = spawn_app(backend).await;
+    let (database_url, key_file) = (
+        first.database_url.clone(),
+        first.data_dir.join("master.key"),
+    );
+    let second = spawn_app_with(backend, move |config| {
+        config.database_url = Some(idshare_server::config::Secret::new(database_url));
+        config.master_key_file = Some(key_file);
+    })
+    .await;
+    let t = first.tenant("Bank").await;
+    let key = &t.sandbox;
+    let template = first.create_template(key).await;
+    let create_on_second = || second.create_inquiry(key, &template, json!({}));
+    // The second node has read (and cached) the organization's reactions: none.
+    create_on_second().await;
+
+    let (webhook, _) = create_webhook(
+        &first,
+        key,
+        json!({"url": "https://hooks.example.com/idshare", "enabled-events": ["inquiry.created"]}),
+    )
+    .await;
+    create_on_second().await;
+    assert_eq!(deliveries(&first, key, &webhook).await.len(), 1);
+    create_on_second().await;
+    assert_eq!(deliveries(&first, key, &webhook).await.len(), 2);
+
+    expect_status(
+        first
+            .post(key, &format!("{WEBHOOKS}/{webhook}/disable"), &json!({}))
+            .await,
+        StatusCode::OK,
+    )
+    .await;
+    create_on_second().await;
+    assert_eq!(
+        deliveries(&first, key, &webhook).await.len(),
+        2,
+        "a disabled webhook gets no delivery"
+    );
+}
+
+/// The events (`object id`, `event name`, answered with success) the receiver got, in order.
+fn arrivals(receiver: &Receiver) -> Vec<(String, String)> {
+    receiver
+        .received()
+        .iter()
+        .map(|r| {
+            let body = r.json();
+            (
+                body["data"]["relationships"]["object"]["data"]["id"]
+                    .as_str()
+                    .unwrap()
+                    .to_owned(),
+                body["data"]["attributes"]["name"]
+                    .as_str()
+                    .unwrap()
+                    .to_owned(),
+            )
+        })
+        .collect()
+}
+
+async fn note(app: &TestApp, key: &str, inquiry: &str, note: &str) {
+    expect_status(
+        app.patch(
+            key,
+            &format!("/api/v1/inquiries/{inquiry}"),
+            &json!({"data": {"attributes": {"note": note}}}),
+        )
+        .await,
+        StatusCode::OK,
+    )
+    .await;
+}
+
+/// The receiver fails the first delivery of an object twice: the object's next event waits
+/// for it (pending, no next attempt) and arrives after it; another object's event is not held
+/// up meanwhile.
+async fn deliveries_of_one_object_arrive_in_event_order(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let t = app.tenant("Bank").await;
+    let key = &t.sandbox;
+    let receiver = Receiver::start().await;
+    let (webhook, _) = create_webhook(
+        &app,
+        key,
+        json!({"url": receiver.url, "enabled-events": ["inquiry.created", "inquiry.updated"]}),
+    )
+    .await;
+    let template = app.create_template(key).await;
+    let first = app
+        .create_inquiry(key, &template, json!({"name-first": "Ada"}))
+        .await;
+    let first = first["data"]["id"].as_str().unwrap().to_owned();
+    receiver.fail_object(&first, 2);
+    app.drain().await;
+    note(&app, key, &first, "second event").await;
+    let other = app
+        .create_inquiry(key, &template, json!({"name-first": "Grace"}))
+        .await;
+    let other = other["data"]["id"].as_str().unwrap().to_owned();
+    app.drain().await;
+
+    let created = |id: &str| (id.to_owned(), "inquiry.created".to_owned());
+    let updated = |id: &str| (id.to_owned(), "inquiry.updated".to_owned());
+    assert_eq!(
+        arrivals(&receiver),
+        [created(&first), created(&other)],
+        "the other object's event is not held up; the failing object's next one waits"
+    );
+    let list = deliveries(&app, key, &webhook).await;
+    let waiting = list
+        .iter()
+        .find(|d| d["attributes"]["event-name"] == "inquiry.updated")
+        .unwrap();
+    assert_eq!(waiting["attributes"]["status"], "pending", "{waiting}");
+    assert!(
+        waiting["attributes"]["next-attempt-at"].is_null(),
+        "{waiting}"
+    );
+    assert_eq!(waiting["attributes"]["attempts-made"], 0);
+
+    // The second attempt fails too (its retry is due within the wait), the third succeeds.
+    app.state.advance_clock(time::Duration::minutes(1));
+    app.drain().await;
+    assert_eq!(arrivals(&receiver).len(), 3, "{:?}", arrivals(&receiver));
+    app.state.advance_clock(time::Duration::minutes(3));
+    app.drain().await;
+    assert_eq!(
+        arrivals(&receiver),
+        [
+            created(&first),
+            created(&other),
+            created(&first),
+            created(&first),
+            updated(&first)
+        ]
+    );
+    let list = deliveries(&app, key, &webhook).await;
+    assert!(
+        list.iter()
+            .all(|d| d["attributes"]["status"] == "delivered"),
+        "{list:?}"
+    );
+}
+
+/// A delivery that keeps failing holds the next one of its object for at most ten minutes:
+/// when its next retry would come later than that, it ends failed (saying why) and the next
+/// one goes.
+async fn a_failing_delivery_gives_way_after_the_order_wait(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let t = app.tenant("Bank").await;
+    let key = &t.sandbox;
+    let receiver = Receiver::start().await;
+    let (webhook, _) = create_webhook(
+        &app,
+        key,
+        json!({"url": receiver.url, "enabled-events": ["inquiry.created", "inquiry.updated"]}),
+    )
+    .await;
+    let template = app.create_template(key).await;
+    let inquiry = app
+        .create_inquiry(key, &template, json!({"name-first": "Ada"}))
+        .await;
+    let inquiry = inquiry["data"]["id"].as_str().unwrap().to_owned();
+    receiver.fail_object(&inquiry, u32::MAX);
+    app.drain().await;
+    note(&app, key, &inquiry, "second event").await;
+    app.drain().await;
+    // Retries 30 s and 2 min 30 s after the first attempt, the next one 8 min later: beyond
+    // ten minutes of waiting for the second event.
+    app.state.advance_clock(time::Duration::minutes(1));
+    app.drain().await;
+    assert_eq!(receiver.received().len(), 2);
+    app.state.advance_clock(time::Duration::minutes(3));
+    app.drain().await;
+    let names: Vec<String> = arrivals(&receiver).into_iter().map(|(_, n)| n).collect();
+    assert_eq!(
+        names,
+        [
+            "inquiry.created",
+            "inquiry.created",
+            "inquiry.created",
+            "inquiry.updated"
+        ]
+    );
+    let list = deliveries(&app, key, &webhook).await;
+    let given_way = list
+        .iter()
+        .find(|d| d["attributes"]["event-name"] == "inquiry.created")
+        .unwrap();
+    assert_eq!(given_way["attributes"]["status"], "failed", "{given_way}");
+    assert_eq!(given_way["attributes"]["attempts-made"], 3);
+    let error = given_way["attributes"]["last-error"].as_str().unwrap();
+    assert!(
+        error.starts_with("the receiver answered 500") && error.contains("not retried"),
+        "{error}"
+    );
+    let next = list
+        .iter()
+        .find(|d| d["attributes"]["event-name"] == "inquiry.updated")
+        .unwrap();
+    // It failed too (the receiver fails the object), and retries on its own schedule.
+    assert_eq!(next["attributes"]["status"], "pending", "{next}");
+    assert_eq!(next["attributes"]["attempts-made"], 1);
+}
+
+/// A new event of an object whose delivery waits for a retry due more than ten minutes away
+/// does not wait for it: that delivery ends failed at once and the new one is sent.
+async fn a_new_event_does_not_wait_for_a_distant_retry(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let t = app.tenant("Bank").await;
+    let key = &t.sandbox;
+    let receiver = Receiver::start().await;
+    let (webhook, _) = create_webhook(
+        &app,
+        key,
+        json!({"url": receiver.url, "enabled-events": ["inquiry.created", "inquiry.updated"]}),
+    )
+    .await;
+    let template = app.create_template(key).await;
+    let inquiry = app
+        .create_inquiry(key, &template, json!({"name-first": "Ada"}))
+        .await;
+    let inquiry = inquiry["data"]["id"].as_str().unwrap().to_owned();
+    receiver.fail_object(&inquiry, 4);
+    app.drain().await;
+    // Attempts 2, 3 and 4; the fifth is due about 32 minutes after the fourth.
+    for minutes in [1, 3, 10] {
+        app.state.advance_clock(time::Duration::minutes(minutes));
+        app.drain().await;
+    }
+    assert_eq!(receiver.received().len(), 4);
+    note(&app, key, &inquiry, "second event").await;
+    let list = deliveries(&app, key, &webhook).await;
+    let given_way = list
+        .iter()
+        .find(|d| d["attributes"]["event-name"] == "inquiry.created")
+        .unwrap();
+    assert_eq!(given_way["attributes"]["status"], "failed", "{given_way}");
+    assert_eq!(given_way["attributes"]["attempts-made"], 4);
+    assert!(
+        given_way["attributes"]["last-error"]
+            .as_str()
+            .unwrap()
+            .contains("not retried"),
+        "{given_way}"
+    );
+    app.drain().await;
+    let names: Vec<String> = arrivals(&receiver).into_iter().map(|(_, n)| n).collect();
+    assert_eq!(names.last().map(String::as_str), Some("inquiry.updated"));
+    assert_eq!(
+        deliveries(&app, key, &webhook).await[0]["attributes"]["status"],
+        "delivered"
+    );
+
+    // A redelivery of the earlier event goes first: a new event of the object waits for it.
+    let redeliver = format!(
+        "{WEBHOOKS}/{webhook}/deliveries/{}/redeliver",
+        given_way["id"].as_str().unwrap()
+    );
+    expect_status(app.post(key, &redeliver, &json!({})).await, StatusCode::OK).await;
+    note(&app, key, &inquiry, "third event").await;
+    app.drain().await;
+    let names: Vec<String> = arrivals(&receiver).into_iter().map(|(_, n)| n).collect();
+    assert_eq!(
+        names[names.len() - 2..],
+        ["inquiry.created", "inquiry.updated"]
+    );
+}
+
 backend_tests!(
+    a_webhook_changed_on_one_node_is_used_by_the_next_event_on_another,
+    deliveries_of_one_object_arrive_in_event_order,
+    a_failing_delivery_gives_way_after_the_order_wait,
+    a_new_event_does_not_wait_for_a_distant_retry,
     webhook_management_and_validation,
     private_targets_are_refused,
     deliveries_are_signed_retried_and_redelivered,

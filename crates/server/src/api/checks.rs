@@ -12,12 +12,16 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::{Auth, ReportRead, ReportWrite, VerificationRead, parse_id};
 use crate::{
-    app::AppState,
-    error::{ApiError, ApiResult, ErrorDocument},
-    jsonapi::{ApiJson, Document, JsonBody, Links, ListDocument, SingleDocument},
-    query::{Accepts, QueryParams},
+    http::{
+        error::{ApiError, ApiResult, ErrorDocument},
+        jsonapi::{ApiJson, Document, JsonBody, Links, ListDocument, SingleDocument},
+        query::{Accepts, QueryParams},
+    },
+    state::AppState,
+};
+use idshare_service::{
+    self as service,
     render::{self, ReportAttributes, VerificationAttributes},
-    service,
 };
 
 pub fn routes() -> OpenApiRouter<AppState> {

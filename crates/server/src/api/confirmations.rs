@@ -12,12 +12,14 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::{Auth, InquiryWrite, parse_id};
 use crate::{
-    app::AppState,
-    error::{ApiResult, ErrorDocument},
-    jsonapi::{ApiJson, Document, JsonBody, ResourceObject, SingleDocument},
-    query::Fieldsets,
-    service::confirmations::{self as service, ConfirmableField, ConfirmationView},
+    http::{
+        error::{ApiResult, ErrorDocument},
+        jsonapi::{ApiJson, Document, JsonBody, ResourceObject, SingleDocument},
+        query::Fieldsets,
+    },
+    state::AppState,
 };
+use idshare_service::confirmations::{self as service, ConfirmableField, ConfirmationView};
 
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()

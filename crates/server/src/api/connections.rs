@@ -15,13 +15,17 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::{Auth, ConnectRead, ConnectWrite, parse_id};
 use crate::{
-    app::AppState,
-    auth::Caller,
-    error::{ApiError, ApiResult, ErrorDocument},
-    jsonapi::{ApiJson, Document, EmptyMeta, JsonBody, ListDocument, MetaOnly, SingleDocument},
-    query::{Accepts, QueryParams},
+    http::{
+        auth::Caller,
+        error::{ApiError, ApiResult, ErrorDocument},
+        jsonapi::{ApiJson, Document, EmptyMeta, JsonBody, ListDocument, MetaOnly, SingleDocument},
+        query::{Accepts, QueryParams},
+    },
+    state::AppState,
+};
+use idshare_service::{
+    connections as service,
     render::{self, ConnectionAttributes},
-    service::connections as service,
 };
 
 const PATH: &str = "/api/v1/connect/connections";
@@ -72,7 +76,7 @@ async fn create_connection(
     let connection = service::create(
         &state,
         &caller.scope,
-        crate::service::Creator::ApiKey(&caller.api_key_id),
+        idshare_service::Creator::ApiKey(&caller.api_key_id),
         &doc.data.attributes.destination_organization_id,
     )
     .await?;

@@ -10,12 +10,14 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::{Auth, EventRead, parse_id};
 use crate::{
-    app::AppState,
-    error::{ApiError, ApiResult, ErrorDocument},
-    jsonapi::{ApiJson, ListDocument, SingleDocument},
-    query::{Accepts, QueryParams},
-    render::{self, EventAttributes},
+    http::{
+        error::{ApiError, ApiResult, ErrorDocument},
+        jsonapi::{ApiJson, ListDocument, SingleDocument},
+        query::{Accepts, QueryParams},
+    },
+    state::AppState,
 };
+use idshare_service::render::{self, EventAttributes};
 
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -30,7 +32,9 @@ const LIST_ACCEPTS: Accepts = Accepts {
     flags: &[],
 };
 
-/// List events, newest first (by sequence).
+/// List events, newest first (by sequence). Reading forward (`page[before]`, the newest event
+/// seen) returns every event once, in order: on PostgreSQL only events whose place is final are
+/// listed (see `store::events`).
 #[utoipa::path(
     get, path = "/api/v1/events", tag = "Events",
     params(

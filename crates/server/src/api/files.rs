@@ -20,12 +20,16 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::{Auth, FileRead, FileWrite, InquiryWrite, parse_id};
 use crate::{
-    app::AppState,
-    error::{ApiError, ApiResult, ErrorDocument, ErrorSource},
-    jsonapi::{ApiJson, JsonBody, ResourceObject, SingleDocument},
-    query::QueryParams,
+    http::{
+        error::{ApiError, ApiResult, ErrorDocument, ErrorSource},
+        jsonapi::{ApiJson, JsonBody, ResourceObject, SingleDocument},
+        query::QueryParams,
+    },
+    state::AppState,
+};
+use idshare_service::{
+    files::{self as service, NewDocument},
     render::{self, FileAttributes, InquiryAttributes},
-    service::files::{self as service, NewDocument},
 };
 
 pub fn routes(upload_limit: usize) -> OpenApiRouter<AppState> {
@@ -125,7 +129,7 @@ async fn upload_file(
 #[utoipa::path(
     get, path = "/api/v1/inquiries/{id}/files", tag = "Files",
     params(("id" = String, Path, description = "inq_…")),
-    responses((status = 200, body = crate::jsonapi::ListDocument<FileAttributes>), (status = 404, body = ErrorDocument)),
+    responses((status = 200, body = crate::http::jsonapi::ListDocument<FileAttributes>), (status = 404, body = ErrorDocument)),
     security(("bearer" = []))
 )]
 async fn list_files(
@@ -136,9 +140,9 @@ async fn list_files(
     let id = parse_id(&id, InquiryId::parse)?;
     let data: Vec<ResourceObject<FileAttributes>> =
         service::list(&state, &caller.scope, &id).await?;
-    let document = crate::jsonapi::ListDocument {
+    let document = crate::http::jsonapi::ListDocument {
         data,
-        links: crate::jsonapi::Links {
+        links: crate::http::jsonapi::Links {
             prev: None,
             next: None,
         },

@@ -21,12 +21,16 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::{Auth, InquiryRead, InquiryWrite, parse_id};
 use crate::{
-    app::AppState,
-    error::{ApiError, ApiResult, ErrorDocument, ErrorSource},
-    jsonapi::{ApiJson, Document, JsonBody, ListDocument, MetaOnly, SingleDocument},
-    query::{Accepts, Include, QueryParams},
+    http::{
+        error::{ApiError, ApiResult, ErrorDocument, ErrorSource},
+        jsonapi::{ApiJson, Document, JsonBody, ListDocument, MetaOnly, SingleDocument},
+        query::{Accepts, Include, QueryParams},
+    },
+    state::AppState,
+};
+use idshare_service::{
+    inquiries::{self as service, CreateInquiry, InquiryView, TemplateRef, UpdateInquiry},
     render::{self, InquiryAttributes},
-    service::inquiries::{self as service, CreateInquiry, InquiryView, TemplateRef, UpdateInquiry},
 };
 
 pub fn routes() -> OpenApiRouter<AppState> {
@@ -393,7 +397,7 @@ pub struct ActionMeta {
 
 async fn act(
     state: AppState,
-    caller: crate::auth::Caller,
+    caller: crate::http::auth::Caller,
     id: String,
     action: InquiryAction,
     comment: Option<String>,
@@ -475,7 +479,7 @@ async fn expire(
     State(state): State<AppState>,
     Auth(caller, _): Auth<InquiryWrite>,
     Path(id): Path<String>,
-    _body: JsonBody<MetaOnly<crate::jsonapi::EmptyMeta>>,
+    _body: JsonBody<MetaOnly<crate::http::jsonapi::EmptyMeta>>,
 ) -> ApiResult<ApiJson> {
     act(state, caller, id, InquiryAction::Expire, None).await
 }
@@ -495,7 +499,7 @@ async fn submit(
     State(state): State<AppState>,
     Auth(caller, _): Auth<InquiryWrite>,
     Path(id): Path<String>,
-    _body: JsonBody<MetaOnly<crate::jsonapi::EmptyMeta>>,
+    _body: JsonBody<MetaOnly<crate::http::jsonapi::EmptyMeta>>,
 ) -> ApiResult<ApiJson> {
     let id = parse_id(&id, InquiryId::parse)?;
     let view = service::submit(&state, &caller.scope, &id).await?;

@@ -16,12 +16,16 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::{Auth, TemplateRead, TemplateWrite, parse_id};
 use crate::{
-    app::AppState,
-    error::{ApiError, ApiResult, ErrorDocument},
-    jsonapi::{ApiJson, Document, JsonBody, ListDocument, SingleDocument},
-    query::{Accepts, Include, QueryParams},
+    http::{
+        error::{ApiError, ApiResult, ErrorDocument},
+        jsonapi::{ApiJson, Document, JsonBody, ListDocument, SingleDocument},
+        query::{Accepts, Include, QueryParams},
+    },
+    state::AppState,
+};
+use idshare_service::{
+    self as service,
     render::{self, TemplateAttributes, TemplateVersionAttributes},
-    service,
 };
 
 pub fn routes() -> OpenApiRouter<AppState> {

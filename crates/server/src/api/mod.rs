@@ -17,7 +17,7 @@ use std::marker::PhantomData;
 use axum::{extract::FromRequestParts, http::request::Parts};
 use idshare_domain::permission::Permission;
 
-use crate::{auth::Caller, error::ApiError};
+use crate::http::{auth::Caller, error::ApiError};
 
 /// A permission an endpoint requires, as a type so the check runs before the body is parsed.
 pub trait Needs {

@@ -17,13 +17,17 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::{Auth, ConnectRead, ConnectWrite, parse_id};
 use crate::{
-    app::AppState,
-    auth::Caller,
-    error::{ApiError, ApiResult, ErrorDocument, ErrorSource},
-    jsonapi::{ApiJson, Document, EmptyMeta, JsonBody, ListDocument, MetaOnly, SingleDocument},
-    query::{Accepts, QueryParams},
+    http::{
+        auth::Caller,
+        error::{ApiError, ApiResult, ErrorDocument, ErrorSource},
+        jsonapi::{ApiJson, Document, EmptyMeta, JsonBody, ListDocument, MetaOnly, SingleDocument},
+        query::{Accepts, QueryParams},
+    },
+    state::AppState,
+};
+use idshare_service::{
     render::{self, ShareTokenAttributes},
-    service::share_tokens as service,
+    share_tokens as service,
 };
 
 const PATH: &str = "/api/v1/connect/share-tokens";
@@ -81,7 +85,7 @@ async fn create_share_token(
     let token = service::create(
         &state,
         &caller.scope,
-        crate::service::Creator::ApiKey(&caller.api_key_id),
+        idshare_service::Creator::ApiKey(&caller.api_key_id),
         service::NewShareToken {
             connection_id: &attributes.connection_id,
             source_id: &attributes.source_id,
@@ -258,8 +262,8 @@ async fn expire(
 /// `meta.field-mappings`, parsed: its problems point into `meta`.
 fn field_mappings(
     raw: Option<&serde_json::Value>,
-) -> ApiResult<Vec<crate::service::redemption::FieldMapping>> {
-    crate::service::redemption::parse_mappings(raw)
+) -> ApiResult<Vec<idshare_service::redemption::FieldMapping>> {
+    idshare_service::redemption::parse_mappings(raw)
         .map_err(|e| ApiError::from_service(e, ErrorSource::meta))
 }
 
@@ -326,11 +330,11 @@ async fn redeem(
     let id = parse_id(&id, ShareTokenId::parse)?;
     let field_mappings = field_mappings(doc.meta.field_mappings.as_ref())?;
     let attributes = doc.data.attributes;
-    let token = crate::service::redemption::redeem(
+    let token = idshare_service::redemption::redeem(
         &state,
         &caller.scope,
         &id,
-        crate::service::redemption::Redeem {
+        idshare_service::redemption::Redeem {
             destination_id: attributes.destination_id,
             inquiry_template_id: attributes.inquiry_template_id,
             field_mappings,
@@ -429,7 +433,7 @@ async fn preview(
     let (token, template_id, prediction) =
         service::preview(&state, &caller.scope, &id, &template, &field_mappings).await?;
     let document = SingleDocument {
-        data: crate::jsonapi::ResourceObject::new(
+        data: crate::http::jsonapi::ResourceObject::new(
             "connect/share-token-preview",
             token.id.as_str(),
             SharePreviewAttributes {

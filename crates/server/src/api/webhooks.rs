@@ -16,12 +16,16 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::{Auth, WebhookRead, WebhookWrite, parse_id};
 use crate::{
-    app::AppState,
-    error::{ApiError, ApiResult, ErrorDocument, ErrorSource},
-    jsonapi::{ApiJson, Document, EmptyMeta, JsonBody, ListDocument, MetaOnly, SingleDocument},
-    query::{Accepts, QueryParams},
+    http::{
+        error::{ApiError, ApiResult, ErrorDocument, ErrorSource},
+        jsonapi::{ApiJson, Document, EmptyMeta, JsonBody, ListDocument, MetaOnly, SingleDocument},
+        query::{Accepts, QueryParams},
+    },
+    state::AppState,
+};
+use idshare_service::{
     render::{self, WebhookAttributes, WebhookDeliveryAttributes},
-    service::webhooks::{self as service, Settings},
+    webhooks::{self as service, Settings},
 };
 
 const PATH: &str = "/api/v1/webhooks";

@@ -13,12 +13,16 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::{Auth, WorkflowRead, WorkflowWrite, parse_id};
 use crate::{
-    app::AppState,
-    error::{ApiError, ApiResult, ErrorDocument},
-    jsonapi::{ApiJson, Document, EmptyMeta, JsonBody, ListDocument, MetaOnly, SingleDocument},
-    query::{Accepts, QueryParams},
+    http::{
+        error::{ApiError, ApiResult, ErrorDocument},
+        jsonapi::{ApiJson, Document, EmptyMeta, JsonBody, ListDocument, MetaOnly, SingleDocument},
+        query::{Accepts, QueryParams},
+    },
+    state::AppState,
+};
+use idshare_service::{
     render::{self, WorkflowAttributes, WorkflowRunAttributes, WorkflowVersionAttributes},
-    service::workflows::{self as service, WorkflowView},
+    workflows::{self as service, WorkflowView},
 };
 
 const PATH: &str = "/api/v1/workflows";

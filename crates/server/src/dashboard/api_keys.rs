@@ -27,7 +27,7 @@ use idshare_store::{
 use serde::Deserialize;
 
 use super::{Chrome, PageError, Signed};
-use crate::{app::AppState, web};
+use crate::{state::AppState, web};
 
 const PATH: &str = "/dashboard/api-keys";
 /// Who may see, create and revoke API keys.

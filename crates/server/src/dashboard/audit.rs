@@ -19,7 +19,7 @@ use idshare_store::{
 use serde::Deserialize;
 
 use super::{Chrome, PageError, Signed};
-use crate::{app::AppState, web};
+use crate::{state::AppState, web};
 
 const PATH: &str = "/dashboard/audit";
 /// Who may read the audit log.

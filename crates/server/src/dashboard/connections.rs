@@ -24,11 +24,8 @@ use idshare_store::{
 use serde::Deserialize;
 
 use super::{Chrome, PageError, Signed};
-use crate::{
-    app::AppState,
-    service::{Creator, connections as service},
-    web,
-};
+use crate::{state::AppState, web};
+use idshare_service::{Creator, connections as service};
 
 const PATH: &str = "/dashboard/connect/connections";
 /// Who may create and change connections.

@@ -23,11 +23,8 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::{Chrome, PageError, Signed};
-use crate::{
-    app::AppState,
-    service::{self, ServiceError},
-    web,
-};
+use crate::{state::AppState, web};
+use idshare_service::{self as service, ServiceError};
 
 /// Who may create and change templates and workflows.
 const EDITORS: &[Role] = &[Role::Admin];

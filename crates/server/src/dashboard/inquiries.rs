@@ -27,12 +27,8 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::{Chrome, PageError, Signed};
-use crate::{
-    app::AppState,
-    render,
-    service::{self, ServiceError},
-    web,
-};
+use crate::{state::AppState, web};
+use idshare_service::{self as service, ServiceError, render};
 
 const PATH: &str = "/dashboard/inquiries";
 /// Who may decide inquiries (approve, decline, review, expire, send a link).

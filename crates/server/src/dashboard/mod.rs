@@ -38,11 +38,11 @@ use serde::Deserialize;
 pub use sign_in::LoginLimiter;
 
 use crate::{
-    app::AppState,
-    error::{ApiError, status_of},
-    service::ServiceError,
+    http::error::{ApiError, status_of},
+    state::AppState,
     web,
 };
+use idshare_service::ServiceError;
 
 const COOKIE: &str = "idshare_dashboard";
 const CSRF_PURPOSE: &str = "dashboard-csrf";

@@ -11,7 +11,7 @@ use super::{
     Chrome, PageError, Signed,
     svg::{Bar, Series, stacked_bars},
 };
-use crate::{app::AppState, web};
+use crate::{state::AppState, web};
 
 /// How far back the charts look.
 const DAYS: i64 = 14;

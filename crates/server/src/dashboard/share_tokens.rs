@@ -27,14 +27,11 @@ use idshare_store::{
 use serde::Deserialize;
 
 use super::{Chrome, PageError, Signed};
-use crate::{
-    app::AppState,
-    service::{
-        Creator, ServiceError,
-        redemption::{self, Redeem},
-        share_tokens::{self as service, NewShareToken},
-    },
-    web,
+use crate::{state::AppState, web};
+use idshare_service::{
+    Creator, ServiceError,
+    redemption::{self, Redeem},
+    share_tokens::{self as service, NewShareToken},
 };
 
 const PATH: &str = "/dashboard/connect/share-tokens";
@@ -398,7 +395,7 @@ async fn token_page(
                 Err(e) if !e.is_failure() => {
                     let (page, _) =
                         Box::pin(token_page(state, signed, id, None, Some(reason(&e)))).await?;
-                    return Ok((page, crate::error::status_of(&e)));
+                    return Ok((page, crate::http::error::status_of(&e)));
                 }
                 Err(e) => return Err(e.into()),
             }

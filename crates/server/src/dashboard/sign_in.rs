@@ -39,7 +39,7 @@ use tokio::sync::Semaphore;
 
 use super::{COOKIE, FormLimit, PageError, checked_form};
 use crate::{
-    app::AppState,
+    state::AppState,
     web::{self, ClientAddress},
 };
 

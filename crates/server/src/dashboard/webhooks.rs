@@ -23,14 +23,10 @@ use idshare_store::{
 use serde::Deserialize;
 
 use super::{Chrome, PageError, Signed, audit::record};
-use crate::{
-    app::AppState,
-    error::status_of,
-    service::{
-        ServiceError,
-        webhooks::{self as service, Settings},
-    },
-    web,
+use crate::{http::error::status_of, state::AppState, web};
+use idshare_service::{
+    ServiceError,
+    webhooks::{self as service, Settings},
 };
 
 const PATH: &str = "/dashboard/webhooks";

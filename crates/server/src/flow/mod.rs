@@ -31,14 +31,13 @@ use self::{
     pages::{FormPage, MessagePage, SummaryError},
 };
 use crate::{
-    app::AppState,
-    error::status_of,
-    middleware::CurrentRequestId,
-    service::{
-        self, ServiceError,
-        files::NewDocument,
-        inquiries::{InquiryView, UpdateInquiry},
-    },
+    http::{error::status_of, middleware::CurrentRequestId},
+    state::AppState,
+};
+use idshare_service::{
+    self as service, ServiceError,
+    files::NewDocument,
+    inquiries::{InquiryView, UpdateInquiry},
 };
 
 /// The cookie that holds the browser credential.

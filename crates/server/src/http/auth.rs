@@ -1,0 +1,98 @@
+//! Authentication: `Authorization: Bearer <API key>` resolves the caller's organization,
+//! environment and permissions once, before anything else looks at the request.
+
+use axum::{
+    extract::{FromRequestParts, Request, State},
+    http::{header::AUTHORIZATION, request::Parts},
+    middleware::Next,
+    response::{IntoResponse, Response},
+};
+use idshare_domain::{
+    id::ApiKeyId,
+    permission::{Permission, PermissionSet},
+};
+use idshare_store::{Scope, api_keys};
+
+use crate::{http::error::ApiError, state::AppState};
+
+/// Who is calling: resolved from the API key, carried in request extensions.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    pub api_key_id: ApiKeyId,
+    pub scope: Scope,
+    pub permissions: PermissionSet,
+}
+
+impl Caller {
+    /// Refuses with 403 unless the key holds `permission`.
+    pub fn require(&self, permission: Permission) -> Result<(), ApiError> {
+        if self.permissions.contains(permission) {
+            Ok(())
+        } else {
+            Err(ApiError::forbidden(format!(
+                "This API key lacks the `{permission}` permission."
+            )))
+        }
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
+        parts
+            .extensions
+            .get::<Caller>()
+            .cloned()
+            .ok_or_else(|| ApiError::unauthorized("Must be authenticated to access this endpoint."))
+    }
+}
+
+/// Middleware: resolves the bearer key into a [`Caller`] or answers 401.
+pub async fn authenticate(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
+    let header = req
+        .headers()
+        .get(AUTHORIZATION)
+        .map(|v| v.to_str().map(str::to_owned));
+    match resolve(&state, header).await {
+        Ok(caller) => {
+            tracing::Span::current().record("org", caller.scope.org_id.as_str());
+            req.extensions_mut().insert(caller);
+            next.run(req).await
+        }
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn resolve(
+    state: &AppState,
+    header: Option<Result<String, axum::http::header::ToStrError>>,
+) -> Result<Caller, ApiError> {
+    let header = header
+        .ok_or_else(|| {
+            ApiError::unauthorized(
+                "Must be authenticated to access this endpoint: send `Authorization: Bearer <API key>`.",
+            )
+        })?
+        .map_err(|_| ApiError::unauthorized("Token is invalid."))?;
+    let secret = header
+        .strip_prefix("Bearer ")
+        .or_else(|| header.strip_prefix("bearer "))
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .ok_or_else(|| {
+            ApiError::unauthorized("Use the `Bearer` scheme: `Authorization: Bearer <API key>`.")
+        })?;
+    let mut tx = state.store().begin_read().await?;
+    let key = api_keys::find_by_secret(&mut tx, secret)
+        .await?
+        .ok_or_else(|| ApiError::unauthorized("Token is invalid."))?;
+    if key.revoked_at.is_some() {
+        return Err(ApiError::unauthorized("This API key has been revoked."));
+    }
+    Ok(Caller {
+        api_key_id: key.id,
+        scope: key.scope,
+        permissions: key.permissions,
+    })
+}
