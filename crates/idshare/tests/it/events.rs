@@ -353,10 +353,63 @@ async fn a_forward_reader_sees_every_event_once_under_concurrent_writers(backend
     );
 }
 
+/// Events a transaction records one at a time and in batches are numbered in the order it
+/// wrote them: on PostgreSQL, consecutive ranks from the start of the transaction's range.
+async fn a_batch_is_numbered_after_the_events_its_transaction_wrote_before(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let tenant = app.tenant("Acme").await;
+    let scope = Scope::new(tenant.org_id.clone(), Environment::Sandbox);
+    let crypto = app.store.crypto();
+    let now = app.state.now();
+    let payload = json!({});
+    let event = |label| events::NewEvent {
+        name: "inquiry-template.created",
+        object_type: "inquiry-template",
+        object_id: label,
+        payload: &payload,
+        sealed_by: None,
+    };
+    let mut tx = app.store.begin_write().await.unwrap();
+    let mut ids = vec![
+        events::record(&mut tx, crypto, &scope, event("a"), now)
+            .await
+            .unwrap(),
+    ];
+    let batch = [(scope.clone(), event("b")), (scope.clone(), event("c"))];
+    ids.extend(
+        events::record_batch(&mut tx, crypto, None, &batch, now)
+            .await
+            .unwrap(),
+    );
+    ids.extend(
+        events::record_batch(&mut tx, crypto, None, &[(scope.clone(), event("d"))], now)
+            .await
+            .unwrap(),
+    );
+    ids.push(
+        events::record(&mut tx, crypto, &scope, event("e"), now)
+            .await
+            .unwrap(),
+    );
+    let mut seqs = vec![];
+    for id in &ids {
+        let stored = events::get(&mut tx, crypto, &scope, id).await.unwrap();
+        seqs.push(stored.unwrap().seq);
+    }
+    tx.commit().await.unwrap();
+    assert!(seqs.windows(2).all(|w| w[0] < w[1]), "{seqs:?}");
+    if backend == Backend::Postgres {
+        let first = seqs[0];
+        assert_eq!(first % events::PER_TRANSACTION, 0, "{seqs:?}");
+        assert_eq!(seqs, (first..first + 5).collect::<Vec<_>>());
+    }
+}
+
 backend_tests!(
     every_change_writes_one_event_in_order,
     template_versions_write_their_events,
-    a_forward_reader_sees_every_event_once_under_concurrent_writers
+    a_forward_reader_sees_every_event_once_under_concurrent_writers,
+    a_batch_is_numbered_after_the_events_its_transaction_wrote_before
 );
 
 mod late_commit {

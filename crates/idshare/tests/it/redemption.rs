@@ -1243,6 +1243,80 @@ async fn a_redemption_commits_all_or_nothing(backend: Backend) {
     assert_eq!(deliveries(&app).await, before + 1);
 }
 
+/// The job completes itself in the transaction that redeems the token: a run whose job was
+/// handed on to another worker (its lease ran out) writes nothing; the holder's run redeems
+/// and leaves the job done, with nothing for its worker to record.
+async fn a_redemption_completes_its_job_in_its_write_transaction(backend: Backend) {
+    use idshare_service::jobs::{Claim, Completion};
+    use idshare_store::jobs;
+
+    let Setup { app, d, token, .. } = setup(backend).await;
+    expect_status(
+        app.post(
+            &d.sandbox,
+            &redeem_path(&token),
+            &json!({"data": {"attributes": {}}}),
+        )
+        .await,
+        StatusCode::OK,
+    )
+    .await;
+    let store = app.state.store();
+    let now = app.state.now();
+    let claimed = jobs::claim_batch(store, "first", None, 10, now, time::Duration::minutes(1))
+        .await
+        .unwrap();
+    let job = claimed
+        .iter()
+        .find(|j| j.kind == "share-token-redemption")
+        .unwrap();
+    // The lease of "first" ran out and "second" took the job over.
+    let takeover = format!(
+        "UPDATE jobs SET locked_by = 'second' WHERE id = '{}'",
+        job.id.as_str()
+    );
+    execute(&app, &[takeover.as_str()]).await;
+    let services = app.state.services();
+    let run_as = |worker| {
+        idshare_service::redemption::run(
+            services,
+            Claim {
+                job: &job.id,
+                worker,
+            },
+            &token,
+            &[],
+        )
+    };
+
+    assert_eq!(run_as("first").await.unwrap(), Completion::ByWorker);
+    assert_eq!(
+        get_token(&app, &d.sandbox, &token).await["data"]["attributes"]["status"],
+        "pending"
+    );
+    assert_eq!(
+        events_named(&app, &d.sandbox, &token).await,
+        ["connect/share-token.inbound-created"]
+    );
+
+    assert_eq!(run_as("second").await.unwrap(), Completion::InJob);
+    assert_eq!(
+        get_token(&app, &d.sandbox, &token).await["data"]["attributes"]["status"],
+        "redeemed"
+    );
+    // Done already: neither its holder nor anyone else can complete it again.
+    for worker in ["first", "second"] {
+        assert!(!jobs::complete(store, &job.id, worker, now).await.unwrap());
+    }
+    assert!(
+        jobs::claim_batch(store, "third", None, 10, now, time::Duration::minutes(1))
+            .await
+            .unwrap()
+            .iter()
+            .all(|j| j.id != job.id)
+    );
+}
+
 backend_tests!(
     hydrate_copies_declared_fields_reuses_and_completes,
     clone_copies_everything_marked_cloned,
@@ -1255,4 +1329,5 @@ backend_tests!(
     a_reused_verification_counts_when_the_end_user_finishes,
     a_reused_verification_whose_input_changed_runs_again,
     a_redemption_commits_all_or_nothing,
+    a_redemption_completes_its_job_in_its_write_transaction,
 );
