@@ -8,6 +8,7 @@ use idshare_domain::{
     requirements::{self, Requirement},
     tags::validate_tags,
     template::TemplateDefinition,
+    verification::Subject,
 };
 use idshare_store::{
     Scope, Tx, events,
@@ -97,6 +98,9 @@ pub async fn definition_for(
     let Some(version_id) = &inquiry.template_version_id else {
         return Ok(None);
     };
+    if let Some(definition) = templates::cached_definition(version_id) {
+        return Ok(Some(definition));
+    }
     let version = templates::get_version(tx, scope, version_id)
         .await?
         .ok_or_else(|| {
@@ -240,7 +244,19 @@ pub async fn create_in(
         now,
     )
     .await?;
-    let view = InquiryView::load(state, tx, scope, inquiry, Some(definition)).await?;
+    // A new inquiry holds nothing but its fields: no documents, files or confirmations to read.
+    let missing = requirements::missing(
+        &definition,
+        &Subject {
+            fields: inquiry.data.fields.clone(),
+            ..Subject::default()
+        },
+    );
+    let view = InquiryView {
+        inquiry,
+        definition: Some(definition),
+        missing,
+    };
     record(state, tx, scope, names::INQUIRY_CREATED, &view).await?;
     Ok(view)
 }

@@ -111,25 +111,70 @@ pub(crate) fn decode<T: DeserializeOwned>(job: &Job) -> Result<T, JobError> {
         .map_err(|e| JobError::Fatal(anyhow::anyhow!("job {} has a bad payload: {e}", job.id)))
 }
 
-pub(crate) async fn execute(state: &ServiceContext, job: &Job) -> Result<(), JobError> {
+/// The hold of `worker` on the job it runs, for a job that completes itself in the
+/// transaction that commits its outcome.
+#[derive(Debug, Clone, Copy)]
+pub struct Claim<'a> {
+    pub job: &'a JobId,
+    pub worker: &'a str,
+}
+
+impl Claim<'_> {
+    /// Marks the job `done` in `tx`; false when the worker no longer holds it.
+    pub async fn complete_in(
+        &self,
+        tx: &mut idshare_store::Tx,
+        now: time::OffsetDateTime,
+    ) -> Result<bool, idshare_store::StoreError> {
+        jobs::complete_in(tx, self.job, self.worker, now).await
+    }
+}
+
+/// Who records that a job which ran without error is done.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Completion {
+    /// The worker, once the job returns.
+    ByWorker,
+    /// The job itself, in the transaction that committed its outcome: nothing is left to
+    /// record.
+    InJob,
+}
+
+pub(crate) async fn execute(
+    state: &ServiceContext,
+    job: &Job,
+    worker: &str,
+) -> Result<Completion, JobError> {
+    let by_worker = |done: Result<(), ServiceError>| done.map(|()| Completion::ByWorker);
     let outcome = match decode::<JobKind>(job)? {
         JobKind::InquiryPipeline {
             org_id,
             environment,
             inquiry_id,
             submission,
-        } => crate::pipeline::run(state, &org_id, &environment, &inquiry_id, submission).await,
+        } => by_worker(
+            crate::pipeline::run(state, &org_id, &environment, &inquiry_id, submission).await,
+        ),
         JobKind::ShareTokenRedemption {
             token_id,
             field_mappings,
             workflow_chain,
         } => {
+            let claim = Claim {
+                job: &job.id,
+                worker,
+            };
             // Boxed: the redemption's future is large, and this one holds it.
-            let work = Box::pin(crate::redemption::run(state, &token_id, &field_mappings));
+            let work = Box::pin(crate::redemption::run(
+                state,
+                claim,
+                &token_id,
+                &field_mappings,
+            ));
             crate::workflows::within_chain(workflow_chain, work).await
         }
         JobKind::WebhookDelivery { delivery_id } => {
-            crate::webhooks::deliver(state, &delivery_id, job).await
+            by_worker(crate::webhooks::deliver(state, &delivery_id, job).await)
         }
         JobKind::WorkflowTrigger {
             org_id,
@@ -145,10 +190,10 @@ pub(crate) async fn execute(state: &ServiceContext, job: &Job) -> Result<(), Job
                 event_id: &event_id,
                 chain,
             };
-            crate::workflows::evaluate_trigger(state, &trigger).await
+            by_worker(crate::workflows::evaluate_trigger(state, &trigger).await)
         }
         JobKind::WorkflowRun { run_id } => {
-            Box::pin(crate::workflows::run(state, &run_id, job)).await
+            by_worker(Box::pin(crate::workflows::run(state, &run_id, job)).await)
         }
     };
     Ok(outcome?)

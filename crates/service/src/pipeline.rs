@@ -17,13 +17,17 @@ use idshare_domain::{
     },
 };
 use idshare_store::{
-    Scope, Tx, checks, documents, events, files,
+    DataKey, Scope, Tx, checks, documents, files,
     inquiries::{self, Inquiry},
 };
 use serde_json::{Value, json};
 
 use super::ServiceError;
-use crate::{ServiceContext, providers, render, screening};
+use crate::{
+    ServiceContext,
+    events::{self, Announcement},
+    providers, render, screening,
+};
 
 /// Everything an inquiry holds that the rules look at, read in one transaction.
 pub async fn load_subject(
@@ -163,7 +167,45 @@ pub(crate) async fn evaluate(
     let subject = load_subject(&mut tx, state, scope, inquiry).await?;
     let recorded = checks::verifications_of(&mut tx, state.store().crypto(), scope, id).await?;
     drop(tx);
+    let loaded = Loaded {
+        definition,
+        subject,
+        recorded,
+        images: None,
+    };
+    evaluate_loaded(state, scope, id, loaded, submission).await
+}
 
+/// The selfie and ID front a face comparison looks at, when the caller has them in memory.
+pub(crate) struct Images {
+    pub selfie: Option<Vec<u8>>,
+    pub id_front: Option<Vec<u8>>,
+}
+
+/// What an evaluation looks at, read (or computed in memory) by the caller.
+pub(crate) struct Loaded {
+    pub definition: std::sync::Arc<TemplateDefinition>,
+    pub subject: Subject,
+    /// The inquiry's verifications, oldest first.
+    pub recorded: Vec<checks::StoredVerification>,
+    /// `None`: a face comparison reads the inquiry's stored files.
+    pub images: Option<Images>,
+}
+
+/// [`evaluate`] on what the caller loaded: no transaction of its own.
+pub(crate) async fn evaluate_loaded(
+    state: &ServiceContext,
+    scope: &Scope,
+    id: &InquiryId,
+    loaded: Loaded,
+    submission: i64,
+) -> Result<Evaluation, ServiceError> {
+    let Loaded {
+        definition,
+        subject,
+        recorded,
+        images,
+    } = loaded;
     let today = state.now().date();
     let mut ran = Vec::new();
     let mut prior = Vec::new();
@@ -209,7 +251,19 @@ pub(crate) async fn evaluate(
             VerificationType::EmailAddress => {
                 (email::verify(&subject, confirmation(config)), false)
             }
-            VerificationType::Selfie => providers::selfie(state, scope, id, config).await?,
+            VerificationType::Selfie => match &images {
+                Some(images) => {
+                    providers::compare_selfie(
+                        state,
+                        scope,
+                        config,
+                        images.selfie.clone(),
+                        images.id_front.clone(),
+                    )
+                    .await?
+                }
+                None => providers::selfie(state, scope, id, config).await?,
+            },
             VerificationType::Database => {
                 providers::database(state, scope, config, &subject).await?
             }
@@ -271,22 +325,41 @@ async fn record(
     if !needs_processing(&inquiry, submission) {
         return Ok(());
     }
-    record_in(state, &mut tx, scope, &mut inquiry, submission, evaluation).await?;
+    let key = inquiries::data_key(&mut tx, crypto, id.as_str())
+        .await?
+        .ok_or_else(|| ServiceError::internal(anyhow::anyhow!("inquiry {id} has no data key")))?;
+    let mut announced = Vec::new();
+    record_in(
+        state,
+        &mut tx,
+        scope,
+        &key,
+        &mut inquiry,
+        submission,
+        evaluation,
+        &mut announced,
+    )
+    .await?;
+    inquiries::save(&mut tx, crypto, scope, &inquiry).await?;
+    events::record_batch(state, &mut tx, Some((id.as_str(), &key)), &announced).await?;
     tx.commit().await?;
     Ok(())
 }
 
-/// Writes an evaluation's results, events and decision in the caller's transaction, on an
-/// inquiry the caller locked and found to need processing.
+/// Writes an evaluation's results in the caller's transaction (sealed under the inquiry's
+/// `key`), applies its decision to `inquiry` in memory, and adds its events to `announced`:
+/// the caller locked (or will check) the inquiry, saves it and records the events.
+#[allow(clippy::too_many_arguments)]
 pub(crate) async fn record_in(
     state: &ServiceContext,
     tx: &mut Tx,
     scope: &Scope,
+    key: &DataKey,
     inquiry: &mut Inquiry,
     submission: i64,
     evaluation: &Evaluation,
+    announced: &mut Vec<Announcement>,
 ) -> Result<(), ServiceError> {
-    let crypto = state.store().crypto();
     let now = state.now();
     let id = &inquiry.id.clone();
     let Evaluation {
@@ -296,73 +369,73 @@ pub(crate) async fn record_in(
         screened,
         missing,
     } = evaluation;
-    for run in ran {
-        let result = json!({ "checks": run.outcome.checks, "attributes": run.outcome.attributes });
-        let recorded = checks::record_verification(
-            tx,
-            crypto,
-            scope,
-            checks::NewVerification {
-                inquiry_id: id,
-                verification_type: run.verification_type.as_str(),
-                submission,
-                status: run.outcome.status.as_str(),
-                required: run.required,
-                result: &result,
-            },
-            now,
-        )
-        .await?;
-        if let Some(verification) = recorded {
-            record_verification_event(state, tx, scope, run.outcome.status, &verification).await?;
+    let verifications: Vec<_> = ran
+        .iter()
+        .map(|run| {
+            let result =
+                json!({ "checks": run.outcome.checks, "attributes": run.outcome.attributes });
+            checks::prepare_verification(
+                checks::NewVerification {
+                    inquiry_id: id,
+                    verification_type: run.verification_type.as_str(),
+                    submission,
+                    status: run.outcome.status.as_str(),
+                    required: run.required,
+                    result: &result,
+                },
+                now,
+            )
+        })
+        .collect();
+    let recorded = checks::record_verifications(tx, key, scope, &verifications).await?;
+    for (run, verification) in ran.iter().zip(&verifications) {
+        if recorded.contains(&verification.id) {
+            announced.push(verification_announcement(
+                scope,
+                run.outcome.status,
+                verification,
+            ));
         }
     }
-    for report in screened {
-        let has_match = !report.matches.is_empty();
-        let result = json!({ "matches": report.matches, "dismissed": [] });
-        let recorded = checks::record_report(
-            tx,
-            crypto,
+    let reports: Vec<_> = screened
+        .iter()
+        .map(|report| {
+            let result = json!({ "matches": report.matches, "dismissed": [] });
+            checks::prepare_report(
+                checks::NewReport {
+                    inquiry_id: id,
+                    report_type: report.report_type,
+                    submission,
+                    status: "ready",
+                    has_match: !report.matches.is_empty(),
+                    result: &result,
+                },
+                now,
+            )
+        })
+        .collect();
+    let recorded = checks::record_reports(tx, key, scope, &reports).await?;
+    for stored in reports.iter().filter(|r| recorded.contains(&r.id)) {
+        let payload = render::payload(&render::report(stored));
+        let ready = format!("report/{}.ready", stored.report_type);
+        announced.push(announcement(
             scope,
-            checks::NewReport {
-                inquiry_id: id,
-                report_type: report.report_type,
-                submission,
-                status: "ready",
-                has_match,
-                result: &result,
-            },
-            now,
-        )
-        .await?;
-        if let Some(stored) = recorded {
-            let payload = render::payload(&render::report(&stored));
-            let ready = format!("report/{}.ready", report.report_type);
-            emit(
-                state,
-                tx,
+            &ready,
+            "report",
+            stored.id.as_str(),
+            id,
+            payload.clone(),
+        ));
+        if stored.has_match {
+            let matched = format!("report/{}.matched", stored.report_type);
+            announced.push(announcement(
                 scope,
-                &ready,
+                &matched,
                 "report",
                 stored.id.as_str(),
                 id,
-                &payload,
-            )
-            .await?;
-            if has_match {
-                let matched = format!("report/{}.matched", report.report_type);
-                emit(
-                    state,
-                    tx,
-                    scope,
-                    &matched,
-                    "report",
-                    stored.id.as_str(),
-                    id,
-                    &payload,
-                )
-                .await?;
-            }
+                payload,
+            ));
         }
     }
     let verification_results: Vec<_> = prior
@@ -384,9 +457,9 @@ pub(crate) async fn record_in(
     inquiry.processed_submission = submission;
     inquiry.updated_at = now;
     let actions = decision::decide(&verification_results, &report_results, missing.len());
-    inquiries::save(tx, crypto, scope, inquiry).await?;
-    // Each transition is saved and announced in turn, so every event carries the inquiry as it
-    // was at that step (`inquiry.completed` shows `completed`, even when review follows).
+    // Each transition is announced in turn, so every event carries the inquiry as it was at
+    // that step (`inquiry.completed` shows `completed`, even when review follows); the caller
+    // saves the last.
     for action in actions {
         inquiry.status = transition(inquiry.status, action).map_err(|e| {
             ServiceError::internal(anyhow::Error::new(e).context("pipeline decision"))
@@ -397,71 +470,53 @@ pub(crate) async fn record_in(
             InquiryAction::MarkForReview => inquiry.marked_for_review_at = Some(now),
             _ => {}
         }
-        inquiries::save(tx, crypto, scope, inquiry).await?;
         let payload = render::payload(&render::inquiry(inquiry, Some(definition), missing));
-        emit(
-            state,
-            tx,
+        announced.push(announcement(
             scope,
             action.event_name(),
             "inquiry",
             id.as_str(),
             id,
-            &payload,
-        )
-        .await?;
+            payload,
+        ));
     }
     Ok(())
 }
 
-/// Writes the event of a verification recorded in the caller's transaction, sealed under its
+/// The event of a verification recorded in the caller's transaction, sealed under its
 /// inquiry's key.
-pub(crate) async fn record_verification_event(
-    state: &ServiceContext,
-    tx: &mut Tx,
+pub(crate) fn verification_announcement(
     scope: &Scope,
     status: VerificationStatus,
     verification: &checks::StoredVerification,
-) -> Result<(), ServiceError> {
-    let payload = render::payload(&render::verification(verification));
-    emit(
-        state,
-        tx,
+) -> Announcement {
+    announcement(
         scope,
         verification_event(status),
         "verification",
         verification.id.as_str(),
         &verification.inquiry_id,
-        &payload,
+        render::payload(&render::verification(verification)),
     )
-    .await
 }
 
-#[allow(clippy::too_many_arguments)]
-async fn emit(
-    state: &ServiceContext,
-    tx: &mut Tx,
+/// An event about an inquiry or one of its parts, sealed under the inquiry's key.
+pub(crate) fn announcement(
     scope: &Scope,
     name: &str,
-    object_type: &str,
+    object_type: &'static str,
     object_id: &str,
     inquiry_id: &InquiryId,
-    payload: &Value,
-) -> Result<(), ServiceError> {
-    crate::events::record(
-        state,
-        tx,
-        scope,
-        events::NewEvent {
-            name,
-            object_type,
-            object_id,
-            payload,
-            sealed_by: Some(inquiry_id.as_str()),
-        },
-    )
-    .await?;
-    Ok(())
+    payload: Value,
+) -> Announcement {
+    Announcement {
+        scope: scope.clone(),
+        name: name.to_owned(),
+        object_type,
+        object_id: object_id.to_owned(),
+        payload,
+        sealed_by: Some(inquiry_id.to_string()),
+    }
 }
 
 /// Called when a pipeline job is given up (fatal error, or out of attempts): the submission

@@ -58,7 +58,6 @@ pub async fn selfie(
     inquiry_id: &InquiryId,
     config: &VerificationConfig,
 ) -> Result<(VerificationOutcome, bool), ServiceError> {
-    const CHECK: &str = "selfie_id_comparison";
     let mut tx = state.store().begin_read().await?;
     let crypto = state.store().crypto();
     let mut selfie = None;
@@ -75,6 +74,19 @@ pub async fn selfie(
             .map(|(_, bytes)| bytes);
     }
     drop(tx);
+    compare_selfie(state, scope, config, selfie, id_front).await
+}
+
+/// The face comparison of a selfie with the ID's front, given their bytes (an inquiry's latest
+/// uploads, or those a redemption is about to copy into it).
+pub(crate) async fn compare_selfie(
+    state: &ServiceContext,
+    scope: &Scope,
+    config: &VerificationConfig,
+    selfie: Option<Vec<u8>>,
+    id_front: Option<Vec<u8>>,
+) -> Result<(VerificationOutcome, bool), ServiceError> {
+    const CHECK: &str = "selfie_id_comparison";
     let Some(selfie) = selfie else {
         return Ok(undecided(CHECK, "No selfie was uploaded.".into()));
     };

@@ -493,25 +493,27 @@ pub(crate) async fn record(
     name_for: impl Fn(Side) -> &'static str,
     token: &ShareToken,
 ) -> Result<(), StoreError> {
+    crate::events::record_batch(state, tx, None, &announcements(name_for, token)).await?;
+    Ok(())
+}
+
+/// The events [`record`] writes, for a caller that records them with others.
+pub(crate) fn announcements(
+    name_for: impl Fn(Side) -> &'static str,
+    token: &ShareToken,
+) -> Vec<crate::events::Announcement> {
     let mut ends = vec![(Side::Source, &token.source_org_id)];
     if token.destination_org_id != token.source_org_id {
         ends.push((Side::Destination, &token.destination_org_id));
     }
-    for (side, org) in ends {
-        let payload = render::payload(&render::share_token(token, org, None));
-        crate::events::record(
-            state,
-            tx,
-            &Scope::new(org.clone(), token.environment),
-            events::NewEvent {
-                name: name_for(side),
-                object_type: "connect/share-token",
-                object_id: token.id.as_str(),
-                payload: &payload,
-                sealed_by: None,
-            },
-        )
-        .await?;
-    }
-    Ok(())
+    ends.into_iter()
+        .map(|(side, org)| crate::events::Announcement {
+            scope: Scope::new(org.clone(), token.environment),
+            name: name_for(side).to_owned(),
+            object_type: "connect/share-token",
+            object_id: token.id.to_string(),
+            payload: render::payload(&render::share_token(token, org, None)),
+            sealed_by: None,
+        })
+        .collect()
 }

@@ -12,7 +12,7 @@ use tokio::sync::watch;
 
 use crate::{
     ServiceContext,
-    jobs::{JobError, WEBHOOK_QUEUE, execute, give_up},
+    jobs::{Completion, JobError, WEBHOOK_QUEUE, execute, give_up},
 };
 
 /// The longest wait between tries to record a job's outcome while the database is unavailable.
@@ -70,7 +70,7 @@ async fn run_batch(
             }
             let mut held = held.clone();
             let run = async {
-                let outcome = execute(state, job).await;
+                let outcome = execute(state, job, worker).await;
                 finish(state, worker, job, outcome).await;
             };
             tokio::select! {
@@ -141,10 +141,16 @@ enum Disposition {
 
 /// Records a job's outcome. While the database is unavailable it keeps trying (the heartbeat
 /// keeps the lease meanwhile), so that a job that finished is not run again after an outage.
-async fn finish(state: &ServiceContext, worker: &str, job: &Job, outcome: Result<(), JobError>) {
+async fn finish(
+    state: &ServiceContext,
+    worker: &str,
+    job: &Job,
+    outcome: Result<Completion, JobError>,
+) {
     let now = state.now();
     let disposition = match &outcome {
-        Ok(()) => Disposition::Done,
+        Ok(Completion::InJob) => return,
+        Ok(Completion::ByWorker) => Disposition::Done,
         Err(error) if database_unavailable(error) => {
             tracing::warn!(job = %job.id, kind = %job.kind, attempt = job.attempts, error = %error, "job postponed: the database is unavailable");
             Disposition::Postponed(jobs::backoff(job.attempts))

@@ -8,7 +8,7 @@ use idshare_domain::{
 use serde_json::Value;
 use time::OffsetDateTime;
 
-use crate::{Crypto, Scope, StoreError, Tx, db::on_conn, inquiries};
+use crate::{Crypto, DataKey, Scope, StoreError, Tx, db::on_conn, inquiries, values_list};
 
 #[derive(Debug, Clone)]
 pub struct StoredVerification {
@@ -90,14 +90,23 @@ fn result_context(object_id: &str) -> String {
 
 impl StoredVerification {
     fn decode(row: VerificationRow, crypto: &Crypto) -> Result<Self, StoreError> {
+        let result = open(
+            crypto,
+            &row.inquiry_id,
+            row.result_sealed.as_deref(),
+            row.wrapped_key.as_deref(),
+            &result_context(&row.id),
+        )?;
         Ok(Self {
-            result: open(
-                crypto,
-                &row.inquiry_id,
-                row.result_sealed.as_deref(),
-                row.wrapped_key.as_deref(),
-                &result_context(&row.id),
-            )?,
+            result,
+            ..Self::decode_plain(row)?
+        })
+    }
+
+    /// Everything but the sealed result.
+    fn decode_plain(row: VerificationRow) -> Result<Self, StoreError> {
+        Ok(Self {
+            result: None,
             id: VerificationId::parse(&row.id).map_err(StoreError::corrupt)?,
             inquiry_id: InquiryId::parse(&row.inquiry_id).map_err(StoreError::corrupt)?,
             verification_type: row.verification_type,
@@ -112,14 +121,23 @@ impl StoredVerification {
 
 impl StoredReport {
     fn decode(row: ReportRow, crypto: &Crypto) -> Result<Self, StoreError> {
+        let result = open(
+            crypto,
+            &row.inquiry_id,
+            row.result_sealed.as_deref(),
+            row.wrapped_key.as_deref(),
+            &result_context(&row.id),
+        )?;
         Ok(Self {
-            result: open(
-                crypto,
-                &row.inquiry_id,
-                row.result_sealed.as_deref(),
-                row.wrapped_key.as_deref(),
-                &result_context(&row.id),
-            )?,
+            result,
+            ..Self::decode_plain(row)?
+        })
+    }
+
+    /// Everything but the sealed result.
+    fn decode_plain(row: ReportRow) -> Result<Self, StoreError> {
+        Ok(Self {
+            result: None,
             id: ReportId::parse(&row.id).map_err(StoreError::corrupt)?,
             inquiry_id: InquiryId::parse(&row.inquiry_id).map_err(StoreError::corrupt)?,
             report_type: row.report_type,
@@ -374,4 +392,206 @@ pub async fn update_report(
             .rows_affected()
     });
     Ok(())
+}
+
+/// A verification result to record with [`record_verifications`], its id chosen before any
+/// transaction opens.
+pub fn prepare_verification(new: NewVerification<'_>, now: OffsetDateTime) -> StoredVerification {
+    StoredVerification {
+        id: VerificationId::generate(),
+        inquiry_id: new.inquiry_id.clone(),
+        verification_type: new.verification_type.to_owned(),
+        submission: new.submission,
+        status: new.status.to_owned(),
+        required: new.required,
+        result: Some(new.result.clone()),
+        created_at: now,
+        completed_at: Some(now),
+    }
+}
+
+/// A report result to record with [`record_reports`], its id chosen before any transaction
+/// opens.
+pub fn prepare_report(new: NewReport<'_>, now: OffsetDateTime) -> StoredReport {
+    StoredReport {
+        id: ReportId::generate(),
+        inquiry_id: new.inquiry_id.clone(),
+        report_type: new.report_type.to_owned(),
+        submission: new.submission,
+        status: new.status.to_owned(),
+        has_match: new.has_match,
+        result: Some(new.result.clone()),
+        created_at: now,
+        completed_at: Some(now),
+    }
+}
+
+/// The sealed result of a prepared verification or report.
+fn seal_result(key: &DataKey, id: &str, result: Option<&Value>) -> Result<Vec<u8>, StoreError> {
+    let plain = serde_json::to_vec(&result.unwrap_or(&Value::Null)).map_err(StoreError::corrupt)?;
+    key.seal(&plain, &result_context(id))
+}
+
+/// Records prepared verifications of one inquiry in one statement, sealed under its already
+/// unwrapped `key`; returns the ids of those recorded (a type already recorded for its
+/// submission, by a retried run, is not).
+pub async fn record_verifications(
+    tx: &mut Tx,
+    key: &DataKey,
+    scope: &Scope,
+    verifications: &[StoredVerification],
+) -> Result<Vec<VerificationId>, StoreError> {
+    if verifications.is_empty() {
+        return Ok(vec![]);
+    }
+    let mut sealed = Vec::with_capacity(verifications.len());
+    for v in verifications {
+        sealed.push(seal_result(key, v.id.as_str(), v.result.as_ref())?);
+    }
+    let sql = sqlx::AssertSqlSafe(format!(
+        "INSERT INTO verifications (id, org_id, environment, inquiry_id, verification_type, \
+         submission, status, required, result_sealed, created_at, completed_at) VALUES {} \
+         ON CONFLICT DO NOTHING RETURNING id",
+        values_list(verifications.len(), 11)
+    ));
+    let inserted: Vec<String> = on_conn!(tx, |conn| {
+        let mut query = sqlx::query_scalar(sql);
+        for (v, sealed) in verifications.iter().zip(&sealed) {
+            query = query
+                .bind(v.id.as_str())
+                .bind(scope.org_id.as_str())
+                .bind(scope.environment.as_str())
+                .bind(v.inquiry_id.as_str())
+                .bind(v.verification_type.as_str())
+                .bind(v.submission)
+                .bind(v.status.as_str())
+                .bind(i64::from(v.required))
+                .bind(sealed.as_slice())
+                .bind(to_unix_micros(v.created_at))
+                .bind(v.completed_at.map(to_unix_micros));
+        }
+        query.fetch_all(conn).await?
+    });
+    inserted
+        .iter()
+        .map(|id| VerificationId::parse(id).map_err(StoreError::corrupt))
+        .collect()
+}
+
+/// Records prepared reports of one inquiry in one statement, like [`record_verifications`].
+pub async fn record_reports(
+    tx: &mut Tx,
+    key: &DataKey,
+    scope: &Scope,
+    reports: &[StoredReport],
+) -> Result<Vec<ReportId>, StoreError> {
+    if reports.is_empty() {
+        return Ok(vec![]);
+    }
+    let mut sealed = Vec::with_capacity(reports.len());
+    for r in reports {
+        sealed.push(seal_result(key, r.id.as_str(), r.result.as_ref())?);
+    }
+    let sql = sqlx::AssertSqlSafe(format!(
+        "INSERT INTO reports (id, org_id, environment, inquiry_id, report_type, submission, \
+         status, has_match, result_sealed, created_at, completed_at) VALUES {} \
+         ON CONFLICT DO NOTHING RETURNING id",
+        values_list(reports.len(), 11)
+    ));
+    let inserted: Vec<String> = on_conn!(tx, |conn| {
+        let mut query = sqlx::query_scalar(sql);
+        for (r, sealed) in reports.iter().zip(&sealed) {
+            query = query
+                .bind(r.id.as_str())
+                .bind(scope.org_id.as_str())
+                .bind(scope.environment.as_str())
+                .bind(r.inquiry_id.as_str())
+                .bind(r.report_type.as_str())
+                .bind(r.submission)
+                .bind(r.status.as_str())
+                .bind(i64::from(r.has_match))
+                .bind(sealed.as_slice())
+                .bind(to_unix_micros(r.created_at))
+                .bind(r.completed_at.map(to_unix_micros));
+        }
+        query.fetch_all(conn).await?
+    });
+    inserted
+        .iter()
+        .map(|id| ReportId::parse(id).map_err(StoreError::corrupt))
+        .collect()
+}
+
+/// The verifications of an inquiry, opened with its already unwrapped `key` (no key lookup
+/// per row).
+pub async fn verifications_keyed(
+    tx: &mut Tx,
+    key: &DataKey,
+    scope: &Scope,
+    inquiry_id: &InquiryId,
+) -> Result<Vec<StoredVerification>, StoreError> {
+    let rows: Vec<VerificationRow> = on_conn!(tx, |conn| {
+        sqlx::query_as(
+            "SELECT id, inquiry_id, verification_type, submission, status, required, \
+             result_sealed, NULL AS wrapped_key, created_at, completed_at FROM verifications \
+             WHERE inquiry_id = $1 AND org_id = $2 AND environment = $3 \
+             ORDER BY submission, created_at, id",
+        )
+        .bind(inquiry_id.as_str())
+        .bind(scope.org_id.as_str())
+        .bind(scope.environment.as_str())
+        .fetch_all(conn)
+        .await?
+    });
+    rows.into_iter()
+        .map(|row| {
+            let result = open_keyed(key, row.result_sealed.as_deref(), &result_context(&row.id))?;
+            let mut verification = StoredVerification::decode_plain(row)?;
+            verification.result = result;
+            Ok(verification)
+        })
+        .collect()
+}
+
+/// The reports of an inquiry, opened with its already unwrapped `key`.
+pub async fn reports_keyed(
+    tx: &mut Tx,
+    key: &DataKey,
+    scope: &Scope,
+    inquiry_id: &InquiryId,
+) -> Result<Vec<StoredReport>, StoreError> {
+    let rows: Vec<ReportRow> = on_conn!(tx, |conn| {
+        sqlx::query_as(
+            "SELECT id, inquiry_id, report_type, submission, status, has_match, result_sealed, \
+             NULL AS wrapped_key, created_at, completed_at FROM reports \
+             WHERE inquiry_id = $1 AND org_id = $2 AND environment = $3 \
+             ORDER BY submission, created_at, id",
+        )
+        .bind(inquiry_id.as_str())
+        .bind(scope.org_id.as_str())
+        .bind(scope.environment.as_str())
+        .fetch_all(conn)
+        .await?
+    });
+    rows.into_iter()
+        .map(|row| {
+            let result = open_keyed(key, row.result_sealed.as_deref(), &result_context(&row.id))?;
+            let mut report = StoredReport::decode_plain(row)?;
+            report.result = result;
+            Ok(report)
+        })
+        .collect()
+}
+
+fn open_keyed(
+    key: &DataKey,
+    sealed: Option<&[u8]>,
+    context: &str,
+) -> Result<Option<Value>, StoreError> {
+    let Some(sealed) = sealed else {
+        return Ok(None);
+    };
+    serde_json::from_slice(&key.open(sealed, context)?)
+        .map(Some)
+        .map_err(StoreError::corrupt)
 }

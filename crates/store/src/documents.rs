@@ -1,6 +1,8 @@
 //! Identity documents of an inquiry (government ID, proof of address): what was read from
 //! them, sealed under the inquiry's data key. One per kind per inquiry; a new one replaces it.
 
+use std::collections::BTreeMap;
+
 use idshare_domain::{
     id::{DocumentId, InquiryId},
     time_format::to_unix_micros,
@@ -8,7 +10,7 @@ use idshare_domain::{
 use serde::{Serialize, de::DeserializeOwned};
 use time::OffsetDateTime;
 
-use crate::{Crypto, Scope, StoreError, Tx, db::on_conn, inquiries};
+use crate::{Crypto, DataKey, Scope, StoreError, Tx, db::on_conn, inquiries, values_list};
 
 fn context(inquiry_id: &str, kind: &str) -> String {
     format!("{inquiry_id}:document:{kind}")
@@ -106,4 +108,101 @@ pub async fn get<T: DeserializeOwned>(
         DocumentId::parse(&id).map_err(StoreError::corrupt)?,
         data,
     )))
+}
+
+/// Every document of an inquiry, decrypted, by kind.
+#[derive(Debug, Default)]
+pub struct Documents(BTreeMap<String, Vec<u8>>);
+
+impl Documents {
+    /// The document of `kind`, when the inquiry has one.
+    pub fn get<T: DeserializeOwned>(&self, kind: &str) -> Result<Option<T>, StoreError> {
+        self.0
+            .get(kind)
+            .map(|plain| serde_json::from_slice(plain).map_err(StoreError::corrupt))
+            .transpose()
+    }
+
+    /// The document of `kind` as stored (JSON), when the inquiry has one.
+    pub fn raw(&self, kind: &str) -> Option<&[u8]> {
+        self.0.get(kind).map(Vec::as_slice)
+    }
+
+    /// Puts (or replaces) the document of `kind`: what the inquiry holds once a copy of it is
+    /// written.
+    pub fn insert(&mut self, kind: &str, document: Vec<u8>) {
+        self.0.insert(kind.to_owned(), document);
+    }
+}
+
+/// Every document of an inquiry in one read, opened with its already unwrapped `key`.
+pub async fn all(
+    tx: &mut Tx,
+    key: &DataKey,
+    scope: &Scope,
+    inquiry_id: &InquiryId,
+) -> Result<Documents, StoreError> {
+    let rows: Vec<(String, Option<Vec<u8>>)> = on_conn!(tx, |conn| {
+        sqlx::query_as(
+            "SELECT kind, data_sealed FROM documents \
+             WHERE inquiry_id = $1 AND org_id = $2 AND environment = $3",
+        )
+        .bind(inquiry_id.as_str())
+        .bind(scope.org_id.as_str())
+        .bind(scope.environment.as_str())
+        .fetch_all(conn)
+        .await?
+    });
+    let mut documents = BTreeMap::new();
+    for (kind, sealed) in rows {
+        if let Some(sealed) = sealed {
+            let plain = key.open(&sealed, &context(inquiry_id.as_str(), &kind))?;
+            documents.insert(kind, plain);
+        }
+    }
+    Ok(Documents(documents))
+}
+
+/// Stores (or replaces) several documents of an inquiry in one statement, sealed under its
+/// already unwrapped `key`: `(kind, document as JSON)`.
+pub async fn upsert_all(
+    tx: &mut Tx,
+    key: &DataKey,
+    scope: &Scope,
+    inquiry_id: &InquiryId,
+    documents: &[(&str, Vec<u8>)],
+    now: OffsetDateTime,
+) -> Result<(), StoreError> {
+    if documents.is_empty() {
+        return Ok(());
+    }
+    let mut rows = Vec::with_capacity(documents.len());
+    for (kind, plain) in documents {
+        let sealed = key.seal(plain, &context(inquiry_id.as_str(), kind))?;
+        rows.push((DocumentId::generate(), *kind, sealed));
+    }
+    let sql = sqlx::AssertSqlSafe(format!(
+        "INSERT INTO documents (id, org_id, environment, inquiry_id, kind, data_sealed, \
+         created_at, updated_at) VALUES {} \
+         ON CONFLICT (inquiry_id, kind) DO UPDATE SET data_sealed = excluded.data_sealed, \
+         updated_at = excluded.updated_at",
+        values_list(rows.len(), 8)
+    ));
+    let micros = to_unix_micros(now);
+    on_conn!(tx, |conn| {
+        let mut query = sqlx::query(sql);
+        for (id, kind, sealed) in &rows {
+            query = query
+                .bind(id.as_str())
+                .bind(scope.org_id.as_str())
+                .bind(scope.environment.as_str())
+                .bind(inquiry_id.as_str())
+                .bind(*kind)
+                .bind(sealed.as_slice())
+                .bind(micros)
+                .bind(micros);
+        }
+        query.execute(conn).await?.rows_affected()
+    });
+    Ok(())
 }

@@ -22,7 +22,10 @@ use idshare_domain::{
 };
 use time::OffsetDateTime;
 
-use crate::{Backend, Crypto, Page, Scope, StoreError, Tx, db::on_conn};
+use crate::{
+    Backend, Crypto, DataKey, Page, Scope, StoreError, Tx, db::on_conn, row_placeholders,
+    values_list,
+};
 
 /// How many events one PostgreSQL transaction may write (its sequence numbers are
 /// `xid * PER_TRANSACTION + rank`); small enough that sequences stay below 2^53, exact as
@@ -122,54 +125,95 @@ pub async fn record(
     event: NewEvent<'_>,
     now: OffsetDateTime,
 ) -> Result<EventId, StoreError> {
-    let id = EventId::generate();
-    let plain = serde_json::to_vec(event.payload).map_err(StoreError::corrupt)?;
-    let payload = match event.sealed_by {
-        None => plain,
-        Some(owner) => {
-            let wrapped: Option<Vec<u8>> = on_conn!(tx, |conn| {
-                sqlx::query_scalar("SELECT wrapped_key FROM data_keys WHERE owner_id = $1")
-                    .bind(owner)
-                    .fetch_optional(conn)
-                    .await?
-            });
-            let wrapped =
-                wrapped.ok_or_else(|| StoreError::corrupt("event owner has no data key"))?;
-            crypto
-                .unwrap_data_key(owner, &wrapped)?
-                .seal(&plain, &payload_context(id.as_str()))?
-        }
-    };
+    let ids = record_batch(tx, crypto, None, &[(scope.clone(), event)], now).await?;
+    ids.into_iter()
+        .next()
+        .ok_or_else(|| StoreError::corrupt("an event recorded without an id"))
+}
+
+/// Records several events, each in its own scope, in one statement, in order (their `seq`s
+/// follow it, after any the transaction recorded before). A payload sealed by `key`'s owner
+/// is sealed under that already unwrapped key; any other owner's key is read and unwrapped.
+pub async fn record_batch(
+    tx: &mut Tx,
+    crypto: &Crypto,
+    key: Option<(&str, &DataKey)>,
+    batch: &[(Scope, NewEvent<'_>)],
+    now: OffsetDateTime,
+) -> Result<Vec<EventId>, StoreError> {
+    if batch.is_empty() {
+        return Ok(vec![]);
+    }
+    let mut rows = Vec::with_capacity(batch.len());
+    for (_, event) in batch {
+        let id = EventId::generate();
+        let plain = serde_json::to_vec(event.payload).map_err(StoreError::corrupt)?;
+        let payload = match (event.sealed_by, key) {
+            (None, _) => plain,
+            (Some(owner), Some((key_owner, key))) if owner == key_owner => {
+                key.seal(&plain, &payload_context(id.as_str()))?
+            }
+            (Some(owner), _) => {
+                let wrapped: Option<Vec<u8>> = on_conn!(tx, |conn| {
+                    sqlx::query_scalar("SELECT wrapped_key FROM data_keys WHERE owner_id = $1")
+                        .bind(owner)
+                        .fetch_optional(conn)
+                        .await?
+                });
+                let wrapped =
+                    wrapped.ok_or_else(|| StoreError::corrupt("event owner has no data key"))?;
+                crypto
+                    .unwrap_data_key(owner, &wrapped)?
+                    .seal(&plain, &payload_context(id.as_str()))?
+            }
+        };
+        rows.push((id, payload));
+    }
+    const COLUMNS_PER_EVENT: usize = 9;
     let sql = sqlx::AssertSqlSafe(match tx.backend() {
-        Backend::Sqlite => "INSERT INTO events (id, org_id, environment, name, object_type, \
-            object_id, key_owner_id, payload, created_at) \
-            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
-            .to_owned(),
-        // The next rank in this transaction's range (no other transaction writes in it).
-        Backend::Postgres => format!(
-            "INSERT INTO events (seq, id, org_id, environment, name, object_type, object_id, \
-             key_owner_id, payload, created_at) VALUES ( \
-             (SELECT COALESCE(MAX(seq) + 1, {TRANSACTION_BASE}) FROM events \
-              WHERE seq >= {TRANSACTION_BASE} AND seq < {TRANSACTION_BASE} + {PER_TRANSACTION}), \
-             $1, $2, $3, $4, $5, $6, $7, $8, $9)"
+        Backend::Sqlite => format!(
+            "INSERT INTO events (id, org_id, environment, name, object_type, object_id, \
+             key_owner_id, payload, created_at) VALUES {}",
+            values_list(rows.len(), COLUMNS_PER_EVENT)
         ),
+        // The next ranks in this transaction's range (no other transaction writes in it): the
+        // statement's snapshot holds the same maximum for every row, the position adds to it.
+        Backend::Postgres => {
+            let next = format!(
+                "(SELECT COALESCE(MAX(seq) + 1, {TRANSACTION_BASE}) FROM events \
+                 WHERE seq >= {TRANSACTION_BASE} AND seq < {TRANSACTION_BASE} + {PER_TRANSACTION})"
+            );
+            let rows = (0..rows.len())
+                .map(|position| {
+                    let params = row_placeholders(position, COLUMNS_PER_EVENT);
+                    format!("({next} + {position}, {params})")
+                })
+                .collect::<Vec<_>>()
+                .join(", ");
+            format!(
+                "INSERT INTO events (seq, id, org_id, environment, name, object_type, \
+                 object_id, key_owner_id, payload, created_at) VALUES {rows}"
+            )
+        }
     });
+    let micros = to_unix_micros(now);
     on_conn!(tx, |conn| {
-        sqlx::query(sql)
-            .bind(id.as_str())
-            .bind(scope.org_id.as_str())
-            .bind(scope.environment.as_str())
-            .bind(event.name)
-            .bind(event.object_type)
-            .bind(event.object_id)
-            .bind(event.sealed_by)
-            .bind(payload)
-            .bind(to_unix_micros(now))
-            .execute(conn)
-            .await?
-            .rows_affected()
+        let mut query = sqlx::query(sql);
+        for ((scope, event), (id, payload)) in batch.iter().zip(&rows) {
+            query = query
+                .bind(id.as_str())
+                .bind(scope.org_id.as_str())
+                .bind(scope.environment.as_str())
+                .bind(event.name)
+                .bind(event.object_type)
+                .bind(event.object_id)
+                .bind(event.sealed_by)
+                .bind(payload.as_slice())
+                .bind(micros);
+        }
+        query.execute(conn).await?.rows_affected()
     });
-    Ok(id)
+    Ok(rows.into_iter().map(|(id, _)| id).collect())
 }
 
 /// Empties the payloads sealed under `owner_id`'s data key, in the transaction that deletes the

@@ -7,7 +7,7 @@ use idshare_domain::{
 };
 use time::OffsetDateTime;
 
-use crate::{Crypto, Scope, StoreError, Tx, db::on_conn, inquiries};
+use crate::{Crypto, DataKey, Scope, StoreError, Tx, db::on_conn, inquiries, values_list};
 
 #[derive(Debug, Clone)]
 pub struct StoredFile {
@@ -182,4 +182,102 @@ pub async fn content(
     };
     let bytes = key.open(&sealed, &content_context(id.as_str()))?;
     Ok(Some((file, bytes)))
+}
+
+/// A file to store with [`insert_all`], its id chosen before any transaction opens (what is
+/// computed from the file, such as a verification's basis, may name it).
+pub fn prepare(
+    inquiry_id: &InquiryId,
+    kind: FileKind,
+    content_type: &str,
+    size: usize,
+    now: OffsetDateTime,
+) -> Result<StoredFile, StoreError> {
+    Ok(StoredFile {
+        id: FileId::generate(),
+        inquiry_id: inquiry_id.clone(),
+        kind,
+        content_type: content_type.to_owned(),
+        size: u64::try_from(size).map_err(StoreError::corrupt)?,
+        created_at: now,
+    })
+}
+
+/// Stores prepared files of one inquiry in one statement, sealed under its already unwrapped
+/// `key`.
+pub async fn insert_all(
+    tx: &mut Tx,
+    key: &DataKey,
+    scope: &Scope,
+    files: &[(StoredFile, &[u8])],
+) -> Result<(), StoreError> {
+    if files.is_empty() {
+        return Ok(());
+    }
+    let mut rows = Vec::with_capacity(files.len());
+    for (file, bytes) in files {
+        let size = i64::try_from(file.size).map_err(StoreError::corrupt)?;
+        rows.push((
+            file,
+            size,
+            key.seal(bytes, &content_context(file.id.as_str()))?,
+        ));
+    }
+    let sql = sqlx::AssertSqlSafe(format!(
+        "INSERT INTO files (id, org_id, environment, inquiry_id, kind, content_type, size, \
+         content_sealed, created_at) VALUES {}",
+        values_list(rows.len(), 9)
+    ));
+    on_conn!(tx, |conn| {
+        let mut query = sqlx::query(sql);
+        for (file, size, sealed) in &rows {
+            query = query
+                .bind(file.id.as_str())
+                .bind(scope.org_id.as_str())
+                .bind(scope.environment.as_str())
+                .bind(file.inquiry_id.as_str())
+                .bind(file.kind.as_str())
+                .bind(file.content_type.as_str())
+                .bind(*size)
+                .bind(sealed.as_slice())
+                .bind(to_unix_micros(file.created_at));
+        }
+        query.execute(conn).await?.rows_affected()
+    });
+    Ok(())
+}
+
+/// The files of an inquiry with their decrypted bytes, oldest first, in one read, opened with
+/// its already unwrapped `key`.
+pub async fn all_with_content(
+    tx: &mut Tx,
+    key: &DataKey,
+    scope: &Scope,
+    inquiry_id: &InquiryId,
+) -> Result<Vec<(StoredFile, Vec<u8>)>, StoreError> {
+    #[derive(sqlx::FromRow)]
+    struct Row {
+        #[sqlx(flatten)]
+        file: FileRow,
+        content_sealed: Vec<u8>,
+    }
+    let sql = sqlx::AssertSqlSafe(format!(
+        "SELECT {COLUMNS}, content_sealed FROM files WHERE inquiry_id = $1 AND org_id = $2 \
+         AND environment = $3 AND content_sealed IS NOT NULL ORDER BY created_at, id"
+    ));
+    let rows: Vec<Row> = on_conn!(tx, |conn| {
+        sqlx::query_as(sql)
+            .bind(inquiry_id.as_str())
+            .bind(scope.org_id.as_str())
+            .bind(scope.environment.as_str())
+            .fetch_all(conn)
+            .await?
+    });
+    rows.into_iter()
+        .map(|row| {
+            let file = StoredFile::try_from(row.file)?;
+            let bytes = key.open(&row.content_sealed, &content_context(file.id.as_str()))?;
+            Ok((file, bytes))
+        })
+        .collect()
 }

@@ -130,16 +130,28 @@ fn data_context(id: &str) -> String {
 }
 
 fn decode(row: InquiryRow, crypto: &Crypto) -> Result<Inquiry, StoreError> {
-    let data = match (&row.data_sealed, &row.wrapped_key) {
-        (Some(sealed), Some(wrapped)) => {
-            let key = crypto.unwrap_data_key(&row.id, wrapped)?;
+    decode_keyed(row, crypto).map(|(inquiry, _)| inquiry)
+}
+
+/// Decodes a row, and keeps the data key it unwrapped (`None` once redacted).
+fn decode_keyed(
+    row: InquiryRow,
+    crypto: &Crypto,
+) -> Result<(Inquiry, Option<DataKey>), StoreError> {
+    let key = row
+        .wrapped_key
+        .as_deref()
+        .map(|wrapped| crypto.unwrap_data_key(&row.id, wrapped))
+        .transpose()?;
+    let data = match (&row.data_sealed, &key) {
+        (Some(sealed), Some(key)) => {
             let plain = key.open(sealed, &data_context(&row.id))?;
             serde_json::from_slice(&plain).map_err(StoreError::corrupt)?
         }
         _ => InquiryData::default(),
     };
     let ts = |v: Option<i64>| v.map(from_unix_micros);
-    Ok(Inquiry {
+    let inquiry = Inquiry {
         id: InquiryId::parse(&row.id).map_err(StoreError::corrupt)?,
         template_id: row
             .template_id
@@ -169,7 +181,8 @@ fn decode(row: InquiryRow, crypto: &Crypto) -> Result<Inquiry, StoreError> {
         expires_at: ts(row.expires_at),
         submissions: row.submissions,
         processed_submission: row.processed_submission,
-    })
+    };
+    Ok((inquiry, key))
 }
 
 fn seal_data(key: &DataKey, id: &str, data: &InquiryData) -> Result<Vec<u8>, StoreError> {
@@ -261,6 +274,29 @@ pub async fn get_for_update(
     fetch(tx, crypto, scope, id, true).await
 }
 
+/// Reads an inquiry with its unwrapped data key (`None` once redacted), for a unit of work that
+/// seals more under it: the key is unwrapped once, and lives only as long as the caller keeps
+/// it (never beyond its job or request).
+pub async fn get_keyed(
+    tx: &mut Tx,
+    crypto: &Crypto,
+    scope: &Scope,
+    id: &InquiryId,
+) -> Result<Option<(Inquiry, Option<DataKey>)>, StoreError> {
+    let sql = sqlx::AssertSqlSafe(format!(
+        "SELECT {COLUMNS} FROM inquiries WHERE id = $1 AND org_id = $2 AND environment = $3"
+    ));
+    let row: Option<InquiryRow> = on_conn!(tx, |conn| {
+        sqlx::query_as(sql)
+            .bind(id.as_str())
+            .bind(scope.org_id.as_str())
+            .bind(scope.environment.as_str())
+            .fetch_optional(conn)
+            .await?
+    });
+    row.map(|r| decode_keyed(r, crypto)).transpose()
+}
+
 async fn fetch(
     tx: &mut Tx,
     crypto: &Crypto,
@@ -330,6 +366,58 @@ pub async fn save(
         .rows_affected()
     });
     Ok(())
+}
+
+/// Writes back an inquiry read earlier (`seen`, in another transaction) and changed in memory,
+/// sealed under its `key`, only if it did not change meanwhile (its status, submissions and
+/// update time are those read, and it is not redacted). False when it changed: nothing is
+/// written, and the caller starts over from a fresh read.
+pub async fn save_if_unchanged(
+    tx: &mut Tx,
+    key: &DataKey,
+    scope: &Scope,
+    inquiry: &Inquiry,
+    seen: &Inquiry,
+) -> Result<bool, StoreError> {
+    let id = inquiry.id.as_str();
+    let sealed = seal_data(key, id, &inquiry.data)?;
+    let tags = serde_json::to_string(&inquiry.tags).map_err(StoreError::corrupt)?;
+    let ts = |v: Option<OffsetDateTime>| v.map(to_unix_micros);
+    let updated = on_conn!(tx, |conn| {
+        sqlx::query(
+            "UPDATE inquiries SET status = $1, tags = $2, data_sealed = $3, updated_at = $4, \
+             started_at = $5, completed_at = $6, failed_at = $7, expired_at = $8, \
+             marked_for_review_at = $9, decisioned_at = $10, expires_at = $11, \
+             submissions = $12, processed_submission = $13 \
+             WHERE id = $14 AND org_id = $15 AND environment = $16 AND redacted_at IS NULL \
+             AND status = $17 AND submissions = $18 AND processed_submission = $19 \
+             AND updated_at = $20",
+        )
+        .bind(inquiry.status.as_str())
+        .bind(tags)
+        .bind(sealed)
+        .bind(to_unix_micros(inquiry.updated_at))
+        .bind(ts(inquiry.started_at))
+        .bind(ts(inquiry.completed_at))
+        .bind(ts(inquiry.failed_at))
+        .bind(ts(inquiry.expired_at))
+        .bind(ts(inquiry.marked_for_review_at))
+        .bind(ts(inquiry.decisioned_at))
+        .bind(ts(inquiry.expires_at))
+        .bind(inquiry.submissions)
+        .bind(inquiry.processed_submission)
+        .bind(id)
+        .bind(scope.org_id.as_str())
+        .bind(scope.environment.as_str())
+        .bind(seen.status.as_str())
+        .bind(seen.submissions)
+        .bind(seen.processed_submission)
+        .bind(to_unix_micros(seen.updated_at))
+        .execute(conn)
+        .await?
+        .rows_affected()
+    });
+    Ok(updated == 1)
 }
 
 /// Erases the inquiry's personal data for good: the data key (which also makes every copy

@@ -278,7 +278,20 @@ pub async fn complete(
     now: OffsetDateTime,
 ) -> Result<bool, StoreError> {
     let mut tx = store.begin_write().await?;
-    let updated = on_conn!(&mut tx, |conn| {
+    let completed = complete_in(&mut tx, id, worker, now).await?;
+    tx.commit().await?;
+    Ok(completed)
+}
+
+/// Marks a job `done` in the caller's transaction, for a job that commits its outcome and its
+/// completion together; false when `worker` no longer holds it.
+pub async fn complete_in(
+    tx: &mut Tx,
+    id: &JobId,
+    worker: &str,
+    now: OffsetDateTime,
+) -> Result<bool, StoreError> {
+    let updated = on_conn!(tx, |conn| {
         sqlx::query(
             "UPDATE jobs SET status = 'done', locked_by = NULL, locked_until = NULL, updated_at = $1 \
              WHERE id = $2 AND locked_by = $3 AND status = 'running'",
@@ -290,7 +303,6 @@ pub async fn complete(
         .await?
         .rows_affected()
     });
-    tx.commit().await?;
     Ok(updated == 1)
 }
 

@@ -75,3 +75,29 @@ pub enum Cursor<'a> {
     /// Rows newer than the given object.
     Before(&'a str),
 }
+
+/// The `VALUES` list of a multi-row insert of `rows` rows of `columns` values each:
+/// `($1, $2), ($3, $4)`.
+pub(crate) fn values_list(rows: usize, columns: usize) -> String {
+    (0..rows)
+        .map(|row| format!("({})", row_placeholders(row, columns)))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The placeholders of row `row` (from 0) of a [`values_list`], without the parentheses.
+pub(crate) fn row_placeholders(row: usize, columns: usize) -> String {
+    (1..=columns)
+        .map(|column| format!("${}", row * columns + column))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn values_lists_number_their_placeholders_row_by_row() {
+        assert_eq!(super::values_list(2, 3), "($1, $2, $3), ($4, $5, $6)");
+        assert_eq!(super::values_list(1, 1), "($1)");
+    }
+}

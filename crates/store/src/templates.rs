@@ -182,6 +182,13 @@ async fn stored_definition(
     Ok(definition)
 }
 
+/// The definition of a version whose id the caller read from a row of this scope (an inquiry's
+/// pinned version), straight from the cache: versions never change, so no read is needed.
+/// `None` when it is not cached; read it with [`get_version`] then.
+pub fn cached_definition(id: &InquiryTemplateVersionId) -> Option<Arc<TemplateDefinition>> {
+    definitions().get(id)
+}
+
 #[derive(sqlx::FromRow)]
 struct TemplateRow {
     id: String,

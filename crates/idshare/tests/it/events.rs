@@ -8,7 +8,7 @@ use rand::RngExt;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::helpers::{Backend, TestApp, expect_error, expect_status, spawn_app};
+use crate::helpers::{Backend, TestApp, expect_error, expect_status, spawn_app, spawn_app_with};
 
 fn names(list: &Value) -> Vec<String> {
     list["data"]
@@ -290,7 +290,11 @@ async fn a_late_commit_is_not_skipped_by_a_forward_reader(backend: Backend) {
 async fn a_forward_reader_sees_every_event_once_under_concurrent_writers(backend: Backend) {
     const WRITERS: usize = 12;
     const EVENTS_PER_WRITER: usize = 15;
-    let app = std::sync::Arc::new(spawn_app(backend).await);
+    // The reader polls every few milliseconds for as long as the writers take, which on a
+    // loaded machine is well over the default request limit.
+    let app = std::sync::Arc::new(
+        spawn_app_with(backend, |config| config.rate_limit_per_minute = 1_000_000).await,
+    );
     let tenant = app.tenant("Acme").await;
     let key = tenant.sandbox.clone();
     let scope = Scope::new(tenant.org_id.clone(), Environment::Sandbox);
@@ -353,10 +357,63 @@ async fn a_forward_reader_sees_every_event_once_under_concurrent_writers(backend
     );
 }
 
+/// Events a transaction records one at a time and in batches are numbered in the order it
+/// wrote them: on PostgreSQL, consecutive ranks from the start of the transaction's range.
+async fn a_batch_is_numbered_after_the_events_its_transaction_wrote_before(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let tenant = app.tenant("Acme").await;
+    let scope = Scope::new(tenant.org_id.clone(), Environment::Sandbox);
+    let crypto = app.store.crypto();
+    let now = app.state.now();
+    let payload = json!({});
+    let event = |label| events::NewEvent {
+        name: "inquiry-template.created",
+        object_type: "inquiry-template",
+        object_id: label,
+        payload: &payload,
+        sealed_by: None,
+    };
+    let mut tx = app.store.begin_write().await.unwrap();
+    let mut ids = vec![
+        events::record(&mut tx, crypto, &scope, event("a"), now)
+            .await
+            .unwrap(),
+    ];
+    let batch = [(scope.clone(), event("b")), (scope.clone(), event("c"))];
+    ids.extend(
+        events::record_batch(&mut tx, crypto, None, &batch, now)
+            .await
+            .unwrap(),
+    );
+    ids.extend(
+        events::record_batch(&mut tx, crypto, None, &[(scope.clone(), event("d"))], now)
+            .await
+            .unwrap(),
+    );
+    ids.push(
+        events::record(&mut tx, crypto, &scope, event("e"), now)
+            .await
+            .unwrap(),
+    );
+    let mut seqs = vec![];
+    for id in &ids {
+        let stored = events::get(&mut tx, crypto, &scope, id).await.unwrap();
+        seqs.push(stored.unwrap().seq);
+    }
+    tx.commit().await.unwrap();
+    assert!(seqs.windows(2).all(|w| w[0] < w[1]), "{seqs:?}");
+    if backend == Backend::Postgres {
+        let first = seqs[0];
+        assert_eq!(first % events::PER_TRANSACTION, 0, "{seqs:?}");
+        assert_eq!(seqs, (first..first + 5).collect::<Vec<_>>());
+    }
+}
+
 backend_tests!(
     every_change_writes_one_event_in_order,
     template_versions_write_their_events,
-    a_forward_reader_sees_every_event_once_under_concurrent_writers
+    a_forward_reader_sees_every_event_once_under_concurrent_writers,
+    a_batch_is_numbered_after_the_events_its_transaction_wrote_before
 );
 
 mod late_commit {

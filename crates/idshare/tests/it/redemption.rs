@@ -1105,6 +1105,218 @@ async fn a_reused_verification_whose_input_changed_runs_again(backend: Backend) 
     );
 }
 
+/// Runs `statements` on the app's database, outside the server (to inject a failure).
+async fn execute(app: &TestApp, statements: &[&str]) {
+    use sqlx::Connection;
+    match app.backend {
+        Backend::Sqlite => {
+            let mut conn = sqlx::SqliteConnection::connect(&app.database_url)
+                .await
+                .unwrap();
+            for statement in statements {
+                sqlx::raw_sql(sqlx::AssertSqlSafe(*statement))
+                    .execute(&mut conn)
+                    .await
+                    .unwrap();
+            }
+        }
+        Backend::Postgres => {
+            let mut conn = sqlx::PgConnection::connect(&app.database_url)
+                .await
+                .unwrap();
+            for statement in statements {
+                sqlx::raw_sql(sqlx::AssertSqlSafe(*statement))
+                    .execute(&mut conn)
+                    .await
+                    .unwrap();
+            }
+        }
+    }
+}
+
+async fn deliveries(app: &TestApp) -> i64 {
+    use sqlx::Connection;
+    const COUNT: &str = "SELECT COUNT(*) FROM webhook_deliveries";
+    match app.backend {
+        Backend::Sqlite => {
+            let mut conn = sqlx::SqliteConnection::connect(&app.database_url)
+                .await
+                .unwrap();
+            sqlx::query_scalar(COUNT)
+                .fetch_one(&mut conn)
+                .await
+                .unwrap()
+        }
+        Backend::Postgres => {
+            let mut conn = sqlx::PgConnection::connect(&app.database_url)
+                .await
+                .unwrap();
+            sqlx::query_scalar(COUNT)
+                .fetch_one(&mut conn)
+                .await
+                .unwrap()
+        }
+    }
+}
+
+/// The copy, the reused verification, the pipeline's decision, every event and webhook
+/// delivery and the token `redeemed` commit together: a failure before the commit (here, the
+/// token's `redeemed` event refused by the database) leaves none of them.
+async fn a_redemption_commits_all_or_nothing(backend: Backend) {
+    let Setup { app, d, token, .. } = setup(backend).await;
+    let t = template(
+        &app,
+        &d.sandbox,
+        &["email-address", "name-first"],
+        json!([{"type": "email-address", "required": true, "reuse": {"max-age-days": 30}}]),
+    )
+    .await;
+    let destination = id_of(&app.create_inquiry(&d.sandbox, &t, json!({})).await);
+    expect_status(
+        app.post(
+            &d.sandbox,
+            "/api/v1/webhooks",
+            &json!({"data": {"attributes": {"url": "http://127.0.0.1:9/hook", "enabled-events": ["*"]}}}),
+        )
+        .await,
+        StatusCode::CREATED,
+    )
+    .await;
+    let refuse = match backend {
+        Backend::Sqlite => vec![
+            "CREATE TRIGGER refuse_redeemed BEFORE INSERT ON events \
+             WHEN NEW.name = 'connect/share-token.inbound-redeemed' \
+             BEGIN SELECT RAISE(ABORT, 'injected failure'); END",
+        ],
+        Backend::Postgres => vec![
+            "CREATE FUNCTION refuse_redeemed() RETURNS trigger LANGUAGE plpgsql AS \
+             $$ BEGIN RAISE EXCEPTION 'injected failure'; END $$",
+            "CREATE TRIGGER refuse_redeemed BEFORE INSERT ON events FOR EACH ROW \
+             WHEN (NEW.name = 'connect/share-token.inbound-redeemed') \
+             EXECUTE FUNCTION refuse_redeemed()",
+        ],
+    };
+    execute(&app, &refuse).await;
+    expect_status(
+        app.post(
+            &d.sandbox,
+            &redeem_path(&token),
+            &hydrate_body(&destination),
+        )
+        .await,
+        StatusCode::OK,
+    )
+    .await;
+    let before = deliveries(&app).await;
+    app.drain().await;
+
+    // The failure is not one a retry can help with: the job is given up, the token `failed`.
+    let token_now = get_token(&app, &d.sandbox, &token).await;
+    assert_eq!(
+        token_now["data"]["attributes"]["status"], "failed",
+        "{token_now}"
+    );
+    let dest = inquiry(&app, &d.sandbox, &destination).await;
+    let attributes = &dest["data"]["attributes"];
+    assert_eq!(attributes["status"], "created", "{dest}");
+    assert!(
+        attributes["fields"]["email-address"]["value"].is_null(),
+        "{dest}"
+    );
+    assert!(
+        verifications_of(&app, &d.sandbox, &destination)
+            .await
+            .is_empty()
+    );
+    assert_eq!(
+        events_named(&app, &d.sandbox, &destination).await,
+        ["inquiry.created"]
+    );
+    assert_eq!(
+        events_named(&app, &d.sandbox, &token).await,
+        [
+            "connect/share-token.inbound-created",
+            "connect/share-token.inbound-failed"
+        ]
+    );
+    // Only the failure is delivered.
+    assert_eq!(deliveries(&app).await, before + 1);
+}
+
+/// The job completes itself in the transaction that redeems the token: a run whose job was
+/// handed on to another worker (its lease ran out) writes nothing; the holder's run redeems
+/// and leaves the job done, with nothing for its worker to record.
+async fn a_redemption_completes_its_job_in_its_write_transaction(backend: Backend) {
+    use idshare_service::jobs::{Claim, Completion};
+    use idshare_store::jobs;
+
+    let Setup { app, d, token, .. } = setup(backend).await;
+    expect_status(
+        app.post(
+            &d.sandbox,
+            &redeem_path(&token),
+            &json!({"data": {"attributes": {}}}),
+        )
+        .await,
+        StatusCode::OK,
+    )
+    .await;
+    let store = app.state.store();
+    let now = app.state.now();
+    let claimed = jobs::claim_batch(store, "first", None, 10, now, time::Duration::minutes(1))
+        .await
+        .unwrap();
+    let job = claimed
+        .iter()
+        .find(|j| j.kind == "share-token-redemption")
+        .unwrap();
+    // The lease of "first" ran out and "second" took the job over.
+    let takeover = format!(
+        "UPDATE jobs SET locked_by = 'second' WHERE id = '{}'",
+        job.id.as_str()
+    );
+    execute(&app, &[takeover.as_str()]).await;
+    let services = app.state.services();
+    let run_as = |worker| {
+        idshare_service::redemption::run(
+            services,
+            Claim {
+                job: &job.id,
+                worker,
+            },
+            &token,
+            &[],
+        )
+    };
+
+    assert_eq!(run_as("first").await.unwrap(), Completion::ByWorker);
+    assert_eq!(
+        get_token(&app, &d.sandbox, &token).await["data"]["attributes"]["status"],
+        "pending"
+    );
+    assert_eq!(
+        events_named(&app, &d.sandbox, &token).await,
+        ["connect/share-token.inbound-created"]
+    );
+
+    assert_eq!(run_as("second").await.unwrap(), Completion::InJob);
+    assert_eq!(
+        get_token(&app, &d.sandbox, &token).await["data"]["attributes"]["status"],
+        "redeemed"
+    );
+    // Done already: neither its holder nor anyone else can complete it again.
+    for worker in ["first", "second"] {
+        assert!(!jobs::complete(store, &job.id, worker, now).await.unwrap());
+    }
+    assert!(
+        jobs::claim_batch(store, "third", None, 10, now, time::Duration::minutes(1))
+            .await
+            .unwrap()
+            .iter()
+            .all(|j| j.id != job.id)
+    );
+}
+
 backend_tests!(
     hydrate_copies_declared_fields_reuses_and_completes,
     clone_copies_everything_marked_cloned,
@@ -1116,4 +1328,6 @@ backend_tests!(
     copied_documents_and_files_carry_provenance,
     a_reused_verification_counts_when_the_end_user_finishes,
     a_reused_verification_whose_input_changed_runs_again,
+    a_redemption_commits_all_or_nothing,
+    a_redemption_completes_its_job_in_its_write_transaction,
 );

@@ -1,28 +1,27 @@
 //! What a redemption copies from the source inquiry, written once: its field values, its
 //! identity documents with the files that go with them ([`EVIDENCE`]), its verifications and
-//! its reports ([`SourceData`]). A template copy ([`template`]) takes the part of it the
-//! destination template asks for; a clone ([`super::clone`]) takes all of it.
+//! its reports ([`SourceData`]). A template copy ([`hydrated`]) takes the part of it the
+//! destination template asks for; a clone ([`super::clone`]) takes all of it. Both only
+//! compute, in memory, the [`Work`] that the job's write transaction writes.
 
 use std::collections::BTreeMap;
 
 use idshare_domain::{
-    id::InquiryId,
     inquiry::{InquiryAction, InquiryStatus, transition},
     preview,
-    share_token::ShareTokenStatus,
     template::VerificationType,
     time_format::format_timestamp,
-    verification::{FileKind, VerificationStatus},
+    verification::{FileKind, Subject},
 };
 use idshare_store::{
-    Scope, Tx, checks, documents, files,
-    inquiries::{self, Inquiry, Provenance},
-    share_tokens::{self, ShareToken},
+    DataKey, Scope, Tx, checks, documents, files,
+    inquiries::{Inquiry, Provenance},
+    share_tokens::ShareToken,
 };
 use serde_json::{Value, json};
 use time::{Duration, OffsetDateTime};
 
-use super::{FieldMapping, emit_inquiry, hydratable, mapping_table};
+use super::{FieldMapping, inquiry_announcement, job::Work, mapping_table};
 use crate::{ServiceContext, ServiceError, pipeline};
 
 /// An identity document an inquiry may hold (its kind in the store), the verification type
@@ -52,43 +51,43 @@ pub(super) const EVIDENCE: [Evidence; 3] = [
     },
 ];
 
-/// Everything copied from the source, read (and decrypted) in one read transaction.
+/// Everything copied from the source, read (and decrypted) in the job's read transaction.
 pub(super) struct SourceData {
     pub inquiry: Inquiry,
-    /// The identity documents of [`EVIDENCE`] the source holds, by kind, as stored.
-    pub documents: BTreeMap<&'static str, Value>,
+    /// Its documents; those of [`EVIDENCE`] are copied.
+    pub documents: documents::Documents,
     /// The latest file of each kind, with its bytes.
     pub files: BTreeMap<&'static str, (FileKind, String, Vec<u8>)>,
     pub verifications: Vec<checks::StoredVerification>,
+    /// Read for a clone only.
     pub reports: Vec<checks::StoredReport>,
 }
 
+/// Reads the source's documents, files, verifications (and reports, for a clone) with its
+/// already unwrapped data `key`, in the job's read transaction.
 pub(super) async fn load_source(
-    state: &ServiceContext,
+    tx: &mut Tx,
     scope: &Scope,
     inquiry: Inquiry,
+    key: &DataKey,
+    with_reports: bool,
 ) -> Result<SourceData, ServiceError> {
-    let crypto = state.store().crypto();
-    let mut tx = state.store().begin_read().await?;
     let id = &inquiry.id;
-    let mut documents = BTreeMap::new();
-    for kind in EVIDENCE.iter().filter_map(|e| e.document) {
-        if let Some((_, document)) = documents::get(&mut tx, crypto, scope, id, kind).await? {
-            documents.insert(kind, document);
-        }
-    }
+    let documents = documents::all(tx, key, scope, id).await?;
     let mut copied = BTreeMap::new();
-    for file in files::for_inquiry(&mut tx, scope, id).await? {
-        if let Some((stored, bytes)) = files::content(&mut tx, crypto, scope, &file.id).await? {
-            // Oldest first: the latest of each kind wins.
-            copied.insert(
-                stored.kind.as_str(),
-                (stored.kind, stored.content_type, bytes),
-            );
-        }
+    for (stored, bytes) in files::all_with_content(tx, key, scope, id).await? {
+        // Oldest first: the latest of each kind wins.
+        copied.insert(
+            stored.kind.as_str(),
+            (stored.kind, stored.content_type, bytes),
+        );
     }
-    let verifications = checks::verifications_of(&mut tx, crypto, scope, id).await?;
-    let reports = checks::reports_of(&mut tx, crypto, scope, id).await?;
+    let verifications = checks::verifications_keyed(tx, key, scope, id).await?;
+    let reports = if with_reports {
+        checks::reports_keyed(tx, key, scope, id).await?
+    } else {
+        vec![]
+    };
     Ok(SourceData {
         inquiry,
         documents,
@@ -107,213 +106,223 @@ pub(super) fn provenance(token: &ShareToken, source_field: Option<&str>, now: &s
     }
 }
 
-/// Writes a copied identity document.
-pub(super) async fn copy_document(
-    state: &ServiceContext,
-    tx: &mut Tx,
-    scope: &Scope,
-    inquiry: &Inquiry,
-    kind: &str,
-    document: &Value,
-    now: OffsetDateTime,
-) -> Result<(), ServiceError> {
-    documents::upsert(
-        tx,
-        state.store().crypto(),
-        scope,
-        &inquiry.id,
-        kind,
-        document,
-        now,
-    )
-    .await?;
-    Ok(())
+/// Adds a copy of an identity document of [`EVIDENCE`] the source holds to `work`; returns it
+/// (as stored, JSON) when there was one.
+pub(super) fn copy_document(
+    work: &mut Work,
+    source: &SourceData,
+    kind: &'static str,
+) -> Option<Vec<u8>> {
+    let document = source.documents.raw(kind)?.to_vec();
+    work.documents.push((kind, document.clone()));
+    Some(document)
 }
 
-/// Writes a copied file and its provenance.
-pub(super) async fn copy_file(
-    state: &ServiceContext,
-    tx: &mut Tx,
-    scope: &Scope,
-    inquiry: &mut Inquiry,
+/// Adds a copy of a source file to `work`, with its id chosen now (a reused verification's
+/// basis names it) and its provenance.
+pub(super) fn copy_file(
+    work: &mut Work,
     token: &ShareToken,
     (kind, content_type, bytes): &(FileKind, String, Vec<u8>),
+    now: OffsetDateTime,
     now_text: &str,
 ) -> Result<(), ServiceError> {
-    files::create(
-        tx,
-        state.store().crypto(),
-        scope,
-        &inquiry.id,
-        files::NewFile {
-            kind: *kind,
-            content_type,
-            bytes,
-        },
-        state.now(),
-    )
-    .await?;
-    inquiry.data.provenance.insert(
+    let file = files::prepare(&work.inquiry.id, *kind, content_type, bytes.len(), now)?;
+    work.files.push((file, bytes.clone()));
+    work.inquiry.data.provenance.insert(
         format!("file:{}", kind.as_str()),
         provenance(token, None, now_text),
     );
     Ok(())
 }
 
-/// Hydrate, first transaction: copies what the destination template declares (fields after
-/// the mappings; documents and files its verifications need), copies passed verifications it
-/// allows to reuse, and submits the inquiry (pending, one more submission). Returns false when
-/// the destination can no longer be hydrated.
-pub(super) async fn template(
+/// A hydration, computed in memory from the job's read transaction (which it ends): copies
+/// what the destination template declares (fields after the mappings; documents and files its
+/// verifications need), reuses the passed verifications it allows to, submits the inquiry
+/// (pending, one more submission, which the reused verifications belong to), and evaluates
+/// that submission as the write will leave it. With nothing to copy (a copy committed by an
+/// older version), only the evaluation.
+#[allow(clippy::too_many_arguments)]
+pub(super) async fn hydrated(
     state: &ServiceContext,
+    mut tx: Tx,
     token: &ShareToken,
     scope: &Scope,
-    destination_id: &InquiryId,
-    source: &SourceData,
+    key: &DataKey,
+    destination: &Inquiry,
+    source: Option<&SourceData>,
     mappings: &[FieldMapping],
-) -> Result<bool, ServiceError> {
+) -> Result<Work, ServiceError> {
     let now = state.now();
     let now_text = format_timestamp(now);
-    let crypto = state.store().crypto();
-    let mut tx = state.store().begin_write().await?;
-    match share_tokens::get_any_for_update(&mut tx, &token.id).await? {
-        Some(t) if t.status == ShareTokenStatus::Pending => {}
-        _ => return Ok(true),
+    let id = &destination.id;
+    let definition = crate::inquiries::definition_for(&mut tx, scope, destination)
+        .await?
+        .ok_or_else(|| ServiceError::internal(anyhow::anyhow!("inquiry {id} has no template")))?;
+    let mut work = Work::none(destination.clone());
+    if let Some(source) = source {
+        // Fields: only those the destination declares, and only values its schema accepts.
+        for copied in preview::copied_fields(
+            &definition,
+            &source.inquiry.data.fields,
+            &mapping_table(mappings),
+            now.date(),
+        ) {
+            work.inquiry.data.provenance.insert(
+                copied.key.clone(),
+                provenance(token, copied.mapped_from.as_deref(), &now_text),
+            );
+            work.inquiry.data.fields.insert(copied.key, copied.value);
+        }
     }
-    let Some(mut inquiry) =
-        inquiries::get_for_update(&mut tx, crypto, scope, destination_id).await?
-    else {
-        return Ok(false);
+    // What the destination holds, as the rules will see it after the copy.
+    let mut held_documents = documents::all(&mut tx, key, scope, id).await?;
+    let face_comparison = definition
+        .verifications
+        .iter()
+        .any(|c| c.verification_type == VerificationType::Selfie);
+    let stored_files = if face_comparison {
+        files::all_with_content(&mut tx, key, scope, id).await?
+    } else {
+        files::for_inquiry(&mut tx, scope, id)
+            .await?
+            .into_iter()
+            .map(|file| (file, vec![]))
+            .collect()
     };
-    if inquiry.data.hydrated_by.as_deref() == Some(token.id.as_str()) {
-        return Ok(true);
-    }
-    if !hydratable(&inquiry) {
-        return Ok(false);
-    }
-    let definition = crate::inquiries::definition_for(&mut tx, scope, &inquiry)
-        .await?
-        .ok_or_else(|| {
-            ServiceError::internal(anyhow::anyhow!("inquiry {destination_id} has no template"))
-        })?;
-    // Fields: only those the destination declares, and only values its schema accepts.
-    for copied in preview::copied_fields(
-        &definition,
-        &source.inquiry.data.fields,
-        &mapping_table(mappings),
-        now.date(),
-    ) {
-        inquiry.data.provenance.insert(
-            copied.key.clone(),
-            provenance(token, copied.mapped_from.as_deref(), &now_text),
-        );
-        inquiry.data.fields.insert(copied.key, copied.value);
-    }
-    // Documents and files: only those the destination's verifications need.
-    for config in &definition.verifications {
-        for evidence in EVIDENCE
-            .iter()
-            .filter(|e| e.verification == config.verification_type)
-        {
-            if let Some(kind) = evidence.document
-                && let Some(document) = source.documents.get(kind)
+    let confirmed = crate::confirmations::confirmed_keys(&mut tx, state, &work.inquiry).await?;
+    let mut recorded = checks::verifications_keyed(&mut tx, key, scope, id).await?;
+    drop(tx);
+    if let Some(source) = source {
+        // Documents and files: only those the destination's verifications need.
+        for config in &definition.verifications {
+            for evidence in EVIDENCE
+                .iter()
+                .filter(|e| e.verification == config.verification_type)
             {
-                copy_document(state, &mut tx, scope, &inquiry, kind, document, now).await?;
-                inquiry.data.provenance.insert(
-                    format!("document:{kind}"),
-                    provenance(token, None, &now_text),
-                );
-            }
-            for kind in evidence.files {
-                let key = format!("file:{}", kind.as_str());
-                if inquiry.data.provenance.contains_key(&key) {
-                    continue;
+                if let Some(kind) = evidence.document
+                    && let Some(document) = copy_document(&mut work, source, kind)
+                {
+                    held_documents.insert(kind, document);
+                    work.inquiry.data.provenance.insert(
+                        format!("document:{kind}"),
+                        provenance(token, None, &now_text),
+                    );
                 }
-                if let Some(file) = source.files.get(kind.as_str()) {
-                    copy_file(state, &mut tx, scope, &mut inquiry, token, file, &now_text).await?;
+                for kind in evidence.files {
+                    if work
+                        .inquiry
+                        .data
+                        .provenance
+                        .contains_key(&format!("file:{}", kind.as_str()))
+                    {
+                        continue;
+                    }
+                    if let Some(file) = source.files.get(kind.as_str()) {
+                        copy_file(&mut work, token, file, now, &now_text)?;
+                    }
                 }
             }
         }
     }
-    // Submit: pending, one more submission, which the reused verifications belong to.
-    if inquiry.status == InquiryStatus::Created {
-        inquiry.status =
-            transition(inquiry.status, InquiryAction::Start).map_err(ServiceError::internal)?;
-        inquiry.started_at = Some(now);
-    }
-    inquiry.submissions += 1;
-    let submission = inquiry.submissions;
-    inquiry.data.hydrated_by = Some(token.id.to_string());
-    inquiry.updated_at = now;
-    inquiries::save(&mut tx, crypto, scope, &inquiry).await?;
-    // What the reused verifications vouch for: they keep counting for later submissions only
-    // while these inputs are unchanged.
-    let copied = pipeline::load_subject(&mut tx, state, scope, &inquiry).await?;
-    for config in &definition.verifications {
-        let Some(reuse) = config.reuse else {
-            continue;
-        };
-        let window = now - Duration::days(i64::from(reuse.max_age_days));
-        let Some(passed) = source
-            .verifications
+    let subject = Subject {
+        fields: work.inquiry.data.fields.clone(),
+        government_id: held_documents.get("government-id")?,
+        proof_of_address: held_documents.get("proof-of-address")?,
+        files: stored_files
             .iter()
-            .filter(|v| {
-                v.verification_type == config.verification_type.as_str()
-                    && v.status == "passed"
-                    && v.completed_at.is_some_and(|at| at >= window)
-            })
-            .max_by_key(|v| v.completed_at)
-        else {
-            continue;
-        };
-        let mut result = passed
-            .result
-            .clone()
-            .unwrap_or_else(|| json!({"checks": [], "attributes": {}}));
-        mark(&mut result, "reused-from", passed.id.as_str());
-        result[pipeline::REUSED_BASIS] =
-            json!(preview::reuse_basis(config.verification_type, &copied));
-        if let Some(recorded) = checks::record_verification(
-            &mut tx,
-            crypto,
-            scope,
-            checks::NewVerification {
-                inquiry_id: &inquiry.id,
-                verification_type: &passed.verification_type,
-                submission,
-                status: "passed",
-                required: config.required,
-                result: &result,
-            },
-            now,
-        )
-        .await?
-        {
-            // A verification that comes to count in this inquiry is announced like one that
-            // ran; `details.reused-from` tells them apart.
-            pipeline::record_verification_event(
-                state,
-                &mut tx,
+            .chain(&work.files)
+            .map(|(f, _)| f.as_ref())
+            .collect(),
+        confirmed,
+    };
+    if let Some(source) = source {
+        // Submit: pending, one more submission, which the reused verifications belong to.
+        let inquiry = &mut work.inquiry;
+        if inquiry.status == InquiryStatus::Created {
+            inquiry.status =
+                transition(inquiry.status, InquiryAction::Start).map_err(ServiceError::internal)?;
+            inquiry.started_at = Some(now);
+        }
+        inquiry.submissions += 1;
+        inquiry.updated_at = now;
+        let submission = inquiry.submissions;
+        // What the reused verifications vouch for: they keep counting for later submissions
+        // only while these inputs are unchanged.
+        for config in &definition.verifications {
+            let Some(reuse) = config.reuse else {
+                continue;
+            };
+            let window = now - Duration::days(i64::from(reuse.max_age_days));
+            let Some(passed) = source
+                .verifications
+                .iter()
+                .filter(|v| {
+                    v.verification_type == config.verification_type.as_str()
+                        && v.status == "passed"
+                        && v.completed_at.is_some_and(|at| at >= window)
+                })
+                .max_by_key(|v| v.completed_at)
+            else {
+                continue;
+            };
+            let mut result = passed
+                .result
+                .clone()
+                .unwrap_or_else(|| json!({"checks": [], "attributes": {}}));
+            mark(&mut result, "reused-from", passed.id.as_str());
+            result[pipeline::REUSED_BASIS] =
+                json!(preview::reuse_basis(config.verification_type, &subject));
+            let reused = checks::prepare_verification(
+                checks::NewVerification {
+                    inquiry_id: id,
+                    verification_type: &passed.verification_type,
+                    submission,
+                    status: "passed",
+                    required: config.required,
+                    result: &result,
+                },
+                now,
+            );
+            recorded.push(reused.clone());
+            work.verifications.push(reused);
+        }
+        let inquiry = &work.inquiry;
+        if inquiry.started_at == Some(now) && submission == 1 {
+            work.announced.push(inquiry_announcement(
                 scope,
-                VerificationStatus::Passed,
-                &recorded,
-            )
-            .await?;
+                InquiryAction::Start.event_name(),
+                inquiry,
+                Some(&definition),
+            ));
         }
     }
-    if inquiry.started_at == Some(now) && submission == 1 {
-        emit_inquiry(
-            state,
-            &mut tx,
-            scope,
-            InquiryAction::Start.event_name(),
-            &inquiry,
-            &[],
-        )
-        .await?;
+    // Run what was not reused, on the inquiry as the write will leave it.
+    let submission = work.inquiry.submissions;
+    if pipeline::needs_processing(&work.inquiry, submission) {
+        let images = face_comparison.then(|| {
+            let latest = |kind: FileKind| {
+                work.files
+                    .iter()
+                    .chain(stored_files.iter().rev())
+                    .find(|(file, _)| file.kind == kind)
+                    .map(|(_, bytes)| bytes.clone())
+            };
+            pipeline::Images {
+                selfie: latest(FileKind::Selfie),
+                id_front: latest(FileKind::GovernmentIdFront),
+            }
+        });
+        let loaded = pipeline::Loaded {
+            definition,
+            subject,
+            recorded,
+            images,
+        };
+        let evaluation = pipeline::evaluate_loaded(state, scope, id, loaded, submission).await?;
+        work.evaluation = Some((submission, evaluation));
     }
-    tx.commit().await?;
-    Ok(true)
+    Ok(work)
 }
 
 /// Adds `key: value` to a result's `attributes`.

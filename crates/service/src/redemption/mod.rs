@@ -4,11 +4,24 @@
 //! [`clone`]), reuses passed verifications, runs the rest through the pipeline, and marks the
 //! token `redeemed`. What a redemption can copy is written once, in [`copy`].
 //!
-//! The job is idempotent. Hydration happens in two short transactions: the copy (fields,
-//! documents, files, reused verifications, the inquiry to `pending` with one more submission,
-//! and the marker `hydrated_by` in the sealed data), then the pipeline's results with the token
-//! `redeemed` and its events. A retry re-reads the token (no longer `pending`: nothing to do)
-//! and the marker (copy already committed: skip it). A clone is one transaction.
+//! The job reads once and writes once. One read transaction loads the token, the connection,
+//! the source (its data, documents, files, verifications; reports for a clone) and the
+//! destination (what its rules look at, its verifications), each inquiry's data key unwrapped
+//! once; the template definition comes from the store's cache. The copy and the pipeline's
+//! evaluation are then computed in memory on the destination as the write will leave it
+//! (provider calls happen there, outside any transaction). One write transaction then moves
+//! the token `pending` → `redeemed` under its row lock (a token no longer `pending` stops the
+//! job: another run finished it), writes the copy and the results with multi-row inserts,
+//! saves the destination only if it did not change since it was read (otherwise nothing is
+//! written and the job reads again), records every event with its webhook deliveries and
+//! workflow runs, and completes the job itself in the queue. A crash before that commit leaves
+//! nothing and the job still claimed: once its lease runs out it is retried and redoes
+//! everything; after it, the job is done. A failure (the token `failed`) is written the same
+//! way, with the job's completion.
+//!
+//! Versions before this one committed the copy first, marked by `hydrated_by` in the sealed
+//! data: a database upgraded between the two commits holds a destination with that marker and
+//! its token still `pending`, which the job finishes without copying again.
 
 mod clone;
 mod copy;
@@ -25,7 +38,7 @@ use serde_json::Value;
 pub use job::{give_up, run};
 pub use request::redeem;
 
-use crate::{ServiceContext, ServiceError, render};
+use crate::{ServiceContext, ServiceError, events::Announcement, render};
 
 /// `meta.field-mappings[]`: a source field copied under another name.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -155,6 +168,23 @@ async fn emit_inquiry(
     )
     .await?;
     Ok(())
+}
+
+/// An inquiry event for [`crate::events::record_batch`], sealed under the inquiry's key.
+fn inquiry_announcement(
+    scope: &Scope,
+    name: &str,
+    inquiry: &Inquiry,
+    definition: Option<&idshare_domain::template::TemplateDefinition>,
+) -> Announcement {
+    crate::pipeline::announcement(
+        scope,
+        name,
+        "inquiry",
+        inquiry.id.as_str(),
+        &inquiry.id,
+        render::payload(&render::inquiry(inquiry, definition, &[])),
+    )
 }
 
 #[cfg(test)]
