@@ -412,6 +412,7 @@ async fn filters_fields_and_includes(backend: Backend) {
 
 async fn rate_limit_is_per_environment(backend: Backend) {
     let app = spawn_app_with(backend, |config| config.rate_limit_per_minute = 3).await;
+    crate::helpers::at_the_start_of_a_rate_window().await;
     let tenant = app.tenant("Acme").await;
     let mut last = None;
     for _ in 0..3 {

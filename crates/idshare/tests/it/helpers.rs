@@ -386,3 +386,17 @@ pub async fn expect_error(response: Response, status: StatusCode) -> Value {
     );
     error
 }
+
+/// The rate limiter counts requests in fixed one-minute windows of the wall clock: a test that
+/// fills a window waits here first when the current window is about to end, so that its
+/// requests all fall in one window.
+pub async fn at_the_start_of_a_rate_window() {
+    let into_minute = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("the clock is after 1970")
+        .as_secs_f64()
+        % 60.0;
+    if into_minute > 45.0 {
+        tokio::time::sleep(std::time::Duration::from_secs_f64(60.1 - into_minute)).await;
+    }
+}

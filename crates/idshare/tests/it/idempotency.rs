@@ -103,6 +103,7 @@ async fn concurrent_requests_with_one_key_have_one_effect(backend: Backend) {
 
 async fn unauthenticated_and_rate_limited_answers_are_not_stored(backend: Backend) {
     let app = spawn_app_with(backend, |config| config.rate_limit_per_minute = 2).await;
+    crate::helpers::at_the_start_of_a_rate_window().await;
     let tenant = app.tenant("Acme").await;
     let key = &tenant.sandbox;
     let template = app.create_template(key).await; // uses 1 of 2 requests
