@@ -335,36 +335,7 @@ pub async fn save(
             .ok_or_else(|| StoreError::corrupt("inquiry has no data key"))?;
         Some(seal_data(&key, id, &inquiry.data)?)
     };
-    let tags = serde_json::to_string(&inquiry.tags).map_err(StoreError::corrupt)?;
-    let ts = |v: Option<OffsetDateTime>| v.map(to_unix_micros);
-    on_conn!(tx, |conn| {
-        sqlx::query(
-            "UPDATE inquiries SET status = $1, tags = $2, data_sealed = $3, updated_at = $4, \
-             started_at = $5, completed_at = $6, failed_at = $7, expired_at = $8, \
-             marked_for_review_at = $9, decisioned_at = $10, expires_at = $11, \
-             submissions = $12, processed_submission = $13 \
-             WHERE id = $14 AND org_id = $15 AND environment = $16",
-        )
-        .bind(inquiry.status.as_str())
-        .bind(tags)
-        .bind(sealed)
-        .bind(to_unix_micros(inquiry.updated_at))
-        .bind(ts(inquiry.started_at))
-        .bind(ts(inquiry.completed_at))
-        .bind(ts(inquiry.failed_at))
-        .bind(ts(inquiry.expired_at))
-        .bind(ts(inquiry.marked_for_review_at))
-        .bind(ts(inquiry.decisioned_at))
-        .bind(ts(inquiry.expires_at))
-        .bind(inquiry.submissions)
-        .bind(inquiry.processed_submission)
-        .bind(id)
-        .bind(scope.org_id.as_str())
-        .bind(scope.environment.as_str())
-        .execute(conn)
-        .await?
-        .rows_affected()
-    });
+    write_row(tx, scope, inquiry, sealed, None).await?;
     Ok(())
 }
 
@@ -379,45 +350,61 @@ pub async fn save_if_unchanged(
     inquiry: &Inquiry,
     seen: &Inquiry,
 ) -> Result<bool, StoreError> {
-    let id = inquiry.id.as_str();
-    let sealed = seal_data(key, id, &inquiry.data)?;
+    let sealed = seal_data(key, inquiry.id.as_str(), &inquiry.data)?;
+    Ok(write_row(tx, scope, inquiry, Some(sealed), Some(seen)).await? == 1)
+}
+
+/// Updates the inquiry's row from `inquiry` (with its data `sealed`); with `seen`, only if the
+/// row still holds what was read then and is not redacted. Returns the rows changed.
+async fn write_row(
+    tx: &mut Tx,
+    scope: &Scope,
+    inquiry: &Inquiry,
+    sealed: Option<Vec<u8>>,
+    seen: Option<&Inquiry>,
+) -> Result<u64, StoreError> {
     let tags = serde_json::to_string(&inquiry.tags).map_err(StoreError::corrupt)?;
     let ts = |v: Option<OffsetDateTime>| v.map(to_unix_micros);
-    let updated = on_conn!(tx, |conn| {
-        sqlx::query(
-            "UPDATE inquiries SET status = $1, tags = $2, data_sealed = $3, updated_at = $4, \
-             started_at = $5, completed_at = $6, failed_at = $7, expired_at = $8, \
-             marked_for_review_at = $9, decisioned_at = $10, expires_at = $11, \
-             submissions = $12, processed_submission = $13 \
-             WHERE id = $14 AND org_id = $15 AND environment = $16 AND redacted_at IS NULL \
-             AND status = $17 AND submissions = $18 AND processed_submission = $19 \
-             AND updated_at = $20",
-        )
-        .bind(inquiry.status.as_str())
-        .bind(tags)
-        .bind(sealed)
-        .bind(to_unix_micros(inquiry.updated_at))
-        .bind(ts(inquiry.started_at))
-        .bind(ts(inquiry.completed_at))
-        .bind(ts(inquiry.failed_at))
-        .bind(ts(inquiry.expired_at))
-        .bind(ts(inquiry.marked_for_review_at))
-        .bind(ts(inquiry.decisioned_at))
-        .bind(ts(inquiry.expires_at))
-        .bind(inquiry.submissions)
-        .bind(inquiry.processed_submission)
-        .bind(id)
-        .bind(scope.org_id.as_str())
-        .bind(scope.environment.as_str())
-        .bind(seen.status.as_str())
-        .bind(seen.submissions)
-        .bind(seen.processed_submission)
-        .bind(to_unix_micros(seen.updated_at))
-        .execute(conn)
-        .await?
-        .rows_affected()
-    });
-    Ok(updated == 1)
+    let guard = if seen.is_some() {
+        " AND redacted_at IS NULL AND status = $17 AND submissions = $18 \
+         AND processed_submission = $19 AND updated_at = $20"
+    } else {
+        ""
+    };
+    let sql = sqlx::AssertSqlSafe(format!(
+        "UPDATE inquiries SET status = $1, tags = $2, data_sealed = $3, updated_at = $4, \
+         started_at = $5, completed_at = $6, failed_at = $7, expired_at = $8, \
+         marked_for_review_at = $9, decisioned_at = $10, expires_at = $11, \
+         submissions = $12, processed_submission = $13 \
+         WHERE id = $14 AND org_id = $15 AND environment = $16{guard}"
+    ));
+    Ok(on_conn!(tx, |conn| {
+        let mut query = sqlx::query(sql)
+            .bind(inquiry.status.as_str())
+            .bind(tags)
+            .bind(sealed)
+            .bind(to_unix_micros(inquiry.updated_at))
+            .bind(ts(inquiry.started_at))
+            .bind(ts(inquiry.completed_at))
+            .bind(ts(inquiry.failed_at))
+            .bind(ts(inquiry.expired_at))
+            .bind(ts(inquiry.marked_for_review_at))
+            .bind(ts(inquiry.decisioned_at))
+            .bind(ts(inquiry.expires_at))
+            .bind(inquiry.submissions)
+            .bind(inquiry.processed_submission)
+            .bind(inquiry.id.as_str())
+            .bind(scope.org_id.as_str())
+            .bind(scope.environment.as_str());
+        if let Some(seen) = seen {
+            query = query
+                .bind(seen.status.as_str())
+                .bind(seen.submissions)
+                .bind(seen.processed_submission)
+                .bind(to_unix_micros(seen.updated_at));
+        }
+        query.execute(conn).await?.rows_affected()
+    }))
 }
 
 /// Erases the inquiry's personal data for good: the data key (which also makes every copy
