@@ -379,27 +379,9 @@ async fn a_database_from_before_the_key_check_is_checked_against_its_sealed_data
         .unwrap()
         .close()
         .await;
-    let recorded = "SELECT COUNT(*) FROM master_key_check";
-    let recorded: i64 = match backend {
-        Backend::Sqlite => {
-            let mut conn = sqlx::SqliteConnection::connect(&app.database_url)
-                .await
-                .unwrap();
-            sqlx::query_scalar(recorded)
-                .fetch_one(&mut conn)
-                .await
-                .unwrap()
-        }
-        Backend::Postgres => {
-            let mut conn = sqlx::PgConnection::connect(&app.database_url)
-                .await
-                .unwrap();
-            sqlx::query_scalar(recorded)
-                .fetch_one(&mut conn)
-                .await
-                .unwrap()
-        }
-    };
+    let recorded = app
+        .count_rows("SELECT COUNT(*) FROM master_key_check")
+        .await;
     assert_eq!(recorded, 1);
 }
 

@@ -194,6 +194,48 @@ pub struct Tenant {
 }
 
 impl TestApp {
+    /// Runs `statements` on the app's database, outside the server (to set up or inject a
+    /// failure the API cannot cause).
+    pub async fn run_sql(&self, statements: &[&str]) {
+        use sqlx::Connection;
+        async fn run<C: Connection>(url: &str, statements: &[&str])
+        where
+            for<'c> &'c mut C: sqlx::Executor<'c>,
+        {
+            let mut conn = C::connect(url).await.unwrap();
+            for statement in statements {
+                sqlx::raw_sql(sqlx::AssertSqlSafe(*statement))
+                    .execute(&mut conn)
+                    .await
+                    .unwrap();
+            }
+        }
+        match self.backend {
+            Backend::Sqlite => run::<sqlx::SqliteConnection>(&self.database_url, statements).await,
+            Backend::Postgres => run::<sqlx::PgConnection>(&self.database_url, statements).await,
+        }
+    }
+
+    /// The number a `SELECT COUNT(*) …` reads from the app's database, outside the server.
+    pub async fn count_rows(&self, sql: &str) -> i64 {
+        use sqlx::Connection;
+        let sql = sqlx::AssertSqlSafe(sql.to_owned());
+        match self.backend {
+            Backend::Sqlite => {
+                let mut conn = sqlx::SqliteConnection::connect(&self.database_url)
+                    .await
+                    .unwrap();
+                sqlx::query_scalar(sql).fetch_one(&mut conn).await.unwrap()
+            }
+            Backend::Postgres => {
+                let mut conn = sqlx::PgConnection::connect(&self.database_url)
+                    .await
+                    .unwrap();
+                sqlx::query_scalar(sql).fetch_one(&mut conn).await.unwrap()
+            }
+        }
+    }
+
     /// Runs every due job (the pipeline, …) to completion; returns how many ran.
     pub async fn drain(&self) -> usize {
         idshare_service::worker::drain(&self.state)

@@ -267,34 +267,6 @@ async fn records(app: &TestApp) -> Vec<Record> {
         .collect()
 }
 
-/// Runs statements on the test database, outside the server.
-async fn execute(app: &TestApp, statements: &[&str]) {
-    match app.backend {
-        Backend::Sqlite => {
-            let mut conn = sqlx::SqliteConnection::connect(&app.database_url)
-                .await
-                .unwrap();
-            for sql in statements {
-                sqlx::raw_sql(sqlx::AssertSqlSafe(*sql))
-                    .execute(&mut conn)
-                    .await
-                    .unwrap();
-            }
-        }
-        Backend::Postgres => {
-            let mut conn = sqlx::PgConnection::connect(&app.database_url)
-                .await
-                .unwrap();
-            for sql in statements {
-                sqlx::raw_sql(sqlx::AssertSqlSafe(*sql))
-                    .execute(&mut conn)
-                    .await
-                    .unwrap();
-            }
-        }
-    }
-}
-
 /// A database error while the answer is stored (a trigger refuses it): the change fails with
 /// it (500, nothing created), and the key is free at once for the retry, which then runs.
 async fn a_change_and_its_answer_fail_together(backend: Backend) {
@@ -315,7 +287,7 @@ async fn a_change_and_its_answer_fail_together(backend: Backend) {
              FOR EACH ROW WHEN (NEW.status_code IS NOT NULL) EXECUTE FUNCTION refuse_answers()",
         ],
     };
-    execute(&app, refuse_answers).await;
+    app.run_sql(refuse_answers).await;
     let body = json!({"data": {"attributes": {"inquiry-template-id": template}}});
     let send = || {
         keyed(&app, key, "/api/v1/inquiries", "during-outage")
@@ -334,7 +306,7 @@ async fn a_change_and_its_answer_fail_together(backend: Backend) {
         Backend::Sqlite => "DROP TRIGGER refuse_answers",
         Backend::Postgres => "DROP TRIGGER refuse_answers ON idempotency_records",
     };
-    execute(&app, &[allow_answers]).await;
+    app.run_sql(&[allow_answers]).await;
     let retried = send().await.unwrap();
     assert!(!retried.headers().contains_key("idempotent-replayed"));
     let created = expect_status(retried, StatusCode::CREATED).await;

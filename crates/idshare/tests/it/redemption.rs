@@ -1105,60 +1105,6 @@ async fn a_reused_verification_whose_input_changed_runs_again(backend: Backend) 
     );
 }
 
-/// Runs `statements` on the app's database, outside the server (to inject a failure).
-async fn execute(app: &TestApp, statements: &[&str]) {
-    use sqlx::Connection;
-    match app.backend {
-        Backend::Sqlite => {
-            let mut conn = sqlx::SqliteConnection::connect(&app.database_url)
-                .await
-                .unwrap();
-            for statement in statements {
-                sqlx::raw_sql(sqlx::AssertSqlSafe(*statement))
-                    .execute(&mut conn)
-                    .await
-                    .unwrap();
-            }
-        }
-        Backend::Postgres => {
-            let mut conn = sqlx::PgConnection::connect(&app.database_url)
-                .await
-                .unwrap();
-            for statement in statements {
-                sqlx::raw_sql(sqlx::AssertSqlSafe(*statement))
-                    .execute(&mut conn)
-                    .await
-                    .unwrap();
-            }
-        }
-    }
-}
-
-async fn deliveries(app: &TestApp) -> i64 {
-    use sqlx::Connection;
-    const COUNT: &str = "SELECT COUNT(*) FROM webhook_deliveries";
-    match app.backend {
-        Backend::Sqlite => {
-            let mut conn = sqlx::SqliteConnection::connect(&app.database_url)
-                .await
-                .unwrap();
-            sqlx::query_scalar(COUNT)
-                .fetch_one(&mut conn)
-                .await
-                .unwrap()
-        }
-        Backend::Postgres => {
-            let mut conn = sqlx::PgConnection::connect(&app.database_url)
-                .await
-                .unwrap();
-            sqlx::query_scalar(COUNT)
-                .fetch_one(&mut conn)
-                .await
-                .unwrap()
-        }
-    }
-}
-
 /// The copy, the reused verification, the pipeline's decision, every event and webhook
 /// delivery and the token `redeemed` commit together: a failure before the commit (here, the
 /// token's `redeemed` event refused by the database) leaves none of them.
@@ -1196,7 +1142,7 @@ async fn a_redemption_commits_all_or_nothing(backend: Backend) {
              EXECUTE FUNCTION refuse_redeemed()",
         ],
     };
-    execute(&app, &refuse).await;
+    app.run_sql(&refuse).await;
     expect_status(
         app.post(
             &d.sandbox,
@@ -1207,7 +1153,9 @@ async fn a_redemption_commits_all_or_nothing(backend: Backend) {
         StatusCode::OK,
     )
     .await;
-    let before = deliveries(&app).await;
+    let before = app
+        .count_rows("SELECT COUNT(*) FROM webhook_deliveries")
+        .await;
     app.drain().await;
 
     // The failure is not one a retry can help with: the job is given up, the token `failed`.
@@ -1240,7 +1188,11 @@ async fn a_redemption_commits_all_or_nothing(backend: Backend) {
         ]
     );
     // Only the failure is delivered.
-    assert_eq!(deliveries(&app).await, before + 1);
+    assert_eq!(
+        app.count_rows("SELECT COUNT(*) FROM webhook_deliveries")
+            .await,
+        before + 1
+    );
 }
 
 /// The job completes itself in the transaction that redeems the token: a run whose job was
@@ -1275,7 +1227,7 @@ async fn a_redemption_completes_its_job_in_its_write_transaction(backend: Backen
         "UPDATE jobs SET locked_by = 'second' WHERE id = '{}'",
         job.id.as_str()
     );
-    execute(&app, &[takeover.as_str()]).await;
+    app.run_sql(&[takeover.as_str()]).await;
     let services = app.state.services();
     let run_as = |worker| {
         idshare_service::redemption::run(
