@@ -639,7 +639,7 @@ async fn the_source_sees_every_peek_and_preview(backend: Backend) {
         app.post(
             &s.sandbox,
             "/api/v1/webhooks",
-            &json!({"data": {"attributes": {"url": "https://hooks.example.com/idshare",
+            &json!({"data": {"attributes": {"url": "https://hooks.example.invalid/idshare",
                 "enabled-events": ["connect/share-token.outbound-peeked",
                                    "connect/share-token.outbound-previewed"]}}}),
         )

@@ -200,7 +200,7 @@ async fn webhook_management_and_validation(backend: Backend) {
     let (id, secret) = create_webhook(
         &app,
         key,
-        json!({"url": "https://hooks.example.com/idshare", "enabled-events": ["inquiry.completed"],
+        json!({"url": "https://hooks.example.invalid/idshare", "enabled-events": ["inquiry.completed"],
                "name": "Compliance"}),
     )
     .await;
@@ -281,7 +281,7 @@ async fn webhook_management_and_validation(backend: Backend) {
     .await;
     let attributes = &updated["data"]["attributes"];
     assert!(attributes["name"].is_null());
-    assert_eq!(attributes["url"], "https://hooks.example.com/idshare");
+    assert_eq!(attributes["url"], "https://hooks.example.invalid/idshare");
     assert_eq!(attributes["enabled-events"], json!(["*"]));
     assert_eq!(attributes["api-key-inflection"], "camel");
 
@@ -823,7 +823,7 @@ async fn a_webhook_changed_on_one_node_is_used_by_the_next_event_on_another(back
     let (webhook, _) = create_webhook(
         &first,
         key,
-        json!({"url": "https://hooks.example.com/idshare", "enabled-events": ["inquiry.created"]}),
+        json!({"url": "https://hooks.example.invalid/idshare", "enabled-events": ["inquiry.created"]}),
     )
     .await;
     create_on_second().await;
