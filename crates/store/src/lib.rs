@@ -35,7 +35,7 @@ pub mod workflows;
 
 pub use counters::Counters;
 pub use crypto::{Crypto, DataKey, MasterKey, MasterKeyError, random_secret};
-pub use db::{Backend, Store, Tx};
+pub use db::{Backend, MigrationState, Store, Tx};
 pub use error::StoreError;
 pub use key_check::MasterKeySource;
 
