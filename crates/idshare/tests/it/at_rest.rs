@@ -357,7 +357,7 @@ async fn a_database_from_before_the_key_check_is_checked_against_its_sealed_data
     assert!(
         matches!(
             another,
-            Err(StoreError::MasterKey(MasterKeyError::Mismatch))
+            Err(StoreError::MasterKey(MasterKeyError::Mismatch { .. }))
         ),
         "a key that does not open the wrapped data keys: {another:?}"
     );
