@@ -379,6 +379,24 @@ mod tests {
         .unwrap();
         assert_eq!(overridden.listen.port(), 1);
 
+        let keys = dir.path().join("keys.toml");
+        std::fs::write(
+            &keys,
+            "previous_master_key_files = \"/k/1.key, /k/2.key\"\nprevious_master_keys = [\"a\", \"b\"]\n",
+        )
+        .unwrap();
+        let config = Config::load(Some(&keys), &Overrides::default()).unwrap();
+        assert_eq!(
+            config.previous_master_key_files,
+            [PathBuf::from("/k/1.key"), PathBuf::from("/k/2.key")],
+            "a comma-separated string, as the environment gives it"
+        );
+        assert_eq!(config.previous_master_keys.len(), 2, "an array");
+        assert!(
+            !format!("{config:?}").contains("\"a\""),
+            "previous keys are secrets"
+        );
+
         let bad = dir.path().join("bad.toml");
         std::fs::write(&bad, "rate_limit_per_mnute = 7\n").unwrap();
         let err = Config::load(Some(&bad), &Overrides::default()).unwrap_err();
