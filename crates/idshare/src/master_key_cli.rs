@@ -24,7 +24,7 @@ pub enum MasterKeyCommand {
         file: PathBuf,
     },
     /// Show the configured keys and how many data keys and sealed values are under each key id.
-    /// Reads only.
+    /// Changes nothing beyond what a server start records (the check value of a first key).
     Status {
         #[command(flatten)]
         keys: KeyArgs,

@@ -84,7 +84,7 @@ pub enum RotateOutcome {
 /// server still sealing under an old current key writes them.
 const MAX_PASSES: u32 = 3;
 
-/// Counts what is under which key. Reads only.
+/// Counts what is under which key. Reads only (opening the store is what binds the keys).
 pub async fn status(store: &Store) -> Result<KeyStatus, StoreError> {
     let crypto = store.crypto();
     let current = current_key(crypto)?;
