@@ -128,8 +128,9 @@ pub async fn run(
                     progress(&done)
                 ),
                 RotateOutcome::Paused(done) => println!(
-                    "rotation paused after {} batches ({}): run it again to go on",
+                    "rotation paused after {} batch{} ({}): run it again to go on",
                     done.batches,
+                    if done.batches == 1 { "" } else { "es" },
                     progress(&done)
                 ),
             }

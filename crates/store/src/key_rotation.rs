@@ -139,10 +139,10 @@ pub async fn rotate(
     mut progress: impl FnMut(&RotateProgress),
 ) -> Result<RotateOutcome, StoreError> {
     let current = current_key(store.crypto())?;
+    let limit_reached =
+        |done: &RotateProgress| options.max_batches.is_some_and(|max| done.batches >= max);
     let mut done = RotateProgress::default();
     for _ in 0..MAX_PASSES {
-        let limit_reached =
-            |done: &RotateProgress| options.max_batches.is_some_and(|max| done.batches >= max);
         // Data keys, in owner order from a cursor: each pass reads every row once.
         let mut cursor = String::new();
         loop {

@@ -248,7 +248,7 @@ async fn rotation_runs_online_resumes_and_frees_the_old_key(backend: Backend) {
     // Interrupted after one batch of two: half rotated, everything still reads.
     let paused = stdout(&rotate(&["--batch-size", "2", "--max-batches", "1"]));
     assert!(
-        paused.contains("rotation paused after 1 batches"),
+        paused.contains("rotation paused after 1 batch (2 data keys wrapped again"),
         "{paused}"
     );
     let status = master_key(&["status"], &key_flags(&new, &[&old]), &storage);
