@@ -8,6 +8,7 @@ mod bench_webhooks;
 mod demo;
 mod lists_cli;
 mod loopback_receiver;
+mod master_key_cli;
 mod mrz_cli;
 mod operator_cli;
 
@@ -90,6 +91,10 @@ enum Command {
         /// dir]; keep it outside the data directory.
         #[arg(long)]
         master_key_file: Option<PathBuf>,
+        /// A master key file from before a rotation, still needed to open what it sealed
+        /// (repeatable; also IDSHARE_PREVIOUS_MASTER_KEY_FILES, comma-separated).
+        #[arg(long = "previous-master-key-file")]
+        previous_master_key_files: Vec<PathBuf>,
         #[command(flatten)]
         storage: StorageArgs,
     },
@@ -365,6 +370,11 @@ enum AdminCommand {
         #[command(subcommand)]
         command: UserCommand,
     },
+    /// The master key: a new key file, what is sealed under which key, rotation.
+    MasterKey {
+        #[command(subcommand)]
+        command: master_key_cli::MasterKeyCommand,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -478,6 +488,7 @@ fn load_config(
     storage: Option<&StorageArgs>,
     listen: Option<std::net::SocketAddr>,
     master_key_file: Option<&PathBuf>,
+    previous_master_key_files: &[PathBuf],
 ) -> anyhow::Result<Config> {
     let overrides = Overrides {
         listen,
@@ -486,6 +497,8 @@ fn load_config(
             .and_then(|s| s.database_url.clone())
             .map(Secret::new),
         master_key_file: master_key_file.cloned(),
+        previous_master_key_files: (!previous_master_key_files.is_empty())
+            .then(|| previous_master_key_files.to_vec()),
         log_format: cli.log_format,
     };
     if let Some(file) = &cli.config {
@@ -532,7 +545,7 @@ fn init_logging(format: LogFormat) {
 /// (`create`) creates a missing SQLite database; the others refuse, so that a mistyped
 /// `--data-dir` does not get an empty database.
 async fn open_without_key(cli: &Cli, storage: &StorageArgs, create: bool) -> anyhow::Result<Store> {
-    let config = load_config(cli, Some(storage), None, None)?;
+    let config = load_config(cli, Some(storage), None, None, &[])?;
     Store::open(
         &config.database_url(),
         create,
@@ -594,9 +607,16 @@ async fn run(cli: &Cli) -> anyhow::Result<std::process::ExitCode> {
             listen,
             allow_private_webhook_targets,
             master_key_file,
+            previous_master_key_files,
             storage,
         } => {
-            let mut config = load_config(cli, Some(storage), *listen, master_key_file.as_ref())?;
+            let mut config = load_config(
+                cli,
+                Some(storage),
+                *listen,
+                master_key_file.as_ref(),
+                previous_master_key_files,
+            )?;
             // The flag only ever allows; leaving it out keeps what the configuration says.
             config.allow_private_webhook_targets |= *allow_private_webhook_targets;
             init_logging(config.log_format);
@@ -607,7 +627,7 @@ async fn run(cli: &Cli) -> anyhow::Result<std::process::ExitCode> {
             json,
             storage,
         } => {
-            let config = load_config(cli, Some(storage), None, None)?;
+            let config = load_config(cli, Some(storage), None, None, &[])?;
             let states = Store::migration_status(&config.database_url(), config.database_timeout())
                 .await
                 .map_err(storage_error)?;
@@ -653,7 +673,7 @@ async fn run(cli: &Cli) -> anyhow::Result<std::process::ExitCode> {
             master_key_file,
             storage,
         } => {
-            let config = load_config(cli, Some(storage), *listen, master_key_file.as_ref())?;
+            let config = load_config(cli, Some(storage), *listen, master_key_file.as_ref(), &[])?;
             init_logging(config.log_format);
             demo::run(config).await
         }
@@ -791,9 +811,14 @@ async fn serve_store(store: Store, config: Config) -> anyhow::Result<()> {
 
 /// Serves on a bound listener until SIGINT or SIGTERM.
 async fn serve_on(listener: tokio::net::TcpListener, state: AppState) -> anyhow::Result<()> {
+    let store = state.store();
+    let crypto = store.crypto();
     tracing::info!(
         address = %listener.local_addr()?,
-        backend = ?state.store().backend(),
+        backend = ?store.backend(),
+        master_key = %state.config().describe_master_key(store.master_key_origin()),
+        master_key_id = %crypto.current_key_id().map(ToString::to_string).unwrap_or_default(),
+        previous_master_key_ids = %crypto.previous_key_ids().map(ToString::to_string).collect::<Vec<_>>().join(","),
         "idshare is serving"
     );
     app::serve(listener, state, app::shutdown_signal()).await
@@ -920,6 +945,12 @@ async fn admin(cli: &Cli, command: &AdminCommand) -> anyhow::Result<()> {
             let user = users::create(&mut tx, &org_id, email, &password, role, now).await?;
             tx.commit().await?;
             println!("{}", user.id);
+        }
+        AdminCommand::MasterKey { command } => {
+            return master_key_cli::run(command, |storage, master_key_file, previous| {
+                load_config(cli, Some(storage), None, master_key_file, previous)
+            })
+            .await;
         }
         AdminCommand::User {
             command: UserCommand::Unlock { email, storage },

@@ -29,11 +29,11 @@ use crate::{
 /// is created, migrations run, and the master key is checked against the database (its file is
 /// created only on the first start of a fresh database).
 pub async fn open_store(config: &Config) -> anyhow::Result<Store> {
-    let source = config.master_key_source()?;
+    let keys = config.master_keys()?;
     Store::open(
         &config.database_url(),
         true,
-        source,
+        keys,
         config.database_timeout(),
     )
     .await

@@ -14,7 +14,7 @@ use crate::{
     counters::{CountedTx, Counters, Tally},
     crypto::{Crypto, create_private_dir, create_private_file},
     jobs::JobWakeups,
-    key_check::{self, MasterKeySource},
+    key_check::{self, MasterKeyOrigin, MasterKeys},
     orgs::{EventReactions, ReactionCache},
 };
 
@@ -54,6 +54,7 @@ enum Pool {
 pub struct Store {
     pool: Pool,
     crypto: Crypto,
+    master_key_origin: MasterKeyOrigin,
     job_wakeups: JobWakeups,
     reactions: ReactionCache,
     /// SQLite only: write transactions take turns here, in order, before `BEGIN IMMEDIATE`.
@@ -334,8 +335,8 @@ impl Store {
 
 impl Store {
     /// Connects to `url` (`sqlite://path` or `postgres://…`), runs the embedded migrations, and
-    /// binds the master key of `source`, checked against the database (see
-    /// [`MasterKeySource`]). A missing SQLite file is created only when `create` is set, and
+    /// binds the master keys of `keys`, checked against the database (see
+    /// [`crate::MasterKeySource`]). A missing SQLite file is created only when `create` is set, and
     /// is an error ([`StoreError::NoDatabase`]) otherwise. `wait` bounds how long any use of the
     /// database waits for it before failing with an [unavailable](StoreError::is_unavailable)
     /// error: for a pooled connection (connecting included), and on SQLite for the write lock
@@ -343,7 +344,7 @@ impl Store {
     pub async fn open(
         url: &str,
         create: bool,
-        source: MasterKeySource,
+        keys: impl Into<MasterKeys>,
         wait: Duration,
     ) -> Result<Self, StoreError> {
         let pool = connect(url, create, wait).await?;
@@ -351,6 +352,7 @@ impl Store {
         let mut store = Self {
             pool,
             crypto: Crypto::without_key(),
+            master_key_origin: MasterKeyOrigin::None,
             job_wakeups: JobWakeups::default(),
             reactions: ReactionCache::default(),
             write_turns,
@@ -358,7 +360,7 @@ impl Store {
             tally: Arc::default(),
         };
         store.migrate().await?;
-        store.crypto = key_check::bind(&store, source).await?;
+        (store.crypto, store.master_key_origin) = key_check::bind(&store, keys.into()).await?;
         Ok(store)
     }
 
@@ -391,6 +393,11 @@ impl Store {
 
     pub fn crypto(&self) -> &Crypto {
         &self.crypto
+    }
+
+    /// Where the current master key came from.
+    pub fn master_key_origin(&self) -> &MasterKeyOrigin {
+        &self.master_key_origin
     }
 
     /// Woken after a commit that enqueued jobs, per queue: idle workers wait on it (besides

@@ -24,6 +24,7 @@ pub mod files;
 pub mod idempotency;
 pub mod inquiries;
 pub mod jobs;
+pub mod key_rotation;
 pub mod lists;
 pub mod orgs;
 pub mod sessions;
@@ -34,10 +35,12 @@ pub mod webhooks;
 pub mod workflows;
 
 pub use counters::Counters;
-pub use crypto::{Crypto, DataKey, MasterKey, MasterKeyError, random_secret};
+pub use crypto::{
+    Crypto, DataKey, MasterKey, MasterKeyError, MasterKeyId, WrappedDataKey, random_secret,
+};
 pub use db::{Backend, MigrationState, Store, Tx};
 pub use error::StoreError;
-pub use key_check::MasterKeySource;
+pub use key_check::{MasterKeyOrigin, MasterKeySource, MasterKeys};
 
 use idshare_domain::{environment::Environment, id::OrgId};
 

@@ -18,7 +18,7 @@ use crate::{
     helpers::{Backend, create_postgres_database, expect_error, expect_status, standard_template},
 };
 
-fn idshare(args: &[&str], storage: &[String]) -> Output {
+pub(crate) fn idshare(args: &[&str], storage: &[String]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_idshare"))
         .args(args)
         .args(storage)
@@ -27,7 +27,7 @@ fn idshare(args: &[&str], storage: &[String]) -> Output {
         .expect("run idshare")
 }
 
-fn stdout(output: &Output) -> String {
+pub(crate) fn stdout(output: &Output) -> String {
     assert!(
         output.status.success(),
         "failed: {}",
@@ -40,7 +40,7 @@ fn stdout(output: &Output) -> String {
 }
 
 /// `--data-dir DIR`, plus `--database-url` of a fresh database on PostgreSQL.
-async fn storage_for(backend: Backend, data_dir: &Path) -> Vec<String> {
+pub(crate) async fn storage_for(backend: Backend, data_dir: &Path) -> Vec<String> {
     let mut storage = vec!["--data-dir".to_owned(), data_dir.display().to_string()];
     if backend == Backend::Postgres {
         let (url, _) = create_postgres_database().await;
@@ -51,7 +51,7 @@ async fn storage_for(backend: Backend, data_dir: &Path) -> Vec<String> {
 
 /// Runs idshare with `env` until it exits. A command expected to refuse must not start
 /// serving instead: still running after a while, it is killed and the test fails.
-fn idshare_exits(args: &[&str], storage: &[String], env: &[(&str, &str)]) -> Output {
+pub(crate) fn idshare_exits(args: &[&str], storage: &[String], env: &[(&str, &str)]) -> Output {
     let mut child = Command::new(env!("CARGO_BIN_EXE_idshare"))
         .args(args)
         .args(storage)
@@ -77,7 +77,7 @@ fn idshare_exits(args: &[&str], storage: &[String], env: &[(&str, &str)]) -> Out
 }
 
 /// The command failed and said why in one line; returns that line.
-fn refused(output: &Output, what: &str) -> String {
+pub(crate) fn refused(output: &Output, what: &str) -> String {
     let stderr = String::from_utf8_lossy(&output.stderr).trim().to_owned();
     assert!(
         !output.status.success(),
@@ -88,13 +88,15 @@ fn refused(output: &Output, what: &str) -> String {
 }
 
 /// A running `idshare serve` (port 0, JSON logs), stopped with SIGTERM on drop.
-struct Server {
+pub(crate) struct Server {
     process: std::process::Child,
     address: String,
+    /// The fields of the startup line ("idshare is serving").
+    pub(crate) started: serde_json::Value,
 }
 
 impl Server {
-    fn start(storage: &[String], flags: &[&str]) -> Self {
+    pub(crate) fn start(storage: &[String], flags: &[&str]) -> Self {
         let mut process = Command::new(env!("CARGO_BIN_EXE_idshare"))
             .args(["--log-format", "json", "serve", "--listen", "127.0.0.1:0"])
             .args(flags)
@@ -104,14 +106,15 @@ impl Server {
             .spawn()
             .unwrap();
         let mut lines = BufReader::new(process.stderr.take().unwrap()).lines();
-        let address = loop {
+        let started = loop {
             let line = lines.next().expect("server logs").unwrap();
             let log: serde_json::Value =
                 serde_json::from_str(&line).unwrap_or_else(|_| panic!("JSON log line: {line}"));
             if log["fields"]["message"] == "idshare is serving" {
-                break log["fields"]["address"].as_str().unwrap().to_owned();
+                break log["fields"].clone();
             }
         };
+        let address = started["address"].as_str().unwrap().to_owned();
         // Keep reading, so that the server never writes to a closed pipe.
         std::thread::spawn(move || lines.for_each(drop));
         // Once it answers, its signal handlers are in place: SIGTERM is a graceful stop.
@@ -124,15 +127,19 @@ impl Server {
         let mut answer = String::new();
         probe.read_to_string(&mut answer).unwrap();
         assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
-        Self { process, address }
+        Self {
+            process,
+            address,
+            started,
+        }
     }
 
-    fn url(&self, path: &str) -> String {
+    pub(crate) fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.address)
     }
 
     /// SIGTERM, and the graceful stop's exit status.
-    fn stop(mut self) -> std::process::ExitStatus {
+    pub(crate) fn stop(mut self) -> std::process::ExitStatus {
         let killed = Command::new("kill")
             .args(["-TERM", &self.process.id().to_string()])
             .status()
@@ -976,7 +983,7 @@ async fn demo_sets_up_the_tour_and_stops_on_sigterm(backend: Backend) {
 /// Base64 of 32 zero bytes: a well-formed master key that is not the instance's.
 const ANOTHER_KEY: &str = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=";
 
-fn write_private(path: &Path, contents: &str) {
+pub(crate) fn write_private(path: &Path, contents: &str) {
     use std::os::unix::fs::OpenOptionsExt;
     let mut file = std::fs::OpenOptions::new()
         .write(true)
