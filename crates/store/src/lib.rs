@@ -27,6 +27,7 @@ pub mod jobs;
 pub mod key_rotation;
 pub mod lists;
 pub mod orgs;
+pub mod retention;
 pub mod sessions;
 pub mod share_tokens;
 pub mod templates;

@@ -26,6 +26,7 @@ mod pipeline;
 mod preview;
 mod redemption;
 mod resilience;
+mod retention;
 mod share_tokens;
 mod sign_in;
 mod store_counters;
