@@ -537,7 +537,69 @@ async fn a_node_still_sealing_under_the_old_key_stops_the_rotation(backend: Back
     new_only.close().await;
 }
 
+/// A webhook secret sealed under a key the server is not given (no key id names it): the start
+/// is refused, naming the webhook, until that key is configured.
+async fn a_secret_no_configured_key_opens_stops_the_start(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let tenant = app.tenant("Acme").await;
+    let created = expect_status(
+        app.post(
+            &tenant.sandbox,
+            "/api/v1/webhooks",
+            &json!({"data": {"attributes": {
+                "url": "https://hooks.example.invalid/idshare", "enabled-events": ["inquiry.approved"]}}}),
+        )
+        .await,
+        StatusCode::CREATED,
+    )
+    .await;
+    let webhook = created["data"]["id"].as_str().unwrap().to_owned();
+    let secret = created["data"]["attributes"]["secrets"][0]["value"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let old = MasterKey::read_file(&app.data_dir.join("master.key"))
+        .unwrap()
+        .unwrap();
+    // As a server with a new current key would have sealed it.
+    let new = MasterKey::generate();
+    let sealed = Crypto::new(new.clone())
+        .seal_system(secret.as_bytes(), &format!("{webhook}:webhook-secret"))
+        .unwrap();
+    let hex: String = sealed.iter().map(|b| format!("{b:02x}")).collect();
+    let bytes = match backend {
+        Backend::Sqlite => format!("X'{hex}'"),
+        Backend::Postgres => format!("'\\x{hex}'::bytea"),
+    };
+    app.run_sql(&[&format!(
+        "UPDATE webhooks SET secret = {bytes} WHERE id = '{webhook}'"
+    )])
+    .await;
+
+    let wait = app.state.config().database_timeout();
+    let open = |previous: Vec<MasterKey>| {
+        Store::open(
+            &app.database_url,
+            false,
+            MasterKeys {
+                current: MasterKeySource::Value(old.clone()),
+                previous,
+            },
+            wait,
+        )
+    };
+    let error = open(vec![]).await.unwrap_err().to_string();
+    assert!(
+        error.contains(&format!(
+            "the secret of webhook {webhook} is sealed under a key"
+        )) && error.contains(&format!("{} (current)", old.id())),
+        "{error}"
+    );
+    open(vec![new]).await.unwrap().close().await;
+}
+
 backend_tests!(
+    a_secret_no_configured_key_opens_stops_the_start,
     rotation_runs_online_resumes_and_frees_the_old_key,
     previous_keys_are_checked_and_rotation_needs_the_servers_keys,
     a_node_still_sealing_under_the_old_key_stops_the_rotation,
