@@ -52,6 +52,12 @@ pub enum MasterKeyError {
     )]
     Mismatch { found: String, configured: String },
     #[error(
+        "the master key does not match this database: {what} is sealed under a key that none of \
+         the configured keys ({configured}) is: start with that key as the current key, or add it \
+         with --previous-master-key-file while a rotation is unfinished"
+    )]
+    SecretUnopened { what: String, configured: String },
+    #[error(
         "the previous master key file {path} does not exist: restore it, or leave it out of the \
          configuration once `idshare admin master-key status` shows no data under it"
     )]

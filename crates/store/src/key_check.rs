@@ -101,7 +101,59 @@ pub(crate) async fn bind(
         return Err(mismatch(describe(&found, "no key"), &crypto));
     }
     tx.commit().await?;
+    secrets_open(store, &crypto).await?;
     Ok((crypto, origin))
+}
+
+/// Refuses keys that do not open every webhook and workflow secret (sealed directly under a
+/// master key, so no key id names their key): a server started with only an old key after a
+/// server with a new one created a webhook. Read outside the write transaction, opened off the
+/// async threads.
+async fn secrets_open(store: &Store, crypto: &Crypto) -> Result<(), StoreError> {
+    type Context = fn(&str) -> String;
+    let mut sealed = Vec::new();
+    let mut tx = store.begin_read().await?;
+    for (sql, context, what) in [
+        (
+            "SELECT id, secret FROM webhooks",
+            crate::webhooks::secret_context as Context,
+            "the secret of webhook",
+        ),
+        (
+            "SELECT id, previous_secret FROM webhooks WHERE previous_secret IS NOT NULL",
+            crate::webhooks::secret_context,
+            "the previous secret of webhook",
+        ),
+        (
+            "SELECT id, secret FROM workflows",
+            crate::workflows::secret_context,
+            "the secret of workflow",
+        ),
+    ] {
+        let rows: Vec<(String, Vec<u8>)> =
+            on_conn!(tx, |conn| sqlx::query_as(sql).fetch_all(conn).await?);
+        sealed.extend(
+            rows.into_iter()
+                .map(|(id, bytes)| (context(&id), format!("{what} {id}"), bytes)),
+        );
+    }
+    drop(tx);
+    let crypto = crypto.clone();
+    tokio::task::spawn_blocking(move || {
+        match sealed
+            .iter()
+            .find(|(context, _, bytes)| crypto.open_system(bytes, context).is_err())
+        {
+            Some((_, what, _)) => Err(MasterKeyError::SecretUnopened {
+                what: what.clone(),
+                configured: crypto.describe_keys(),
+            }
+            .into()),
+            None => Ok(()),
+        }
+    })
+    .await
+    .map_err(|e| StoreError::Crypto(format!("checking the sealed secrets stopped: {e}")))?
 }
 
 fn mismatch(found: String, crypto: &Crypto) -> StoreError {

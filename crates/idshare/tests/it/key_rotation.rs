@@ -9,9 +9,14 @@ use std::path::Path;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
+use idshare_store::{
+    Crypto, MasterKey, MasterKeySource, MasterKeys, Store,
+    key_rotation::{self, RotateOptions, RotateOutcome},
+};
+
 use crate::{
     cli::{Server, idshare, idshare_exits, refused, stdout, storage_for},
-    helpers::{Backend, expect_status, standard_template},
+    helpers::{Backend, expect_status, spawn_app, standard_template},
 };
 
 /// `idshare admin master-key generate FILE`: the printed key id.
@@ -442,7 +447,160 @@ async fn previous_keys_are_checked_and_rotation_needs_the_servers_keys(backend: 
     assert!(dry_run.contains("dry run: nothing changed"), "{dry_run}");
 }
 
+/// A node that kept the old key as its current key goes on wrapping data keys under it: the
+/// rotation goes over the tables again, then stops and names the key instead of recording the new
+/// key as the database's; once the node is gone, a run finishes.
+async fn a_node_still_sealing_under_the_old_key_stops_the_rotation(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let tenant = app.tenant("Acme").await;
+    let template = app.create_template(&tenant.sandbox).await;
+    for name in ["Ada", "Grace"] {
+        app.create_inquiry(&tenant.sandbox, &template, json!({"name-first": name}))
+            .await;
+    }
+    let old = MasterKey::read_file(&app.data_dir.join("master.key"))
+        .unwrap()
+        .unwrap();
+    let (old_id, new) = (old.id(), MasterKey::generate());
+    let rotating = Store::open(
+        &app.database_url,
+        false,
+        MasterKeys {
+            current: MasterKeySource::Value(new.clone()),
+            previous: vec![old.clone()],
+        },
+        app.state.config().database_timeout(),
+    )
+    .await
+    .unwrap();
+    let options = RotateOptions {
+        batch_size: std::num::NonZeroU32::new(1).unwrap(),
+        max_batches: None,
+    };
+
+    // After every batch the stale node writes a data key under the old key, each one ordered
+    // before those the rotation has passed.
+    let stale = Crypto::new(old.clone());
+    let handle = tokio::runtime::Handle::current();
+    let mut written = 0;
+    let error = key_rotation::rotate(&rotating, options, |_| {
+        written += 1;
+        let owner = format!("aaa_{:04}", 1000 - written);
+        let (_, wrapped) = stale.new_data_key(&owner).unwrap();
+        let hex: String = wrapped.bytes.iter().map(|b| format!("{b:02x}")).collect();
+        let bytes = match backend {
+            Backend::Sqlite => format!("X'{hex}'"),
+            Backend::Postgres => format!("'\\x{hex}'::bytea"),
+        };
+        let insert = format!(
+            "INSERT INTO data_keys (owner_id, wrapped_key, key_id, created_at) \
+             VALUES ('{owner}', {bytes}, '{}', 0)",
+            wrapped.key_id
+        );
+        tokio::task::block_in_place(|| handle.block_on(app.run_sql(&[&insert])));
+    })
+    .await
+    .unwrap_err()
+    .to_string();
+    assert!(
+        error.contains(&format!("data keys under key id {old_id} keep appearing"))
+            && error.contains(&format!("make {} the current key", new.id())),
+        "{error}"
+    );
+    let status = key_rotation::status(&rotating).await.unwrap();
+    assert_eq!(status.database_key.as_ref(), Some(&old_id), "not recorded");
+    assert!(status.data_keys_to_rewrap() > 0, "{status:?}");
+
+    // The stale node gone, a run finishes, and the new key alone opens every data key.
+    let outcome = key_rotation::rotate(&rotating, options, |_| {})
+        .await
+        .unwrap();
+    assert!(matches!(outcome, RotateOutcome::Finished(_)), "{outcome:?}");
+    let status = key_rotation::status(&rotating).await.unwrap();
+    assert!(status.rotated(), "{status:?}");
+    rotating.close().await;
+    let new_only = Store::open(
+        &app.database_url,
+        false,
+        MasterKeySource::Value(new),
+        app.state.config().database_timeout(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        key_rotation::status(&new_only).await.unwrap().data_keys,
+        [(
+            Some(new_only.crypto().current_key_id().unwrap().clone()),
+            2 + written
+        )]
+    );
+    new_only.close().await;
+}
+
+/// A webhook secret sealed under a key the server is not given (no key id names it): the start
+/// is refused, naming the webhook, until that key is configured.
+async fn a_secret_no_configured_key_opens_stops_the_start(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let tenant = app.tenant("Acme").await;
+    let created = expect_status(
+        app.post(
+            &tenant.sandbox,
+            "/api/v1/webhooks",
+            &json!({"data": {"attributes": {
+                "url": "https://hooks.example.invalid/idshare", "enabled-events": ["inquiry.approved"]}}}),
+        )
+        .await,
+        StatusCode::CREATED,
+    )
+    .await;
+    let webhook = created["data"]["id"].as_str().unwrap().to_owned();
+    let secret = created["data"]["attributes"]["secrets"][0]["value"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let old = MasterKey::read_file(&app.data_dir.join("master.key"))
+        .unwrap()
+        .unwrap();
+    // As a server with a new current key would have sealed it.
+    let new = MasterKey::generate();
+    let sealed = Crypto::new(new.clone())
+        .seal_system(secret.as_bytes(), &format!("{webhook}:webhook-secret"))
+        .unwrap();
+    let hex: String = sealed.iter().map(|b| format!("{b:02x}")).collect();
+    let bytes = match backend {
+        Backend::Sqlite => format!("X'{hex}'"),
+        Backend::Postgres => format!("'\\x{hex}'::bytea"),
+    };
+    app.run_sql(&[&format!(
+        "UPDATE webhooks SET secret = {bytes} WHERE id = '{webhook}'"
+    )])
+    .await;
+
+    let wait = app.state.config().database_timeout();
+    let open = |previous: Vec<MasterKey>| {
+        Store::open(
+            &app.database_url,
+            false,
+            MasterKeys {
+                current: MasterKeySource::Value(old.clone()),
+                previous,
+            },
+            wait,
+        )
+    };
+    let error = open(vec![]).await.unwrap_err().to_string();
+    assert!(
+        error.contains(&format!(
+            "the secret of webhook {webhook} is sealed under a key"
+        )) && error.contains(&format!("{} (current)", old.id())),
+        "{error}"
+    );
+    open(vec![new]).await.unwrap().close().await;
+}
+
 backend_tests!(
+    a_secret_no_configured_key_opens_stops_the_start,
     rotation_runs_online_resumes_and_frees_the_old_key,
     previous_keys_are_checked_and_rotation_needs_the_servers_keys,
+    a_node_still_sealing_under_the_old_key_stops_the_rotation,
 );
