@@ -79,6 +79,15 @@ enum Command {
         /// dir]; keep it outside the data directory.
         #[arg(long)]
         master_key_file: Option<PathBuf>,
+        /// Also serve GET /metrics (only) on this address, e.g. one only Prometheus reaches
+        /// (also IDSHARE_METRICS_LISTEN) [default: no metrics listener].
+        #[arg(long)]
+        metrics_listen: Option<std::net::SocketAddr>,
+        /// The file holding the bearer token GET /metrics asks for (also
+        /// IDSHARE_METRICS_TOKEN_FILE); with it the main listener serves /metrics [default:
+        /// no /metrics on the main listener].
+        #[arg(long)]
+        metrics_token_file: Option<PathBuf>,
         #[command(flatten)]
         storage: StorageArgs,
     },
@@ -448,11 +457,22 @@ async fn run(cli: &Cli) -> anyhow::Result<std::process::ExitCode> {
             listen,
             allow_private_webhook_targets,
             master_key_file,
+            metrics_listen,
+            metrics_token_file,
             storage,
         } => {
             let mut config = load_config(cli, Some(storage), *listen, master_key_file.as_ref())?;
             // The flag only ever allows; leaving it out keeps what the configuration says.
             config.allow_private_webhook_targets |= *allow_private_webhook_targets;
+            if metrics_listen.is_some() {
+                config.metrics_listen = *metrics_listen;
+            }
+            if metrics_token_file.is_some() {
+                config.metrics_token_file.clone_from(metrics_token_file);
+            }
+            config
+                .read_metrics_token()
+                .context("invalid configuration")?;
             init_logging(config.log_format);
             serve(config).await
         }
@@ -467,7 +487,10 @@ async fn run(cli: &Cli) -> anyhow::Result<std::process::ExitCode> {
             master_key_file,
             storage,
         } => {
-            let config = load_config(cli, Some(storage), *listen, master_key_file.as_ref())?;
+            let mut config = load_config(cli, Some(storage), *listen, master_key_file.as_ref())?;
+            config
+                .read_metrics_token()
+                .context("invalid configuration")?;
             init_logging(config.log_format);
             demo::run(config).await
         }

@@ -21,6 +21,7 @@ pub mod reports;
 pub mod screening;
 pub mod sender;
 pub mod share_tokens;
+pub mod telemetry;
 pub mod templates;
 pub mod webhooks;
 pub mod worker;

@@ -28,6 +28,7 @@ pub mod lists;
 pub mod orgs;
 pub mod sessions;
 pub mod share_tokens;
+pub mod stats;
 pub mod templates;
 pub mod users;
 pub mod webhooks;

@@ -20,6 +20,7 @@ mod flow;
 mod idempotency;
 mod inquiries;
 mod jobs;
+mod observability;
 mod openapi;
 mod pipeline;
 mod preview;
