@@ -49,8 +49,38 @@ pub fn recorder() -> &'static PrometheusHandle {
                  and the connection pool"
             );
         }
+        describe();
         handle
     })
+}
+
+/// The `# HELP` lines of the recorded series.
+fn describe() {
+    use idshare_service::telemetry as t;
+    metrics::describe_histogram!(
+        HTTP_REQUEST_SECONDS,
+        metrics::Unit::Seconds,
+        "Requests from arrival to the answer's head, by method, matched route and status."
+    );
+    metrics::describe_histogram!(
+        t::JOB_RUN_SECONDS,
+        metrics::Unit::Seconds,
+        "Background job runs by kind and outcome (done, retry, postponed, dead)."
+    );
+    metrics::describe_histogram!(
+        t::REDEMPTION_SECONDS,
+        metrics::Unit::Seconds,
+        "Connect redemptions from the redeem call to the token redeemed or failed, by outcome (and failure reason)."
+    );
+    metrics::describe_histogram!(
+        t::WEBHOOK_DELIVERY_SECONDS,
+        metrics::Unit::Seconds,
+        "Webhook delivery attempts by outcome (delivered, retry, failed)."
+    );
+    metrics::describe_counter!(
+        t::PIPELINE_DECISIONS,
+        "Verification pipeline results committed, by the inquiry status they left."
+    );
 }
 
 /// Whether this server exposes metrics at all (a token, a listener of their own, or both).
