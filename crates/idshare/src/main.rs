@@ -9,6 +9,7 @@ mod demo;
 mod lists_cli;
 mod loopback_receiver;
 mod mrz_cli;
+mod otlp;
 
 use std::path::PathBuf;
 
@@ -88,6 +89,10 @@ enum Command {
         /// no /metrics on the main listener].
         #[arg(long)]
         metrics_token_file: Option<PathBuf>,
+        /// Export traces over OTLP/HTTP to this collector base URL, e.g. http://127.0.0.1:4318
+        /// (also IDSHARE_OTLP_ENDPOINT) [default: no trace export].
+        #[arg(long)]
+        otlp_endpoint: Option<String>,
         #[command(flatten)]
         storage: StorageArgs,
     },
@@ -384,15 +389,26 @@ fn load_config(
 }
 
 fn init_logging(format: LogFormat) {
+    init_tracing(format, None);
+}
+
+/// Log lines on standard error and, with `traces`, the spans exported over OTLP; both keep
+/// what `IDSHARE_LOG` lets through.
+fn init_tracing(format: LogFormat, traces: Option<&opentelemetry_sdk::trace::SdkTracerProvider>) {
+    use tracing_subscriber::{Layer, layer::SubscriberExt, util::SubscriberInitExt};
+    // One filter for both (per-layer filters dropped events of the `idshare` target).
     let filter = tracing_subscriber::EnvFilter::try_from_env("IDSHARE_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    match format {
-        LogFormat::Json => builder.json().init(),
-        LogFormat::Text => builder.init(),
-    }
+    let lines = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    let lines = match format {
+        LogFormat::Json => lines.json().boxed(),
+        LogFormat::Text => lines.boxed(),
+    };
+    tracing_subscriber::registry()
+        .with(filter)
+        .with(lines)
+        .with(traces.map(otlp::layer))
+        .init();
 }
 
 /// Opens the database for a command that seals and opens no personal data (`migrate`,
@@ -459,6 +475,7 @@ async fn run(cli: &Cli) -> anyhow::Result<std::process::ExitCode> {
             master_key_file,
             metrics_listen,
             metrics_token_file,
+            otlp_endpoint,
             storage,
         } => {
             let mut config = load_config(cli, Some(storage), *listen, master_key_file.as_ref())?;
@@ -473,8 +490,24 @@ async fn run(cli: &Cli) -> anyhow::Result<std::process::ExitCode> {
             config
                 .read_metrics_token()
                 .context("invalid configuration")?;
-            init_logging(config.log_format);
-            serve(config).await
+            if otlp_endpoint.is_some() {
+                config.otlp_endpoint.clone_from(otlp_endpoint);
+            }
+            let traces = config
+                .otlp_endpoint
+                .as_deref()
+                .map(otlp::provider)
+                .transpose()?;
+            init_tracing(config.log_format, traces.as_ref());
+            let served = serve(config).await;
+            if let Some(traces) = traces {
+                // Sends what is still batched; the SDK blocks on it.
+                let flushed = tokio::task::spawn_blocking(move || traces.shutdown()).await;
+                if let Ok(Err(e)) = flushed {
+                    eprintln!("could not send the last traces: {e}");
+                }
+            }
+            served
         }
         Command::Migrate { storage } => {
             init_logging(cli.log_format.unwrap_or_default());

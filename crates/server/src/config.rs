@@ -117,6 +117,9 @@ pub struct Config {
     pub metrics_token: Option<Secret>,
     /// The file holding `metrics_token` (surrounding whitespace ignored), read at startup.
     pub metrics_token_file: Option<PathBuf>,
+    /// The base URL of an OpenTelemetry collector's OTLP/HTTP receiver
+    /// (`http://collector:4318`): spans are exported to `<url>/v1/traces`. Off by default.
+    pub otlp_endpoint: Option<String>,
 }
 
 impl Default for Config {
@@ -150,6 +153,7 @@ impl Default for Config {
             metrics_listen: None,
             metrics_token: None,
             metrics_token_file: None,
+            otlp_endpoint: None,
         }
     }
 }

@@ -54,3 +54,43 @@ pub fn webhook_attempted(outcome: &'static str, took: Duration) {
 pub fn pipeline_decided(status: InquiryStatus) {
     metrics::counter!(PIPELINE_DECISIONS, "status" => status.as_str()).increment(1);
 }
+
+/// The key of a job's payload that carries the W3C `traceparent` of the span that enqueued it.
+pub const TRACEPARENT: &str = "traceparent";
+
+/// How a job continues the trace of the request that enqueued it, when traces are exported:
+/// the binary installs it (it knows the tracing backend; services know only `tracing`).
+#[derive(Debug, Clone, Copy)]
+pub struct TracePropagation {
+    /// The W3C `traceparent` of the current span, when it belongs to an exported trace.
+    pub current: fn() -> Option<String>,
+    /// Makes `span` a child of the span a `traceparent` names.
+    pub adopt: fn(&tracing::Span, &str),
+}
+
+static PROPAGATION: std::sync::OnceLock<TracePropagation> = std::sync::OnceLock::new();
+
+/// Installs the propagation (once per process; later calls change nothing).
+pub fn install_trace_propagation(propagation: TracePropagation) {
+    let _ = PROPAGATION.set(propagation);
+}
+
+/// The `traceparent` to store with a job enqueued now, if traces are exported.
+pub(crate) fn current_traceparent() -> Option<String> {
+    PROPAGATION.get().and_then(|p| (p.current)())
+}
+
+/// The span a job runs in: a child of the span that enqueued it when its payload carries a
+/// `traceparent`, so that one trace follows a redemption from the redeem call through its job.
+pub(crate) fn job_span(job: &idshare_store::jobs::Job) -> tracing::Span {
+    let span = tracing::info_span!("job", kind = %job.kind, job = %job.id);
+    if let (Some(propagation), Some(parent)) = (
+        PROPAGATION.get(),
+        job.payload
+            .get(TRACEPARENT)
+            .and_then(serde_json::Value::as_str),
+    ) {
+        (propagation.adopt)(&span, parent);
+    }
+    span
+}

@@ -9,6 +9,7 @@ use idshare_domain::id::JobId;
 use idshare_store::jobs::{self, Job};
 use time::Duration;
 use tokio::sync::watch;
+use tracing::Instrument;
 
 use crate::{
     ServiceContext,
@@ -73,7 +74,8 @@ async fn run_batch(
                 let started = std::time::Instant::now();
                 let outcome = execute(state, job, worker).await;
                 finish(state, worker, job, outcome, started).await;
-            };
+            }
+            .instrument(crate::telemetry::job_span(job));
             tokio::select! {
                 // A run that has recorded its outcome has finished, whatever the heartbeat says.
                 biased;

@@ -572,7 +572,336 @@ async fn serve_logs_each_request_and_serves_metrics_on_their_own_listener(backen
     }
 }
 
+/// Runs an `idshare` command to completion; returns its standard output, trimmed.
+fn idshare_output(args: &[&str], storage: &[String]) -> String {
+    let output = Command::new(env!("CARGO_BIN_EXE_idshare"))
+        .args(args)
+        .args(storage)
+        .env_remove("IDSHARE_DATABASE_URL")
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).unwrap().trim().to_owned()
+}
+
+/// An OTLP/HTTP receiver on loopback: keeps the spans of every `POST /v1/traces`.
+async fn otlp_receiver() -> (
+    String,
+    Arc<Mutex<Vec<opentelemetry_proto::tonic::trace::v1::Span>>>,
+) {
+    use axum::{Router, body::Bytes, extract::State, routing::post};
+    use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+    use prost::Message;
+    type Spans = Arc<Mutex<Vec<opentelemetry_proto::tonic::trace::v1::Span>>>;
+    async fn receive(State(spans): State<Spans>, body: Bytes) -> Vec<u8> {
+        let request = ExportTraceServiceRequest::decode(body).expect("an OTLP trace export");
+        let mut kept = spans.lock().unwrap();
+        for resource in request.resource_spans {
+            for scope in resource.scope_spans {
+                kept.extend(scope.spans);
+            }
+        }
+        vec![]
+    }
+    let spans = Spans::default();
+    let app = Router::new()
+        .route("/v1/traces", post(receive))
+        .with_state(spans.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (format!("http://{address}"), spans)
+}
+
+fn attribute<'a>(
+    span: &'a opentelemetry_proto::tonic::trace::v1::Span,
+    key: &str,
+) -> Option<&'a str> {
+    use opentelemetry_proto::tonic::common::v1::any_value::Value as Any;
+    span.attributes.iter().find(|a| a.key == key).and_then(|a| {
+        match a.value.as_ref()?.value.as_ref()? {
+            Any::StringValue(s) => Some(s.as_str()),
+            _ => None,
+        }
+    })
+}
+
+/// A JSON:API call of the test against a running binary; asserts the status.
+async fn call(
+    client: &reqwest::Client,
+    method: reqwest::Method,
+    url: String,
+    key: &str,
+    body: Option<Value>,
+    status: StatusCode,
+) -> Value {
+    let mut request = client.request(method, &url).bearer_auth(key);
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    let response = request.send().await.unwrap();
+    let got = response.status();
+    let text = response.text().await.unwrap();
+    assert_eq!(got, status, "{url}: {text}");
+    serde_json::from_str(&text).unwrap_or(Value::Null)
+}
+
+/// Polls `url` until `pointer` reads `expected`.
+async fn wait_for(client: &reqwest::Client, url: String, key: &str, pointer: &str, expected: &str) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let doc = call(
+            client,
+            reqwest::Method::GET,
+            url.clone(),
+            key,
+            None,
+            StatusCode::OK,
+        )
+        .await;
+        if doc.pointer(pointer).and_then(Value::as_str) == Some(expected) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{url}: {pointer} never became {expected}: {doc}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn one_trace_follows_a_redemption_through_its_job(backend: Backend) {
+    use reqwest::Method;
+    idshare_service::install_tls_provider();
+    let (collector, spans) = otlp_receiver().await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut storage = vec!["--data-dir".to_owned(), dir.path().display().to_string()];
+    if backend == Backend::Postgres {
+        storage.extend([
+            "--database-url".to_owned(),
+            create_postgres_database().await.0,
+        ]);
+    }
+    idshare_output(&["migrate"], &storage);
+    let mut keys = vec![];
+    for name in ["Source", "Destination"] {
+        let org = idshare_output(&["admin", "org", "create", "--name", name], &storage);
+        let key = idshare_output(
+            &[
+                "admin",
+                "api-key",
+                "create",
+                "--org",
+                &org,
+                "--environment",
+                "sandbox",
+            ],
+            &storage,
+        );
+        keys.push((org, key));
+    }
+    let [(_, s), (d_org, d)] = <[(String, String); 2]>::try_from(keys).unwrap();
+    let mut process = Command::new(env!("CARGO_BIN_EXE_idshare"))
+        .args([
+            "--log-format",
+            "json",
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--otlp-endpoint",
+        ])
+        .arg(&collector)
+        .args(&storage)
+        .env_remove("IDSHARE_DATABASE_URL")
+        .env_remove("IDSHARE_LOG")
+        // Batches leave every 100 ms instead of every 5 s.
+        .env("OTEL_BSP_SCHEDULE_DELAY", "100")
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let lines = collect_lines(process.stderr.take().unwrap());
+    let base = format!("http://{}", logged(&lines, "idshare is serving", "address"));
+    let client = reqwest::Client::new();
+    let url = |path: &str| format!("{base}{path}");
+    let template = json!({"data": {"attributes": {"name": "T", "field-schemas": [
+        {"key": "email-address", "type": "string"}],
+        "verifications": [{"type": "email-address", "required": true,
+            "reuse": {"max-age-days": 30}}]}}});
+    let created = |doc: Value| doc["data"]["id"].as_str().unwrap().to_owned();
+    let t = created(
+        call(
+            &client,
+            Method::POST,
+            url("/api/v1/inquiry-templates"),
+            &s,
+            Some(template.clone()),
+            StatusCode::CREATED,
+        )
+        .await,
+    );
+    let source = created(
+        call(
+            &client,
+            Method::POST,
+            url("/api/v1/inquiries"),
+            &s,
+            Some(json!({"data": {"attributes": {"inquiry-template-id": t, "fields": {"email-address": EMAIL}}}})),
+            StatusCode::CREATED,
+        )
+        .await,
+    );
+    call(
+        &client,
+        Method::POST,
+        url(&format!("/api/v1/inquiries/{source}/submit")),
+        &s,
+        Some(json!({})),
+        StatusCode::ACCEPTED,
+    )
+    .await;
+    wait_for(
+        &client,
+        url(&format!("/api/v1/inquiries/{source}")),
+        &s,
+        "/data/attributes/status",
+        "completed",
+    )
+    .await;
+    let connection = created(
+        call(
+            &client,
+            Method::POST,
+            url("/api/v1/connect/connections"),
+            &s,
+            Some(json!({"data": {"attributes": {"destination-organization-id": d_org}}})),
+            StatusCode::CREATED,
+        )
+        .await,
+    );
+    call(
+        &client,
+        Method::POST,
+        url(&format!(
+            "/api/v1/connect/connections/{connection}/activate"
+        )),
+        &d,
+        Some(json!({})),
+        StatusCode::OK,
+    )
+    .await;
+    let token = created(
+        call(
+            &client,
+            Method::POST,
+            url("/api/v1/connect/share-tokens"),
+            &s,
+            Some(
+                json!({"data": {"attributes": {"connection-id": connection, "source-id": source}}}),
+            ),
+            StatusCode::CREATED,
+        )
+        .await,
+    );
+    let dt = created(
+        call(
+            &client,
+            Method::POST,
+            url("/api/v1/inquiry-templates"),
+            &d,
+            Some(template),
+            StatusCode::CREATED,
+        )
+        .await,
+    );
+    let destination = created(
+        call(
+            &client,
+            Method::POST,
+            url("/api/v1/inquiries"),
+            &d,
+            Some(json!({"data": {"attributes": {"inquiry-template-id": dt}}})),
+            StatusCode::CREATED,
+        )
+        .await,
+    );
+    call(
+        &client,
+        Method::POST,
+        url(&format!("/api/v1/connect/share-tokens/{token}/redeem")),
+        &d,
+        Some(json!({"data": {"attributes": {"destination-id": destination}}})),
+        StatusCode::OK,
+    )
+    .await;
+    wait_for(
+        &client,
+        url(&format!("/api/v1/connect/share-tokens/{token}")),
+        &d,
+        "/data/attributes/status",
+        "redeemed",
+    )
+    .await;
+
+    // The redeem call's span and the redemption job's span arrive, in one trace.
+    let redeem_route = "/api/v1/connect/share-tokens/{id}/redeem";
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let (request, job) = loop {
+        {
+            let spans = spans.lock().unwrap();
+            let request = spans
+                .iter()
+                .find(|s| s.name == "request" && attribute(s, "route") == Some(redeem_route));
+            let job = spans.iter().find(|s| {
+                s.name == "job" && attribute(s, "kind") == Some("share-token-redemption")
+            });
+            if let (Some(request), Some(job)) = (request, job) {
+                break (request.clone(), job.clone());
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the spans were not exported: {:?}",
+            spans
+                .lock()
+                .unwrap()
+                .iter()
+                .map(|s| s.name.clone())
+                .collect::<Vec<_>>()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(job.trace_id, request.trace_id, "one trace");
+    assert_eq!(request.trace_id.len(), 16);
+    let trace: Vec<_> = spans
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|s| s.trace_id == request.trace_id)
+        .cloned()
+        .collect();
+    assert!(
+        trace.iter().any(|s| s.span_id == job.parent_span_id),
+        "the job's parent is a span of the redeem call"
+    );
+    // The source's submission is another trace, with its pipeline job.
+    let other = spans
+        .lock()
+        .unwrap()
+        .iter()
+        .find(|s| s.name == "job" && attribute(s, "kind") == Some("inquiry-pipeline"))
+        .cloned()
+        .expect("the pipeline job's span");
+    assert_ne!(other.trace_id, request.trace_id);
+    let _ = process.kill();
+    let _ = process.wait();
+}
+
 backend_tests!(
     metrics_are_protected_and_move_after_a_redemption,
     serve_logs_each_request_and_serves_metrics_on_their_own_listener,
+    one_trace_follows_a_redemption_through_its_job,
 );
