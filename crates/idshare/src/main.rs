@@ -11,6 +11,7 @@ mod loopback_receiver;
 mod master_key_cli;
 mod mrz_cli;
 mod operator_cli;
+mod otlp;
 
 use std::path::PathBuf;
 
@@ -95,6 +96,19 @@ enum Command {
         /// (repeatable; also IDSHARE_PREVIOUS_MASTER_KEY_FILES, comma-separated).
         #[arg(long = "previous-master-key-file")]
         previous_master_key_files: Vec<PathBuf>,
+        /// Also serve GET /metrics (only) on this address, e.g. one only Prometheus reaches
+        /// (also IDSHARE_METRICS_LISTEN) [default: no metrics listener].
+        #[arg(long)]
+        metrics_listen: Option<std::net::SocketAddr>,
+        /// The file holding the bearer token GET /metrics asks for (also
+        /// IDSHARE_METRICS_TOKEN_FILE); with it the main listener serves /metrics [default:
+        /// no /metrics on the main listener].
+        #[arg(long)]
+        metrics_token_file: Option<PathBuf>,
+        /// Export traces over OTLP/HTTP to this collector base URL, e.g. http://127.0.0.1:4318
+        /// (also IDSHARE_OTLP_ENDPOINT) [default: no trace export].
+        #[arg(long)]
+        otlp_endpoint: Option<String>,
         #[command(flatten)]
         storage: StorageArgs,
     },
@@ -529,15 +543,26 @@ fn configuration_error(error: &impl std::fmt::Display) -> String {
 }
 
 fn init_logging(format: LogFormat) {
+    init_tracing(format, None);
+}
+
+/// Log lines on standard error and, with `traces`, the spans exported over OTLP; both keep
+/// what `IDSHARE_LOG` lets through.
+fn init_tracing(format: LogFormat, traces: Option<&opentelemetry_sdk::trace::SdkTracerProvider>) {
+    use tracing_subscriber::{Layer, layer::SubscriberExt, util::SubscriberInitExt};
+    // One filter for both (per-layer filters dropped events of the `idshare` target).
     let filter = tracing_subscriber::EnvFilter::try_from_env("IDSHARE_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    match format {
-        LogFormat::Json => builder.json().init(),
-        LogFormat::Text => builder.init(),
-    }
+    let lines = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    let lines = match format {
+        LogFormat::Json => lines.json().boxed(),
+        LogFormat::Text => lines.boxed(),
+    };
+    tracing_subscriber::registry()
+        .with(filter)
+        .with(lines)
+        .with(traces.map(otlp::layer))
+        .init();
 }
 
 /// Opens the database for a command that seals and opens no personal data (`migrate`,
@@ -608,6 +633,9 @@ async fn run(cli: &Cli) -> anyhow::Result<std::process::ExitCode> {
             allow_private_webhook_targets,
             master_key_file,
             previous_master_key_files,
+            metrics_listen,
+            metrics_token_file,
+            otlp_endpoint,
             storage,
         } => {
             let mut config = load_config(
@@ -619,8 +647,33 @@ async fn run(cli: &Cli) -> anyhow::Result<std::process::ExitCode> {
             )?;
             // The flag only ever allows; leaving it out keeps what the configuration says.
             config.allow_private_webhook_targets |= *allow_private_webhook_targets;
-            init_logging(config.log_format);
-            serve(config).await
+            if metrics_listen.is_some() {
+                config.metrics_listen = *metrics_listen;
+            }
+            if metrics_token_file.is_some() {
+                config.metrics_token_file.clone_from(metrics_token_file);
+            }
+            config
+                .read_metrics_token()
+                .context("invalid configuration")?;
+            if otlp_endpoint.is_some() {
+                config.otlp_endpoint.clone_from(otlp_endpoint);
+            }
+            let traces = config
+                .otlp_endpoint
+                .as_deref()
+                .map(otlp::provider)
+                .transpose()?;
+            init_tracing(config.log_format, traces.as_ref());
+            let served = serve(config).await;
+            if let Some(traces) = traces {
+                // Sends what is still batched; the SDK blocks on it.
+                let flushed = tokio::task::spawn_blocking(move || traces.shutdown()).await;
+                if let Ok(Err(e)) = flushed {
+                    eprintln!("could not send the last traces: {e}");
+                }
+            }
+            served
         }
         Command::Migrate {
             status: true,
@@ -673,7 +726,11 @@ async fn run(cli: &Cli) -> anyhow::Result<std::process::ExitCode> {
             master_key_file,
             storage,
         } => {
-            let config = load_config(cli, Some(storage), *listen, master_key_file.as_ref(), &[])?;
+            let mut config =
+                load_config(cli, Some(storage), *listen, master_key_file.as_ref(), &[])?;
+            config
+                .read_metrics_token()
+                .context("invalid configuration")?;
             init_logging(config.log_format);
             demo::run(config).await
         }

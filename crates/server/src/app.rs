@@ -125,6 +125,7 @@ pub fn router(state: AppState) -> Router {
         .merge(api)
         .merge(crate::flow::routes(&state))
         .merge(crate::dashboard::routes())
+        .merge(crate::metrics::main_routes(&state))
         .fallback(not_found)
         .with_state(state)
         .layer(
@@ -137,14 +138,16 @@ pub fn router(state: AppState) -> Router {
                         .get::<CurrentRequestId>()
                         .map(|r| r.0.to_string())
                         .unwrap_or_default();
+                    // The matched route, not the path: paths hold ids and one-time link tokens.
                     tracing::info_span!(
                         "request",
                         method = %req.method(),
-                        path = %req.uri().path(),
+                        route = mw::route_of(req),
                         request_id,
                         org = tracing::field::Empty,
                     )
                 }))
+                .layer(middleware::from_fn(mw::observe))
                 .layer(middleware::from_fn(mw::refuse_control_characters))
                 .layer(CatchPanicLayer::custom(|_| {
                     ApiError::internal(anyhow::anyhow!("handler panicked")).into_response()
@@ -190,6 +193,24 @@ pub async fn serve(
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
+    if crate::metrics::enabled(&state) {
+        crate::metrics::recorder();
+    }
+    let metrics_server = match state.config().metrics_listen {
+        Some(address) => {
+            let listener = tokio::net::TcpListener::bind(address)
+                .await
+                .with_context(|| format!("cannot listen on {address} (metrics_listen)"))?;
+            tracing::info!(address = %listener.local_addr()?, "metrics are served on their own listener");
+            let metrics = crate::metrics::listener_router(state.clone());
+            Some(tokio::spawn(async move {
+                if let Err(e) = axum::serve(listener, metrics).await {
+                    tracing::error!(error = %e, "the metrics listener stopped");
+                }
+            }))
+        }
+        None => None,
+    };
     let app = router(state.clone());
     let maintenance = tokio::spawn(maintenance(state.clone()));
     let (stop_workers, stop) = tokio::sync::watch::channel(false);
@@ -240,6 +261,9 @@ pub async fn serve(
         }
     }
     maintenance.abort();
+    if let Some(metrics_server) = metrics_server {
+        metrics_server.abort();
+    }
     state.store().close().await;
     served
 }

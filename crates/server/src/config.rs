@@ -117,6 +117,18 @@ pub struct Config {
     /// production codes are not delivered) or `memory` (kept in this process for tests and
     /// demos, readable through `ServiceContext::sent_code`).
     pub code_sender: idshare_service::sender::SenderKind,
+    /// A second address that serves only `GET /metrics` (e.g. one only the Prometheus
+    /// network reaches). Off by default.
+    pub metrics_listen: Option<SocketAddr>,
+    /// The bearer token `/metrics` asks for. Set, the main listener serves `/metrics` to
+    /// `Authorization: Bearer <token>` (and the metrics listener asks for it too); unset, the
+    /// main listener has no `/metrics` (404). Better given as `metrics_token_file`.
+    pub metrics_token: Option<Secret>,
+    /// The file holding `metrics_token` (surrounding whitespace ignored), read at startup.
+    pub metrics_token_file: Option<PathBuf>,
+    /// The base URL of an OpenTelemetry collector's OTLP/HTTP receiver
+    /// (`http://collector:4318`): spans are exported to `<url>/v1/traces`. Off by default.
+    pub otlp_endpoint: Option<String>,
 }
 
 impl Default for Config {
@@ -149,6 +161,10 @@ impl Default for Config {
             selfie_provider_url: None,
             database_provider_url: None,
             code_sender: idshare_service::sender::SenderKind::Log,
+            metrics_listen: None,
+            metrics_token: None,
+            metrics_token_file: None,
+            otlp_endpoint: None,
         }
     }
 }
@@ -219,6 +235,15 @@ pub enum ConfigError {
     PreviousMasterKey(#[source] MasterKeyError),
     #[error(transparent)]
     PreviousMasterKeyFile(MasterKeyError),
+    #[error("set metrics_token or metrics_token_file, not both")]
+    TwoMetricsTokens,
+    #[error("cannot read the metrics token file {path}: {source}")]
+    MetricsTokenFile {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("the metrics token is empty (metrics_token or the file {0})")]
+    EmptyMetricsToken(String),
 }
 
 /// Environment variables with the `IDSHARE_` prefix that are not configuration keys: the file
@@ -325,6 +350,32 @@ impl Config {
         }
     }
 
+    /// Reads `metrics_token_file` into `metrics_token` (once, at startup), and refuses an
+    /// empty token: `/metrics` must not open to anyone sending `Bearer ` and nothing.
+    pub fn read_metrics_token(&mut self) -> Result<(), ConfigError> {
+        if let Some(path) = &self.metrics_token_file {
+            if self.metrics_token.is_some() {
+                return Err(ConfigError::TwoMetricsTokens);
+            }
+            let token =
+                std::fs::read_to_string(path).map_err(|source| ConfigError::MetricsTokenFile {
+                    path: path.clone(),
+                    source,
+                })?;
+            self.metrics_token = Some(Secret::new(token.trim()));
+        }
+        if let Some(token) = &self.metrics_token
+            && token.expose().trim().is_empty()
+        {
+            let file = self
+                .metrics_token_file
+                .as_ref()
+                .map_or_else(String::new, |p| p.display().to_string());
+            return Err(ConfigError::EmptyMetricsToken(file));
+        }
+        Ok(())
+    }
+
     /// How long a use of the database waits for it (`database_timeout_seconds`).
     pub fn database_timeout(&self) -> std::time::Duration {
         std::time::Duration::from_secs(u64::from(self.database_timeout_seconds.get()))
@@ -354,6 +405,46 @@ mod tests {
             !printed.contains("hunter2") && !printed.contains("c2VjcmV0"),
             "{printed}"
         );
+    }
+
+    #[test]
+    fn metrics_token_comes_from_its_file_and_must_not_be_empty() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("metrics.token");
+        std::fs::write(&file, "s3cret\n").unwrap();
+        let mut config = Config {
+            metrics_token_file: Some(file.clone()),
+            ..Config::default()
+        };
+        config.read_metrics_token().unwrap();
+        assert_eq!(config.metrics_token, Some(Secret::new("s3cret")));
+
+        let mut both = Config {
+            metrics_token: Some(Secret::new("x")),
+            metrics_token_file: Some(file.clone()),
+            ..Config::default()
+        };
+        assert!(matches!(
+            both.read_metrics_token(),
+            Err(ConfigError::TwoMetricsTokens)
+        ));
+
+        std::fs::write(&file, "  \n").unwrap();
+        let mut empty = Config {
+            metrics_token_file: Some(file),
+            ..Config::default()
+        };
+        assert!(matches!(
+            empty.read_metrics_token(),
+            Err(ConfigError::EmptyMetricsToken(_))
+        ));
+
+        let mut missing = Config {
+            metrics_token_file: Some(dir.path().join("absent")),
+            ..Config::default()
+        };
+        let err = missing.read_metrics_token().unwrap_err().to_string();
+        assert!(err.contains("absent"), "{err}");
     }
 
     #[test]

@@ -8,5 +8,6 @@ pub mod config;
 pub mod dashboard;
 pub mod flow;
 pub mod http;
+pub mod metrics;
 pub mod state;
 pub mod web;

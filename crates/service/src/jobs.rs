@@ -248,8 +248,15 @@ pub async fn enqueue(
     kind: &JobKind,
     dedupe_key: Option<&str>,
 ) -> Result<Option<JobId>, idshare_store::StoreError> {
-    let payload = serde_json::to_value(kind)
+    let mut payload = serde_json::to_value(kind)
         .map_err(|e| idshare_store::StoreError::Corrupt(e.to_string()))?;
+    // Decoding ignores it: the job's span continues the enqueuing request's trace.
+    if let (Some(traceparent), Some(fields)) = (
+        crate::telemetry::current_traceparent(),
+        payload.as_object_mut(),
+    ) {
+        fields.insert(crate::telemetry::TRACEPARENT.to_owned(), traceparent.into());
+    }
     jobs::enqueue(
         tx,
         jobs::NewJob {

@@ -22,6 +22,7 @@ pub mod retention;
 pub mod screening;
 pub mod sender;
 pub mod share_tokens;
+pub mod telemetry;
 pub mod templates;
 pub mod webhooks;
 pub mod worker;

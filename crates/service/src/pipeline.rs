@@ -343,6 +343,7 @@ async fn record(
     inquiries::save(&mut tx, crypto, scope, &inquiry).await?;
     events::record_batch(state, &mut tx, Some((id.as_str(), &key)), &announced).await?;
     tx.commit().await?;
+    crate::telemetry::pipeline_decided(inquiry.status);
     Ok(())
 }
 

@@ -491,6 +491,7 @@ async fn send(
     let timestamp = now.unix_timestamp();
     let first_attempted_at = delivery.first_attempted_at.unwrap_or(now);
     let url = parse_webhook_url(&webhook.url).map_err(ServiceError::internal)?;
+    let started = std::time::Instant::now();
     let outcome: Result<u16, (Option<u16>, String)> = match refused_target(state, &url) {
         Some(reason) => Err((None, format!("not sent: {reason} address"))),
         None => {
@@ -564,11 +565,19 @@ async fn send(
             }
         }
     };
+    let took = started.elapsed();
     let recorded = webhooks::record_attempt(&mut tx, &id, &attempt).await?;
     if recorded && attempt.next_attempt_at.is_none() {
         start_next(state, &mut tx, &delivery).await?;
     }
     tx.commit().await?;
+    if recorded {
+        let outcome = match attempt.outcome {
+            "pending" => "retry",
+            other => other,
+        };
+        crate::telemetry::webhook_attempted(outcome, took);
+    }
     match (recorded, attempt.next_attempt_at) {
         (true, Some(at)) => Err(ServiceError::Later {
             at,

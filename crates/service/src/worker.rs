@@ -9,6 +9,7 @@ use idshare_domain::id::JobId;
 use idshare_store::jobs::{self, Job};
 use time::Duration;
 use tokio::sync::watch;
+use tracing::Instrument;
 
 use crate::{
     ServiceContext,
@@ -70,9 +71,11 @@ async fn run_batch(
             }
             let mut held = held.clone();
             let run = async {
+                let started = std::time::Instant::now();
                 let outcome = execute(state, job, worker).await;
-                finish(state, worker, job, outcome).await;
-            };
+                finish(state, worker, job, outcome, started).await;
+            }
+            .instrument(crate::telemetry::job_span(job));
             tokio::select! {
                 // A run that has recorded its outcome has finished, whatever the heartbeat says.
                 biased;
@@ -139,6 +142,18 @@ enum Disposition {
     Failed(Option<time::OffsetDateTime>),
 }
 
+impl Disposition {
+    /// The outcome label of the job-run metric.
+    fn label(&self) -> &'static str {
+        match self {
+            Disposition::Done => "done",
+            Disposition::Postponed(_) => "postponed",
+            Disposition::Failed(Some(_)) => "retry",
+            Disposition::Failed(None) => "dead",
+        }
+    }
+}
+
 /// Records a job's outcome. While the database is unavailable it keeps trying (the heartbeat
 /// keeps the lease meanwhile), so that a job that finished is not run again after an outage.
 async fn finish(
@@ -146,10 +161,14 @@ async fn finish(
     worker: &str,
     job: &Job,
     outcome: Result<Completion, JobError>,
+    started: std::time::Instant,
 ) {
     let now = state.now();
     let disposition = match &outcome {
-        Ok(Completion::InJob) => return,
+        Ok(Completion::InJob) => {
+            crate::telemetry::job_ran(&job.kind, "done", started.elapsed());
+            return;
+        }
         Ok(Completion::ByWorker) => Disposition::Done,
         Err(error) if database_unavailable(error) => {
             tracing::warn!(job = %job.id, kind = %job.kind, attempt = job.attempts, error = %error, "job postponed: the database is unavailable");
@@ -169,6 +188,7 @@ async fn finish(
             Disposition::Failed(retry_at)
         }
     };
+    crate::telemetry::job_ran(&job.kind, disposition.label(), started.elapsed());
     let error = outcome.err().map(|e| e.to_string()).unwrap_or_default();
     let mut wait = StdDuration::from_millis(250);
     loop {

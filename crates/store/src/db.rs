@@ -384,6 +384,27 @@ impl Store {
         }
     }
 
+    /// The connection pool's use now, from the pool's own counters (no query).
+    pub fn pool_usage(&self) -> crate::stats::PoolUsage {
+        let (open, idle, max) = match &self.pool {
+            Pool::Sqlite(pool) => (
+                pool.size(),
+                pool.num_idle(),
+                pool.options().get_max_connections(),
+            ),
+            Pool::Postgres(pool) => (
+                pool.size(),
+                pool.num_idle(),
+                pool.options().get_max_connections(),
+            ),
+        };
+        crate::stats::PoolUsage {
+            open,
+            idle: u32::try_from(idle).unwrap_or(u32::MAX),
+            max,
+        }
+    }
+
     pub(crate) fn pg_pool(&self) -> Option<&PgPool> {
         match &self.pool {
             Pool::Postgres(pool) => Some(pool),

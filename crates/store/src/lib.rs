@@ -30,6 +30,7 @@ pub mod orgs;
 pub mod retention;
 pub mod sessions;
 pub mod share_tokens;
+pub mod stats;
 pub mod templates;
 pub mod users;
 pub mod webhooks;

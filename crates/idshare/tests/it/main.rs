@@ -21,6 +21,7 @@ mod idempotency;
 mod inquiries;
 mod jobs;
 mod key_rotation;
+mod observability;
 mod openapi;
 mod pipeline;
 mod preview;

@@ -1,11 +1,13 @@
-//! Cross-cutting HTTP layers: request ids, control characters refused in URLs, no caching of
-//! API answers, and response key inflection.
+//! Cross-cutting HTTP layers: request ids, the request log line and latency metric, control
+//! characters refused in URLs, no caching of API answers, and response key inflection.
+
+use std::time::Instant;
 
 use axum::{
     body::{Body, to_bytes},
-    extract::Request,
+    extract::{MatchedPath, Request},
     http::{
-        HeaderValue, StatusCode, Uri,
+        HeaderValue, Method, StatusCode, Uri,
         header::{CACHE_CONTROL, CONTENT_TYPE},
     },
     middleware::Next,
@@ -31,6 +33,63 @@ pub async fn request_id(mut req: Request, next: Next) -> Response {
     if let Ok(value) = HeaderValue::from_str(id.as_str()) {
         response.headers_mut().insert("request-id", value);
     }
+    response
+}
+
+/// The route a request matched, as its template (`/api/v1/inquiries/{id}`), `unmatched` for
+/// none: what logs and metrics name a request by, never its path (ids, one-time link tokens)
+/// nor its query (names, emails in filters).
+pub fn route_of(req: &Request) -> &str {
+    req.extensions()
+        .get::<MatchedPath>()
+        .map_or("unmatched", MatchedPath::as_str)
+}
+
+/// The method as a metric label: the methods the server answers, `other` for the rest (a
+/// client must not be able to invent new series).
+fn method_label(method: &Method) -> &'static str {
+    match *method {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::PATCH => "PATCH",
+        Method::PUT => "PUT",
+        Method::DELETE => "DELETE",
+        Method::HEAD => "HEAD",
+        Method::OPTIONS => "OPTIONS",
+        _ => "other",
+    }
+}
+
+/// One log line at INFO per request (method, matched route, status, latency, request id;
+/// nothing from the path, the query, the headers or the body) and the request-latency
+/// histogram. Latency runs to the answer's head (a streamed body is not waited for).
+pub async fn observe(req: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let method = method_label(req.method());
+    let route = route_of(&req).to_owned();
+    let request_id = req
+        .extensions()
+        .get::<CurrentRequestId>()
+        .map(|r| r.0.to_string())
+        .unwrap_or_default();
+    let response = next.run(req).await;
+    let took = started.elapsed();
+    let status = response.status().as_u16();
+    metrics::histogram!(
+        crate::metrics::HTTP_REQUEST_SECONDS,
+        "method" => method,
+        "route" => route.clone(),
+        "status" => status.to_string()
+    )
+    .record(took);
+    tracing::info!(
+        method,
+        route,
+        status,
+        latency_ms = took.as_secs_f64() * 1000.0,
+        request_id,
+        "request"
+    );
     response
 }
 

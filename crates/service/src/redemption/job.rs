@@ -235,7 +235,14 @@ async fn write(
     announced.extend(token_announcements(share_token::redeemed_event, &redeemed));
     crate::events::record_batch(state, &mut tx, Some((inquiry.id.as_str(), key)), &announced)
         .await?;
-    commit_completing(state, tx, claim).await
+    let outcome = commit_completing(state, tx, claim).await?;
+    if outcome == Outcome::Done(Completion::InJob) {
+        crate::telemetry::redemption_ended(token.pending_at, now, None);
+        if work.evaluation.is_some() {
+            crate::telemetry::pipeline_decided(inquiry.status);
+        }
+    }
+    Ok(outcome)
 }
 
 /// Commits the job's write together with the job's completion. A job no longer held (its lease
@@ -273,13 +280,18 @@ async fn fail(
     token.failure_reason = Some(reason.to_owned());
     token.updated_at = now;
     record_token(state, &mut tx, share_token::failed_event, &token).await?;
-    match claim {
-        Some(claim) => commit_completing(state, tx, claim).await,
+    let outcome = match claim {
+        Some(claim) => commit_completing(state, tx, claim).await?,
         None => {
             tx.commit().await?;
-            Ok(Outcome::Done(Completion::ByWorker))
+            Outcome::Done(Completion::ByWorker)
         }
+    };
+    // Through a claim, `ByWorker` means the job was no longer held and nothing was written.
+    if claim.is_none() || outcome == Outcome::Done(Completion::InJob) {
+        crate::telemetry::redemption_ended(token.pending_at, now, Some(reason));
     }
+    Ok(outcome)
 }
 
 /// Called when a redemption job is given up: the token ends `failed` instead of `pending`
