@@ -21,6 +21,7 @@ mod idempotency;
 mod inquiries;
 mod jobs;
 mod openapi;
+mod persona_conformance;
 mod pipeline;
 mod preview;
 mod redemption;
