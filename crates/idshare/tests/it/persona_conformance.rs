@@ -969,7 +969,104 @@ async fn exact_shape_has_no_violation(backend: Backend) {
     run(backend, Shape::Exact).await;
 }
 
+/// `Idshare-Shape: persona` without Persona's document: the extensions are left out, errors
+/// take Persona's shape, and another value is refused.
+async fn exact_shape_leaves_extensions_out(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let bank = app.tenant("Bank").await;
+    let template = app.create_template(&bank.sandbox).await;
+    let inquiry = id_of(
+        &app.create_inquiry(&bank.sandbox, &template, json!({"name-first": "Ada"}))
+            .await,
+    );
+    let path = format!("/api/v1/inquiries/{inquiry}");
+    let send = |key: &str, path: &str, shape: &str| {
+        app.request(Method::GET, key, path)
+            .header("idshare-shape", shape)
+            .send()
+    };
+    let default = crate::helpers::expect_status(
+        send(&bank.sandbox, &path, "idshare").await.unwrap(),
+        StatusCode::OK,
+    )
+    .await;
+    assert!(default["data"]["attributes"]["missing-requirements"].is_array());
+    assert_eq!(default["included"], json!([]));
+    let exact = crate::helpers::expect_status(
+        send(&bank.sandbox, &path, "persona").await.unwrap(),
+        StatusCode::OK,
+    )
+    .await;
+    let attributes = exact["data"]["attributes"].as_object().unwrap();
+    for extension in ["missing-requirements", "field-provenance"] {
+        assert!(!attributes.contains_key(extension), "{exact}");
+    }
+    assert_eq!(attributes["creator"], "api");
+    assert!(exact.get("included").is_none(), "{exact}");
+    // Event payloads are shaped too, and events lose `sequence` and `relationships`.
+    let events = crate::helpers::expect_status(
+        send(&bank.sandbox, "/api/v1/events", "persona")
+            .await
+            .unwrap(),
+        StatusCode::OK,
+    )
+    .await;
+    let created = events["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["attributes"]["payload"]["data"]["id"] == inquiry.as_str())
+        .unwrap();
+    assert!(created.get("relationships").is_none(), "{created}");
+    assert!(created["attributes"].get("sequence").is_none(), "{created}");
+    assert!(
+        created["attributes"]["payload"]["data"]["attributes"]
+            .get("missing-requirements")
+            .is_none(),
+        "{created}"
+    );
+    // Errors: a 401 has only a title; a 400 says where in `meta.source`.
+    let unauthorized = crate::helpers::expect_status(
+        send("idsk_sandbox_nope", "/api/v1/inquiries", "persona")
+            .await
+            .unwrap(),
+        StatusCode::UNAUTHORIZED,
+    )
+    .await;
+    let error = unauthorized["errors"][0].as_object().unwrap();
+    assert_eq!(
+        error.keys().collect::<Vec<_>>(),
+        ["title"],
+        "{unauthorized}"
+    );
+    let bad = crate::helpers::expect_status(
+        send(&bank.sandbox, "/api/v1/inquiries?page[size]=0", "persona")
+            .await
+            .unwrap(),
+        StatusCode::BAD_REQUEST,
+    )
+    .await;
+    assert!(bad["errors"][0].get("source").is_none(), "{bad}");
+    assert_eq!(
+        bad["errors"][0]["meta"]["source"]["parameter"], "page[size]",
+        "{bad}"
+    );
+    let refused = crate::helpers::expect_status(
+        send(&bank.sandbox, &path, "camel").await.unwrap(),
+        StatusCode::BAD_REQUEST,
+    )
+    .await;
+    assert!(
+        refused["errors"][0]["details"]
+            .as_str()
+            .unwrap()
+            .contains("Idshare-Shape"),
+        "{refused}"
+    );
+}
+
 backend_tests!(
     default_shape_differs_only_by_documented_extensions,
-    exact_shape_has_no_violation
+    exact_shape_has_no_violation,
+    exact_shape_leaves_extensions_out
 );
