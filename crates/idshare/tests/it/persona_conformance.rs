@@ -861,7 +861,121 @@ async fn scenario(c: &mut Conformance<'_>, bank: &str, fintech: &str, fintech_or
         .await;
     }
 
-    // Refusals: 400, 401, 404, 409, 422.
+    // A watchlist match, dismissed.
+    crate::pipeline::import_sample_lists(c.app).await;
+    let screening = id_of(
+        &c.call(
+            Some(bank),
+            M::POST,
+            "/api/v1/inquiry-templates",
+            Some(&json!({"data": {"attributes": {"name": "Screen only",
+                "field-schemas": [{"key": "name-first", "type": "string"},
+                                  {"key": "name-last", "type": "string"}],
+                "reports": [{"type": "watchlist", "on-match": "needs_review",
+                             "config": {"lists": ["sample-watchlist"]}}]}}})),
+            S::CREATED,
+        )
+        .await,
+    );
+    let screened = id_of(
+        &c.call(
+            Some(bank),
+            M::POST,
+            "/api/v1/inquiries",
+            Some(
+                &json!({"data": {"attributes": {"inquiry-template-id": screening,
+                "fields": {"name-first": "Claire", "name-last": "Richman"}}}}),
+            ),
+            S::CREATED,
+        )
+        .await,
+    );
+    c.call(
+        Some(bank),
+        M::POST,
+        &format!("/api/v1/inquiries/{screened}/submit"),
+        None,
+        S::ACCEPTED,
+    )
+    .await;
+    c.app.drain().await;
+    let matched = c
+        .call(
+            Some(bank),
+            M::GET,
+            &format!("/api/v1/reports?filter[inquiry-id]={screened}"),
+            None,
+            S::OK,
+        )
+        .await;
+    let matched = matched["data"][0]["id"].as_str().unwrap().to_owned();
+    c.call(
+        Some(bank),
+        M::POST,
+        &format!("/api/v1/reports/{matched}/dismiss"),
+        Some(&json!({"data": {"attributes": {"reason": "x", "entity-id": "nobody"}}})),
+        S::UNPROCESSABLE_ENTITY,
+    )
+    .await;
+    c.call(
+        Some(bank),
+        M::POST,
+        &format!("/api/v1/reports/{matched}/dismiss"),
+        Some(&json!({"data": {"attributes": {"reason": "Different birth year"}}})),
+        S::OK,
+    )
+    .await;
+
+    // A redemption that fails: the source is redacted before the job runs.
+    let doomed = id_of(
+        &c.call(
+            Some(bank),
+            M::POST,
+            "/api/v1/connect/share-tokens",
+            Some(&token_body(&inquiries[0])),
+            S::CREATED,
+        )
+        .await,
+    );
+    c.call(
+        Some(fintech),
+        M::POST,
+        &format!("{tokens}/{doomed}/redeem"),
+        Some(&json!({"data": {"attributes": {"inquiry-template-id": destination_template}}})),
+        S::ACCEPTED,
+    )
+    .await;
+    c.call(
+        Some(bank),
+        M::DELETE,
+        &format!("/api/v1/inquiries/{}", inquiries[0]),
+        None,
+        S::OK,
+    )
+    .await;
+    c.app.drain().await;
+    let failed = c
+        .call(
+            Some(fintech),
+            M::GET,
+            &format!("{tokens}/{doomed}"),
+            None,
+            S::OK,
+        )
+        .await;
+    assert_eq!(
+        failed["data"]["attributes"]["failure-reason"], "source_redacted",
+        "{failed}"
+    );
+    // Refusals: 400, 401, 403, 404, 409, 422.
+    c.call(
+        Some(bank),
+        M::GET,
+        &format!("{tokens}/{token}?peek-source-data=true"),
+        None,
+        S::FORBIDDEN,
+    )
+    .await;
     c.call(None, M::GET, "/api/v1/inquiries", None, S::UNAUTHORIZED)
         .await;
     c.call(
