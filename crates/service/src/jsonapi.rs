@@ -122,7 +122,7 @@ pub const EXTENSIONS: &[Extension] = &[
     },
     Extension {
         kind: "webhook",
-        attributes: &["updated-at", "archived-at"],
+        attributes: &["updated-at", "archived-at", "idshare-shape"],
         relationships: true,
     },
 ];

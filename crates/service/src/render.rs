@@ -633,6 +633,9 @@ pub struct WebhookAttributes {
     pub api_key_inflection: &'static str,
     /// Attributes left out of delivered payloads.
     pub api_attributes_blocklist: Vec<String>,
+    /// `idshare` (the default) or `persona`: deliveries in exactly Persona's shape, without
+    /// idshare's extensions (an extension itself).
+    pub idshare_shape: String,
     /// The signing secrets (`wbhsec_…`) with their expiry (`null`: the current one). Shown only
     /// in the answers to create and `rotate-secret`.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -678,6 +681,7 @@ pub fn webhook(
             enabled_events: w.enabled_events.clone(),
             api_key_inflection: w.api_key_inflection.as_str(),
             api_attributes_blocklist: w.api_attributes_blocklist.clone(),
+            idshare_shape: w.shape.clone(),
             secrets,
             created_at: format_timestamp(w.created_at),
             updated_at: format_timestamp(w.updated_at),

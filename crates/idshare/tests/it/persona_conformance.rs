@@ -1179,8 +1179,70 @@ async fn exact_shape_leaves_extensions_out(backend: Backend) {
     );
 }
 
+/// A webhook with `idshare-shape: persona` gets its bodies without extensions; another, with
+/// the default, gets them with; a third value is refused.
+async fn a_webhook_can_ask_for_persona_shaped_bodies(backend: Backend) {
+    use crate::webhooks::{Receiver, create_webhook};
+    let app = spawn_app(backend).await;
+    let bank = app.tenant("Bank").await;
+    let key = &bank.sandbox;
+    let exact = Receiver::start().await;
+    let default = Receiver::start().await;
+    let (exact_id, _) = create_webhook(
+        &app,
+        key,
+        json!({"url": exact.url, "enabled-events": ["inquiry.created"], "idshare-shape": "persona"}),
+    )
+    .await;
+    create_webhook(
+        &app,
+        key,
+        json!({"url": default.url, "enabled-events": ["inquiry.created"]}),
+    )
+    .await;
+    let shown = crate::helpers::expect_status(
+        app.get(key, &format!("/api/v1/webhooks/{exact_id}")).await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(shown["data"]["attributes"]["idshare-shape"], "persona");
+    let refused = app
+        .post(
+            key,
+            "/api/v1/webhooks",
+            &json!({"data": {"attributes": {"url": exact.url, "enabled-events": ["*"],
+                "idshare-shape": "camel"}}}),
+        )
+        .await;
+    let error = crate::helpers::expect_error(refused, StatusCode::UNPROCESSABLE_ENTITY).await;
+    assert_eq!(error["source"]["pointer"], "/data/attributes/idshare-shape");
+    let template = app.create_template(key).await;
+    app.create_inquiry(key, &template, json!({"name-first": "Ada"}))
+        .await;
+    app.drain().await;
+    let exact = exact.received()[0].json();
+    assert!(exact["data"].get("relationships").is_none(), "{exact}");
+    assert!(
+        exact["data"]["attributes"].get("sequence").is_none(),
+        "{exact}"
+    );
+    let inquiry = &exact["data"]["attributes"]["payload"]["data"]["attributes"];
+    assert!(inquiry.get("missing-requirements").is_none(), "{exact}");
+    assert_eq!(inquiry["fields"]["name-first"]["value"], "Ada");
+    let default = default.received()[0].json();
+    assert!(
+        default["data"]["attributes"]["sequence"].is_number(),
+        "{default}"
+    );
+    assert!(
+        default["data"]["attributes"]["payload"]["data"]["attributes"]["missing-requirements"]
+            .is_array()
+    );
+}
+
 backend_tests!(
     default_shape_differs_only_by_documented_extensions,
     exact_shape_has_no_violation,
-    exact_shape_leaves_extensions_out
+    exact_shape_leaves_extensions_out,
+    a_webhook_can_ask_for_persona_shaped_bodies
 );
