@@ -36,14 +36,14 @@ impl<A> ResourceObject<A> {
     }
 
     /// Adds a to-many relationship.
-    pub fn to_many<'a>(
+    pub fn to_many<K: AsRef<str>, I: AsRef<str>>(
         mut self,
         name: &str,
-        targets: impl IntoIterator<Item = (&'a str, &'a str)>,
+        targets: impl IntoIterator<Item = (K, I)>,
     ) -> Self {
         let data: Vec<Value> = targets
             .into_iter()
-            .map(|(kind, id)| json!({"type": kind, "id": id}))
+            .map(|(kind, id)| json!({"type": kind.as_ref(), "id": id.as_ref()}))
             .collect();
         self.relationships
             .insert(name.to_owned(), json!({ "data": data }));

@@ -202,11 +202,11 @@ fn inferred_type(value: &idshare_domain::field::FieldValue) -> idshare_domain::f
 /// An inquiry; `related` adds the to-many relationships (verifications, reports, documents,
 /// selfies) where the caller loaded them (API answers do; event payloads carry the to-one
 /// relationships only).
-pub fn inquiry(
+pub fn inquiry<'a>(
     inquiry: &Inquiry,
     definition: Option<&TemplateDefinition>,
     missing: &[idshare_domain::requirements::Requirement],
-    related: Option<&idshare_store::inquiries::Related>,
+    related: Option<&'a idshare_store::inquiries::Related>,
 ) -> ResourceObject<InquiryAttributes> {
     let mut fields = Map::new();
     if let Some(definition) = definition {
@@ -281,29 +281,22 @@ pub fn inquiry(
     match related {
         None => resource,
         Some(related) => {
-            let typed =
-                |prefix: &'static str, list: &[(String, String)]| -> Vec<(String, String)> {
-                    list.iter()
-                        .map(|(kind, id)| (format!("{prefix}{kind}"), id.clone()))
-                        .collect()
-                };
-            // A selfie is a file in idshare (there is no selfie object): typed `file`.
-            let selfies: Vec<(String, String)> = related
-                .selfies
-                .iter()
-                .map(|(_, id)| ("file".to_owned(), id.clone()))
-                .collect();
-            fn pairs(list: &[(String, String)]) -> Vec<(&str, &str)> {
-                list.iter().map(|(k, i)| (k.as_str(), i.as_str())).collect()
-            }
+            let typed = |prefix: &'static str, list: &'a [(String, String)]| {
+                list.iter()
+                    .map(move |(kind, id)| (format!("{prefix}{kind}"), id.as_str()))
+            };
             resource
                 .to_many(
                     "verifications",
-                    pairs(&typed("verification/", &related.verifications)),
+                    typed("verification/", &related.verifications),
                 )
-                .to_many("reports", pairs(&typed("report/", &related.reports)))
-                .to_many("documents", pairs(&typed("document/", &related.documents)))
-                .to_many("selfies", pairs(&selfies))
+                .to_many("reports", typed("report/", &related.reports))
+                .to_many("documents", typed("document/", &related.documents))
+                // A selfie is a file in idshare (there is no selfie object): typed `file`.
+                .to_many(
+                    "selfies",
+                    related.selfies.iter().map(|(_, id)| ("file", id.as_str())),
+                )
         }
     }
 }
