@@ -84,6 +84,7 @@ pub mod names;
 pub mod permission;
 pub mod preview;
 pub mod requirements;
+pub mod retention;
 pub mod screening;
 pub mod share_token;
 pub mod sign_in;

@@ -8,16 +8,19 @@ mod bench_webhooks;
 mod demo;
 mod lists_cli;
 mod loopback_receiver;
+mod master_key_cli;
 mod mrz_cli;
+mod operator_cli;
 
 use std::path::PathBuf;
 
 use anyhow::{Context, bail};
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, builder::TypedValueParser};
 use idshare_domain::{
     environment::Environment,
-    id::{ApiKeyId, OrgId},
-    permission::PermissionSet,
+    id::{ApiKeyId, JobId, OrgId},
+    permission::{Permission, PermissionSet},
+    screening::ListFormat,
 };
 use idshare_server::{
     app,
@@ -37,19 +40,28 @@ struct Cli {
     /// TOML configuration file (also IDSHARE_CONFIG).
     #[arg(long, global = true, env = "IDSHARE_CONFIG")]
     config: Option<PathBuf>,
-    /// Log format: text or json.
-    #[arg(long, global = true, value_parser = parse_log_format)]
+    /// Log format (also in the configuration file) [default: text].
+    #[arg(long, global = true, value_parser = parse_log_format())]
     log_format: Option<LogFormat>,
     #[command(subcommand)]
     command: Command,
 }
 
-fn parse_log_format(s: &str) -> Result<LogFormat, String> {
-    match s {
-        "text" => Ok(LogFormat::Text),
-        "json" => Ok(LogFormat::Json),
-        other => Err(format!("unknown log format `{other}` (text or json)")),
-    }
+fn parse_log_format() -> impl TypedValueParser<Value = LogFormat> {
+    possible_values(["text", "json"]).map(|format| {
+        if format == "json" {
+            LogFormat::Json
+        } else {
+            LogFormat::Text
+        }
+    })
+}
+
+/// An argument that takes one of `values`, which `--help` lists and errors name.
+fn possible_values(
+    values: impl IntoIterator<Item = &'static str>,
+) -> clap::builder::PossibleValuesParser {
+    clap::builder::PossibleValuesParser::new(values)
 }
 
 /// Where the data lives; every command that touches it takes these.
@@ -79,14 +91,29 @@ enum Command {
         /// dir]; keep it outside the data directory.
         #[arg(long)]
         master_key_file: Option<PathBuf>,
+        /// A master key file from before a rotation, still needed to open what it sealed
+        /// (repeatable; also IDSHARE_PREVIOUS_MASTER_KEY_FILES, comma-separated).
+        #[arg(long = "previous-master-key-file")]
+        previous_master_key_files: Vec<PathBuf>,
         #[command(flatten)]
         storage: StorageArgs,
     },
     /// Create the database if missing, apply migrations and exit (serve also applies them on
     /// start). Needs no master key.
     Migrate {
+        /// Apply nothing: list this build's migrations and whether the database has each.
+        #[arg(long)]
+        status: bool,
+        /// With --status: print JSON instead of a table.
+        #[arg(long, requires = "status")]
+        json: bool,
         #[command(flatten)]
         storage: StorageArgs,
+    },
+    /// The job queue: jobs waiting, running or dead, and retrying dead ones.
+    Jobs {
+        #[command(subcommand)]
+        command: JobsCommand,
     },
     /// Operator commands: organizations, API keys, users.
     Admin {
@@ -185,6 +212,7 @@ fn parse_name(value: &str) -> Result<String, String> {
 enum MrzCommand {
     /// Parse and check 2 (TD2, TD3) or 3 (TD1) MRZ lines.
     Check {
+        /// The zone's lines, each as one argument (quote them: they contain `<`).
         #[arg(required = true, num_args = 1..=3)]
         lines: Vec<String>,
     },
@@ -194,13 +222,58 @@ enum MrzCommand {
 enum ListsCommand {
     /// Import (or replace) a list from a file.
     Import {
-        /// opensanctions-csv (targets.simple.csv) or ofac-sdn-csv (sdn.csv).
-        #[arg(long)]
+        /// The file's format: opensanctions-csv (OpenSanctions' targets.simple.csv) or
+        /// ofac-sdn-csv (OFAC's sdn.csv).
+        #[arg(long, value_parser = possible_values(ListFormat::ALL.iter().map(|f| f.as_str())))]
         format: String,
         /// The name screening reports refer to (`lists` in a template's report config).
         #[arg(long)]
         list: String,
+        /// The list file to read.
         file: PathBuf,
+        #[command(flatten)]
+        storage: StorageArgs,
+    },
+    /// The imported lists: name, entries and when each was imported.
+    List {
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        storage: StorageArgs,
+    },
+    /// Delete a list and its entries (screenings stop using it).
+    Delete {
+        /// The list's name, as `idshare lists list` shows it.
+        #[arg(long)]
+        list: String,
+        #[command(flatten)]
+        storage: StorageArgs,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum JobsCommand {
+    /// Jobs not yet done (waiting, running or dead), the most recently changed first, with the
+    /// cause of their last failure.
+    List {
+        /// Only dead jobs: those that failed every attempt and will not run again unless retried.
+        #[arg(long)]
+        dead: bool,
+        /// At most this many jobs.
+        #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+        limit: u32,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        storage: StorageArgs,
+    },
+    /// Queue dead jobs again with fresh attempts (all or none: every id must name a dead job).
+    Retry {
+        /// The dead jobs' ids (job_…), as `idshare jobs list --dead` shows them.
+        #[arg(required = true)]
+        ids: Vec<String>,
         #[command(flatten)]
         storage: StorageArgs,
     },
@@ -210,14 +283,17 @@ enum ListsCommand {
 enum BenchCommand {
     /// Screenings per second through the index next to a brute-force scan, same run.
     Screening {
+        /// Generated names in the list screened against.
         #[arg(long, default_value_t = 300_000)]
         names: usize,
+        /// Screenings to run (half spelling variants of listed names, half other names).
         #[arg(long, default_value_t = 2_000)]
         queries: usize,
     },
     /// Share-token redemption latency, throughput and cost (server CPU, SQL statements and
     /// transactions per redemption) next to the storage ceiling, same run.
     Redeem {
+        /// Share tokens to create and redeem.
         #[arg(long, default_value_t = 200)]
         tokens: usize,
         /// Redeem calls in flight (in a burst; also the setup's calls in flight).
@@ -238,6 +314,7 @@ enum BenchCommand {
     /// Inquiry create and submit latency, throughput and cost (server CPU, SQL statements and
     /// transactions per inquiry) next to the storage ceiling, same run.
     Inquiries {
+        /// Inquiries to create and submit.
         #[arg(long, default_value_t = 200)]
         inquiries: usize,
         /// Create and submit calls in flight (in bursts).
@@ -293,14 +370,28 @@ enum AdminCommand {
         #[command(subcommand)]
         command: UserCommand,
     },
+    /// The master key: a new key file, what is sealed under which key, rotation.
+    MasterKey {
+        #[command(subcommand)]
+        command: master_key_cli::MasterKeyCommand,
+    },
 }
 
 #[derive(Debug, Subcommand)]
 enum OrgCommand {
     /// Create an organization; prints its id.
     Create {
+        /// The organization's name, as the dashboard and partners see it.
         #[arg(long)]
         name: String,
+        #[command(flatten)]
+        storage: StorageArgs,
+    },
+    /// Every organization: id, creation, name.
+    List {
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
         #[command(flatten)]
         storage: StorageArgs,
     },
@@ -310,20 +401,39 @@ enum OrgCommand {
 enum ApiKeyCommand {
     /// Create an API key; prints the secret (shown only this once).
     Create {
+        /// The organization's id (org_…).
         #[arg(long)]
         org: String,
-        #[arg(long)]
+        /// The environment the key works in: its data and the other environment's never mix.
+        #[arg(long, value_parser = possible_values(Environment::ALL.iter().map(|e| e.as_str())))]
         environment: String,
         /// Permissions (repeatable or comma-separated); all permissions when omitted.
-        #[arg(long = "permission")]
+        #[arg(
+            long = "permission",
+            value_delimiter = ',',
+            value_parser = possible_values(Permission::ALL.iter().map(|p| p.as_str()))
+        )]
         permissions: Vec<String>,
+        /// A name for people: what the key is for.
         #[arg(long, default_value = "default")]
         name: String,
         #[command(flatten)]
         storage: StorageArgs,
     },
+    /// API keys (revoked ones too) with their last use, to the minute.
+    List {
+        /// Only this organization's keys (org_…).
+        #[arg(long)]
+        org: Option<String>,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        storage: StorageArgs,
+    },
     /// Revoke an API key by id (api_…).
     Revoke {
+        /// The key's id (api_…), as `idshare admin api-key list` shows it.
         id: String,
         #[command(flatten)]
         storage: StorageArgs,
@@ -334,21 +444,38 @@ enum ApiKeyCommand {
 enum UserCommand {
     /// Create a dashboard user; prints its id.
     Create {
+        /// The organization's id (org_…).
         #[arg(long)]
         org: String,
+        /// The address the user signs in with (unique across organizations).
         #[arg(long)]
         email: String,
-        /// The password (or IDSHARE_ADMIN_PASSWORD, kept out of shell history).
+        /// The password, at least 12 characters (or IDSHARE_ADMIN_PASSWORD, kept out of shell
+        /// history).
         #[arg(long, env = "IDSHARE_ADMIN_PASSWORD", hide_env_values = true)]
         password: String,
-        #[arg(long, default_value = "admin")]
+        /// What the user may do: admin (everything), reviewer (decide inquiries) or viewer
+        /// (read only).
+        #[arg(long, default_value = "admin", value_parser = possible_values(["admin", "reviewer", "viewer"]))]
         role: String,
+        #[command(flatten)]
+        storage: StorageArgs,
+    },
+    /// Dashboard users of every organization (or of one).
+    List {
+        /// Only this organization's users (org_…).
+        #[arg(long)]
+        org: Option<String>,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
         #[command(flatten)]
         storage: StorageArgs,
     },
     /// Lift the wait that failed sign-ins put on a user's account (browsers the account does
     /// not trust are refused while it lasts).
     Unlock {
+        /// The user's sign-in address.
         #[arg(long)]
         email: String,
         #[command(flatten)]
@@ -361,6 +488,7 @@ fn load_config(
     storage: Option<&StorageArgs>,
     listen: Option<std::net::SocketAddr>,
     master_key_file: Option<&PathBuf>,
+    previous_master_key_files: &[PathBuf],
 ) -> anyhow::Result<Config> {
     let overrides = Overrides {
         listen,
@@ -369,9 +497,35 @@ fn load_config(
             .and_then(|s| s.database_url.clone())
             .map(Secret::new),
         master_key_file: master_key_file.cloned(),
+        previous_master_key_files: (!previous_master_key_files.is_empty())
+            .then(|| previous_master_key_files.to_vec()),
         log_format: cli.log_format,
     };
-    Config::load(cli.config.as_deref(), &overrides).context("invalid configuration")
+    if let Some(file) = &cli.config {
+        std::fs::File::open(file)
+            .with_context(|| format!("cannot read the configuration file {}", file.display()))?;
+    }
+    Config::load(cli.config.as_deref(), &overrides)
+        .map_err(|error| anyhow::anyhow!("invalid configuration: {}", configuration_error(&error)))
+}
+
+/// A configuration error on one line: a TOML parse error's excerpt of the file (the lines that
+/// draw it) is left out, its message and the line and column it gives are kept.
+fn configuration_error(error: &impl std::fmt::Display) -> String {
+    let text = error.to_string();
+    let excerpt = |line: &str| {
+        let line = line.trim_start();
+        line.starts_with('|')
+            || line
+                .split_once(" |")
+                .is_some_and(|(number, _)| number.chars().all(|c| c.is_ascii_digit()))
+    };
+    text.lines()
+        .map(str::trim)
+        .filter(|line| !line.is_empty() && !excerpt(line))
+        .collect::<Vec<_>>()
+        .join(": ")
+        .replace(": in ", " in ")
 }
 
 fn init_logging(format: LogFormat) {
@@ -391,7 +545,7 @@ fn init_logging(format: LogFormat) {
 /// (`create`) creates a missing SQLite database; the others refuse, so that a mistyped
 /// `--data-dir` does not get an empty database.
 async fn open_without_key(cli: &Cli, storage: &StorageArgs, create: bool) -> anyhow::Result<Store> {
-    let config = load_config(cli, Some(storage), None, None)?;
+    let config = load_config(cli, Some(storage), None, None, &[])?;
     Store::open(
         &config.database_url(),
         create,
@@ -399,14 +553,19 @@ async fn open_without_key(cli: &Cli, storage: &StorageArgs, create: bool) -> any
         config.database_timeout(),
     )
     .await
-    .map_err(|error| match error {
+    .map_err(storage_error)
+}
+
+/// A failure to open the database, said with what to do about a missing one.
+fn storage_error(error: StoreError) -> anyhow::Error {
+    match error {
         StoreError::NoDatabase(path) => anyhow::anyhow!(
             "no database at {}: check --data-dir/--database-url, or create it with \
                  `idshare migrate` (or `idshare serve`) and the same options",
             path.display()
         ),
         other => app::open_error(other),
-    })
+    }
 }
 
 #[tokio::main]
@@ -448,26 +607,73 @@ async fn run(cli: &Cli) -> anyhow::Result<std::process::ExitCode> {
             listen,
             allow_private_webhook_targets,
             master_key_file,
+            previous_master_key_files,
             storage,
         } => {
-            let mut config = load_config(cli, Some(storage), *listen, master_key_file.as_ref())?;
+            let mut config = load_config(
+                cli,
+                Some(storage),
+                *listen,
+                master_key_file.as_ref(),
+                previous_master_key_files,
+            )?;
             // The flag only ever allows; leaving it out keeps what the configuration says.
             config.allow_private_webhook_targets |= *allow_private_webhook_targets;
             init_logging(config.log_format);
             serve(config).await
         }
-        Command::Migrate { storage } => {
+        Command::Migrate {
+            status: true,
+            json,
+            storage,
+        } => {
+            let config = load_config(cli, Some(storage), None, None, &[])?;
+            let states = Store::migration_status(&config.database_url(), config.database_timeout())
+                .await
+                .map_err(storage_error)?;
+            operator_cli::print_migration_status(&states, operator_cli::Output::from_flag(*json));
+            Ok(())
+        }
+        Command::Migrate { storage, .. } => {
             init_logging(cli.log_format.unwrap_or_default());
             open_without_key(cli, storage, true).await?.close().await;
             eprintln!("migrations applied");
             Ok(())
+        }
+        Command::Jobs {
+            command:
+                JobsCommand::List {
+                    dead,
+                    limit,
+                    json,
+                    storage,
+                },
+        } => {
+            let store = open_without_key(cli, storage, false).await?;
+            operator_cli::jobs_list(
+                &store,
+                *dead,
+                *limit,
+                operator_cli::Output::from_flag(*json),
+            )
+            .await
+        }
+        Command::Jobs {
+            command: JobsCommand::Retry { ids, storage },
+        } => {
+            let ids = ids
+                .iter()
+                .map(|id| JobId::parse(id))
+                .collect::<Result<Vec<_>, _>>()?;
+            let store = open_without_key(cli, storage, false).await?;
+            operator_cli::jobs_retry(&store, &ids).await
         }
         Command::Demo {
             listen,
             master_key_file,
             storage,
         } => {
-            let config = load_config(cli, Some(storage), *listen, master_key_file.as_ref())?;
+            let config = load_config(cli, Some(storage), *listen, master_key_file.as_ref(), &[])?;
             init_logging(config.log_format);
             demo::run(config).await
         }
@@ -488,6 +694,18 @@ async fn run(cli: &Cli) -> anyhow::Result<std::process::ExitCode> {
             let store = open_without_key(cli, storage, false).await?;
             lists_cli::import(&store, format, file, list).await?;
             Ok(())
+        }
+        Command::Lists {
+            command: ListsCommand::List { json, storage },
+        } => {
+            let store = open_without_key(cli, storage, false).await?;
+            operator_cli::lists_list(&store, operator_cli::Output::from_flag(*json)).await
+        }
+        Command::Lists {
+            command: ListsCommand::Delete { list, storage },
+        } => {
+            let store = open_without_key(cli, storage, false).await?;
+            operator_cli::lists_delete(&store, list).await
         }
         Command::Screen {
             list,
@@ -593,9 +811,14 @@ async fn serve_store(store: Store, config: Config) -> anyhow::Result<()> {
 
 /// Serves on a bound listener until SIGINT or SIGTERM.
 async fn serve_on(listener: tokio::net::TcpListener, state: AppState) -> anyhow::Result<()> {
+    let store = state.store();
+    let crypto = store.crypto();
     tracing::info!(
         address = %listener.local_addr()?,
-        backend = ?state.store().backend(),
+        backend = ?store.backend(),
+        master_key = %state.config().describe_master_key(store.master_key_origin()),
+        master_key_id = %crypto.current_key_id().map(ToString::to_string).unwrap_or_default(),
+        previous_master_key_ids = %crypto.previous_key_ids().map(ToString::to_string).collect::<Vec<_>>().join(","),
         "idshare is serving"
     );
     app::serve(listener, state, app::shutdown_signal()).await
@@ -616,6 +839,28 @@ async fn admin(cli: &Cli, command: &AdminCommand) -> anyhow::Result<()> {
             let org = orgs::create(&mut tx, name, now).await?;
             tx.commit().await?;
             println!("{}", org.id);
+        }
+        AdminCommand::Org {
+            command: OrgCommand::List { json, storage },
+        } => {
+            let store = open_without_key(cli, storage, false).await?;
+            operator_cli::org_list(&store, operator_cli::Output::from_flag(*json)).await?;
+        }
+        AdminCommand::ApiKey {
+            command: ApiKeyCommand::List { org, json, storage },
+        } => {
+            let org = org.as_deref().map(OrgId::parse).transpose()?;
+            let store = open_without_key(cli, storage, false).await?;
+            let output = operator_cli::Output::from_flag(*json);
+            operator_cli::api_key_list(&store, org.as_ref(), output).await?;
+        }
+        AdminCommand::User {
+            command: UserCommand::List { org, json, storage },
+        } => {
+            let org = org.as_deref().map(OrgId::parse).transpose()?;
+            let store = open_without_key(cli, storage, false).await?;
+            let output = operator_cli::Output::from_flag(*json);
+            operator_cli::user_list(&store, org.as_ref(), output).await?;
         }
         AdminCommand::ApiKey {
             command:
@@ -701,6 +946,12 @@ async fn admin(cli: &Cli, command: &AdminCommand) -> anyhow::Result<()> {
             tx.commit().await?;
             println!("{}", user.id);
         }
+        AdminCommand::MasterKey { command } => {
+            return master_key_cli::run(command, |storage, master_key_file, previous| {
+                load_config(cli, Some(storage), None, master_key_file, previous)
+            })
+            .await;
+        }
         AdminCommand::User {
             command: UserCommand::Unlock { email, storage },
         } => {
@@ -724,6 +975,34 @@ async fn admin(cli: &Cli, command: &AdminCommand) -> anyhow::Result<()> {
 mod tests {
     use super::*;
 
+    /// `--help` is the operator's manual: every command and argument says what it is for.
+    #[test]
+    fn every_command_and_argument_is_explained() {
+        fn walk(command: &clap::Command, path: &str, unexplained: &mut Vec<String>) {
+            if command.get_about().is_none() {
+                unexplained.push(path.to_owned());
+            }
+            for arg in command.get_arguments() {
+                let id = arg.get_id().as_str();
+                if arg.get_help().is_none() && id != "help" && id != "version" {
+                    unexplained.push(format!("{path} <{id}>"));
+                }
+            }
+            for sub in command.get_subcommands() {
+                walk(sub, &format!("{path} {}", sub.get_name()), unexplained);
+            }
+        }
+        use clap::CommandFactory;
+        let command = Cli::command();
+        command.clone().debug_assert();
+        let mut unexplained = Vec::new();
+        walk(&command, "idshare", &mut unexplained);
+        assert!(
+            unexplained.is_empty(),
+            "without help text: {unexplained:#?}"
+        );
+    }
+
     #[test]
     fn errors_print_on_one_line_with_each_cause_once() {
         let error = anyhow::Error::new(std::io::Error::other("disk full"))
@@ -732,6 +1011,17 @@ mod tests {
         assert_eq!(
             one_line(&error),
             "cannot open the database: database error: disk full"
+        );
+    }
+
+    #[test]
+    fn configuration_errors_fit_on_one_line_without_the_file_excerpt() {
+        let toml = "TOML parse error at line 1, column 3\n  |\n1 | [x\n  |   ^\n\
+                    invalid table header\nexpected `.`, `]`\n in bad.toml TOML file";
+        assert_eq!(
+            configuration_error(&toml),
+            "TOML parse error at line 1, column 3: invalid table header: expected `.`, `]` in \
+             bad.toml TOML file"
         );
     }
 

@@ -29,11 +29,11 @@ use crate::{
 /// is created, migrations run, and the master key is checked against the database (its file is
 /// created only on the first start of a fresh database).
 pub async fn open_store(config: &Config) -> anyhow::Result<Store> {
-    let source = config.master_key_source()?;
+    let keys = config.master_keys()?;
     Store::open(
         &config.database_url(),
         true,
-        source,
+        keys,
         config.database_timeout(),
     )
     .await
@@ -249,12 +249,26 @@ pub async fn serve(
 /// How often housekeeping runs.
 const MAINTENANCE_INTERVAL: Duration = Duration::from_secs(60);
 
-/// Periodic housekeeping: expires unfinished inquiries past their expiry time, and prunes
-/// idempotency records past their retention.
+/// How often housekeeping looks for inquiries past their retention period (at start, then every
+/// this many runs): redaction is due days after an inquiry ends, so an hour late is on time,
+/// and the search reads every ended inquiry not yet redacted.
+const RETENTION_EVERY_RUNS: u32 = 60;
+
+/// Periodic housekeeping: redacts inquiries past their retention period, expires unfinished
+/// inquiries past their expiry time, and prunes idempotency records past their retention.
 async fn maintenance(state: AppState) {
     let mut interval = tokio::time::interval(MAINTENANCE_INTERVAL);
-    loop {
+    for run in 0_u32.. {
         interval.tick().await;
+        if run % RETENTION_EVERY_RUNS == 0 {
+            match idshare_service::retention::redact_overdue(&state).await {
+                Ok(0) => {}
+                Ok(redacted) => {
+                    tracing::info!(redacted, "redacted inquiries past their retention period");
+                }
+                Err(e) => tracing::warn!(error = %e, "could not redact inquiries past retention"),
+            }
+        }
         match idshare_service::inquiries::expire_due(&state).await {
             Ok(0) => {}
             Ok(expired) => tracing::info!(expired, "expired unfinished inquiries"),

@@ -8,7 +8,7 @@ use figment::{
     Figment,
     providers::{Env, Format, Serialized, Toml},
 };
-use idshare_store::{MasterKey, MasterKeyError, MasterKeySource};
+use idshare_store::{MasterKey, MasterKeyError, MasterKeyOrigin, MasterKeySource, MasterKeys};
 use serde::{Deserialize, Serialize};
 
 /// A configuration value that must never reach a log.
@@ -55,6 +55,15 @@ pub struct Config {
     /// first start of a fresh database. Better outside the data directory, so that a copy of
     /// the data does not carry the key that opens it.
     pub master_key_file: Option<PathBuf>,
+    /// Files holding master keys from before a rotation (`idshare admin master-key rotate`):
+    /// they open what they sealed and seal nothing new. In the environment, a comma-separated
+    /// list (`IDSHARE_PREVIOUS_MASTER_KEY_FILES`).
+    #[serde(deserialize_with = "comma_separated")]
+    pub previous_master_key_files: Vec<PathBuf>,
+    /// Master keys from before a rotation, base64 of 32 bytes each, like `master_key`. In the
+    /// environment, a comma-separated list (`IDSHARE_PREVIOUS_MASTER_KEYS`).
+    #[serde(deserialize_with = "comma_separated")]
+    pub previous_master_keys: Vec<Secret>,
     pub log_format: LogFormat,
     /// Requests per minute per organization environment (all its keys together).
     pub rate_limit_per_minute: u32,
@@ -118,6 +127,8 @@ impl Default for Config {
             database_url: None,
             master_key: None,
             master_key_file: None,
+            previous_master_key_files: Vec::new(),
+            previous_master_keys: Vec::new(),
             log_format: LogFormat::Text,
             rate_limit_per_minute: 300,
             share_token_peeks_and_previews_per_hour: std::num::NonZeroU32::new(30)
@@ -142,6 +153,36 @@ impl Default for Config {
     }
 }
 
+/// A list: an array (TOML), or one string of comma-separated items (the environment).
+fn comma_separated<'de, D, T>(deserializer: D) -> Result<Vec<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: From<String>,
+{
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum List {
+        One(String),
+        Many(Vec<String>),
+    }
+    let items = match List::deserialize(deserializer)? {
+        List::One(joined) => joined
+            .split(',')
+            .map(str::trim)
+            .filter(|item| !item.is_empty())
+            .map(str::to_owned)
+            .collect(),
+        List::Many(items) => items,
+    };
+    Ok(items.into_iter().map(T::from).collect())
+}
+
+impl From<String> for Secret {
+    fn from(value: String) -> Self {
+        Self(value)
+    }
+}
+
 /// One job worker per processor this process may use (jobs mix computing with waiting on the
 /// database and providers), at least 2 and at most 16.
 fn default_workers() -> u32 {
@@ -162,6 +203,8 @@ pub struct Overrides {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub master_key_file: Option<PathBuf>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    pub previous_master_key_files: Option<Vec<PathBuf>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub log_format: Option<LogFormat>,
 }
 
@@ -172,6 +215,10 @@ pub enum ConfigError {
     TwoMasterKeys,
     #[error("invalid master_key")]
     MasterKey(#[from] MasterKeyError),
+    #[error("invalid previous_master_keys (base64 of 32 bytes each)")]
+    PreviousMasterKey(#[source] MasterKeyError),
+    #[error(transparent)]
+    PreviousMasterKeyFile(MasterKeyError),
 }
 
 /// Environment variables with the `IDSHARE_` prefix that are not configuration keys: the file
@@ -237,6 +284,48 @@ impl Config {
         }
     }
 
+    /// The current master key's source and the previous keys, read from their files (each
+    /// must exist and be private to this user).
+    pub fn master_keys(&self) -> Result<MasterKeys, ConfigError> {
+        let mut previous = Vec::new();
+        for file in &self.previous_master_key_files {
+            match MasterKey::read_file(file).map_err(ConfigError::PreviousMasterKeyFile)? {
+                Some(key) => previous.push(key),
+                None => {
+                    return Err(ConfigError::PreviousMasterKeyFile(
+                        MasterKeyError::PreviousMissing {
+                            path: file.display().to_string(),
+                        },
+                    ));
+                }
+            }
+        }
+        for value in &self.previous_master_keys {
+            previous.push(
+                MasterKey::from_base64(value.expose()).map_err(ConfigError::PreviousMasterKey)?,
+            );
+        }
+        Ok(MasterKeys {
+            current: self.master_key_source()?,
+            previous,
+        })
+    }
+
+    /// Where the current master key came from, for the startup line (never the key).
+    pub fn describe_master_key(&self, origin: &MasterKeyOrigin) -> String {
+        match origin {
+            MasterKeyOrigin::Configured if std::env::var_os("IDSHARE_MASTER_KEY").is_some() => {
+                "environment variable IDSHARE_MASTER_KEY".to_owned()
+            }
+            MasterKeyOrigin::Configured => "master_key in the configuration file".to_owned(),
+            MasterKeyOrigin::File(path) => format!("file {}", path.display()),
+            MasterKeyOrigin::Created(path) => {
+                format!("file {}, generated on this first start", path.display())
+            }
+            MasterKeyOrigin::None => "none".to_owned(),
+        }
+    }
+
     /// How long a use of the database waits for it (`database_timeout_seconds`).
     pub fn database_timeout(&self) -> std::time::Duration {
         std::time::Duration::from_secs(u64::from(self.database_timeout_seconds.get()))
@@ -290,6 +379,24 @@ mod tests {
         )
         .unwrap();
         assert_eq!(overridden.listen.port(), 1);
+
+        let keys = dir.path().join("keys.toml");
+        std::fs::write(
+            &keys,
+            "previous_master_key_files = \"/k/1.key, /k/2.key\"\nprevious_master_keys = [\"a\", \"b\"]\n",
+        )
+        .unwrap();
+        let config = Config::load(Some(&keys), &Overrides::default()).unwrap();
+        assert_eq!(
+            config.previous_master_key_files,
+            [PathBuf::from("/k/1.key"), PathBuf::from("/k/2.key")],
+            "a comma-separated string, as the environment gives it"
+        );
+        assert_eq!(config.previous_master_keys.len(), 2, "an array");
+        assert!(
+            !format!("{config:?}").contains("\"a\""),
+            "previous keys are secrets"
+        );
 
         let bad = dir.path().join("bad.toml");
         std::fs::write(&bad, "rate_limit_per_mnute = 7\n").unwrap();

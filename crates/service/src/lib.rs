@@ -18,6 +18,7 @@ pub mod providers;
 pub mod redemption;
 pub mod render;
 pub mod reports;
+pub mod retention;
 pub mod screening;
 pub mod sender;
 pub mod share_tokens;

@@ -24,6 +24,20 @@ pub struct ApiKey {
     pub permissions: PermissionSet,
     pub created_at: OffsetDateTime,
     pub revoked_at: Option<OffsetDateTime>,
+    /// To the minute ([`LAST_USE_RESOLUTION`]); `None` for a key never used.
+    pub last_used_at: Option<OffsetDateTime>,
+}
+
+/// How stale a key's recorded last use may be: authentication records a use only when the
+/// recorded one is older, so a busy key costs one small write a minute, not one per request.
+pub const LAST_USE_RESOLUTION: time::Duration = time::Duration::minutes(1);
+
+impl ApiKey {
+    /// True when a use at `now` should be recorded ([`record_use`]).
+    pub fn use_is_unrecorded(&self, now: OffsetDateTime) -> bool {
+        self.last_used_at
+            .is_none_or(|used| now - used >= LAST_USE_RESOLUTION)
+    }
 }
 
 #[derive(sqlx::FromRow)]
@@ -35,6 +49,7 @@ struct ApiKeyRow {
     permissions: String,
     created_at: i64,
     revoked_at: Option<i64>,
+    last_used_at: Option<i64>,
 }
 
 impl TryFrom<ApiKeyRow> for ApiKey {
@@ -53,11 +68,13 @@ impl TryFrom<ApiKeyRow> for ApiKey {
                 .map_err(StoreError::corrupt)?,
             created_at: from_unix_micros(row.created_at),
             revoked_at: row.revoked_at.map(from_unix_micros),
+            last_used_at: row.last_used_at.map(from_unix_micros),
         })
     }
 }
 
-const COLUMNS: &str = "id, org_id, environment, name, permissions, created_at, revoked_at";
+const COLUMNS: &str =
+    "id, org_id, environment, name, permissions, created_at, revoked_at, last_used_at";
 
 fn hash_secret(secret: &str) -> Vec<u8> {
     Sha256::digest(secret.as_bytes()).to_vec()
@@ -83,6 +100,7 @@ pub async fn create(
         permissions: permissions.clone(),
         created_at: now,
         revoked_at: None,
+        last_used_at: None,
     };
     on_conn!(tx, |conn| {
         sqlx::query(
@@ -172,6 +190,40 @@ pub async fn revoke(tx: &mut Tx, id: &ApiKeyId, now: OffsetDateTime) -> Result<b
             .rows_affected()
     });
     Ok(result == 1)
+}
+
+/// Records that the key was used at `now`, unless a use within [`LAST_USE_RESOLUTION`] is
+/// already recorded (by a concurrent request, say).
+pub async fn record_use(tx: &mut Tx, id: &ApiKeyId, now: OffsetDateTime) -> Result<(), StoreError> {
+    on_conn!(tx, |conn| {
+        sqlx::query(
+            "UPDATE api_keys SET last_used_at = $1 \
+             WHERE id = $2 AND (last_used_at IS NULL OR last_used_at <= $3)",
+        )
+        .bind(to_unix_micros(now))
+        .bind(id.as_str())
+        .bind(to_unix_micros(now - LAST_USE_RESOLUTION))
+        .execute(conn)
+        .await?
+        .rows_affected()
+    });
+    Ok(())
+}
+
+/// Every key of every organization, or of `org_id` only, by organization, environment and
+/// creation (operator command; revoked keys too).
+pub async fn list_all(tx: &mut Tx, org_id: Option<&OrgId>) -> Result<Vec<ApiKey>, StoreError> {
+    let sql = sqlx::AssertSqlSafe(format!(
+        "SELECT {COLUMNS} FROM api_keys WHERE $1 IS NULL OR org_id = $1 \
+         ORDER BY org_id, environment, created_at, id"
+    ));
+    let rows: Vec<ApiKeyRow> = on_conn!(tx, |conn| {
+        sqlx::query_as(sql)
+            .bind(org_id.map(OrgId::as_str))
+            .fetch_all(conn)
+            .await?
+    });
+    rows.into_iter().map(ApiKey::try_from).collect()
 }
 
 #[cfg(test)]

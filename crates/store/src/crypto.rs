@@ -46,10 +46,22 @@ pub enum MasterKeyError {
     )]
     Missing { path: String },
     #[error(
-        "the master key does not match this database (its data is sealed under another key): \
-         start with the key it was created with"
+        "the master key does not match this database: its data is sealed under key id {found}, \
+         the configured keys are {configured}: start with the key it was created with, or add \
+         it with --previous-master-key-file while a rotation is unfinished"
     )]
-    Mismatch,
+    Mismatch { found: String, configured: String },
+    #[error(
+        "the master key does not match this database: {what} is sealed under a key that none of \
+         the configured keys ({configured}) is: start with that key as the current key, or add it \
+         with --previous-master-key-file while a rotation is unfinished"
+    )]
+    SecretUnopened { what: String, configured: String },
+    #[error(
+        "the previous master key file {path} does not exist: restore it, or leave it out of the \
+         configuration once `idshare admin master-key status` shows no data under it"
+    )]
+    PreviousMissing { path: String },
 }
 
 /// The key-encryption key. Never printed: its `Debug` is redacted.
@@ -174,48 +186,182 @@ impl DataKey {
     }
 }
 
-/// Wraps and unwraps data keys with the master key.
+/// A master key's name: the first 6 bytes of an HMAC-SHA256 under the key, in hex. It tells
+/// which key wrapped a data key and which keys a server holds, and reveals nothing of the key.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct MasterKeyId(String);
+
+impl MasterKeyId {
+    /// An id read back from the database.
+    pub(crate) fn from_stored(id: String) -> Self {
+        Self(id)
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for MasterKeyId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// How many bytes of the HMAC name a key: 48 bits tell a handful of keys apart.
+const KEY_ID_LEN: usize = 6;
+
+impl MasterKey {
+    pub fn id(&self) -> MasterKeyId {
+        use hmac::{KeyInit, Mac};
+        let mut mac = <hmac::Hmac<sha2::Sha256> as KeyInit>::new_from_slice(&self.0[..])
+            .expect("HMAC takes keys of any length");
+        mac.update(b"master-key-id\0");
+        MasterKeyId(hex::encode(&mac.finalize().into_bytes()[..KEY_ID_LEN]))
+    }
+}
+
+/// A configured master key and its id.
+#[derive(Debug, Clone)]
+struct KeyEntry {
+    key: MasterKey,
+    id: MasterKeyId,
+}
+
+impl KeyEntry {
+    fn new(key: MasterKey) -> Self {
+        let id = key.id();
+        Self { key, id }
+    }
+
+    fn bytes(&self) -> &[u8; KEY_LEN] {
+        &self.key.0
+    }
+}
+
+/// A data key wrapped under the current master key, as it is stored.
+#[derive(Debug)]
+pub struct WrappedDataKey {
+    pub bytes: Vec<u8>,
+    pub key_id: MasterKeyId,
+}
+
+/// Wraps and unwraps data keys with the master keys.
 ///
-/// Commands that seal and open nothing (`migrate`, `admin`, `lists`, `screen`) run without the
-/// master key ([`Crypto::without_key`]), so they never read or create a key file: every use of
-/// the key then fails, and nothing is ever sealed under a key nobody keeps.
+/// The current key wraps and seals everything new and signs; previous keys (kept during and
+/// after a rotation) only open what they sealed before: AES-GCM authenticates, so trying each
+/// key in turn finds the one that opens. Commands that seal and open nothing (`migrate`,
+/// `admin`, `lists`, `screen`) run without a master key ([`Crypto::without_key`]), so they never
+/// read or create a key file: every use of the key then fails, and nothing is ever sealed under a
+/// key nobody keeps.
 #[derive(Debug, Clone)]
 pub struct Crypto {
-    master: Option<MasterKey>,
+    current: Option<KeyEntry>,
+    previous: Vec<KeyEntry>,
 }
 
 /// What the stored check value is computed over: proves which master key seals the database
 /// without revealing anything about the key.
 const CHECK_PURPOSE: &str = "master-key-check";
 
+const DECRYPTION_FAILED: &str = "decryption failed (wrong key or tampered data)";
+
 impl Crypto {
     pub fn new(master: MasterKey) -> Self {
         Self {
-            master: Some(master),
+            current: Some(KeyEntry::new(master)),
+            previous: Vec::new(),
         }
     }
 
-    pub fn without_key() -> Self {
-        Self { master: None }
+    /// Adds keys that open what they sealed but seal nothing new (the current key and
+    /// duplicates are skipped).
+    pub fn with_previous(mut self, keys: impl IntoIterator<Item = MasterKey>) -> Self {
+        for key in keys {
+            let entry = KeyEntry::new(key);
+            if !self.keys().any(|known| known.id == entry.id) {
+                self.previous.push(entry);
+            }
+        }
+        self
     }
 
-    fn master(&self) -> Result<&[u8; KEY_LEN], StoreError> {
-        self.master
+    pub fn without_key() -> Self {
+        Self {
+            current: None,
+            previous: Vec::new(),
+        }
+    }
+
+    /// The id of the key everything new is sealed under (`None` without a master key).
+    pub fn current_key_id(&self) -> Option<&MasterKeyId> {
+        self.current.as_ref().map(|entry| &entry.id)
+    }
+
+    /// The ids of the previous keys, in the order they were configured.
+    pub fn previous_key_ids(&self) -> impl Iterator<Item = &MasterKeyId> {
+        self.previous.iter().map(|entry| &entry.id)
+    }
+
+    /// Whether the key with this id is configured, current or previous.
+    pub fn holds(&self, id: &MasterKeyId) -> bool {
+        self.keys().any(|entry| &entry.id == id)
+    }
+
+    /// The configured keys, for messages: `abc (current), def (previous)`.
+    pub fn describe_keys(&self) -> String {
+        let current = self.current.iter().map(|e| format!("{} (current)", e.id));
+        let previous = self.previous.iter().map(|e| format!("{} (previous)", e.id));
+        let all: Vec<String> = current.chain(previous).collect();
+        if all.is_empty() {
+            "none".to_owned()
+        } else {
+            all.join(", ")
+        }
+    }
+
+    /// The current key, then the previous ones.
+    fn keys(&self) -> impl Iterator<Item = &KeyEntry> {
+        self.current.iter().chain(&self.previous)
+    }
+
+    fn current(&self) -> Result<&KeyEntry, StoreError> {
+        self.current
             .as_ref()
-            .map(|key| &*key.0)
             .ok_or_else(|| StoreError::Crypto("this command runs without the master key".into()))
     }
 
-    /// A fresh data key for `owner_id`, and its wrapped form to store.
-    pub fn new_data_key(&self, owner_id: &str) -> Result<(DataKey, Vec<u8>), StoreError> {
+    /// Opens `sealed` with whichever configured key sealed it.
+    fn open_any(&self, sealed: &[u8], context: &str) -> Result<(Vec<u8>, &KeyEntry), StoreError> {
+        self.current()?;
+        self.keys()
+            .find_map(|entry| {
+                open_with(entry.bytes(), sealed, context)
+                    .ok()
+                    .map(|plain| (plain, entry))
+            })
+            .ok_or_else(|| StoreError::Crypto(DECRYPTION_FAILED.into()))
+    }
+
+    /// A fresh data key for `owner_id`, and its form wrapped under the current key to store.
+    pub fn new_data_key(&self, owner_id: &str) -> Result<(DataKey, WrappedDataKey), StoreError> {
         let mut key = Zeroizing::new([0u8; KEY_LEN]);
         rand::fill(&mut key[..]);
-        let wrapped = seal_with(self.master()?, &key[..], &wrap_context(owner_id))?;
+        let wrapped = self.wrap(&key, owner_id)?;
         Ok((DataKey(key), wrapped))
     }
 
+    fn wrap(&self, key: &[u8; KEY_LEN], owner_id: &str) -> Result<WrappedDataKey, StoreError> {
+        let current = self.current()?;
+        Ok(WrappedDataKey {
+            bytes: seal_with(current.bytes(), &key[..], &wrap_context(owner_id))?,
+            key_id: current.id.clone(),
+        })
+    }
+
     pub fn unwrap_data_key(&self, owner_id: &str, wrapped: &[u8]) -> Result<DataKey, StoreError> {
-        let bytes = Zeroizing::new(open_with(self.master()?, wrapped, &wrap_context(owner_id))?);
+        let (bytes, _) = self.open_any(wrapped, &wrap_context(owner_id))?;
+        let bytes = Zeroizing::new(bytes);
         let key: [u8; KEY_LEN] = bytes
             .as_slice()
             .try_into()
@@ -223,56 +369,124 @@ impl Crypto {
         Ok(DataKey(Zeroizing::new(key)))
     }
 
+    /// The data key of `owner_id` wrapped under the current key instead of the one that wrapped
+    /// it (a rotation): the data sealed under the data key stays as it is.
+    pub fn rewrap_data_key(
+        &self,
+        owner_id: &str,
+        wrapped: &[u8],
+    ) -> Result<WrappedDataKey, StoreError> {
+        let key = self.unwrap_data_key(owner_id, wrapped)?;
+        self.wrap(&key.0, owner_id)
+    }
+
     /// Seals data that belongs to no inquiry (e.g. stored idempotent responses) directly under
-    /// the master key.
+    /// the current master key.
     pub fn seal_system(&self, plaintext: &[u8], context: &str) -> Result<Vec<u8>, StoreError> {
-        seal_with(self.master()?, plaintext, &format!("system:{context}"))
+        seal_with(self.current()?.bytes(), plaintext, &system_context(context))
     }
 
     pub fn open_system(&self, sealed: &[u8], context: &str) -> Result<Vec<u8>, StoreError> {
-        open_with(self.master()?, sealed, &format!("system:{context}"))
+        self.open_any(sealed, &system_context(context))
+            .map(|(plain, _)| plain)
     }
 
-    /// The value stored in the database that identifies this master key (`None` without one).
+    /// `sealed` (made by [`Crypto::seal_system`]) sealed again under the current key, or `None`
+    /// when it already is.
+    pub fn reseal_system(
+        &self,
+        sealed: &[u8],
+        context: &str,
+    ) -> Result<Option<Vec<u8>>, StoreError> {
+        let context = system_context(context);
+        let current = self.current()?;
+        let (plain, entry) = self.open_any(sealed, &context)?;
+        if entry.id == current.id {
+            return Ok(None);
+        }
+        let plain = Zeroizing::new(plain);
+        seal_with(current.bytes(), &plain, &context).map(Some)
+    }
+
+    /// The value stored in the database that identifies the current master key (`None`
+    /// without one).
     pub(crate) fn check_value(&self) -> Option<Vec<u8>> {
-        self.master.as_ref()?;
-        Some(self.sign(CHECK_PURPOSE, &[]))
+        self.current.as_ref().map(check_value_of)
     }
 
-    /// True when `stored` was made by [`Crypto::check_value`] with this master key.
-    pub(crate) fn matches_check_value(&self, stored: &[u8]) -> bool {
-        self.verify(CHECK_PURPOSE, &[], stored)
+    /// The check value of the configured key with this id.
+    pub(crate) fn check_value_for(&self, id: &MasterKeyId) -> Option<Vec<u8>> {
+        self.keys()
+            .find(|entry| &entry.id == id)
+            .map(check_value_of)
+    }
+
+    /// The configured key that made `stored` with [`Crypto::check_value`], if any.
+    pub(crate) fn key_of_check_value(&self, stored: &[u8]) -> Option<&MasterKeyId> {
+        use hmac::Mac;
+        self.keys()
+            .find(|entry| {
+                mac_with(entry, CHECK_PURPOSE, &[])
+                    .verify_slice(stored)
+                    .is_ok()
+            })
+            .map(|entry| &entry.id)
+    }
+
+    /// The configured key that wraps this data key, if any.
+    pub(crate) fn key_of_data_key(&self, owner_id: &str, wrapped: &[u8]) -> Option<&MasterKeyId> {
+        self.open_any(wrapped, &wrap_context(owner_id))
+            .ok()
+            .map(|(_, entry)| &entry.id)
     }
 }
 
 impl Crypto {
     /// An HMAC-SHA256 tag over `message` for `purpose` (signed URLs, CSRF tokens), keyed by the
-    /// master key: valid on every node that shares the key, and only there. Without a master
-    /// key the tag is empty, and [`Crypto::verify`] accepts no tag.
+    /// current master key: valid on every node that shares the key, and only there. Without a
+    /// master key the tag is empty, and [`Crypto::verify`] accepts no tag.
     pub fn sign(&self, purpose: &str, message: &[u8]) -> Vec<u8> {
         use hmac::Mac;
-        self.mac(purpose, message)
-            .map(|mac| mac.finalize().into_bytes().to_vec())
+        self.current
+            .as_ref()
+            .map(|entry| {
+                mac_with(entry, purpose, message)
+                    .finalize()
+                    .into_bytes()
+                    .to_vec()
+            })
             .unwrap_or_default()
     }
 
-    /// Checks a tag made by [`Crypto::sign`], in constant time.
+    /// Checks a tag made by [`Crypto::sign`], in constant time, under the current key or a
+    /// previous one (links and forms handed out before a key change stay valid).
     pub fn verify(&self, purpose: &str, message: &[u8], tag: &[u8]) -> bool {
         use hmac::Mac;
-        self.mac(purpose, message)
-            .is_some_and(|mac| mac.verify_slice(tag).is_ok())
+        self.keys()
+            .any(|entry| mac_with(entry, purpose, message).verify_slice(tag).is_ok())
     }
+}
 
-    fn mac(&self, purpose: &str, message: &[u8]) -> Option<hmac::Hmac<sha2::Sha256>> {
-        use hmac::{KeyInit, Mac};
-        let key = self.master.as_ref()?;
-        let mut mac = <hmac::Hmac<sha2::Sha256> as KeyInit>::new_from_slice(&key.0[..])
-            .expect("HMAC takes keys of any length");
-        mac.update(purpose.as_bytes());
-        mac.update(&[0]);
-        mac.update(message);
-        Some(mac)
-    }
+fn check_value_of(entry: &KeyEntry) -> Vec<u8> {
+    use hmac::Mac;
+    mac_with(entry, CHECK_PURPOSE, &[])
+        .finalize()
+        .into_bytes()
+        .to_vec()
+}
+
+fn mac_with(entry: &KeyEntry, purpose: &str, message: &[u8]) -> hmac::Hmac<sha2::Sha256> {
+    use hmac::{KeyInit, Mac};
+    let mut mac = <hmac::Hmac<sha2::Sha256> as KeyInit>::new_from_slice(entry.bytes())
+        .expect("HMAC takes keys of any length");
+    mac.update(purpose.as_bytes());
+    mac.update(&[0]);
+    mac.update(message);
+    mac
+}
+
+fn system_context(context: &str) -> String {
+    format!("system:{context}")
 }
 
 fn wrap_context(owner_id: &str) -> String {
@@ -321,7 +535,7 @@ fn open_with(key: &[u8; KEY_LEN], sealed: &[u8], context: &str) -> Result<Vec<u8
                 aad: context.as_bytes(),
             },
         )
-        .map_err(|_| StoreError::Crypto("decryption failed (wrong key or tampered data)".into()))
+        .map_err(|_| StoreError::Crypto(DECRYPTION_FAILED.into()))
 }
 
 /// A new secret for people to copy: `<prefix>_` and 32 random bytes in base58.
@@ -342,10 +556,10 @@ mod tests {
             let crypto = Crypto::new(MasterKey::generate());
             let (key, wrapped) = crypto.new_data_key("inq_a").unwrap();
             let sealed = key.seal(&data, "inq_a:fields").unwrap();
-            let again = crypto.unwrap_data_key("inq_a", &wrapped).unwrap();
+            let again = crypto.unwrap_data_key("inq_a", &wrapped.bytes).unwrap();
             prop_assert_eq!(again.open(&sealed, "inq_a:fields").unwrap(), data);
             prop_assert!(again.open(&sealed, "inq_b:fields").is_err());
-            prop_assert!(crypto.unwrap_data_key("inq_b", &wrapped).is_err());
+            prop_assert!(crypto.unwrap_data_key("inq_b", &wrapped.bytes).is_err());
         }
     }
 
@@ -418,7 +632,79 @@ mod tests {
     fn the_check_value_identifies_the_master_key() {
         let crypto = Crypto::new(MasterKey::generate());
         let stored = crypto.check_value().unwrap();
-        assert!(crypto.matches_check_value(&stored));
-        assert!(!Crypto::new(MasterKey::generate()).matches_check_value(&stored));
+        assert_eq!(crypto.key_of_check_value(&stored), crypto.current_key_id());
+        assert!(
+            Crypto::new(MasterKey::generate())
+                .key_of_check_value(&stored)
+                .is_none()
+        );
+    }
+
+    #[test]
+    fn a_key_id_names_the_key_and_reveals_nothing_of_it() {
+        let key = MasterKey::generate();
+        let id = key.id();
+        assert_eq!(id, key.clone().id(), "the same key, the same id");
+        assert_eq!(id.as_str().len(), 2 * KEY_ID_LEN);
+        assert!(id.as_str().bytes().all(|b| b.is_ascii_hexdigit()));
+        assert_ne!(id, MasterKey::generate().id());
+        assert!(!hex::encode(&key.0[..]).contains(id.as_str()));
+        assert_eq!(
+            Crypto::new(key).with_previous([]).describe_keys(),
+            format!("{id} (current)")
+        );
+    }
+
+    #[test]
+    fn previous_keys_open_what_they_sealed_and_the_current_key_seals_everything_new() {
+        let old = Crypto::new(MasterKey::generate());
+        let old_key_id = old.current_key_id().unwrap().clone();
+        let (data_key, wrapped) = old.new_data_key("inq_a").unwrap();
+        let sealed = data_key.seal(b"Ada", "inq_a:fields").unwrap();
+        let secret = old
+            .seal_system(b"wbhsec_1", "whk_1:webhook-secret")
+            .unwrap();
+        let tag = old.sign("csrf", b"session");
+
+        let new_key = MasterKey::generate();
+        let rotating =
+            Crypto::new(new_key.clone()).with_previous([old.current.clone().unwrap().key]);
+        assert!(rotating.holds(&old_key_id));
+        let opened = rotating.unwrap_data_key("inq_a", &wrapped.bytes).unwrap();
+        assert_eq!(opened.open(&sealed, "inq_a:fields").unwrap(), b"Ada");
+        assert!(rotating.verify("csrf", b"session", &tag));
+        let (_, fresh) = rotating.new_data_key("inq_b").unwrap();
+        assert_eq!(&fresh.key_id, rotating.current_key_id().unwrap());
+
+        // Wrapped and sealed again, the data opens under the new key alone.
+        let rewrapped = rotating.rewrap_data_key("inq_a", &wrapped.bytes).unwrap();
+        assert_eq!(rewrapped.key_id, new_key.id());
+        let resealed = rotating
+            .reseal_system(&secret, "whk_1:webhook-secret")
+            .unwrap()
+            .unwrap();
+        assert!(
+            rotating
+                .reseal_system(&resealed, "whk_1:webhook-secret")
+                .unwrap()
+                .is_none(),
+            "already under the current key"
+        );
+        let new_only = Crypto::new(new_key);
+        let again = new_only.unwrap_data_key("inq_a", &rewrapped.bytes).unwrap();
+        assert_eq!(again.open(&sealed, "inq_a:fields").unwrap(), b"Ada");
+        assert_eq!(
+            new_only
+                .open_system(&resealed, "whk_1:webhook-secret")
+                .unwrap(),
+            b"wbhsec_1"
+        );
+        assert!(new_only.unwrap_data_key("inq_a", &wrapped.bytes).is_err());
+        assert!(
+            new_only
+                .open_system(&secret, "whk_1:webhook-secret")
+                .is_err()
+        );
+        assert!(!new_only.verify("csrf", b"session", &tag));
     }
 }

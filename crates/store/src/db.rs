@@ -1,7 +1,8 @@
 use std::{path::Path, str::FromStr, sync::Arc, time::Duration};
 
 use sqlx::{
-    PgPool, SqlitePool,
+    Connection, PgPool, SqlitePool,
+    migrate::Migrator,
     postgres::{PgConnectOptions, PgPoolOptions},
     sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous},
 };
@@ -13,7 +14,7 @@ use crate::{
     counters::{CountedTx, Counters, Tally},
     crypto::{Crypto, create_private_dir, create_private_file},
     jobs::JobWakeups,
-    key_check::{self, MasterKeySource},
+    key_check::{self, MasterKeyOrigin, MasterKeys},
     orgs::{EventReactions, ReactionCache},
 };
 
@@ -53,6 +54,7 @@ enum Pool {
 pub struct Store {
     pool: Pool,
     crypto: Crypto,
+    master_key_origin: MasterKeyOrigin,
     job_wakeups: JobWakeups,
     reactions: ReactionCache,
     /// SQLite only: write transactions take turns here, in order, before `BEGIN IMMEDIATE`.
@@ -197,19 +199,144 @@ fn sqlite_file(options: &SqliteConnectOptions, create: bool) -> Result<(), Store
     if !create {
         return Err(StoreError::NoDatabase(path.to_owned()));
     }
+    let cannot_create = |what: &Path, cause| StoreError::CannotCreate {
+        path: what.to_owned(),
+        cause,
+    };
     if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-        create_private_dir(parent)?;
+        create_private_dir(parent).map_err(|e| cannot_create(parent, e))?;
     }
     match create_private_file(path) {
-        Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => Err(e.into()),
+        Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => Err(cannot_create(path, e)),
         _ => Ok(()),
+    }
+}
+
+/// The pool for `url` (see [`Store::open`]), neither migrated nor checked. A failure to reach
+/// the database names it (password redacted).
+async fn connect(url: &str, create: bool, wait: Duration) -> Result<Pool, StoreError> {
+    let cannot_connect = |cause| StoreError::Connect {
+        url: redact_url(url),
+        cause,
+    };
+    if url.starts_with("sqlite:") {
+        let options = SqliteConnectOptions::from_str(url)?;
+        sqlite_file(&options, create)?;
+        let options = options
+            // Deleted and overwritten content is zeroed, not left in free space.
+            .pragma("secure_delete", "ON")
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .foreign_keys(true)
+            .busy_timeout(wait);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(8)
+            .acquire_timeout(wait)
+            .connect_with(options)
+            .await
+            .map_err(cannot_connect)?;
+        Ok(Pool::Sqlite(pool))
+    } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+        let options = PgConnectOptions::from_str(url)?;
+        // One connection made directly first: a pool that cannot connect retries until its
+        // timeout and then says only that it timed out, not why (refused, unknown host…).
+        match tokio::time::timeout(wait, sqlx::PgConnection::connect_with(&options)).await {
+            Ok(Ok(first)) => first.close().await.map_err(cannot_connect)?,
+            Ok(Err(cause)) => return Err(cannot_connect(cause)),
+            Err(_) => return Err(cannot_connect(sqlx::Error::PoolTimedOut)),
+        }
+        let pool = PgPoolOptions::new()
+            .max_connections(16)
+            .acquire_timeout(wait)
+            .connect_with(options)
+            .await
+            .map_err(cannot_connect)?;
+        Ok(Pool::Postgres(pool))
+    } else {
+        Err(StoreError::UnsupportedUrl(redact_url(url)))
+    }
+}
+
+static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("migrations/sqlite");
+static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("migrations/postgres");
+
+/// A row of sqlx's bookkeeping: version, description, when it was applied, checksum.
+type AppliedMigration = (i64, String, String, Vec<u8>);
+
+/// A migration of this binary, and whether the database has it (`idshare migrate --status`).
+#[derive(Debug, Clone)]
+pub struct MigrationState {
+    pub version: i64,
+    pub description: String,
+    /// When it was applied, as the database recorded it; `None` while pending.
+    pub applied_on: Option<String>,
+    /// Applied, but from a file that differs from this binary's: the database was migrated by
+    /// another build.
+    pub checksum_differs: bool,
+}
+
+impl Store {
+    /// The migrations of this binary for the database at `url` and which of them it has,
+    /// without applying any; migrations the database has that this binary does not know come
+    /// last (a newer build migrated it). No master key is needed.
+    pub async fn migration_status(
+        url: &str,
+        wait: Duration,
+    ) -> Result<Vec<MigrationState>, StoreError> {
+        let pool = connect(url, false, wait).await?;
+        let sql = "SELECT version, description, CAST(installed_on AS TEXT), checksum \
+                   FROM _sqlx_migrations WHERE success ORDER BY version";
+        let (migrator, applied): (&Migrator, Result<Vec<AppliedMigration>, _>) = match &pool {
+            Pool::Sqlite(pool) => (
+                &SQLITE_MIGRATIONS,
+                sqlx::query_as(sql).fetch_all(pool).await,
+            ),
+            Pool::Postgres(pool) => (
+                &POSTGRES_MIGRATIONS,
+                sqlx::query_as(sql).fetch_all(pool).await,
+            ),
+        };
+        let applied = match applied {
+            Ok(rows) => rows,
+            // A database never migrated has no bookkeeping table yet.
+            Err(sqlx::Error::Database(e)) if e.message().contains("_sqlx_migrations") => vec![],
+            Err(e) => return Err(e.into()),
+        };
+        let mut states: Vec<MigrationState> = migrator
+            .iter()
+            .filter(|m| m.migration_type.is_up_migration())
+            .map(|m| {
+                let row = applied.iter().find(|(version, ..)| *version == m.version);
+                MigrationState {
+                    version: m.version,
+                    description: m.description.to_string(),
+                    applied_on: row.map(|(_, _, on, _)| on.clone()),
+                    checksum_differs: row.is_some_and(|(.., sum)| sum[..] != m.checksum[..]),
+                }
+            })
+            .collect();
+        for (version, description, on, _) in applied {
+            if !states.iter().any(|s| s.version == version) {
+                states.push(MigrationState {
+                    version,
+                    description,
+                    applied_on: Some(on),
+                    checksum_differs: false,
+                });
+            }
+        }
+        match pool {
+            Pool::Sqlite(pool) => pool.close().await,
+            Pool::Postgres(pool) => pool.close().await,
+        }
+        Ok(states)
     }
 }
 
 impl Store {
     /// Connects to `url` (`sqlite://path` or `postgres://…`), runs the embedded migrations, and
-    /// binds the master key of `source`, checked against the database (see
-    /// [`MasterKeySource`]). A missing SQLite file is created only when `create` is set, and
+    /// binds the master keys of `keys`, checked against the database (see
+    /// [`crate::MasterKeySource`]). A missing SQLite file is created only when `create` is set, and
     /// is an error ([`StoreError::NoDatabase`]) otherwise. `wait` bounds how long any use of the
     /// database waits for it before failing with an [unavailable](StoreError::is_unavailable)
     /// error: for a pooled connection (connecting included), and on SQLite for the write lock
@@ -217,40 +344,15 @@ impl Store {
     pub async fn open(
         url: &str,
         create: bool,
-        source: MasterKeySource,
+        keys: impl Into<MasterKeys>,
         wait: Duration,
     ) -> Result<Self, StoreError> {
-        let pool = if url.starts_with("sqlite:") {
-            let options = SqliteConnectOptions::from_str(url)?;
-            sqlite_file(&options, create)?;
-            let options = options
-                // Deleted and overwritten content is zeroed, not left in free space.
-                .pragma("secure_delete", "ON")
-                .journal_mode(SqliteJournalMode::Wal)
-                .synchronous(SqliteSynchronous::Normal)
-                .foreign_keys(true)
-                .busy_timeout(wait);
-            let pool = SqlitePoolOptions::new()
-                .max_connections(8)
-                .acquire_timeout(wait)
-                .connect_with(options)
-                .await?;
-            Pool::Sqlite(pool)
-        } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
-            let options = PgConnectOptions::from_str(url)?;
-            let pool = PgPoolOptions::new()
-                .max_connections(16)
-                .acquire_timeout(wait)
-                .connect_with(options)
-                .await?;
-            Pool::Postgres(pool)
-        } else {
-            return Err(StoreError::UnsupportedUrl(redact_url(url)));
-        };
+        let pool = connect(url, create, wait).await?;
         let write_turns = matches!(pool, Pool::Sqlite(_)).then(|| Arc::new(Semaphore::new(1)));
         let mut store = Self {
             pool,
             crypto: Crypto::without_key(),
+            master_key_origin: MasterKeyOrigin::None,
             job_wakeups: JobWakeups::default(),
             reactions: ReactionCache::default(),
             write_turns,
@@ -258,7 +360,7 @@ impl Store {
             tally: Arc::default(),
         };
         store.migrate().await?;
-        store.crypto = key_check::bind(&store, source).await?;
+        (store.crypto, store.master_key_origin) = key_check::bind(&store, keys.into()).await?;
         Ok(store)
     }
 
@@ -269,8 +371,8 @@ impl Store {
 
     pub async fn migrate(&self) -> Result<(), StoreError> {
         match &self.pool {
-            Pool::Sqlite(pool) => sqlx::migrate!("migrations/sqlite").run(pool).await?,
-            Pool::Postgres(pool) => sqlx::migrate!("migrations/postgres").run(pool).await?,
+            Pool::Sqlite(pool) => SQLITE_MIGRATIONS.run(pool).await?,
+            Pool::Postgres(pool) => POSTGRES_MIGRATIONS.run(pool).await?,
         }
         Ok(())
     }
@@ -291,6 +393,11 @@ impl Store {
 
     pub fn crypto(&self) -> &Crypto {
         &self.crypto
+    }
+
+    /// Where the current master key came from.
+    pub fn master_key_origin(&self) -> &MasterKeyOrigin {
+        &self.master_key_origin
     }
 
     /// Woken after a commit that enqueued jobs, per queue: idle workers wait on it (besides
@@ -413,7 +520,8 @@ pub fn redact_url(url: &str) -> String {
         (Some(scheme_end), Some(at)) if at > scheme_end => {
             let userinfo = &url[scheme_end + 3..at];
             let user = userinfo.split(':').next().unwrap_or_default();
-            format!("{}://{}:***{}", &url[..scheme_end], user, &url[at..])
+            let password = if userinfo.contains(':') { ":***" } else { "" };
+            format!("{}://{user}{password}{}", &url[..scheme_end], &url[at..])
         }
         _ => url.to_owned(),
     }
@@ -430,5 +538,10 @@ mod tests {
             "postgres://app:***@db:5432/idshare"
         );
         assert_eq!(redact_url("sqlite:///tmp/x.db"), "sqlite:///tmp/x.db");
+        assert_eq!(
+            redact_url("postgres://app@db/idshare"),
+            "postgres://app@db/idshare",
+            "no password, nothing hidden"
+        );
     }
 }

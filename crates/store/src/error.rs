@@ -3,8 +3,13 @@ use thiserror::Error;
 
 #[derive(Debug, Error)]
 pub enum StoreError {
-    #[error("database error: {0}")]
-    Database(#[from] sqlx::Error),
+    /// Said in full by its own message (see [`describe`]), so it has no separate source: a
+    /// chain of causes printed with `{:#}` says it once.
+    #[error("database error: {}", describe(.0))]
+    Database(sqlx::Error),
+    /// The database at the (password-redacted) URL could not be reached when opening it.
+    #[error("cannot connect to {url}: {}", describe(.cause))]
+    Connect { url: String, cause: sqlx::Error },
     #[error("migration error: {0}")]
     Migration(#[from] MigrateError),
     #[error("encryption error: {0}")]
@@ -21,9 +26,38 @@ pub enum StoreError {
     /// this one did not get its turn within the database timeout.
     #[error("timed out waiting for a turn to write to the database")]
     WriteTurnTimedOut,
+    /// The SQLite file or its directory could not be created.
+    #[error("cannot create {}: {cause}", .path.display())]
+    CannotCreate {
+        path: std::path::PathBuf,
+        cause: std::io::Error,
+    },
     /// The SQLite file does not exist, and the command may not create one.
     #[error("no database at {}", .0.display())]
     NoDatabase(std::path::PathBuf),
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(error: sqlx::Error) -> Self {
+        Self::Database(error)
+    }
+}
+
+/// What went wrong, for people: a database's own message with its SQLSTATE code, without the
+/// location in the database server's source that PostgreSQL adds ("at line 948").
+fn describe(error: &sqlx::Error) -> String {
+    match error {
+        sqlx::Error::Database(e) => match e.code() {
+            Some(code) => format!("{} (SQLSTATE {code})", e.message()),
+            None => e.message().to_owned(),
+        },
+        sqlx::Error::PoolTimedOut => {
+            "no connection to the database within the database timeout (it is unreachable, or \
+             every connection is busy)"
+                .to_owned()
+        }
+        other => other.to_string(),
+    }
 }
 
 impl StoreError {
@@ -42,7 +76,7 @@ impl StoreError {
     /// succeed a moment later.
     pub fn is_unavailable(&self) -> bool {
         match self {
-            Self::Database(e) => unavailable(e),
+            Self::Database(e) | Self::Connect { cause: e, .. } => unavailable(e),
             Self::WriteTurnTimedOut => true,
             Self::Migration(MigrateError::Execute(e) | MigrateError::ExecuteMigration(e, _)) => {
                 unavailable(e)

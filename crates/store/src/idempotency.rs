@@ -118,7 +118,7 @@ struct RecordRow {
     lease_expires_at: Option<i64>,
 }
 
-fn body_context(caller_id: &str, key: &str) -> String {
+pub(crate) fn body_context(caller_id: &str, key: &str) -> String {
     format!("idempotency:{caller_id}:{key}")
 }
 

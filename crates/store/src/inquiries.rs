@@ -204,10 +204,12 @@ pub async fn create(
     let micros = to_unix_micros(now);
     on_conn!(tx, |conn| {
         sqlx::query(
-            "INSERT INTO data_keys (owner_id, wrapped_key, created_at) VALUES ($1, $2, $3)",
+            "INSERT INTO data_keys (owner_id, wrapped_key, key_id, created_at) \
+             VALUES ($1, $2, $3, $4)",
         )
         .bind(id.as_str())
-        .bind(wrapped)
+        .bind(wrapped.bytes)
+        .bind(wrapped.key_id.as_str())
         .bind(micros)
         .execute(&mut *conn)
         .await?;

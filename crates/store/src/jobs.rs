@@ -11,7 +11,10 @@ use std::{
     sync::{Arc, Mutex, PoisonError},
 };
 
-use idshare_domain::{id::JobId, time_format::to_unix_micros};
+use idshare_domain::{
+    id::JobId,
+    time_format::{from_unix_micros, to_unix_micros},
+};
 use time::{Duration, OffsetDateTime};
 use tokio::sync::Notify;
 
@@ -147,20 +150,27 @@ pub async fn enqueue(
     if inserted == 0 {
         return Ok(None);
     }
-    if tx.enqueued_to.iter().any(|queue| queue == job.queue) {
-        return Ok(Some(id));
+    wake_on_commit(tx, job.queue).await?;
+    Ok(Some(id))
+}
+
+/// Has the commit of `tx` wake a worker of `queue`: this process's at once, other PostgreSQL
+/// nodes' through `NOTIFY` (delivered to listeners only if the transaction commits). Once per
+/// queue and transaction.
+async fn wake_on_commit(tx: &mut Tx, queue: &str) -> Result<(), StoreError> {
+    if tx.enqueued_to.iter().any(|q| q == queue) {
+        return Ok(());
     }
-    tx.enqueued_to.push(job.queue.to_owned());
-    let notification = tx.job_wakeups.notification(job.queue);
+    tx.enqueued_to.push(queue.to_owned());
+    let notification = tx.job_wakeups.notification(queue);
     if let crate::db::TxConn::Postgres(conn) = &mut tx.conn {
-        // Delivered to listeners only if the transaction commits; once per queue.
         sqlx::query("SELECT pg_notify($1, $2)")
             .bind(NOTIFY_CHANNEL)
             .bind(notification)
             .execute(&mut **conn)
             .await?;
     }
-    Ok(Some(id))
+    Ok(())
 }
 
 /// Claims up to `limit` due jobs of `queue` (every queue when `None`) for `worker`, oldest
@@ -390,6 +400,99 @@ pub async fn reap(store: &Store, now: OffsetDateTime) -> Result<Vec<Job>, StoreE
         .map(Job::try_from)
         .filter(|job| job.as_ref().map_or(true, |j| j.attempts >= j.max_attempts))
         .collect()
+}
+
+/// A job as an operator sees it (`idshare jobs list`).
+#[derive(Debug, Clone)]
+pub struct JobSummary {
+    pub id: JobId,
+    pub queue: String,
+    pub kind: String,
+    /// `queued`, `running`, `done` or `dead`.
+    pub status: String,
+    pub attempts: u32,
+    pub max_attempts: u32,
+    pub run_at: OffsetDateTime,
+    pub updated_at: OffsetDateTime,
+    /// The cause of the last failure, as the worker recorded it.
+    pub last_error: Option<String>,
+}
+
+#[derive(sqlx::FromRow)]
+struct JobSummaryRow {
+    id: String,
+    queue: String,
+    kind: String,
+    status: String,
+    attempts: i64,
+    max_attempts: i64,
+    run_at: i64,
+    updated_at: i64,
+    last_error: Option<String>,
+}
+
+impl TryFrom<JobSummaryRow> for JobSummary {
+    type Error = StoreError;
+    fn try_from(row: JobSummaryRow) -> Result<Self, StoreError> {
+        Ok(Self {
+            id: JobId::parse(&row.id).map_err(StoreError::corrupt)?,
+            queue: row.queue,
+            kind: row.kind,
+            status: row.status,
+            attempts: u32::try_from(row.attempts).map_err(StoreError::corrupt)?,
+            max_attempts: u32::try_from(row.max_attempts).map_err(StoreError::corrupt)?,
+            run_at: from_unix_micros(row.run_at),
+            updated_at: from_unix_micros(row.updated_at),
+            last_error: row.last_error,
+        })
+    }
+}
+
+/// The jobs not yet `done` (or only the `dead` ones), the most recently changed first, at most
+/// `limit`.
+pub async fn list_unfinished(
+    tx: &mut Tx,
+    dead_only: bool,
+    limit: u32,
+) -> Result<Vec<JobSummary>, StoreError> {
+    let rows: Vec<JobSummaryRow> = on_conn!(tx, |conn| {
+        sqlx::query_as(
+            "SELECT id, queue, kind, status, attempts, max_attempts, run_at, updated_at, \
+             last_error FROM jobs \
+             WHERE status <> 'done' AND ($1 = 0 OR status = 'dead') \
+             ORDER BY updated_at DESC, id LIMIT $2",
+        )
+        .bind(i64::from(dead_only))
+        .bind(i64::from(limit))
+        .fetch_all(conn)
+        .await?
+    });
+    rows.into_iter().map(JobSummary::try_from).collect()
+}
+
+/// Puts a `dead` job back in its queue with a fresh set of attempts, due at `now` (its last
+/// error is kept until it runs again). Returns the job's queue, or `None` when `id` names no dead
+/// job. The commit wakes a worker of that queue, here and on other PostgreSQL nodes.
+pub async fn retry_dead(
+    tx: &mut Tx,
+    id: &JobId,
+    now: OffsetDateTime,
+) -> Result<Option<String>, StoreError> {
+    let queue: Option<String> = on_conn!(tx, |conn| {
+        sqlx::query_scalar(
+            "UPDATE jobs SET status = 'queued', attempts = 0, run_at = $1, updated_at = $1 \
+             WHERE id = $2 AND status = 'dead' RETURNING queue",
+        )
+        .bind(to_unix_micros(now))
+        .bind(id.as_str())
+        .fetch_optional(conn)
+        .await?
+    });
+    let Some(queue) = queue else {
+        return Ok(None);
+    };
+    wake_on_commit(tx, &queue).await?;
+    Ok(Some(queue))
 }
 
 /// The exponential backoff before attempt `attempts + 1`: 2^attempts seconds (capped at one

@@ -24,8 +24,10 @@ pub mod files;
 pub mod idempotency;
 pub mod inquiries;
 pub mod jobs;
+pub mod key_rotation;
 pub mod lists;
 pub mod orgs;
+pub mod retention;
 pub mod sessions;
 pub mod share_tokens;
 pub mod templates;
@@ -34,10 +36,12 @@ pub mod webhooks;
 pub mod workflows;
 
 pub use counters::Counters;
-pub use crypto::{Crypto, DataKey, MasterKey, MasterKeyError, random_secret};
-pub use db::{Backend, Store, Tx};
+pub use crypto::{
+    Crypto, DataKey, MasterKey, MasterKeyError, MasterKeyId, WrappedDataKey, random_secret,
+};
+pub use db::{Backend, MigrationState, Store, Tx};
 pub use error::StoreError;
-pub use key_check::MasterKeySource;
+pub use key_check::{MasterKeyOrigin, MasterKeySource, MasterKeys};
 
 use idshare_domain::{environment::Environment, id::OrgId};
 

@@ -94,3 +94,25 @@ pub async fn summaries(store: &Store) -> Result<Vec<ListSummary>, StoreError> {
         })
         .collect())
 }
+
+/// Deletes a list and its entries; false when no list has that name. A running server notices
+/// at its next screening and rebuilds its index without the list.
+pub async fn delete(store: &Store, list: &str) -> Result<bool, StoreError> {
+    let mut tx = store.begin_write().await?;
+    on_conn!(&mut tx, |conn| {
+        sqlx::query("DELETE FROM list_entries WHERE list = $1")
+            .bind(list)
+            .execute(conn)
+            .await?
+            .rows_affected()
+    });
+    let deleted = on_conn!(&mut tx, |conn| {
+        sqlx::query("DELETE FROM list_imports WHERE list = $1")
+            .bind(list)
+            .execute(conn)
+            .await?
+            .rows_affected()
+    });
+    tx.commit().await?;
+    Ok(deleted == 1)
+}

@@ -72,6 +72,16 @@ pub async fn get(tx: &mut Tx, id: &OrgId) -> Result<Option<Organization>, StoreE
     row.map(Organization::try_from).transpose()
 }
 
+/// Every organization, oldest first (operator command: there are few).
+pub async fn list(tx: &mut Tx) -> Result<Vec<Organization>, StoreError> {
+    let rows: Vec<OrgRow> = on_conn!(tx, |conn| {
+        sqlx::query_as("SELECT id, name, created_at FROM organizations ORDER BY created_at, id")
+            .fetch_all(conn)
+            .await?
+    });
+    rows.into_iter().map(Organization::try_from).collect()
+}
+
 /// How many organizations exist (`idshare demo` sets up only a database without any).
 pub async fn count(tx: &mut Tx) -> Result<i64, StoreError> {
     Ok(on_conn!(tx, |conn| {

@@ -263,6 +263,21 @@ pub async fn list_in_org(tx: &mut Tx, org_id: &OrgId) -> Result<Vec<User>, Store
     rows.into_iter().map(UserRow::user).collect()
 }
 
+/// Every user of every organization, or of `org_id` only, by organization then oldest first
+/// (operator command).
+pub async fn list_all(tx: &mut Tx, org_id: Option<&OrgId>) -> Result<Vec<User>, StoreError> {
+    let rows: Vec<UserRow> = on_conn!(tx, |conn| {
+        sqlx::query_as(
+            "SELECT id, org_id, email, role, created_at FROM users \
+             WHERE $1 IS NULL OR org_id = $1 ORDER BY org_id, created_at, id",
+        )
+        .bind(org_id.map(OrgId::as_str))
+        .fetch_all(conn)
+        .await?
+    });
+    rows.into_iter().map(UserRow::user).collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -85,7 +85,7 @@ pub fn generate_secret() -> String {
     crate::crypto::random_secret("wbhsec")
 }
 
-fn secret_context(id: &str) -> String {
+pub(crate) fn secret_context(id: &str) -> String {
     format!("{id}:webhook-secret")
 }
 

@@ -43,7 +43,7 @@ struct WorkflowRow {
 
 const COLUMNS: &str = "id, org_id, environment, name, status, secret, created_at, updated_at";
 
-fn secret_context(id: &str) -> String {
+pub(crate) fn secret_context(id: &str) -> String {
     format!("{id}:workflow-secret")
 }
 

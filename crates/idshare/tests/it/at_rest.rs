@@ -351,8 +351,9 @@ async fn a_database_from_before_the_key_check_is_checked_against_its_sealed_data
         json!({"name-first": "Ada", "name-last": "Lovelace"}),
     )
     .await;
-    // As the database was before the check value existed.
+    // As the database was before the check value and key ids existed.
     assert_eq!(execute(&app, "DELETE FROM master_key_check").await, 1);
+    assert_eq!(execute(&app, "UPDATE data_keys SET key_id = NULL").await, 1);
 
     let wait = app.state.config().database_timeout();
     let open = |source| Store::open(&app.database_url, false, source, wait);
@@ -360,7 +361,7 @@ async fn a_database_from_before_the_key_check_is_checked_against_its_sealed_data
     assert!(
         matches!(
             another,
-            Err(StoreError::MasterKey(MasterKeyError::Mismatch))
+            Err(StoreError::MasterKey(MasterKeyError::Mismatch { .. }))
         ),
         "a key that does not open the wrapped data keys: {another:?}"
     );
@@ -383,9 +384,17 @@ async fn a_database_from_before_the_key_check_is_checked_against_its_sealed_data
         .close()
         .await;
     let recorded = app
-        .count_rows("SELECT COUNT(*) FROM master_key_check")
+        .count_rows("SELECT COUNT(*) FROM master_key_check WHERE key_id IS NOT NULL")
         .await;
     assert_eq!(recorded, 1);
+    // The data keys written before key ids are named after the key that opens them.
+    let named = app
+        .count_rows(
+            "SELECT COUNT(*) FROM data_keys JOIN master_key_check \
+             ON data_keys.key_id = master_key_check.key_id",
+        )
+        .await;
+    assert_eq!(named, 1);
 }
 
 backend_tests!(

@@ -18,7 +18,7 @@ use crate::{
     helpers::{Backend, create_postgres_database, expect_error, expect_status, standard_template},
 };
 
-fn idshare(args: &[&str], storage: &[String]) -> Output {
+pub(crate) fn idshare(args: &[&str], storage: &[String]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_idshare"))
         .args(args)
         .args(storage)
@@ -27,7 +27,7 @@ fn idshare(args: &[&str], storage: &[String]) -> Output {
         .expect("run idshare")
 }
 
-fn stdout(output: &Output) -> String {
+pub(crate) fn stdout(output: &Output) -> String {
     assert!(
         output.status.success(),
         "failed: {}",
@@ -40,7 +40,7 @@ fn stdout(output: &Output) -> String {
 }
 
 /// `--data-dir DIR`, plus `--database-url` of a fresh database on PostgreSQL.
-async fn storage_for(backend: Backend, data_dir: &Path) -> Vec<String> {
+pub(crate) async fn storage_for(backend: Backend, data_dir: &Path) -> Vec<String> {
     let mut storage = vec!["--data-dir".to_owned(), data_dir.display().to_string()];
     if backend == Backend::Postgres {
         let (url, _) = create_postgres_database().await;
@@ -51,7 +51,7 @@ async fn storage_for(backend: Backend, data_dir: &Path) -> Vec<String> {
 
 /// Runs idshare with `env` until it exits. A command expected to refuse must not start
 /// serving instead: still running after a while, it is killed and the test fails.
-fn idshare_exits(args: &[&str], storage: &[String], env: &[(&str, &str)]) -> Output {
+pub(crate) fn idshare_exits(args: &[&str], storage: &[String], env: &[(&str, &str)]) -> Output {
     let mut child = Command::new(env!("CARGO_BIN_EXE_idshare"))
         .args(args)
         .args(storage)
@@ -77,7 +77,7 @@ fn idshare_exits(args: &[&str], storage: &[String], env: &[(&str, &str)]) -> Out
 }
 
 /// The command failed and said why in one line; returns that line.
-fn refused(output: &Output, what: &str) -> String {
+pub(crate) fn refused(output: &Output, what: &str) -> String {
     let stderr = String::from_utf8_lossy(&output.stderr).trim().to_owned();
     assert!(
         !output.status.success(),
@@ -88,13 +88,15 @@ fn refused(output: &Output, what: &str) -> String {
 }
 
 /// A running `idshare serve` (port 0, JSON logs), stopped with SIGTERM on drop.
-struct Server {
+pub(crate) struct Server {
     process: std::process::Child,
     address: String,
+    /// The fields of the startup line ("idshare is serving").
+    pub(crate) started: serde_json::Value,
 }
 
 impl Server {
-    fn start(storage: &[String], flags: &[&str]) -> Self {
+    pub(crate) fn start(storage: &[String], flags: &[&str]) -> Self {
         let mut process = Command::new(env!("CARGO_BIN_EXE_idshare"))
             .args(["--log-format", "json", "serve", "--listen", "127.0.0.1:0"])
             .args(flags)
@@ -104,14 +106,15 @@ impl Server {
             .spawn()
             .unwrap();
         let mut lines = BufReader::new(process.stderr.take().unwrap()).lines();
-        let address = loop {
+        let started = loop {
             let line = lines.next().expect("server logs").unwrap();
             let log: serde_json::Value =
                 serde_json::from_str(&line).unwrap_or_else(|_| panic!("JSON log line: {line}"));
             if log["fields"]["message"] == "idshare is serving" {
-                break log["fields"]["address"].as_str().unwrap().to_owned();
+                break log["fields"].clone();
             }
         };
+        let address = started["address"].as_str().unwrap().to_owned();
         // Keep reading, so that the server never writes to a closed pipe.
         std::thread::spawn(move || lines.for_each(drop));
         // Once it answers, its signal handlers are in place: SIGTERM is a graceful stop.
@@ -124,15 +127,19 @@ impl Server {
         let mut answer = String::new();
         probe.read_to_string(&mut answer).unwrap();
         assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
-        Self { process, address }
+        Self {
+            process,
+            address,
+            started,
+        }
     }
 
-    fn url(&self, path: &str) -> String {
+    pub(crate) fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.address)
     }
 
     /// SIGTERM, and the graceful stop's exit status.
-    fn stop(mut self) -> std::process::ExitStatus {
+    pub(crate) fn stop(mut self) -> std::process::ExitStatus {
         let killed = Command::new("kill")
             .args(["-TERM", &self.process.id().to_string()])
             .status()
@@ -166,7 +173,23 @@ async fn operator_commands_drive_a_fresh_instance(backend: Backend) {
         let (url, _) = create_postgres_database().await;
         storage.extend(["--database-url".to_owned(), url]);
     }
+    if backend == Backend::Postgres {
+        // An empty database: every migration of this build is pending, none applied.
+        let status = json_out(&idshare(&["migrate", "--status", "--json"], &storage));
+        let status = status.as_array().unwrap();
+        assert!(status.len() > 10, "{status:?}");
+        assert!(
+            status.iter().all(|m| m["status"] == "pending"),
+            "{status:?}"
+        );
+    }
     stdout(&idshare(&["migrate"], &storage));
+    let status = idshare(&["migrate", "--status"], &storage);
+    let table = stdout(&status);
+    assert!(table.starts_with("VERSION  STATUS"), "{table}");
+    assert!(table.contains("0001     applied"), "{table}");
+    assert!(!table.contains("pending"), "{table}");
+    assert!(String::from_utf8_lossy(&status.stderr).contains("up to date"));
     let org = stdout(&idshare(
         &["admin", "org", "create", "--name", "Acme Bank"],
         &storage,
@@ -329,6 +352,50 @@ async fn operator_commands_drive_a_fresh_instance(backend: Backend) {
         &["admin", "api-key", "revoke", key_id.as_str()],
         &storage,
     ));
+
+    // What an operator sees: organizations, users, keys with their last use.
+    let orgs = json_out(&idshare(&["admin", "org", "list", "--json"], &storage));
+    assert_eq!(orgs[0]["id"], org.as_str());
+    assert_eq!(orgs[0]["name"], "Acme Bank");
+    let users = json_out(&idshare(
+        &["admin", "user", "list", "--org", &org, "--json"],
+        &storage,
+    ));
+    assert_eq!(users.as_array().unwrap().len(), 1);
+    assert_eq!(users[0]["email-address"], "ops@acme.test");
+    assert_eq!(users[0]["role"], "reviewer");
+    let keys = json_out(&idshare(&["admin", "api-key", "list", "--json"], &storage));
+    let keys = keys.as_array().unwrap();
+    assert_eq!(keys.len(), 2);
+    let used = keys.iter().find(|k| k["id"] == key_id.as_str()).unwrap();
+    assert_eq!(used["status"], "revoked");
+    assert_eq!(used["environment"], "sandbox");
+    assert!(used["last-used-at"].is_string(), "{used}");
+    let other = keys.iter().find(|k| k["id"] != key_id.as_str()).unwrap();
+    assert_eq!(other["status"], "active");
+    assert_eq!(other["permissions"], json!(["inquiry.read"]));
+    // Its one use, refused for lack of permission, still counts as a use.
+    assert!(other["last-used-at"].is_string(), "{other}");
+    let table = stdout(&idshare(
+        &["admin", "api-key", "list", "--org", &org],
+        &storage,
+    ));
+    assert!(
+        table.lines().count() == 3 && table.contains("revoked"),
+        "{table}"
+    );
+    let elsewhere = json_out(&idshare(
+        &[
+            "admin",
+            "api-key",
+            "list",
+            "--org",
+            "org_AAAAAAAAAAAAAAAAAAAAAAAA",
+            "--json",
+        ],
+        &storage,
+    ));
+    assert_eq!(elsewhere, json!([]));
     let revoked = client
         .get(url("/api/v1/inquiries"))
         .bearer_auth(&key)
@@ -374,6 +441,59 @@ async fn unknown_configuration_is_refused(_backend: Backend) {
         "a misspelt variable is an error, not a silent default"
     );
     assert!(String::from_utf8_lossy(&output.stderr).contains("databse_url"));
+
+    // Every refusal is one line that names what is wrong and where, without the database
+    // server's internals ("at line 948") or a cause said twice.
+    std::fs::write(&config, "[server\n").unwrap();
+    let data_dir = dir.path().to_str().unwrap();
+    let config = config.to_str().unwrap();
+    let unused_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let unreachable = format!("postgres://postgres:pw@127.0.0.1:{unused_port}/idshare");
+    let missing = "postgres://postgres@127.0.0.1:5432/idshare_no_such_database";
+    for (args, says) in [
+        (
+            vec!["--config", config, "migrate", "--data-dir", data_dir],
+            vec!["TOML parse error at line 1", "idshare.toml"],
+        ),
+        (
+            vec!["--config", "/nonexistent/idshare.toml", "migrate"],
+            vec!["cannot read the configuration file /nonexistent/idshare.toml"],
+        ),
+        (
+            vec!["admin", "org", "list", "--database-url", &unreachable],
+            vec![
+                &format!(
+                    "cannot connect to postgres://postgres:***@127.0.0.1:{unused_port}/idshare"
+                ),
+                "refused",
+            ],
+        ),
+        (
+            vec!["admin", "org", "list", "--database-url", missing],
+            vec![missing, "does not exist (SQLSTATE 3D000)"],
+        ),
+        (
+            vec!["migrate", "--data-dir", "/proc/idshare-test/data"],
+            vec!["cannot create /proc/idshare-test"],
+        ),
+    ] {
+        let error = refused(&idshare_exits(&args, &[], &[]), &format!("{args:?}"));
+        for said in says {
+            assert!(
+                error.contains(said),
+                "{args:?} should say {said:?}: {error}"
+            );
+        }
+        assert!(!error.contains("at line 9"), "{error}");
+        assert!(
+            !error.contains(":pw@"),
+            "the password is never printed: {error}"
+        );
+    }
 }
 
 async fn mrz_check_prints_every_check_and_signals_failures(_backend: Backend) {
@@ -507,8 +627,14 @@ async fn lists_import_and_screen_from_the_command_line(backend: Backend) {
         serde_json::json!([])
     );
 
+    let lists = json_out(&idshare(&["lists", "list", "--json"], &storage));
+    assert_eq!(lists[0]["list"], "sample-watchlist");
+    assert_eq!(lists[0]["entries"], 2000);
+    assert!(lists[0]["imported-at"].is_string());
+
     for refused in [
         vec!["screen", "--list", "un-sanctions", "Claire Richman"],
+        vec!["lists", "delete", "--list", "un-sanctions"],
         vec!["lists", "import", "--format", "excel", "--list", "x", &list],
         vec![
             "lists",
@@ -533,6 +659,147 @@ async fn lists_import_and_screen_from_the_command_line(backend: Backend) {
         assert!(!output.status.success(), "{refused:?} should fail");
         assert!(!output.stderr.is_empty(), "{refused:?} says why");
     }
+
+    stdout(&idshare(
+        &["lists", "delete", "--list", "sample-watchlist"],
+        &storage,
+    ));
+    assert_eq!(
+        json_out(&idshare(&["lists", "list", "--json"], &storage)),
+        json!([])
+    );
+    let gone = idshare(
+        &["screen", "--list", "sample-watchlist", "Claire Richman"],
+        &storage,
+    );
+    assert!(!gone.status.success());
+}
+
+/// `jobs list` shows a dead job with its cause; `jobs retry` queues it again, all or none.
+async fn dead_jobs_are_listed_and_retried_from_the_command_line(backend: Backend) {
+    let dir = tempfile::tempdir().unwrap();
+    let storage = storage_for(backend, dir.path()).await;
+    stdout(&idshare(&["migrate"], &storage));
+    assert_eq!(
+        json_out(&idshare(&["jobs", "list", "--dead", "--json"], &storage)),
+        json!([])
+    );
+
+    let store = idshare_store::Store::open(
+        &cli_database_url(&storage, dir.path()),
+        false,
+        idshare_store::MasterKeySource::NotNeeded,
+        Duration::from_secs(5),
+    )
+    .await
+    .unwrap();
+    let now = time::OffsetDateTime::now_utc();
+    let mut tx = store.begin_write().await.unwrap();
+    for kind in ["cli-test-dies", "cli-test-waits"] {
+        idshare_store::jobs::enqueue(
+            &mut tx,
+            idshare_store::jobs::NewJob {
+                queue: "cli-test",
+                kind,
+                payload: &json!({}),
+                dedupe_key: None,
+                run_at: now,
+                max_attempts: 1,
+            },
+            now,
+        )
+        .await
+        .unwrap();
+    }
+    tx.commit().await.unwrap();
+    let claimed = idshare_store::jobs::claim_batch(
+        &store,
+        "cli-test-worker",
+        Some("cli-test"),
+        1,
+        now,
+        time::Duration::minutes(1),
+    )
+    .await
+    .unwrap();
+    let dead = &claimed[0];
+    idshare_store::jobs::fail(
+        &store,
+        &dead.id,
+        "cli-test-worker",
+        "gateway said no",
+        None,
+        now,
+    )
+    .await
+    .unwrap();
+    store.close().await;
+
+    let all = json_out(&idshare(&["jobs", "list", "--json"], &storage));
+    assert_eq!(all.as_array().unwrap().len(), 2, "{all}");
+    let listed = json_out(&idshare(&["jobs", "list", "--dead", "--json"], &storage));
+    assert_eq!(listed.as_array().unwrap().len(), 1, "{listed}");
+    assert_eq!(listed[0]["id"], dead.id.as_str());
+    assert_eq!(listed[0]["status"], "dead");
+    assert_eq!(listed[0]["attempts"], 1);
+    assert_eq!(listed[0]["last-error"], "gateway said no");
+    let table = stdout(&idshare(&["jobs", "list", "--dead"], &storage));
+    assert!(
+        table.contains("gateway said no") && table.contains("1/1"),
+        "{table}"
+    );
+
+    // All or none: with one id that names no dead job, nothing is retried.
+    let waiting = all
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|j| j["status"] == "queued")
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let error = refused(
+        &idshare(&["jobs", "retry", dead.id.as_str(), &waiting], &storage),
+        "retrying a job that is not dead",
+    );
+    assert!(
+        error.contains(&waiting) && error.contains("nothing was retried"),
+        "{error}"
+    );
+    refused(
+        &idshare(&["jobs", "retry", "job_nope"], &storage),
+        "a malformed id",
+    );
+
+    stdout(&idshare(&["jobs", "retry", dead.id.as_str()], &storage));
+    assert_eq!(
+        json_out(&idshare(&["jobs", "list", "--dead", "--json"], &storage)),
+        json!([])
+    );
+    let retried = json_out(&idshare(&["jobs", "list", "--json"], &storage));
+    let retried = retried
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|j| j["id"] == dead.id.as_str())
+        .unwrap();
+    assert_eq!(retried["status"], "queued");
+    assert_eq!(retried["attempts"], 0);
+}
+
+/// The database URL a command given `storage` uses.
+fn cli_database_url(storage: &[String], data_dir: &Path) -> String {
+    storage
+        .get(3)
+        .cloned()
+        .unwrap_or_else(|| idshare_store::Store::sqlite_url(data_dir))
+}
+
+/// The command's standard output, which must be JSON.
+fn json_out(output: &Output) -> serde_json::Value {
+    let text = stdout(output);
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}"))
 }
 
 /// The first word after `label` on the first line (trimmed) that starts with it.
@@ -716,7 +983,7 @@ async fn demo_sets_up_the_tour_and_stops_on_sigterm(backend: Backend) {
 /// Base64 of 32 zero bytes: a well-formed master key that is not the instance's.
 const ANOTHER_KEY: &str = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=";
 
-fn write_private(path: &Path, contents: &str) {
+pub(crate) fn write_private(path: &Path, contents: &str) {
     use std::os::unix::fs::OpenOptionsExt;
     let mut file = std::fs::OpenOptions::new()
         .write(true)
@@ -1011,4 +1278,5 @@ backend_tests!(
     mrz_check_prints_every_check_and_signals_failures,
     mrz_check_fails_malformed_fields_whose_check_digits_hold,
     lists_import_and_screen_from_the_command_line,
+    dead_jobs_are_listed_and_retried_from_the_command_line,
 );

@@ -435,7 +435,7 @@ async fn a_job_cut_off_from_the_database_is_postponed_not_failed(backend: Backen
     let last_error = last_error.as_deref().unwrap_or_default();
     let cause = match backend {
         Backend::Sqlite => "database is locked",
-        Backend::Postgres => "pool timed out",
+        Backend::Postgres => "no connection to the database within the database timeout",
     };
     assert!(last_error.contains(cause), "{last_error}");
 

@@ -12,6 +12,7 @@ use axum::{
 };
 use idshare_domain::{
     id::{InquiryTemplateId, InquiryTemplateVersionId, WorkflowId},
+    retention::{RetentionDays, RetentionSource},
     time_format::format_timestamp,
 };
 use idshare_store::{
@@ -42,6 +43,14 @@ pub fn routes() -> Router<AppState> {
         .route(
             "/dashboard/templates/{id}/versions/{version}/publish",
             post(template_publish),
+        )
+        .route(
+            "/dashboard/templates/{id}/retention",
+            post(template_retention),
+        )
+        .route(
+            "/dashboard/templates/default-retention",
+            post(default_retention),
         )
         .route(
             "/dashboard/workflows",
@@ -131,6 +140,11 @@ struct TemplatesPage {
     name: String,
     definition: String,
     problems: Vec<Problem>,
+    /// The organization's default retention period, in days ("" for none), as the form shows it.
+    default_retention: String,
+    /// What the saved default means, in words.
+    default_retention_words: String,
+    retention_problem: Option<String>,
 }
 
 const EXAMPLE_TEMPLATE: &str = r#"{
@@ -154,6 +168,18 @@ async fn templates_page(
     let page = templates::list(&mut tx, &signed.scope(), Cursor::Start, 100)
         .await?
         .ok_or(PageError::NotFound)?;
+    drop(tx);
+    let default = service::retention::organization_default(state, &signed.scope()).await?;
+    let default_retention_words = match default {
+        Some(days) => format!(
+            "Inquiries of templates without a retention period of their own are redacted \
+             automatically {} after they end (completed, failed, expired, approved or declined).",
+            plural_days(days.get())
+        ),
+        None => "No default: inquiries of templates without a retention period of their own \
+                 keep their data until someone redacts them."
+            .to_owned(),
+    };
     Ok(TemplatesPage {
         chrome: signed.chrome("templates"),
         rows: page
@@ -170,6 +196,11 @@ async fn templates_page(
         name,
         definition,
         problems,
+        default_retention: default
+            .map(|days| days.get().to_string())
+            .unwrap_or_default(),
+        default_retention_words,
+        retention_problem: None,
     })
 }
 
@@ -246,6 +277,37 @@ struct TemplatePage {
     can_edit: bool,
     definition: String,
     problems: Vec<Problem>,
+    /// The template's own retention period in days ("" for none), as the form shows it.
+    retention: String,
+    /// What applies, in words.
+    retention_effective: String,
+    retention_problem: Option<String>,
+}
+
+/// What a retention policy means, in words.
+fn retention_words(policy: &service::retention::TemplateRetention) -> String {
+    match policy.effective() {
+        Some((days, RetentionSource::Template)) => format!(
+            "Inquiries of this template are redacted automatically {} after they end.",
+            plural_days(days.get())
+        ),
+        Some((days, RetentionSource::Organization)) => format!(
+            "Inquiries of this template are redacted automatically {} after they end (the \
+             organization's default).",
+            plural_days(days.get())
+        ),
+        None => "Inquiries of this template keep their data until someone redacts them (no \
+                 retention period is set here or as the organization's default)."
+            .to_owned(),
+    }
+}
+
+fn plural_days(days: u32) -> String {
+    if days == 1 {
+        "1 day".to_owned()
+    } else {
+        format!("{days} days")
+    }
 }
 
 async fn template_page(
@@ -268,6 +330,8 @@ async fn template_page(
         .first()
         .map(|v| pretty(&v.definition_json()))
         .unwrap_or_default();
+    drop(tx);
+    let policy = service::retention::of_template(state, &scope, id).await?;
     Ok(TemplatePage {
         chrome: signed.chrome("templates"),
         id: id.to_string(),
@@ -285,6 +349,85 @@ async fn template_page(
         can_edit: EDITORS.contains(&signed.role()),
         definition: edited.unwrap_or(latest),
         problems,
+        retention: policy
+            .template
+            .map(|days| days.get().to_string())
+            .unwrap_or_default(),
+        retention_effective: retention_words(&policy),
+        retention_problem: None,
+    })
+}
+
+#[derive(Debug, Deserialize)]
+struct RetentionForm {
+    csrf: String,
+    /// Whole days; empty for none.
+    days: String,
+}
+
+/// Sets the template's own retention period (empty: the organization's default applies).
+async fn template_retention(
+    State(state): State<AppState>,
+    signed: Signed,
+    Path(id): Path<String>,
+    Form(form): Form<RetentionForm>,
+) -> Result<Response, PageError> {
+    signed.check_csrf(&state, &form.csrf)?;
+    let id = InquiryTemplateId::parse(&id).map_err(|_| PageError::NotFound)?;
+    signed.require(EDITORS)?;
+    match RetentionDays::parse_optional(&form.days) {
+        Ok(days) => {
+            let user = &signed.session.user.id;
+            service::retention::set_template(&state, &signed.scope(), &id, days, user).await?;
+            Ok(web::see_other(
+                &format!("/dashboard/templates/{id}#retention"),
+                None,
+            ))
+        }
+        Err(e) => {
+            let mut page = template_page(&state, &signed, &id, None, vec![]).await?;
+            page.retention = form.days;
+            page.retention_problem = Some(format!("{}.", capitalized(&e.to_string())));
+            Ok(web::html(StatusCode::UNPROCESSABLE_ENTITY, page.render()))
+        }
+    }
+}
+
+/// Sets the organization's default retention period (empty: none).
+async fn default_retention(
+    State(state): State<AppState>,
+    signed: Signed,
+    Form(form): Form<RetentionForm>,
+) -> Result<Response, PageError> {
+    signed.check_csrf(&state, &form.csrf)?;
+    signed.require(EDITORS)?;
+    match RetentionDays::parse_optional(&form.days) {
+        Ok(days) => {
+            let user = &signed.session.user.id;
+            service::retention::set_organization_default(&state, &signed.scope(), days, user)
+                .await?;
+            Ok(web::see_other("/dashboard/templates#retention", None))
+        }
+        Err(e) => {
+            let mut page = templates_page(
+                &state,
+                &signed,
+                String::new(),
+                EXAMPLE_TEMPLATE.to_owned(),
+                vec![],
+            )
+            .await?;
+            page.default_retention = form.days;
+            page.retention_problem = Some(format!("{}.", capitalized(&e.to_string())));
+            Ok(web::html(StatusCode::UNPROCESSABLE_ENTITY, page.render()))
+        }
+    }
+}
+
+fn capitalized(text: &str) -> String {
+    let mut chars = text.chars();
+    chars.next().map_or_else(String::new, |first| {
+        first.to_uppercase().chain(chars).collect()
     })
 }
 

@@ -14,6 +14,7 @@ use axum::{
 use idshare_domain::{
     id::{InquiryId, InquiryTemplateId},
     inquiry::{InquiryAction, InquiryStatus},
+    retention::RetentionSource,
     time_format::{format_timestamp, parse_date},
 };
 use idshare_store::{
@@ -245,6 +246,8 @@ struct InquiryPage {
     reference_id: Option<String>,
     tags: Vec<String>,
     redacted: bool,
+    /// When retention redacts it, in words; `None` when no redaction is scheduled.
+    scheduled_redaction: Option<String>,
     fields: Vec<FieldView>,
     missing: Vec<String>,
     files: Vec<FileView>,
@@ -421,6 +424,20 @@ async fn inquiry_page(
             }
         })
         .collect();
+    let scheduled_redaction = service::retention::scheduled_redaction(state, &scope, &view.inquiry)
+        .await?
+        .map(|(at, days, source)| {
+            let setting = match source {
+                RetentionSource::Template => "its template's retention period",
+                RetentionSource::Organization => "the organization's default retention period",
+            };
+            format!(
+                "Its personal data will be redacted automatically on {} ({} days after it ended: \
+                 {setting}).",
+                format_timestamp(at),
+                days.get()
+            )
+        });
     let role = signed.role();
     let redacted = view.inquiry.redacted_at.is_some();
     let open = matches!(
@@ -434,6 +451,7 @@ async fn inquiry_page(
         reference_id: view.inquiry.reference_id.clone(),
         tags: view.inquiry.tags.clone(),
         redacted,
+        scheduled_redaction,
         fields,
         missing,
         files,

@@ -90,9 +90,28 @@ async fn resolve(
     if key.revoked_at.is_some() {
         return Err(ApiError::unauthorized("This API key has been revoked."));
     }
+    drop(tx);
+    let now = state.now();
+    if key.use_is_unrecorded(now) {
+        record_use(state, &key.id, now).await;
+    }
     Ok(Caller {
         api_key_id: key.id,
         scope: key.scope,
         permissions: key.permissions,
     })
+}
+
+/// Records the key's use for operators (`idshare admin api-key list`), at most once a minute per
+/// key. Bookkeeping only: a failure is logged, and the request goes on.
+async fn record_use(state: &AppState, id: &ApiKeyId, now: time::OffsetDateTime) {
+    let recorded = async {
+        let mut tx = state.store().begin_write().await?;
+        api_keys::record_use(&mut tx, id, now).await?;
+        // At once, even inside an idempotent request: this is not part of its change.
+        tx.commit_now().await
+    };
+    if let Err(error) = recorded.await {
+        tracing::warn!(api_key = %id, error = %error, "could not record the API key's last use");
+    }
 }
