@@ -137,7 +137,7 @@ pub async fn run(options: Options) -> Result<()> {
         outcome.setup.as_secs_f64()
     );
     println!(
-        "redeem calls (sent → 200 pending): {}",
+        "redeem calls (sent → 202 pending): {}",
         quantiles(&outcome.call_latency)
     );
     println!(
@@ -320,7 +320,7 @@ async fn load(plan: Plan) -> Result<Outcome> {
                 &key,
                 &format!("{TOKENS}/{token}/redeem"),
                 Some(&body),
-                StatusCode::OK,
+                StatusCode::ACCEPTED,
             )
             .await?;
             anyhow::Ok((token, sent, sent.elapsed()))

@@ -95,7 +95,8 @@ pub fn api_routes(upload_limit: usize) -> OpenApiRouter<AppState> {
 pub fn router(state: AppState) -> Router {
     let (api, openapi) = api_routes(state.config().upload_body_limit_bytes).split_for_parts();
     let openapi = Arc::new(openapi);
-    // The layer added last runs first: inflection, authentication, rate limit, idempotency.
+    // The layer added last runs first: inflection, shape, authentication, rate limit,
+    // idempotency.
     let api = api
         .layer(DefaultBodyLimit::max(state.config().body_limit_bytes))
         .layer(middleware::from_fn_with_state(
@@ -110,6 +111,7 @@ pub fn router(state: AppState) -> Router {
             state.clone(),
             auth::authenticate,
         ))
+        .layer(middleware::from_fn(api::shape))
         .layer(middleware::from_fn(mw::key_inflection));
     Router::new()
         .route("/healthz", get(healthz))

@@ -247,8 +247,9 @@ pub enum ConfigError {
 }
 
 /// Environment variables with the `IDSHARE_` prefix that are not configuration keys: the file
-/// to read, the log filter, and the password of `admin user create`.
-const NON_CONFIG_VARIABLES: &[&str] = &["config", "log", "admin_password"];
+/// to read, the log filter, the password of `admin user create`, and where the test suite finds
+/// Persona's OpenAPI document (`scripts/test` exports it, and the CLI tests start the server).
+const NON_CONFIG_VARIABLES: &[&str] = &["config", "log", "admin_password", "persona_openapi"];
 
 impl Config {
     /// Loads the layers. `file` is the TOML file named by `--config` or `IDSHARE_CONFIG`.

@@ -59,6 +59,8 @@ pub struct InquiryView {
     pub inquiry: Inquiry,
     pub definition: Option<Arc<TemplateDefinition>>,
     pub missing: Vec<Requirement>,
+    /// Its verifications, reports, documents and selfies (the to-many relationships).
+    pub related: inquiries::Related,
 }
 
 impl InquiryView {
@@ -77,15 +79,22 @@ impl InquiryView {
             }
             _ => vec![],
         };
+        let related = inquiries::related(tx, scope, &inquiry.id).await?;
         Ok(Self {
             inquiry,
             definition,
             missing,
+            related,
         })
     }
 
     pub fn resource(&self) -> crate::jsonapi::ResourceObject<render::InquiryAttributes> {
-        render::inquiry(&self.inquiry, self.definition.as_deref(), &self.missing)
+        render::inquiry(
+            &self.inquiry,
+            self.definition.as_deref(),
+            &self.missing,
+            Some(&self.related),
+        )
     }
 }
 
@@ -256,6 +265,7 @@ pub async fn create_in(
         inquiry,
         definition: Some(definition),
         missing,
+        related: inquiries::Related::default(),
     };
     record(state, tx, scope, names::INQUIRY_CREATED, &view).await?;
     Ok(view)
@@ -413,6 +423,7 @@ pub async fn redact(
         inquiry,
         definition: view.definition,
         missing: vec![],
+        related: inquiries::related(&mut tx, scope, id).await?,
     };
     record(state, &mut tx, scope, names::INQUIRY_REDACTED, &view).await?;
     tx.commit().await?;

@@ -471,7 +471,7 @@ pub(crate) async fn record_in(
             InquiryAction::MarkForReview => inquiry.marked_for_review_at = Some(now),
             _ => {}
         }
-        let payload = render::payload(&render::inquiry(inquiry, Some(definition), missing));
+        let payload = render::payload(&render::inquiry(inquiry, Some(definition), missing, None));
         announced.push(announcement(
             scope,
             action.event_name(),

@@ -33,11 +33,39 @@ pub struct DefinitionAttributes {
     pub expiration: Value,
 }
 
+/// A field schema's type as Persona names it: `multi-choices`, and `file` for idshare's file
+/// fields, whose own type (`government_id`, `selfie`, `document`) stays in `idshare-type` (an
+/// extension).
+fn persona_field_schemas(schemas: Value) -> Value {
+    let Value::Array(items) = schemas else {
+        return schemas;
+    };
+    let items = items
+        .into_iter()
+        .map(|mut item| {
+            let own = item.get("type").and_then(Value::as_str).map(str::to_owned);
+            let persona = match own.as_deref() {
+                Some("multi_choices") => Some("multi-choices"),
+                Some("government_id" | "selfie" | "document") => Some("file"),
+                _ => None,
+            };
+            if let (Some(persona), Some(own), Value::Object(members)) = (persona, own, &mut item) {
+                members.insert("type".to_owned(), json!(persona));
+                if persona == "file" {
+                    members.insert("idshare-type".to_owned(), json!(own));
+                }
+            }
+            item
+        })
+        .collect();
+    Value::Array(items)
+}
+
 impl DefinitionAttributes {
     fn from_json(definition: &Value) -> Self {
         let section = |key: &str, default: Value| definition.get(key).cloned().unwrap_or(default);
         Self {
-            field_schemas: section("field-schemas", json!([])),
+            field_schemas: persona_field_schemas(section("field-schemas", json!([]))),
             verifications: section("verifications", json!([])),
             reports: section("reports", json!([])),
             expiration: section("expiration", json!({})),
@@ -114,6 +142,9 @@ pub fn version(version: &TemplateVersion) -> ResourceObject<TemplateVersionAttri
     )
 }
 
+/// What idshare writes as every inquiry's `creator`: it records no creating user.
+pub const INQUIRY_CREATOR: &str = "api";
+
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "kebab-case")]
 pub struct InquiryAttributes {
@@ -121,8 +152,17 @@ pub struct InquiryAttributes {
     pub status: &'static str,
     pub reference_id: Option<String>,
     pub note: Option<String>,
+    /// Persona's risk signals: idshare computes none, so always `null`.
+    #[schema(value_type = Option<Object>)]
+    pub behaviors: Option<Value>,
     pub reviewer_comment: Option<String>,
     pub tags: Vec<String>,
+    /// Always `api`: idshare does not record who created an inquiry.
+    pub creator: &'static str,
+    /// Persona's flow steps: idshare's flow has none, so always `null`.
+    pub previous_step_name: Option<String>,
+    /// Always `null` (see `previous-step-name`).
+    pub next_step_name: Option<String>,
     /// Every field of the template: `{"<key>": {"type": "...", "value": ...}}`.
     #[schema(value_type = Object)]
     pub fields: Map<String, Value>,
@@ -159,10 +199,14 @@ fn inferred_type(value: &idshare_domain::field::FieldValue) -> idshare_domain::f
     }
 }
 
-pub fn inquiry(
+/// An inquiry; `related` adds the to-many relationships (verifications, reports, documents,
+/// selfies) where the caller loaded them (API answers do; event payloads carry the to-one
+/// relationships only).
+pub fn inquiry<'a>(
     inquiry: &Inquiry,
     definition: Option<&TemplateDefinition>,
     missing: &[idshare_domain::requirements::Requirement],
+    related: Option<&'a idshare_store::inquiries::Related>,
 ) -> ResourceObject<InquiryAttributes> {
     let mut fields = Map::new();
     if let Some(definition) = definition {
@@ -179,15 +223,19 @@ pub fn inquiry(
             fields.insert(key.clone(), value.to_typed_json(inferred_type(value)));
         }
     }
-    ResourceObject::new(
+    let resource = ResourceObject::new(
         "inquiry",
         inquiry.id.as_str(),
         InquiryAttributes {
             status: inquiry.status.as_str(),
             reference_id: inquiry.reference_id.clone(),
             note: inquiry.data.note.clone(),
+            behaviors: None,
             reviewer_comment: inquiry.data.reviewer_comment.clone(),
             tags: inquiry.tags.clone(),
+            creator: INQUIRY_CREATOR,
+            previous_step_name: None,
+            next_step_name: None,
             fields,
             missing_requirements: missing
                 .iter()
@@ -225,6 +273,32 @@ pub fn inquiry(
             .as_ref()
             .map(|id| ("inquiry-template-version", id.as_str())),
     )
+    // Persona's accounts, legacy templates, reviewers and transactions: idshare has none.
+    .relationship("account", None)
+    .relationship("template", None)
+    .relationship("reviewer", None)
+    .relationship("transaction", None);
+    match related {
+        None => resource,
+        Some(related) => {
+            let typed = |prefix: &'static str, list: &'a [(String, String)]| {
+                list.iter()
+                    .map(move |(kind, id)| (format!("{prefix}{kind}"), id.as_str()))
+            };
+            resource
+                .to_many(
+                    "verifications",
+                    typed("verification/", &related.verifications),
+                )
+                .to_many("reports", typed("report/", &related.reports))
+                .to_many("documents", typed("document/", &related.documents))
+                // A selfie is a file in idshare (there is no selfie object): typed `file`.
+                .to_many(
+                    "selfies",
+                    related.selfies.iter().map(|(_, id)| ("file", id.as_str())),
+                )
+        }
+    }
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -235,9 +309,13 @@ pub struct EventAttributes {
     /// Increases across the organization's events (gaps allowed): order deliveries by it.
     pub sequence: i64,
     pub created_at: String,
-    /// `{data: <object as the API rendered it then>}`; null once the object was redacted.
+    /// `{data: <object as the API rendered it then>}`; once the object was redacted, only
+    /// `{data: {type, id}}`.
     #[schema(value_type = Object)]
-    pub payload: Option<Value>,
+    pub payload: Value,
+    /// Persona's additional context of some events: idshare adds none, so always `{}`.
+    #[schema(value_type = Object)]
+    pub context: Map<String, Value>,
 }
 
 pub fn event(event: &Event) -> ResourceObject<EventAttributes> {
@@ -248,7 +326,10 @@ pub fn event(event: &Event) -> ResourceObject<EventAttributes> {
             name: event.name.clone(),
             sequence: event.seq,
             created_at: format_timestamp(event.created_at),
-            payload: event.payload.clone(),
+            payload: event.payload.clone().unwrap_or_else(
+                || json!({"data": {"type": event.object_type, "id": event.object_id}}),
+            ),
+            context: Map::new(),
         },
     )
     .relationship("object", Some((&event.object_type, &event.object_id)))
@@ -444,16 +525,34 @@ pub struct ShareTokenAttributes {
     pub pending_at: Option<String>,
     pub redeemed_at: Option<String>,
     pub failed_at: Option<String>,
-    pub failure_reason: Option<String>,
+    /// Persona's reason of a `failed` token: `source_redacted`, `import_failed` or
+    /// `unrecoverable_error` (see `failure-detail`).
+    pub failure_reason: Option<&'static str>,
+    /// idshare's precise reason (an extension): `source-redacted`, `connection-inactive`,
+    /// `destination-not-hydratable` or `internal-error`.
+    pub failure_detail: Option<String>,
     /// Only when the destination retrieves the token with `peek-source-data=true`: which
-    /// fields and verification types the source inquiry holds, never a value. `null` when
-    /// there is nothing to show (see `source-data-unavailable-reason`).
+    /// fields the source inquiry holds (`{"visibility": "presence", "value": true}`, never a
+    /// value) and its verifications with their status. Absent when there is nothing to show
+    /// (see `source-data-unavailable-reason`).
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<Object>)]
     pub source_data: Option<Value>,
-    /// Why a peek shows `source-data: null` (an extension): `source-redacted`.
+    /// Why a peek shows no `source-data` (an extension): `source-redacted` or
+    /// `source-unavailable`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub source_data_unavailable_reason: Option<&'static str>,
+}
+
+/// Persona's `failure-reason` for idshare's precise one.
+fn persona_failure_reason(reason: &str) -> &'static str {
+    use idshare_domain::share_token::failure;
+    match reason {
+        failure::SOURCE_REDACTED => "source_redacted",
+        failure::INTERNAL_ERROR => "unrecoverable_error",
+        // The connection was deactivated, or the destination can no longer take the data.
+        _ => "import_failed",
+    }
 }
 
 /// What a peek adds to the token: the source-data envelope, or why there is none.
@@ -479,7 +578,7 @@ pub fn share_token(
     let (source_data, source_data_unavailable_reason) = match peek {
         None => (None, None),
         Some(Peek::Envelope(envelope)) => (Some(envelope), None),
-        Some(Peek::Unavailable(reason)) => (Some(Value::Null), Some(reason)),
+        Some(Peek::Unavailable(reason)) => (None, Some(reason)),
     };
     ResourceObject::new(
         "connect/share-token",
@@ -493,7 +592,8 @@ pub fn share_token(
             pending_at: ts(t.pending_at),
             redeemed_at: ts(t.redeemed_at),
             failed_at: ts(t.failed_at),
-            failure_reason: t.failure_reason.clone(),
+            failure_reason: t.failure_reason.as_deref().map(persona_failure_reason),
+            failure_detail: t.failure_reason.clone(),
             source_data,
             source_data_unavailable_reason,
         },
@@ -526,6 +626,9 @@ pub struct WebhookAttributes {
     pub api_key_inflection: &'static str,
     /// Attributes left out of delivered payloads.
     pub api_attributes_blocklist: Vec<String>,
+    /// `idshare` (the default) or `persona`: deliveries in exactly Persona's shape, without
+    /// idshare's extensions (an extension itself).
+    pub idshare_shape: String,
     /// The signing secrets (`wbhsec_…`) with their expiry (`null`: the current one). Shown only
     /// in the answers to create and `rotate-secret`.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -571,6 +674,7 @@ pub fn webhook(
             enabled_events: w.enabled_events.clone(),
             api_key_inflection: w.api_key_inflection.as_str(),
             api_attributes_blocklist: w.api_attributes_blocklist.clone(),
+            idshare_shape: w.shape.clone(),
             secrets,
             created_at: format_timestamp(w.created_at),
             updated_at: format_timestamp(w.updated_at),

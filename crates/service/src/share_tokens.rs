@@ -274,8 +274,9 @@ pub async fn get(
     Ok((token, Some(peek)))
 }
 
-/// Which fields and verification types the source inquiry holds — names, types, ids and
-/// statuses only, never a value.
+/// Which fields and verification types the source inquiry holds, in Persona's
+/// `connect/source-data/inquiry` shape: each field's presence (never its value), the
+/// inquiry's and its verifications' statuses.
 async fn peek_source(
     tx: &mut Tx,
     state: &ServiceContext,
@@ -294,24 +295,32 @@ async fn peek_source(
         .data
         .fields
         .iter()
-        .filter(|(_, value)| requirements::has_value(value))
-        .map(|(key, _)| (key.clone(), json!({"visibility": "present"})))
+        .map(|(key, value)| {
+            let present = requirements::has_value(value);
+            (
+                key.clone(),
+                json!({"visibility": "presence", "value": present}),
+            )
+        })
         .collect();
     let related: Vec<Value> = checks::verifications_of(tx, crypto, &source_scope, &source.id)
         .await?
         .into_iter()
         .map(|v| {
             json!({
-                "type": format!("verification/{}", v.verification_type),
+                "type": format!("connect/source-data/verification/{}", v.verification_type),
                 "id": v.id.as_str(),
-                "peekable-attributes": {"status": v.status},
+                "peekable-attributes": {"status": {"visibility": "full", "value": v.status}},
             })
         })
         .collect();
     Ok(Peek::Envelope(json!({
-        "type": "inquiry",
+        "type": "connect/source-data/inquiry",
         "id": source.id.as_str(),
-        "peekable-attributes": {"fields": fields},
+        "peekable-attributes": {
+            "status": {"visibility": "full", "value": source.status.as_str()},
+            "fields": fields,
+        },
         "related-objects": related,
     })))
 }

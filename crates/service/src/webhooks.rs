@@ -127,7 +127,12 @@ pub struct Settings {
     pub enabled_events: Option<Vec<String>>,
     pub api_key_inflection: Option<String>,
     pub api_attributes_blocklist: Option<Vec<String>>,
+    /// `idshare` or `persona` (an extension): the shape of the deliveries' bodies.
+    pub idshare_shape: Option<String>,
 }
+
+/// The shapes a webhook's deliveries can take (`idshare-shape`).
+const SHAPES: &[&str] = &["idshare", "persona"];
 
 /// Checks `settings` and applies them to `webhook`, reporting every bad attribute.
 fn apply(
@@ -188,6 +193,13 @@ fn apply(
             Err(e) => problems.extend(pointed(e, "api-attributes-blocklist")),
         }
     }
+    if let Some(shape) = settings.idshare_shape {
+        if SHAPES.contains(&shape.as_str()) {
+            webhook.shape = shape;
+        } else {
+            problems.push(invalid("idshare-shape", "Must be `idshare` or `persona`."));
+        }
+    }
     if problems.is_empty() {
         Ok(())
     } else {
@@ -219,6 +231,7 @@ pub async fn create(
         enabled_events: vec![],
         api_attributes_blocklist: vec![],
         api_key_inflection: Inflection::Kebab,
+        shape: SHAPES[0].to_owned(),
         secret: webhooks::generate_secret(),
         previous_secret: None,
         created_at: now,
@@ -390,7 +403,8 @@ pub async fn redeliver(
 }
 
 /// The body of a delivery: the event as `GET /api/v1/events/{id}` returns it, with the
-/// webhook's attribute blocklist applied to the payload and its key inflection to every key.
+/// webhook's attribute blocklist applied to the payload, its shape (`persona`: without
+/// idshare's extensions) and its key inflection to every key.
 pub fn envelope(event: &Event, webhook: &Webhook) -> Result<Vec<u8>, ServiceError> {
     let mut data = serde_json::to_value(render::event(event)).map_err(|e| {
         ServiceError::internal(anyhow::Error::new(e).context(format!("event {}", event.id)))
@@ -401,6 +415,9 @@ pub fn envelope(event: &Event, webhook: &Webhook) -> Result<Vec<u8>, ServiceErro
         blocklist.apply(payload);
     }
     let mut body = serde_json::json!({ "data": data });
+    if webhook.shape == "persona" {
+        crate::jsonapi::persona_exact(&mut body, 200);
+    }
     if webhook.api_key_inflection != Inflection::Kebab {
         let inflection = webhook.api_key_inflection;
         body = transform_keys(body, &|key| kebab_to(key, inflection));

@@ -265,6 +265,49 @@ pub async fn get(
     fetch(tx, crypto, scope, id, false).await
 }
 
+/// The objects an inquiry's to-many relationships name, each `(kind, id)` oldest first:
+/// verifications and reports by their type (`email-address`, `watchlist`), documents by
+/// their kind (`government-id`), and its selfie files (`selfie`).
+#[derive(Debug, Clone, Default)]
+pub struct Related {
+    pub verifications: Vec<(String, String)>,
+    pub reports: Vec<(String, String)>,
+    pub documents: Vec<(String, String)>,
+    pub selfies: Vec<(String, String)>,
+}
+
+/// Reads [`Related`] in one query: ids and kinds only, nothing decrypted.
+pub async fn related(tx: &mut Tx, scope: &Scope, id: &InquiryId) -> Result<Related, StoreError> {
+    const WHERE: &str = "WHERE inquiry_id = $1 AND org_id = $2 AND environment = $3";
+    let sql = sqlx::AssertSqlSafe(format!(
+        "SELECT 'v' AS relation, id, verification_type AS kind, created_at FROM verifications {WHERE} \
+         UNION ALL SELECT 'r', id, report_type, created_at FROM reports {WHERE} \
+         UNION ALL SELECT 'd', id, kind, created_at FROM documents {WHERE} \
+         UNION ALL SELECT 's', id, kind, created_at FROM files {WHERE} \
+             AND kind = 'selfie' AND content_sealed IS NOT NULL \
+         ORDER BY created_at, id"
+    ));
+    let rows: Vec<(String, String, String, i64)> = on_conn!(tx, |conn| {
+        sqlx::query_as(sql)
+            .bind(id.as_str())
+            .bind(scope.org_id.as_str())
+            .bind(scope.environment.as_str())
+            .fetch_all(conn)
+            .await?
+    });
+    let mut related = Related::default();
+    for (relation, id, kind, _) in rows {
+        let list = match relation.as_str() {
+            "v" => &mut related.verifications,
+            "r" => &mut related.reports,
+            "d" => &mut related.documents,
+            _ => &mut related.selfies,
+        };
+        list.push((kind, id));
+    }
+    Ok(related)
+}
+
 /// Reads an inquiry and locks its row until the transaction ends (PostgreSQL `FOR UPDATE`;
 /// a SQLite write transaction already holds the database's single write lock).
 pub async fn get_for_update(

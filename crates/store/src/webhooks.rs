@@ -30,6 +30,8 @@ pub struct Webhook {
     pub enabled_events: Vec<String>,
     pub api_attributes_blocklist: Vec<String>,
     pub api_key_inflection: idshare_domain::inflection::Inflection,
+    /// `idshare` (Persona's shape plus idshare's extensions) or `persona` (exactly Persona's).
+    pub shape: String,
     /// The current signing secret (`wbhsec_…`).
     pub secret: String,
     /// The secret before the last rotation, still signing until `previous_secret_expires_at`.
@@ -65,6 +67,7 @@ struct WebhookRow {
     enabled_events: String,
     api_attributes_blocklist: String,
     api_key_inflection: String,
+    shape: String,
     secret: Vec<u8>,
     previous_secret: Option<Vec<u8>>,
     previous_secret_expires_at: Option<i64>,
@@ -75,7 +78,7 @@ struct WebhookRow {
 
 const COLUMNS: &str = "id, org_id, environment, name, description, url, status, enabled_events, \
     api_attributes_blocklist, api_key_inflection, secret, previous_secret, \
-    previous_secret_expires_at, created_at, updated_at, archived_at";
+    previous_secret_expires_at, created_at, updated_at, archived_at, shape";
 
 /// A new signing secret: `wbhsec_` and 32 random bytes in base58.
 pub fn generate_secret() -> String {
@@ -121,6 +124,7 @@ fn decode(row: WebhookRow, crypto: &Crypto) -> Result<Webhook, StoreError> {
             .api_key_inflection
             .parse()
             .map_err(StoreError::corrupt)?,
+        shape: row.shape,
         secret,
         previous_secret,
         created_at: from_unix_micros(row.created_at),
@@ -137,7 +141,7 @@ pub async fn insert(tx: &mut Tx, crypto: &Crypto, webhook: &Webhook) -> Result<(
     let id = webhook.id.as_str();
     let sql = sqlx::AssertSqlSafe(format!(
         "INSERT INTO webhooks ({COLUMNS}) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)"
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)"
     ));
     let secret = seal_secret(crypto, id, &webhook.secret)?;
     let previous = match &webhook.previous_secret {
@@ -162,6 +166,7 @@ pub async fn insert(tx: &mut Tx, crypto: &Crypto, webhook: &Webhook) -> Result<(
             .bind(to_unix_micros(webhook.created_at))
             .bind(to_unix_micros(webhook.updated_at))
             .bind(webhook.archived_at.map(to_unix_micros))
+            .bind(&webhook.shape)
             .execute(conn)
             .await?
             .rows_affected()
@@ -182,7 +187,7 @@ pub async fn save(tx: &mut Tx, crypto: &Crypto, webhook: &Webhook) -> Result<(),
             "UPDATE webhooks SET name = $1, description = $2, url = $3, status = $4, \
              enabled_events = $5, api_attributes_blocklist = $6, api_key_inflection = $7, \
              secret = $8, previous_secret = $9, previous_secret_expires_at = $10, \
-             updated_at = $11, archived_at = $12 WHERE id = $13",
+             updated_at = $11, archived_at = $12, shape = $14 WHERE id = $13",
         )
         .bind(webhook.name.as_deref())
         .bind(webhook.description.as_deref())
@@ -197,6 +202,7 @@ pub async fn save(tx: &mut Tx, crypto: &Crypto, webhook: &Webhook) -> Result<(),
         .bind(to_unix_micros(webhook.updated_at))
         .bind(webhook.archived_at.map(to_unix_micros))
         .bind(id)
+        .bind(&webhook.shape)
         .execute(conn)
         .await?
         .rows_affected()

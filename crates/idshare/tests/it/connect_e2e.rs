@@ -151,7 +151,7 @@ async fn a_stuck_redemption_is_finished_by_the_end_user(backend: Backend) {
             &json!({"data": {"attributes": {"inquiry-template-id": destination_template}}}),
         )
         .await,
-        StatusCode::OK,
+        StatusCode::ACCEPTED,
     )
     .await;
     let destination = redeemed["data"]["relationships"]["destination"]["data"]["id"]
@@ -545,7 +545,7 @@ async fn redemptions_survive_a_killed_server(backend: Backend) {
     provider.release();
     let mut destinations = vec![];
     for response in responses {
-        let redeemed = expect_status(response, StatusCode::OK).await;
+        let redeemed = expect_status(response, StatusCode::ACCEPTED).await;
         destinations.push(
             redeemed["data"]["relationships"]["destination"]["data"]["id"]
                 .as_str()

@@ -705,7 +705,7 @@ async fn inquiries_are_reviewed_in_the_dashboard(backend: Backend) {
             &json!({"data": {"attributes": {"inquiry-template-id": template}}}),
         )
         .await,
-        StatusCode::OK,
+        StatusCode::ACCEPTED,
     )
     .await;
     let inquiry = redeemed["data"]["relationships"]["destination"]["data"]["id"]

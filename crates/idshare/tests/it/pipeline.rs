@@ -60,7 +60,7 @@ fn full_template() -> Value {
     }}})
 }
 
-async fn import_sample_lists(app: &TestApp) {
+pub async fn import_sample_lists(app: &TestApp) {
     for (list, file) in [
         ("sample-watchlist", "sample-watchlist.csv"),
         ("sample-pep", "sample-pep.csv"),

@@ -368,7 +368,7 @@ async fn refusals(backend: Backend) {
             &json!({"data": {"attributes": {"inquiry-template-id": own}}}),
         )
         .await,
-        StatusCode::OK,
+        StatusCode::ACCEPTED,
     )
     .await;
     app.drain().await;

@@ -334,19 +334,27 @@ async fn peek_shows_names_and_types_never_values(backend: Backend) {
     assert!(!text.contains("ada.lovelace"), "{text}");
     let body: Value = serde_json::from_str(&text).unwrap();
     let envelope = &body["data"]["attributes"]["source-data"];
-    assert_eq!(envelope["type"], "inquiry");
+    // Persona's `connect/source-data/inquiry`: each field's presence, never its value.
+    assert_eq!(envelope["type"], "connect/source-data/inquiry");
     assert_eq!(envelope["id"], source.as_str());
     assert_eq!(
-        envelope["peekable-attributes"]["fields"],
-        json!({"email-address": {"visibility": "present"}})
+        envelope["peekable-attributes"]["fields"]["email-address"],
+        json!({"visibility": "presence", "value": true})
+    );
+    assert_eq!(
+        envelope["peekable-attributes"]["status"],
+        json!({"visibility": "full", "value": "completed"})
     );
     let related = envelope["related-objects"].as_array().unwrap();
     assert_eq!(related.len(), 1, "{envelope}");
-    assert_eq!(related[0]["type"], "verification/email-address");
+    assert_eq!(
+        related[0]["type"],
+        "connect/source-data/verification/email-address"
+    );
     assert!(related[0]["id"].as_str().unwrap().starts_with("ver_"));
     assert_eq!(
         related[0]["peekable-attributes"],
-        json!({"status": "passed"})
+        json!({"status": {"visibility": "full", "value": "passed"}})
     );
     // `false` is no peek.
     let plain = expect_status(
@@ -381,7 +389,7 @@ async fn peek_shows_names_and_types_never_values(backend: Backend) {
     .await;
     let body = expect_status(app.get(&b.sandbox, &path).await, StatusCode::OK).await;
     let attributes = &body["data"]["attributes"];
-    assert_eq!(attributes["source-data"], Value::Null);
+    assert!(attributes.get("source-data").is_none(), "{attributes}");
     assert_eq!(
         attributes["source-data-unavailable-reason"],
         "source-redacted"

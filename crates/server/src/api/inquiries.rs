@@ -76,7 +76,7 @@ const MAX_EXPIRY_SECONDS: u32 = 30 * 24 * 60 * 60;
     post, path = "/api/v1/inquiries", tag = "Inquiries",
     request_body = inline(Object),
     responses(
-        (status = 201, body = SingleDocument<InquiryAttributes>),
+        (status = 201, body = SingleDocument<InquiryAttributes>, description = "with `meta` `session-token`, `one-time-link` and `one-time-link-short`, each `null`"),
         (status = 400, body = ErrorDocument), (status = 404, body = ErrorDocument), (status = 422, body = ErrorDocument),
     ),
     security(("bearer" = []))
@@ -129,7 +129,17 @@ async fn create_inquiry(
         },
     )
     .await?;
-    respond(StatusCode::CREATED, &view, vec![], &QueryParams::default())
+    let json = respond(StatusCode::CREATED, &view, vec![], &QueryParams::default())?;
+    // Persona's create answer always names the session and one-time link it may have made;
+    // idshare makes neither at creation (`resume` and `generate-one-time-link` do).
+    Ok(with_meta(
+        json,
+        serde_json::json!({
+            "session-token": null,
+            "one-time-link": null,
+            "one-time-link-short": null,
+        }),
+    ))
 }
 
 fn respond(

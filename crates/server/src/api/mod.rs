@@ -14,10 +14,54 @@ pub mod workflows;
 
 use std::marker::PhantomData;
 
-use axum::{extract::FromRequestParts, http::request::Parts};
+use axum::{
+    body::{Body, to_bytes},
+    extract::{FromRequestParts, Request},
+    http::{header::CONTENT_TYPE, request::Parts},
+    middleware::Next,
+    response::{IntoResponse, Response},
+};
 use idshare_domain::permission::Permission;
+use idshare_service::jsonapi::{SHAPE_HEADER, persona_exact};
 
 use crate::http::{auth::Caller, error::ApiError};
+
+/// Answers in exactly Persona's shape when the request says `Idshare-Shape: persona` (no
+/// idshare extension member, errors as Persona's schema has them); `idshare` (the default)
+/// keeps the extensions. Runs outside authentication, so that its refusals are shaped too.
+pub async fn shape(req: Request, next: Next) -> Response {
+    let exact = match req.headers().get(SHAPE_HEADER).map(|v| v.to_str()) {
+        None => false,
+        Some(Ok(v)) if v.eq_ignore_ascii_case("persona") => true,
+        Some(Ok(v)) if v.eq_ignore_ascii_case("idshare") => false,
+        Some(_) => {
+            return ApiError::bad_request("`Idshare-Shape` must be `persona` or `idshare`.")
+                .into_response();
+        }
+    };
+    let response = next.run(req).await;
+    let is_json = response
+        .headers()
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if !exact || !is_json {
+        return response;
+    }
+    let status = response.status().as_u16();
+    let (mut parts, body) = response.into_parts();
+    let Ok(bytes) = to_bytes(body, usize::MAX).await else {
+        return ApiError::internal(anyhow::anyhow!("could not buffer the response"))
+            .into_response();
+    };
+    let Ok(mut document) = serde_json::from_slice::<serde_json::Value>(&bytes) else {
+        return Response::from_parts(parts, Body::from(bytes));
+    };
+    persona_exact(&mut document, status);
+    let body = serde_json::to_vec(&document).unwrap_or_else(|_| bytes.to_vec());
+    parts.headers.remove("content-length");
+    Response::from_parts(parts, Body::from(body))
+}
 
 /// A permission an endpoint requires, as a type so the check runs before the body is parsed.
 pub trait Needs {

@@ -303,7 +303,8 @@ pub struct RedeemDocument {
 
 /// Redeem a share token (destination only). Hydrate an inquiry of yours (`destination-id`),
 /// create one from a template of yours and hydrate it (`inquiry-template-id`, an extension), or
-/// clone the source inquiry (neither). Answers at once with the token `pending`; the
+/// clone the source inquiry (neither). Answers `202 Accepted` at once (as Persona does) with the
+/// token `pending`; the
 /// redemption job copies what the destination template asks for, reuses passed verifications
 /// it allows, runs the rest, and marks the token `redeemed` (or `failed`, with
 /// `failure-reason`). Writes `connect/share-token.outbound-redeemed` and `…inbound-redeemed`.
@@ -312,7 +313,7 @@ pub struct RedeemDocument {
     params(("id" = String, Path, description = "cnst_…")),
     request_body(content = inline(Object), description = "`{\"data\": {\"attributes\": {\"destination-id\": \"inq_…\"}}, \"meta\": {\"field-mappings\": [{\"source-field-name\": \"name-first\", \"destination-field-name\": \"given-name\"}]}}`"),
     responses(
-        (status = 200, body = SingleDocument<ShareTokenAttributes>, description = "the token, `pending`, with `relationships.destination`"),
+        (status = 202, body = SingleDocument<ShareTokenAttributes>, description = "the token, `pending`, with `relationships.destination`"),
         (status = 400, body = ErrorDocument, description = "malformed field mappings, or both `destination-id` and `inquiry-template-id`"),
         (status = 403, body = ErrorDocument, description = "the caller is the source"),
         (status = 404, body = ErrorDocument),
@@ -341,7 +342,7 @@ async fn redeem(
         },
     )
     .await?;
-    respond(StatusCode::OK, &caller, &token)
+    respond(StatusCode::ACCEPTED, &caller, &token)
 }
 
 #[derive(Debug, Default, Deserialize, ToSchema)]

@@ -66,6 +66,9 @@ pub struct WebhookSettings {
     /// Attributes to leave out of payloads, e.g. `address-*`, `name-last`,
     /// `/data/attributes/fields/*-number`.
     pub api_attributes_blocklist: Option<Vec<String>>,
+    /// `idshare` (default) or `persona`: deliveries in exactly Persona's shape, without
+    /// idshare's extensions (an extension, as the `Idshare-Shape` header is for answers).
+    pub idshare_shape: Option<String>,
 }
 
 impl From<WebhookSettings> for Settings {
@@ -77,6 +80,7 @@ impl From<WebhookSettings> for Settings {
             enabled_events: s.enabled_events,
             api_key_inflection: s.api_key_inflection,
             api_attributes_blocklist: s.api_attributes_blocklist,
+            idshare_shape: s.idshare_shape,
         }
     }
 }

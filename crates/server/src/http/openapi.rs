@@ -10,7 +10,8 @@ use utoipa::{
     info(
         title = "idshare API",
         description = "Identity verification and Connect data sharing, wire-compatible with Persona's JSON:API. \
-                       Every request needs `Authorization: Bearer <API key>`; keys belong to one environment.",
+                       Every request needs `Authorization: Bearer <API key>`; keys belong to one environment. \
+                       Answers add idshare's extensions to Persona's shape; send `Idshare-Shape: persona` for exactly Persona's shape.",
     ),
     servers((url = "/", description = "This server")),
     modifiers(&BearerAuth),

@@ -153,7 +153,12 @@ async fn emit_inquiry(
         .await
         .ok()
         .flatten();
-    let payload = render::payload(&render::inquiry(inquiry, definition.as_deref(), missing));
+    let payload = render::payload(&render::inquiry(
+        inquiry,
+        definition.as_deref(),
+        missing,
+        None,
+    ));
     crate::events::record(
         state,
         tx,
@@ -183,7 +188,7 @@ fn inquiry_announcement(
         "inquiry",
         inquiry.id.as_str(),
         &inquiry.id,
-        render::payload(&render::inquiry(inquiry, definition, &[])),
+        render::payload(&render::inquiry(inquiry, definition, &[], None)),
     )
 }
 
