@@ -399,6 +399,15 @@ impl Store {
         Ok(())
     }
 
+    /// Whether [`Store::close`] was called: nothing can use the store any more, so its
+    /// background users (workers, the notification relay) stop instead of retrying.
+    pub fn is_closed(&self) -> bool {
+        match &self.pool {
+            Pool::Sqlite(pool) => pool.is_closed(),
+            Pool::Postgres(pool) => pool.is_closed(),
+        }
+    }
+
     pub async fn close(&self) {
         match &self.pool {
             Pool::Sqlite(pool) => pool.close().await,
