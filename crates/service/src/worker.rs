@@ -12,7 +12,9 @@ use tokio::sync::watch;
 
 use crate::{
     ServiceContext,
-    jobs::{Completion, JobError, WEBHOOK_QUEUE, execute, give_up},
+    jobs::{
+        Completion, JobError, REDEMPTION, WEBHOOK_QUEUE, execute, execute_redemptions, give_up,
+    },
 };
 
 /// The longest wait between tries to record a job's outcome while the database is unavailable.
@@ -57,10 +59,23 @@ async fn run_batch(
         state.job_wakeup(queue).notify_one();
     }
     let (held_tx, held) = watch::channel(claimed.iter().map(|job| job.id.clone()).collect());
+    // Redemptions claimed together run together: several in one write transaction.
+    let redemptions: Vec<&Job> = claimed.iter().filter(|j| j.kind == REDEMPTION).collect();
+    let together = redemptions.len() > 1;
     let run = async {
-        for (n, job) in claimed.iter().enumerate() {
+        if together {
+            let outcomes = execute_redemptions(state, &redemptions, worker).await;
+            for (job, outcome) in redemptions.iter().zip(outcomes) {
+                finish(state, worker, job, outcome).await;
+            }
+        }
+        let rest = claimed
+            .iter()
+            .filter(|j| !(together && j.kind == REDEMPTION));
+        let rest: Vec<&Job> = rest.collect();
+        for (n, job) in rest.iter().copied().enumerate() {
             if stop.is_some_and(|stop| *stop.borrow()) {
-                let unstarted: Vec<JobId> = claimed[n..].iter().map(|j| j.id.clone()).collect();
+                let unstarted: Vec<JobId> = rest[n..].iter().map(|j| j.id.clone()).collect();
                 if let Err(e) = jobs::release(state.store(), &unstarted, worker, state.now()).await
                 {
                     // Their leases run out and the reaper hands them on.
@@ -224,9 +239,9 @@ pub async fn drain(state: &ServiceContext) -> Result<usize, JobError> {
     Ok(total)
 }
 
-/// A background worker loop over one queue: runs due jobs a batch at a time, sleeps until
-/// woken (a wake-up given while it was busy is kept for it) or until the poll interval has
-/// passed, and returns jobs whose lease ran out to the queue once per poll interval (not before
+/// A background worker loop over one queue: runs due jobs a batch at a time (claiming again
+/// at once only after a full batch), sleeps until woken (a wake-up given while it was busy is
+/// kept for it) or until the poll interval has passed, and returns jobs whose lease ran out to the queue once per poll interval (not before
 /// every claim). A claim that fails (the database unavailable for a moment) is tried again after
 /// a short backoff, not after a whole poll interval. When `stop` turns true it finishes the job
 /// in hand, gives back the rest of its batch and returns; it also returns once the store is
@@ -246,14 +261,18 @@ pub async fn work(
             reap(&state).await;
             next_reap = tokio::time::Instant::now() + poll;
         }
+        let limit = batch_size(Some(queue)) as usize;
         let wait = match run_batch(&state, &worker, Some(queue), Some(&stop)).await {
-            Ok(0) => {
-                retry.reset();
-                None
-            }
-            Ok(_) => {
+            // A full batch: more may be due.
+            Ok(claimed) if claimed == limit => {
                 retry.reset();
                 continue;
+            }
+            // Nothing else was due at the claim: a job enqueued since has left a wake-up,
+            // so wait for one instead of claiming again for nothing.
+            Ok(_) => {
+                retry.reset();
+                None
             }
             Err(_) if state.store().is_closed() => return,
             Err(e) => {
