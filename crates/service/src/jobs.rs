@@ -91,7 +91,7 @@ impl JobKind {
     pub fn name(&self) -> &'static str {
         match self {
             JobKind::InquiryPipeline { .. } => "inquiry-pipeline",
-            JobKind::ShareTokenRedemption { .. } => "share-token-redemption",
+            JobKind::ShareTokenRedemption { .. } => REDEMPTION,
             JobKind::WebhookDelivery { .. } => "webhook-delivery",
             JobKind::WorkflowTrigger { .. } => "workflow-trigger",
             JobKind::WorkflowRun { .. } => "workflow-run",
@@ -197,6 +197,64 @@ pub(crate) async fn execute(
         }
     };
     Ok(outcome?)
+}
+
+/// The kind of the redemption jobs [`execute_redemptions`] runs together.
+pub(crate) const REDEMPTION: &str = "share-token-redemption";
+
+/// Runs several redemption jobs held by `worker` together (see
+/// [`crate::redemption::run_batch`]); returns each job's outcome, in order.
+pub(crate) async fn execute_redemptions(
+    state: &ServiceContext,
+    jobs: &[&Job],
+    worker: &str,
+) -> Vec<Result<Completion, JobError>> {
+    let decoded: Vec<Result<(&Job, JobKind), JobError>> = jobs
+        .iter()
+        .map(|job| decode::<JobKind>(job).map(|kind| (*job, kind)))
+        .collect();
+    let batch: Vec<crate::redemption::Batched<'_>> = decoded
+        .iter()
+        .filter_map(|decoded| match decoded {
+            Ok((
+                job,
+                JobKind::ShareTokenRedemption {
+                    token_id,
+                    field_mappings,
+                    workflow_chain,
+                },
+            )) => Some(crate::redemption::Batched {
+                claim: Claim {
+                    job: &job.id,
+                    worker,
+                },
+                token_id,
+                mappings: field_mappings,
+                chain: *workflow_chain,
+            }),
+            _ => None,
+        })
+        .collect();
+    // Boxed: the batch's future is large.
+    let mut outcomes = Box::pin(crate::redemption::run_batch(state, &batch))
+        .await
+        .into_iter();
+    decoded
+        .into_iter()
+        .map(|decoded| match decoded {
+            Ok((_, JobKind::ShareTokenRedemption { .. })) => match outcomes.next() {
+                Some(outcome) => Ok(outcome?),
+                None => Err(JobError::Fatal(anyhow::anyhow!(
+                    "no outcome for a redemption"
+                ))),
+            },
+            Ok((job, _)) => Err(JobError::Fatal(anyhow::anyhow!(
+                "job {} is not a redemption",
+                job.id
+            ))),
+            Err(e) => Err(e),
+        })
+        .collect()
 }
 
 /// What a job that will not run again leaves behind must not block anyone.

@@ -13,7 +13,9 @@ use tracing::Instrument;
 
 use crate::{
     ServiceContext,
-    jobs::{Completion, JobError, WEBHOOK_QUEUE, execute, give_up},
+    jobs::{
+        Completion, JobError, REDEMPTION, WEBHOOK_QUEUE, execute, execute_redemptions, give_up,
+    },
 };
 
 /// The longest wait between tries to record a job's outcome while the database is unavailable.
@@ -58,10 +60,25 @@ async fn run_batch(
         state.job_wakeup(queue).notify_one();
     }
     let (held_tx, held) = watch::channel(claimed.iter().map(|job| job.id.clone()).collect());
+    // Redemptions claimed together run together: several in one write transaction.
+    let redemptions: Vec<&Job> = claimed.iter().filter(|j| j.kind == REDEMPTION).collect();
+    let together = redemptions.len() > 1;
     let run = async {
-        for (n, job) in claimed.iter().enumerate() {
+        if together {
+            // Each job of the batch is timed as the batch: they ran together.
+            let started = std::time::Instant::now();
+            let outcomes = execute_redemptions(state, &redemptions, worker).await;
+            for (job, outcome) in redemptions.iter().zip(outcomes) {
+                finish(state, worker, job, outcome, started).await;
+            }
+        }
+        let rest = claimed
+            .iter()
+            .filter(|j| !(together && j.kind == REDEMPTION));
+        let rest: Vec<&Job> = rest.collect();
+        for (n, job) in rest.iter().copied().enumerate() {
             if stop.is_some_and(|stop| *stop.borrow()) {
-                let unstarted: Vec<JobId> = claimed[n..].iter().map(|j| j.id.clone()).collect();
+                let unstarted: Vec<JobId> = rest[n..].iter().map(|j| j.id.clone()).collect();
                 if let Err(e) = jobs::release(state.store(), &unstarted, worker, state.now()).await
                 {
                     // Their leases run out and the reaper hands them on.
@@ -244,11 +261,13 @@ pub async fn drain(state: &ServiceContext) -> Result<usize, JobError> {
     Ok(total)
 }
 
-/// A background worker loop over one queue: runs due jobs a batch at a time, sleeps until
-/// woken (a wake-up given while it was busy is kept for it) or until the poll interval has
-/// passed, and returns jobs whose lease ran out to the queue once per poll interval (not before
-/// every claim). When `stop` turns true it finishes the job in hand, gives back the rest of its
-/// batch and returns.
+/// A background worker loop over one queue: runs due jobs a batch at a time (claiming again
+/// at once only after a full batch), sleeps until woken (a wake-up given while it was busy is
+/// kept for it) or until the poll interval has passed, and returns jobs whose lease ran out to the queue once per poll interval (not before
+/// every claim). A claim that fails (the database unavailable for a moment) is tried again after
+/// a short backoff, not after a whole poll interval. When `stop` turns true it finishes the job
+/// in hand, gives back the rest of its batch and returns; it also returns once the store is
+/// closed.
 pub async fn work(
     state: ServiceContext,
     worker: String,
@@ -258,27 +277,80 @@ pub async fn work(
     let poll = StdDuration::from_secs(u64::from(state.config().job_poll_seconds.get()));
     let wakeup = state.job_wakeup(queue);
     let mut next_reap = tokio::time::Instant::now();
+    let mut retry = Backoff::new(poll);
     while !*stop.borrow() {
         if tokio::time::Instant::now() >= next_reap {
             reap(&state).await;
             next_reap = tokio::time::Instant::now() + poll;
         }
-        match run_batch(&state, &worker, Some(queue), Some(&stop)).await {
-            Ok(0) => {}
-            Ok(_) => continue,
-            Err(e) => tracing::warn!(error = %e, "could not claim jobs"),
+        let limit = batch_size(Some(queue)) as usize;
+        let wait = match run_batch(&state, &worker, Some(queue), Some(&stop)).await {
+            // A full batch: more may be due.
+            Ok(claimed) if claimed == limit => {
+                retry.reset();
+                continue;
+            }
+            // Nothing else was due at the claim: a job enqueued since has left a wake-up,
+            // so wait for one instead of claiming again for nothing.
+            Ok(_) => {
+                retry.reset();
+                None
+            }
+            Err(_) if state.store().is_closed() => return,
+            Err(e) => {
+                let wait = retry.next();
+                tracing::warn!(error = %e, retry_in = ?wait, "could not claim jobs");
+                Some(wait)
+            }
+        };
+        match wait {
+            Some(wait) => tokio::select! {
+                changed = stop.changed() => if changed.is_err() { return },
+                () = tokio::time::sleep(wait) => {}
+            },
+            None => tokio::select! {
+                () = wakeup.notified() => {}
+                // A dropped sender means the server is gone: stop as well.
+                changed = stop.changed() => if changed.is_err() { return },
+                () = tokio::time::sleep(poll) => {}
+            },
         }
-        tokio::select! {
-            () = wakeup.notified() => {}
-            // A dropped sender means the server is gone: stop as well.
-            changed = stop.changed() => if changed.is_err() { return },
-            () = tokio::time::sleep(poll) => {}
+    }
+}
+
+/// The wait before trying again something that failed because the database was unavailable:
+/// 100 ms, doubling after each failure in a row, at most `max`.
+struct Backoff {
+    next: StdDuration,
+    max: StdDuration,
+}
+
+impl Backoff {
+    const FIRST: StdDuration = StdDuration::from_millis(100);
+
+    fn new(max: StdDuration) -> Self {
+        Self {
+            next: Self::FIRST.min(max),
+            max,
         }
+    }
+
+    fn next(&mut self) -> StdDuration {
+        let wait = self.next;
+        self.next = (self.next * 2).min(self.max);
+        wait
+    }
+
+    fn reset(&mut self) {
+        self.next = Self::FIRST.min(self.max);
     }
 }
 
 /// On PostgreSQL, relays `NOTIFY` from other nodes to this process's workers (one connection
 /// per process, not per worker). Returns at once on SQLite, where enqueuing is in-process.
+/// While the listener cannot reconnect it tries again after a short backoff (the workers poll
+/// meanwhile); it returns when `stop` turns true or is dropped, or once the store is closed,
+/// letting go of its connection (closing the store waits for every connection to come back).
 pub async fn relay_notifications(state: ServiceContext, mut stop: watch::Receiver<bool>) {
     let poll = StdDuration::from_secs(u64::from(state.config().job_poll_seconds.get()));
     let mut listener = match state.store().job_listener().await {
@@ -289,18 +361,47 @@ pub async fn relay_notifications(state: ServiceContext, mut stop: watch::Receive
             return;
         }
     };
+    let mut retry = Backoff::new(poll);
     loop {
-        tokio::select! {
+        let wait = tokio::select! {
             notification = listener.recv() => match notification {
                 Ok(notification) => {
+                    retry.reset();
                     state.store().job_wakeups().wake_for_notification(notification.payload());
+                    continue;
                 }
+                Err(_) if state.store().is_closed() => return,
                 Err(e) => {
-                    tracing::warn!(error = ?e, "job notifications interrupted; retrying");
-                    tokio::time::sleep(poll).await;
+                    let wait = retry.next();
+                    tracing::warn!(error = ?e, retry_in = ?wait, "job notifications interrupted; retrying");
+                    wait
                 }
             },
             _ = stop.changed() => return,
+        };
+        tokio::select! {
+            () = tokio::time::sleep(wait) => {}
+            _ = stop.changed() => return,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::Backoff;
+
+    #[test]
+    fn the_backoff_doubles_up_to_its_limit_and_starts_again_after_a_success() {
+        let mut backoff = Backoff::new(Duration::from_millis(500));
+        let waits: Vec<u128> = (0..5).map(|_| backoff.next().as_millis()).collect();
+        assert_eq!(waits, [100, 200, 400, 500, 500]);
+        backoff.reset();
+        assert_eq!(backoff.next(), Duration::from_millis(100));
+        assert_eq!(
+            Backoff::new(Duration::from_millis(50)).next(),
+            Duration::from_millis(50)
+        );
     }
 }

@@ -82,8 +82,10 @@ pub struct Tx {
     /// Set by [`crate::orgs::config_changed`]: this transaction changed a webhook or workflow,
     /// so it neither uses nor fills the cache of reactions.
     pub(crate) config_changed: bool,
-    /// The reactions this transaction already looked up (see [`crate::orgs::event_reactions`]).
-    pub(crate) reactions_seen: Option<(Scope, Arc<EventReactions>)>,
+    /// The reactions this transaction already looked up, per scope (see
+    /// [`crate::orgs::event_reactions`]): a redemption's events alternate between its two
+    /// organizations.
+    pub(crate) reactions_seen: Vec<(Scope, Arc<EventReactions>)>,
     /// SQLite: this transaction's turn to write, given up when it ends.
     write_turn: Option<OwnedSemaphorePermit>,
     /// Begun by [`Store::begin_write`]: inside an idempotent request, its commit waits for the
@@ -149,6 +151,33 @@ impl Tx {
         } else {
             ""
         }
+    }
+
+    /// Marks a point this transaction can go back to ([`Tx::rollback_to`]) without giving up
+    /// what it wrote before: for several independent changes in one transaction, each of which
+    /// must commit whole or not at all. `name` is a plain identifier chosen by the caller.
+    pub async fn savepoint(&mut self, name: &str) -> Result<(), StoreError> {
+        self.run_plain(format!("SAVEPOINT {name}")).await
+    }
+
+    /// Undoes everything written since [`Tx::savepoint`] `name` (after an error too: on
+    /// PostgreSQL the transaction is usable again). What was written before it, and what is
+    /// written after, commits with the transaction.
+    pub async fn rollback_to(&mut self, name: &str) -> Result<(), StoreError> {
+        self.run_plain(format!("ROLLBACK TO SAVEPOINT {name}"))
+            .await
+    }
+
+    async fn run_plain(&mut self, sql: String) -> Result<(), StoreError> {
+        debug_assert!(
+            sql.chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == ' ' || c == '_')
+        );
+        let sql = sqlx::AssertSqlSafe(sql);
+        on_conn!(self, |conn| {
+            sqlx::raw_sql(sql).execute(conn).await?;
+        });
+        Ok(())
     }
 
     pub fn backend(&self) -> Backend {
@@ -446,7 +475,7 @@ impl Store {
             job_wakeups: self.job_wakeups.clone(),
             reactions: self.reactions.clone(),
             config_changed: false,
-            reactions_seen: None,
+            reactions_seen: Vec::new(),
             write_turn,
             writes,
             pool: self.pool.clone(),
@@ -525,6 +554,15 @@ impl Store {
             Pool::Postgres(pool) => sqlx::query("SELECT 1").execute(pool).await?.rows_affected(),
         };
         Ok(())
+    }
+
+    /// Whether [`Store::close`] was called: nothing can use the store any more, so its
+    /// background users (workers, the notification relay) stop instead of retrying.
+    pub fn is_closed(&self) -> bool {
+        match &self.pool {
+            Pool::Sqlite(pool) => pool.is_closed(),
+            Pool::Postgres(pool) => pool.is_closed(),
+        }
     }
 
     pub async fn close(&self) {

@@ -162,7 +162,7 @@ pub(crate) async fn config_changed(
             .rows_affected()
     });
     tx.config_changed = true;
-    tx.reactions_seen = None;
+    tx.reactions_seen.clear();
     Ok(())
 }
 
@@ -177,9 +177,7 @@ pub async fn event_reactions(
     tx: &mut Tx,
     scope: &Scope,
 ) -> Result<Arc<EventReactions>, StoreError> {
-    if let Some((seen, reactions)) = &tx.reactions_seen
-        && seen == scope
-    {
+    if let Some((_, reactions)) = tx.reactions_seen.iter().find(|(seen, _)| seen == scope) {
         return Ok(reactions.clone());
     }
     let generation: Option<i64> = on_conn!(tx, |conn| {
@@ -195,7 +193,7 @@ pub async fn event_reactions(
     if !tx.config_changed
         && let Some(reactions) = tx.reactions.get(scope, generation)
     {
-        tx.reactions_seen = Some((scope.clone(), reactions.clone()));
+        tx.reactions_seen.push((scope.clone(), reactions.clone()));
         return Ok(reactions);
     }
     let reactions = Arc::new(EventReactions {
@@ -205,7 +203,7 @@ pub async fn event_reactions(
     });
     if !tx.config_changed {
         tx.reactions.put(scope, reactions.clone());
-        tx.reactions_seen = Some((scope.clone(), reactions.clone()));
+        tx.reactions_seen.push((scope.clone(), reactions.clone()));
     }
     Ok(reactions)
 }

@@ -280,6 +280,32 @@ async fn a_job_enqueued_while_the_only_worker_is_busy_runs_without_waiting_for_t
     assert_eq!(provider.calls(), 2);
 }
 
+/// Closing the store while the workers and the `NOTIFY` relay run: they let go of their
+/// connections, so the close finishes (the relay used to meet the closed pool as an interrupted
+/// listener and wait a whole poll interval before retrying, holding its connection, and the close
+/// waited on it: the teardown of a test, or a shutdown, hung).
+async fn closing_the_store_while_workers_run_lets_go_of_every_connection(backend: Backend) {
+    let app = spawn_app_with(backend, |config| {
+        config.workers = 1;
+        config.webhook_workers = 1;
+        config.job_poll_seconds = 3600.try_into().unwrap();
+    })
+    .await;
+    if backend == Backend::Postgres {
+        let listening = "SELECT COUNT(*) FROM pg_stat_activity \
+                         WHERE datname = current_database() AND query LIKE 'LISTEN%'";
+        let mut waited = 0;
+        while app.count_rows(listening).await == 0 {
+            assert!(waited < 100, "the relay never listened");
+            waited += 1;
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    tokio::time::timeout(Duration::from_secs(10), app.store.close())
+        .await
+        .expect("the store closes: nobody holds a connection");
+}
+
 /// Many claimers take batches of one queue at once: every job is claimed, and none twice.
 async fn a_batch_claim_claims_each_job_once_under_concurrent_claimers(backend: Backend) {
     let app = spawn_app(backend).await;
@@ -427,6 +453,7 @@ backend_tests!(
     a_failure_retrying_cannot_mend_ends_the_job_at_once,
     a_retryable_failure_keeps_its_cause_and_is_retried,
     a_job_enqueued_while_the_only_worker_is_busy_runs_without_waiting_for_the_poll,
+    closing_the_store_while_workers_run_lets_go_of_every_connection,
     a_batch_claim_claims_each_job_once_under_concurrent_claimers,
     a_dead_workers_job_is_reaped_on_the_timer_and_run,
     many_concurrent_writers_all_get_through,

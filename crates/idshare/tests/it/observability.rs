@@ -310,7 +310,7 @@ async fn metrics_are_protected_and_move_after_a_redemption(backend: Backend) {
             &json!({"data": {"attributes": {"destination-id": destination}}}),
         )
         .await,
-        StatusCode::OK,
+        StatusCode::ACCEPTED,
     )
     .await;
 
@@ -350,7 +350,7 @@ async fn metrics_are_protected_and_move_after_a_redemption(backend: Backend) {
             &[
                 ("route", "/api/v1/connect/share-tokens/{id}/redeem"),
                 ("le", "+Inf"),
-                ("status", "200"),
+                ("status", "202"),
                 ("method", "POST")
             ]
         ) >= 1.0,
@@ -834,7 +834,7 @@ async fn one_trace_follows_a_redemption_through_its_job(backend: Backend) {
         url(&format!("/api/v1/connect/share-tokens/{token}/redeem")),
         &d,
         Some(json!({"data": {"attributes": {"destination-id": destination}}})),
-        StatusCode::OK,
+        StatusCode::ACCEPTED,
     )
     .await;
     wait_for(

@@ -1276,6 +1276,103 @@ async fn a_redemption_completes_its_job_in_its_write_transaction(backend: Backen
     );
 }
 
+/// A worker that claims several redemptions writes them in one transaction, each under a
+/// savepoint of its own: one that fails (here, its `redeemed` event refused by the database)
+/// is rolled back alone and failed on its own, while the others are redeemed, their jobs done,
+/// in that one transaction.
+async fn a_batch_with_one_failing_redemption_redeems_the_others(backend: Backend) {
+    let Setup {
+        app,
+        s,
+        d,
+        connection,
+        source,
+        token,
+        ..
+    } = setup(backend).await;
+    let failing = new_token(&app, &s, &connection, &source).await;
+    let other = new_token(&app, &s, &connection, &source).await;
+    let refuse = match backend {
+        Backend::Sqlite => vec![format!(
+            "CREATE TRIGGER refuse_redeemed BEFORE INSERT ON events \
+             WHEN NEW.name = 'connect/share-token.inbound-redeemed' AND NEW.object_id = '{failing}' \
+             BEGIN SELECT RAISE(ABORT, 'injected failure'); END"
+        )],
+        Backend::Postgres => vec![
+            "CREATE FUNCTION refuse_redeemed() RETURNS trigger LANGUAGE plpgsql AS \
+             $$ BEGIN RAISE EXCEPTION 'injected failure'; END $$"
+                .to_owned(),
+            format!(
+                "CREATE TRIGGER refuse_redeemed BEFORE INSERT ON events FOR EACH ROW \
+                 WHEN (NEW.name = 'connect/share-token.inbound-redeemed' \
+                       AND NEW.object_id = '{failing}') \
+                 EXECUTE FUNCTION refuse_redeemed()"
+            ),
+        ],
+    };
+    let refuse: Vec<&str> = refuse.iter().map(String::as_str).collect();
+    app.run_sql(&refuse).await;
+    for t in [&token, &failing, &other] {
+        expect_status(
+            app.post(
+                &d.sandbox,
+                &redeem_path(t),
+                &json!({"data": {"attributes": {}}}),
+            )
+            .await,
+            StatusCode::OK,
+        )
+        .await;
+    }
+    let before = app.store.counters();
+    let services = app.state.services();
+    assert!(
+        idshare_service::worker::run_next(services, "batch", Some("default"))
+            .await
+            .unwrap()
+    );
+    let after = app.store.counters();
+    // The claim, the shared write of the two redeemed, and for the failed one the token
+    // `failed` and its job's outcome.
+    assert_eq!(after.write_commits - before.write_commits, 4);
+
+    for t in [&token, &other] {
+        let status = token_status(&app, &d, t).await;
+        assert_eq!(status["status"], "redeemed", "{status}");
+        assert_eq!(
+            events_named(&app, &d.sandbox, t).await,
+            [
+                "connect/share-token.inbound-created",
+                "connect/share-token.inbound-redeemed"
+            ]
+        );
+    }
+    let status = token_status(&app, &d, &failing).await;
+    assert_eq!(status["status"], "failed", "{status}");
+    assert_eq!(
+        events_named(&app, &d.sandbox, &failing).await,
+        [
+            "connect/share-token.inbound-created",
+            "connect/share-token.inbound-failed"
+        ]
+    );
+    assert_eq!(
+        app.count_rows(
+            "SELECT COUNT(*) FROM jobs WHERE kind = 'share-token-redemption' AND status = 'done'"
+        )
+        .await,
+        2
+    );
+    assert_eq!(
+        app.count_rows(&format!(
+            "SELECT COUNT(*) FROM jobs WHERE kind = 'share-token-redemption' \
+             AND status = 'dead' AND payload LIKE '%{failing}%' AND last_error LIKE '%injected failure%'"
+        ))
+        .await,
+        1
+    );
+}
+
 backend_tests!(
     hydrate_copies_declared_fields_reuses_and_completes,
     clone_copies_everything_marked_cloned,
@@ -1289,4 +1386,5 @@ backend_tests!(
     a_reused_verification_whose_input_changed_runs_again,
     a_redemption_commits_all_or_nothing,
     a_redemption_completes_its_job_in_its_write_transaction,
+    a_batch_with_one_failing_redemption_redeems_the_others,
 );

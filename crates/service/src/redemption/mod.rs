@@ -35,7 +35,7 @@ use idshare_store::{Scope, Tx, events, inquiries::Inquiry};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-pub use job::{give_up, run};
+pub use job::{Batched, give_up, run, run_batch};
 pub use request::redeem;
 
 use crate::{ServiceContext, ServiceError, events::Announcement, render};

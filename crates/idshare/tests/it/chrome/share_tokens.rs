@@ -199,7 +199,7 @@ async fn a_pending_token_is_followed_without_reloading(backend: Backend) {
             &json!({"data": {"attributes": {"inquiry-template-id": template}}}),
         )
         .await,
-        StatusCode::OK,
+        StatusCode::ACCEPTED,
     )
     .await;
 
