@@ -591,15 +591,5 @@ pub async fn due_to_expire(
         .fetch_all(conn)
         .await?
     });
-    rows.into_iter()
-        .map(|(org, environment, id)| {
-            Ok((
-                Scope::new(
-                    idshare_domain::id::OrgId::parse(&org).map_err(StoreError::corrupt)?,
-                    environment.parse().map_err(StoreError::corrupt)?,
-                ),
-                InquiryId::parse(&id).map_err(StoreError::corrupt)?,
-            ))
-        })
-        .collect()
+    Scope::with_ids(rows, InquiryId::parse)
 }

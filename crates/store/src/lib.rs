@@ -60,6 +60,29 @@ impl Scope {
             environment,
         }
     }
+
+    /// The scope of a row's `org_id` and `environment` columns.
+    pub(crate) fn of_row(org_id: &str, environment: &str) -> Result<Self, StoreError> {
+        Ok(Self::new(
+            OrgId::parse(org_id).map_err(StoreError::corrupt)?,
+            environment.parse().map_err(StoreError::corrupt)?,
+        ))
+    }
+
+    /// Rows of `(org_id, environment, id)`, as scopes and the ids parsed by `parse`.
+    pub(crate) fn with_ids<I, E: std::fmt::Display>(
+        rows: Vec<(String, String, String)>,
+        parse: impl Fn(&str) -> Result<I, E>,
+    ) -> Result<Vec<(Self, I)>, StoreError> {
+        rows.into_iter()
+            .map(|(org, environment, id)| {
+                Ok((
+                    Self::of_row(&org, &environment)?,
+                    parse(&id).map_err(StoreError::corrupt)?,
+                ))
+            })
+            .collect()
+    }
 }
 
 /// One page of a newest-first list, plus whether more rows lie beyond each end.

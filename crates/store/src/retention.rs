@@ -130,15 +130,5 @@ pub async fn overdue(
         .fetch_all(conn)
         .await?
     });
-    rows.into_iter()
-        .map(|(org, environment, id)| {
-            Ok((
-                Scope::new(
-                    OrgId::parse(&org).map_err(StoreError::corrupt)?,
-                    environment.parse().map_err(StoreError::corrupt)?,
-                ),
-                InquiryId::parse(&id).map_err(StoreError::corrupt)?,
-            ))
-        })
-        .collect()
+    Scope::with_ids(rows, InquiryId::parse)
 }

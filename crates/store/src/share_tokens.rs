@@ -223,17 +223,7 @@ pub async fn due_to_expire(
         .fetch_all(conn)
         .await?
     });
-    rows.into_iter()
-        .map(|(org, environment, id)| {
-            Ok((
-                Scope::new(
-                    OrgId::parse(&org).map_err(StoreError::corrupt)?,
-                    environment.parse().map_err(StoreError::corrupt)?,
-                ),
-                ShareTokenId::parse(&id).map_err(StoreError::corrupt)?,
-            ))
-        })
-        .collect()
+    Scope::with_ids(rows, ShareTokenId::parse)
 }
 
 /// Resolves a cursor id to its `(created_at, id)` position among the tokens the scope sees.

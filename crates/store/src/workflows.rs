@@ -47,18 +47,11 @@ pub(crate) fn secret_context(id: &str) -> String {
     format!("{id}:workflow-secret")
 }
 
-fn scope_of(org_id: &str, environment: &str) -> Result<Scope, StoreError> {
-    Ok(Scope::new(
-        idshare_domain::id::OrgId::parse(org_id).map_err(StoreError::corrupt)?,
-        environment.parse().map_err(StoreError::corrupt)?,
-    ))
-}
-
 fn decode(row: WorkflowRow, crypto: &Crypto) -> Result<Workflow, StoreError> {
     let secret = crypto.open_system(&row.secret, &secret_context(&row.id))?;
     Ok(Workflow {
         id: WorkflowId::parse(&row.id).map_err(StoreError::corrupt)?,
-        scope: scope_of(&row.org_id, &row.environment)?,
+        scope: Scope::of_row(&row.org_id, &row.environment)?,
         name: row.name,
         status: row.status,
         secret: String::from_utf8(secret).map_err(StoreError::corrupt)?,
@@ -414,7 +407,7 @@ impl TryFrom<RunRow> for Run {
             id: WorkflowRunId::parse(&row.id).map_err(StoreError::corrupt)?,
             workflow_id: WorkflowId::parse(&row.workflow_id).map_err(StoreError::corrupt)?,
             version_id: WorkflowVersionId::parse(&row.version_id).map_err(StoreError::corrupt)?,
-            scope: scope_of(&row.org_id, &row.environment)?,
+            scope: Scope::of_row(&row.org_id, &row.environment)?,
             event_id: EventId::parse(&row.event_id).map_err(StoreError::corrupt)?,
             event_name: row.event_name,
             chain: u32::try_from(row.chain).map_err(StoreError::corrupt)?,
