@@ -1320,7 +1320,7 @@ async fn a_batch_with_one_failing_redemption_redeems_the_others(backend: Backend
                 &json!({"data": {"attributes": {}}}),
             )
             .await,
-            StatusCode::OK,
+            StatusCode::ACCEPTED,
         )
         .await;
     }
