@@ -94,6 +94,8 @@ pub fn api_routes(upload_limit: usize) -> OpenApiRouter<AppState> {
 /// The complete application router.
 pub fn router(state: AppState) -> Router {
     let (api, openapi) = api_routes(state.config().upload_body_limit_bytes).split_for_parts();
+    let mut openapi = serde_json::to_value(openapi).expect("the OpenAPI document serializes");
+    crate::http::openapi::complete(&mut openapi);
     let openapi = Arc::new(openapi);
     // The layer added last runs first: inflection, shape, authentication, rate limit,
     // idempotency.

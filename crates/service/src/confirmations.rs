@@ -181,13 +181,13 @@ async fn lock_open_inquiry(
         .await?
         .ok_or_else(ServiceError::not_found)?;
     if inquiry.redacted_at.is_some() {
-        return Err(ServiceError::invalid(
+        return Err(ServiceError::conflict(
             "Inquiry redacted",
             "This inquiry was redacted; its data can no longer be confirmed.",
         ));
     }
     if !inquiry.status.accepts_field_updates() {
-        return Err(ServiceError::invalid(
+        return Err(ServiceError::conflict(
             "Inquiry finished",
             format!(
                 "Fields can only be confirmed while the inquiry is `created` or `pending`; its status is `{}`.",

@@ -131,7 +131,7 @@ pub async fn act(
     connection.status = transition(connection.status, action, side).map_err(|e| match e {
         TransitionError::WrongSide { .. } => ServiceError::forbidden(format!("{}.", sentence(&e))),
         TransitionError::WrongStatus { .. } => {
-            ServiceError::invalid("Invalid transition", format!("{}.", sentence(&e)))
+            ServiceError::conflict("Invalid transition", format!("{}.", sentence(&e)))
         }
     })?;
     match action {

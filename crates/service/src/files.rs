@@ -50,13 +50,13 @@ async fn writable(
         .await?
         .ok_or_else(ServiceError::not_found)?;
     if inquiry.redacted_at.is_some() {
-        return Err(ServiceError::invalid(
+        return Err(ServiceError::conflict(
             "Inquiry redacted",
             "A redacted inquiry takes no new data.",
         ));
     }
     if !inquiry.status.accepts_field_updates() {
-        return Err(ServiceError::invalid(
+        return Err(ServiceError::conflict(
             "Inquiry finished",
             format!(
                 "Files and documents can only be added while the inquiry is `created` or `pending`; its status is `{}`.",

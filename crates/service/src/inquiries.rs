@@ -308,7 +308,7 @@ pub async fn update(
     let mut view = lock(state, &mut tx, scope, id).await?;
     let inquiry = &mut view.inquiry;
     if inquiry.redacted_at.is_some() {
-        return Err(ServiceError::invalid(
+        return Err(ServiceError::conflict(
             "Inquiry redacted",
             "This inquiry was redacted; its data can no longer be changed.",
         ));
@@ -316,7 +316,7 @@ pub async fn update(
     let mut data_changed = false;
     if let Some(fields) = &request.fields {
         if !inquiry.status.accepts_field_updates() {
-            return Err(ServiceError::invalid(
+            return Err(ServiceError::conflict(
                 "Inquiry finished",
                 format!(
                     "Fields can only change while the inquiry is `created` or `pending`; its status is `{}`.",
@@ -375,7 +375,7 @@ pub async fn act(
     let mut view = lock(state, &mut tx, scope, id).await?;
     let inquiry = &mut view.inquiry;
     inquiry.status = transition(inquiry.status, action)
-        .map_err(|e| ServiceError::invalid("Invalid transition", format!("{e}.")))?;
+        .map_err(|e| ServiceError::conflict("Invalid transition", format!("{e}.")))?;
     let at = Some(now);
     match action {
         InquiryAction::Start => inquiry.started_at = at,
@@ -470,14 +470,14 @@ pub async fn submit(
     let mut view = lock(state, &mut tx, scope, id).await?;
     let inquiry = &mut view.inquiry;
     if inquiry.redacted_at.is_some() {
-        return Err(ServiceError::invalid(
+        return Err(ServiceError::conflict(
             "Inquiry redacted",
             "A redacted inquiry cannot be submitted.",
         ));
     }
     if inquiry.status == InquiryStatus::Created {
         inquiry.status = transition(inquiry.status, InquiryAction::Start)
-            .map_err(|e| ServiceError::invalid("Invalid transition", format!("{e}.")))?;
+            .map_err(|e| ServiceError::conflict("Invalid transition", format!("{e}.")))?;
         inquiry.started_at = Some(now);
         record(
             state,
@@ -488,7 +488,7 @@ pub async fn submit(
         )
         .await?;
     } else if view.inquiry.status != InquiryStatus::Pending {
-        return Err(ServiceError::invalid(
+        return Err(ServiceError::conflict(
             "Inquiry not submittable",
             format!(
                 "Only a created or pending inquiry can be submitted; its status is `{}`.",
@@ -537,7 +537,7 @@ pub async fn open_for_end_user(
     let mut tx = state.store().begin_write().await?;
     let mut view = lock(state, &mut tx, scope, id).await?;
     if view.inquiry.redacted_at.is_some() {
-        return Err(ServiceError::invalid(
+        return Err(ServiceError::conflict(
             "Inquiry redacted",
             "A redacted inquiry cannot be resumed.",
         ));
@@ -552,7 +552,7 @@ pub async fn open_for_end_user(
         InquiryStatus::Expired => {
             let inquiry = &mut view.inquiry;
             inquiry.status = transition(inquiry.status, InquiryAction::Resume)
-                .map_err(|e| ServiceError::invalid("Invalid transition", format!("{e}.")))?;
+                .map_err(|e| ServiceError::conflict("Invalid transition", format!("{e}.")))?;
             inquiry.expires_at =
                 Some(now + Duration::seconds(i64::from(expiration.inquiry_seconds)));
             inquiry.updated_at = now;
@@ -567,7 +567,7 @@ pub async fn open_for_end_user(
             .await?;
         }
         other => {
-            return Err(ServiceError::invalid(
+            return Err(ServiceError::conflict(
                 "Inquiry not resumable",
                 format!(
                     "Only a created, pending or expired inquiry can be resumed; its status is `{other}`."
@@ -598,7 +598,7 @@ pub async fn expire_due(state: &ServiceContext) -> Result<usize, ServiceError> {
             match act(state, &scope, &id, InquiryAction::Expire, None).await {
                 Ok(_) => expired += 1,
                 // Finished or resumed meanwhile: the transition no longer applies.
-                Err(ServiceError::Invalid(_)) => {}
+                Err(ServiceError::Conflict { .. }) => {}
                 Err(e) => return Err(e),
             }
         }

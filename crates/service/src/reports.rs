@@ -23,7 +23,7 @@ pub async fn dismiss(
         .await?
         .ok_or_else(ServiceError::not_found)?;
     let Some(mut result) = report.result.clone() else {
-        return Err(ServiceError::invalid(
+        return Err(ServiceError::conflict(
             "Report redacted",
             "The inquiry of this report was redacted.",
         ));

@@ -168,7 +168,7 @@ pub(crate) async fn ensure_connection_active(
         .await?
         .ok_or_else(ServiceError::not_found)?;
     if connection.status != ConnectionStatus::Active {
-        return Err(ServiceError::invalid(
+        return Err(ServiceError::conflict(
             "Connection not active",
             format!(
                 "Share tokens are {verb} only over an active connection; `{}` is `{}`.",
@@ -357,7 +357,7 @@ pub async fn preview(
         } else {
             token.status
         };
-        return Err(ServiceError::invalid(
+        return Err(ServiceError::conflict(
             "Share token not redeemable",
             format!(
                 "Only a `created`, unexpired share token can be previewed; `{}` is `{status}`.",
@@ -434,14 +434,14 @@ pub async fn expire(
             ShareTokenTransitionError::WrongSide { .. } => {
                 ServiceError::forbidden(format!("{}.", sentence(&e.to_string())))
             }
-            ShareTokenTransitionError::WrongStatus { .. } => ServiceError::invalid(
+            ShareTokenTransitionError::WrongStatus { .. } => ServiceError::conflict(
                 "Invalid transition",
                 format!("{}.", sentence(&e.to_string())),
             ),
         })?;
     if !share_tokens::expire(&mut tx, &token.id, now).await? {
         // Redeemed or expired by someone else since we read it.
-        return Err(ServiceError::invalid(
+        return Err(ServiceError::conflict(
             "Invalid transition",
             "Cannot expire a share token that is no longer `created`.",
         ));
@@ -472,7 +472,7 @@ pub async fn expire_due(state: &ServiceContext) -> Result<usize, ServiceError> {
                     progressed = true;
                 }
                 // Redeemed or expired meanwhile: the transition no longer applies.
-                Err(ServiceError::Invalid(_)) => {
+                Err(ServiceError::Conflict { .. }) => {
                     progressed = true;
                 }
                 Err(e) => return Err(e),

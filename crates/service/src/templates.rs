@@ -132,7 +132,7 @@ pub async fn publish_version(
         .await?
         .ok_or_else(ServiceError::not_found)?;
     if version.status != VersionStatus::Draft {
-        return Err(ServiceError::invalid(
+        return Err(ServiceError::conflict(
             "Version not publishable",
             format!(
                 "Only a draft version can be published; this one is `{}`. Create a new version to change the template.",

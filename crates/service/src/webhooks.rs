@@ -276,7 +276,7 @@ pub async fn update(
         .await?
         .ok_or_else(ServiceError::not_found)?;
     if status_of(&webhook)? == WebhookStatus::Archived {
-        return Err(ServiceError::invalid(
+        return Err(ServiceError::conflict(
             "Webhook archived",
             "An archived webhook cannot be changed; create a new one.",
         ));
@@ -302,7 +302,7 @@ pub async fn act(
         .ok_or_else(ServiceError::not_found)?;
     let from = status_of(&webhook)?;
     let to = transition(from, action).ok_or_else(|| {
-        ServiceError::invalid(
+        ServiceError::conflict(
             "Invalid status change",
             format!("Cannot {action} a webhook whose status is `{from}`."),
         )
@@ -346,7 +346,7 @@ pub async fn rotate_secret(
         .await?
         .ok_or_else(ServiceError::not_found)?;
     if status_of(&webhook)? == WebhookStatus::Archived {
-        return Err(ServiceError::invalid(
+        return Err(ServiceError::conflict(
             "Webhook archived",
             "An archived webhook has no secret to rotate.",
         ));
@@ -376,7 +376,7 @@ pub async fn redeliver(
         .await?
         .ok_or_else(ServiceError::not_found)?;
     if status_of(&webhook)? != WebhookStatus::Enabled {
-        return Err(ServiceError::invalid(
+        return Err(ServiceError::conflict(
             "Webhook not enabled",
             format!(
                 "Deliveries are sent only by an enabled webhook; this one is `{}`.",

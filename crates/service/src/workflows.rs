@@ -229,7 +229,7 @@ pub async fn publish(
         .first()
         .filter(|v| v.status == "draft")
         .ok_or_else(|| {
-            ServiceError::invalid(
+            ServiceError::conflict(
                 "Nothing to publish",
                 "The newest version of this workflow is already published; add a version first.",
             )
@@ -256,7 +256,7 @@ pub async fn set_enabled(
     let mut tx = state.store().begin_write().await?;
     let mut workflow = lock(state, &mut tx, scope, id).await?;
     if workflow.status == to {
-        return Err(ServiceError::invalid(
+        return Err(ServiceError::conflict(
             "Invalid status change",
             format!(
                 "Cannot {action} a workflow whose status is `{}`.",

@@ -278,7 +278,7 @@ async fn a_confirmed_phone_completes_the_inquiry(backend: Backend) {
     // A finished inquiry takes no more codes.
     let error = expect_error(
         request_code(&app, key, &inquiry, "email-address").await,
-        StatusCode::UNPROCESSABLE_ENTITY,
+        StatusCode::CONFLICT,
     )
     .await;
     assert_eq!(error["title"], "Inquiry finished");
@@ -494,7 +494,7 @@ async fn bad_requests_are_refused_and_change_nothing(backend: Backend) {
     let code = app.state.sent_code(PHONE_E164).unwrap();
     let error = expect_error(
         verify_code(&app, key, &with_phone, "phone-number", &code).await,
-        StatusCode::UNPROCESSABLE_ENTITY,
+        StatusCode::CONFLICT,
     )
     .await;
     assert_eq!(error["title"], "Inquiry redacted");

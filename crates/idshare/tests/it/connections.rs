@@ -212,10 +212,10 @@ async fn refusals_are_clear_and_change_nothing(backend: Backend) {
         error["details"],
         "Only the source organization of a connection can reactivate it; yours is its destination."
     );
-    // Wrong status: 422, naming the current status.
+    // Wrong status: 409, naming the current status.
     let error = expect_error(
         action(&app, &a.sandbox, &id, "reactivate").await,
-        StatusCode::UNPROCESSABLE_ENTITY,
+        StatusCode::CONFLICT,
     )
     .await;
     assert_eq!(
@@ -392,13 +392,13 @@ async fn refusals_are_clear_and_change_nothing(backend: Backend) {
         (
             &b.sandbox,
             "activate",
-            StatusCode::UNPROCESSABLE_ENTITY,
+            StatusCode::CONFLICT,
             "Cannot activate a connection whose status is `active`.",
         ),
         (
             &a.sandbox,
             "reactivate",
-            StatusCode::UNPROCESSABLE_ENTITY,
+            StatusCode::CONFLICT,
             "Cannot reactivate a connection whose status is `active`.",
         ),
         (
@@ -419,19 +419,19 @@ async fn refusals_are_clear_and_change_nothing(backend: Backend) {
         (
             &b.sandbox,
             "deactivate",
-            StatusCode::UNPROCESSABLE_ENTITY,
+            StatusCode::CONFLICT,
             "Cannot deactivate a connection whose status is `inactive`.",
         ),
         (
             &a.sandbox,
             "deactivate",
-            StatusCode::UNPROCESSABLE_ENTITY,
+            StatusCode::CONFLICT,
             "Cannot deactivate a connection whose status is `inactive`.",
         ),
         (
             &b.sandbox,
             "activate",
-            StatusCode::UNPROCESSABLE_ENTITY,
+            StatusCode::CONFLICT,
             "Cannot activate a connection whose status is `inactive`.",
         ),
         (

@@ -370,12 +370,12 @@ async fn webhooks_are_managed_in_the_dashboard(backend: Backend) {
     assert!(!page.body.contains(">Disable<"));
     assert!(redeliver_path(&page).is_none());
     let stale = admin.submit(&redeliver, &[("csrf", &token)]).await;
-    assert_eq!(stale.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(stale.status, StatusCode::CONFLICT);
     assert!(text_of(&stale, "webhook-error").contains("only by an enabled webhook"));
     let twice = admin
         .submit(&format!("{path}/disable"), &[("csrf", &token)])
         .await;
-    assert_eq!(twice.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(twice.status, StatusCode::CONFLICT);
     assert!(text_of(&twice, "webhook-error").contains("Cannot disable"));
     let unknown_action = admin
         .submit(&format!("{path}/explode"), &[("csrf", &token)])
@@ -394,7 +394,7 @@ async fn webhooks_are_managed_in_the_dashboard(backend: Backend) {
     let late = admin
         .submit(&format!("{path}/rotate-secret"), &[("csrf", &token)])
         .await;
-    assert_eq!(late.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(late.status, StatusCode::CONFLICT);
     assert!(text_of(&late, "webhook-error").contains("no secret to rotate"));
 
     // What the admin did is in the audit log.

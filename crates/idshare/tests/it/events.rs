@@ -63,7 +63,7 @@ async fn every_change_writes_one_event_in_order(backend: Backend) {
     // A refused transition writes nothing.
     expect_error(
         app.post(key, &format!("{path}/approve"), &json!({})).await,
-        StatusCode::UNPROCESSABLE_ENTITY,
+        StatusCode::CONFLICT,
     )
     .await;
 

@@ -436,7 +436,7 @@ async fn redaction_deletes_the_answers_about_the_inquiry(backend: Backend) {
 
     let again = send().await.unwrap();
     assert!(!again.headers().contains_key("idempotent-replayed"));
-    let error = expect_error(again, StatusCode::UNPROCESSABLE_ENTITY).await;
+    let error = expect_error(again, StatusCode::CONFLICT).await;
     assert_eq!(error["title"], "Inquiry redacted");
     assert!(!error.to_string().contains(MASKED));
 }

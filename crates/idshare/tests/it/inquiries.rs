@@ -236,7 +236,7 @@ async fn updates_fields_note_and_tags(backend: Backend) {
             &json!({"data": {"attributes": {"fields": {"name-first": "Eve"}}}}),
         )
         .await;
-    let error = expect_error(finished, StatusCode::UNPROCESSABLE_ENTITY).await;
+    let error = expect_error(finished, StatusCode::CONFLICT).await;
     assert!(
         error["details"].as_str().unwrap().contains("`completed`"),
         "{error}"
@@ -275,11 +275,7 @@ async fn status_actions_follow_the_state_machine(backend: Backend) {
     // A created inquiry cannot be decided; the error names the status.
     let created = id_of(app.create_inquiry(key, &template, json!({})).await);
     for action in ["approve", "decline", "mark-for-review"] {
-        let error = expect_error(
-            act(created.clone(), action).await,
-            StatusCode::UNPROCESSABLE_ENTITY,
-        )
-        .await;
+        let error = expect_error(act(created.clone(), action).await, StatusCode::CONFLICT).await;
         assert!(
             error["details"].as_str().unwrap().contains("`created`"),
             "{action}: {error}"
@@ -304,7 +300,7 @@ async fn status_actions_follow_the_state_machine(backend: Backend) {
             &json!({}),
         )
         .await,
-        StatusCode::UNPROCESSABLE_ENTITY,
+        StatusCode::CONFLICT,
     )
     .await;
 
@@ -326,11 +322,7 @@ async fn status_actions_follow_the_state_machine(backend: Backend) {
     );
     assert!(approved["data"]["attributes"]["decisioned-at"].is_string());
     for action in ["approve", "decline", "mark-for-review"] {
-        expect_error(
-            act(reviewed.clone(), action).await,
-            StatusCode::UNPROCESSABLE_ENTITY,
-        )
-        .await;
+        expect_error(act(reviewed.clone(), action).await, StatusCode::CONFLICT).await;
     }
     let expire = app
         .post(
@@ -339,7 +331,7 @@ async fn status_actions_follow_the_state_machine(backend: Backend) {
             &json!({}),
         )
         .await;
-    expect_error(expire, StatusCode::UNPROCESSABLE_ENTITY).await;
+    expect_error(expire, StatusCode::CONFLICT).await;
 
     // failed → declined.
     let failed = id_of(app.create_inquiry(key, &template, json!({})).await);
@@ -391,7 +383,7 @@ async fn redaction_erases_personal_data_once(backend: Backend) {
     expect_error(
         app.patch(key, &path, &json!({"data": {"attributes": {"note": "x"}}}))
             .await,
-        StatusCode::UNPROCESSABLE_ENTITY,
+        StatusCode::CONFLICT,
     )
     .await;
 

@@ -183,7 +183,103 @@ async fn every_documented_route_is_served(backend: Backend) {
     }
 }
 
+/// The statuses the document lists for `method path`.
+fn documented_statuses(document: &Value, method: &str, path: &str) -> Vec<String> {
+    document["paths"][path][method.to_lowercase()]["responses"]
+        .as_object()
+        .map(|responses| responses.keys().cloned().collect())
+        .unwrap_or_default()
+}
+
+/// What every client can be answered whatever it sends — no key, a malformed id, an unknown id,
+/// an unknown query parameter — is in the document, each response has a description, and each
+/// typed path id has the pattern that tells a malformed id from an unknown one.
+async fn every_answer_of_the_pipeline_is_documented(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let tenant = app.tenant("Documented").await;
+    let (_, document) = fetch_document(&app).await;
+    let mut checked = 0;
+    for (path, item) in document["paths"].as_object().expect("paths") {
+        for (method, operation) in item.as_object().expect("path item") {
+            for (status, response) in operation["responses"].as_object().expect("responses") {
+                assert!(
+                    response["description"].is_string(),
+                    "{method} {path}: the {status} response has no description"
+                );
+            }
+            let documented = documented_statuses(&document, method, path);
+            for status in ["400", "401", "403", "429", "503"] {
+                assert!(
+                    documented.iter().any(|s| s == status),
+                    "{method} {path} does not document {status}: {documented:?}"
+                );
+            }
+            let http_method = Method::from_bytes(method.to_uppercase().as_bytes()).expect("method");
+            let params = operation["parameters"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default();
+            let path_ids: Vec<&Value> = params.iter().filter(|p| p["in"] == "path").collect();
+            for id in &path_ids {
+                let schema = &id["schema"];
+                assert!(
+                    schema["pattern"].is_string(),
+                    "{method} {path}: the path parameter {} has no pattern",
+                    id["name"]
+                );
+                let validator = jsonschema::validator_for(schema).expect("a valid schema");
+                let prefix = id["description"]
+                    .as_str()
+                    .expect("described")
+                    .trim_end_matches("_…");
+                assert!(
+                    !validator.is_valid(&serde_json::json!("not-an-id")),
+                    "{method} {path}"
+                );
+                assert!(
+                    validator.is_valid(&serde_json::json!(format!(
+                        "{prefix}_123456789ABCDEFGHJKLMNPQ"
+                    ))),
+                    "{method} {path}: {schema}"
+                );
+                assert!(
+                    documented.iter().any(|s| s == "404"),
+                    "{method} {path}: 404"
+                );
+            }
+            // A malformed id and an unknown query parameter: answers the document lists.
+            let malformed = if path_ids.is_empty() {
+                format!("{path}?unknown-parameter=1")
+            } else {
+                path.split('/')
+                    .map(|segment| {
+                        if segment.starts_with('{') {
+                            "not-an-id"
+                        } else {
+                            segment
+                        }
+                    })
+                    .collect::<Vec<_>>()
+                    .join("/")
+            };
+            let response = app
+                .request(http_method.clone(), &tenant.sandbox, &malformed)
+                .send()
+                .await
+                .expect("request");
+            let status = response.status().as_str().to_owned();
+            assert!(
+                documented.contains(&status),
+                "{method} {malformed} answered {status}, which {path} does not document: {documented:?}"
+            );
+            checked += 1;
+        }
+    }
+    assert!(checked > 40, "only {checked} operations checked");
+}
+
 backend_tests!(
+    every_answer_of_the_pipeline_is_documented,
     served_document_is_valid_openapi_3_1,
     document_lists_exactly_the_routes_in_the_tenancy_table,
     every_documented_route_is_served,

@@ -1031,7 +1031,7 @@ async fn scenario(c: &mut Conformance<'_>, bank: &str, fintech: &str, fintech_or
         M::POST,
         &format!("/api/v1/inquiries/{}/approve", inquiries[2]),
         None,
-        S::UNPROCESSABLE_ENTITY,
+        S::CONFLICT,
     )
     .await;
     c.call(

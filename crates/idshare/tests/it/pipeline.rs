@@ -639,7 +639,7 @@ async fn a_submission_is_processed_exactly_once(backend: Backend) {
     expect_error(
         app.post(key, &format!("/api/v1/inquiries/{id}/submit"), &json!({}))
             .await,
-        StatusCode::UNPROCESSABLE_ENTITY,
+        StatusCode::CONFLICT,
     )
     .await;
 }

@@ -348,7 +348,7 @@ async fn refusals(backend: Backend) {
         "/data/attributes/inquiry-template-id"
     );
 
-    // An expired token, and a redeemed one: 422.
+    // An expired token, and a redeemed one: 409.
     let expired = new_token(&app, &s, &connection, &source).await;
     expect_status(
         app.post(
@@ -375,7 +375,7 @@ async fn refusals(backend: Backend) {
     for (gone, status) in [(&expired, "expired"), (&redeemed, "redeemed")] {
         let error = expect_error(
             app.post(&d.sandbox, &preview_path(gone), &body(&own)).await,
-            StatusCode::UNPROCESSABLE_ENTITY,
+            StatusCode::CONFLICT,
         )
         .await;
         assert!(
@@ -562,7 +562,7 @@ async fn deactivate(app: &TestApp, key: &str, connection: &str) {
 }
 
 /// Once either side deactivated the connection, the destination can neither peek nor preview
-/// (422, as for redeem), and the refusals record nothing; once it is active again, both work.
+/// (409, as for redeem), and the refusals record nothing; once it is active again, both work.
 async fn peek_and_preview_need_an_active_connection(backend: Backend) {
     let Setup {
         app,
@@ -577,11 +577,8 @@ async fn peek_and_preview_need_an_active_connection(backend: Backend) {
     for deactivating in [&s.sandbox, &d.sandbox] {
         deactivate(&app, deactivating, &connection).await;
         let events_before = token_events(&app, &s.sandbox, &token).await;
-        let refused = expect_error(
-            app.get(&d.sandbox, &peek_path).await,
-            StatusCode::UNPROCESSABLE_ENTITY,
-        )
-        .await;
+        let refused =
+            expect_error(app.get(&d.sandbox, &peek_path).await, StatusCode::CONFLICT).await;
         assert_eq!(refused["title"], "Connection not active", "{refused}");
         assert!(
             refused["details"]
@@ -592,7 +589,7 @@ async fn peek_and_preview_need_an_active_connection(backend: Backend) {
         );
         let refused = expect_error(
             app.post(&d.sandbox, &preview_path(&token), &body(&t)).await,
-            StatusCode::UNPROCESSABLE_ENTITY,
+            StatusCode::CONFLICT,
         )
         .await;
         assert_eq!(refused["title"], "Connection not active", "{refused}");
@@ -608,11 +605,8 @@ async fn peek_and_preview_need_an_active_connection(backend: Backend) {
             StatusCode::OK,
         )
         .await;
-        let pending = expect_error(
-            app.get(&d.sandbox, &peek_path).await,
-            StatusCode::UNPROCESSABLE_ENTITY,
-        )
-        .await;
+        let pending =
+            expect_error(app.get(&d.sandbox, &peek_path).await, StatusCode::CONFLICT).await;
         assert!(pending["details"].as_str().unwrap().contains("`pending`"));
         expect_status(
             app.post(
@@ -834,12 +828,7 @@ async fn dashboard_preview_follows_the_same_rules(backend: Backend) {
     );
     deactivate(&app, &s.sandbox, &connection).await;
     let refused = browser.get(&page).await;
-    assert_eq!(
-        refused.status,
-        StatusCode::UNPROCESSABLE_ENTITY,
-        "{}",
-        refused.body
-    );
+    assert_eq!(refused.status, StatusCode::CONFLICT, "{}", refused.body);
     assert!(
         refused.body.contains("only over an active connection"),
         "{}",

@@ -576,7 +576,7 @@ async fn refusals_change_nothing(backend: Backend) {
     .await;
     let e = expect_error(
         app.post(&d.sandbox, &redeem_path(&expired), &hydrate).await,
-        StatusCode::UNPROCESSABLE_ENTITY,
+        StatusCode::CONFLICT,
     )
     .await;
     assert!(e.to_string().contains("expired"), "{e}");
@@ -594,7 +594,7 @@ async fn refusals_change_nothing(backend: Backend) {
     .await;
     let e = expect_error(
         app.post(&d.sandbox, &path, &hydrate).await,
-        StatusCode::UNPROCESSABLE_ENTITY,
+        StatusCode::CONFLICT,
     )
     .await;
     assert!(e.to_string().contains("inactive"), "{e}");
@@ -716,7 +716,7 @@ async fn busy_tokens_and_destinations_are_refused(backend: Backend) {
             &json!({"data": {"attributes": {"inquiry-template-id": t}}}),
         )
         .await,
-        StatusCode::UNPROCESSABLE_ENTITY,
+        StatusCode::CONFLICT,
     )
     .await;
     assert!(e.to_string().contains("`pending`"), "{e}");

@@ -291,7 +291,7 @@ async fn lifecycle_from_both_sides_with_events_to_both(backend: Backend) {
     let error = expect_error(
         app.post(&a.sandbox, &format!("{path}/expire"), &json!({}))
             .await,
-        StatusCode::UNPROCESSABLE_ENTITY,
+        StatusCode::CONFLICT,
     )
     .await;
     assert_eq!(

@@ -184,7 +184,7 @@ async fn versions_are_immutable_and_inquiries_lock_theirs(backend: Backend) {
             &json!({}),
         )
         .await,
-        StatusCode::UNPROCESSABLE_ENTITY,
+        StatusCode::CONFLICT,
     )
     .await;
     let old = expect_status(

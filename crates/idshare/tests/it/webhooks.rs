@@ -291,7 +291,7 @@ async fn webhook_management_and_validation(backend: Backend) {
         let path = format!("{path}/{action}");
         async move { app.post(key, &path, &json!({})).await }
     };
-    expect_error(act("enable").await, StatusCode::UNPROCESSABLE_ENTITY).await;
+    expect_error(act("enable").await, StatusCode::CONFLICT).await;
     let disabled = expect_status(act("disable").await, StatusCode::OK).await;
     assert_eq!(disabled["data"]["attributes"]["status"], "disabled");
     let listed = expect_status(
@@ -341,13 +341,13 @@ async fn webhook_management_and_validation(backend: Backend) {
     assert_eq!(archived["data"]["attributes"]["status"], "archived");
     assert!(archived["data"]["attributes"]["archived-at"].is_string());
     for action in ["enable", "disable", "archive"] {
-        let e = expect_error(act(action).await, StatusCode::UNPROCESSABLE_ENTITY).await;
+        let e = expect_error(act(action).await, StatusCode::CONFLICT).await;
         assert!(e.to_string().contains("`archived`"), "{e}");
     }
     expect_error(
         app.patch(key, &path, &json!({"data": {"attributes": {"name": "x"}}}))
             .await,
-        StatusCode::UNPROCESSABLE_ENTITY,
+        StatusCode::CONFLICT,
     )
     .await;
 }

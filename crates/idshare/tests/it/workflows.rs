@@ -204,7 +204,7 @@ async fn workflow_management_and_validation(backend: Backend) {
     );
     expect_error(
         app.post(key, &path("publish"), &json!({})).await,
-        StatusCode::UNPROCESSABLE_ENTITY,
+        StatusCode::CONFLICT,
     )
     .await;
     let version = expect_status(
@@ -241,7 +241,7 @@ async fn workflow_management_and_validation(backend: Backend) {
 
     expect_error(
         app.post(key, &path("enable"), &json!({})).await,
-        StatusCode::UNPROCESSABLE_ENTITY,
+        StatusCode::CONFLICT,
     )
     .await;
     let disabled = expect_status(

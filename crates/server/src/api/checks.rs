@@ -175,7 +175,7 @@ pub struct DismissAttributes {
 #[utoipa::path(
     post, path = "/api/v1/reports/{id}/dismiss", tag = "Verifications and reports",
     params(("id" = String, Path, description = "rep_…")),
-    request_body = inline(Object),
+    request_body = Document<DismissAttributes>,
     responses(
         (status = 200, body = SingleDocument<ReportAttributes>),
         (status = 400, body = ErrorDocument), (status = 404, body = ErrorDocument), (status = 422, body = ErrorDocument),

@@ -31,6 +31,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
 pub struct RequestCodeAttributes {
     /// `phone-number` (sent by SMS) or `email-address`.
+    #[schema(pattern = "^(phone-number|email-address)$")]
     pub field: String,
 }
 
@@ -38,6 +39,7 @@ pub struct RequestCodeAttributes {
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
 pub struct VerifyCodeAttributes {
     /// `phone-number` or `email-address`.
+    #[schema(pattern = "^(phone-number|email-address)$")]
     pub field: String,
     /// The 6 digits sent (spaces and hyphens are ignored).
     pub code: String,
@@ -89,12 +91,12 @@ fn respond(status: StatusCode, view: &ConfirmationView) -> ApiResult<ApiJson> {
 #[utoipa::path(
     post, path = "/api/v1/inquiries/{id}/confirmations", tag = "Inquiries",
     params(("id" = String, Path, description = "inq_…")),
-    request_body(content = inline(Object), description = "`{\"data\": {\"attributes\": {\"field\": \"phone-number\"}}}`"),
+    request_body = Document<RequestCodeAttributes>,
     responses(
         (status = 202, body = SingleDocument<ConfirmationAttributes>, description = "the code was sent"),
         (status = 400, body = ErrorDocument), (status = 404, body = ErrorDocument),
-        (status = 409, body = ErrorDocument, description = "already confirmed, or a code was sent less than 30 s ago"),
-        (status = 422, body = ErrorDocument, description = "unknown field, field not set or not valid, inquiry finished or redacted"),
+        (status = 409, body = ErrorDocument, description = "already confirmed, a code was sent less than 30 s ago, or the inquiry is finished or redacted"),
+        (status = 422, body = ErrorDocument, description = "unknown field, field not set or not valid"),
         (status = 502, body = ErrorDocument, description = "the code could not be delivered"),
     ),
     security(("bearer" = []))
@@ -117,7 +119,7 @@ async fn request_code(
 #[utoipa::path(
     post, path = "/api/v1/inquiries/{id}/confirmations/verify", tag = "Inquiries",
     params(("id" = String, Path, description = "inq_…")),
-    request_body(content = inline(Object), description = "`{\"data\": {\"attributes\": {\"field\": \"phone-number\", \"code\": \"123456\"}}}`"),
+    request_body = Document<VerifyCodeAttributes>,
     responses(
         (status = 200, body = SingleDocument<ConfirmationAttributes>, description = "confirmed"),
         (status = 400, body = ErrorDocument), (status = 404, body = ErrorDocument),

@@ -44,6 +44,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
 pub struct CreateConnectionAttributes {
     /// The partner organization that will receive data (`org_…`). It may be the caller's own
     /// organization, for testing.
+    #[schema(pattern = "^org_[1-9A-HJ-NP-Za-km-z]{24}$")]
     pub destination_organization_id: String,
 }
 
@@ -59,7 +60,7 @@ fn respond(status: StatusCode, caller: &Caller, connection: &Connection) -> ApiR
 /// this key's environment. It starts `pending` until the destination activates it.
 #[utoipa::path(
     post, path = "/api/v1/connect/connections", tag = "Connect",
-    request_body(content = inline(Object), description = "`{\"data\": {\"attributes\": {\"destination-organization-id\": \"org_…\"}}}`"),
+    request_body = Document<CreateConnectionAttributes>,
     responses(
         (status = 201, body = SingleDocument<ConnectionAttributes>),
         (status = 400, body = ErrorDocument), (status = 403, body = ErrorDocument),
@@ -207,7 +208,7 @@ async fn act(
         (status = 200, body = SingleDocument<ConnectionAttributes>),
         (status = 403, body = ErrorDocument, description = "the caller is the source"),
         (status = 404, body = ErrorDocument),
-        (status = 422, body = ErrorDocument, description = "the connection is not pending"),
+        (status = 409, body = ErrorDocument, description = "the connection is not pending"),
     ),
     security(("bearer" = []))
 )]
@@ -228,7 +229,7 @@ async fn activate(
     responses(
         (status = 200, body = SingleDocument<ConnectionAttributes>),
         (status = 404, body = ErrorDocument),
-        (status = 422, body = ErrorDocument, description = "the connection is already inactive"),
+        (status = 409, body = ErrorDocument, description = "the connection is already inactive"),
     ),
     security(("bearer" = []))
 )]
@@ -250,8 +251,7 @@ async fn deactivate(
         (status = 200, body = SingleDocument<ConnectionAttributes>),
         (status = 403, body = ErrorDocument, description = "the caller is the destination"),
         (status = 404, body = ErrorDocument),
-        (status = 409, body = ErrorDocument, description = "another connection between the pair is pending or active"),
-        (status = 422, body = ErrorDocument, description = "the connection is not inactive"),
+        (status = 409, body = ErrorDocument, description = "the connection is not inactive, or another connection between the pair is pending or active"),
     ),
     security(("bearer" = []))
 )]

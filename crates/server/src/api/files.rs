@@ -161,6 +161,7 @@ pub struct DocumentRequest {
 pub struct DocumentData {
     /// `document/government-id` or `document/proof-of-address`.
     #[serde(rename = "type")]
+    #[schema(pattern = "^document/(government-id|proof-of-address)$")]
     pub kind: String,
     /// Government ID: `id-class, issuing-country, document-number, name-first, name-last,
     /// birthdate, expiration-date, mrz: [lines]`. Proof of address: `document-kind, issue-date,

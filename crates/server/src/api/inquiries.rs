@@ -50,8 +50,10 @@ pub fn routes() -> OpenApiRouter<AppState> {
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
 pub struct CreateInquiryAttributes {
     /// `itmpl_…`: use the template's published version. Give this or `inquiry-template-version-id`.
+    #[schema(pattern = "^itmpl_[1-9A-HJ-NP-Za-km-z]{24}$")]
     pub inquiry_template_id: Option<String>,
     /// `itmplv_…`: pin a version.
+    #[schema(pattern = "^itmplv_[1-9A-HJ-NP-Za-km-z]{24}$")]
     pub inquiry_template_version_id: Option<String>,
     pub reference_id: Option<String>,
     /// Prefilled values, flat: `{"name-first": "Jane", "birthdate": "1990-01-31"}`.
@@ -65,6 +67,7 @@ pub struct CreateInquiryAttributes {
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
 pub struct CreateInquiryMeta {
     /// Seconds until an unfinished inquiry expires (60 s – 30 days; default: the template's).
+    #[schema(minimum = 60, maximum = 2592000)]
     pub expiration_after_create_interval_seconds: Option<u32>,
 }
 
@@ -74,7 +77,7 @@ const MAX_EXPIRY_SECONDS: u32 = 30 * 24 * 60 * 60;
 /// Create an inquiry from a template (prefilled fields are validated against its field schemas).
 #[utoipa::path(
     post, path = "/api/v1/inquiries", tag = "Inquiries",
-    request_body = inline(Object),
+    request_body = Document<CreateInquiryAttributes, CreateInquiryMeta>,
     responses(
         (status = 201, body = SingleDocument<InquiryAttributes>, description = "with `meta` `session-token`, `one-time-link` and `one-time-link-short`, each `null`"),
         (status = 400, body = ErrorDocument), (status = 404, body = ErrorDocument), (status = 422, body = ErrorDocument),
@@ -281,7 +284,8 @@ const ONE_ACCEPTS: Accepts = Accepts {
     get, path = "/api/v1/inquiries/{id}", tag = "Inquiries",
     params(
         ("id" = String, Path, description = "inq_…"),
-        ("include" = Option<String>, Query, description = "inquiry-template, inquiry-template-version (each needs inquiry-template.read)"),
+        ("include" = Option<String>, Query, description = "inquiry-template, inquiry-template-version (each needs inquiry-template.read)",
+            pattern = "^((inquiry-template|inquiry-template-version)(,(inquiry-template|inquiry-template-version))*)?$"),
         ("fields[inquiry]" = Option<String>, Query),
     ),
     responses(
@@ -349,7 +353,7 @@ fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<Strin
 #[utoipa::path(
     patch, path = "/api/v1/inquiries/{id}", tag = "Inquiries",
     params(("id" = String, Path, description = "inq_…")),
-    request_body = inline(Object),
+    request_body = Document<UpdateInquiryAttributes>,
     responses(
         (status = 200, body = SingleDocument<InquiryAttributes>),
         (status = 400, body = ErrorDocument), (status = 404, body = ErrorDocument), (status = 422, body = ErrorDocument),
@@ -424,7 +428,7 @@ async fn act(
 #[utoipa::path(
     post, path = "/api/v1/inquiries/{id}/approve", tag = "Inquiries",
     params(("id" = String, Path, description = "inq_…")),
-    request_body(content = inline(Object), description = "optional `{\"meta\": {\"comment\": \"…\"}}`"),
+    request_body(content = MetaOnly<ActionMeta>, description = "optional"),
     responses((status = 200, body = SingleDocument<InquiryAttributes>), (status = 404, body = ErrorDocument), (status = 422, body = ErrorDocument)),
     security(("bearer" = []))
 )]
@@ -441,7 +445,7 @@ async fn approve(
 #[utoipa::path(
     post, path = "/api/v1/inquiries/{id}/decline", tag = "Inquiries",
     params(("id" = String, Path, description = "inq_…")),
-    request_body(content = inline(Object), description = "optional `{\"meta\": {\"comment\": \"…\"}}`"),
+    request_body(content = MetaOnly<ActionMeta>, description = "optional"),
     responses((status = 200, body = SingleDocument<InquiryAttributes>), (status = 404, body = ErrorDocument), (status = 422, body = ErrorDocument)),
     security(("bearer" = []))
 )]
@@ -458,7 +462,7 @@ async fn decline(
 #[utoipa::path(
     post, path = "/api/v1/inquiries/{id}/mark-for-review", tag = "Inquiries",
     params(("id" = String, Path, description = "inq_…")),
-    request_body(content = inline(Object), description = "optional `{\"meta\": {\"comment\": \"…\"}}`"),
+    request_body(content = MetaOnly<ActionMeta>, description = "optional"),
     responses((status = 200, body = SingleDocument<InquiryAttributes>), (status = 404, body = ErrorDocument), (status = 422, body = ErrorDocument)),
     security(("bearer" = []))
 )]
@@ -520,6 +524,7 @@ async fn submit(
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
 pub struct LinkMeta {
     /// How long the credential stays valid (60 s – 7 days; default: the template's setting).
+    #[schema(minimum = 60, maximum = 604800)]
     pub expires_in_seconds: Option<u32>,
 }
 

@@ -84,7 +84,7 @@ pub struct CreateTemplateAttributes {
 /// Create an inquiry template; its first version is published at once.
 #[utoipa::path(
     post, path = "/api/v1/inquiry-templates", tag = "Inquiry templates",
-    request_body = inline(Object),
+    request_body = Document<CreateTemplateAttributes>,
     responses(
         (status = 201, body = SingleDocument<TemplateAttributes>),
         (status = 400, body = ErrorDocument), (status = 422, body = ErrorDocument),
@@ -168,7 +168,7 @@ const ONE_ACCEPTS: Accepts = Accepts {
 /// Retrieve an inquiry template.
 #[utoipa::path(
     get, path = "/api/v1/inquiry-templates/{id}", tag = "Inquiry templates",
-    params(("id" = String, Path, description = "itmpl_…"), ("include" = Option<String>, Query, description = "latest-published-version")),
+    params(("id" = String, Path, description = "itmpl_…"), ("include" = Option<String>, Query, description = "latest-published-version", pattern = "^(latest-published-version)?$")),
     responses((status = 200, body = SingleDocument<TemplateAttributes>), (status = 404, body = ErrorDocument)),
     security(("bearer" = []))
 )]
@@ -205,7 +205,7 @@ async fn get_template(
 #[utoipa::path(
     post, path = "/api/v1/inquiry-templates/{id}/versions", tag = "Inquiry templates",
     params(("id" = String, Path, description = "itmpl_…")),
-    request_body = inline(Object),
+    request_body = Document<DefinitionInput>,
     responses(
         (status = 201, body = SingleDocument<TemplateVersionAttributes>),
         (status = 404, body = ErrorDocument), (status = 422, body = ErrorDocument),

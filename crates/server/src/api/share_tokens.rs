@@ -45,11 +45,14 @@ pub fn routes() -> OpenApiRouter<AppState> {
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
 pub struct CreateShareTokenAttributes {
     /// An active connection your organization is the source of (`cxn_…`).
+    #[schema(pattern = "^cxn_[1-9A-HJ-NP-Za-km-z]{24}$")]
     pub connection_id: String,
     /// A `completed` or `approved`, unredacted inquiry of yours (`inq_…`).
+    #[schema(pattern = "^inq_[1-9A-HJ-NP-Za-km-z]{24}$")]
     pub source_id: String,
     /// Lifetime: 60 (1 minute) to 1814400 (21 days); default 1209600 (14 days).
     #[serde(default)]
+    #[schema(minimum = 60, maximum = 1814400)]
     pub expires_in_seconds: Option<i64>,
 }
 
@@ -66,7 +69,7 @@ fn respond(status: StatusCode, caller: &Caller, token: &ShareToken) -> ApiResult
 /// `connect/share-token.outbound-created` (source) and `…inbound-created` (destination).
 #[utoipa::path(
     post, path = "/api/v1/connect/share-tokens", tag = "Connect",
-    request_body(content = inline(Object), description = "`{\"data\": {\"attributes\": {\"connection-id\": \"cxn_…\", \"source-id\": \"inq_…\", \"expires-in-seconds\": 1209600}}}`"),
+    request_body = Document<CreateShareTokenAttributes>,
     responses(
         (status = 201, body = SingleDocument<ShareTokenAttributes>),
         (status = 400, body = ErrorDocument),
@@ -201,7 +204,7 @@ const GET_ACCEPTS: Accepts = Accepts {
         (status = 400, body = ErrorDocument),
         (status = 403, body = ErrorDocument, description = "the source asked to peek"),
         (status = 404, body = ErrorDocument),
-        (status = 422, body = ErrorDocument, description = "a peek over a connection that is not active"),
+        (status = 409, body = ErrorDocument, description = "a peek over a connection that is not active"),
         (status = 429, body = ErrorDocument, description = "too many peeks and previews of this token within the last hour; `Retry-After` says when to try again"),
     ),
     security(("bearer" = []))
@@ -244,7 +247,7 @@ async fn get_share_token(
         (status = 200, body = SingleDocument<ShareTokenAttributes>),
         (status = 403, body = ErrorDocument, description = "the caller is the destination"),
         (status = 404, body = ErrorDocument),
-        (status = 422, body = ErrorDocument, description = "the token is not `created`"),
+        (status = 409, body = ErrorDocument, description = "the token is not `created`"),
     ),
     security(("bearer" = []))
 )]
@@ -257,6 +260,23 @@ async fn expire(
     let id = parse_id(&id, ShareTokenId::parse)?;
     let token = service::expire(&state, &caller.scope, &id).await?;
     respond(StatusCode::OK, &caller, &token)
+}
+
+/// The document's schema of `meta.field-mappings`, which the handler reads by hand.
+fn field_mappings_schema() -> utoipa::openapi::Array {
+    use utoipa::openapi::schema::{AdditionalProperties, ArrayBuilder, ObjectBuilder, Type};
+    let name = || {
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .pattern(Some("^[a-z0-9]+(-[a-z0-9]+)*$"))
+    };
+    let mapping = ObjectBuilder::new()
+        .property("source-field-name", name())
+        .required("source-field-name")
+        .property("destination-field-name", name())
+        .required("destination-field-name")
+        .additional_properties(Some(AdditionalProperties::FreeForm(false)));
+    ArrayBuilder::new().items(mapping).build()
 }
 
 /// `meta.field-mappings`, parsed: its problems point into `meta`.
@@ -272,28 +292,32 @@ fn field_mappings(
 pub struct RedeemAttributes {
     /// Hydrate: an inquiry of yours, `created` (or `pending` with nothing submitted).
     #[serde(default)]
+    #[schema(pattern = "^inq_[1-9A-HJ-NP-Za-km-z]{24}$")]
     pub destination_id: Option<String>,
     /// Extension: create the destination inquiry from this template of yours, then hydrate.
     #[serde(default)]
+    #[schema(pattern = "^itmpl_[1-9A-HJ-NP-Za-km-z]{24}$")]
     pub inquiry_template_id: Option<String>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(rename_all = "kebab-case")]
 pub struct RedeemData {
     #[serde(default)]
     pub attributes: RedeemAttributes,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(rename_all = "kebab-case")]
 pub struct RedeemMeta {
+    /// `[{"source-field-name": "name-first", "destination-field-name": "given-name"}]`.
     /// Checked by hand, so a malformed mapping gets a pointer.
     #[serde(default)]
+    #[schema(schema_with = field_mappings_schema)]
     pub field_mappings: Option<serde_json::Value>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, ToSchema)]
 pub struct RedeemDocument {
     #[serde(default)]
     pub data: RedeemData,
@@ -311,14 +335,14 @@ pub struct RedeemDocument {
 #[utoipa::path(
     post, path = "/api/v1/connect/share-tokens/{id}/redeem", tag = "Connect",
     params(("id" = String, Path, description = "cnst_…")),
-    request_body(content = inline(Object), description = "`{\"data\": {\"attributes\": {\"destination-id\": \"inq_…\"}}, \"meta\": {\"field-mappings\": [{\"source-field-name\": \"name-first\", \"destination-field-name\": \"given-name\"}]}}`"),
+    request_body(content = RedeemDocument, description = "optional: without `destination-id` or `inquiry-template-id` the source inquiry is cloned"),
     responses(
         (status = 202, body = SingleDocument<ShareTokenAttributes>, description = "the token, `pending`, with `relationships.destination`"),
         (status = 400, body = ErrorDocument, description = "malformed field mappings, or both `destination-id` and `inquiry-template-id`"),
         (status = 403, body = ErrorDocument, description = "the caller is the source"),
         (status = 404, body = ErrorDocument),
-        (status = 409, body = ErrorDocument, description = "the token is being or was redeemed"),
-        (status = 422, body = ErrorDocument, description = "connection not active, token expired, or destination inquiry not hydratable"),
+        (status = 409, body = ErrorDocument, description = "the token is being or was redeemed, its connection is not active, or it expired"),
+        (status = 422, body = ErrorDocument, description = "the destination is not an inquiry of yours that can be hydrated (unfinished, unredacted, no other token's), or the template is not one of yours with a published version"),
     ),
     security(("bearer" = []))
 )]
@@ -350,19 +374,22 @@ async fn redeem(
 pub struct PreviewAttributes {
     /// A template of yours (`itmpl_…`) with a published version.
     #[serde(default)]
+    #[schema(required = true, pattern = "^itmpl_[1-9A-HJ-NP-Za-km-z]{24}$")]
     pub inquiry_template_id: Option<String>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(rename_all = "kebab-case")]
 pub struct PreviewData {
     #[serde(default)]
+    #[schema(required = true)]
     pub attributes: PreviewAttributes,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, ToSchema)]
 pub struct PreviewDocument {
     #[serde(default)]
+    #[schema(required = true)]
     pub data: PreviewData,
     #[serde(default)]
     pub meta: RedeemMeta,
@@ -406,13 +433,14 @@ pub struct SharePreviewAttributes {
 #[utoipa::path(
     post, path = "/api/v1/connect/share-tokens/{id}/preview", tag = "Connect",
     params(("id" = String, Path, description = "cnst_…")),
-    request_body(content = inline(Object), description = "`{\"data\": {\"attributes\": {\"inquiry-template-id\": \"itmpl_…\"}}, \"meta\": {\"field-mappings\": [{\"source-field-name\": \"name-first\", \"destination-field-name\": \"given-name\"}]}}`"),
+    request_body = PreviewDocument,
     responses(
         (status = 200, body = SingleDocument<SharePreviewAttributes>),
         (status = 400, body = ErrorDocument, description = "malformed field mappings"),
         (status = 403, body = ErrorDocument, description = "the caller is the source"),
         (status = 404, body = ErrorDocument, description = "no such token, or no such template of yours"),
-        (status = 422, body = ErrorDocument, description = "connection not active, the token is not `created` or has expired, the template is not published, or the source was redacted"),
+        (status = 409, body = ErrorDocument, description = "connection not active, or the token is not `created` or has expired"),
+        (status = 422, body = ErrorDocument, description = "the template is not published, or the source was redacted"),
         (status = 429, body = ErrorDocument, description = "too many peeks and previews of this token within the last hour; `Retry-After` says when to try again"),
     ),
     security(("bearer" = []))

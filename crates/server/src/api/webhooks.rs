@@ -97,7 +97,7 @@ fn respond(status: StatusCode, webhook: &Webhook, with_secrets: bool) -> ApiResu
 /// (besides `rotate-secret`).
 #[utoipa::path(
     post, path = "/api/v1/webhooks", tag = "Webhooks",
-    request_body(content = inline(Object), description = "`{\"data\": {\"attributes\": {\"url\": \"https://…\", \"enabled-events\": [\"inquiry.completed\"]}}}`"),
+    request_body(content = Document<WebhookSettings>, description = "`url` and `enabled-events` are required"),
     responses(
         (status = 201, body = SingleDocument<WebhookAttributes>),
         (status = 400, body = ErrorDocument), (status = 403, body = ErrorDocument),
@@ -193,11 +193,12 @@ async fn get_webhook(
 #[utoipa::path(
     patch, path = "/api/v1/webhooks/{id}", tag = "Webhooks",
     params(("id" = String, Path, description = "wbh_…")),
-    request_body(content = inline(Object), description = "`{\"data\": {\"attributes\": {…}}}`"),
+    request_body(content = Document<WebhookSettings>, description = "only the attributes to change"),
     responses(
         (status = 200, body = SingleDocument<WebhookAttributes>),
         (status = 400, body = ErrorDocument), (status = 404, body = ErrorDocument),
-        (status = 422, body = ErrorDocument, description = "invalid settings, or the webhook is archived"),
+        (status = 409, body = ErrorDocument, description = "the webhook is archived"),
+        (status = 422, body = ErrorDocument, description = "invalid settings"),
     ),
     security(("bearer" = []))
 )]
@@ -229,7 +230,7 @@ async fn act(
     params(("id" = String, Path, description = "wbh_…")),
     responses(
         (status = 200, body = SingleDocument<WebhookAttributes>), (status = 404, body = ErrorDocument),
-        (status = 422, body = ErrorDocument, description = "already archived"),
+        (status = 409, body = ErrorDocument, description = "already archived"),
     ),
     security(("bearer" = []))
 )]
@@ -248,7 +249,7 @@ async fn archive(
     params(("id" = String, Path, description = "wbh_…")),
     responses(
         (status = 200, body = SingleDocument<WebhookAttributes>), (status = 404, body = ErrorDocument),
-        (status = 422, body = ErrorDocument, description = "not disabled"),
+        (status = 409, body = ErrorDocument, description = "not disabled"),
     ),
     security(("bearer" = []))
 )]
@@ -286,6 +287,7 @@ async fn disable(
 pub struct RotateMeta {
     /// How long the current secret keeps signing next to the new one: 0–604800 seconds,
     /// default 86400.
+    #[schema(minimum = 0, maximum = 604800)]
     pub expires_in_seconds: Option<i64>,
 }
 
@@ -294,7 +296,7 @@ pub struct RotateMeta {
 #[utoipa::path(
     post, path = "/api/v1/webhooks/{id}/rotate-secret", tag = "Webhooks",
     params(("id" = String, Path, description = "wbh_…")),
-    request_body(content = inline(Object), description = "`{\"meta\": {\"expires-in-seconds\": 7200}}` (optional)"),
+    request_body(content = MetaOnly<RotateMeta>, description = "optional"),
     responses(
         (status = 200, body = SingleDocument<WebhookAttributes>), (status = 404, body = ErrorDocument),
         (status = 422, body = ErrorDocument, description = "expiry out of range, or the webhook is archived"),

@@ -69,7 +69,7 @@ fn respond(status: StatusCode, view: &WorkflowView, with_secret: bool) -> ApiRes
 /// shown.
 #[utoipa::path(
     post, path = "/api/v1/workflows", tag = "Workflows",
-    request_body(content = inline(Object), description = "`{\"data\": {\"attributes\": {\"name\": \"…\", \"definition\": {\"trigger\": {…}, \"steps\": […]}}}}`"),
+    request_body = Document<CreateWorkflowAttributes>,
     responses(
         (status = 201, body = SingleDocument<WorkflowAttributes>),
         (status = 400, body = ErrorDocument), (status = 403, body = ErrorDocument),
@@ -175,7 +175,7 @@ async fn get_workflow(
 #[utoipa::path(
     post, path = "/api/v1/workflows/{id}/versions", tag = "Workflows",
     params(("id" = String, Path, description = "wfl_…")),
-    request_body(content = inline(Object), description = "`{\"data\": {\"attributes\": {\"definition\": {…}}}}`"),
+    request_body = Document<CreateVersionAttributes>,
     responses(
         (status = 201, body = SingleDocument<WorkflowVersionAttributes>),
         (status = 400, body = ErrorDocument), (status = 404, body = ErrorDocument),

@@ -78,7 +78,7 @@ pub fn parse_body<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
             )
         })?
     };
-    let value = transform_keys(value, &key_to_kebab);
+    let value = whole_numbers_as_integers(transform_keys(value, &key_to_kebab));
     if let Some((pointer, details)) = control_character_in(&value, &mut String::new()) {
         return Err(ApiError::bad_request(details).pointer(pointer));
     }
@@ -108,6 +108,33 @@ pub fn parse_body<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
         };
         ApiError::bad_request(format!("Invalid value at `{pointer}`: {message}.")).pointer(pointer)
     })
+}
+
+/// `7200.0` is the integer 7200 to JSON Schema (and to JavaScript, which may send it so): a
+/// number without a fraction, within the range of `i64`, is read as that integer wherever an
+/// integer is expected.
+fn whole_numbers_as_integers(value: Value) -> Value {
+    match value {
+        Value::Number(n) if n.is_f64() => {
+            let float = n.as_f64().unwrap_or(f64::NAN);
+            // `i64::MAX as f64` rounds up to 2^63, which no i64 holds: the bound is exclusive.
+            let whole = float.fract() == 0.0 && float >= i64::MIN as f64 && float < i64::MAX as f64;
+            if whole {
+                Value::from(float as i64)
+            } else {
+                Value::Number(n)
+            }
+        }
+        Value::Object(map) => Value::Object(
+            map.into_iter()
+                .map(|(k, v)| (k, whole_numbers_as_integers(v)))
+                .collect(),
+        ),
+        Value::Array(items) => {
+            Value::Array(items.into_iter().map(whole_numbers_as_integers).collect())
+        }
+        other => other,
+    }
 }
 
 /// The place of the first string value or member name holding a refused control character
@@ -167,7 +194,7 @@ fn unknown_field_name(message: &str) -> Option<&str> {
 }
 
 /// `{data: {type?, attributes}, meta?}` — the shape of every create/update request.
-#[derive(Debug, serde::Deserialize)]
+#[derive(Debug, serde::Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Document<A, M = EmptyMeta> {
     pub data: DataObject<A>,
@@ -175,7 +202,7 @@ pub struct Document<A, M = EmptyMeta> {
     pub meta: M,
 }
 
-#[derive(Debug, serde::Deserialize)]
+#[derive(Debug, serde::Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DataObject<A> {
     /// Accepted for JSON:API compatibility; the path already names the type.
@@ -185,9 +212,10 @@ pub struct DataObject<A> {
 }
 
 /// A request whose body may carry only `meta` (the action endpoints).
-#[derive(Debug, Default, serde::Deserialize)]
-#[serde(deny_unknown_fields, default)]
+#[derive(Debug, Default, serde::Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct MetaOnly<M: Default> {
+    #[serde(default)]
     pub meta: M,
 }
 
@@ -258,5 +286,33 @@ fn sparse(resource: &mut Value, fields: &Fieldsets) {
 impl IntoResponse for ApiJson {
     fn into_response(self) -> Response {
         (self.0, Json(self.1)).into_response()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[derive(Debug, serde::Deserialize)]
+    struct Seconds {
+        seconds: i64,
+        ratio: Option<f64>,
+    }
+
+    #[test]
+    fn a_whole_number_written_with_a_fraction_is_an_integer() {
+        let read: Seconds = parse_body(br#"{"seconds": 7200.0, "ratio": 0.5}"#).unwrap();
+        assert_eq!(read.seconds, 7200);
+        assert_eq!(read.ratio, Some(0.5));
+        let err = parse_body::<Seconds>(br#"{"seconds": 7200.5}"#).unwrap_err();
+        assert_eq!(err.status, StatusCode::BAD_REQUEST);
+        // Beyond i64: still refused, never wrapped.
+        assert!(parse_body::<Seconds>(br#"{"seconds": 1e19}"#).is_err());
+        assert_eq!(
+            whole_numbers_as_integers(json!([{"n": -3.0}, 1.25])),
+            json!([{"n": -3}, 1.25])
+        );
     }
 }

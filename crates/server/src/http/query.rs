@@ -96,6 +96,9 @@ impl QueryParams {
                                 ))
                             })?;
                     }
+                    // An empty cursor or filter (`page[after]=`, `filter[status]=`) asks for
+                    // nothing.
+                    "after" | "before" if value.is_empty() => {}
                     "after" => params.after = Some(value.into_owned()),
                     "before" => params.before = Some(value.into_owned()),
                     _ => return Err(invalid(format!("Unknown pagination parameter `{name}`."))),
@@ -108,7 +111,9 @@ impl QueryParams {
                             accepts.filters.join(", ")
                         )));
                     }
-                    params.filters.insert(key, value.into_owned());
+                    if !value.is_empty() {
+                        params.filters.insert(key, value.into_owned());
+                    }
                 }
                 ("fields", Some(kind)) => {
                     let attributes = value
@@ -319,5 +324,22 @@ mod tests {
             let err = QueryParams::parse_for(&caller("inquiry.read"), Some(bad), LIST).unwrap_err();
             assert_eq!(err.status, 400, "{bad}");
         }
+    }
+
+    #[test]
+    fn empty_cursors_and_filters_ask_for_nothing() {
+        let q = QueryParams::parse_for(
+            &caller("inquiry.read"),
+            Some("page[after]=&page[before]=&filter[status]=&filter[reference-id]=u-1"),
+            LIST,
+        )
+        .unwrap();
+        assert!(q.after.is_none() && q.before.is_none());
+        assert_eq!(q.filter("status"), None);
+        assert_eq!(q.filter("reference-id"), Some("u-1"));
+        // An empty value does not make an unknown filter known.
+        let err = QueryParams::parse_for(&caller("inquiry.read"), Some("filter[color]="), LIST)
+            .unwrap_err();
+        assert_eq!(err.status, 400);
     }
 }

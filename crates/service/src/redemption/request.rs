@@ -42,7 +42,7 @@ async fn lock_redeemable(
     ensure_connection_active(tx, scope, &token, "redeemed").await?;
     match token.status {
         ShareTokenStatus::Created if token.expires_at > state.now() => Ok(token),
-        ShareTokenStatus::Created | ShareTokenStatus::Expired => Err(ServiceError::invalid(
+        ShareTokenStatus::Created | ShareTokenStatus::Expired => Err(ServiceError::conflict(
             "Share token expired",
             format!(
                 "Share token `{}` expired; ask the source organization for a new one.",
