@@ -625,9 +625,16 @@ async fn dismiss(
     signed.require(DECIDERS)?;
     let id = InquiryId::parse(&id).map_err(|_| PageError::NotFound)?;
     let report = idshare_domain::id::ReportId::parse(&report).map_err(|_| PageError::NotFound)?;
-    let result =
-        service::reports::dismiss(&state, &signed.scope(), &report, None, form.reason.trim())
-            .await
-            .map(|_| ());
+    let reason = form.reason.trim();
+    let result = service::reports::dismiss(
+        &state,
+        &signed.scope(),
+        &report,
+        None,
+        reason,
+        &signed.actor(),
+    )
+    .await
+    .map(|_| ());
     after(&state, &signed, &id, result).await
 }
