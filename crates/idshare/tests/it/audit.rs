@@ -978,10 +978,71 @@ async fn an_action_rolled_back_leaves_no_entry(backend: Backend) {
     }
 }
 
+async fn the_dashboard_export_is_for_admins_and_reviewers_and_filtered(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let bank = app.tenant("Bank").await;
+    let stranger = app.tenant("Stranger").await;
+    add_user(&app, &bank.org_id, "ops@bank.example", Role::Admin).await;
+    add_user(&app, &bank.org_id, "review@bank.example", Role::Reviewer).await;
+    add_user(&app, &bank.org_id, "viewer@bank.example", Role::Viewer).await;
+    add_user(&app, &stranger.org_id, "eve@stranger.example", Role::Admin).await;
+    let template = app.create_template(&bank.sandbox).await;
+    let inquiry = id_of(
+        &app.create_inquiry(&bank.sandbox, &template, json!({}))
+            .await,
+    );
+    let mut reviewer = signed_in(&app, "review@bank.example").await;
+    let page = reviewer
+        .get(&format!("/dashboard/inquiries/{inquiry}"))
+        .await;
+    assert_eq!(page.status, StatusCode::OK);
+
+    // Filtered by object: the view only, by the reviewer.
+    let export = reviewer
+        .get(&format!("/dashboard/audit.csv?object={inquiry}&user="))
+        .await;
+    assert_eq!(export.status, StatusCode::OK);
+    let rows: Vec<&str> = export.body.lines().skip(1).collect();
+    assert_eq!(rows.len(), 1, "{}", export.body);
+    let reviewer_id = user_id(&app, &bank.org_id, "review@bank.example").await;
+    assert!(
+        rows[0].contains(&format!(
+            ",inquiry.viewed,user,{reviewer_id},inquiry,{inquiry},req_"
+        )),
+        "{}",
+        rows[0]
+    );
+    // Filtered by user: the admin did nothing here.
+    let admins = reviewer
+        .get("/dashboard/audit.csv?object=&user=ops%40bank.example")
+        .await;
+    assert_eq!(admins.body.lines().count(), 1, "{}", admins.body);
+    // A bad filter is a page saying why, not a file.
+    let bad = reviewer
+        .get("/dashboard/audit.csv?object=%3Cscript%3E&user=")
+        .await;
+    assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(!bad.content_type.starts_with("text/csv"));
+    assert!(!bad.body.contains("<script>"));
+
+    // A viewer may not export; another organization's admin exports none of it.
+    let mut viewer = signed_in(&app, "viewer@bank.example").await;
+    let refused = viewer.get("/dashboard/audit.csv?object=&user=").await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN);
+    assert!(!refused.body.contains(&inquiry));
+    let mut eve = signed_in(&app, "eve@stranger.example").await;
+    let theirs = eve
+        .get(&format!("/dashboard/audit.csv?object={inquiry}&user="))
+        .await;
+    assert_eq!(theirs.status, StatusCode::OK);
+    assert_eq!(theirs.body.lines().count(), 1, "{}", theirs.body);
+}
+
 backend_tests!(
     every_action_is_audited_with_actor_object_and_request_id,
     the_log_needs_audit_read_and_stays_in_its_organization_and_environment,
     the_csv_export_holds_the_filtered_entries,
     retention_deletes_only_entries_past_the_period,
     an_action_rolled_back_leaves_no_entry,
+    the_dashboard_export_is_for_admins_and_reviewers_and_filtered,
 );
