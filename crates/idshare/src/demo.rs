@@ -24,7 +24,9 @@ use idshare_domain::{
 };
 use idshare_server::{app, config::Config, state::AppState};
 use idshare_service::{
-    Creator, connections,
+    Creator,
+    audit::Actor,
+    connections,
     inquiries::{self, CreateInquiry, TemplateRef},
     redemption::{self, Redeem},
     templates, webhooks, workflows,
@@ -75,6 +77,13 @@ struct Party {
     key_id: ApiKeyId,
     key: String,
     logins: Vec<Login>,
+}
+
+impl Party {
+    /// The demo acts through the party's API key, as a client of the API would.
+    fn actor(&self) -> Actor {
+        Actor::api_key(self.key_id.clone(), None)
+    }
 }
 
 /// What the tour set up, to print.
@@ -260,6 +269,7 @@ async fn fintech_webhook(state: &AppState, fintech: &Party) -> anyhow::Result<St
             enabled_events: Some(vec!["*".to_owned()]),
             ..Default::default()
         },
+        &fintech.actor(),
     )
     .await?;
     let _ = secret.set(webhook.secret);
@@ -352,7 +362,8 @@ async fn template(
     name: &str,
     definition: Value,
 ) -> anyhow::Result<InquiryTemplateId> {
-    let (template, _) = templates::create(state, &party.scope, name, &definition).await?;
+    let (template, _) =
+        templates::create(state, &party.scope, name, &definition, &party.actor()).await?;
     Ok(template.id)
 }
 
@@ -362,6 +373,7 @@ async fn connect(state: &AppState, bank: &Party, fintech: &Party) -> anyhow::Res
         state,
         &bank.scope,
         Creator::ApiKey(&bank.key_id),
+        &bank.actor(),
         fintech.org_id.as_str(),
     )
     .await?;
@@ -370,6 +382,7 @@ async fn connect(state: &AppState, bank: &Party, fintech: &Party) -> anyhow::Res
         &fintech.scope,
         &connection.id,
         ConnectionAction::Activate,
+        &fintech.actor(),
     )
     .await?;
     Ok(connection.id)
@@ -381,8 +394,9 @@ async fn published_workflow(
     name: &str,
     definition: Value,
 ) -> anyhow::Result<WorkflowId> {
-    let created = workflows::create(state, &party.scope, name, &definition).await?;
-    workflows::publish(state, &party.scope, &created.workflow.id).await?;
+    let actor = party.actor();
+    let created = workflows::create(state, &party.scope, name, &definition, &actor).await?;
+    workflows::publish(state, &party.scope, &created.workflow.id, &actor).await?;
     Ok(created.workflow.id)
 }
 
@@ -511,6 +525,7 @@ async fn redeem(
             inquiry_template_id: Some(template.to_string()),
             field_mappings: vec![],
         },
+        &fintech.actor(),
     )
     .await?)
 }

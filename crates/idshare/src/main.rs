@@ -28,7 +28,11 @@ use idshare_server::{
     config::{Config, LogFormat, Overrides, Secret},
     state::AppState,
 };
-use idshare_store::{MasterKeySource, Scope, Store, StoreError, api_keys, orgs, users};
+use idshare_store::{
+    MasterKeySource, Scope, Store, StoreError, api_keys,
+    audit::{self, Actor},
+    orgs, users,
+};
 use time::OffsetDateTime;
 
 #[derive(Debug, Parser)]
@@ -945,11 +949,16 @@ async fn admin(cli: &Cli, command: &AdminCommand) -> anyhow::Result<()> {
             if orgs::get(&mut tx, &org_id).await?.is_none() {
                 bail!("no organization {org_id}");
             }
-            let (key, secret) = api_keys::create(
+            let scope = Scope::new(org_id, environment);
+            let (key, secret) = api_keys::create(&mut tx, &scope, name, &permissions, now).await?;
+            // An operator at the command line is neither a user nor a key: the system acts.
+            let object = ("api-key", key.id.as_str());
+            audit::record_by(
                 &mut tx,
-                &Scope::new(org_id, environment),
-                name,
-                &permissions,
+                &scope,
+                &Actor::system(),
+                "api-key.created",
+                object,
                 now,
             )
             .await?;
@@ -968,6 +977,24 @@ async fn admin(cli: &Cli, command: &AdminCommand) -> anyhow::Result<()> {
             let store = open_without_key(cli, storage, false).await?;
             let mut tx = store.begin_write().await?;
             let revoked = api_keys::revoke(&mut tx, &id, now).await?;
+            if revoked {
+                let scope = api_keys::list_all(&mut tx, None)
+                    .await?
+                    .into_iter()
+                    .find(|key| key.id == id)
+                    .map(|key| key.scope)
+                    .context("the revoked key vanished")?;
+                let object = ("api-key", id.as_str());
+                audit::record_by(
+                    &mut tx,
+                    &scope,
+                    &Actor::system(),
+                    "api-key.revoked",
+                    object,
+                    now,
+                )
+                .await?;
+            }
             tx.commit().await?;
             if !revoked {
                 bail!("no active API key {id}");

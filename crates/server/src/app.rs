@@ -89,6 +89,7 @@ pub fn api_routes(upload_limit: usize) -> OpenApiRouter<AppState> {
         .merge(api::share_tokens::routes())
         .merge(api::webhooks::routes())
         .merge(api::workflows::routes())
+        .merge(api::audit_entries::routes())
 }
 
 /// The complete application router.
@@ -280,8 +281,9 @@ const MAINTENANCE_INTERVAL: Duration = Duration::from_secs(60);
 /// and the search reads every ended inquiry not yet redacted.
 const RETENTION_EVERY_RUNS: u32 = 60;
 
-/// Periodic housekeeping: redacts inquiries past their retention period, expires unfinished
-/// inquiries past their expiry time, and prunes idempotency records past their retention.
+/// Periodic housekeeping: redacts inquiries past their retention period and deletes audit
+/// entries past theirs (hourly), expires unfinished inquiries past their expiry time, and
+/// prunes idempotency records past their retention.
 async fn maintenance(state: AppState) {
     let mut interval = tokio::time::interval(MAINTENANCE_INTERVAL);
     for run in 0_u32.. {
@@ -293,6 +295,15 @@ async fn maintenance(state: AppState) {
                     tracing::info!(redacted, "redacted inquiries past their retention period");
                 }
                 Err(e) => tracing::warn!(error = %e, "could not redact inquiries past retention"),
+            }
+            if let Some(days) = state.config().audit_retention_days {
+                match idshare_service::audit::delete_expired(&state, days.get()).await {
+                    Ok(0) => {}
+                    Ok(deleted) => {
+                        tracing::info!(deleted, "deleted audit entries past their retention");
+                    }
+                    Err(e) => tracing::warn!(error = %e, "could not delete old audit entries"),
+                }
             }
         }
         match idshare_service::inquiries::expire_due(&state).await {

@@ -129,6 +129,9 @@ pub struct Config {
     /// The base URL of an OpenTelemetry collector's OTLP/HTTP receiver
     /// (`http://collector:4318`): spans are exported to `<url>/v1/traces`. Off by default.
     pub otlp_endpoint: Option<String>,
+    /// Days an audit entry is kept; older ones are deleted by the hourly housekeeping, in
+    /// batches. Unset (the default): kept forever.
+    pub audit_retention_days: Option<std::num::NonZeroU32>,
 }
 
 impl Default for Config {
@@ -165,6 +168,7 @@ impl Default for Config {
             metrics_token: None,
             metrics_token_file: None,
             otlp_endpoint: None,
+            audit_retention_days: None,
         }
     }
 }

@@ -8,13 +8,13 @@ use idshare_domain::{
     id::{ConnectionId, OrgId},
 };
 use idshare_store::{
-    Scope, StoreError, Tx,
+    Scope, StoreError, Tx, audit,
     connections::{self, Connection},
     events, orgs,
 };
 
 use super::ServiceError;
-use crate::{ServiceContext, render};
+use crate::{ServiceContext, audit::Actor, render};
 
 const DESTINATION_INPUT: &str = "destination-organization-id";
 
@@ -24,6 +24,7 @@ pub async fn create(
     state: &ServiceContext,
     scope: &Scope,
     creator: super::Creator<'_>,
+    actor: &Actor,
     destination: &str,
 ) -> Result<Connection, ServiceError> {
     let unknown = || {
@@ -67,6 +68,15 @@ pub async fn create(
         Err(e) => return Err(e.into()),
     }
     record(state, &mut tx, names::CONNECTION_CREATED, &connection).await?;
+    audit::record_by(
+        &mut tx,
+        scope,
+        actor,
+        "connection.created",
+        ("connection", connection.id.as_str()),
+        now,
+    )
+    .await?;
     tx.commit().await?;
     Ok(connection)
 }
@@ -121,6 +131,7 @@ pub async fn act(
     scope: &Scope,
     id: &ConnectionId,
     action: ConnectionAction,
+    actor: &Actor,
 ) -> Result<Connection, ServiceError> {
     let now = state.now();
     let mut tx = state.store().begin_write().await?;
@@ -157,6 +168,20 @@ pub async fn act(
         Err(e) => return Err(e.into()),
     }
     record(state, &mut tx, action.event_name(), &connection).await?;
+    let name = match action {
+        ConnectionAction::Activate => "connection.activated",
+        ConnectionAction::Deactivate => "connection.deactivated",
+        ConnectionAction::Reactivate => "connection.reactivated",
+    };
+    audit::record_by(
+        &mut tx,
+        scope,
+        actor,
+        name,
+        ("connection", connection.id.as_str()),
+        now,
+    )
+    .await?;
     tx.commit().await?;
     Ok(connection)
 }

@@ -216,7 +216,8 @@ pub fn download_url(
     (url, expires_at)
 }
 
-/// The content of a file named by a signed URL; any flaw in the URL is a 404.
+/// The content of a file named by a signed URL; any flaw in the URL is a 404. The download is
+/// in the audit log, by `actor`: the link is the credential, so the system, in the request.
 pub async fn download(
     state: &ServiceContext,
     file: &str,
@@ -224,6 +225,7 @@ pub async fn download(
     environment: &str,
     expires: i64,
     signature: &str,
+    actor: &crate::audit::Actor,
 ) -> Result<(StoredFile, Vec<u8>), ServiceError> {
     let file = FileId::parse(file).map_err(|_| ServiceError::not_found())?;
     let scope = Scope::new(
@@ -248,9 +250,19 @@ pub async fn download(
         });
     }
     let mut tx = state.store().begin_read().await?;
-    files::content(&mut tx, state.store().crypto(), &scope, &file)
+    let content = files::content(&mut tx, state.store().crypto(), &scope, &file)
         .await?
-        .ok_or_else(ServiceError::not_found)
+        .ok_or_else(ServiceError::not_found)?;
+    drop(tx);
+    crate::audit::record_view(
+        state,
+        &scope,
+        actor,
+        "file.downloaded",
+        ("file", file.as_str()),
+    )
+    .await?;
+    Ok(content)
 }
 
 /// 404 unless the inquiry exists in the caller's scope.

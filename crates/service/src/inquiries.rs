@@ -11,7 +11,7 @@ use idshare_domain::{
     verification::Subject,
 };
 use idshare_store::{
-    Scope, Tx, events,
+    Scope, Tx, audit, events,
     inquiries::{self, Inquiry, InquiryData, NewInquiry},
     templates::{self, VersionStatus},
 };
@@ -20,7 +20,7 @@ use std::sync::Arc;
 use time::{Duration, OffsetDateTime};
 
 use super::{Problem, ServiceError};
-use crate::{ServiceContext, render};
+use crate::{ServiceContext, audit::Actor, render};
 
 const MAX_NOTE_CHARS: usize = 10_000;
 const MAX_REFERENCE_ID_CHARS: usize = 255;
@@ -368,6 +368,7 @@ pub async fn act(
     id: &InquiryId,
     action: InquiryAction,
     comment: Option<String>,
+    actor: &Actor,
 ) -> Result<InquiryView, ServiceError> {
     let now = state.now();
     let comment = text_limit(comment, MAX_COMMENT_CHARS, "comment")?;
@@ -395,6 +396,15 @@ pub async fn act(
         idshare_store::sessions::expire_all(&mut tx, id, now).await?;
     }
     record(state, &mut tx, scope, action.event_name(), &view).await?;
+    audit::record_by(
+        &mut tx,
+        scope,
+        actor,
+        action.event_name(),
+        ("inquiry", id.as_str()),
+        now,
+    )
+    .await?;
     tx.commit().await?;
     Ok(view)
 }
@@ -404,6 +414,7 @@ pub async fn redact(
     state: &ServiceContext,
     scope: &Scope,
     id: &InquiryId,
+    actor: &Actor,
 ) -> Result<InquiryView, ServiceError> {
     let now = state.now();
     let mut tx = state.store().begin_write().await?;
@@ -426,6 +437,15 @@ pub async fn redact(
         related: inquiries::related(&mut tx, scope, id).await?,
     };
     record(state, &mut tx, scope, names::INQUIRY_REDACTED, &view).await?;
+    audit::record_by(
+        &mut tx,
+        scope,
+        actor,
+        names::INQUIRY_REDACTED,
+        ("inquiry", id.as_str()),
+        now,
+    )
+    .await?;
     tx.commit().await?;
     Ok(view)
 }
@@ -532,6 +552,7 @@ pub async fn open_for_end_user(
     id: &InquiryId,
     kind: idshare_store::sessions::SessionKind,
     lifetime: Option<u32>,
+    actor: &Actor,
 ) -> Result<(InquiryView, String, OffsetDateTime), ServiceError> {
     let now = state.now();
     let mut tx = state.store().begin_write().await?;
@@ -579,12 +600,19 @@ pub async fn open_for_end_user(
     let expires_at = now + Duration::seconds(i64::from(seconds));
     let (_, token) =
         idshare_store::sessions::create(&mut tx, scope, id, kind, expires_at, now).await?;
+    let action = match kind {
+        idshare_store::sessions::SessionKind::OneTimeLink => "inquiry.one-time-link-created",
+        _ => "inquiry.session-created",
+    };
+    audit::record_by(&mut tx, scope, actor, action, ("inquiry", id.as_str()), now).await?;
     tx.commit().await?;
     Ok((view, token, expires_at))
 }
 
-/// Expires every unfinished inquiry past its expiry time (the expiry job); returns how many.
+/// Expires every unfinished inquiry past its expiry time (the expiry job, the system's act in
+/// the audit log); returns how many.
 pub async fn expire_due(state: &ServiceContext) -> Result<usize, ServiceError> {
+    let system = Actor::system();
     let mut expired = 0;
     loop {
         let due = {
@@ -595,7 +623,7 @@ pub async fn expire_due(state: &ServiceContext) -> Result<usize, ServiceError> {
             return Ok(expired);
         }
         for (scope, id) in due {
-            match act(state, &scope, &id, InquiryAction::Expire, None).await {
+            match act(state, &scope, &id, InquiryAction::Expire, None, &system).await {
                 Ok(_) => expired += 1,
                 // Finished or resumed meanwhile: the transition no longer applies.
                 Err(ServiceError::Conflict { .. }) => {}

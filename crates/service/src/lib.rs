@@ -4,6 +4,7 @@
 //! (or the narrower thing it needs), never the HTTP server's state: this crate does not depend on
 //! the web framework, and the server depends on it.
 
+pub mod audit;
 pub mod confirmations;
 pub mod connections;
 pub mod context;

@@ -2,6 +2,7 @@
 
 use idshare_domain::{template::TemplateDefinition, time_format::format_timestamp};
 use idshare_store::{
+    audit::AuditEntry,
     checks::{StoredReport, StoredVerification},
     events::Event,
     files::StoredFile,
@@ -851,4 +852,41 @@ pub fn workflow_run(r: &idshare_store::workflows::Run) -> ResourceObject<Workflo
         Some(("workflow-version", r.version_id.as_str())),
     )
     .relationship("event", Some(("event", r.event_id.as_str())))
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "kebab-case")]
+pub struct AuditEntryAttributes {
+    /// e.g. `inquiry.viewed`, `share-token.redeemed`, `webhook.created`.
+    pub action: String,
+    /// `user` (a dashboard user), `api-key` or `system` (the server on its own: expiries,
+    /// retention, workflows, signed download links).
+    pub actor_type: String,
+    /// The user's or the key's id; null for the system.
+    pub actor_id: Option<String>,
+    pub object_type: String,
+    pub object_id: String,
+    /// The `Request-Id` of the HTTP request the action was made in; null for the server's own
+    /// work.
+    pub request_id: Option<String>,
+    /// Where a sign-in came from; null for other actions.
+    pub client_address: Option<String>,
+    pub created_at: String,
+}
+
+pub fn audit_entry(entry: &AuditEntry) -> ResourceObject<AuditEntryAttributes> {
+    ResourceObject::new(
+        "audit-entry",
+        entry.id.as_str(),
+        AuditEntryAttributes {
+            action: entry.action.clone(),
+            actor_type: entry.actor.kind().to_owned(),
+            actor_id: entry.actor.id().map(str::to_owned),
+            object_type: entry.object_type.clone(),
+            object_id: entry.object_id.clone(),
+            request_id: entry.request_id.as_ref().map(ToString::to_string),
+            client_address: entry.client_address.clone(),
+            created_at: format_timestamp(entry.created_at),
+        },
+    )
 }

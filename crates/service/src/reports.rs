@@ -1,11 +1,11 @@
 //! Reports: reading them and dismissing false-positive matches.
 
 use idshare_domain::id::ReportId;
-use idshare_store::{Scope, checks, events};
+use idshare_store::{Scope, audit, checks, events};
 use serde_json::{Value, json};
 
 use super::ServiceError;
-use crate::{ServiceContext, render};
+use crate::{ServiceContext, audit::Actor, render};
 
 /// Dismisses one match (by list entity id) of a report, or all of them when `entity_id` is
 /// `None`. `has-match` turns false when no match is left open.
@@ -15,6 +15,7 @@ pub async fn dismiss(
     id: &ReportId,
     entity_id: Option<&str>,
     reason: &str,
+    actor: &Actor,
 ) -> Result<checks::StoredReport, ServiceError> {
     let now = state.now();
     let crypto = state.store().crypto();
@@ -102,6 +103,8 @@ pub async fn dismiss(
         },
     )
     .await?;
+    let object = ("report", updated.id.as_str());
+    audit::record_by(&mut tx, scope, actor, "report.dismissed", object, now).await?;
     tx.commit().await?;
     Ok(updated)
 }

@@ -3,14 +3,14 @@
 //! inquiries whose period has run out (housekeeping).
 
 use idshare_domain::{
-    id::{InquiryTemplateId, UserId},
+    id::InquiryTemplateId,
     inquiry::InquiryStatus,
     retention::{self, EndTimes, RetentionDays, RetentionSource},
 };
 use idshare_store::{Scope, audit, inquiries::Inquiry, retention as store};
 use time::OffsetDateTime;
 
-use crate::{ServiceContext, ServiceError, inquiries};
+use crate::{ServiceContext, ServiceError, audit::Actor, inquiries};
 
 /// Inquiries redacted per read of the overdue ones.
 const BATCH: u32 = 100;
@@ -58,17 +58,17 @@ pub async fn set_template(
     scope: &Scope,
     id: &InquiryTemplateId,
     days: Option<RetentionDays>,
-    user: &UserId,
+    actor: &Actor,
 ) -> Result<(), ServiceError> {
     let now = state.now();
     let mut tx = state.store().begin_write().await?;
     if !store::set_template(&mut tx, scope, id, days, now).await? {
         return Err(ServiceError::NotFound { input: None });
     }
-    audit::record(
+    audit::record_by(
         &mut tx,
         scope,
-        user,
+        actor,
         "inquiry-template.retention-changed",
         ("inquiry-template", id.as_str()),
         now,
@@ -83,15 +83,15 @@ pub async fn set_organization_default(
     state: &ServiceContext,
     scope: &Scope,
     days: Option<RetentionDays>,
-    user: &UserId,
+    actor: &Actor,
 ) -> Result<(), ServiceError> {
     let now = state.now();
     let mut tx = state.store().begin_write().await?;
     store::set_organization_default(&mut tx, &scope.org_id, days).await?;
-    audit::record(
+    audit::record_by(
         &mut tx,
         scope,
-        user,
+        actor,
         "organization.retention-changed",
         ("organization", scope.org_id.as_str()),
         now,
@@ -142,6 +142,7 @@ pub async fn scheduled_redaction(
 /// Redacts every inquiry whose retention period has run out (housekeeping), each as
 /// `POST …/redact` would (its data destroyed, the `inquiry.redacted` event); returns how many.
 pub async fn redact_overdue(state: &ServiceContext) -> Result<usize, ServiceError> {
+    let system = Actor::system();
     let mut redacted = 0;
     loop {
         let due = {
@@ -152,7 +153,7 @@ pub async fn redact_overdue(state: &ServiceContext) -> Result<usize, ServiceErro
             return Ok(redacted);
         }
         for (scope, id) in due {
-            match inquiries::redact(state, &scope, &id).await {
+            match inquiries::redact(state, &scope, &id, &system).await {
                 Ok(_) => redacted += 1,
                 // Redacted by someone else meanwhile: no longer overdue either.
                 Err(ServiceError::Conflict { .. }) => {}

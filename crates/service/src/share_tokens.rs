@@ -21,7 +21,7 @@ use idshare_domain::{
     template::VerificationType,
 };
 use idshare_store::{
-    Scope, StoreError, Tx, checks, connections, events, inquiries,
+    Scope, StoreError, Tx, audit, checks, connections, events, inquiries,
     share_tokens::{self, ShareToken},
     templates,
 };
@@ -29,7 +29,9 @@ use serde_json::{Map, Value, json};
 
 use super::ServiceError;
 use crate::{
-    ServiceContext, pipeline,
+    ServiceContext,
+    audit::Actor,
+    pipeline,
     redemption::FieldMapping,
     render::{self, Peek},
 };
@@ -54,6 +56,7 @@ pub async fn create(
     state: &ServiceContext,
     scope: &Scope,
     creator: super::Creator<'_>,
+    actor: &Actor,
     new: NewShareToken<'_>,
 ) -> Result<ShareToken, ServiceError> {
     let ttl = share_token::ttl(new.expires_in_seconds).map_err(|e| {
@@ -140,6 +143,15 @@ pub async fn create(
     };
     share_tokens::insert(&mut tx, &token).await?;
     record(state, &mut tx, share_token::created_event, &token).await?;
+    audit::record_by(
+        &mut tx,
+        scope,
+        actor,
+        "share-token.created",
+        object(&token),
+        now,
+    )
+    .await?;
     tx.commit().await?;
     Ok(token)
 }
@@ -257,6 +269,7 @@ pub async fn get(
     scope: &Scope,
     id: &ShareTokenId,
     peek: bool,
+    actor: &Actor,
 ) -> Result<(ShareToken, Option<Peek>), ServiceError> {
     if !peek {
         let mut tx = state.store().begin_read().await?;
@@ -268,6 +281,15 @@ pub async fn get(
     let mut tx = state.store().begin_write().await?;
     let token = lock_for_read(&mut tx, scope, id, SourceRead::Peek).await?;
     admit_read(state, &mut tx, &token, SourceRead::Peek).await?;
+    audit::record_by(
+        &mut tx,
+        scope,
+        actor,
+        "share-token.peeked",
+        object(&token),
+        state.now(),
+    )
+    .await?;
     tx.commit().await?;
     let mut tx = state.store().begin_read().await?;
     let peek = peek_source(&mut tx, state, &token).await?;
@@ -346,6 +368,7 @@ pub async fn preview(
     id: &ShareTokenId,
     template_id: &str,
     mappings: &[FieldMapping],
+    actor: &Actor,
 ) -> Result<(ShareToken, InquiryTemplateId, Preview), ServiceError> {
     let now = state.now();
     let crypto = state.store().crypto();
@@ -383,6 +406,15 @@ pub async fn preview(
         .filter(|s| s.redacted_at.is_none())
         .ok_or_else(source_redacted)?;
     admit_read(state, &mut tx, &token, SourceRead::Preview).await?;
+    audit::record_by(
+        &mut tx,
+        scope,
+        actor,
+        "share-token.previewed",
+        object(&token),
+        now,
+    )
+    .await?;
     tx.commit().await?;
 
     let mut tx = state.store().begin_read().await?;
@@ -417,11 +449,12 @@ pub async fn preview(
     Ok((token, template_id, prediction))
 }
 
-/// Expires a `created` token (source only), with its events.
+/// Expires a `created` token (source only), with its events and its audit entry.
 pub async fn expire(
     state: &ServiceContext,
     scope: &Scope,
     id: &ShareTokenId,
+    actor: &Actor,
 ) -> Result<ShareToken, ServiceError> {
     let now = state.now();
     let mut tx = state.store().begin_write().await?;
@@ -449,12 +482,23 @@ pub async fn expire(
     token.expired_at = Some(now);
     token.updated_at = now;
     record(state, &mut tx, share_token::expired_event, &token).await?;
+    audit::record_by(
+        &mut tx,
+        scope,
+        actor,
+        "share-token.expired",
+        object(&token),
+        now,
+    )
+    .await?;
     tx.commit().await?;
     Ok(token)
 }
 
-/// Expires every `created` token past its `expires-at` (the TTL job); returns how many.
+/// Expires every `created` token past its `expires-at` (the TTL job, the system's act in the
+/// audit log); returns how many.
 pub async fn expire_due(state: &ServiceContext) -> Result<usize, ServiceError> {
+    let system = Actor::system();
     let mut expired = 0;
     loop {
         let due = {
@@ -466,7 +510,7 @@ pub async fn expire_due(state: &ServiceContext) -> Result<usize, ServiceError> {
         }
         let mut progressed = false;
         for (scope, id) in due {
-            match expire(state, &scope, &id).await {
+            match expire(state, &scope, &id, &system).await {
                 Ok(_) => {
                     expired += 1;
                     progressed = true;
@@ -482,6 +526,11 @@ pub async fn expire_due(state: &ServiceContext) -> Result<usize, ServiceError> {
             return Ok(expired);
         }
     }
+}
+
+/// A token as the audit log names it.
+pub(crate) fn object(token: &ShareToken) -> (&'static str, &str) {
+    ("share-token", token.id.as_str())
 }
 
 /// The message as a sentence: capitalized (the domain writes it lower-case, to embed).

@@ -6,13 +6,13 @@ use idshare_domain::{
     template::TemplateDefinition,
 };
 use idshare_store::{
-    Scope, Tx, events,
+    Scope, Tx, audit, events,
     templates::{self, NewDefinition, Template, TemplateVersion, VersionStatus},
 };
 use serde_json::Value;
 
 use super::ServiceError;
-use crate::{ServiceContext, render};
+use crate::{ServiceContext, audit::Actor, render};
 
 /// Validates a definition (within its size caps, before any transaction opens) and returns it
 /// ready to store: canonical JSON, defaults filled in. Report lists must name lists that were
@@ -66,6 +66,7 @@ pub async fn create(
     scope: &Scope,
     name: &str,
     definition: &Value,
+    actor: &Actor,
 ) -> Result<(Template, TemplateVersion), ServiceError> {
     let name = check_name(name)?;
     let definition = canonical(state, definition).await?;
@@ -77,9 +78,9 @@ pub async fn create(
         state,
         &mut tx,
         scope,
+        actor,
         names::INQUIRY_TEMPLATE_CREATED,
-        "inquiry-template",
-        template.id.as_str(),
+        ("inquiry-template", template.id.as_str()),
         &payload,
     )
     .await?;
@@ -92,6 +93,7 @@ pub async fn create_version(
     scope: &Scope,
     template_id: &InquiryTemplateId,
     definition: &Value,
+    actor: &Actor,
 ) -> Result<TemplateVersion, ServiceError> {
     let definition = canonical(state, definition).await?;
     let now = state.now();
@@ -106,9 +108,9 @@ pub async fn create_version(
         state,
         &mut tx,
         scope,
+        actor,
         names::INQUIRY_TEMPLATE_VERSION_CREATED,
-        "inquiry-template-version",
-        version.id.as_str(),
+        ("inquiry-template-version", version.id.as_str()),
         &payload,
     )
     .await?;
@@ -120,6 +122,7 @@ pub async fn publish_version(
     state: &ServiceContext,
     scope: &Scope,
     version_id: &InquiryTemplateVersionId,
+    actor: &Actor,
 ) -> Result<TemplateVersion, ServiceError> {
     let now = state.now();
     let mut tx = state.store().begin_write().await?;
@@ -146,9 +149,9 @@ pub async fn publish_version(
         state,
         &mut tx,
         scope,
+        actor,
         names::INQUIRY_TEMPLATE_VERSION_PUBLISHED,
-        "inquiry-template-version",
-        version.id.as_str(),
+        ("inquiry-template-version", version.id.as_str()),
         &payload,
     )
     .await?;
@@ -156,15 +159,25 @@ pub async fn publish_version(
     Ok(version)
 }
 
+/// Records the change's event, and its audit entry by `actor` under the same name.
 async fn record(
     state: &ServiceContext,
     tx: &mut Tx,
     scope: &Scope,
+    actor: &Actor,
     name: &str,
-    object_type: &str,
-    object_id: &str,
+    (object_type, object_id): (&str, &str),
     payload: &Value,
 ) -> Result<(), ServiceError> {
+    audit::record_by(
+        tx,
+        scope,
+        actor,
+        name,
+        (object_type, object_id),
+        state.now(),
+    )
+    .await?;
     crate::events::record(
         state,
         tx,

@@ -22,7 +22,7 @@ use idshare_domain::{
     webhook_signature::{HEADER_NAME, signature_header},
 };
 use idshare_store::{
-    Scope,
+    Scope, audit,
     events::{self, Event},
     jobs::Job,
     webhooks::{self, Attempt, Delivery, Webhook},
@@ -30,7 +30,7 @@ use idshare_store::{
 use time::Duration;
 
 use super::{Problem, ServiceError};
-use crate::{ServiceContext, jobs::JobKind, render};
+use crate::{ServiceContext, audit::Actor, jobs::JobKind, render};
 
 const MAX_NAME_CHARS: usize = 200;
 const MAX_DESCRIPTION_CHARS: usize = 2000;
@@ -212,6 +212,7 @@ pub async fn create(
     state: &ServiceContext,
     scope: &Scope,
     settings: Settings,
+    actor: &Actor,
 ) -> Result<Webhook, ServiceError> {
     let missing = |name: &str| ServiceError::malformed(format!("`{name}` is required.")).at(name);
     if settings.url.is_none() {
@@ -241,6 +242,15 @@ pub async fn create(
     apply(state, &mut webhook, settings)?;
     let mut tx = state.store().begin_write().await?;
     webhooks::insert(&mut tx, state.store().crypto(), &webhook).await?;
+    audit::record_by(
+        &mut tx,
+        scope,
+        actor,
+        "webhook.created",
+        object(&webhook),
+        now,
+    )
+    .await?;
     tx.commit().await?;
     Ok(webhook)
 }
@@ -269,6 +279,7 @@ pub async fn update(
     scope: &Scope,
     id: &WebhookId,
     settings: Settings,
+    actor: &Actor,
 ) -> Result<Webhook, ServiceError> {
     let crypto = state.store().crypto();
     let mut tx = state.store().begin_write().await?;
@@ -284,8 +295,22 @@ pub async fn update(
     apply(state, &mut webhook, settings)?;
     webhook.updated_at = state.now();
     webhooks::save(&mut tx, crypto, &webhook).await?;
+    audit::record_by(
+        &mut tx,
+        scope,
+        actor,
+        "webhook.updated",
+        object(&webhook),
+        webhook.updated_at,
+    )
+    .await?;
     tx.commit().await?;
     Ok(webhook)
+}
+
+/// A webhook as the audit log names it.
+fn object(webhook: &Webhook) -> (&'static str, &str) {
+    ("webhook", webhook.id.as_str())
 }
 
 /// Enables, disables or archives a webhook.
@@ -294,6 +319,7 @@ pub async fn act(
     scope: &Scope,
     id: &WebhookId,
     action: WebhookAction,
+    actor: &Actor,
 ) -> Result<Webhook, ServiceError> {
     let crypto = state.store().crypto();
     let mut tx = state.store().begin_write().await?;
@@ -318,6 +344,8 @@ pub async fn act(
         let reason = format!("not sent: the webhook was {to}");
         webhooks::abandon_pending(&mut tx, &webhook.id, &reason, now).await?;
     }
+    let name = format!("webhook.{to}");
+    audit::record_by(&mut tx, scope, actor, &name, object(&webhook), now).await?;
     tx.commit().await?;
     Ok(webhook)
 }
@@ -328,6 +356,7 @@ pub async fn rotate_secret(
     scope: &Scope,
     id: &WebhookId,
     overlap_seconds: Option<i64>,
+    actor: &Actor,
 ) -> Result<Webhook, ServiceError> {
     let overlap = overlap_seconds.unwrap_or(DEFAULT_ROTATION_OVERLAP_SECONDS);
     if !(0..=MAX_ROTATION_OVERLAP_SECONDS).contains(&overlap) {
@@ -356,6 +385,15 @@ pub async fn rotate_secret(
     webhook.previous_secret = (overlap > 0).then(|| (previous, now + Duration::seconds(overlap)));
     webhook.updated_at = now;
     webhooks::save(&mut tx, crypto, &webhook).await?;
+    audit::record_by(
+        &mut tx,
+        scope,
+        actor,
+        "webhook.secret-rotated",
+        object(&webhook),
+        now,
+    )
+    .await?;
     tx.commit().await?;
     Ok(webhook)
 }
@@ -366,6 +404,7 @@ pub async fn redeliver(
     scope: &Scope,
     webhook_id: &WebhookId,
     id: &WebhookDeliveryId,
+    actor: &Actor,
 ) -> Result<Delivery, ServiceError> {
     let crypto = state.store().crypto();
     let mut tx = state.store().begin_write().await?;
@@ -395,6 +434,15 @@ pub async fn redeliver(
         delivery_id: id.to_string(),
     };
     crate::jobs::enqueue(state, &mut tx, &job, None).await?;
+    audit::record_by(
+        &mut tx,
+        scope,
+        actor,
+        "webhook-delivery.redelivered",
+        ("webhook-delivery", id.as_str()),
+        now,
+    )
+    .await?;
     tx.commit().await?;
     delivery.status = "pending".to_owned();
     delivery.next_attempt_at = Some(now);

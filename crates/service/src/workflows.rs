@@ -27,7 +27,7 @@ use idshare_domain::{
     },
 };
 use idshare_store::{
-    Scope, StoreError, Tx, events,
+    Scope, StoreError, Tx, audit, events,
     jobs::Job,
     workflows::{self, Run, Version, Workflow},
 };
@@ -38,6 +38,7 @@ use tokio::sync::Semaphore;
 use super::{Problem, ServiceError};
 use crate::{
     Creator, ServiceContext,
+    audit::Actor,
     inquiries::{CreateInquiry, TemplateRef, UpdateInquiry},
     jobs::JobKind,
     redemption::{FieldMapping, Redeem},
@@ -127,6 +128,7 @@ pub async fn create(
     scope: &Scope,
     name: &str,
     definition: &Value,
+    actor: &Actor,
 ) -> Result<WorkflowView, ServiceError> {
     let (name, parsed) = match (check_name(name), parse_definition(definition)) {
         (Ok(name), Ok(parsed)) => (name, parsed),
@@ -156,6 +158,15 @@ pub async fn create(
         &workflow.id,
         &canonical(&parsed)?,
         parsed.trigger().event,
+        now,
+    )
+    .await?;
+    audit::record_by(
+        &mut tx,
+        scope,
+        actor,
+        "workflow.created",
+        ("workflow", workflow.id.as_str()),
         now,
     )
     .await?;
@@ -199,6 +210,7 @@ pub async fn new_version(
     scope: &Scope,
     id: &WorkflowId,
     definition: &Value,
+    actor: &Actor,
 ) -> Result<Version, ServiceError> {
     let parsed = parse_definition(definition).map_err(ServiceError::Invalid)?;
     let mut tx = state.store().begin_write().await?;
@@ -212,6 +224,15 @@ pub async fn new_version(
         state.now(),
     )
     .await?;
+    audit::record_by(
+        &mut tx,
+        scope,
+        actor,
+        "workflow.version-created",
+        ("workflow", workflow.id.as_str()),
+        state.now(),
+    )
+    .await?;
     tx.commit().await?;
     Ok(version)
 }
@@ -221,6 +242,7 @@ pub async fn publish(
     state: &ServiceContext,
     scope: &Scope,
     id: &WorkflowId,
+    actor: &Actor,
 ) -> Result<WorkflowView, ServiceError> {
     let mut tx = state.store().begin_write().await?;
     let workflow = lock(state, &mut tx, scope, id).await?;
@@ -235,6 +257,15 @@ pub async fn publish(
             )
         })?;
     workflows::publish(&mut tx, &latest.id, &workflow.id, state.now()).await?;
+    audit::record_by(
+        &mut tx,
+        scope,
+        actor,
+        "workflow.published",
+        ("workflow", workflow.id.as_str()),
+        state.now(),
+    )
+    .await?;
     let view = view(&mut tx, workflow).await?;
     tx.commit().await?;
     Ok(view)
@@ -247,6 +278,7 @@ pub async fn set_enabled(
     scope: &Scope,
     id: &WorkflowId,
     enabled: bool,
+    actor: &Actor,
 ) -> Result<WorkflowView, ServiceError> {
     let (to, action) = if enabled {
         ("enabled", "enable")
@@ -267,6 +299,15 @@ pub async fn set_enabled(
     workflow.status = to.to_owned();
     workflow.updated_at = state.now();
     workflows::save(&mut tx, &workflow).await?;
+    audit::record_by(
+        &mut tx,
+        scope,
+        actor,
+        &format!("workflow.{to}"),
+        ("workflow", workflow.id.as_str()),
+        state.now(),
+    )
+    .await?;
     let view = view(&mut tx, workflow).await?;
     tx.commit().await?;
     Ok(view)
@@ -633,6 +674,7 @@ async fn execute(
                 state,
                 scope,
                 creator,
+                &Actor::system(),
                 NewShareToken {
                     connection_id: connection_id.as_str(),
                     source_id: source.as_str(),
@@ -662,6 +704,7 @@ async fn execute(
                         })
                         .collect(),
                 },
+                &Actor::system(),
             )
             .await?;
             Ok(json!({
@@ -678,7 +721,10 @@ async fn execute(
                 _ => InquiryAction::MarkForReview,
             };
             let id = object_id(context, InquiryId::parse)?;
-            let view = crate::inquiries::act(state, scope, &id, action, comment.clone()).await?;
+            // The workflow acts for its organization: the system's act in the audit log.
+            let view =
+                crate::inquiries::act(state, scope, &id, action, comment.clone(), &Actor::system())
+                    .await?;
             Ok(json!({"inquiry-id": id, "status": view.inquiry.status.as_str()}))
         }
         Action::AddTag { tag } => {

@@ -331,15 +331,14 @@ async fn operator_commands_drive_a_fresh_instance(backend: Backend) {
     expect_status(webhook, StatusCode::CREATED).await;
 
     // Revoking a key takes effect at once on the running server.
-    let store = idshare_server::app::open_store(&idshare_server::config::Config {
+    let config = idshare_server::config::Config {
         data_dir: dir.path().to_path_buf(),
         database_url: storage
             .get(3)
             .map(|url| idshare_server::config::Secret::new(url.clone())),
         ..Default::default()
-    })
-    .await
-    .unwrap();
+    };
+    let store = idshare_server::app::open_store(&config).await.unwrap();
     let mut tx = store.begin_read().await.unwrap();
     let key_id = idshare_store::api_keys::find_by_secret(&mut tx, &key)
         .await
@@ -352,6 +351,40 @@ async fn operator_commands_drive_a_fresh_instance(backend: Backend) {
         &["admin", "api-key", "revoke", key_id.as_str()],
         &storage,
     ));
+    // The operator's key changes are in the organization's audit log, by the system.
+    let store = idshare_server::app::open_store(&config).await.unwrap();
+    let mut tx = store.begin_read().await.unwrap();
+    let scope = idshare_store::Scope::new(
+        idshare_domain::id::OrgId::parse(&org).unwrap(),
+        idshare_domain::environment::Environment::Sandbox,
+    );
+    let entries = idshare_store::audit::list(
+        &mut tx,
+        &scope,
+        None,
+        None,
+        idshare_store::Cursor::Start,
+        100,
+    )
+    .await
+    .unwrap()
+    .unwrap()
+    .items;
+    drop(tx);
+    store.close().await;
+    let by_system: Vec<(&str, &str)> = entries
+        .iter()
+        .filter(|e| e.actor == idshare_store::audit::Principal::System)
+        .map(|e| (e.action.as_str(), e.object_id.as_str()))
+        .collect();
+    assert!(
+        by_system.contains(&("api-key.revoked", key_id.as_str())),
+        "{by_system:?}"
+    );
+    assert!(
+        by_system.contains(&("api-key.created", key_id.as_str())),
+        "{by_system:?}"
+    );
 
     // What an operator sees: organizations, users, keys with their last use.
     let orgs = json_out(&idshare(&["admin", "org", "list", "--json"], &storage));

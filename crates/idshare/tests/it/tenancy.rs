@@ -83,6 +83,7 @@ const WEBHOOK_READ: &str = "webhook.read";
 const WEBHOOK_WRITE: &str = "webhook.write";
 const WORKFLOW_READ: &str = "workflow.read";
 const WORKFLOW_WRITE: &str = "workflow.write";
+const AUDIT_READ: &str = "audit.read";
 
 /// Every endpoint of the API (the OpenAPI test checks this against the served document).
 pub const ENDPOINTS: &[Endpoint] = &[
@@ -432,6 +433,8 @@ pub const ENDPOINTS: &[Endpoint] = &[
         WORKFLOW_WRITE,
     ),
     row(Method::GET, "/api/v1/workflow-runs", None, WORKFLOW_READ),
+    row(Method::GET, "/api/v1/audit-entries", None, AUDIT_READ),
+    row(Method::GET, "/api/v1/audit-entries.csv", None, AUDIT_READ),
     row(
         Method::GET,
         "/api/v1/workflow-runs/{workflow-run}",
@@ -918,12 +921,13 @@ async fn lists_show_only_own_objects(backend: Backend) {
     let lists: Vec<&Endpoint> = ENDPOINTS
         .iter()
         .filter(|e| e.method == Method::GET && !e.has_object_in_path())
+        .filter(|e| !e.path.ends_with(".csv"))
         .collect();
     assert_eq!(
         lists.len(),
-        11,
+        12,
         "inquiries, templates, versions, events, verifications, reports, connections, share tokens, \
-         webhooks, workflows, workflow runs"
+         webhooks, workflows, workflow runs, audit entries"
     );
     for endpoint in &lists {
         // The owner's list shows the object the other callers must not see.
@@ -942,6 +946,16 @@ async fn lists_show_only_own_objects(backend: Backend) {
             assert_eq!(status, StatusCode::OK, "{context}: {text}");
             objects.assert_absent(&text, &context);
         }
+    }
+
+    // The audit log's CSV export: A's holds A's objects, the others' none of them.
+    let export = "/api/v1/audit-entries.csv";
+    let own = app.get(&a.sandbox, export).await.text().await.unwrap();
+    assert!(own.contains(&objects.template), "{own}");
+    for key in [&b.sandbox, &a.production] {
+        let response = app.get(key, export).await;
+        assert_eq!(response.status(), StatusCode::OK);
+        objects.assert_absent(&response.text().await.unwrap(), export);
     }
 
     // Filters naming A's objects find nothing for B.

@@ -204,6 +204,7 @@ async fn dismiss_report(
         &id,
         attributes.entity_id.as_deref(),
         reason,
+        &caller.actor(),
     )
     .await?;
     let document = SingleDocument {

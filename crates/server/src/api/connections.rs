@@ -78,6 +78,7 @@ async fn create_connection(
         &state,
         &caller.scope,
         idshare_service::Creator::ApiKey(&caller.api_key_id),
+        &caller.actor(),
         &doc.data.attributes.destination_organization_id,
     )
     .await?;
@@ -195,7 +196,7 @@ async fn act(
     action: ConnectionAction,
 ) -> ApiResult<ApiJson> {
     let id = parse_id(&id, ConnectionId::parse)?;
-    let connection = service::act(&state, &caller.scope, &id, action).await?;
+    let connection = service::act(&state, &caller.scope, &id, action, &caller.actor()).await?;
     respond(StatusCode::OK, &caller, &connection)
 }
 

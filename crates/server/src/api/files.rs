@@ -3,7 +3,7 @@
 
 use axum::{
     extract::{
-        DefaultBodyLimit, FromRequest, Multipart, Path, Query, Request, State,
+        DefaultBodyLimit, Extension, FromRequest, Multipart, Path, Query, Request, State,
         multipart::MultipartError,
     },
     http::{HeaderValue, StatusCode, header},
@@ -23,11 +23,13 @@ use crate::{
     http::{
         error::{ApiError, ApiResult, ErrorDocument, ErrorSource},
         jsonapi::{ApiJson, JsonBody, ResourceObject, SingleDocument},
+        middleware::CurrentRequestId,
         query::QueryParams,
     },
     state::AppState,
 };
 use idshare_service::{
+    audit::{Actor, Principal},
     files::{self as service, NewDocument},
     render::{self, FileAttributes, InquiryAttributes},
 };
@@ -244,8 +246,14 @@ pub struct DownloadParams {
 pub async fn download(
     State(state): State<AppState>,
     Path(id): Path<String>,
+    request_id: Option<Extension<CurrentRequestId>>,
     params: Result<Query<DownloadParams>, axum::extract::rejection::QueryRejection>,
 ) -> Response {
+    // The link is the credential: no user or key downloads, the system serves it.
+    let actor = Actor {
+        principal: Principal::System,
+        request_id: request_id.map(|Extension(CurrentRequestId(id))| id),
+    };
     // A link missing a part is as unknown as a link with a wrong part.
     let Ok(Query(params)) = params else {
         return ApiError::not_found().into_response();
@@ -257,6 +265,7 @@ pub async fn download(
         &params.environment,
         params.expires,
         &params.signature,
+        &actor,
     )
     .await
     {

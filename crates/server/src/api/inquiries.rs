@@ -304,6 +304,14 @@ async fn get_inquiry(
     let params = QueryParams::parse_for(&caller, query.as_deref(), ONE_ACCEPTS)?;
     let id = parse_id(&id, InquiryId::parse)?;
     let view = service::get(&state, &caller.scope, &id).await?;
+    idshare_service::audit::record_view(
+        &state,
+        &caller.scope,
+        &caller.actor(),
+        "inquiry.viewed",
+        ("inquiry", id.as_str()),
+    )
+    .await?;
     let mut included = vec![];
     if !params.include.is_empty() {
         let mut tx = state.store().begin_read().await?;
@@ -398,7 +406,7 @@ async fn redact_inquiry(
     Path(id): Path<String>,
 ) -> ApiResult<ApiJson> {
     let id = parse_id(&id, InquiryId::parse)?;
-    let view = service::redact(&state, &caller.scope, &id).await?;
+    let view = service::redact(&state, &caller.scope, &id, &caller.actor()).await?;
     respond(StatusCode::OK, &view, vec![], &QueryParams::default())
 }
 
@@ -418,7 +426,7 @@ async fn act(
 ) -> ApiResult<ApiJson> {
     let id = parse_id(&id, InquiryId::parse)?;
     // The action's only input, the comment, is sent in `meta`.
-    let view = service::act(&state, &caller.scope, &id, action, comment)
+    let view = service::act(&state, &caller.scope, &id, action, comment, &caller.actor())
         .await
         .map_err(|e| ApiError::from_service(e, ErrorSource::meta))?;
     respond(StatusCode::OK, &view, vec![], &QueryParams::default())
@@ -575,6 +583,7 @@ async fn resume(
         &id,
         idshare_store::sessions::SessionKind::Session,
         lifetime,
+        &caller.actor(),
     )
     .await?;
     let json = respond(StatusCode::OK, &view, vec![], &QueryParams::default())?;
@@ -612,6 +621,7 @@ async fn generate_one_time_link(
         &id,
         idshare_store::sessions::SessionKind::OneTimeLink,
         lifetime,
+        &caller.actor(),
     )
     .await?;
     let link = format!("{}/flow/link/{token}", state.config().public_url());

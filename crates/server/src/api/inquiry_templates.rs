@@ -102,6 +102,7 @@ async fn create_template(
         &caller.scope,
         &attributes.name,
         &attributes.definition.into_value(),
+        &caller.actor(),
     )
     .await?;
     let document = SingleDocument {
@@ -224,6 +225,7 @@ async fn create_version(
         &caller.scope,
         &id,
         &doc.data.attributes.into_value(),
+        &caller.actor(),
     )
     .await?;
     let document = SingleDocument {
@@ -330,7 +332,8 @@ async fn publish_version(
     Path(id): Path<String>,
 ) -> ApiResult<ApiJson> {
     let id = parse_id(&id, InquiryTemplateVersionId::parse)?;
-    let version = service::templates::publish_version(&state, &caller.scope, &id).await?;
+    let version =
+        service::templates::publish_version(&state, &caller.scope, &id, &caller.actor()).await?;
     let document = SingleDocument {
         data: render::version(&version),
         included: vec![],

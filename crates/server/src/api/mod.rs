@@ -1,6 +1,7 @@
 //! HTTP handlers, one module per resource. Handlers parse, check permissions, call a service,
 //! and render; they hold no business rules.
 
+pub mod audit_entries;
 pub mod checks;
 pub mod confirmations;
 pub mod connections;
@@ -97,6 +98,7 @@ needs! {
     WebhookWrite => WebhookWrite,
     WorkflowRead => WorkflowRead,
     WorkflowWrite => WorkflowWrite,
+    AuditRead => AuditRead,
 }
 
 /// The authenticated caller, once it has been checked for `P`'s permission.

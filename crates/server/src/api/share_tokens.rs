@@ -89,6 +89,7 @@ async fn create_share_token(
         &state,
         &caller.scope,
         idshare_service::Creator::ApiKey(&caller.api_key_id),
+        &caller.actor(),
         service::NewShareToken {
             connection_id: &attributes.connection_id,
             source_id: &attributes.source_id,
@@ -228,7 +229,7 @@ async fn get_share_token(
         }
     };
     let id = parse_id(&id, ShareTokenId::parse)?;
-    let (token, peek) = service::get(&state, &caller.scope, &id, peek)
+    let (token, peek) = service::get(&state, &caller.scope, &id, peek, &caller.actor())
         .await
         .map_err(|e| ApiError::from_service(e, |input| ErrorSource::parameter(input)))?;
     let document = SingleDocument {
@@ -258,7 +259,7 @@ async fn expire(
     _body: JsonBody<MetaOnly<EmptyMeta>>,
 ) -> ApiResult<ApiJson> {
     let id = parse_id(&id, ShareTokenId::parse)?;
-    let token = service::expire(&state, &caller.scope, &id).await?;
+    let token = service::expire(&state, &caller.scope, &id, &caller.actor()).await?;
     respond(StatusCode::OK, &caller, &token)
 }
 
@@ -364,6 +365,7 @@ async fn redeem(
             inquiry_template_id: attributes.inquiry_template_id,
             field_mappings,
         },
+        &caller.actor(),
     )
     .await?;
     respond(StatusCode::ACCEPTED, &caller, &token)
@@ -459,8 +461,15 @@ async fn preview(
         )
         .pointer("/data/attributes/inquiry-template-id"));
     };
-    let (token, template_id, prediction) =
-        service::preview(&state, &caller.scope, &id, &template, &field_mappings).await?;
+    let (token, template_id, prediction) = service::preview(
+        &state,
+        &caller.scope,
+        &id,
+        &template,
+        &field_mappings,
+        &caller.actor(),
+    )
+    .await?;
     let document = SingleDocument {
         data: crate::http::jsonapi::ResourceObject::new(
             "connect/share-token-preview",

@@ -17,6 +17,7 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 use super::{Auth, WebhookRead, WebhookWrite, parse_id};
 use crate::{
     http::{
+        auth::Caller,
         error::{ApiError, ApiResult, ErrorDocument, ErrorSource},
         jsonapi::{ApiJson, Document, EmptyMeta, JsonBody, ListDocument, MetaOnly, SingleDocument},
         query::{Accepts, QueryParams},
@@ -110,7 +111,13 @@ async fn create_webhook(
     Auth(caller, _): Auth<WebhookWrite>,
     JsonBody(doc): JsonBody<Document<WebhookSettings>>,
 ) -> ApiResult<ApiJson> {
-    let webhook = service::create(&state, &caller.scope, doc.data.attributes.into()).await?;
+    let webhook = service::create(
+        &state,
+        &caller.scope,
+        doc.data.attributes.into(),
+        &caller.actor(),
+    )
+    .await?;
     respond(StatusCode::CREATED, &webhook, true)
 }
 
@@ -209,18 +216,25 @@ async fn update_webhook(
     JsonBody(doc): JsonBody<Document<WebhookSettings>>,
 ) -> ApiResult<ApiJson> {
     let id = parse_id(&id, WebhookId::parse)?;
-    let webhook = service::update(&state, &caller.scope, &id, doc.data.attributes.into()).await?;
+    let webhook = service::update(
+        &state,
+        &caller.scope,
+        &id,
+        doc.data.attributes.into(),
+        &caller.actor(),
+    )
+    .await?;
     respond(StatusCode::OK, &webhook, false)
 }
 
 async fn act(
     state: AppState,
-    scope: idshare_store::Scope,
+    caller: Caller,
     id: String,
     action: WebhookAction,
 ) -> ApiResult<ApiJson> {
     let id = parse_id(&id, WebhookId::parse)?;
-    let webhook = service::act(&state, &scope, &id, action).await?;
+    let webhook = service::act(&state, &caller.scope, &id, action, &caller.actor()).await?;
     respond(StatusCode::OK, &webhook, false)
 }
 
@@ -240,7 +254,7 @@ async fn archive(
     Path(id): Path<String>,
     _body: JsonBody<MetaOnly<EmptyMeta>>,
 ) -> ApiResult<ApiJson> {
-    act(state, caller.scope, id, WebhookAction::Archive).await
+    act(state, caller, id, WebhookAction::Archive).await
 }
 
 /// Enable a disabled webhook: events from now on are delivered.
@@ -259,7 +273,7 @@ async fn enable(
     Path(id): Path<String>,
     _body: JsonBody<MetaOnly<EmptyMeta>>,
 ) -> ApiResult<ApiJson> {
-    act(state, caller.scope, id, WebhookAction::Enable).await
+    act(state, caller, id, WebhookAction::Enable).await
 }
 
 /// Disable a webhook: no deliveries are created for new events, and pending ones are not sent
@@ -279,7 +293,7 @@ async fn disable(
     Path(id): Path<String>,
     _body: JsonBody<MetaOnly<EmptyMeta>>,
 ) -> ApiResult<ApiJson> {
-    act(state, caller.scope, id, WebhookAction::Disable).await
+    act(state, caller, id, WebhookAction::Disable).await
 }
 
 #[derive(Debug, Default, Deserialize, ToSchema)]
@@ -310,9 +324,15 @@ async fn rotate_secret(
     JsonBody(body): JsonBody<MetaOnly<RotateMeta>>,
 ) -> ApiResult<ApiJson> {
     let id = parse_id(&id, WebhookId::parse)?;
-    let webhook = service::rotate_secret(&state, &caller.scope, &id, body.meta.expires_in_seconds)
-        .await
-        .map_err(|e| ApiError::from_service(e, ErrorSource::meta))?;
+    let webhook = service::rotate_secret(
+        &state,
+        &caller.scope,
+        &id,
+        body.meta.expires_in_seconds,
+        &caller.actor(),
+    )
+    .await
+    .map_err(|e| ApiError::from_service(e, ErrorSource::meta))?;
     respond(StatusCode::OK, &webhook, true)
 }
 
@@ -405,7 +425,8 @@ async fn redeliver(
 ) -> ApiResult<ApiJson> {
     let id = parse_id(&id, WebhookId::parse)?;
     let delivery_id = parse_id(&delivery_id, WebhookDeliveryId::parse)?;
-    let delivery = service::redeliver(&state, &caller.scope, &id, &delivery_id).await?;
+    let delivery =
+        service::redeliver(&state, &caller.scope, &id, &delivery_id, &caller.actor()).await?;
     let document = SingleDocument {
         data: render::webhook_delivery(&delivery),
         included: vec![],

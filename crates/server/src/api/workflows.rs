@@ -88,6 +88,7 @@ async fn create_workflow(
         &caller.scope,
         &attributes.name,
         &attributes.definition,
+        &caller.actor(),
     )
     .await?;
     respond(StatusCode::CREATED, &view, true)
@@ -190,8 +191,14 @@ async fn create_version(
     JsonBody(doc): JsonBody<Document<CreateVersionAttributes>>,
 ) -> ApiResult<ApiJson> {
     let id = parse_id(&id, WorkflowId::parse)?;
-    let version =
-        service::new_version(&state, &caller.scope, &id, &doc.data.attributes.definition).await?;
+    let version = service::new_version(
+        &state,
+        &caller.scope,
+        &id,
+        &doc.data.attributes.definition,
+        &caller.actor(),
+    )
+    .await?;
     let document = SingleDocument {
         data: render::workflow_version(&version),
         included: vec![],
@@ -243,7 +250,7 @@ async fn publish(
     _body: JsonBody<MetaOnly<EmptyMeta>>,
 ) -> ApiResult<ApiJson> {
     let id = parse_id(&id, WorkflowId::parse)?;
-    let view = service::publish(&state, &caller.scope, &id).await?;
+    let view = service::publish(&state, &caller.scope, &id, &caller.actor()).await?;
     respond(StatusCode::OK, &view, false)
 }
 
@@ -264,7 +271,7 @@ async fn enable(
     _body: JsonBody<MetaOnly<EmptyMeta>>,
 ) -> ApiResult<ApiJson> {
     let id = parse_id(&id, WorkflowId::parse)?;
-    let view = service::set_enabled(&state, &caller.scope, &id, true).await?;
+    let view = service::set_enabled(&state, &caller.scope, &id, true, &caller.actor()).await?;
     respond(StatusCode::OK, &view, false)
 }
 
@@ -285,7 +292,7 @@ async fn disable(
     _body: JsonBody<MetaOnly<EmptyMeta>>,
 ) -> ApiResult<ApiJson> {
     let id = parse_id(&id, WorkflowId::parse)?;
-    let view = service::set_enabled(&state, &caller.scope, &id, false).await?;
+    let view = service::set_enabled(&state, &caller.scope, &id, false, &caller.actor()).await?;
     respond(StatusCode::OK, &view, false)
 }
 

@@ -254,10 +254,10 @@ async fn create(
     let now = state.now();
     let mut tx = state.store().begin_write().await?;
     let (key, secret) = api_keys::create(&mut tx, &scope, &name, &permissions, now).await?;
-    audit::record(
+    audit::record_by(
         &mut tx,
         &scope,
-        &signed.session.user.id,
+        &signed.actor(),
         "api-key.created",
         ("api-key", key.id.as_str()),
         now,
@@ -340,10 +340,10 @@ async fn revoke(
         let mut tx = state.store().begin_write().await?;
         let revoked = api_keys::revoke(&mut tx, &key.id, now).await?;
         if revoked {
-            audit::record(
+            audit::record_by(
                 &mut tx,
                 &scope,
-                &signed.session.user.id,
+                &signed.actor(),
                 "api-key.revoked",
                 ("api-key", key.id.as_str()),
                 now,

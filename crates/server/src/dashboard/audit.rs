@@ -1,5 +1,6 @@
-//! Settings > Audit log: who of the organization looked at or acted on what in this
-//! environment, newest first, filtered by object id and by user. For admins and reviewers.
+//! Settings > Audit log: who of the organization (a user, an API key, or the server itself)
+//! looked at or acted on what in this environment, newest first, filtered by object id and by
+//! user, and exported as CSV with the same filters. For admins and reviewers.
 
 use std::collections::HashMap;
 
@@ -7,14 +8,16 @@ use askama::Template;
 use axum::{
     Router,
     extract::{Query, State},
-    http::StatusCode,
-    response::Response,
+    http::{HeaderValue, StatusCode, header},
+    response::{IntoResponse, Response},
     routing::get,
 };
 use idshare_domain::time_format::format_timestamp;
+use idshare_service::audit::{self as service, Principal};
 use idshare_store::{
-    Cursor, audit,
-    users::{self, Role},
+    Cursor, api_keys,
+    audit::AuditFilter,
+    users::{self, Role, User},
 };
 use serde::Deserialize;
 
@@ -22,6 +25,7 @@ use super::{Chrome, PageError, Signed};
 use crate::{state::AppState, web};
 
 const PATH: &str = "/dashboard/audit";
+const CSV_PATH: &str = "/dashboard/audit.csv";
 /// Who may read the audit log.
 const READERS: &[Role] = &[Role::Admin, Role::Reviewer];
 const PAGE_SIZE: u32 = 50;
@@ -29,28 +33,9 @@ const PAGE_SIZE: u32 = 50;
 const MAX_OBJECT_ID_CHARS: usize = 100;
 
 pub fn routes() -> Router<AppState> {
-    Router::new().route(PATH, get(list))
-}
-
-/// Writes that the signed-in user did `action` on an object, in the environment of the page.
-pub(super) async fn record(
-    state: &AppState,
-    signed: &Signed,
-    action: &str,
-    object: (&str, &str),
-) -> Result<(), PageError> {
-    let mut tx = state.store().begin_write().await?;
-    audit::record(
-        &mut tx,
-        &signed.scope(),
-        &signed.session.user.id,
-        action,
-        object,
-        state.now(),
-    )
-    .await?;
-    tx.commit().await?;
-    Ok(())
+    Router::new()
+        .route(PATH, get(list))
+        .route(CSV_PATH, get(export))
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -67,12 +52,14 @@ struct ListQuery {
 #[derive(Debug)]
 struct Row {
     created_at: String,
-    email: String,
+    /// The user's email, the API key's name, or "System".
+    actor: String,
     action: String,
     object_type: String,
     object_id: String,
     /// Where a sign-in came from.
     client_address: Option<String>,
+    request_id: Option<String>,
     /// The object's dashboard page, where there is one the user may open.
     link: Option<String>,
 }
@@ -87,14 +74,64 @@ struct AuditPage {
     object_error: Option<String>,
     user_error: Option<String>,
     next: Option<String>,
+    /// The CSV export of the entries the filters select.
+    export: String,
 }
 
 fn link(object_type: &str, object_id: &str) -> Option<String> {
     match object_type {
         "inquiry" => Some(format!("/dashboard/inquiries/{object_id}")),
         "webhook" => Some(format!("/dashboard/webhooks/{object_id}")),
+        "share-token" => Some(format!("/dashboard/connect/share-tokens/{object_id}")),
         _ => None,
     }
+}
+
+/// The filters as read from the query: the filter, or why a field is refused.
+struct Filters {
+    filter: AuditFilter,
+    object_error: Option<String>,
+    user_error: Option<String>,
+}
+
+fn filters(query: &ListQuery, people: &[User]) -> Filters {
+    let object = query.object.trim();
+    let object_error = (object.chars().count() > MAX_OBJECT_ID_CHARS
+        || !object
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-'))
+    .then(|| "An object id has only letters, digits, _ and -, such as inq_… or whk_….".to_owned());
+    let email = query.user.trim().to_lowercase();
+    let (user_id, user_error) = if email.is_empty() {
+        (None, None)
+    } else {
+        match people.iter().find(|u| u.email == email) {
+            Some(user) => (Some(user.id.to_string()), None),
+            None => (
+                None,
+                Some("No user of your organization has this email address.".to_owned()),
+            ),
+        }
+    };
+    Filters {
+        filter: AuditFilter {
+            object_id: (!object.is_empty()).then(|| object.to_owned()),
+            actor_id: user_id,
+            ..AuditFilter::default()
+        },
+        object_error,
+        user_error,
+    }
+}
+
+fn query_string(object: &str, user: &str, after: Option<&str>) -> String {
+    let mut encoded = url::form_urlencoded::Serializer::new(String::new());
+    encoded.append_pair("object", object);
+    encoded.append_pair("user", user);
+    if let Some(after) = after {
+        encoded.append_pair("after", after);
+    }
+    encoded.finish()
 }
 
 async fn list(
@@ -106,31 +143,18 @@ async fn list(
     let scope = signed.scope();
     let mut tx = state.store().begin_read().await?;
     let people = users::list_in_org(&mut tx, &signed.session.user.org_id).await?;
+    drop(tx);
     let emails: HashMap<&str, &str> = people
         .iter()
         .map(|u| (u.id.as_str(), u.email.as_str()))
         .collect();
-
+    let Filters {
+        filter,
+        object_error,
+        user_error,
+    } = filters(&query, &people);
     let object = query.object.trim();
-    let object_error = (object.chars().count() > MAX_OBJECT_ID_CHARS
-        || !object
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-'))
-    .then(|| "An object id has only letters, digits, _ and -, such as inq_… or whk_….".to_owned());
     let email = query.user.trim().to_lowercase();
-    let user_id = if email.is_empty() {
-        Ok(None)
-    } else {
-        people
-            .iter()
-            .find(|u| u.email == email)
-            .map(|u| Some(u.id.as_str()))
-            .ok_or_else(|| "No user of your organization has this email address.".to_owned())
-    };
-    let (user_id, user_error) = match user_id {
-        Ok(id) => (id, None),
-        Err(e) => (None, Some(e)),
-    };
 
     let (rows, next) = if object_error.is_some() || user_error.is_some() {
         (vec![], None)
@@ -139,47 +163,54 @@ async fn list(
             "" => Cursor::Start,
             after => Cursor::After(after),
         };
-        let page = audit::list(
-            &mut tx,
-            &scope,
-            (!object.is_empty()).then_some(object),
-            user_id,
-            cursor,
-            PAGE_SIZE,
-        )
-        .await?
-        .ok_or(PageError::NotFound)?;
+        let page = service::list(&state, &scope, &filter, cursor, PAGE_SIZE)
+            .await?
+            .ok_or(PageError::NotFound)?;
         let next = page.has_older.then(|| {
             let last = page
                 .items
                 .last()
                 .map(|e| e.id.to_string())
                 .unwrap_or_default();
-            let encoded = url::form_urlencoded::Serializer::new(String::new())
-                .append_pair("object", object)
-                .append_pair("user", &email)
-                .append_pair("after", &last)
-                .finish();
-            format!("{PATH}?{encoded}")
+            format!("{PATH}?{}", query_string(object, &email, Some(&last)))
         });
+        // API keys by name: the keys of this scope that appear on the page.
+        let mut key_names: HashMap<String, String> = HashMap::new();
+        let mut tx = state.store().begin_read().await?;
+        for entry in &page.items {
+            if let Principal::ApiKey(id) = &entry.actor
+                && !key_names.contains_key(id.as_str())
+                && let Some(key) = api_keys::get(&mut tx, &scope, id).await?
+            {
+                key_names.insert(id.to_string(), key.name);
+            }
+        }
+        drop(tx);
         let rows = page
             .items
             .iter()
             .map(|e| Row {
                 created_at: format_timestamp(e.created_at),
-                email: emails
-                    .get(e.user_id.as_str())
-                    .map_or_else(|| e.user_id.to_string(), |email| (*email).to_owned()),
+                actor: match &e.actor {
+                    Principal::User(id) => emails
+                        .get(id.as_str())
+                        .map_or_else(|| id.to_string(), |email| (*email).to_owned()),
+                    Principal::ApiKey(id) => key_names.get(id.as_str()).map_or_else(
+                        || format!("API key {id}"),
+                        |name| format!("API key “{name}”"),
+                    ),
+                    Principal::System => "System".to_owned(),
+                },
                 action: e.action.clone(),
                 object_type: e.object_type.clone(),
                 object_id: e.object_id.clone(),
                 client_address: e.client_address.clone(),
+                request_id: e.request_id.as_ref().map(ToString::to_string),
                 link: link(&e.object_type, &e.object_id),
             })
             .collect();
         (rows, next)
     };
-    drop(tx);
     let status = if object_error.is_some() || user_error.is_some() {
         StatusCode::UNPROCESSABLE_ENTITY
     } else {
@@ -189,10 +220,50 @@ async fn list(
         chrome: signed.chrome("audit"),
         rows,
         emails: people.iter().map(|u| u.email.clone()).collect(),
+        export: format!("{CSV_PATH}?{}", query_string(object, &email, None)),
         query,
         object_error,
         user_error,
         next,
     };
     Ok(web::html(status, page.render()))
+}
+
+/// The entries the page's filters select, as a CSV file (the API's export).
+async fn export(
+    State(state): State<AppState>,
+    signed: Signed,
+    Query(query): Query<ListQuery>,
+) -> Result<Response, PageError> {
+    signed.require(READERS)?;
+    let mut tx = state.store().begin_read().await?;
+    let people = users::list_in_org(&mut tx, &signed.session.user.org_id).await?;
+    drop(tx);
+    let Filters {
+        filter,
+        object_error,
+        user_error,
+    } = filters(&query, &people);
+    if let Some(error) = object_error.or(user_error) {
+        return Ok(web::refused_page(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "This export could not be made",
+            &error,
+        ));
+    }
+    let (csv, truncated) = service::export_csv(&state, &signed.scope(), &filter).await?;
+    let mut response = (StatusCode::OK, csv).into_response();
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/csv; charset=utf-8"),
+    );
+    headers.insert(
+        header::CONTENT_DISPOSITION,
+        HeaderValue::from_static("attachment; filename=\"audit-entries.csv\""),
+    );
+    if truncated {
+        headers.insert("idshare-truncated", HeaderValue::from_static("true"));
+    }
+    Ok(response)
 }

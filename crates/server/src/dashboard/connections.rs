@@ -177,6 +177,7 @@ async fn create(
         &state,
         &signed.scope(),
         Creator::User(&signed.session.user.id),
+        &signed.actor(),
         &form.destination_organization_id,
     )
     .await;
@@ -212,7 +213,7 @@ async fn act(
         .copied()
         .find(|a| a.verb() == action)
         .ok_or(PageError::NotFound)?;
-    service::act(&state, &signed.scope(), &id, action).await?;
+    service::act(&state, &signed.scope(), &id, action, &signed.actor()).await?;
     Ok(web::see_other(PATH, None))
 }
 

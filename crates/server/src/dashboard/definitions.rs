@@ -248,7 +248,15 @@ async fn template_create(
         Ok(definition) => definition,
         Err(problems) => return refused(problems).await,
     };
-    match service::templates::create(&state, &signed.scope(), &form.name, &definition).await {
+    match service::templates::create(
+        &state,
+        &signed.scope(),
+        &form.name,
+        &definition,
+        &signed.actor(),
+    )
+    .await
+    {
         Ok((template, _)) => Ok(web::see_other(
             &format!("/dashboard/templates/{}", template.id),
             None,
@@ -377,8 +385,8 @@ async fn template_retention(
     signed.require(EDITORS)?;
     match RetentionDays::parse_optional(&form.days) {
         Ok(days) => {
-            let user = &signed.session.user.id;
-            service::retention::set_template(&state, &signed.scope(), &id, days, user).await?;
+            service::retention::set_template(&state, &signed.scope(), &id, days, &signed.actor())
+                .await?;
             Ok(web::see_other(
                 &format!("/dashboard/templates/{id}#retention"),
                 None,
@@ -403,8 +411,8 @@ async fn default_retention(
     signed.require(EDITORS)?;
     match RetentionDays::parse_optional(&form.days) {
         Ok(days) => {
-            let user = &signed.session.user.id;
-            service::retention::set_organization_default(&state, &signed.scope(), days, user)
+            let actor = signed.actor();
+            service::retention::set_organization_default(&state, &signed.scope(), days, &actor)
                 .await?;
             Ok(web::see_other("/dashboard/templates#retention", None))
         }
@@ -458,18 +466,22 @@ async fn template_version(
     signed.require(EDITORS)?;
     let id = InquiryTemplateId::parse(&id).map_err(|_| PageError::NotFound)?;
     let result = match parse_json(&form.definition) {
-        Ok(definition) => {
-            service::templates::create_version(&state, &signed.scope(), &id, &definition)
-                .await
-                .map(|_| ())
-                .map_err(|e| {
-                    if super::explainable(&e) {
-                        Ok(problems(&e, ""))
-                    } else {
-                        Err(e)
-                    }
-                })
-        }
+        Ok(definition) => service::templates::create_version(
+            &state,
+            &signed.scope(),
+            &id,
+            &definition,
+            &signed.actor(),
+        )
+        .await
+        .map(|_| ())
+        .map_err(|e| {
+            if super::explainable(&e) {
+                Ok(problems(&e, ""))
+            } else {
+                Err(e)
+            }
+        }),
         Err(problems) => Err(Ok(problems)),
     };
     match result {
@@ -501,7 +513,7 @@ async fn template_publish(
     if !belongs {
         return Err(PageError::NotFound);
     }
-    service::templates::publish_version(&state, &scope, &version).await?;
+    service::templates::publish_version(&state, &scope, &version, &signed.actor()).await?;
     Ok(web::see_other(&format!("/dashboard/templates/{id}"), None))
 }
 
@@ -613,7 +625,15 @@ async fn workflow_create(
         Ok(definition) => definition,
         Err(problems) => return refused(problems).await,
     };
-    match service::workflows::create(&state, &signed.scope(), &form.name, &definition).await {
+    match service::workflows::create(
+        &state,
+        &signed.scope(),
+        &form.name,
+        &definition,
+        &signed.actor(),
+    )
+    .await
+    {
         Ok(view) => {
             // The signing secret is shown once, on the page that follows creation.
             let mut page = workflows_page(
@@ -747,18 +767,22 @@ async fn workflow_version(
     signed.require(EDITORS)?;
     let id = WorkflowId::parse(&id).map_err(|_| PageError::NotFound)?;
     let result = match parse_json(&form.definition) {
-        Ok(definition) => {
-            service::workflows::new_version(&state, &signed.scope(), &id, &definition)
-                .await
-                .map(|_| ())
-                .map_err(|e| {
-                    if super::explainable(&e) {
-                        Ok(problems(&e, service::workflows::DEFINITION_INPUT))
-                    } else {
-                        Err(e)
-                    }
-                })
-        }
+        Ok(definition) => service::workflows::new_version(
+            &state,
+            &signed.scope(),
+            &id,
+            &definition,
+            &signed.actor(),
+        )
+        .await
+        .map(|_| ())
+        .map_err(|e| {
+            if super::explainable(&e) {
+                Ok(problems(&e, service::workflows::DEFINITION_INPUT))
+            } else {
+                Err(e)
+            }
+        }),
         Err(problems) => Err(Ok(problems)),
     };
     match result {
@@ -781,10 +805,11 @@ async fn workflow_act(
     signed.require(EDITORS)?;
     let id = WorkflowId::parse(&id).map_err(|_| PageError::NotFound)?;
     let scope = signed.scope();
+    let actor = signed.actor();
     match action.as_str() {
-        "publish" => service::workflows::publish(&state, &scope, &id).await?,
-        "enable" => service::workflows::set_enabled(&state, &scope, &id, true).await?,
-        "disable" => service::workflows::set_enabled(&state, &scope, &id, false).await?,
+        "publish" => service::workflows::publish(&state, &scope, &id, &actor).await?,
+        "enable" => service::workflows::set_enabled(&state, &scope, &id, true, &actor).await?,
+        "disable" => service::workflows::set_enabled(&state, &scope, &id, false, &actor).await?,
         _ => return Err(PageError::NotFound),
     };
     Ok(web::see_other(&format!("/dashboard/workflows/{id}"), None))

@@ -18,7 +18,7 @@ use idshare_domain::{
     time_format::{format_timestamp, parse_date},
 };
 use idshare_store::{
-    Cursor, audit, checks,
+    Cursor, checks,
     events::{self, EventFilter},
     inquiries::{self, InquiryFilter},
     sessions::SessionKind,
@@ -479,28 +479,15 @@ async fn show(
 ) -> Result<Response, PageError> {
     let id = InquiryId::parse(&id).map_err(|_| PageError::NotFound)?;
     let page = inquiry_page(&state, &signed, &id, None, None).await?;
-    audit_entry(&state, &signed, "inquiry.viewed", &id).await?;
-    Ok(web::html(StatusCode::OK, page.render()))
-}
-
-async fn audit_entry(
-    state: &AppState,
-    signed: &Signed,
-    action: &str,
-    id: &InquiryId,
-) -> Result<(), PageError> {
-    let mut tx = state.store().begin_write().await?;
-    audit::record(
-        &mut tx,
+    service::audit::record_view(
+        &state,
         &signed.scope(),
-        &signed.session.user.id,
-        action,
+        &signed.actor(),
+        "inquiry.viewed",
         ("inquiry", id.as_str()),
-        state.now(),
     )
     .await?;
-    tx.commit().await?;
-    Ok(())
+    Ok(web::html(StatusCode::OK, page.render()))
 }
 
 /// A refused action shows the page again with the reason; anything else goes back to it.
@@ -545,12 +532,16 @@ async fn act(
         _ => return Err(PageError::NotFound),
     };
     let comment = Some(form.comment.trim().to_owned()).filter(|c| !c.is_empty());
-    let result = service::inquiries::act(&state, &signed.scope(), &id, action, comment)
-        .await
-        .map(|_| ());
-    if result.is_ok() {
-        audit_entry(&state, &signed, action.event_name(), &id).await?;
-    }
+    let result = service::inquiries::act(
+        &state,
+        &signed.scope(),
+        &id,
+        action,
+        comment,
+        &signed.actor(),
+    )
+    .await
+    .map(|_| ());
     after(&state, &signed, &id, result).await
 }
 
@@ -570,11 +561,11 @@ async fn one_time_link(
         &id,
         SessionKind::OneTimeLink,
         None,
+        &signed.actor(),
     )
     .await
     {
         Ok((_, token, _)) => {
-            audit_entry(&state, &signed, "inquiry.one-time-link-created", &id).await?;
             let link = format!("{}/flow/link/{token}", state.config().public_url());
             let page = inquiry_page(&state, &signed, &id, Some(link), None).await?;
             Ok(web::html(StatusCode::OK, page.render()))
@@ -611,12 +602,9 @@ async fn redact(
         .await?;
         return Ok(web::html(StatusCode::UNPROCESSABLE_ENTITY, page.render()));
     }
-    let result = service::inquiries::redact(&state, &signed.scope(), &id)
+    let result = service::inquiries::redact(&state, &signed.scope(), &id, &signed.actor())
         .await
         .map(|_| ());
-    if result.is_ok() {
-        audit_entry(&state, &signed, "inquiry.redacted", &id).await?;
-    }
     after(&state, &signed, &id, result).await
 }
 
@@ -637,9 +625,16 @@ async fn dismiss(
     signed.require(DECIDERS)?;
     let id = InquiryId::parse(&id).map_err(|_| PageError::NotFound)?;
     let report = idshare_domain::id::ReportId::parse(&report).map_err(|_| PageError::NotFound)?;
-    let result =
-        service::reports::dismiss(&state, &signed.scope(), &report, None, form.reason.trim())
-            .await
-            .map(|_| ());
+    let reason = form.reason.trim();
+    let result = service::reports::dismiss(
+        &state,
+        &signed.scope(),
+        &report,
+        None,
+        reason,
+        &signed.actor(),
+    )
+    .await
+    .map(|_| ());
     after(&state, &signed, &id, result).await
 }

@@ -27,6 +27,7 @@ use axum::{
 };
 use idshare_domain::{
     environment::Environment,
+    id::RequestId,
     text::{describe, refused_control},
 };
 use idshare_store::{
@@ -38,11 +39,14 @@ use serde::Deserialize;
 pub use sign_in::LoginLimiter;
 
 use crate::{
-    http::error::{ApiError, status_of},
+    http::{
+        error::{ApiError, status_of},
+        middleware::CurrentRequestId,
+    },
     state::AppState,
     web,
 };
-use idshare_service::ServiceError;
+use idshare_service::{ServiceError, audit::Actor};
 
 const COOKIE: &str = "idshare_dashboard";
 const CSRF_PURPOSE: &str = "dashboard-csrf";
@@ -140,9 +144,16 @@ async fn stylesheet() -> Response {
 pub struct Signed {
     pub session: DashboardSession,
     pub csrf: String,
+    /// The request being served, for the audit log.
+    pub request_id: Option<RequestId>,
 }
 
 impl Signed {
+    /// The user as the audit log records it, in this request.
+    pub fn actor(&self) -> Actor {
+        Actor::user(self.session.user.id.clone(), self.request_id.clone())
+    }
+
     pub fn scope(&self) -> Scope {
         Scope::new(self.session.user.org_id.clone(), self.session.environment)
     }
@@ -215,7 +226,15 @@ impl FromRequestParts<AppState> for Signed {
                 .crypto()
                 .sign(CSRF_PURPOSE, session.id.as_str().as_bytes()),
         );
-        Ok(Self { session, csrf })
+        let request_id = parts
+            .extensions
+            .get::<CurrentRequestId>()
+            .map(|r| r.0.clone());
+        Ok(Self {
+            session,
+            csrf,
+            request_id,
+        })
     }
 }
 

@@ -249,6 +249,7 @@ async fn create(
         &state,
         &signed.scope(),
         Creator::User(&signed.session.user.id),
+        &signed.actor(),
         NewShareToken {
             connection_id: &form.connection_id,
             source_id: &form.inquiry_id,
@@ -361,7 +362,7 @@ async fn token_page(
     error: Option<String>,
 ) -> Result<(TokenPage, StatusCode), PageError> {
     let scope = signed.scope();
-    let (token, _) = service::get(state, &scope, id, false).await?;
+    let (token, _) = service::get(state, &scope, id, false, &signed.actor()).await?;
     let view = TokenView::new(&token, signed);
     let redeemable = view.direction == Direction::Inbound.as_str()
         && token.status == ShareTokenStatus::Created
@@ -388,7 +389,7 @@ async fn token_page(
         if let Some(template) = template.filter(|t| !t.is_empty()) {
             // The same service as the API's: over an active connection only, recorded in the
             // source's events, and counted against the token's limit of reads.
-            match service::preview(state, &scope, id, template, &[]).await {
+            match service::preview(state, &scope, id, template, &[], &signed.actor()).await {
                 Ok((_, template_id, prediction)) => {
                     preview = Some(PreviewView::new(template_id.to_string(), &prediction));
                 }
@@ -452,6 +453,7 @@ async fn redeem(
             inquiry_template_id: Some(form.template.clone()),
             field_mappings: vec![],
         },
+        &signed.actor(),
     )
     .await;
     match redeemed {
@@ -473,7 +475,7 @@ async fn expire(
     signed.check_csrf(&state, &form.csrf)?;
     signed.require(CONNECT_WRITERS)?;
     let id = ShareTokenId::parse(&id).map_err(|_| PageError::NotFound)?;
-    match service::expire(&state, &signed.scope(), &id).await {
+    match service::expire(&state, &signed.scope(), &id, &signed.actor()).await {
         Ok(_) => Ok(web::see_other(&format!("{PATH}/{id}"), None)),
         Err(e) if super::explainable(&e) => {
             let (page, _) = token_page(&state, &signed, &id, None, Some(reason(&e))).await?;

@@ -17,7 +17,7 @@ use std::{collections::HashMap, net::IpAddr, sync::Mutex, time::Duration as StdD
 use askama::Template;
 use axum::{
     Form, Router,
-    extract::{DefaultBodyLimit, State, rejection::FormRejection},
+    extract::{DefaultBodyLimit, Extension, State, rejection::FormRejection},
     http::{HeaderMap, HeaderValue, StatusCode, header},
     middleware,
     response::{IntoResponse, Response},
@@ -39,6 +39,7 @@ use tokio::sync::Semaphore;
 
 use super::{COOKIE, FormLimit, PageError, checked_form};
 use crate::{
+    http::middleware::CurrentRequestId,
     state::AppState,
     web::{self, ClientAddress},
 };
@@ -266,9 +267,11 @@ fn minutes(wait: Duration) -> String {
 async fn sign_in(
     State(state): State<AppState>,
     ClientAddress(ip): ClientAddress,
+    request_id: Option<Extension<CurrentRequestId>>,
     headers: HeaderMap,
     form: Result<Form<SignInForm>, FormRejection>,
 ) -> Response {
+    let request_id = request_id.map(|Extension(CurrentRequestId(id))| id);
     let Ok(Form(form)) = form else {
         return PageError::BadForm.into_response();
     };
@@ -392,7 +395,9 @@ async fn sign_in(
                 }
                 let created =
                     dashboard_sessions::create(&mut tx, &c.user, Environment::Sandbox, now).await?;
-                audit::record_sign_in(&mut tx, &c.user, SignIn::Succeeded, &client, now).await?;
+                let (user, outcome) = (&c.user, SignIn::Succeeded);
+                let request = request_id.as_ref();
+                audit::record_sign_in(&mut tx, user, outcome, &client, request, now).await?;
                 tx.commit().await?;
                 Ok::<_, StoreError>(created)
             }
@@ -435,7 +440,10 @@ async fn sign_in(
                             tracing::warn!(client = %ip, user = %c.user.id, failures, "an account must wait after failed sign-ins");
                         }
                     }
-                    audit::record_sign_in(&mut tx, &c.user, SignIn::Failed, &client, now).await?;
+                    let (user, outcome) = (&c.user, SignIn::Failed);
+                    let request = request_id.as_ref();
+                    audit::record_sign_in(&mut tx, user, outcome, &client, request, now)
+                        .await?;
                     tx.commit().await
                 }
                 .await;

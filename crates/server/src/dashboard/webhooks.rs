@@ -22,7 +22,7 @@ use idshare_store::{
 };
 use serde::Deserialize;
 
-use super::{Chrome, PageError, Signed, audit::record};
+use super::{Chrome, PageError, Signed};
 use crate::{http::error::status_of, state::AppState, web};
 use idshare_service::{
     ServiceError,
@@ -241,7 +241,7 @@ async fn create(
             enabled_events: Some(events),
             ..Settings::default()
         };
-        match service::create(&state, &signed.scope(), settings).await {
+        match service::create(&state, &signed.scope(), settings, &signed.actor()).await {
             Ok(webhook) => Some(webhook),
             Err(e) if !e.is_failure() => {
                 errors = FieldErrors::sort(&e);
@@ -254,13 +254,6 @@ async fn create(
         let page = list_page(&state, &signed, "", form, errors).await?;
         return Ok(web::html(StatusCode::UNPROCESSABLE_ENTITY, page.render()));
     };
-    record(
-        &state,
-        &signed,
-        "webhook.created",
-        ("webhook", webhook.id.as_str()),
-    )
-    .await?;
     let page = webhook_page(
         &state,
         &signed,
@@ -469,12 +462,8 @@ async fn act(
     signed.require(WRITERS)?;
     let id = WebhookId::parse(&id).map_err(|_| PageError::NotFound)?;
     let action: WebhookAction = action.parse().map_err(|_| PageError::NotFound)?;
-    match service::act(&state, &signed.scope(), &id, action).await {
-        Ok(webhook) => {
-            let what = format!("webhook.{}", webhook.status);
-            record(&state, &signed, &what, ("webhook", id.as_str())).await?;
-            Ok(web::see_other(&format!("{PATH}/{id}"), None))
-        }
+    match service::act(&state, &signed.scope(), &id, action, &signed.actor()).await {
+        Ok(_) => Ok(web::see_other(&format!("{PATH}/{id}"), None)),
         Err(e) => refused(&state, &signed, &id, e).await,
     }
 }
@@ -506,13 +495,6 @@ async fn rotate_secret(
     };
     match result {
         Ok(webhook) => {
-            record(
-                &state,
-                &signed,
-                "webhook.secret-rotated",
-                ("webhook", id.as_str()),
-            )
-            .await?;
             let shown = Shown {
                 secret: Some(webhook.secret.clone()),
                 rotated: true,
@@ -546,7 +528,7 @@ async fn rotate(
     id: &WebhookId,
     overlap: Option<i64>,
 ) -> Result<Webhook, RotateRefusal> {
-    service::rotate_secret(state, &signed.scope(), id, overlap)
+    service::rotate_secret(state, &signed.scope(), id, overlap, &signed.actor())
         .await
         .map_err(|e| {
             let about_overlap = e
@@ -573,17 +555,8 @@ async fn redeliver(
     signed.require(WRITERS)?;
     let id = WebhookId::parse(&id).map_err(|_| PageError::NotFound)?;
     let delivery = WebhookDeliveryId::parse(&delivery).map_err(|_| PageError::NotFound)?;
-    match service::redeliver(&state, &signed.scope(), &id, &delivery).await {
-        Ok(_) => {
-            record(
-                &state,
-                &signed,
-                "webhook-delivery.redelivered",
-                ("webhook-delivery", delivery.as_str()),
-            )
-            .await?;
-            Ok(web::see_other(&format!("{PATH}/{id}"), None))
-        }
+    match service::redeliver(&state, &signed.scope(), &id, &delivery, &signed.actor()).await {
+        Ok(_) => Ok(web::see_other(&format!("{PATH}/{id}"), None)),
         Err(e) => refused(&state, &signed, &id, e).await,
     }
 }

@@ -8,12 +8,16 @@ use axum::{
     response::{IntoResponse, Response},
 };
 use idshare_domain::{
-    id::ApiKeyId,
+    id::{ApiKeyId, RequestId},
     permission::{Permission, PermissionSet},
 };
+use idshare_service::audit::Actor;
 use idshare_store::{Scope, api_keys};
 
-use crate::{http::error::ApiError, state::AppState};
+use crate::{
+    http::{error::ApiError, middleware::CurrentRequestId},
+    state::AppState,
+};
 
 /// Who is calling: resolved from the API key, carried in request extensions.
 #[derive(Debug, Clone)]
@@ -21,9 +25,16 @@ pub struct Caller {
     pub api_key_id: ApiKeyId,
     pub scope: Scope,
     pub permissions: PermissionSet,
+    /// The request being served, for the audit log.
+    pub request_id: Option<RequestId>,
 }
 
 impl Caller {
+    /// The key as the audit log records it, in this request.
+    pub fn actor(&self) -> Actor {
+        Actor::api_key(self.api_key_id.clone(), self.request_id.clone())
+    }
+
     /// Refuses with 403 unless the key holds `permission`.
     pub fn require(&self, permission: Permission) -> Result<(), ApiError> {
         if self.permissions.contains(permission) {
@@ -54,8 +65,13 @@ pub async fn authenticate(State(state): State<AppState>, mut req: Request, next:
         .headers()
         .get(AUTHORIZATION)
         .map(|v| v.to_str().map(str::to_owned));
+    let request_id = req
+        .extensions()
+        .get::<CurrentRequestId>()
+        .map(|r| r.0.clone());
     match resolve(&state, header).await {
-        Ok(caller) => {
+        Ok(mut caller) => {
+            caller.request_id = request_id;
             tracing::Span::current().record("org", caller.scope.org_id.as_str());
             req.extensions_mut().insert(caller);
             next.run(req).await
@@ -99,6 +115,7 @@ async fn resolve(
         api_key_id: key.id,
         scope: key.scope,
         permissions: key.permissions,
+        request_id: None,
     })
 }
 

@@ -24,6 +24,7 @@ use utoipa::{
         (name = "Verifications and reports", description = "Results of the verification pipeline"),
         (name = "Events", description = "Everything that happened, in order"),
         (name = "Connect", description = "Connections between a source and a destination organization, for sharing verified data"),
+        (name = "Audit log", description = "Who (a dashboard user, an API key or the server itself) looked at or changed what, and in which request"),
     )
 )]
 struct ApiDoc;

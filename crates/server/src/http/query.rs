@@ -276,6 +276,7 @@ mod tests {
             api_key_id: ApiKeyId::generate(),
             scope: Scope::new(OrgId::generate(), Environment::Sandbox),
             permissions: PermissionSet::parse_list(permissions).unwrap(),
+            request_id: None,
         }
     }
 

@@ -7,7 +7,7 @@ use idshare_domain::{
     share_token::ShareTokenStatus,
 };
 use idshare_store::{
-    Scope, Tx,
+    Scope, Tx, audit,
     inquiries::{self, InquiryData, NewInquiry},
     share_tokens::{self, ShareToken},
 };
@@ -15,6 +15,7 @@ use idshare_store::{
 use super::{Redeem, emit_inquiry, hydratable};
 use crate::{
     ServiceContext, ServiceError,
+    audit::Actor,
     inquiries::{CreateInquiry, TemplateRef},
     jobs::JobKind,
     share_tokens::ensure_connection_active,
@@ -70,6 +71,7 @@ pub async fn redeem(
     scope: &Scope,
     id: &ShareTokenId,
     request: Redeem,
+    actor: &Actor,
 ) -> Result<ShareToken, ServiceError> {
     if request.destination_id.is_some() && request.inquiry_template_id.is_some() {
         return Err(ServiceError::malformed(
@@ -198,6 +200,16 @@ pub async fn redeem(
         workflow_chain: crate::workflows::current_chain(),
     };
     crate::jobs::enqueue(state, &mut tx, &job, Some(&format!("redeem:{}", token.id))).await?;
+    // The destination's decision to copy the data; the copy itself runs as the job.
+    audit::record_by(
+        &mut tx,
+        scope,
+        actor,
+        "share-token.redeemed",
+        crate::share_tokens::object(&token),
+        now,
+    )
+    .await?;
     tx.commit().await?;
     Ok(token)
 }
