@@ -117,6 +117,51 @@ struct Row {
 
 const COLUMNS: &str = "id, user_id, action, object_type, object_id, client_address, created_at";
 
+impl TryFrom<Row> for AuditEntry {
+    type Error = StoreError;
+    fn try_from(row: Row) -> Result<Self, StoreError> {
+        Ok(AuditEntry {
+            id: AuditEntryId::parse(&row.id).map_err(StoreError::corrupt)?,
+            user_id: UserId::parse(&row.user_id).map_err(StoreError::corrupt)?,
+            action: row.action,
+            object_type: row.object_type,
+            object_id: row.object_id,
+            client_address: row.client_address,
+            created_at: from_unix_micros(row.created_at),
+        })
+    }
+}
+
+/// The newest entry on `object_id` whose action is one of `actions` (e.g. the last decision on
+/// an inquiry), read through the `(object_id, created_at)` index.
+pub async fn latest(
+    tx: &mut Tx,
+    scope: &Scope,
+    object_id: &str,
+    actions: &[&str],
+) -> Result<Option<AuditEntry>, StoreError> {
+    let placeholders = (0..actions.len())
+        .map(|i| format!("${}", i + 4))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let sql = sqlx::AssertSqlSafe(format!(
+        "SELECT {COLUMNS} FROM audit_entries WHERE object_id = $1 AND org_id = $2 \
+         AND environment = $3 AND action IN ({placeholders}) \
+         ORDER BY created_at DESC, id DESC LIMIT 1"
+    ));
+    let row: Option<Row> = on_conn!(tx, |conn| {
+        let mut query = sqlx::query_as(sql)
+            .bind(object_id)
+            .bind(scope.org_id.as_str())
+            .bind(scope.environment.as_str());
+        for action in actions {
+            query = query.bind(*action);
+        }
+        query.fetch_optional(conn).await?
+    });
+    row.map(AuditEntry::try_from).transpose()
+}
+
 /// The scope's entries, newest first; `object_id` and `user_id` filter.
 pub async fn list(
     tx: &mut Tx,
@@ -150,17 +195,7 @@ pub async fn list(
     });
     let entries = rows
         .into_iter()
-        .map(|row| {
-            Ok(AuditEntry {
-                id: AuditEntryId::parse(&row.id).map_err(StoreError::corrupt)?,
-                user_id: UserId::parse(&row.user_id).map_err(StoreError::corrupt)?,
-                action: row.action,
-                object_type: row.object_type,
-                object_id: row.object_id,
-                client_address: row.client_address,
-                created_at: from_unix_micros(row.created_at),
-            })
-        })
+        .map(AuditEntry::try_from)
         .collect::<Result<Vec<_>, StoreError>>()?;
     Ok(Some(paginate(entries, cursor, size)))
 }

@@ -11,14 +11,13 @@ use axum::{
     response::Response,
     routing::get,
 };
-use idshare_domain::time_format::format_timestamp;
 use idshare_store::{
     Cursor, audit,
     users::{self, Role},
 };
 use serde::Deserialize;
 
-use super::{Chrome, PageError, Signed};
+use super::{Chrome, Moment, PageError, Signed};
 use crate::{state::AppState, web};
 
 const PATH: &str = "/dashboard/audit";
@@ -66,7 +65,7 @@ struct ListQuery {
 
 #[derive(Debug)]
 struct Row {
-    created_at: String,
+    created_at: Moment,
     email: String,
     action: String,
     object_type: String,
@@ -166,7 +165,7 @@ async fn list(
             .items
             .iter()
             .map(|e| Row {
-                created_at: format_timestamp(e.created_at),
+                created_at: Moment::new(e.created_at, state.now()),
                 email: emails
                     .get(e.user_id.as_str())
                     .map_or_else(|| e.user_id.to_string(), |email| (*email).to_owned()),
