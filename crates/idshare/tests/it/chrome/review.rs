@@ -186,7 +186,7 @@ async fn a_reviewer_works_through_the_queue_in_the_browser(backend: Backend) {
     assert_eq!(sizes[0], 500, "not scaled: {sizes}");
     assert_eq!(sizes[1], "14px", "{sizes}");
     assert_eq!(sizes[1], sizes[2], "axis labels and legend alike: {sizes}");
-    chrome.screenshot("overview").await;
+    chrome.screenshot("overview-review").await;
     chrome.click("#review-queue a").await;
     chrome.wait_for_text("h1", "Inquiries").await;
     assert_eq!(
