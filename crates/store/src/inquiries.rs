@@ -557,6 +557,37 @@ pub async fn list(
     Ok(Some(paginate(items, cursor, size)))
 }
 
+/// The scope's inquiries among `ids` (a page's worth: each is decrypted), in no order; an id of
+/// another scope is not found.
+pub async fn get_many(
+    tx: &mut Tx,
+    crypto: &Crypto,
+    scope: &Scope,
+    ids: &[InquiryId],
+) -> Result<Vec<Inquiry>, StoreError> {
+    if ids.is_empty() {
+        return Ok(vec![]);
+    }
+    let placeholders = (0..ids.len())
+        .map(|i| format!("${}", i + 3))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let sql = sqlx::AssertSqlSafe(format!(
+        "SELECT {COLUMNS} FROM inquiries WHERE org_id = $1 AND environment = $2 \
+         AND id IN ({placeholders})"
+    ));
+    let rows: Vec<InquiryRow> = on_conn!(tx, |conn| {
+        let mut query = sqlx::query_as(sql)
+            .bind(scope.org_id.as_str())
+            .bind(scope.environment.as_str());
+        for id in ids {
+            query = query.bind(id.as_str());
+        }
+        query.fetch_all(conn).await?
+    });
+    rows.into_iter().map(|r| decode(r, crypto)).collect()
+}
+
 /// What the overview counts of a scope's inquiries since a time.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct InquiryCounts {

@@ -264,6 +264,13 @@ async fn partners_are_named_in_connect(backend: Backend) {
         tokens.body
     );
     assert!(
+        tokens
+            .body
+            .contains("<span class=\"person\">Ada Lovelace</span>"),
+        "the source inquiry's person: {}",
+        tokens.body
+    );
+    assert!(
         tokens.body.contains(&format!(
             "<option value=\"{connection}\">Globex ({connection})</option>"
         )),

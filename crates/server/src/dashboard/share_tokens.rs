@@ -61,7 +61,7 @@ struct TokenView {
     connection: String,
     source_inquiry: Option<String>,
     destination_inquiry: Option<String>,
-    /// The person of the inquiry this side sees (masked for viewers); the token's page only.
+    /// The person of the inquiry this side sees (masked for viewers).
     person: Option<String>,
     created_at: Moment,
     expires_at: Moment,
@@ -77,6 +77,15 @@ pub(super) fn org_name(names: &HashMap<OrgId, String>, id: &OrgId) -> String {
 }
 
 impl TokenView {
+    /// The inquiry of this side: the source's for the source, the one redeemed into for the
+    /// destination.
+    fn own_inquiry(&self) -> Option<InquiryId> {
+        self.source_inquiry
+            .as_ref()
+            .or(self.destination_inquiry.as_ref())
+            .and_then(|id| InquiryId::parse(id).ok())
+    }
+
     fn new(
         token: &ShareToken,
         signed: &Signed,
@@ -205,8 +214,25 @@ async fn list_page(
         .map(|p| p.items)
         .unwrap_or_default();
     let names = orgs::partner_names(&mut tx, &scope).await?;
-    drop(tx);
     let now = state.now();
+    let mut tokens: Vec<TokenView> = page
+        .items
+        .iter()
+        .map(|t| TokenView::new(t, signed, &names, now))
+        .collect();
+    // The people of the page's inquiries on this side, in one statement.
+    let own: Vec<InquiryId> = tokens.iter().filter_map(|t| t.own_inquiry()).collect();
+    let people: HashMap<String, Option<String>> =
+        inquiries::get_many(&mut tx, state.store().crypto(), &scope, &own)
+            .await?
+            .iter()
+            .map(|i| (i.id.to_string(), super::inquiries::person(i, signed)))
+            .collect();
+    drop(tx);
+    for token in &mut tokens {
+        let id = token.own_inquiry().map(|id| id.to_string());
+        token.person = id.and_then(|id| people.get(&id).cloned().flatten());
+    }
     let next = page.has_older.then(|| {
         let last = page
             .items
@@ -221,11 +247,7 @@ async fn list_page(
     });
     Ok(ListPage {
         chrome: signed.chrome("share-tokens"),
-        tokens: page
-            .items
-            .iter()
-            .map(|t| TokenView::new(t, signed, &names, now))
-            .collect(),
+        tokens,
         directions: choices(&["outbound", "inbound"], query.direction.as_deref()),
         statuses: choices(
             &["created", "pending", "redeemed", "failed", "expired"],
@@ -391,12 +413,7 @@ async fn token_page(
     let names = orgs::partner_names(&mut tx, &scope).await?;
     let mut view = TokenView::new(&token, signed, &names, state.now());
     // The one inquiry of this side the page names: decrypted for its name alone.
-    let own_inquiry = view
-        .source_inquiry
-        .as_ref()
-        .or(view.destination_inquiry.as_ref())
-        .and_then(|id| InquiryId::parse(id).ok());
-    if let Some(id) = own_inquiry
+    if let Some(id) = view.own_inquiry()
         && let Some(inquiry) = inquiries::get(&mut tx, state.store().crypto(), &scope, &id).await?
     {
         view.person = super::inquiries::person(&inquiry, signed);
