@@ -152,9 +152,62 @@ pub fn names_match(a_first: &str, a_last: &str, b_first: &str, b_last: &str) -> 
         || joined_match(&a, &b_swapped)
 }
 
+/// A name as a role that must not read personal data sees it: each word's first letter, the
+/// rest hidden (`Jane Doe` → `J••• D•••`), so that rows stay told apart without naming anyone.
+pub fn mask(name: &str) -> String {
+    name.split_whitespace()
+        .filter_map(|word| word.chars().next())
+        .map(|initial| format!("{initial}•••"))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// A person's display name from the first and last name fields, when either is filled.
+pub fn full_name(first: Option<&str>, last: Option<&str>) -> Option<String> {
+    let words: Vec<&str> = [first, last]
+        .into_iter()
+        .flatten()
+        .map(str::trim)
+        .filter(|w| !w.is_empty())
+        .collect();
+    (!words.is_empty()).then(|| words.join(" "))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn masks_keep_only_initials() {
+        assert_eq!(mask("Jane Doe"), "J••• D•••");
+        assert_eq!(mask("  Élodie   de la Tour "), "É••• d••• l••• T•••");
+        assert_eq!(mask(""), "");
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn masks_show_one_letter_a_word(name in "[A-Za-zÀ-ÿ' -]{0,40}") {
+            let masked = mask(&name);
+            let words: Vec<&str> = name.split_whitespace().collect();
+            let masked_words: Vec<&str> = masked.split(' ').filter(|w| !w.is_empty()).collect();
+            proptest::prop_assert_eq!(masked_words.len(), words.len());
+            for (word, shown) in words.iter().zip(masked_words) {
+                let initial = word.chars().next().expect("a word has a letter");
+                proptest::prop_assert_eq!(shown, format!("{initial}•••"));
+            }
+        }
+    }
+
+    #[test]
+    fn full_names_join_what_is_filled() {
+        assert_eq!(
+            full_name(Some("Jane"), Some("Doe")).as_deref(),
+            Some("Jane Doe")
+        );
+        assert_eq!(full_name(None, Some(" Doe ")).as_deref(), Some("Doe"));
+        assert_eq!(full_name(Some(""), None), None);
+        assert_eq!(full_name(None, None), None);
+    }
 
     #[test]
     fn normalizes() {

@@ -58,6 +58,47 @@ pub fn from_unix_micros(micros: i64) -> OffsetDateTime {
     })
 }
 
+/// The exact time for people: `2023-08-17 23:18:13 UTC`.
+pub fn format_exact(t: OffsetDateTime) -> String {
+    let t = t.to_offset(UtcOffset::UTC);
+    format!(
+        "{} {:02}:{:02}:{:02} UTC",
+        format_date(t.date()),
+        t.hour(),
+        t.minute(),
+        t.second()
+    )
+}
+
+/// How far `t` is from `now`, in the largest whole unit: "just now", "5 minutes ago",
+/// "in 3 days", "1 year ago". A month counts 30 days and a year 365: it is a hint, shown with
+/// the exact time beside it.
+pub fn relative_time(t: OffsetDateTime, now: OffsetDateTime) -> String {
+    const MINUTE: u64 = 60;
+    const HOUR: u64 = 60 * MINUTE;
+    const DAY: u64 = 24 * HOUR;
+    const MONTH: u64 = 30 * DAY;
+    const YEAR: u64 = 365 * DAY;
+    let seconds = (now - t).whole_seconds();
+    let distance = seconds.unsigned_abs();
+    if distance < MINUTE {
+        return "just now".to_owned();
+    }
+    let (count, unit) = match distance {
+        d if d < HOUR => (d / MINUTE, "minute"),
+        d if d < DAY => (d / HOUR, "hour"),
+        d if d < MONTH => (d / DAY, "day"),
+        d if d < YEAR => (d / MONTH, "month"),
+        d => (d / YEAR, "year"),
+    };
+    let plural = if count == 1 { "" } else { "s" };
+    if seconds > 0 {
+        format!("{count} {unit}{plural} ago")
+    } else {
+        format!("in {count} {unit}{plural}")
+    }
+}
+
 /// Serde for dates as `YYYY-MM-DD`.
 pub mod serde_date {
     use serde::{Deserialize, Deserializer, Serializer};
@@ -100,7 +141,10 @@ pub mod serde_opt_date {
 mod tests {
     use super::*;
     use proptest::prelude::*;
-    use time::macros::{date, datetime};
+    use time::{
+        Duration,
+        macros::{date, datetime},
+    };
 
     #[test]
     fn formats_utc_with_milliseconds() {
@@ -159,7 +203,60 @@ mod tests {
         );
     }
 
+    #[test]
+    fn exact_times_are_utc_to_the_second() {
+        assert_eq!(
+            format_exact(datetime!(2023-08-18 01:18:13.999 +02:00)),
+            "2023-08-17 23:18:13 UTC"
+        );
+    }
+
+    #[test]
+    fn relative_times_name_the_largest_whole_unit() {
+        let now = datetime!(2026-12-07 12:00 UTC);
+        let cases = [
+            (Duration::ZERO, "just now"),
+            (Duration::seconds(59), "just now"),
+            (Duration::seconds(-59), "just now"),
+            (Duration::seconds(60), "1 minute ago"),
+            (Duration::minutes(59), "59 minutes ago"),
+            (Duration::hours(1), "1 hour ago"),
+            (Duration::hours(3) + Duration::minutes(59), "3 hours ago"),
+            (Duration::days(1), "1 day ago"),
+            (Duration::days(29), "29 days ago"),
+            (Duration::days(30), "1 month ago"),
+            (Duration::days(364), "12 months ago"),
+            (Duration::days(365), "1 year ago"),
+            (Duration::days(800), "2 years ago"),
+            (Duration::minutes(-5), "in 5 minutes"),
+            (Duration::days(-14), "in 14 days"),
+        ];
+        for (ago, expected) in cases {
+            assert_eq!(relative_time(now - ago, now), expected, "{ago}");
+        }
+    }
+
     proptest! {
+        #[test]
+        fn relative_times_read_the_same_way_around(
+            seconds in -20_000_000_000i64..20_000_000_000,
+        ) {
+            let now = datetime!(2026-12-07 12:00 UTC);
+            let past = relative_time(now - Duration::seconds(seconds.abs()), now);
+            let future = relative_time(now + Duration::seconds(seconds.abs()), now);
+            if seconds.abs() < 60 {
+                prop_assert_eq!(&past, "just now");
+                prop_assert_eq!(&future, "just now");
+            } else {
+                let amount = past.strip_suffix(" ago").expect("the past ends in `ago`");
+                prop_assert_eq!(future, format!("in {amount}"));
+                let (count, unit) = amount.split_once(' ').expect("a count and a unit");
+                let count: u64 = count.parse().expect("a whole count");
+                prop_assert!(count >= 1);
+                prop_assert_eq!(unit.ends_with('s'), count != 1, "{}", amount);
+            }
+        }
+
         #[test]
         fn micros_round_trip(micros in -62_000_000_000_000_000i64..250_000_000_000_000_000) {
             prop_assert_eq!(to_unix_micros(from_unix_micros(micros)), micros);

@@ -256,6 +256,36 @@ impl Row {
 const COLUMNS: &str = "id, user_id, api_key_id, request_id, action, object_type, object_id, \
                        client_address, created_at";
 
+/// The newest entry on `object_id` whose action is one of `actions` (e.g. the last decision on
+/// an inquiry), read through the `(object_id, created_at)` index.
+pub async fn latest(
+    tx: &mut Tx,
+    scope: &Scope,
+    object_id: &str,
+    actions: &[&str],
+) -> Result<Option<AuditEntry>, StoreError> {
+    let placeholders = (0..actions.len())
+        .map(|i| format!("${}", i + 4))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let sql = sqlx::AssertSqlSafe(format!(
+        "SELECT {COLUMNS} FROM audit_entries WHERE object_id = $1 AND org_id = $2 \
+         AND environment = $3 AND action IN ({placeholders}) \
+         ORDER BY created_at DESC, id DESC LIMIT 1"
+    ));
+    let row: Option<Row> = on_conn!(tx, |conn| {
+        let mut query = sqlx::query_as(sql)
+            .bind(object_id)
+            .bind(scope.org_id.as_str())
+            .bind(scope.environment.as_str());
+        for action in actions {
+            query = query.bind(*action);
+        }
+        query.fetch_optional(conn).await?
+    });
+    row.map(Row::entry).transpose()
+}
+
 /// The scope's entries, newest first; `object_id` and `user_id` filter ([`search`] with those).
 pub async fn list(
     tx: &mut Tx,

@@ -557,6 +557,106 @@ pub async fn list(
     Ok(Some(paginate(items, cursor, size)))
 }
 
+/// The scope's inquiries among `ids` (a page's worth: each is decrypted), in no order; an id of
+/// another scope is not found.
+pub async fn get_many(
+    tx: &mut Tx,
+    crypto: &Crypto,
+    scope: &Scope,
+    ids: &[InquiryId],
+) -> Result<Vec<Inquiry>, StoreError> {
+    if ids.is_empty() {
+        return Ok(vec![]);
+    }
+    let placeholders = (0..ids.len())
+        .map(|i| format!("${}", i + 3))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let sql = sqlx::AssertSqlSafe(format!(
+        "SELECT {COLUMNS} FROM inquiries WHERE org_id = $1 AND environment = $2 \
+         AND id IN ({placeholders})"
+    ));
+    let rows: Vec<InquiryRow> = on_conn!(tx, |conn| {
+        let mut query = sqlx::query_as(sql)
+            .bind(scope.org_id.as_str())
+            .bind(scope.environment.as_str());
+        for id in ids {
+            query = query.bind(id.as_str());
+        }
+        query.fetch_all(conn).await?
+    });
+    rows.into_iter().map(|r| decode(r, crypto)).collect()
+}
+
+/// What the overview counts of a scope's inquiries since a time.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct InquiryCounts {
+    /// Inquiries created since, by their status now.
+    pub created_by_status: Vec<(InquiryStatus, i64)>,
+    /// Inquiries waiting for a reviewer now, whenever they were created.
+    pub needs_review: i64,
+    /// Decisions made since.
+    pub approved: i64,
+    pub declined: i64,
+}
+
+/// Counts for the overview, in three grouped statements over the scope's rows (no personal data
+/// is read).
+pub async fn counts(
+    tx: &mut Tx,
+    scope: &Scope,
+    since: OffsetDateTime,
+) -> Result<InquiryCounts, StoreError> {
+    let since = to_unix_micros(since);
+    let created: Vec<(String, i64)> = on_conn!(tx, |conn| {
+        sqlx::query_as(
+            "SELECT status, COUNT(*) FROM inquiries WHERE org_id = $1 AND environment = $2 \
+             AND created_at >= $3 GROUP BY status",
+        )
+        .bind(scope.org_id.as_str())
+        .bind(scope.environment.as_str())
+        .bind(since)
+        .fetch_all(conn)
+        .await?
+    });
+    let needs_review: i64 = on_conn!(tx, |conn| {
+        sqlx::query_scalar(
+            "SELECT COUNT(*) FROM inquiries WHERE org_id = $1 AND environment = $2 \
+             AND status = 'needs_review'",
+        )
+        .bind(scope.org_id.as_str())
+        .bind(scope.environment.as_str())
+        .fetch_one(conn)
+        .await?
+    });
+    let decided: Vec<(String, i64)> = on_conn!(tx, |conn| {
+        sqlx::query_as(
+            "SELECT status, COUNT(*) FROM inquiries WHERE org_id = $1 AND environment = $2 \
+             AND decisioned_at >= $3 AND status IN ('approved', 'declined') GROUP BY status",
+        )
+        .bind(scope.org_id.as_str())
+        .bind(scope.environment.as_str())
+        .bind(since)
+        .fetch_all(conn)
+        .await?
+    });
+    let decided_as = |status: &str| {
+        decided
+            .iter()
+            .find(|(s, _)| s == status)
+            .map_or(0, |(_, n)| *n)
+    };
+    Ok(InquiryCounts {
+        created_by_status: created
+            .iter()
+            .map(|(status, n)| Ok((status.parse().map_err(StoreError::corrupt)?, *n)))
+            .collect::<Result<_, StoreError>>()?,
+        needs_review,
+        approved: decided_as("approved"),
+        declined: decided_as("declined"),
+    })
+}
+
 /// The unwrapped data key of an inquiry (`None` once redacted), for sealing its side data.
 pub async fn data_key(
     tx: &mut Tx,

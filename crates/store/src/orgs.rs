@@ -72,6 +72,31 @@ pub async fn get(tx: &mut Tx, id: &OrgId) -> Result<Option<Organization>, StoreE
     row.map(Organization::try_from).transpose()
 }
 
+/// The names of the organization of `scope` and of every organization connected to it in
+/// either direction in the scope's environment: what its pages may call its partners. One
+/// statement, whatever the page lists.
+pub async fn partner_names(
+    tx: &mut Tx,
+    scope: &Scope,
+) -> Result<HashMap<OrgId, String>, StoreError> {
+    let rows: Vec<(String, String)> = on_conn!(tx, |conn| {
+        sqlx::query_as(
+            "SELECT id, name FROM organizations WHERE id = $1 \
+             OR id IN (SELECT destination_org_id FROM connections \
+                       WHERE source_org_id = $1 AND environment = $2) \
+             OR id IN (SELECT source_org_id FROM connections \
+                       WHERE destination_org_id = $1 AND environment = $2)",
+        )
+        .bind(scope.org_id.as_str())
+        .bind(scope.environment.as_str())
+        .fetch_all(conn)
+        .await?
+    });
+    rows.into_iter()
+        .map(|(id, name)| Ok((OrgId::parse(&id).map_err(StoreError::corrupt)?, name)))
+        .collect()
+}
+
 /// Every organization, oldest first (operator command: there are few).
 pub async fn list(tx: &mut Tx) -> Result<Vec<Organization>, StoreError> {
     let rows: Vec<OrgRow> = on_conn!(tx, |conn| {

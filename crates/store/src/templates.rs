@@ -5,7 +5,10 @@
 //! parsed once per process and shared ([`TemplateVersion::definition`]), from a cache bounded
 //! in entries and in definition bytes.
 
-use std::sync::{Arc, LazyLock, Mutex};
+use std::{
+    collections::HashMap,
+    sync::{Arc, LazyLock, Mutex},
+};
 
 use hashlink::LruCache;
 use idshare_domain::{
@@ -399,6 +402,30 @@ pub async fn list(
         .map(Template::try_from)
         .collect::<Result<Vec<_>, _>>()?;
     Ok(Some(paginate(rows, cursor, size)))
+}
+
+/// The names of the scope's templates, to label what refers to them (a page reads them once).
+pub async fn names(
+    tx: &mut Tx,
+    scope: &Scope,
+) -> Result<HashMap<InquiryTemplateId, String>, StoreError> {
+    let rows: Vec<(String, String)> = on_conn!(tx, |conn| {
+        sqlx::query_as(
+            "SELECT id, name FROM inquiry_templates WHERE org_id = $1 AND environment = $2",
+        )
+        .bind(scope.org_id.as_str())
+        .bind(scope.environment.as_str())
+        .fetch_all(conn)
+        .await?
+    });
+    rows.into_iter()
+        .map(|(id, name)| {
+            Ok((
+                InquiryTemplateId::parse(&id).map_err(StoreError::corrupt)?,
+                name,
+            ))
+        })
+        .collect()
 }
 
 pub async fn get_version(

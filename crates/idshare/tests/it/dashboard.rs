@@ -378,7 +378,7 @@ async fn share_tokens_are_created_and_redeemed_from_the_dashboard(backend: Backe
     // The overview draws it: one token redeemed today, one redemption completed.
     let overview = destination.get("/dashboard/overview").await;
     assert_eq!(overview.status, StatusCode::OK, "{}", overview.body);
-    assert_eq!(overview.body.matches("<svg").count(), 3);
+    assert_eq!(overview.body.matches("class=\"chart\"").count(), 3);
     assert!(
         overview.body.contains(": redeemed 1</title>"),
         "{}",
@@ -715,7 +715,8 @@ async fn inquiries_are_reviewed_in_the_dashboard(backend: Backend) {
     app.drain().await;
     let path = format!("{INQUIRIES}/{inquiry}");
 
-    // The viewer reads it all, with where the copied data came from, but cannot act.
+    // The viewer follows the work, with where the copied data came from, but neither reads the
+    // person's data (the name is masked) nor acts.
     let mut viewer = signed_in(&app, "auditor@globex.example").await;
     let list = viewer.get(&format!("{INQUIRIES}?status=completed")).await;
     assert!(list.body.contains(&inquiry), "{}", list.body);
@@ -727,7 +728,9 @@ async fn inquiries_are_reviewed_in_the_dashboard(backend: Backend) {
     let page = viewer.get(&path).await;
     assert_eq!(page.status, StatusCode::OK, "{}", page.body);
     assert_eq!(text_of(&page, "inquiry-status"), "completed");
-    assert!(page.body.contains("ada@example.com"));
+    assert_eq!(text_of(&page, "person"), "A•••");
+    assert!(!page.body.contains("ada@example.com"));
+    assert!(!page.body.contains("Ada"));
     assert!(
         page.body
             .contains(&format!("copied from {source} through {token}")),
@@ -768,6 +771,8 @@ async fn inquiries_are_reviewed_in_the_dashboard(backend: Backend) {
     // The reviewer approves; the admin cannot redact without typing the id.
     let mut reviewer = signed_in(&app, "review@globex.example").await;
     let page = reviewer.get(&path).await;
+    assert_eq!(text_of(&page, "person"), "Ada");
+    assert!(page.body.contains("ada@example.com"));
     assert!(page.body.contains(">Approve<"));
     assert!(!page.body.contains(">Redact<"), "redaction is for admins");
     // A comment with a control character: a clear page, and the inquiry is not decided.
@@ -874,8 +879,8 @@ async fn inquiries_are_reviewed_in_the_dashboard(backend: Backend) {
         assert!(!body.contains("<script>alert"), "escaped: {body}");
         assert_eq!(
             body.matches("<script").count(),
-            1,
-            "only the vendored htmx: {body}"
+            2,
+            "only the vendored htmx and the local-time script: {body}"
         );
     }
     assert!(
@@ -1078,8 +1083,8 @@ async fn templates_and_workflows_are_edited_in_the_dashboard(backend: Backend) {
     );
     assert_eq!(
         listed.body.matches("<script").count(),
-        1,
-        "only the vendored htmx"
+        2,
+        "only the vendored htmx and the local-time script"
     );
     let list = expect_status(
         app.get(&t.sandbox, "/api/v1/workflows").await,

@@ -20,14 +20,21 @@ const AUDIT: &str = "/dashboard/audit";
 /// What `<script>alert(1)</script>` looks like once escaped.
 const ESCAPED_SCRIPT: &str = "&#60;script&#62;alert(1)&#60;/script&#62;";
 
-/// The page has no markup that came from the input: its only script is the vendored htmx.
+/// The page has no markup that came from the input: its only scripts are the vendored htmx and
+/// the local-time script.
 fn assert_no_script(page: &Page) {
     let scripts = page.body.matches("<script").count();
-    let htmx = page
-        .body
-        .matches("<script src=\"/dashboard/static/htmx.min.js\" defer></script>")
-        .count();
-    assert_eq!(scripts, htmx, "{}", page.body);
+    let ours = ["htmx.min.js", "local-time.js"]
+        .iter()
+        .map(|file| {
+            page.body
+                .matches(&format!(
+                    "<script src=\"/dashboard/static/{file}\" defer></script>"
+                ))
+                .count()
+        })
+        .sum::<usize>();
+    assert_eq!(scripts, ours, "{}", page.body);
 }
 
 async fn switch(browser: &mut Browser, environment: &str) {
@@ -798,7 +805,7 @@ async fn api_keys_are_created_and_revoked_in_the_dashboard(backend: Backend) {
 /// tests those entries).
 fn audit_rows(page: &Page) -> usize {
     page.body
-        .split("<tr>\n      <td><time>")
+        .split("<tr>\n      <td><time datetime=")
         .skip(1)
         .filter(|row| !row[..row.find("</tr>").unwrap_or(row.len())].contains("user.signed-in"))
         .count()

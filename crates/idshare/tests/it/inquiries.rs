@@ -13,7 +13,7 @@ use crate::helpers::{Backend, TestApp, expect_error, expect_status, spawn_app};
 
 /// Puts an inquiry in `status` directly in the store: the verification pipeline that completes
 /// inquiries arrives with a later milestone, and the decisions below need a finished inquiry.
-async fn force_status(app: &TestApp, org: &OrgId, id: &str, status: InquiryStatus) {
+pub(crate) async fn force_status(app: &TestApp, org: &OrgId, id: &str, status: InquiryStatus) {
     let scope = Scope::new(org.clone(), Environment::Sandbox);
     let id = InquiryId::parse(id).unwrap();
     let mut tx = app.store.begin_write().await.unwrap();

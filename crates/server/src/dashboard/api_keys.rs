@@ -16,7 +16,6 @@ use axum::{
 use idshare_domain::{
     id::ApiKeyId,
     permission::{Permission, PermissionSet},
-    time_format::format_timestamp,
 };
 use idshare_store::{
     Cursor,
@@ -26,7 +25,7 @@ use idshare_store::{
 };
 use serde::Deserialize;
 
-use super::{Chrome, PageError, Signed};
+use super::{Chrome, Moment, PageError, Signed};
 use crate::{state::AppState, web};
 
 const PATH: &str = "/dashboard/api-keys";
@@ -47,12 +46,12 @@ struct KeyView {
     id: String,
     name: String,
     permissions: String,
-    created_at: String,
-    revoked_at: Option<String>,
+    created_at: Moment,
+    revoked_at: Option<Moment>,
 }
 
 impl KeyView {
-    fn new(key: &ApiKey) -> Self {
+    fn new(key: &ApiKey, now: time::OffsetDateTime) -> Self {
         let permissions = if key.permissions == PermissionSet::all() {
             format!("all ({})", Permission::ALL.len())
         } else if key.permissions == PermissionSet::default() {
@@ -68,8 +67,8 @@ impl KeyView {
             id: key.id.to_string(),
             name: key.name.clone(),
             permissions,
-            created_at: format_timestamp(key.created_at),
-            revoked_at: key.revoked_at.map(format_timestamp),
+            created_at: Moment::new(key.created_at, now),
+            revoked_at: key.revoked_at.map(|t| Moment::new(t, now)),
         }
     }
 }
@@ -164,7 +163,11 @@ async fn list_page(
     });
     Ok(ListPage {
         chrome: signed.chrome("api-keys"),
-        keys: page.items.iter().map(KeyView::new).collect(),
+        keys: page
+            .items
+            .iter()
+            .map(|k| KeyView::new(k, state.now()))
+            .collect(),
         next,
         created,
         confirm,
@@ -265,7 +268,7 @@ async fn create(
     .await?;
     tx.commit().await?;
     let created = Created {
-        key: KeyView::new(&key),
+        key: KeyView::new(&key, state.now()),
         secret,
     };
     let page = list_page(
@@ -298,7 +301,7 @@ async fn confirm_revoke(
     signed.require(ADMINS)?;
     let key = key_in_scope(&state, &signed, &id).await?;
     let confirm = Confirm {
-        key: KeyView::new(&key),
+        key: KeyView::new(&key, state.now()),
         error: None,
     };
     let page = list_page(
@@ -358,7 +361,7 @@ async fn revoke(
         Some(error) => {
             let key = key_in_scope(&state, &signed, &id).await?;
             let confirm = Confirm {
-                key: KeyView::new(&key),
+                key: KeyView::new(&key, state.now()),
                 error: Some(error.to_owned()),
             };
             let page = list_page(

@@ -12,7 +12,6 @@ use axum::{
     response::{IntoResponse, Response},
     routing::get,
 };
-use idshare_domain::time_format::format_timestamp;
 use idshare_service::audit::{self as service, Principal};
 use idshare_store::{
     Cursor, api_keys,
@@ -21,7 +20,7 @@ use idshare_store::{
 };
 use serde::Deserialize;
 
-use super::{Chrome, PageError, Signed};
+use super::{Chrome, Moment, PageError, Signed};
 use crate::{state::AppState, web};
 
 const PATH: &str = "/dashboard/audit";
@@ -51,7 +50,7 @@ struct ListQuery {
 
 #[derive(Debug)]
 struct Row {
-    created_at: String,
+    created_at: Moment,
     /// The user's email, the API key's name, or "System".
     actor: String,
     action: String,
@@ -190,7 +189,7 @@ async fn list(
             .items
             .iter()
             .map(|e| Row {
-                created_at: format_timestamp(e.created_at),
+                created_at: Moment::new(e.created_at, state.now()),
                 actor: match &e.actor {
                     Principal::User(id) => emails
                         .get(id.as_str())

@@ -12,18 +12,18 @@ use axum::{
 use idshare_domain::{alignment, id::InquiryTemplateId, template::TemplateDefinition};
 use idshare_domain::{
     connect::{ConnectionAction, ConnectionStatus, Direction, Side},
-    id::ConnectionId,
-    time_format::format_timestamp,
+    id::{ConnectionId, OrgId},
 };
 use idshare_store::{
     Cursor, Scope,
     connections::{self, Connection, ConnectionFilter},
-    templates,
+    orgs, templates,
     users::Role,
 };
 use serde::Deserialize;
+use std::collections::HashMap;
 
-use super::{Chrome, PageError, Signed};
+use super::{Chrome, Moment, PageError, Signed, share_tokens::org_name};
 use crate::{state::AppState, web};
 use idshare_service::{Creator, connections as service};
 
@@ -44,15 +44,23 @@ struct Row {
     id: String,
     direction: &'static str,
     status: &'static str,
+    /// The other organization, by name.
     partner: String,
-    created_at: String,
-    activated_at: Option<String>,
-    deactivated_at: Option<String>,
+    partner_id: String,
+    created_at: Moment,
+    activated_at: Option<Moment>,
+    deactivated_at: Option<Moment>,
     actions: Vec<(&'static str, &'static str)>,
 }
 
 impl Row {
-    fn new(c: &Connection, signed: &Signed, can_write: bool) -> Self {
+    fn new(
+        c: &Connection,
+        signed: &Signed,
+        can_write: bool,
+        names: &HashMap<OrgId, String>,
+        now: time::OffsetDateTime,
+    ) -> Self {
         let mine = &signed.session.user.org_id;
         let side = if &c.source_org_id == mine {
             Side::Source
@@ -77,17 +85,20 @@ impl Row {
                 ConnectionStatus::Inactive => vec![],
             }
         };
+        let partner = match side {
+            Side::Source => &c.destination_org_id,
+            Side::Destination => &c.source_org_id,
+        };
+        let moment = |t| Moment::new(t, now);
         Self {
             id: c.id.to_string(),
             direction: side.direction().as_str(),
             status: c.status.as_str(),
-            partner: match side {
-                Side::Source => c.destination_org_id.to_string(),
-                Side::Destination => c.source_org_id.to_string(),
-            },
-            created_at: format_timestamp(c.created_at),
-            activated_at: c.activated_at.map(format_timestamp),
-            deactivated_at: c.deactivated_at.map(format_timestamp),
+            partner: org_name(names, partner),
+            partner_id: partner.to_string(),
+            created_at: moment(c.created_at),
+            activated_at: c.activated_at.map(moment),
+            deactivated_at: c.deactivated_at.map(moment),
             actions,
         }
     }
@@ -129,13 +140,16 @@ async fn list_page(
     let page = connections::list(&mut tx, &signed.scope(), &filter, Cursor::Start, 100)
         .await?
         .ok_or(PageError::NotFound)?;
+    let names = orgs::partner_names(&mut tx, &signed.scope()).await?;
+    drop(tx);
     let can_write = CONNECT_WRITERS.contains(&signed.role());
+    let now = state.now();
     Ok(ListPage {
         chrome: signed.chrome("connections"),
         rows: page
             .items
             .iter()
-            .map(|c| Row::new(c, signed, can_write))
+            .map(|c| Row::new(c, signed, can_write, &names, now))
             .collect(),
         direction: parsed.map(|d| d.as_str().to_owned()).unwrap_or_default(),
         can_write,
@@ -285,6 +299,7 @@ async fn show(
     let connection = connections::get(&mut tx, &scope, &id)
         .await?
         .ok_or(PageError::NotFound)?;
+    let names = orgs::partner_names(&mut tx, &scope).await?;
     drop(tx);
     let can_write = CONNECT_WRITERS.contains(&signed.role());
     let active = connection.status == ConnectionStatus::Active;
@@ -329,7 +344,7 @@ async fn show(
     };
     let page = ConnectionPage {
         chrome: signed.chrome("connections"),
-        row: Row::new(&connection, &signed, can_write),
+        row: Row::new(&connection, &signed, can_write, &names, state.now()),
         active,
         source_templates: choices(&sources, &query.source_template),
         destination_templates: choices(&destinations, &query.destination_template),

@@ -13,7 +13,6 @@ use axum::{
 use idshare_domain::{
     id::{InquiryTemplateId, InquiryTemplateVersionId, WorkflowId},
     retention::{RetentionDays, RetentionSource},
-    time_format::format_timestamp,
 };
 use idshare_store::{
     Cursor, templates,
@@ -23,7 +22,7 @@ use idshare_store::{
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::{Chrome, PageError, Signed};
+use super::{Chrome, Moment, PageError, Signed};
 use crate::{state::AppState, web};
 use idshare_service::{self as service, ServiceError};
 
@@ -128,7 +127,7 @@ struct TemplateRow {
     id: String,
     name: String,
     published: bool,
-    updated_at: String,
+    updated_at: Moment,
 }
 
 #[derive(Debug, Template)]
@@ -189,7 +188,7 @@ async fn templates_page(
                 id: t.id.to_string(),
                 name: t.name.clone(),
                 published: t.published_version_id.is_some(),
-                updated_at: format_timestamp(t.updated_at),
+                updated_at: Moment::new(t.updated_at, state.now()),
             })
             .collect(),
         can_edit: EDITORS.contains(&signed.role()),
@@ -271,8 +270,8 @@ struct VersionView {
     id: String,
     number: i64,
     status: &'static str,
-    created_at: String,
-    published_at: Option<String>,
+    created_at: Moment,
+    published_at: Option<Moment>,
 }
 
 #[derive(Debug, Template)]
@@ -350,8 +349,8 @@ async fn template_page(
                 id: v.id.to_string(),
                 number: v.version_number,
                 status: v.status.as_str(),
-                created_at: format_timestamp(v.created_at),
-                published_at: v.published_at.map(format_timestamp),
+                created_at: Moment::new(v.created_at, state.now()),
+                published_at: v.published_at.map(|t| Moment::new(t, state.now())),
             })
             .collect(),
         can_edit: EDITORS.contains(&signed.role()),
@@ -667,7 +666,7 @@ struct RunView {
     id: String,
     status: String,
     event: String,
-    created_at: String,
+    created_at: Moment,
     error: Option<String>,
     steps: Vec<StepView>,
 }
@@ -730,7 +729,7 @@ async fn workflow_page(
                 id: r.id.to_string(),
                 status: r.status.clone(),
                 event: r.event_name.clone(),
-                created_at: format_timestamp(r.created_at),
+                created_at: Moment::new(r.created_at, state.now()),
                 error: r.error.clone(),
                 steps: r
                     .steps

@@ -12,22 +12,27 @@ use axum::{
     routing::{get, post},
 };
 use idshare_domain::{
+    field::FieldValue,
     id::{InquiryId, InquiryTemplateId},
     inquiry::{InquiryAction, InquiryStatus},
+    names::full_name,
     retention::RetentionSource,
-    time_format::{format_timestamp, parse_date},
+    time_format::{format_exact, parse_date},
 };
 use idshare_store::{
-    Cursor, checks,
+    Cursor,
+    audit::Principal,
+    checks,
     events::{self, EventFilter},
-    inquiries::{self, InquiryFilter},
+    inquiries::{self, Inquiry, InquiryFilter},
     sessions::SessionKind,
-    users::Role,
+    templates,
+    users::{self, Role},
 };
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::{Chrome, PageError, Signed};
+use super::{Chrome, Moment, PageError, Signed};
 use crate::{state::AppState, web};
 use idshare_service::{self as service, ServiceError, render};
 
@@ -37,6 +42,8 @@ const DECIDERS: &[Role] = &[Role::Admin, Role::Reviewer];
 /// Who may redact.
 const REDACTORS: &[Role] = &[Role::Admin];
 const PAGE_SIZE: u32 = 25;
+/// A field value a viewer does not see.
+const HIDDEN: &str = "•••";
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -57,10 +64,40 @@ pub fn routes() -> Router<AppState> {
 #[derive(Debug)]
 struct Row {
     id: String,
+    /// The person's name (masked for viewers), when the inquiry has one.
+    name: Option<String>,
     status: &'static str,
     reference_id: Option<String>,
-    template: Option<String>,
-    created_at: String,
+    template: Option<TemplateLabel>,
+    created_at: Moment,
+}
+
+/// A template an inquiry was made from, by name, linked by id.
+#[derive(Debug)]
+struct TemplateLabel {
+    id: String,
+    name: String,
+}
+
+impl TemplateLabel {
+    fn new(
+        id: &InquiryTemplateId,
+        names: &std::collections::HashMap<InquiryTemplateId, String>,
+    ) -> Self {
+        Self {
+            id: id.to_string(),
+            name: names.get(id).cloned().unwrap_or_else(|| id.to_string()),
+        }
+    }
+}
+
+/// The person an inquiry is about, from its name fields, as the user may see it.
+pub(super) fn person(inquiry: &Inquiry, signed: &Signed) -> Option<String> {
+    let field = |key: &str| match inquiry.data.fields.get(key) {
+        Some(FieldValue::String(value)) => Some(value.as_str()),
+        _ => None,
+    };
+    full_name(field("name-first"), field("name-last")).map(|name| signed.person_name(name))
 }
 
 #[derive(Debug, Template)]
@@ -146,6 +183,9 @@ async fn list(
     )
     .await?
     .ok_or(PageError::NotFound)?;
+    let template_names = templates::names(&mut tx, &scope).await?;
+    drop(tx);
+    let now = state.now();
     let next = page.has_older.then(|| {
         let last = page
             .items
@@ -167,10 +207,14 @@ async fn list(
         .iter()
         .map(|i| Row {
             id: i.id.to_string(),
+            name: person(i, &signed),
             status: i.status.as_str(),
             reference_id: i.reference_id.clone(),
-            template: i.template_id.as_ref().map(ToString::to_string),
-            created_at: format_timestamp(i.created_at),
+            template: i
+                .template_id
+                .as_ref()
+                .map(|t| TemplateLabel::new(t, &template_names)),
+            created_at: Moment::new(i.created_at, now),
         })
         .collect();
     let page = ListPage {
@@ -237,11 +281,33 @@ struct FileView {
     provenance: Option<String>,
 }
 
+/// The last decision on an inquiry (approved, declined, marked for review, expired): who made
+/// it, when, and the reviewer's comment.
+#[derive(Debug)]
+struct DecisionView {
+    /// "Approved", "Declined", …
+    what: &'static str,
+    /// The user's email, the API key's name, or the workflow; `None` when the audit log has no
+    /// entry for it (decisions made before actors were recorded).
+    by: Option<String>,
+    at: Moment,
+    /// `None` when there is none, or the user may not read it (it may name the person).
+    comment: Option<String>,
+    comment_hidden: bool,
+}
+
 #[derive(Debug, Template)]
 #[template(path = "dashboard/inquiry.html")]
 struct InquiryPage {
     chrome: Chrome,
     id: String,
+    /// The person's name (masked for viewers), when the inquiry has one.
+    name: Option<String>,
+    template: Option<TemplateLabel>,
+    created_at: Moment,
+    decision: Option<DecisionView>,
+    /// Whether field values and files are shown (not to viewers).
+    shows_personal_data: bool,
     status: &'static str,
     reference_id: Option<String>,
     tags: Vec<String>,
@@ -253,7 +319,7 @@ struct InquiryPage {
     files: Vec<FileView>,
     verifications: Vec<VerificationView>,
     reports: Vec<ReportView>,
-    events: Vec<(String, String)>,
+    events: Vec<(Moment, String)>,
     actions: Vec<(&'static str, &'static str)>,
     can_link: bool,
     can_redact: bool,
@@ -280,7 +346,11 @@ fn provenance(entry: Option<&Value>) -> Option<String> {
     if let Some(field) = entry["source-field"].as_str() {
         line.push_str(&format!(" (source field {field})"));
     }
-    line.push_str(&format!(" at {}", text(&entry["copied-at"])));
+    let copied_at = entry["copied-at"]
+        .as_str()
+        .and_then(|at| idshare_domain::time_format::parse_timestamp(at).ok())
+        .map_or_else(|| text(&entry["copied-at"]), format_exact);
+    line.push_str(&format!(" at {copied_at}"));
     Some(line)
 }
 
@@ -305,6 +375,89 @@ fn actions(status: InquiryStatus, role: Role) -> Vec<(&'static str, &'static str
     .collect()
 }
 
+/// The actions a reviewer takes on an inquiry (the decision block shows the last).
+const DECISIONS: [InquiryAction; 4] = [
+    InquiryAction::Approve,
+    InquiryAction::Decline,
+    InquiryAction::MarkForReview,
+    InquiryAction::Expire,
+];
+
+/// What a decision's audit action is called on the page.
+fn decision_label(action: &str) -> Option<&'static str> {
+    DECISIONS
+        .into_iter()
+        .find(|a| a.event_name() == action)
+        .map(|a| match a {
+            InquiryAction::Approve => "Approved",
+            InquiryAction::Decline => "Declined",
+            InquiryAction::MarkForReview => "Marked for review",
+            _ => "Expired",
+        })
+}
+
+/// The last decision: from the audit log (who — a user, an API key or a workflow — and when),
+/// else from the inquiry's own times.
+async fn decision(
+    tx: &mut idshare_store::Tx,
+    signed: &Signed,
+    inquiry: &Inquiry,
+    now: time::OffsetDateTime,
+) -> Result<Option<DecisionView>, PageError> {
+    let scope = signed.scope();
+    let entry = idshare_store::audit::latest(
+        tx,
+        &scope,
+        inquiry.id.as_str(),
+        &DECISIONS.map(|a| a.event_name()),
+    )
+    .await?;
+    let by_user = entry.and_then(|e| decision_label(&e.action).map(|what| (what, e)));
+    let (what, by, at) = match by_user {
+        Some((what, entry)) => {
+            let by = match &entry.actor {
+                Principal::User(id) => users::list_in_org(tx, &scope.org_id)
+                    .await?
+                    .into_iter()
+                    .find(|u| &u.id == id)
+                    .map(|u| u.email),
+                Principal::ApiKey(id) => Some(
+                    idshare_store::api_keys::get(tx, &scope, id)
+                        .await?
+                        .map_or_else(
+                            || format!("API key {id}"),
+                            |key| format!("API key “{}”", key.name),
+                        ),
+                ),
+                Principal::System => Some("a workflow".to_owned()),
+            };
+            (what, by, entry.created_at)
+        }
+        None => {
+            let through_api = match inquiry.status {
+                InquiryStatus::Approved => inquiry.decisioned_at.map(|at| ("Approved", at)),
+                InquiryStatus::Declined => inquiry.decisioned_at.map(|at| ("Declined", at)),
+                InquiryStatus::NeedsReview => inquiry
+                    .marked_for_review_at
+                    .map(|at| ("Marked for review", at)),
+                _ => None,
+            };
+            match through_api {
+                Some((what, at)) => (what, None, at),
+                None => return Ok(None),
+            }
+        }
+    };
+    let comment = inquiry.data.reviewer_comment.clone();
+    Ok(Some(DecisionView {
+        what,
+        by,
+        at: Moment::new(at, now),
+        comment_hidden: comment.is_some() && !signed.sees_personal_data(),
+        comment: comment.filter(|_| signed.sees_personal_data()),
+    }))
+}
+
 async fn inquiry_page(
     state: &AppState,
     signed: &Signed,
@@ -325,7 +478,11 @@ async fn inquiry_page(
                 .iter()
                 .map(|(key, field)| FieldView {
                     key: key.clone(),
-                    value: text(&field["value"]),
+                    value: if signed.sees_personal_data() {
+                        text(&field["value"])
+                    } else {
+                        HIDDEN.to_owned()
+                    },
                     provenance: provenance_of(key),
                 })
                 .collect()
@@ -333,7 +490,16 @@ async fn inquiry_page(
         .unwrap_or_default();
     let missing = view.missing.iter().map(|r| r.label.clone()).collect();
     let crypto = state.store().crypto();
+    let now = state.now();
     let mut tx = state.store().begin_read().await?;
+    let decision = decision(&mut tx, signed, &view.inquiry, now).await?;
+    let template = match &view.inquiry.template_id {
+        Some(id) => Some(TemplateLabel::new(
+            id,
+            &templates::names(&mut tx, &scope).await?,
+        )),
+        None => None,
+    };
     let verifications = checks::verifications_of(&mut tx, crypto, &scope, id)
         .await?
         .iter()
@@ -405,13 +571,17 @@ async fn inquiry_page(
         .map(|page| {
             page.items
                 .iter()
-                .map(|e| (format_timestamp(e.created_at), e.name.clone()))
+                .map(|e| (Moment::new(e.created_at, now), e.name.clone()))
                 .collect()
         })
         .unwrap_or_default();
     drop(tx);
-    let files = service::files::list(state, &scope, id)
-        .await?
+    let files = if signed.sees_personal_data() {
+        service::files::list(state, &scope, id).await?
+    } else {
+        vec![]
+    };
+    let files = files
         .into_iter()
         .map(|f| {
             let kind = f.attributes.kind.clone();
@@ -434,7 +604,7 @@ async fn inquiry_page(
             format!(
                 "Its personal data will be redacted automatically on {} ({} days after it ended: \
                  {setting}).",
-                format_timestamp(at),
+                format_exact(at),
                 days.get()
             )
         });
@@ -447,6 +617,11 @@ async fn inquiry_page(
     Ok(InquiryPage {
         chrome: signed.chrome("inquiries"),
         id: id.to_string(),
+        name: person(&view.inquiry, signed),
+        template,
+        created_at: Moment::new(view.inquiry.created_at, now),
+        decision,
+        shows_personal_data: signed.sees_personal_data(),
         status: view.inquiry.status.as_str(),
         reference_id: view.inquiry.reference_id.clone(),
         tags: view.inquiry.tags.clone(),

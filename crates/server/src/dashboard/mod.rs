@@ -9,6 +9,7 @@ mod audit;
 mod connections;
 mod definitions;
 mod inquiries;
+mod moment;
 mod overview;
 mod share_tokens;
 mod sign_in;
@@ -47,6 +48,7 @@ use crate::{
     web,
 };
 use idshare_service::{ServiceError, audit::Actor};
+pub(crate) use moment::Moment;
 
 const COOKIE: &str = "idshare_dashboard";
 const CSRF_PURPOSE: &str = "dashboard-csrf";
@@ -54,6 +56,8 @@ const STYLESHEET: &str = include_str!("../../templates/dashboard/dashboard.css")
 /// htmx 2 (0BSD licence, `templates/dashboard/vendor/`): progressive enhancement only — every
 /// page works without it.
 const HTMX: &str = include_str!("../../templates/dashboard/vendor/htmx.min.js");
+/// Rewrites times into the viewer's locale; pages read well without it.
+const LOCAL_TIME: &str = include_str!("../../templates/dashboard/local-time.js");
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -65,6 +69,10 @@ pub fn routes() -> Router<AppState> {
         .route(
             "/dashboard/static/htmx.min.js",
             get(|| async { web::asset("text/javascript; charset=utf-8", HTMX) }),
+        )
+        .route(
+            "/dashboard/static/local-time.js",
+            get(|| async { web::asset("text/javascript; charset=utf-8", LOCAL_TIME) }),
         )
         .merge(share_tokens::routes())
         .merge(connections::routes())
@@ -168,6 +176,22 @@ impl Signed {
             Ok(())
         } else {
             Err(PageError::Forbidden)
+        }
+    }
+
+    /// Whether pages show this user end users' personal data. Viewers read the dashboard to
+    /// follow the work, not people: they see names masked (`J••• D•••`) and no field values
+    /// or files; admins and reviewers, who decide, see everything.
+    pub fn sees_personal_data(&self) -> bool {
+        self.role() != Role::Viewer
+    }
+
+    /// A person's name as this user may see it.
+    pub fn person_name(&self, name: String) -> String {
+        if self.sees_personal_data() {
+            name
+        } else {
+            idshare_domain::names::mask(&name)
         }
     }
 

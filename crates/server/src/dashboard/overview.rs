@@ -1,10 +1,14 @@
-//! The overview: Connect at a glance, in three charts drawn on the server — share tokens by
-//! status over the last 14 days, what redemptions ended in, and how long they took.
+//! The overview: the review queue, the approval rate and inquiries by status, then Connect at a
+//! glance in three charts drawn on the server — share tokens by status over the last 14 days,
+//! what redemptions ended in, and how long they took. What has no data yet says so.
 
 use askama::Template;
 use axum::{Router, extract::State, http::StatusCode, response::Response, routing::get};
-use idshare_domain::share_token::ShareTokenStatus;
-use idshare_store::share_tokens::{self, ShareToken};
+use idshare_domain::{inquiry::InquiryStatus, share_token::ShareTokenStatus};
+use idshare_store::{
+    inquiries,
+    share_tokens::{self, ShareToken},
+};
 use time::{Duration, OffsetDateTime};
 
 use super::{
@@ -151,13 +155,35 @@ fn latencies(tokens: &[ShareToken]) -> Vec<Bar> {
         .collect()
 }
 
+/// The share of decisions that approved, in whole percent; `None` before any decision.
+fn approval_rate(approved: i64, declined: i64) -> Option<i64> {
+    let decided = approved + declined;
+    (decided > 0).then(|| (approved * 100 + decided / 2) / decided)
+}
+
+/// One status of the inquiries created in the period: how many, and a link to them.
+#[derive(Debug)]
+struct StatusCount {
+    status: &'static str,
+    count: i64,
+}
+
 #[derive(Debug, Template)]
 #[template(path = "dashboard/overview.html")]
 struct OverviewPage {
     chrome: Chrome,
-    tokens_chart: String,
-    outcomes_chart: String,
-    latency_chart: String,
+    /// Inquiries waiting for a reviewer now.
+    needs_review: i64,
+    approved: i64,
+    decided: i64,
+    approval_rate: Option<i64>,
+    /// Every status, also those with none, in the order of the inquiry's life.
+    inquiries_by_status: Vec<StatusCount>,
+    total_inquiries: i64,
+    /// `None` when the chart would be empty ("No data yet").
+    tokens_chart: Option<String>,
+    outcomes_chart: Option<String>,
+    latency_chart: Option<String>,
     total_tokens: usize,
     total_redemptions: usize,
 }
@@ -172,28 +198,52 @@ async fn show(State(state): State<AppState>, signed: Signed) -> Result<Response,
     let mut tx = state.store().begin_read().await?;
     let tokens = share_tokens::created_since(&mut tx, &scope, since, MAX_TOKENS).await?;
     let statuses = share_tokens::redemption_outcomes(&mut tx, &scope, since).await?;
+    let counts = inquiries::counts(&mut tx, &scope, since).await?;
     drop(tx);
     let inbound: Vec<ShareToken> = tokens
         .iter()
         .filter(|t| t.destination_org_id == signed.session.user.org_id)
         .cloned()
         .collect();
+    let latency_bars = latencies(&inbound);
+    let inquiries_by_status: Vec<StatusCount> = InquiryStatus::ALL
+        .iter()
+        .map(|status| StatusCount {
+            status: status.as_str(),
+            count: counts
+                .created_by_status
+                .iter()
+                .find(|(s, _)| s == status)
+                .map_or(0, |(_, n)| *n),
+        })
+        .collect();
     let page = OverviewPage {
         chrome: signed.chrome("overview"),
-        tokens_chart: stacked_bars(
-            "Share tokens created per day, by status",
-            &STATUS_SERIES,
-            &tokens_by_day(&tokens, now.date()),
-        ),
-        outcomes_chart: stacked_bars("Redemption outcomes", &OUTCOME_SERIES, &outcomes(&statuses)),
-        latency_chart: stacked_bars(
-            "Redemption latency",
-            &[Series {
-                name: "redemptions",
-                colour: "#0b5cad",
-            }],
-            &latencies(&inbound),
-        ),
+        needs_review: counts.needs_review,
+        approved: counts.approved,
+        decided: counts.approved + counts.declined,
+        approval_rate: approval_rate(counts.approved, counts.declined),
+        total_inquiries: inquiries_by_status.iter().map(|s| s.count).sum(),
+        inquiries_by_status,
+        tokens_chart: (!tokens.is_empty()).then(|| {
+            stacked_bars(
+                "Share tokens created per day, by status",
+                &STATUS_SERIES,
+                &tokens_by_day(&tokens, now.date()),
+            )
+        }),
+        outcomes_chart: (!statuses.is_empty())
+            .then(|| stacked_bars("Redemption outcomes", &OUTCOME_SERIES, &outcomes(&statuses))),
+        latency_chart: latency_bars.iter().any(|b| b.values[0] > 0).then(|| {
+            stacked_bars(
+                "Redemption latency",
+                &[Series {
+                    name: "redemptions",
+                    colour: "#0b5cad",
+                }],
+                &latency_bars,
+            )
+        }),
         total_tokens: tokens.len(),
         total_redemptions: statuses.len(),
     };
@@ -235,6 +285,15 @@ mod tests {
             expired_at: None,
             destination_inquiry_id: None,
         }
+    }
+
+    #[test]
+    fn the_approval_rate_is_rounded_and_absent_before_any_decision() {
+        assert_eq!(approval_rate(0, 0), None);
+        assert_eq!(approval_rate(3, 0), Some(100));
+        assert_eq!(approval_rate(0, 2), Some(0));
+        assert_eq!(approval_rate(2, 1), Some(67));
+        assert_eq!(approval_rate(1, 7), Some(13), "12.5 rounds up");
     }
 
     #[test]

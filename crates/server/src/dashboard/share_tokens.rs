@@ -13,20 +13,22 @@ use axum::{
 use idshare_domain::{
     connect::{ConnectionStatus, Direction, Side},
     id::ShareTokenId,
+    id::{InquiryId, OrgId},
     preview::Preview,
     share_token::ShareTokenStatus,
-    time_format::format_timestamp,
 };
 use idshare_store::{
     Cursor,
     connections::{self, ConnectionFilter},
+    inquiries, orgs,
     share_tokens::{self, ShareToken, ShareTokenFilter},
     templates,
     users::Role,
 };
 use serde::Deserialize;
+use std::collections::HashMap;
 
-use super::{Chrome, PageError, Signed};
+use super::{Chrome, Moment, PageError, Signed};
 use crate::{state::AppState, web};
 use idshare_service::{
     Creator, ServiceError,
@@ -54,29 +56,57 @@ struct TokenView {
     id: String,
     direction: &'static str,
     status: &'static str,
+    /// The other organization, by name.
+    partner: String,
     connection: String,
     source_inquiry: Option<String>,
     destination_inquiry: Option<String>,
-    created_at: String,
-    expires_at: String,
-    pending_at: Option<String>,
-    redeemed_at: Option<String>,
-    failed_at: Option<String>,
+    /// The person of the inquiry this side sees (masked for viewers).
+    person: Option<String>,
+    created_at: Moment,
+    expires_at: Moment,
+    pending_at: Option<Moment>,
+    redeemed_at: Option<Moment>,
+    failed_at: Option<Moment>,
     failure_reason: Option<String>,
 }
 
+/// An organization's name from what [`orgs::partner_names`] read, its id if it has none there.
+pub(super) fn org_name(names: &HashMap<OrgId, String>, id: &OrgId) -> String {
+    names.get(id).cloned().unwrap_or_else(|| id.to_string())
+}
+
 impl TokenView {
-    fn new(token: &ShareToken, signed: &Signed) -> Self {
+    /// The inquiry of this side: the source's for the source, the one redeemed into for the
+    /// destination.
+    fn own_inquiry(&self) -> Option<InquiryId> {
+        self.source_inquiry
+            .as_ref()
+            .or(self.destination_inquiry.as_ref())
+            .and_then(|id| InquiryId::parse(id).ok())
+    }
+
+    fn new(
+        token: &ShareToken,
+        signed: &Signed,
+        names: &HashMap<OrgId, String>,
+        now: time::OffsetDateTime,
+    ) -> Self {
         let side = if token.source_org_id == signed.session.user.org_id {
             Side::Source
         } else {
             Side::Destination
         };
-        let ts = |t: Option<time::OffsetDateTime>| t.map(format_timestamp);
+        let ts = |t: Option<time::OffsetDateTime>| t.map(|t| Moment::new(t, now));
+        let partner = match side {
+            Side::Source => &token.destination_org_id,
+            Side::Destination => &token.source_org_id,
+        };
         Self {
             id: token.id.to_string(),
             direction: side.direction().as_str(),
             status: token.status.as_str(),
+            partner: org_name(names, partner),
             connection: token.connection_id.to_string(),
             // The source inquiry is the source's: the destination sees only that one exists.
             source_inquiry: (side == Side::Source).then(|| token.source_inquiry_id.to_string()),
@@ -88,8 +118,9 @@ impl TokenView {
                         .map(ToString::to_string)
                 })
                 .flatten(),
-            created_at: format_timestamp(token.created_at),
-            expires_at: format_timestamp(token.expires_at),
+            person: None,
+            created_at: Moment::new(token.created_at, now),
+            expires_at: Moment::new(token.expires_at, now),
             pending_at: ts(token.pending_at),
             redeemed_at: ts(token.redeemed_at),
             failed_at: ts(token.failed_at),
@@ -182,6 +213,26 @@ async fn list_page(
         .await?
         .map(|p| p.items)
         .unwrap_or_default();
+    let names = orgs::partner_names(&mut tx, &scope).await?;
+    let now = state.now();
+    let mut tokens: Vec<TokenView> = page
+        .items
+        .iter()
+        .map(|t| TokenView::new(t, signed, &names, now))
+        .collect();
+    // The people of the page's inquiries on this side, in one statement.
+    let own: Vec<InquiryId> = tokens.iter().filter_map(|t| t.own_inquiry()).collect();
+    let people: HashMap<String, Option<String>> =
+        inquiries::get_many(&mut tx, state.store().crypto(), &scope, &own)
+            .await?
+            .iter()
+            .map(|i| (i.id.to_string(), super::inquiries::person(i, signed)))
+            .collect();
+    drop(tx);
+    for token in &mut tokens {
+        let id = token.own_inquiry().map(|id| id.to_string());
+        token.person = id.and_then(|id| people.get(&id).cloned().flatten());
+    }
     let next = page.has_older.then(|| {
         let last = page
             .items
@@ -196,11 +247,7 @@ async fn list_page(
     });
     Ok(ListPage {
         chrome: signed.chrome("share-tokens"),
-        tokens: page
-            .items
-            .iter()
-            .map(|t| TokenView::new(t, signed))
-            .collect(),
+        tokens,
         directions: choices(&["outbound", "inbound"], query.direction.as_deref()),
         statuses: choices(
             &["created", "pending", "redeemed", "failed", "expired"],
@@ -212,7 +259,7 @@ async fn list_page(
             .iter()
             .map(|c| Choice {
                 value: c.id.to_string(),
-                label: format!("{} → {}", c.id, c.destination_org_id),
+                label: format!("{} ({})", org_name(&names, &c.destination_org_id), c.id),
                 selected: false,
             })
             .collect(),
@@ -363,7 +410,16 @@ async fn token_page(
 ) -> Result<(TokenPage, StatusCode), PageError> {
     let scope = signed.scope();
     let (token, _) = service::get(state, &scope, id, false, &signed.actor()).await?;
-    let view = TokenView::new(&token, signed);
+    let mut tx = state.store().begin_read().await?;
+    let names = orgs::partner_names(&mut tx, &scope).await?;
+    let mut view = TokenView::new(&token, signed, &names, state.now());
+    // The one inquiry of this side the page names: decrypted for its name alone.
+    if let Some(id) = view.own_inquiry()
+        && let Some(inquiry) = inquiries::get(&mut tx, state.store().crypto(), &scope, &id).await?
+    {
+        view.person = super::inquiries::person(&inquiry, signed);
+    }
+    drop(tx);
     let redeemable = view.direction == Direction::Inbound.as_str()
         && token.status == ShareTokenStatus::Created
         && token.expires_at > state.now();

@@ -1,6 +1,8 @@
 //! Bar charts drawn on the server as SVG: no script, no external resource, no inline style
 //! (the pages' Content-Security-Policy allows none), a `<title>` on every bar for screen readers
-//! and tooltips, and every text escaped.
+//! and tooltips, and every text escaped. The SVG is drawn at its own size in pixels and never
+//! scaled on wide screens, so that its labels take the page's font size from the stylesheet; the
+//! legend is HTML beside it.
 
 use std::fmt::Write;
 
@@ -18,9 +20,10 @@ pub struct Series {
     pub colour: &'static str,
 }
 
-const WIDTH: u32 = 640;
+/// Fits a panel of the overview's two columns at 1280 px.
+const WIDTH: u32 = 500;
 const HEIGHT: u32 = 220;
-const LEFT: u32 = 40;
+const LEFT: u32 = 44;
 const BOTTOM: u32 = 40;
 const TOP: u32 = 10;
 
@@ -32,7 +35,8 @@ fn escape(text: &str) -> String {
         .replace('\'', "&#39;")
 }
 
-/// A stacked bar chart with a legend; `title` names it for assistive technology.
+/// A stacked bar chart followed by its legend (when there are several series); `title` names it
+/// for assistive technology.
 pub fn stacked_bars(title: &str, series: &[Series], bars: &[Bar]) -> String {
     let max = bars
         .iter()
@@ -43,13 +47,11 @@ pub fn stacked_bars(title: &str, series: &[Series], bars: &[Bar]) -> String {
     let plot_height = HEIGHT - BOTTOM - TOP;
     let slot = (WIDTH - LEFT) / u32::try_from(bars.len().max(1)).unwrap_or(1);
     let bar_width = (slot * 7 / 10).max(2);
-    let legend_height = 20;
     let mut svg = String::new();
     let _ = write!(
         svg,
-        "<svg xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"0 0 {WIDTH} {}\" role=\"img\" \
-         aria-label=\"{}\" class=\"chart\">",
-        HEIGHT + legend_height,
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"0 0 {WIDTH} {HEIGHT}\" \
+         width=\"{WIDTH}\" height=\"{HEIGHT}\" role=\"img\" aria-label=\"{}\" class=\"chart\">",
         escape(title)
     );
     let _ = write!(svg, "<title>{}</title>", escape(title));
@@ -58,15 +60,16 @@ pub fn stacked_bars(title: &str, series: &[Series], bars: &[Bar]) -> String {
         svg,
         "<line x1=\"{LEFT}\" y1=\"{TOP}\" x2=\"{LEFT}\" y2=\"{}\" stroke=\"#8c959f\"/>\
          <line x1=\"{LEFT}\" y1=\"{0}\" x2=\"{WIDTH}\" y2=\"{0}\" stroke=\"#8c959f\"/>\
-         <text x=\"{}\" y=\"{}\" font-size=\"11\" text-anchor=\"end\" fill=\"#57606a\">{max}</text>\
-         <text x=\"{}\" y=\"{}\" font-size=\"11\" text-anchor=\"end\" fill=\"#57606a\">0</text>",
+         <text x=\"{}\" y=\"{}\" text-anchor=\"end\">{max}</text>\
+         <text x=\"{}\" y=\"{}\" text-anchor=\"end\">0</text>",
         HEIGHT - BOTTOM,
-        LEFT - 4,
-        TOP + 10,
-        LEFT - 4,
+        LEFT - 6,
+        TOP + 12,
+        LEFT - 6,
         HEIGHT - BOTTOM,
     );
-    let label_every = (bars.len() / 8).max(1);
+    // At most seven labels: each keeps the page's font size and needs its room.
+    let label_every = bars.len().div_ceil(7).max(1);
     for (i, bar) in bars.iter().enumerate() {
         let index = u32::try_from(i).unwrap_or(0);
         let x = LEFT + index * slot + (slot - bar_width) / 2;
@@ -91,29 +94,28 @@ pub fn stacked_bars(title: &str, series: &[Series], bars: &[Bar]) -> String {
         if i % label_every == 0 {
             let _ = write!(
                 svg,
-                "<text x=\"{}\" y=\"{}\" font-size=\"11\" text-anchor=\"middle\" fill=\"#57606a\">{}</text>",
+                "<text x=\"{}\" y=\"{}\" text-anchor=\"middle\">{}</text>",
                 x + bar_width / 2,
-                HEIGHT - BOTTOM + 14,
+                HEIGHT - BOTTOM + 20,
                 escape(&bar.label)
             );
         }
     }
-    // Legend.
-    let mut x = LEFT;
-    for s in series {
-        let _ = write!(
-            svg,
-            "<rect x=\"{x}\" y=\"{}\" width=\"10\" height=\"10\" fill=\"{}\"/>\
-             <text x=\"{}\" y=\"{}\" font-size=\"11\" fill=\"#1b1f24\">{}</text>",
-            HEIGHT + 4,
-            s.colour,
-            x + 14,
-            HEIGHT + 13,
-            escape(s.name)
-        );
-        x += 14 + 8 * u32::try_from(s.name.len()).unwrap_or(10) + 16;
-    }
     svg.push_str("</svg>");
+    if series.len() > 1 {
+        // HTML, so that it wraps and reads at the page's font size.
+        svg.push_str("<ul class=\"legend\">");
+        for s in series {
+            let _ = write!(
+                svg,
+                "<li><svg width=\"12\" height=\"12\" aria-hidden=\"true\"><rect width=\"12\" \
+                 height=\"12\" fill=\"{}\"/></svg> {}</li>",
+                s.colour,
+                escape(s.name)
+            );
+        }
+        svg.push_str("</ul>");
+    }
     svg
 }
 
@@ -152,6 +154,18 @@ mod tests {
             !svg.contains("style="),
             "no inline style: the CSP forbids it"
         );
+        assert!(
+            svg.contains("width=\"500\" height=\"220\""),
+            "drawn at its own size, not scaled: {svg}"
+        );
+        assert!(
+            !svg.contains("font-size"),
+            "labels take the page's font size from the stylesheet"
+        );
+        assert!(
+            !svg.contains("class=\"legend\""),
+            "one series needs no legend"
+        );
     }
 
     #[test]
@@ -167,5 +181,21 @@ mod tests {
         assert!(!svg.contains("<script>"));
         assert!(svg.contains("&lt;script&gt;"));
         assert!(stacked_bars("empty", &ONE, &[]).ends_with("</svg>"));
+    }
+
+    #[test]
+    fn several_series_get_an_html_legend() {
+        let two = [
+            ONE[0],
+            Series {
+                name: "<expired>",
+                colour: "#8c959f",
+            },
+        ];
+        let chart = stacked_bars("Tokens", &two, &[]);
+        assert!(
+            chart.ends_with("<li><svg width=\"12\" height=\"12\" aria-hidden=\"true\"><rect width=\"12\" height=\"12\" fill=\"#8c959f\"/></svg> &lt;expired&gt;</li></ul>"),
+            "{chart}"
+        );
     }
 }

@@ -12,7 +12,6 @@ use axum::{
 };
 use idshare_domain::{
     id::{WebhookDeliveryId, WebhookId},
-    time_format::format_timestamp,
     webhook::{SUBSCRIBABLE_EVENTS, WebhookAction, WebhookStatus, transition},
 };
 use idshare_store::{
@@ -22,7 +21,7 @@ use idshare_store::{
 };
 use serde::Deserialize;
 
-use super::{Chrome, PageError, Signed};
+use super::{Chrome, Moment, PageError, Signed};
 use crate::{http::error::status_of, state::AppState, web};
 use idshare_service::{
     ServiceError,
@@ -102,18 +101,18 @@ struct Row {
     name: Option<String>,
     url: String,
     events: String,
-    created_at: String,
+    created_at: Moment,
 }
 
 impl Row {
-    fn new(webhook: &Webhook) -> Self {
+    fn new(webhook: &Webhook, now: time::OffsetDateTime) -> Self {
         Self {
             id: webhook.id.to_string(),
             status: webhook.status.clone(),
             name: webhook.name.clone(),
             url: webhook.url.clone(),
             events: webhook.enabled_events.join(", "),
-            created_at: format_timestamp(webhook.created_at),
+            created_at: Moment::new(webhook.created_at, now),
         }
     }
 }
@@ -181,7 +180,11 @@ async fn list_page(
     });
     Ok(ListPage {
         chrome: signed.chrome("webhooks"),
-        rows: page.items.iter().map(Row::new).collect(),
+        rows: page
+            .items
+            .iter()
+            .map(|w| Row::new(w, state.now()))
+            .collect(),
         next,
         can_write: WRITERS.contains(&signed.role()),
         form,
@@ -276,15 +279,16 @@ struct DeliveryView {
     attempts: u32,
     last_status_code: Option<u16>,
     last_error: Option<String>,
-    created_at: String,
-    last_attempted_at: Option<String>,
-    next_attempt_at: Option<String>,
-    delivered_at: Option<String>,
+    created_at: Moment,
+    last_attempted_at: Option<Moment>,
+    next_attempt_at: Option<Moment>,
+    delivered_at: Option<Moment>,
     can_redeliver: bool,
 }
 
 impl DeliveryView {
-    fn new(delivery: &Delivery, can_redeliver: bool) -> Self {
+    fn new(delivery: &Delivery, can_redeliver: bool, now: time::OffsetDateTime) -> Self {
+        let moment = |t| Moment::new(t, now);
         Self {
             id: delivery.id.to_string(),
             status: delivery.status.clone(),
@@ -292,13 +296,13 @@ impl DeliveryView {
             attempts: delivery.attempts_made,
             last_status_code: delivery.last_status_code,
             last_error: delivery.last_error.clone(),
-            created_at: format_timestamp(delivery.created_at),
-            last_attempted_at: delivery.last_attempted_at.map(format_timestamp),
+            created_at: moment(delivery.created_at),
+            last_attempted_at: delivery.last_attempted_at.map(moment),
             next_attempt_at: delivery
                 .next_attempt_at
                 .filter(|_| delivery.status == "pending")
-                .map(format_timestamp),
-            delivered_at: delivery.delivered_at.map(format_timestamp),
+                .map(moment),
+            delivered_at: delivery.delivered_at.map(moment),
             can_redeliver: can_redeliver
                 && matches!(delivery.status.as_str(), "delivered" | "failed"),
         }
@@ -329,10 +333,10 @@ struct WebhookPage {
     events: Vec<String>,
     inflection: &'static str,
     blocklist: Vec<String>,
-    created_at: String,
-    updated_at: String,
-    archived_at: Option<String>,
-    previous_secret_until: Option<String>,
+    created_at: Moment,
+    updated_at: Moment,
+    archived_at: Option<Moment>,
+    previous_secret_until: Option<Moment>,
     actions: Vec<(&'static str, &'static str)>,
     can_rotate: bool,
     deliveries: Vec<DeliveryView>,
@@ -397,20 +401,20 @@ async fn webhook_page(
         events: webhook.enabled_events.clone(),
         inflection: webhook.api_key_inflection.as_str(),
         blocklist: webhook.api_attributes_blocklist.clone(),
-        created_at: format_timestamp(webhook.created_at),
-        updated_at: format_timestamp(webhook.updated_at),
-        archived_at: webhook.archived_at.map(format_timestamp),
+        created_at: Moment::new(webhook.created_at, now),
+        updated_at: Moment::new(webhook.updated_at, now),
+        archived_at: webhook.archived_at.map(|t| Moment::new(t, now)),
         previous_secret_until: webhook
             .previous_secret
             .as_ref()
             .filter(|(_, until)| *until > now)
-            .map(|(_, until)| format_timestamp(*until)),
+            .map(|(_, until)| Moment::new(*until, now)),
         actions,
         can_rotate: can_write && status != Some(WebhookStatus::Archived),
         deliveries: deliveries
             .items
             .iter()
-            .map(|d| DeliveryView::new(d, can_write && enabled))
+            .map(|d| DeliveryView::new(d, can_write && enabled, now))
             .collect(),
         next,
         shown,

@@ -86,9 +86,10 @@ async fn connection_made_and_accepted_in_the_browser(backend: Backend) {
         chrome.text(&format!("{row} td:nth-child(2)")).await,
         "outbound"
     );
+    // The partner by name, its id beneath.
     assert_eq!(
         chrome.text(&format!("{row} td:nth-child(4)")).await,
-        d.org_id.as_str()
+        format!("Globex\n{}", d.org_id)
     );
     assert_eq!(
         chrome.button_count("Accept").await,
@@ -118,7 +119,7 @@ async fn connection_made_and_accepted_in_the_browser(backend: Backend) {
     );
     assert_eq!(
         chrome.text(&format!("{row} td:nth-child(4)")).await,
-        s.org_id.as_str()
+        format!("Acme Bank\n{}", s.org_id)
     );
     chrome.click_button("Accept").await;
     chrome
