@@ -10,6 +10,7 @@ use time::{Duration, OffsetDateTime};
 
 use crate::{
     browser::{Browser, Page},
+    cli::{idshare, refused, stdout, storage_for},
     dashboard::{PASSWORD, add_user, sign_in_attempt, signed_in, text_of},
     helpers::{Backend, TestApp, spawn_app},
 };
@@ -729,7 +730,122 @@ async fn an_organization_can_require_two_factor(backend: Backend) {
     assert!(account.body.contains("Your organization requires it"));
 }
 
+async fn operators_manage_people_from_the_command_line(backend: Backend) {
+    let dir = tempfile::tempdir().unwrap();
+    let storage = storage_for(backend, dir.path()).await;
+    stdout(&idshare(&["migrate"], &storage));
+    let org = stdout(&idshare(
+        &["admin", "org", "create", "--name", "Acme Bank"],
+        &storage,
+    ));
+    let user = |args: &[&str]| {
+        let mut all = vec!["admin", "user"];
+        all.extend_from_slice(args);
+        idshare(&all, &storage)
+    };
+    stdout(&user(&[
+        "create",
+        "--org",
+        &org,
+        "--email",
+        "ada@acme.test",
+        "--password",
+        "correct horse battery",
+    ]));
+    let invited = user(&[
+        "invite",
+        "--org",
+        &org,
+        "--email",
+        "bob@acme.test",
+        "--role",
+        "reviewer",
+    ]);
+    let link = stdout(&invited);
+    assert!(link.starts_with("/dashboard/set-password/spl_"), "{link}");
+    assert!(String::from_utf8_lossy(&invited.stderr).contains("invited bob@acme.test"));
+    let list = |storage: &[String]| {
+        let text = stdout(&idshare(
+            &["admin", "user", "list", "--org", &org, "--json"],
+            storage,
+        ));
+        serde_json::from_str::<serde_json::Value>(&text).unwrap()
+    };
+    let people = list(&storage);
+    assert_eq!(people[1]["email-address"], "bob@acme.test");
+    assert_eq!(people[1]["status"], "invited");
+    assert_eq!(people[1]["two-factor"], false);
+    assert_eq!(people[0]["status"], "active");
+    let table = stdout(&user(&["list", "--org", &org]));
+    assert!(
+        table.starts_with("ID  ") && table.contains("STATUS") && table.contains("TWO-FACTOR"),
+        "{table}"
+    );
+
+    // The last active admin stays one, whoever asks.
+    for args in [
+        vec!["disable", "--email", "ada@acme.test"],
+        vec!["remove", "--email", "ada@acme.test"],
+        vec!["set-role", "--email", "ada@acme.test", "--role", "viewer"],
+    ] {
+        let line = refused(&user(&args), &args.join(" "));
+        assert!(line.contains("last active administrator"), "{line}");
+    }
+    assert!(
+        refused(
+            &user(&["disable", "--email", "nobody@acme.test"]),
+            "unknown"
+        )
+        .contains("no user")
+    );
+    let bad_role = user(&["set-role", "--email", "bob@acme.test", "--role", "owner"]);
+    assert!(!bad_role.status.success());
+    assert!(String::from_utf8_lossy(&bad_role.stderr).contains("admin, reviewer, viewer"));
+
+    stdout(&user(&[
+        "set-role",
+        "--email",
+        "bob@acme.test",
+        "--role",
+        "admin",
+    ]));
+    stdout(&user(&["disable", "--email", "bob@acme.test"]));
+    assert_eq!(list(&storage)[1]["status"], "disabled");
+    assert!(
+        refused(
+            &user(&["reset-password", "--email", "bob@acme.test"]),
+            "reset"
+        )
+        .contains("enable it first")
+    );
+    stdout(&user(&["enable", "--email", "bob@acme.test"]));
+    let reset = stdout(&user(&["reset-password", "--email", "bob@acme.test"]));
+    assert!(
+        reset.starts_with("/dashboard/set-password/spl_") && reset != link,
+        "{reset}"
+    );
+    let sessions = stdout(&user(&["sessions", "--email", "ada@acme.test", "--json"]));
+    assert_eq!(sessions, "[]");
+    let revoked = user(&["revoke-sessions", "--email", "ada@acme.test"]);
+    stdout(&revoked);
+    assert!(String::from_utf8_lossy(&revoked.stderr).contains("ended 0 session(s)"));
+    stdout(&user(&["remove", "--email", "bob@acme.test"]));
+    let people = list(&storage);
+    assert_eq!(people.as_array().unwrap().len(), 1, "{people}");
+    let again = user(&[
+        "invite",
+        "--org",
+        &org,
+        "--email",
+        "bob@acme.test",
+        "--role",
+        "viewer",
+    ]);
+    assert!(refused(&again, "a removed address").contains("exists already"));
+}
+
 backend_tests!(
+    operators_manage_people_from_the_command_line,
     invitations_set_a_password_once,
     roles_disabling_and_removal_with_guard_rails,
     lower_roles_and_other_organizations_change_nothing,
