@@ -710,6 +710,7 @@ async fn an_organization_can_require_two_factor(backend: Backend) {
     assert_eq!(page.location.as_deref(), Some("/dashboard/two-factor"));
     let enrol = user.get("/dashboard/two-factor").await;
     assert!(enrol.body.contains("Your organization requires two-factor"));
+    assert!(!enrol.body.contains("Not now"));
     let user_secret = text_of(&enrol, "totp-secret");
     let done = user
         .submit(
