@@ -82,7 +82,7 @@ pub enum AdminChange {
 pub struct Target {
     /// The user acting is the one changed.
     pub is_self: bool,
-    /// The user changed is an administrator who can sign in (not disabled).
+    /// The user changed is an administrator who can sign in (has a password, is not disabled).
     pub is_active_admin: bool,
     /// Active administrators of the organization, the user changed included.
     pub active_admins: u64,

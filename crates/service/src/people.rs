@@ -75,7 +75,7 @@ async fn guard(
     let active_admins = users::lock_and_count_active_admins(tx, &user.org_id).await?;
     let target = Target {
         is_self: actor.user().is_some_and(|a| a.id == user.id),
-        is_active_admin: user.role == Role::Admin && user.status != UserStatus::Disabled,
+        is_active_admin: user.role == Role::Admin && user.status == UserStatus::Active,
         active_admins,
     };
     match admin_change_refusal(change, target) {

@@ -421,7 +421,8 @@ pub async fn get_by_email(tx: &mut Tx, email: &str) -> Result<Option<User>, Stor
     row.map(UserRow::user).transpose()
 }
 
-/// The organization's administrators who can sign in (not disabled, not removed), after
+/// The organization's administrators who can sign in (who set a password, are not disabled nor
+/// removed; an invited admin may never come), after
 /// locking the organization's row so that two changes cannot each leave the other's admin
 /// the last one (PostgreSQL; a SQLite write transaction is alone already).
 pub async fn lock_and_count_active_admins(tx: &mut Tx, org_id: &OrgId) -> Result<u64, StoreError> {
@@ -438,7 +439,7 @@ pub async fn lock_and_count_active_admins(tx: &mut Tx, org_id: &OrgId) -> Result
     let count: i64 = on_conn!(tx, |conn| {
         sqlx::query_scalar(
             "SELECT COUNT(*) FROM users WHERE org_id = $1 AND role = 'admin' \
-             AND disabled_at IS NULL AND removed_at IS NULL",
+             AND password_set_at IS NOT NULL AND disabled_at IS NULL AND removed_at IS NULL",
         )
         .bind(org_id.as_str())
         .fetch_one(conn)
