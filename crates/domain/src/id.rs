@@ -153,6 +153,7 @@ ids! {
     InquirySessionId = "iqse", "inquiry session";
     DashboardSessionId = "dses", "dashboard session";
     OneTimeLinkId = "otl", "one-time link";
+    SetPasswordLinkId = "spl", "set-password link";
     AuditEntryId = "aud", "audit entry";
     JobId = "job", "job";
 }

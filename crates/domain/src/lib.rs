@@ -81,6 +81,7 @@ pub mod inflection;
 pub mod inquiry;
 pub mod mrz;
 pub mod names;
+pub mod people;
 pub mod permission;
 pub mod preview;
 pub mod requirements;

@@ -33,6 +33,7 @@ use idshare_store::{
     audit::{self, Actor},
     orgs, users,
 };
+use operator_cli::UserChange;
 use time::OffsetDateTime;
 
 #[derive(Debug, Parser)]
@@ -474,7 +475,7 @@ enum UserCommand {
         password: String,
         /// What the user may do: admin (everything), reviewer (decide inquiries) or viewer
         /// (read only).
-        #[arg(long, default_value = "admin", value_parser = possible_values(["admin", "reviewer", "viewer"]))]
+        #[arg(long, default_value = "admin", value_parser = possible_values(ROLES))]
         role: String,
         #[command(flatten)]
         storage: StorageArgs,
@@ -499,7 +500,89 @@ enum UserCommand {
         #[command(flatten)]
         storage: StorageArgs,
     },
+    /// Invite a user: prints the path of its one-time set-password link (valid 72 hours; prefix
+    /// it with the server's public URL and hand it over: idshare sends no mail).
+    Invite {
+        /// The organization's id (org_…).
+        #[arg(long)]
+        org: String,
+        /// The address the user will sign in with (unique across organizations).
+        #[arg(long)]
+        email: String,
+        /// What the user may do: admin (everything), reviewer (decide inquiries) or viewer
+        /// (read only).
+        #[arg(long, value_parser = possible_values(ROLES))]
+        role: String,
+        #[command(flatten)]
+        storage: StorageArgs,
+    },
+    /// Change a user's role (the organization's last active admin stays one).
+    SetRole {
+        /// The user's sign-in address.
+        #[arg(long)]
+        email: String,
+        /// The new role: admin (everything), reviewer (decide inquiries) or viewer (read only).
+        #[arg(long, value_parser = possible_values(ROLES))]
+        role: String,
+        #[command(flatten)]
+        storage: StorageArgs,
+    },
+    /// Disable a user: its sessions end at once and it cannot sign in.
+    Disable {
+        /// The user's sign-in address.
+        #[arg(long)]
+        email: String,
+        #[command(flatten)]
+        storage: StorageArgs,
+    },
+    /// Enable a disabled user again.
+    Enable {
+        /// The user's sign-in address.
+        #[arg(long)]
+        email: String,
+        #[command(flatten)]
+        storage: StorageArgs,
+    },
+    /// Remove a user for good (its audit entries stay; its address cannot be used again).
+    Remove {
+        /// The user's sign-in address.
+        #[arg(long)]
+        email: String,
+        #[command(flatten)]
+        storage: StorageArgs,
+    },
+    /// Reset a user's password: the old one stops working, its sessions end; prints the path
+    /// of a one-time set-password link (valid 72 hours).
+    ResetPassword {
+        /// The user's sign-in address.
+        #[arg(long)]
+        email: String,
+        #[command(flatten)]
+        storage: StorageArgs,
+    },
+    /// A user's live dashboard sessions.
+    Sessions {
+        /// The user's sign-in address.
+        #[arg(long)]
+        email: String,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        storage: StorageArgs,
+    },
+    /// End every session of a user (it can sign in again).
+    RevokeSessions {
+        /// The user's sign-in address.
+        #[arg(long)]
+        email: String,
+        #[command(flatten)]
+        storage: StorageArgs,
+    },
 }
+
+/// The roles of dashboard users.
+const ROLES: [&str; 3] = ["admin", "reviewer", "viewer"];
 
 fn load_config(
     cli: &Cli,
@@ -1035,6 +1118,74 @@ async fn admin(cli: &Cli, command: &AdminCommand) -> anyhow::Result<()> {
                 load_config(cli, Some(storage), None, master_key_file, previous)
             })
             .await;
+        }
+        AdminCommand::User {
+            command:
+                UserCommand::Invite {
+                    org,
+                    email,
+                    role,
+                    storage,
+                },
+        } => {
+            let org_id = OrgId::parse(org)?;
+            let role: users::Role = role.parse().map_err(anyhow::Error::msg)?;
+            let store = open_without_key(cli, storage, false).await?;
+            operator_cli::user_invite(&store, &org_id, email, role, now).await?;
+        }
+        AdminCommand::User {
+            command:
+                UserCommand::SetRole {
+                    email,
+                    role,
+                    storage,
+                },
+        } => {
+            let role: users::Role = role.parse().map_err(anyhow::Error::msg)?;
+            let store = open_without_key(cli, storage, false).await?;
+            operator_cli::user_change(&store, email, UserChange::SetRole(role), now).await?;
+        }
+        AdminCommand::User {
+            command: UserCommand::Disable { email, storage },
+        } => {
+            let store = open_without_key(cli, storage, false).await?;
+            operator_cli::user_change(&store, email, UserChange::Disable, now).await?;
+        }
+        AdminCommand::User {
+            command: UserCommand::Enable { email, storage },
+        } => {
+            let store = open_without_key(cli, storage, false).await?;
+            operator_cli::user_change(&store, email, UserChange::Enable, now).await?;
+        }
+        AdminCommand::User {
+            command: UserCommand::Remove { email, storage },
+        } => {
+            let store = open_without_key(cli, storage, false).await?;
+            operator_cli::user_change(&store, email, UserChange::Remove, now).await?;
+        }
+        AdminCommand::User {
+            command: UserCommand::ResetPassword { email, storage },
+        } => {
+            let store = open_without_key(cli, storage, false).await?;
+            operator_cli::user_change(&store, email, UserChange::ResetPassword, now).await?;
+        }
+        AdminCommand::User {
+            command: UserCommand::RevokeSessions { email, storage },
+        } => {
+            let store = open_without_key(cli, storage, false).await?;
+            operator_cli::user_change(&store, email, UserChange::RevokeSessions, now).await?;
+        }
+        AdminCommand::User {
+            command:
+                UserCommand::Sessions {
+                    email,
+                    json,
+                    storage,
+                },
+        } => {
+            let store = open_without_key(cli, storage, false).await?;
+            let output = operator_cli::Output::from_flag(*json);
+            operator_cli::user_sessions(&store, email, output, now).await?;
         }
         AdminCommand::User {
             command: UserCommand::Unlock { email, storage },

@@ -1,13 +1,20 @@
 //! Operator commands that look at the data without sealing or opening any: organizations, API
-//! keys, users, screening lists, jobs and migrations. Each prints a table for people, or JSON
-//! (`--json`) for scripts.
+//! keys, users (and managing them), screening lists, jobs and migrations. Each listing prints a
+//! table for people, or JSON (`--json`) for scripts.
 
 use anyhow::bail;
 use idshare_domain::{
     id::{JobId, OrgId},
     time_format::format_timestamp,
 };
-use idshare_store::{MigrationState, Store, api_keys, jobs, lists, orgs, users};
+use idshare_service::{
+    ServiceError,
+    people::{self, Actor},
+};
+use idshare_store::{
+    MigrationState, Store, api_keys, dashboard_sessions, jobs, lists, orgs, set_password_links,
+    users::{self, Role, User},
+};
 use serde_json::{Value, json};
 use time::OffsetDateTime;
 
@@ -184,14 +191,20 @@ pub async fn user_list(store: &Store, org: Option<&OrgId>, output: Output) -> an
                 "organization": user.org_id.as_str(),
                 "email-address": user.email,
                 "role": user.role.as_str(),
+                "status": user.status.as_str(),
+                "two-factor": user.two_factor,
                 "created-at": time_json(Some(user.created_at)),
+                "last-signed-in-at": time_json(user.last_signed_in_at),
             });
             (
                 vec![
                     user.id.to_string(),
                     user.org_id.to_string(),
                     user.role.as_str().to_owned(),
+                    user.status.as_str().to_owned(),
+                    if user.two_factor { "on" } else { "off" }.to_owned(),
                     time_cell(Some(user.created_at)),
+                    time_cell(user.last_signed_in_at),
                     user.email,
                 ],
                 json,
@@ -199,9 +212,157 @@ pub async fn user_list(store: &Store, org: Option<&OrgId>, output: Output) -> an
         })
         .collect();
     Listing {
-        headers: &["ID", "ORGANIZATION", "ROLE", "CREATED", "EMAIL"],
+        headers: &[
+            "ID",
+            "ORGANIZATION",
+            "ROLE",
+            "STATUS",
+            "TWO-FACTOR",
+            "CREATED",
+            "LAST SIGN-IN",
+            "EMAIL",
+        ],
         rows,
         empty: "no users",
+    }
+    .print(output);
+    Ok(())
+}
+
+/// A service's refusal as one line for the operator; a failure with its cause.
+fn service_error(e: ServiceError) -> anyhow::Error {
+    if e.is_failure() {
+        anyhow::Error::new(e)
+    } else {
+        anyhow::anyhow!(
+            "{}",
+            e.reasons()
+                .iter()
+                .map(|r| r.details)
+                .collect::<Vec<_>>()
+                .join(" ")
+        )
+    }
+}
+
+/// The user (not removed) who signs in with `email`.
+async fn user_by_email(store: &Store, email: &str) -> anyhow::Result<User> {
+    let mut tx = store.begin_read().await?;
+    match users::get_by_email(&mut tx, email).await? {
+        Some(user) => Ok(user),
+        None => bail!("no user with the email address {email} (see `idshare admin user list`)"),
+    }
+}
+
+/// Invites a user and prints the path of its set-password link.
+pub async fn user_invite(
+    store: &Store,
+    org: &OrgId,
+    email: &str,
+    role: Role,
+    now: OffsetDateTime,
+) -> anyhow::Result<()> {
+    let (user, token) = people::invite(store, Actor::Operator, org, email, role, now)
+        .await
+        .map_err(|e| match e {
+            ServiceError::NotFound { .. } => anyhow::anyhow!("no organization {org}"),
+            e => service_error(e),
+        })?;
+    eprintln!(
+        "invited {} ({}) as {}; give them this link (after the server's public URL), valid \
+         72 hours, once:",
+        user.email,
+        user.id,
+        role.as_str()
+    );
+    println!("{}", set_password_links::path(&token));
+    Ok(())
+}
+
+/// A change an operator makes to a user.
+#[derive(Debug, Clone, Copy)]
+pub enum UserChange {
+    SetRole(Role),
+    Disable,
+    Enable,
+    Remove,
+    ResetPassword,
+    RevokeSessions,
+}
+
+pub async fn user_change(
+    store: &Store,
+    email: &str,
+    change: UserChange,
+    now: OffsetDateTime,
+) -> anyhow::Result<()> {
+    let user = user_by_email(store, email).await?;
+    let (org, id, actor) = (&user.org_id, &user.id, Actor::Operator);
+    let done = match change {
+        UserChange::SetRole(role) => people::set_role(store, actor, org, id, role, now)
+            .await
+            .map(|_| format!("{email} is now {}", role.as_str())),
+        UserChange::Disable => people::disable(store, actor, org, id, now)
+            .await
+            .map(|_| format!("disabled {email}; its sessions have ended")),
+        UserChange::Enable => people::enable(store, actor, org, id, now)
+            .await
+            .map(|_| format!("enabled {email}")),
+        UserChange::Remove => people::remove(store, actor, org, id, now)
+            .await
+            .map(|_| format!("removed {email}")),
+        UserChange::ResetPassword => people::reset_password(store, actor, org, id, now)
+            .await
+            .map(|(_, token)| {
+                println!("{}", set_password_links::path(&token));
+                format!(
+                    "reset the password of {email}; its sessions have ended. The link above \
+                     (after the server's public URL) sets a new one, once, within 72 hours"
+                )
+            }),
+        UserChange::RevokeSessions => people::revoke_sessions(store, actor, org, id, None, now)
+            .await
+            .map(|ended| format!("ended {ended} session(s) of {email}")),
+    };
+    eprintln!("{}", done.map_err(service_error)?);
+    Ok(())
+}
+
+pub async fn user_sessions(
+    store: &Store,
+    email: &str,
+    output: Output,
+    now: OffsetDateTime,
+) -> anyhow::Result<()> {
+    let user = user_by_email(store, email).await?;
+    let mut tx = store.begin_read().await?;
+    let sessions = dashboard_sessions::list_for_user(&mut tx, &user.id, now).await?;
+    let rows = sessions
+        .into_iter()
+        .map(|session| {
+            let json = json!({
+                "id": session.id.as_str(),
+                "created-at": time_json(Some(session.created_at)),
+                "last-seen-at": time_json(Some(session.last_seen_at)),
+                "client-address": session.client_address,
+                "user-agent": session.user_agent,
+            });
+            (
+                vec![
+                    session.id.to_string(),
+                    time_cell(Some(session.created_at)),
+                    time_cell(Some(session.last_seen_at)),
+                    session.client_address.unwrap_or_else(|| "-".to_owned()),
+                    session.user_agent.unwrap_or_else(|| "-".to_owned()),
+                ],
+                json,
+            )
+        })
+        .collect();
+    Listing {
+        headers: &["ID", "CREATED", "LAST SEEN", "CLIENT ADDRESS", "USER AGENT"],
+        rows,
+        empty: "no live sessions",
     }
     .print(output);
     Ok(())

@@ -14,6 +14,7 @@ pub mod files;
 pub mod inquiries;
 pub mod jobs;
 pub mod jsonapi;
+pub mod people;
 pub mod pipeline;
 pub mod providers;
 pub mod redemption;

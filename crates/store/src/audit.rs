@@ -5,7 +5,7 @@
 
 use idshare_domain::{
     environment::Environment,
-    id::{ApiKeyId, AuditEntryId, RequestId, UserId},
+    id::{ApiKeyId, AuditEntryId, OrgId, RequestId, UserId},
     time_format::{from_unix_micros, to_unix_micros},
 };
 use time::OffsetDateTime;
@@ -152,6 +152,23 @@ pub async fn record(
         now,
     )
     .await
+}
+
+/// Records an entry of an action on the organization's people (users belong to both
+/// environments) in both environments' logs, in the caller's transaction.
+pub async fn record_in_org(
+    tx: &mut Tx,
+    org_id: &OrgId,
+    user: &UserId,
+    action: &str,
+    object: (&str, &str),
+    now: OffsetDateTime,
+) -> Result<(), StoreError> {
+    for environment in Environment::ALL {
+        let scope = Scope::new(org_id.clone(), environment);
+        record(tx, &scope, user, action, object, now).await?;
+    }
+    Ok(())
 }
 
 /// What became of a sign-in, as the audit log names it.

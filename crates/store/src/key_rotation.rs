@@ -306,6 +306,8 @@ enum SealedKind {
     WebhookPreviousSecret,
     WorkflowSecret,
     IdempotentAnswer,
+    /// A user's TOTP secret.
+    TotpSecret,
 }
 
 /// A row's key: its id, and for idempotent answers the idempotency key.
@@ -326,11 +328,12 @@ impl SealedRow {
 }
 
 impl SealedKind {
-    const ALL: [Self; 4] = [
+    const ALL: [Self; 5] = [
         Self::WebhookSecret,
         Self::WebhookPreviousSecret,
         Self::WorkflowSecret,
         Self::IdempotentAnswer,
+        Self::TotpSecret,
     ];
 
     fn context(self, row: &SealedRow) -> String {
@@ -340,6 +343,7 @@ impl SealedKind {
             }
             Self::WorkflowSecret => crate::workflows::secret_context(&row.id),
             Self::IdempotentAnswer => crate::idempotency::body_context(&row.id, &row.second),
+            Self::TotpSecret => crate::users::totp_context(&row.id),
         }
     }
 
@@ -370,6 +374,10 @@ impl SealedKind {
                  AND (caller_id > $1 OR (caller_id = $1 AND idempotency_key > $3)) \
                  ORDER BY caller_id, idempotency_key LIMIT $2"
             }
+            Self::TotpSecret => {
+                "SELECT id, '' AS second, totp_secret AS sealed FROM users \
+                 WHERE id > $1 AND totp_secret IS NOT NULL ORDER BY id LIMIT $2"
+            }
         };
         let mut tx = store.begin_read().await?;
         Ok(on_conn!(tx, |conn| {
@@ -397,6 +405,9 @@ impl SealedKind {
             Self::IdempotentAnswer => {
                 "UPDATE idempotency_records SET response_sealed = $1 \
                  WHERE caller_id = $2 AND response_sealed = $3 AND idempotency_key = $4"
+            }
+            Self::TotpSecret => {
+                "UPDATE users SET totp_secret = $1 WHERE id = $2 AND totp_secret = $3"
             }
         };
         Ok(on_conn!(tx, |conn| {

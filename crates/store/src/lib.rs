@@ -29,6 +29,7 @@ pub mod lists;
 pub mod orgs;
 pub mod retention;
 pub mod sessions;
+pub mod set_password_links;
 pub mod share_tokens;
 pub mod stats;
 pub mod templates;

@@ -97,6 +97,37 @@ pub async fn partner_names(
         .collect()
 }
 
+/// Since when the organization requires two-factor authentication of every user, if it does.
+pub async fn two_factor_required(
+    tx: &mut Tx,
+    id: &OrgId,
+) -> Result<Option<OffsetDateTime>, StoreError> {
+    let at: Option<Option<i64>> = on_conn!(tx, |conn| {
+        sqlx::query_scalar("SELECT two_factor_required_at FROM organizations WHERE id = $1")
+            .bind(id.as_str())
+            .fetch_optional(conn)
+            .await?
+    });
+    Ok(at.flatten().map(from_unix_micros))
+}
+
+/// Requires two-factor authentication from `since` (`Some`), or no longer (`None`).
+pub async fn set_two_factor_required(
+    tx: &mut Tx,
+    id: &OrgId,
+    since: Option<OffsetDateTime>,
+) -> Result<(), StoreError> {
+    on_conn!(tx, |conn| {
+        sqlx::query("UPDATE organizations SET two_factor_required_at = $2 WHERE id = $1")
+            .bind(id.as_str())
+            .bind(since.map(to_unix_micros))
+            .execute(conn)
+            .await?
+            .rows_affected()
+    });
+    Ok(())
+}
+
 /// Every organization, oldest first (operator command: there are few).
 pub async fn list(tx: &mut Tx) -> Result<Vec<Organization>, StoreError> {
     let rows: Vec<OrgRow> = on_conn!(tx, |conn| {

@@ -25,6 +25,7 @@ mod jobs;
 mod key_rotation;
 mod observability;
 mod openapi;
+mod people;
 mod persona_conformance;
 mod pipeline;
 mod preview;

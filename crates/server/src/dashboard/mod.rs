@@ -4,6 +4,7 @@
 //! every page checks the role and is confined to the user's organization and the environment
 //! chosen in the header.
 
+mod account;
 mod api_keys;
 mod audit;
 mod connections;
@@ -11,6 +12,7 @@ mod definitions;
 mod inquiries;
 mod moment;
 mod overview;
+mod people;
 mod share_tokens;
 mod sign_in;
 mod svg;
@@ -82,6 +84,8 @@ pub fn routes() -> Router<AppState> {
         .merge(webhooks::routes())
         .merge(api_keys::routes())
         .merge(audit::routes())
+        .merge(people::routes())
+        .merge(account::routes())
         .route("/dashboard/{*rest}", get(not_found_page))
         .layer(middleware::from_fn_with_state(
             FormLimit(FORM_BODY_LIMIT),
@@ -234,31 +238,55 @@ pub struct Chrome {
     pub section: &'static str,
 }
 
+/// The live session of the request's cookie, whatever step of signing in it is at.
+async fn live_session(parts: &Parts, state: &AppState) -> Result<Signed, PageError> {
+    let token = web::cookie(&parts.headers, COOKIE).ok_or(PageError::SignIn)?;
+    let mut tx = state.store().begin_write().await?;
+    let session = dashboard_sessions::touch(&mut tx, token, state.now())
+        .await?
+        .ok_or(PageError::SignIn)?;
+    tx.commit().await?;
+    let csrf = hex::encode(
+        state
+            .store()
+            .crypto()
+            .sign(CSRF_PURPOSE, session.id.as_str().as_bytes()),
+    );
+    let request_id = parts
+        .extensions
+        .get::<CurrentRequestId>()
+        .map(|r| r.0.clone());
+    Ok(Signed {
+        session,
+        csrf,
+        request_id,
+    })
+}
+
+/// A signed-in user: a session that still awaits its second factor (or its user's enrolment)
+/// is sent to that step and opens nothing else.
 impl FromRequestParts<AppState> for Signed {
     type Rejection = PageError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, PageError> {
-        let token = web::cookie(&parts.headers, COOKIE).ok_or(PageError::SignIn)?;
-        let mut tx = state.store().begin_write().await?;
-        let session = dashboard_sessions::touch(&mut tx, token, state.now())
-            .await?
-            .ok_or(PageError::SignIn)?;
-        tx.commit().await?;
-        let csrf = hex::encode(
-            state
-                .store()
-                .crypto()
-                .sign(CSRF_PURPOSE, session.id.as_str().as_bytes()),
-        );
-        let request_id = parts
-            .extensions
-            .get::<CurrentRequestId>()
-            .map(|r| r.0.clone());
-        Ok(Self {
-            session,
-            csrf,
-            request_id,
-        })
+        let signed = live_session(parts, state).await?;
+        if signed.session.awaiting.is_some() {
+            return Err(PageError::SecondFactor);
+        }
+        Ok(signed)
+    }
+}
+
+/// A session past its password, which may still await its second factor or its user's
+/// enrolment (the pages of those steps).
+#[derive(Debug, Clone)]
+pub struct Pending(pub Signed);
+
+impl FromRequestParts<AppState> for Pending {
+    type Rejection = PageError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, PageError> {
+        live_session(parts, state).await.map(Pending)
     }
 }
 
@@ -267,6 +295,8 @@ impl FromRequestParts<AppState> for Signed {
 pub enum PageError {
     /// Not signed in, or the session ended: to the sign-in page.
     SignIn,
+    /// Signed in with the password; the second factor (or enrolment) is still to come.
+    SecondFactor,
     Forbidden,
     NotFound,
     /// A form without a valid CSRF token.
@@ -315,6 +345,7 @@ impl IntoResponse for PageError {
     fn into_response(self) -> Response {
         match self {
             PageError::SignIn => web::see_other("/dashboard/sign-in", None),
+            PageError::SecondFactor => web::see_other(sign_in::TWO_FACTOR_PATH, None),
             PageError::Forbidden => message(
                 StatusCode::FORBIDDEN,
                 "Not allowed",
@@ -377,9 +408,10 @@ struct CsrfForm {
     csrf: String,
 }
 
+/// Signs out, also a session still awaiting its second factor.
 async fn sign_out(
     State(state): State<AppState>,
-    signed: Signed,
+    Pending(signed): Pending,
     Form(form): Form<CsrfForm>,
 ) -> Result<Response, PageError> {
     signed.check_csrf(&state, &form.csrf)?;

@@ -23,21 +23,23 @@ use axum::{
     response::{IntoResponse, Response},
     routing::get,
 };
+use idshare_domain::people::UserStatus;
 use idshare_domain::{
     environment::Environment,
     sign_in::{ACCOUNT, Backoff, CLIENT_ADDRESS, MAX_EMAIL_CHARS, TRUSTED_BROWSER},
 };
+use idshare_service::{ServiceError, people};
 use idshare_store::{
     StoreError,
     audit::{self, SignIn},
-    dashboard_sessions::{self, ABSOLUTE_LIMIT},
+    dashboard_sessions::{self, ABSOLUTE_LIMIT, Awaiting, Client},
     users::{self, Credentials},
 };
 use serde::Deserialize;
 use time::{Duration, OffsetDateTime};
 use tokio::sync::Semaphore;
 
-use super::{COOKIE, FormLimit, PageError, checked_form};
+use super::{COOKIE, FormLimit, PageError, Pending, Signed, checked_form, explainable};
 use crate::{
     http::middleware::CurrentRequestId,
     state::AppState,
@@ -61,9 +63,13 @@ const TRUST_PURPOSE: &str = "dashboard-trusted-browser";
 const TRUST_LIFETIME: Duration = Duration::days(90);
 const PATH: &str = "/dashboard/sign-in";
 
+/// The step after the password: a code of the user's authenticator, or enrolment.
+pub(super) const TWO_FACTOR_PATH: &str = "/dashboard/two-factor";
+
 pub(super) fn routes() -> Router<AppState> {
     Router::new()
         .route(PATH, get(sign_in_page).post(sign_in))
+        .route(TWO_FACTOR_PATH, get(two_factor_page).post(two_factor))
         .layer(middleware::from_fn_with_state(
             FormLimit(SIGN_IN_BODY_LIMIT),
             checked_form,
@@ -386,18 +392,42 @@ async fn sign_in(
     let now = state.now();
     let client = ip.to_string();
     match credentials {
+        Some(c) if verified && c.user.status == UserStatus::Disabled => {
+            tracing::info!(client = %ip, user = %c.user.id, "sign-in refused: the user is disabled");
+            refuse(
+                StatusCode::FORBIDDEN,
+                "This account is disabled. Ask an administrator of your organization.".to_owned(),
+            )
+        }
         Some(c) if verified => {
+            // With two-factor on, the session opens nothing until a code is given; the sign-in
+            // is recorded, and failures forgotten, then.
+            let awaiting_code = c.user.two_factor;
+            let from = Client {
+                address: client.clone(),
+                user_agent: user_agent(&headers),
+            };
             let created = async {
                 let mut tx = state.store().begin_write().await?;
                 // The owner signing in from a trusted browser does not end a stranger's wait.
-                if trusted.is_none() {
+                if trusted.is_none() && !awaiting_code {
                     users::clear_failed_sign_ins(&mut tx, &c.user.email).await?;
                 }
-                let created =
-                    dashboard_sessions::create(&mut tx, &c.user, Environment::Sandbox, now).await?;
-                let (user, outcome) = (&c.user, SignIn::Succeeded);
-                let request = request_id.as_ref();
-                audit::record_sign_in(&mut tx, user, outcome, &client, request, now).await?;
+                let created = dashboard_sessions::create(
+                    &mut tx,
+                    &c.user,
+                    Environment::Sandbox,
+                    &from,
+                    awaiting_code,
+                    now,
+                )
+                .await?;
+                if !awaiting_code {
+                    users::signed_in(&mut tx, &c.user.id, now).await?;
+                    let (user, outcome) = (&c.user, SignIn::Succeeded);
+                    let request = request_id.as_ref();
+                    audit::record_sign_in(&mut tx, user, outcome, &client, request, now).await?;
+                }
                 tx.commit().await?;
                 Ok::<_, StoreError>(created)
             }
@@ -407,7 +437,8 @@ async fn sign_in(
                 Err(e) => return PageError::from(e).into_response(),
             };
             // Only the subject that signed in is cleared: a trusted browser's success says nothing
-            // of the others failing at its address.
+            // of the others failing at its address. The browser is trusted for the password it
+            // gave; a code's failures count against the account whatever the browser.
             limiter.succeeded(&subject);
             let session = web::set_cookie(
                 &state,
@@ -416,7 +447,12 @@ async fn sign_in(
                 "/dashboard",
                 ABSOLUTE_LIMIT.whole_seconds(),
             );
-            let mut response = web::see_other("/dashboard", Some(session));
+            let next = if awaiting_code {
+                TWO_FACTOR_PATH
+            } else {
+                "/dashboard"
+            };
+            let mut response = web::see_other(next, Some(session));
             append_cookie(
                 &mut response,
                 &trust_cookie(&state, c.user.id.as_str(), now),
@@ -477,6 +513,158 @@ async fn read_credentials(
     let credentials = users::credentials(&mut tx, email).await?;
     tx.commit().await?;
     Ok(credentials)
+}
+
+/// The browser's own description, cut short (the user's list of sessions shows it).
+fn user_agent(headers: &HeaderMap) -> Option<String> {
+    let agent = headers.get(header::USER_AGENT)?.to_str().ok()?.trim();
+    (!agent.is_empty()).then(|| agent.chars().take(200).collect())
+}
+
+#[derive(Debug, Template)]
+#[template(path = "dashboard/two_factor.html")]
+struct TwoFactorPage {
+    csrf: String,
+    email: String,
+    /// Set up (with its secret) rather than a code of a sign-in.
+    enrolment: Option<people::Enrolment>,
+    /// The organization requires it (enrolment before anything else).
+    required: bool,
+    error: Option<String>,
+}
+
+async fn two_factor_form(
+    state: &AppState,
+    signed: &Signed,
+    status: StatusCode,
+    error: Option<String>,
+) -> Result<Response, PageError> {
+    let user = &signed.session.user;
+    let enrolment = match signed.session.awaiting {
+        Some(Awaiting::Code) => None,
+        _ if user.two_factor => return Ok(web::see_other("/dashboard/account", None)),
+        _ => Some(people::enrolment(state.store(), user).await?),
+    };
+    let page = TwoFactorPage {
+        csrf: signed.csrf.clone(),
+        email: user.email.clone(),
+        enrolment,
+        required: signed.session.awaiting == Some(Awaiting::Enrolment),
+        error,
+    };
+    Ok(web::html(status, page.render()))
+}
+
+/// The code form of a sign-in awaiting one, or the set-up of two-factor authentication.
+async fn two_factor_page(
+    State(state): State<AppState>,
+    Pending(signed): Pending,
+) -> Result<Response, PageError> {
+    two_factor_form(&state, &signed, StatusCode::OK, None).await
+}
+
+#[derive(Debug, Deserialize)]
+struct CodeForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    code: String,
+}
+
+/// Checks a code: the second step of a sign-in (under the same limits as passwords), or the
+/// confirmation of an enrolment.
+async fn two_factor(
+    State(state): State<AppState>,
+    ClientAddress(ip): ClientAddress,
+    Pending(signed): Pending,
+    form: Result<Form<CodeForm>, FormRejection>,
+) -> Result<Response, PageError> {
+    let Ok(Form(form)) = form else {
+        return Err(PageError::BadForm);
+    };
+    signed.check_csrf(&state, &form.csrf)?;
+    let user = &signed.session.user;
+    let now = state.now();
+    if signed.session.awaiting != Some(Awaiting::Code) {
+        return match people::confirm_enrolment(state.store(), user, &form.code, now).await {
+            Ok(()) => Ok(web::see_other("/dashboard/account", None)),
+            Err(e) if explainable(&e) => {
+                let status = crate::http::error::status_of(&e);
+                two_factor_form(&state, &signed, status, Some(e.to_string())).await
+            }
+            Err(e) => Err(e.into()),
+        };
+    }
+
+    let limiter = state.login_limiter();
+    let address = Subject::client_address(ip);
+    let too_many = |wait: Duration, message: String| {
+        let page = TwoFactorPage {
+            csrf: signed.csrf.clone(),
+            email: user.email.clone(),
+            enrolment: None,
+            required: false,
+            error: Some(message),
+        };
+        let mut response = web::html(StatusCode::TOO_MANY_REQUESTS, page.render());
+        response.headers_mut().insert(
+            header::RETRY_AFTER,
+            HeaderValue::from(wait.whole_seconds().max(1)),
+        );
+        Ok(response)
+    };
+    if let Some(wait) = limiter.wait(&address, now) {
+        return too_many(wait, address_message(wait));
+    }
+    let mut tx = state.store().begin_write().await?;
+    let Some(credentials) = users::credentials_by_id(&mut tx, &user.id).await? else {
+        return Err(PageError::SignIn);
+    };
+    if let Some(wait) = ACCOUNT.wait(
+        credentials.failed_sign_ins,
+        credentials.last_failed_sign_in_at,
+        now,
+    ) {
+        drop(tx);
+        return too_many(
+            wait,
+            format!(
+                "Too many failed attempts for this account. Try again in {}.",
+                minutes(wait)
+            ),
+        );
+    }
+    let crypto = state.store().crypto();
+    let accepted = people::accept_code(&mut tx, crypto, user, &form.code, now).await?;
+    let client = ip.to_string();
+    if accepted {
+        users::clear_failed_sign_ins(&mut tx, &user.email).await?;
+        dashboard_sessions::code_accepted(&mut tx, &signed.session.id).await?;
+        users::signed_in(&mut tx, &user.id, now).await?;
+        let request = signed.request_id.as_ref();
+        audit::record_sign_in(&mut tx, user, SignIn::Succeeded, &client, request, now).await?;
+        tx.commit().await?;
+        limiter.succeeded(&address);
+        return Ok(web::see_other("/dashboard", None));
+    }
+    users::record_failed_sign_in(&mut tx, &user.id, now - ACCOUNT.forget_after, now).await?;
+    let request = signed.request_id.as_ref();
+    audit::record_sign_in(&mut tx, user, SignIn::Failed, &client, request, now).await?;
+    tx.commit().await?;
+    limiter.failed(address, now);
+    tracing::info!(client = %ip, user = %user.id, "a wrong or replayed two-factor code");
+    let error = ServiceError::invalid(
+        "Wrong code",
+        "This code is not right, or was used already. Type the current code of your \
+         authenticator app.",
+    );
+    two_factor_form(
+        &state,
+        &signed,
+        StatusCode::UNAUTHORIZED,
+        Some(error.to_string()),
+    )
+    .await
 }
 
 #[cfg(test)]
