@@ -4,6 +4,7 @@
 //! `chromium` and `chromium-driver`.
 
 mod connect;
+mod review;
 mod share_tokens;
 
 use std::{

@@ -14,6 +14,7 @@ mod connect_e2e;
 mod connections;
 mod conventions;
 mod dashboard;
+mod dashboard_review;
 mod dashboard_settings;
 mod events;
 mod flow;

@@ -99,7 +99,7 @@ struct Confirm {
 struct ListPage {
     chrome: Chrome,
     keys: Vec<KeyView>,
-    next: Option<String>,
+    paging: super::Paging,
     created: Option<Created>,
     confirm: Option<Confirm>,
     name: String,
@@ -134,38 +134,29 @@ impl Default for CreateForm {
 #[derive(Debug, Default, Deserialize)]
 struct ListQuery {
     #[serde(default)]
+    before: String,
+    #[serde(default)]
     after: String,
 }
 
 async fn list_page(
     state: &AppState,
     signed: &Signed,
-    after: &str,
+    cursor: Cursor<'_>,
     form: CreateForm,
     created: Option<Created>,
     confirm: Option<Confirm>,
 ) -> Result<ListPage, PageError> {
-    let cursor = match after {
-        "" => Cursor::Start,
-        after => Cursor::After(after),
-    };
     let mut tx = state.store().begin_read().await?;
     let page = api_keys::list(&mut tx, &signed.scope(), cursor, PAGE_SIZE)
         .await?
         .ok_or(PageError::NotFound)?;
     drop(tx);
-    let next = page.has_older.then(|| {
-        let last = page
-            .items
-            .last()
-            .map(|k| k.id.to_string())
-            .unwrap_or_default();
-        format!("{PATH}?after={last}")
-    });
+    let paging = super::Paging::new(PATH, &[], &page, |k| k.id.to_string(), "keys");
     Ok(ListPage {
         chrome: signed.chrome("api-keys"),
         keys: page.items.iter().map(KeyView::new).collect(),
-        next,
+        paging,
         created,
         confirm,
         permissions: Permission::ALL
@@ -190,7 +181,7 @@ async fn list(
     let page = list_page(
         &state,
         &signed,
-        &query.after,
+        super::cursor(&query.before, &query.after),
         CreateForm::default(),
         None,
         None,
@@ -246,7 +237,7 @@ async fn create(
         Err(e) => form.permissions_error = Some(e.to_string()),
     }
     if form.name_error.is_some() || form.permissions_error.is_some() {
-        let page = list_page(&state, &signed, "", form, None, None).await?;
+        let page = list_page(&state, &signed, Cursor::Start, form, None, None).await?;
         return Ok(web::html(StatusCode::UNPROCESSABLE_ENTITY, page.render()));
     }
 
@@ -271,7 +262,7 @@ async fn create(
     let page = list_page(
         &state,
         &signed,
-        "",
+        Cursor::Start,
         CreateForm::default(),
         Some(created),
         None,
@@ -304,7 +295,7 @@ async fn confirm_revoke(
     let page = list_page(
         &state,
         &signed,
-        "",
+        Cursor::Start,
         CreateForm::default(),
         None,
         Some(confirm),
@@ -354,7 +345,7 @@ async fn revoke(
         (!revoked).then_some("This key is already revoked.")
     };
     match refusal {
-        None => Ok(web::see_other(PATH, None)),
+        None => Ok(super::done(&state, PATH, super::Notice::ApiKeyRevoked)),
         Some(error) => {
             let key = key_in_scope(&state, &signed, &id).await?;
             let confirm = Confirm {
@@ -364,7 +355,7 @@ async fn revoke(
             let page = list_page(
                 &state,
                 &signed,
-                "",
+                Cursor::Start,
                 CreateForm::default(),
                 None,
                 Some(confirm),

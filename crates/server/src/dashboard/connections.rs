@@ -23,7 +23,7 @@ use idshare_store::{
 };
 use serde::Deserialize;
 
-use super::{Chrome, PageError, Signed};
+use super::{Chrome, Notice, PageError, Signed};
 use crate::{state::AppState, web};
 use idshare_service::{Creator, connections as service};
 
@@ -181,7 +181,7 @@ async fn create(
     )
     .await;
     match created {
-        Ok(_) => Ok(web::see_other(PATH, None)),
+        Ok(_) => Ok(super::done(&state, PATH, Notice::ConnectionRequested)),
         Err(e) if !e.is_failure() => {
             let reason = e.to_string();
             let page = list_page(
@@ -213,7 +213,12 @@ async fn act(
         .find(|a| a.verb() == action)
         .ok_or(PageError::NotFound)?;
     service::act(&state, &signed.scope(), &id, action).await?;
-    Ok(web::see_other(PATH, None))
+    let notice = match action {
+        ConnectionAction::Activate => Notice::ConnectionActivated,
+        ConnectionAction::Deactivate => Notice::ConnectionDeactivated,
+        ConnectionAction::Reactivate => Notice::ConnectionReactivated,
+    };
+    Ok(super::done(&state, PATH, notice))
 }
 
 #[derive(Debug)]

@@ -23,7 +23,7 @@ use idshare_store::{
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::{Chrome, PageError, Signed};
+use super::{Chrome, Notice, PageError, Signed};
 use crate::{state::AppState, web};
 use idshare_service::{self as service, ServiceError};
 
@@ -249,9 +249,10 @@ async fn template_create(
         Err(problems) => return refused(problems).await,
     };
     match service::templates::create(&state, &signed.scope(), &form.name, &definition).await {
-        Ok((template, _)) => Ok(web::see_other(
+        Ok((template, _)) => Ok(super::done(
+            &state,
             &format!("/dashboard/templates/{}", template.id),
-            None,
+            Notice::TemplateCreated,
         )),
         Err(e) if !e.is_failure() => refused(problems(&e, "")).await,
         Err(e) => Err(e.into()),
@@ -379,9 +380,10 @@ async fn template_retention(
         Ok(days) => {
             let user = &signed.session.user.id;
             service::retention::set_template(&state, &signed.scope(), &id, days, user).await?;
-            Ok(web::see_other(
+            Ok(super::done(
+                &state,
                 &format!("/dashboard/templates/{id}#retention"),
-                None,
+                Notice::RetentionSaved,
             ))
         }
         Err(e) => {
@@ -406,7 +408,11 @@ async fn default_retention(
             let user = &signed.session.user.id;
             service::retention::set_organization_default(&state, &signed.scope(), days, user)
                 .await?;
-            Ok(web::see_other("/dashboard/templates#retention", None))
+            Ok(super::done(
+                &state,
+                "/dashboard/templates#retention",
+                Notice::RetentionSaved,
+            ))
         }
         Err(e) => {
             let mut page = templates_page(
@@ -473,7 +479,11 @@ async fn template_version(
         Err(problems) => Err(Ok(problems)),
     };
     match result {
-        Ok(()) => Ok(web::see_other(&format!("/dashboard/templates/{id}"), None)),
+        Ok(()) => Ok(super::done(
+            &state,
+            &format!("/dashboard/templates/{id}"),
+            Notice::TemplateVersionSaved,
+        )),
         Err(Ok(problems)) => {
             let page = template_page(&state, &signed, &id, Some(form.definition), problems).await?;
             Ok(web::html(StatusCode::UNPROCESSABLE_ENTITY, page.render()))
@@ -502,7 +512,11 @@ async fn template_publish(
         return Err(PageError::NotFound);
     }
     service::templates::publish_version(&state, &scope, &version).await?;
-    Ok(web::see_other(&format!("/dashboard/templates/{id}"), None))
+    Ok(super::done(
+        &state,
+        &format!("/dashboard/templates/{id}"),
+        Notice::TemplatePublished,
+    ))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -762,7 +776,11 @@ async fn workflow_version(
         Err(problems) => Err(Ok(problems)),
     };
     match result {
-        Ok(()) => Ok(web::see_other(&format!("/dashboard/workflows/{id}"), None)),
+        Ok(()) => Ok(super::done(
+            &state,
+            &format!("/dashboard/workflows/{id}"),
+            Notice::WorkflowVersionSaved,
+        )),
         Err(Ok(problems)) => {
             let page = workflow_page(&state, &signed, &id, Some(form.definition), problems).await?;
             Ok(web::html(StatusCode::UNPROCESSABLE_ENTITY, page.render()))
@@ -781,11 +799,24 @@ async fn workflow_act(
     signed.require(EDITORS)?;
     let id = WorkflowId::parse(&id).map_err(|_| PageError::NotFound)?;
     let scope = signed.scope();
-    match action.as_str() {
-        "publish" => service::workflows::publish(&state, &scope, &id).await?,
-        "enable" => service::workflows::set_enabled(&state, &scope, &id, true).await?,
-        "disable" => service::workflows::set_enabled(&state, &scope, &id, false).await?,
+    let notice = match action.as_str() {
+        "publish" => {
+            service::workflows::publish(&state, &scope, &id).await?;
+            Notice::WorkflowPublished
+        }
+        "enable" => {
+            service::workflows::set_enabled(&state, &scope, &id, true).await?;
+            Notice::WorkflowEnabled
+        }
+        "disable" => {
+            service::workflows::set_enabled(&state, &scope, &id, false).await?;
+            Notice::WorkflowDisabled
+        }
         _ => return Err(PageError::NotFound),
     };
-    Ok(web::see_other(&format!("/dashboard/workflows/{id}"), None))
+    Ok(super::done(
+        &state,
+        &format!("/dashboard/workflows/{id}"),
+        notice,
+    ))
 }
