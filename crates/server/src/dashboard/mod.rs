@@ -663,3 +663,18 @@ async fn switch_environment(
         .unwrap_or_else(|| "/dashboard".to_owned());
     Ok(web::see_other(&back, None))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::Notice;
+
+    #[test]
+    fn every_notice_is_found_by_its_own_key_only() {
+        for notice in Notice::ALL {
+            assert_eq!(Notice::from_key(notice.key()), Some(notice));
+            assert!(notice.text().ends_with('.'), "{notice:?}");
+        }
+        assert_eq!(Notice::from_key("<script>"), None);
+        assert_eq!(Notice::from_key(""), None);
+    }
+}
