@@ -1,6 +1,6 @@
 //! Master key rotation: every data key wrapped under an older master key is wrapped again under
 //! the current one, and every value sealed directly under an older key (webhook and workflow
-//! secrets, stored idempotent answers) is sealed again, in batches.
+//! secrets, stored idempotent answers, the inquiries' search keys) is sealed again, in batches.
 //!
 //! Each batch reads its rows, unwraps and wraps them outside any transaction (off the async
 //! threads), then writes them in one short transaction that changes a row only if it still holds
@@ -306,6 +306,7 @@ enum SealedKind {
     WebhookPreviousSecret,
     WorkflowSecret,
     IdempotentAnswer,
+    InquirySearchKey,
 }
 
 /// A row's key: its id, and for idempotent answers the idempotency key.
@@ -326,11 +327,12 @@ impl SealedRow {
 }
 
 impl SealedKind {
-    const ALL: [Self; 4] = [
+    const ALL: [Self; 5] = [
         Self::WebhookSecret,
         Self::WebhookPreviousSecret,
         Self::WorkflowSecret,
         Self::IdempotentAnswer,
+        Self::InquirySearchKey,
     ];
 
     fn context(self, row: &SealedRow) -> String {
@@ -340,6 +342,7 @@ impl SealedKind {
             }
             Self::WorkflowSecret => crate::workflows::secret_context(&row.id),
             Self::IdempotentAnswer => crate::idempotency::body_context(&row.id, &row.second),
+            Self::InquirySearchKey => crate::inquiry_search::key_context(&row.id),
         }
     }
 
@@ -370,6 +373,10 @@ impl SealedKind {
                  AND (caller_id > $1 OR (caller_id = $1 AND idempotency_key > $3)) \
                  ORDER BY caller_id, idempotency_key LIMIT $2"
             }
+            Self::InquirySearchKey => {
+                "SELECT id, '' AS second, key_sealed AS sealed FROM inquiry_search_keys \
+                 WHERE id > $1 ORDER BY id LIMIT $2"
+            }
         };
         let mut tx = store.begin_read().await?;
         Ok(on_conn!(tx, |conn| {
@@ -397,6 +404,9 @@ impl SealedKind {
             Self::IdempotentAnswer => {
                 "UPDATE idempotency_records SET response_sealed = $1 \
                  WHERE caller_id = $2 AND response_sealed = $3 AND idempotency_key = $4"
+            }
+            Self::InquirySearchKey => {
+                "UPDATE inquiry_search_keys SET key_sealed = $1 WHERE id = $2 AND key_sealed = $3"
             }
         };
         Ok(on_conn!(tx, |conn| {

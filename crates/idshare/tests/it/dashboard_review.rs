@@ -616,9 +616,137 @@ async fn paged_lists_go_newer_and_older(backend: Backend) {
     assert_eq!(elsewhere.status, StatusCode::NOT_FOUND);
 }
 
+async fn inquiries_are_found_by_reference_id_name_or_email(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let t = app.tenant("Acme Bank").await;
+    let c = app.tenant("Stranger").await;
+    add_user(&app, &t.org_id, "ops@acme.example", Role::Admin).await;
+    let template = app.create_template(&t.sandbox).await;
+    let create = |key: String, template: String, attributes: serde_json::Value| {
+        let app = &app;
+        async move {
+            let mut attributes = attributes;
+            attributes["inquiry-template-id"] = json!(template);
+            id_of(
+                &expect_status(
+                    app.post(
+                        &key,
+                        "/api/v1/inquiries",
+                        &json!({"data": {"attributes": attributes}}),
+                    )
+                    .await,
+                    StatusCode::CREATED,
+                )
+                .await,
+            )
+        }
+    };
+    let ada = create(
+        t.sandbox.clone(),
+        template.clone(),
+        json!({"fields": {"name-first": "Ada", "name-last": "Lovelace",
+                          "email-address": "Ada@Example.com"}}),
+    )
+    .await;
+    let grace = create(
+        t.sandbox.clone(),
+        template.clone(),
+        json!({"reference-id": "cust-42",
+               "fields": {"name-first": "Grace", "name-last": "Hopper"}}),
+    )
+    .await;
+    let theirs = app.create_template(&c.sandbox).await;
+    let stranger_ada = create(
+        c.sandbox.clone(),
+        theirs,
+        json!({"fields": {"name-first": "Ada", "email-address": "ada@example.com"}}),
+    )
+    .await;
+    let mut admin = signed_in(&app, "ops@acme.example").await;
+    let found = |page: &Page| -> Vec<String> {
+        [&ada, &grace, &stranger_ada]
+            .into_iter()
+            .filter(|id| page.body.contains(&format!("{INQUIRIES}/{id}\"")))
+            .cloned()
+            .collect()
+    };
+
+    for (query, expected) in [
+        ("ada@example.com", vec![ada.clone()]),
+        ("  ADA@Example.COM ", vec![ada.clone()]),
+        ("lovelace", vec![ada.clone()]),
+        ("Ada  Lovelace", vec![ada.clone()]),
+        ("ada", vec![ada.clone()]),
+        ("cust-42", vec![grace.clone()]),
+        ("grace hopper", vec![grace.clone()]),
+        ("Lovelac", vec![]),
+        ("<script>alert(1)</script>", vec![]),
+    ] {
+        let encoded = url::form_urlencoded::Serializer::new(String::new())
+            .append_pair("q", query)
+            .finish();
+        let page = admin.get(&format!("{INQUIRIES}?{encoded}")).await;
+        assert_eq!(page.status, StatusCode::OK, "{query}: {}", page.body);
+        assert_eq!(found(&page), expected, "{query}");
+        assert!(!page.body.contains("<script>alert(1)"));
+    }
+    let page = admin.get(&format!("{INQUIRIES}?q=nobody")).await;
+    assert!(page.body.contains("No inquiries match."));
+    assert!(page.body.contains("value=\"nobody\""), "the search kept");
+
+    // The index holds keyed hashes only, one key per organization and environment.
+    assert_eq!(
+        app.count_rows("SELECT COUNT(*) FROM inquiry_search_keys")
+            .await,
+        2
+    );
+    assert!(
+        app.count_rows("SELECT COUNT(*) FROM inquiry_search_terms")
+            .await
+            > 0
+    );
+    let not_hashes = app
+        .count_rows("SELECT COUNT(*) FROM inquiry_search_terms WHERE length(term) <> 32")
+        .await;
+    assert_eq!(not_hashes, 0, "HMAC-SHA256 values only");
+
+    // A change of name is found by the new one only; a redacted inquiry by none.
+    expect_status(
+        app.patch(
+            &t.sandbox,
+            &format!("/api/v1/inquiries/{ada}"),
+            &json!({"data": {"attributes": {"fields": {"name-last": "Byron"}}}}),
+        )
+        .await,
+        StatusCode::OK,
+    )
+    .await;
+    let renamed = admin.get(&format!("{INQUIRIES}?q=byron")).await;
+    assert_eq!(found(&renamed), vec![ada.clone()]);
+    let old = admin.get(&format!("{INQUIRIES}?q=lovelace")).await;
+    assert!(found(&old).is_empty());
+    app.delete(&t.sandbox, &format!("/api/v1/inquiries/{ada}"))
+        .await;
+    let redacted = admin.get(&format!("{INQUIRIES}?q=byron")).await;
+    assert!(found(&redacted).is_empty());
+    assert_eq!(
+        app.count_rows(&format!(
+            "SELECT COUNT(*) FROM inquiry_search_terms WHERE inquiry_id = '{ada}'"
+        ))
+        .await,
+        0
+    );
+
+    // The other environment finds nothing.
+    switch(&mut admin, "production").await;
+    let elsewhere = admin.get(&format!("{INQUIRIES}?q=cust-42")).await;
+    assert!(found(&elsewhere).is_empty());
+}
+
 backend_tests!(
     a_delivery_shows_what_was_sent_and_every_answer,
     field_mappings_in_the_dashboard_preview_and_redeem,
     irreversible_actions_ask_first_and_say_when_done,
     paged_lists_go_newer_and_older,
+    inquiries_are_found_by_reference_id_name_or_email,
 );

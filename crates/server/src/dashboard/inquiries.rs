@@ -20,7 +20,8 @@ use idshare_domain::{
 use idshare_store::{
     Cursor, audit, checks,
     events::{self, EventFilter},
-    inquiries::{self, InquiryFilter},
+    inquiries::{self, InquiryFilter, Search},
+    inquiry_search,
     sessions::SessionKind,
     users::Role,
 };
@@ -76,6 +77,9 @@ struct ListPage {
 
 #[derive(Debug, Default, Deserialize)]
 struct ListQuery {
+    /// A reference id, a name (or one word of it) or an email address.
+    #[serde(default)]
+    q: String,
     #[serde(default)]
     status: String,
     #[serde(default)]
@@ -107,6 +111,7 @@ impl ListQuery {
         let from = date(&self.from, "from")?;
         let to = date(&self.to, "to")?;
         Ok(InquiryFilter {
+            search: None,
             status: (!self.status.is_empty())
                 .then(|| self.status.parse::<InquiryStatus>())
                 .transpose()
@@ -128,12 +133,21 @@ async fn list(
     signed: Signed,
     Query(query): Query<ListQuery>,
 ) -> Result<Response, PageError> {
-    let (filter, error) = match query.filter() {
+    let (mut filter, error) = match query.filter() {
         Ok(filter) => (filter, None),
         Err(e) => (InquiryFilter::default(), Some(e)),
     };
     let scope = signed.scope();
     let mut tx = state.store().begin_read().await?;
+    let searched = query.q.trim();
+    if !searched.is_empty() {
+        // Names and emails are sealed: the search index finds them by a keyed hash.
+        let term = inquiry_search::term(&mut tx, state.store().crypto(), &scope, searched).await?;
+        filter.search = Some(Search {
+            reference_id: searched.to_owned(),
+            term,
+        });
+    }
     let cursor = super::cursor(&query.before, &query.after);
     let page = inquiries::list(
         &mut tx,
@@ -148,6 +162,7 @@ async fn list(
     let paging = super::Paging::new(
         PATH,
         &[
+            ("q", &query.q),
             ("status", &query.status),
             ("template", &query.template),
             ("reference", &query.reference),

@@ -12,3 +12,18 @@ CREATE TABLE webhook_delivery_attempts (
     response_excerpt TEXT,
     PRIMARY KEY (delivery_id, number)
 );
+
+-- The inquiries' search index (the dashboard's search by name or email): keyed hashes of an
+-- inquiry's normalized email address, name words and whole name, under a random key per
+-- organization and environment sealed with the master key. Never the values themselves.
+CREATE TABLE inquiry_search_keys (
+    -- org_id:environment
+    id          TEXT PRIMARY KEY,
+    key_sealed  BLOB NOT NULL
+);
+CREATE TABLE inquiry_search_terms (
+    inquiry_id  TEXT NOT NULL REFERENCES inquiries (id),
+    term        BLOB NOT NULL,
+    PRIMARY KEY (inquiry_id, term)
+);
+CREATE INDEX inquiry_search_terms_term ON inquiry_search_terms (term);
