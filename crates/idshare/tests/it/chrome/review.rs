@@ -1,7 +1,7 @@
 //! The dashboard for reviewers in Chromium at 1280 px: the webhook deliveries table fits and a
 //! delivery's page shows what was sent and the answer; a share token is previewed and redeemed
 //! with a field mapping; expiring a token asks first and says when it is done; the inquiries
-//! list pages older and newer.
+//! list pages older and newer, and is searched by name.
 
 use idshare_store::users::Role;
 use reqwest::StatusCode;
@@ -245,6 +245,19 @@ async fn the_inquiries_list_pages_older_and_newer(backend: Backend) {
         chrome.attrs("tbody tr:first-child a", "href").await,
         vec![format!("/dashboard/inquiries/{}", created[26])]
     );
+
+    // The search finds one by its name, whatever its case.
+    chrome.fill("q", "n13").await;
+    chrome.click_button("Filter").await;
+    chrome
+        .wait_for_text("tbody tr td:nth-child(2)", "created")
+        .await;
+    assert_eq!(
+        chrome.attrs("tbody tr a", "href").await,
+        vec![format!("/dashboard/inquiries/{}", created[13])]
+    );
+    assert_eq!(chrome.value("q").await, "n13");
+    chrome.screenshot("inquiries-search").await;
 }
 
 backend_tests!(
