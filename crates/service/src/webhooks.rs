@@ -473,6 +473,30 @@ pub fn envelope(event: &Event, webhook: &Webhook) -> Result<Vec<u8>, ServiceErro
     serde_json::to_vec(&body).map_err(ServiceError::internal)
 }
 
+/// How much of a receiver's answer is kept, for the delivery's page.
+pub const RESPONSE_EXCERPT_BYTES: usize = 1024;
+
+/// The start of a receiver's answer as text: at most [`RESPONSE_EXCERPT_BYTES`] (the rest is
+/// not downloaded), control characters other than line breaks and tabs left out, `…` when cut.
+async fn answer_excerpt(mut response: reqwest::Response) -> Option<String> {
+    let mut bytes = Vec::new();
+    while bytes.len() <= RESPONSE_EXCERPT_BYTES {
+        match response.chunk().await {
+            Ok(Some(chunk)) => bytes.extend_from_slice(&chunk),
+            // What arrived before the receiver stopped (or timed out) is what it answered.
+            Ok(None) | Err(_) => break,
+        }
+    }
+    let cut = bytes.len() > RESPONSE_EXCERPT_BYTES;
+    bytes.truncate(RESPONSE_EXCERPT_BYTES);
+    let mut text = String::from_utf8_lossy(&bytes).into_owned();
+    text.retain(|c| !c.is_control() || matches!(c, '\n' | '\r' | '\t'));
+    if cut {
+        text.push('…');
+    }
+    (!text.is_empty()).then_some(text)
+}
+
 fn describe(error: &reqwest::Error) -> String {
     if error.is_timeout() {
         return format!(
@@ -557,42 +581,52 @@ async fn send(
     let first_attempted_at = delivery.first_attempted_at.unwrap_or(now);
     let url = parse_webhook_url(&webhook.url).map_err(ServiceError::internal)?;
     let started = std::time::Instant::now();
-    let outcome: Result<u16, (Option<u16>, String)> = match refused_target(state, &url) {
-        Some(reason) => Err((None, format!("not sent: {reason} address"))),
-        None => {
-            let response = state
-                .webhook_http()
-                .post(url.as_str())
-                .header("Content-Type", "application/json; charset=utf-8")
-                .header(
-                    HEADER_NAME,
-                    signature_header(&webhook.signing_secrets(now), timestamp, &body),
-                )
-                .header(
-                    "Persona-Webhook-Attempts-Made",
-                    (delivery.attempts_made + 1).to_string(),
-                )
-                .header(
-                    "Persona-Webhook-Attempts-Left",
-                    job.max_attempts.saturating_sub(job.attempts).to_string(),
-                )
-                .header(
-                    "Persona-Webhook-First-Attempted-At",
-                    first_attempted_at.unix_timestamp().to_string(),
-                )
-                .body(body)
-                .send()
-                .await;
-            match response {
-                Ok(r) if r.status().is_success() => Ok(r.status().as_u16()),
-                Ok(r) => Err((
-                    Some(r.status().as_u16()),
-                    format!("the receiver answered {}", r.status()),
-                )),
-                Err(e) => Err((None, describe(&e))),
+    let (outcome, response_excerpt): (Result<u16, (Option<u16>, String)>, _) =
+        match refused_target(state, &url) {
+            Some(reason) => (Err((None, format!("not sent: {reason} address"))), None),
+            None => {
+                let response = state
+                    .webhook_http()
+                    .post(url.as_str())
+                    .header("Content-Type", "application/json; charset=utf-8")
+                    .header(
+                        HEADER_NAME,
+                        signature_header(&webhook.signing_secrets(now), timestamp, &body),
+                    )
+                    .header(
+                        "Persona-Webhook-Attempts-Made",
+                        (delivery.attempts_made + 1).to_string(),
+                    )
+                    .header(
+                        "Persona-Webhook-Attempts-Left",
+                        job.max_attempts.saturating_sub(job.attempts).to_string(),
+                    )
+                    .header(
+                        "Persona-Webhook-First-Attempted-At",
+                        first_attempted_at.unix_timestamp().to_string(),
+                    )
+                    .body(body)
+                    .send()
+                    .await;
+                match response {
+                    Ok(r) => {
+                        let status = r.status();
+                        let excerpt = answer_excerpt(r).await;
+                        let outcome = if status.is_success() {
+                            Ok(status.as_u16())
+                        } else {
+                            Err((
+                                Some(status.as_u16()),
+                                format!("the receiver answered {status}"),
+                            ))
+                        };
+                        (outcome, excerpt)
+                    }
+                    Err(e) => (Err((None, describe(&e))), None),
+                }
             }
-        }
-    };
+        };
+    let latency = started.elapsed();
     let at = state.now();
     // Locked, so that a later delivery of the object created meanwhile is seen here, or sees
     // this attempt's outcome.
@@ -603,8 +637,10 @@ async fn send(
     let attempt = match outcome {
         Ok(code) => Attempt {
             at,
+            latency,
             status_code: Some(code),
             error: None,
+            response_excerpt,
             outcome: "delivered",
             next_attempt_at: None,
         },
@@ -623,8 +659,10 @@ async fn send(
             }
             Attempt {
                 at,
+                latency,
                 status_code: code,
                 error: Some(error),
+                response_excerpt,
                 outcome: if next.is_some() { "pending" } else { "failed" },
                 next_attempt_at: next,
             }

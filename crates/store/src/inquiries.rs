@@ -86,9 +86,19 @@ pub struct NewInquiry {
     pub expires_at: Option<OffsetDateTime>,
 }
 
+/// A search: by reference id as typed, and by the search index's hash of it
+/// ([`crate::inquiry_search::term`]; `None` when nothing is indexed).
+#[derive(Debug, Clone, Default)]
+pub struct Search {
+    pub reference_id: String,
+    pub term: Option<Vec<u8>>,
+}
+
 /// List filters; `None` means "any".
 #[derive(Debug, Clone, Default)]
 pub struct InquiryFilter {
+    /// Inquiries whose reference id is this search, or which the search index finds by it.
+    pub search: Option<Search>,
     pub status: Option<InquiryStatus>,
     pub reference_id: Option<String>,
     pub template_id: Option<InquiryTemplateId>,
@@ -233,6 +243,7 @@ pub async fn create(
         .await?
         .rows_affected()
     });
+    crate::inquiry_search::index(tx, crypto, scope, &id, &new.data.fields).await?;
     Ok(Inquiry {
         id,
         template_id: new.template_id,
@@ -381,6 +392,9 @@ pub async fn save(
         Some(seal_data(&key, id, &inquiry.data)?)
     };
     write_row(tx, scope, inquiry, sealed, None).await?;
+    if inquiry.redacted_at.is_none() {
+        crate::inquiry_search::index(tx, crypto, scope, &inquiry.id, &inquiry.data.fields).await?;
+    }
     Ok(())
 }
 
@@ -390,13 +404,18 @@ pub async fn save(
 /// written, and the caller starts over from a fresh read.
 pub async fn save_if_unchanged(
     tx: &mut Tx,
+    crypto: &Crypto,
     key: &DataKey,
     scope: &Scope,
     inquiry: &Inquiry,
     seen: &Inquiry,
 ) -> Result<bool, StoreError> {
     let sealed = seal_data(key, inquiry.id.as_str(), &inquiry.data)?;
-    Ok(write_row(tx, scope, inquiry, Some(sealed), Some(seen)).await? == 1)
+    if write_row(tx, scope, inquiry, Some(sealed), Some(seen)).await? != 1 {
+        return Ok(false);
+    }
+    crate::inquiry_search::index(tx, crypto, scope, &inquiry.id, &inquiry.data.fields).await?;
+    Ok(true)
 }
 
 /// Updates the inquiry's row from `inquiry` (with its data `sealed`); with `seen`, only if the
@@ -465,6 +484,7 @@ pub async fn redact(
 ) -> Result<(), StoreError> {
     let micros = to_unix_micros(now);
     crate::idempotency::forget_inquiry(tx, id.as_str()).await?;
+    crate::inquiry_search::forget(tx, id).await?;
     on_conn!(tx, |conn| {
         sqlx::query("DELETE FROM data_keys WHERE owner_id = $1")
             .bind(id.as_str())
@@ -532,7 +552,9 @@ pub async fn list(
          AND (CAST($7 AS TEXT) IS NULL OR reference_id = $7) \
          AND (CAST($8 AS TEXT) IS NULL OR template_id = $8) \
          AND (CAST($9 AS BIGINT) IS NULL OR created_at >= $9) \
-         AND (CAST($10 AS BIGINT) IS NULL OR created_at <= $10)",
+         AND (CAST($10 AS BIGINT) IS NULL OR created_at <= $10) \
+         AND (CAST($11 AS TEXT) IS NULL OR reference_id = $11 \
+              OR id IN (SELECT inquiry_id FROM inquiry_search_terms WHERE term = $12))",
         cursor,
     ));
     let rows: Vec<InquiryRow> = on_conn!(tx, |conn| {
@@ -547,6 +569,8 @@ pub async fn list(
             .bind(filter.template_id.as_ref().map(|t| t.as_str()))
             .bind(filter.created_at_start.map(to_unix_micros))
             .bind(filter.created_at_end.map(to_unix_micros))
+            .bind(filter.search.as_ref().map(|s| s.reference_id.as_str()))
+            .bind(filter.search.as_ref().and_then(|s| s.term.clone()))
             .fetch_all(conn)
             .await?
     });

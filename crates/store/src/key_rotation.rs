@@ -1,6 +1,6 @@
 //! Master key rotation: every data key wrapped under an older master key is wrapped again under
 //! the current one, and every value sealed directly under an older key (webhook and workflow
-//! secrets, stored idempotent answers) is sealed again, in batches.
+//! secrets, stored idempotent answers, the inquiries' search keys) is sealed again, in batches.
 //!
 //! Each batch reads its rows, unwraps and wraps them outside any transaction (off the async
 //! threads), then writes them in one short transaction that changes a row only if it still holds
@@ -308,6 +308,8 @@ enum SealedKind {
     IdempotentAnswer,
     /// A user's TOTP secret.
     TotpSecret,
+    /// An organization's key of the inquiries' search hashes.
+    InquirySearchKey,
 }
 
 /// A row's key: its id, and for idempotent answers the idempotency key.
@@ -328,12 +330,13 @@ impl SealedRow {
 }
 
 impl SealedKind {
-    const ALL: [Self; 5] = [
+    const ALL: [Self; 6] = [
         Self::WebhookSecret,
         Self::WebhookPreviousSecret,
         Self::WorkflowSecret,
         Self::IdempotentAnswer,
         Self::TotpSecret,
+        Self::InquirySearchKey,
     ];
 
     fn context(self, row: &SealedRow) -> String {
@@ -344,6 +347,7 @@ impl SealedKind {
             Self::WorkflowSecret => crate::workflows::secret_context(&row.id),
             Self::IdempotentAnswer => crate::idempotency::body_context(&row.id, &row.second),
             Self::TotpSecret => crate::users::totp_context(&row.id),
+            Self::InquirySearchKey => crate::inquiry_search::key_context(&row.id),
         }
     }
 
@@ -378,6 +382,10 @@ impl SealedKind {
                 "SELECT id, '' AS second, totp_secret AS sealed FROM users \
                  WHERE id > $1 AND totp_secret IS NOT NULL ORDER BY id LIMIT $2"
             }
+            Self::InquirySearchKey => {
+                "SELECT id, '' AS second, key_sealed AS sealed FROM inquiry_search_keys \
+                 WHERE id > $1 ORDER BY id LIMIT $2"
+            }
         };
         let mut tx = store.begin_read().await?;
         Ok(on_conn!(tx, |conn| {
@@ -408,6 +416,9 @@ impl SealedKind {
             }
             Self::TotpSecret => {
                 "UPDATE users SET totp_secret = $1 WHERE id = $2 AND totp_secret = $3"
+            }
+            Self::InquirySearchKey => {
+                "UPDATE inquiry_search_keys SET key_sealed = $1 WHERE id = $2 AND key_sealed = $3"
             }
         };
         Ok(on_conn!(tx, |conn| {

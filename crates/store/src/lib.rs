@@ -23,6 +23,7 @@ pub mod events;
 pub mod files;
 pub mod idempotency;
 pub mod inquiries;
+pub mod inquiry_search;
 pub mod jobs;
 pub mod key_rotation;
 pub mod lists;

@@ -712,15 +712,76 @@ pub async fn list_deliveries(
 #[derive(Debug, Clone)]
 pub struct Attempt {
     pub at: OffsetDateTime,
+    /// From sending the request to the end of the answer's excerpt (or the error).
+    pub latency: std::time::Duration,
     pub status_code: Option<u16>,
     pub error: Option<String>,
+    /// The start of the receiver's answer, as text, bounded by the sender.
+    pub response_excerpt: Option<String>,
     /// `delivered`, `pending` (another attempt at `next_attempt_at`) or `failed`.
     pub outcome: &'static str,
     pub next_attempt_at: Option<OffsetDateTime>,
 }
 
-/// Records an attempt of a pending delivery. Returns false (and changes nothing) when the
-/// delivery is no longer pending.
+/// One recorded attempt of a delivery, as its page shows it.
+#[derive(Debug, Clone)]
+pub struct RecordedAttempt {
+    /// 1 for the first attempt; redeliveries continue the count.
+    pub number: u32,
+    pub at: OffsetDateTime,
+    pub latency: std::time::Duration,
+    pub status_code: Option<u16>,
+    pub error: Option<String>,
+    pub response_excerpt: Option<String>,
+}
+
+#[derive(sqlx::FromRow)]
+struct AttemptRow {
+    number: i64,
+    attempted_at: i64,
+    latency_micros: i64,
+    status_code: Option<i64>,
+    error: Option<String>,
+    response_excerpt: Option<String>,
+}
+
+/// The attempts of a delivery (found with [`get_delivery`], which checks its scope), first
+/// first.
+pub async fn attempts(
+    tx: &mut Tx,
+    id: &WebhookDeliveryId,
+) -> Result<Vec<RecordedAttempt>, StoreError> {
+    let rows: Vec<AttemptRow> = on_conn!(tx, |conn| {
+        sqlx::query_as(
+            "SELECT number, attempted_at, latency_micros, status_code, error, response_excerpt \
+             FROM webhook_delivery_attempts WHERE delivery_id = $1 ORDER BY number",
+        )
+        .bind(id.as_str())
+        .fetch_all(conn)
+        .await?
+    });
+    rows.into_iter()
+        .map(|row| {
+            Ok(RecordedAttempt {
+                number: u32::try_from(row.number).map_err(StoreError::corrupt)?,
+                at: from_unix_micros(row.attempted_at),
+                latency: std::time::Duration::from_micros(
+                    u64::try_from(row.latency_micros).map_err(StoreError::corrupt)?,
+                ),
+                status_code: row
+                    .status_code
+                    .map(u16::try_from)
+                    .transpose()
+                    .map_err(StoreError::corrupt)?,
+                error: row.error,
+                response_excerpt: row.response_excerpt,
+            })
+        })
+        .collect()
+}
+
+/// Records an attempt of a pending delivery, on the delivery and in its list of attempts.
+/// Returns false (and changes nothing) when the delivery is no longer pending.
 pub async fn record_attempt(
     tx: &mut Tx,
     id: &WebhookDeliveryId,
@@ -745,7 +806,27 @@ pub async fn record_attempt(
         .await?
         .rows_affected()
     });
-    Ok(updated == 1)
+    if updated != 1 {
+        return Ok(false);
+    }
+    let latency = i64::try_from(attempt.latency.as_micros()).unwrap_or(i64::MAX);
+    on_conn!(tx, |conn| {
+        sqlx::query(
+            "INSERT INTO webhook_delivery_attempts (delivery_id, number, attempted_at, \
+             latency_micros, status_code, error, response_excerpt) \
+             SELECT id, attempts_made, $1, $2, $3, $4, $5 FROM webhook_deliveries WHERE id = $6",
+        )
+        .bind(at)
+        .bind(latency)
+        .bind(attempt.status_code.map(i64::from))
+        .bind(attempt.error.as_deref())
+        .bind(attempt.response_excerpt.as_deref())
+        .bind(id.as_str())
+        .execute(conn)
+        .await?
+        .rows_affected()
+    });
+    Ok(true)
 }
 
 /// Marks a pending delivery `failed` without an attempt (its webhook was disabled or

@@ -561,7 +561,7 @@ async fn every_action_is_audited_with_actor_object_and_request_id(backend: Backe
     let expired = admin
         .submit(
             &format!("/dashboard/inquiries/{unfinished}/expire"),
-            &[("csrf", &token), ("comment", "")],
+            &[("csrf", &token), ("comment", ""), ("confirm", "yes")],
         )
         .await;
     assert_eq!(expired.status, StatusCode::SEE_OTHER, "{}", expired.body);

@@ -1,21 +1,25 @@
-//! A browser without JavaScript for the hosted-flow tests: no automatic redirects, one cookie
+//! A browser without JavaScript for the hosted-flow tests: no automatic redirects, cookies
 //! kept by hand, multipart forms built by hand.
 
 use reqwest::{StatusCode, header, redirect::Policy};
 
 use crate::helpers::TestApp;
 
-/// A browser without JavaScript: no automatic redirects, one cookie kept by hand.
+/// A browser without JavaScript: no automatic redirects, cookies kept by hand.
 pub struct Browser {
     pub client: reqwest::Client,
     pub base: String,
+    /// The `Cookie` header it sends: `name=value` pairs separated by `; `.
     pub cookie: Option<String>,
 }
 
 pub struct Page {
     pub status: StatusCode,
     pub location: Option<String>,
+    /// The first `Set-Cookie` header.
     pub set_cookie: Option<String>,
+    /// Every `Set-Cookie` header.
+    pub set_cookies: Vec<String>,
     pub content_type: String,
     pub body: String,
 }
@@ -122,12 +126,20 @@ impl Browser {
         let status = response.status();
         let location = header(header::LOCATION);
         let set_cookie = header(header::SET_COOKIE);
+        let set_cookies = response
+            .headers()
+            .get_all(header::SET_COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .map(str::to_owned)
+            .collect();
         let content_type = header(header::CONTENT_TYPE).unwrap_or_default();
         let body = response.text().await.expect("body");
         Page {
             status,
             location,
             set_cookie,
+            set_cookies,
             content_type,
             body,
         }
@@ -146,10 +158,34 @@ impl Browser {
             request = request.header(header::COOKIE, cookie);
         }
         let page = Self::read(request.send().await.expect("request")).await;
-        if let Some(set) = &page.set_cookie {
-            self.cookie = Some(set.split(';').next().unwrap().to_owned());
-        }
+        self.keep_cookies(&page);
         page
+    }
+
+    /// Keeps the cookies `page` sets, and forgets those it deletes (`Max-Age=0`).
+    fn keep_cookies(&mut self, page: &Page) {
+        let mut jar: Vec<(String, String)> = self
+            .cookie
+            .iter()
+            .flat_map(|c| c.split("; "))
+            .filter_map(|pair| pair.split_once('='))
+            .map(|(name, value)| (name.to_owned(), value.to_owned()))
+            .collect();
+        for set in &page.set_cookies {
+            let Some((name, value)) = set.split(';').next().and_then(|p| p.split_once('=')) else {
+                continue;
+            };
+            jar.retain(|(kept, _)| kept != name);
+            if !set.contains("Max-Age=0") {
+                jar.push((name.to_owned(), value.to_owned()));
+            }
+        }
+        self.cookie = (!jar.is_empty()).then(|| {
+            jar.iter()
+                .map(|(name, value)| format!("{name}={value}"))
+                .collect::<Vec<_>>()
+                .join("; ")
+        });
     }
 
     pub async fn post(&self, form: Form) -> Page {
@@ -181,9 +217,7 @@ impl Browser {
             request = request.header(header::COOKIE, cookie);
         }
         let page = Self::read(request.send().await.expect("request")).await;
-        if let Some(set) = &page.set_cookie {
-            self.cookie = Some(set.split(';').next().unwrap().to_owned());
-        }
+        self.keep_cookies(&page);
         page
     }
 

@@ -3,6 +3,7 @@
 //! browser when the test ends, also when it panics. `scripts/ensure-chromium` installs Debian's
 //! `chromium` and `chromium-driver`.
 
+mod actions;
 mod connect;
 mod review;
 mod share_tokens;

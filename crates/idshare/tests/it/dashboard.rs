@@ -443,9 +443,12 @@ async fn share_tokens_are_created_and_redeemed_from_the_dashboard(backend: Backe
         StatusCode::NOT_FOUND
     );
 
-    // The source expires the second token.
+    // The source expires the second token, once confirmed.
     let expired = source
-        .submit(&format!("{second}/expire"), &[("csrf", &token)])
+        .submit(
+            &format!("{second}/expire"),
+            &[("csrf", &token), ("confirm", "yes")],
+        )
         .await;
     assert_eq!(expired.status, StatusCode::SEE_OTHER);
     assert_eq!(
@@ -798,7 +801,11 @@ async fn inquiries_are_reviewed_in_the_dashboard(backend: Backend) {
     let approved = reviewer
         .submit(
             &format!("{path}/approve"),
-            &[("csrf", &page.csrf()), ("comment", "partner-verified")],
+            &[
+                ("csrf", &page.csrf()),
+                ("comment", "partner-verified"),
+                ("confirm", "yes"),
+            ],
         )
         .await;
     assert_eq!(approved.location.as_deref(), Some(path.as_str()));
@@ -807,7 +814,10 @@ async fn inquiries_are_reviewed_in_the_dashboard(backend: Backend) {
         "approved"
     );
     let again = reviewer
-        .submit(&format!("{path}/approve"), &[("csrf", &page.csrf())])
+        .submit(
+            &format!("{path}/approve"),
+            &[("csrf", &page.csrf()), ("confirm", "yes")],
+        )
         .await;
     assert_eq!(again.status, StatusCode::UNPROCESSABLE_ENTITY);
     assert!(

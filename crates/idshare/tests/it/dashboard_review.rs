@@ -65,7 +65,11 @@ pub(crate) async fn decide(browser: &mut Browser, inquiry: &str, action: &str, c
     let decided = browser
         .submit(
             &format!("{path}/{action}"),
-            &[("csrf", &page.csrf()), ("comment", comment)],
+            &[
+                ("csrf", &page.csrf()),
+                ("comment", comment),
+                ("confirm", "yes"),
+            ],
         )
         .await;
     assert_eq!(

@@ -218,7 +218,10 @@ async fn webhooks_are_managed_in_the_dashboard(backend: Backend) {
     assert!(delivery.starts_with("wbhd_"), "{delivery}");
     assert_eq!(row_status(&page, &delivery), "delivered");
     assert!(page.body.contains("<code>inquiry.created</code>"));
-    assert!(page.body.contains("<td>200</td>"), "the last status code");
+    assert!(
+        page.body.contains("<strong>200</strong>"),
+        "the last status code"
+    );
     let again = admin.submit(&redeliver, &[("csrf", &token)]).await;
     assert_eq!(
         again.location.as_deref(),
@@ -243,7 +246,7 @@ async fn webhooks_are_managed_in_the_dashboard(backend: Backend) {
     assert_eq!(failing.status, StatusCode::SEE_OTHER);
     app.drain().await;
     let page = admin.get(&path).await;
-    assert!(page.body.contains("<td>500</td>"), "{}", page.body);
+    assert!(page.body.contains("<strong>500</strong>"), "{}", page.body);
     assert!(page.body.contains("the receiver answered 500"));
     receiver.answer(200);
 
@@ -373,7 +376,7 @@ async fn webhooks_are_managed_in_the_dashboard(backend: Backend) {
     let page = admin.get(&path).await;
     assert_eq!(text_of(&page, "webhook-status"), "disabled");
     assert!(page.body.contains(">Enable<"));
-    assert!(page.body.contains(">Archive (cannot be undone)<"));
+    assert!(page.body.contains(">Archive…<"));
     assert!(!page.body.contains(">Disable<"));
     assert!(redeliver_path(&page).is_none());
     let stale = admin.submit(&redeliver, &[("csrf", &token)]).await;
@@ -391,7 +394,10 @@ async fn webhooks_are_managed_in_the_dashboard(backend: Backend) {
 
     // Archived: no action and no rotation any more.
     let archived = admin
-        .submit(&format!("{path}/archive"), &[("csrf", &token)])
+        .submit(
+            &format!("{path}/archive"),
+            &[("csrf", &token), ("confirm", "yes")],
+        )
         .await;
     assert_eq!(archived.status, StatusCode::SEE_OTHER);
     let page = admin.get(&path).await;

@@ -212,8 +212,8 @@ async fn rotation_runs_online_resumes_and_frees_the_old_key(backend: Backend) {
     let status = master_key(&["status"], &key_flags(&new, &[&old]), &storage);
     assert_eq!(data_keys_under(&status, &old_id), 7, "{status}");
     assert!(
-        status.contains("sealed values under another key: 3"),
-        "two webhook secrets and a stored answer: {status}"
+        status.contains("sealed values under another key: 4"),
+        "two webhook secrets, a stored answer and the inquiries' search key: {status}"
     );
     let error = refused(
         &idshare_exits(
@@ -284,7 +284,7 @@ async fn rotation_runs_online_resumes_and_frees_the_old_key(backend: Backend) {
     assert!(
         finished.contains(&format!(
             "rotation finished: everything is sealed under key id {new_id} (5 data keys wrapped \
-             again, 3 sealed values sealed again)"
+             again, 4 sealed values sealed again)"
         )),
         "{finished}"
     );

@@ -15,6 +15,7 @@ mod connect_e2e;
 mod connections;
 mod conventions;
 mod dashboard;
+mod dashboard_actions;
 mod dashboard_review;
 mod dashboard_settings;
 mod events;

@@ -276,6 +276,56 @@ async fn every_answer_of_the_pipeline_is_documented(backend: Backend) {
         }
     }
     assert!(checked > 40, "only {checked} operations checked");
+
+    // Text in request bodies says which characters it may hold (no control characters but tab
+    // and line breaks), down to nested members and array items.
+    let mut unconstrained = vec![];
+    for (path, item) in document["paths"].as_object().expect("paths") {
+        for (method, operation) in item.as_object().expect("path item") {
+            let body = &operation["requestBody"]["content"]["application/json"]["schema"];
+            free_text(
+                &document,
+                body,
+                &format!("{method} {path}"),
+                &mut unconstrained,
+            );
+        }
+    }
+    assert!(
+        unconstrained.is_empty(),
+        "free text without a pattern: {unconstrained:#?}"
+    );
+}
+
+/// Where `schema` (followed through `$ref`s) holds a string without pattern, enum or format.
+fn free_text(document: &Value, schema: &Value, at: &str, found: &mut Vec<String>) {
+    if let Some(target) = schema["$ref"].as_str() {
+        let name = target.trim_start_matches("#/components/schemas/");
+        return free_text(
+            document,
+            &document["components"]["schemas"][name],
+            at,
+            found,
+        );
+    }
+    let is_text = schema["type"] == "string"
+        || schema["type"]
+            .as_array()
+            .is_some_and(|kinds| kinds.iter().any(|k| k == "string"));
+    let constrained = ["pattern", "enum", "format", "const"]
+        .iter()
+        .any(|keyword| schema.get(keyword).is_some());
+    if is_text && !constrained {
+        found.push(at.to_owned());
+    }
+    if let Some(properties) = schema["properties"].as_object() {
+        for (name, member) in properties {
+            free_text(document, member, &format!("{at}/{name}"), found);
+        }
+    }
+    if schema.get("items").is_some() {
+        free_text(document, &schema["items"], &format!("{at}/items"), found);
+    }
 }
 
 backend_tests!(

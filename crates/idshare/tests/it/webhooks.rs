@@ -51,6 +51,8 @@ struct ReceiverState {
     redirect_to: Mutex<Option<String>>,
     /// Answer `500` to this many more deliveries of the events about an object, by object id.
     failing_objects: Mutex<HashMap<String, u32>>,
+    /// The body of the answers (none when empty).
+    body: Mutex<String>,
 }
 
 /// An HTTP receiver on loopback that records every request.
@@ -77,6 +79,11 @@ impl Receiver {
 
     pub fn answer(&self, status: u16) {
         self.state.status.store(status, Ordering::SeqCst);
+    }
+
+    /// Answers with `body` from now on.
+    pub fn answer_body(&self, body: &str) {
+        *self.state.body.lock().unwrap() = body.to_owned();
     }
 
     fn redirect_to(&self, location: &str) {
@@ -144,11 +151,12 @@ async fn receive(
         )
             .into_response();
     }
-    match state.status.load(Ordering::SeqCst) {
+    let status = match state.status.load(Ordering::SeqCst) {
         0 => StatusCode::OK,
         code => StatusCode::from_u16(code).unwrap(),
-    }
-    .into_response()
+    };
+    let body = state.body.lock().unwrap().clone();
+    (status, body).into_response()
 }
 
 /// Checks a delivery's signature against `secret` at the server's current time.

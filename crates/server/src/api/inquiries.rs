@@ -182,6 +182,7 @@ fn list_filter(params: &QueryParams) -> Result<InquiryFilter, ApiError> {
             .transpose()
     };
     Ok(InquiryFilter {
+        search: None,
         status: params
             .filter("status")
             .map(|raw| {

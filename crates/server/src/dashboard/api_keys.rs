@@ -98,7 +98,7 @@ struct Confirm {
 struct ListPage {
     chrome: Chrome,
     keys: Vec<KeyView>,
-    next: Option<String>,
+    paging: super::Paging,
     created: Option<Created>,
     confirm: Option<Confirm>,
     name: String,
@@ -133,34 +133,25 @@ impl Default for CreateForm {
 #[derive(Debug, Default, Deserialize)]
 struct ListQuery {
     #[serde(default)]
+    before: String,
+    #[serde(default)]
     after: String,
 }
 
 async fn list_page(
     state: &AppState,
     signed: &Signed,
-    after: &str,
+    cursor: Cursor<'_>,
     form: CreateForm,
     created: Option<Created>,
     confirm: Option<Confirm>,
 ) -> Result<ListPage, PageError> {
-    let cursor = match after {
-        "" => Cursor::Start,
-        after => Cursor::After(after),
-    };
     let mut tx = state.store().begin_read().await?;
     let page = api_keys::list(&mut tx, &signed.scope(), cursor, PAGE_SIZE)
         .await?
         .ok_or(PageError::NotFound)?;
     drop(tx);
-    let next = page.has_older.then(|| {
-        let last = page
-            .items
-            .last()
-            .map(|k| k.id.to_string())
-            .unwrap_or_default();
-        format!("{PATH}?after={last}")
-    });
+    let paging = super::Paging::new(PATH, &[], &page, |k| k.id.to_string(), "keys");
     Ok(ListPage {
         chrome: signed.chrome("api-keys"),
         keys: page
@@ -168,7 +159,7 @@ async fn list_page(
             .iter()
             .map(|k| KeyView::new(k, state.now()))
             .collect(),
-        next,
+        paging,
         created,
         confirm,
         permissions: Permission::ALL
@@ -193,7 +184,7 @@ async fn list(
     let page = list_page(
         &state,
         &signed,
-        &query.after,
+        super::cursor(&query.before, &query.after),
         CreateForm::default(),
         None,
         None,
@@ -249,7 +240,7 @@ async fn create(
         Err(e) => form.permissions_error = Some(e.to_string()),
     }
     if form.name_error.is_some() || form.permissions_error.is_some() {
-        let page = list_page(&state, &signed, "", form, None, None).await?;
+        let page = list_page(&state, &signed, Cursor::Start, form, None, None).await?;
         return Ok(web::html(StatusCode::UNPROCESSABLE_ENTITY, page.render()));
     }
 
@@ -274,7 +265,7 @@ async fn create(
     let page = list_page(
         &state,
         &signed,
-        "",
+        Cursor::Start,
         CreateForm::default(),
         Some(created),
         None,
@@ -307,7 +298,7 @@ async fn confirm_revoke(
     let page = list_page(
         &state,
         &signed,
-        "",
+        Cursor::Start,
         CreateForm::default(),
         None,
         Some(confirm),
@@ -357,7 +348,7 @@ async fn revoke(
         (!revoked).then_some("This key is already revoked.")
     };
     match refusal {
-        None => Ok(web::see_other(PATH, None)),
+        None => Ok(super::done(&state, PATH, super::Notice::ApiKeyRevoked)),
         Some(error) => {
             let key = key_in_scope(&state, &signed, &id).await?;
             let confirm = Confirm {
@@ -367,7 +358,7 @@ async fn revoke(
             let page = list_page(
                 &state,
                 &signed,
-                "",
+                Cursor::Start,
                 CreateForm::default(),
                 None,
                 Some(confirm),

@@ -23,7 +23,7 @@ use idshare_store::{
 use serde::Deserialize;
 use std::collections::HashMap;
 
-use super::{Chrome, Moment, PageError, Signed, share_tokens::org_name};
+use super::{Chrome, Moment, Notice, PageError, Signed, share_tokens::org_name};
 use crate::{state::AppState, web};
 use idshare_service::{Creator, connections as service};
 
@@ -196,7 +196,7 @@ async fn create(
     )
     .await;
     match created {
-        Ok(_) => Ok(web::see_other(PATH, None)),
+        Ok(_) => Ok(super::done(&state, PATH, Notice::ConnectionRequested)),
         Err(e) if !e.is_failure() => {
             let reason = e.to_string();
             let page = list_page(
@@ -228,7 +228,12 @@ async fn act(
         .find(|a| a.verb() == action)
         .ok_or(PageError::NotFound)?;
     service::act(&state, &signed.scope(), &id, action, &signed.actor()).await?;
-    Ok(web::see_other(PATH, None))
+    let notice = match action {
+        ConnectionAction::Activate => Notice::ConnectionActivated,
+        ConnectionAction::Deactivate => Notice::ConnectionDeactivated,
+        ConnectionAction::Reactivate => Notice::ConnectionReactivated,
+    };
+    Ok(super::done(&state, PATH, notice))
 }
 
 #[derive(Debug)]

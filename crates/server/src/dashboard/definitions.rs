@@ -22,7 +22,7 @@ use idshare_store::{
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::{Chrome, Moment, PageError, Signed};
+use super::{Chrome, Moment, Notice, PageError, Signed};
 use crate::{state::AppState, web};
 use idshare_service::{self as service, ServiceError};
 
@@ -256,9 +256,10 @@ async fn template_create(
     )
     .await
     {
-        Ok((template, _)) => Ok(web::see_other(
+        Ok((template, _)) => Ok(super::done(
+            &state,
             &format!("/dashboard/templates/{}", template.id),
-            None,
+            Notice::TemplateCreated,
         )),
         Err(e) if !e.is_failure() => refused(problems(&e, "")).await,
         Err(e) => Err(e.into()),
@@ -386,9 +387,10 @@ async fn template_retention(
         Ok(days) => {
             service::retention::set_template(&state, &signed.scope(), &id, days, &signed.actor())
                 .await?;
-            Ok(web::see_other(
+            Ok(super::done(
+                &state,
                 &format!("/dashboard/templates/{id}#retention"),
-                None,
+                Notice::RetentionSaved,
             ))
         }
         Err(e) => {
@@ -413,7 +415,11 @@ async fn default_retention(
             let actor = signed.actor();
             service::retention::set_organization_default(&state, &signed.scope(), days, &actor)
                 .await?;
-            Ok(web::see_other("/dashboard/templates#retention", None))
+            Ok(super::done(
+                &state,
+                "/dashboard/templates#retention",
+                Notice::RetentionSaved,
+            ))
         }
         Err(e) => {
             let mut page = templates_page(
@@ -484,7 +490,11 @@ async fn template_version(
         Err(problems) => Err(Ok(problems)),
     };
     match result {
-        Ok(()) => Ok(web::see_other(&format!("/dashboard/templates/{id}"), None)),
+        Ok(()) => Ok(super::done(
+            &state,
+            &format!("/dashboard/templates/{id}"),
+            Notice::TemplateVersionSaved,
+        )),
         Err(Ok(problems)) => {
             let page = template_page(&state, &signed, &id, Some(form.definition), problems).await?;
             Ok(web::html(StatusCode::UNPROCESSABLE_ENTITY, page.render()))
@@ -513,7 +523,11 @@ async fn template_publish(
         return Err(PageError::NotFound);
     }
     service::templates::publish_version(&state, &scope, &version, &signed.actor()).await?;
-    Ok(web::see_other(&format!("/dashboard/templates/{id}"), None))
+    Ok(super::done(
+        &state,
+        &format!("/dashboard/templates/{id}"),
+        Notice::TemplatePublished,
+    ))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -785,7 +799,11 @@ async fn workflow_version(
         Err(problems) => Err(Ok(problems)),
     };
     match result {
-        Ok(()) => Ok(web::see_other(&format!("/dashboard/workflows/{id}"), None)),
+        Ok(()) => Ok(super::done(
+            &state,
+            &format!("/dashboard/workflows/{id}"),
+            Notice::WorkflowVersionSaved,
+        )),
         Err(Ok(problems)) => {
             let page = workflow_page(&state, &signed, &id, Some(form.definition), problems).await?;
             Ok(web::html(StatusCode::UNPROCESSABLE_ENTITY, page.render()))
@@ -805,11 +823,24 @@ async fn workflow_act(
     let id = WorkflowId::parse(&id).map_err(|_| PageError::NotFound)?;
     let scope = signed.scope();
     let actor = signed.actor();
-    match action.as_str() {
-        "publish" => service::workflows::publish(&state, &scope, &id, &actor).await?,
-        "enable" => service::workflows::set_enabled(&state, &scope, &id, true, &actor).await?,
-        "disable" => service::workflows::set_enabled(&state, &scope, &id, false, &actor).await?,
+    let notice = match action.as_str() {
+        "publish" => {
+            service::workflows::publish(&state, &scope, &id, &actor).await?;
+            Notice::WorkflowPublished
+        }
+        "enable" => {
+            service::workflows::set_enabled(&state, &scope, &id, true, &actor).await?;
+            Notice::WorkflowEnabled
+        }
+        "disable" => {
+            service::workflows::set_enabled(&state, &scope, &id, false, &actor).await?;
+            Notice::WorkflowDisabled
+        }
         _ => return Err(PageError::NotFound),
     };
-    Ok(web::see_other(&format!("/dashboard/workflows/{id}"), None))
+    Ok(super::done(
+        &state,
+        &format!("/dashboard/workflows/{id}"),
+        notice,
+    ))
 }

@@ -24,7 +24,8 @@ use idshare_store::{
     audit::Principal,
     checks,
     events::{self, EventFilter},
-    inquiries::{self, Inquiry, InquiryFilter},
+    inquiries::{self, Inquiry, InquiryFilter, Search},
+    inquiry_search,
     sessions::SessionKind,
     templates,
     users::{self, Role},
@@ -32,7 +33,7 @@ use idshare_store::{
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::{Chrome, Moment, PageError, Signed};
+use super::{Chrome, Confirmation, Moment, Notice, PageError, Signed};
 use crate::{state::AppState, web};
 use idshare_service::{self as service, ServiceError, render};
 
@@ -107,12 +108,15 @@ struct ListPage {
     rows: Vec<Row>,
     query: ListQuery,
     statuses: Vec<&'static str>,
-    next: Option<String>,
+    paging: super::Paging,
     error: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
 struct ListQuery {
+    /// A reference id, a name (or one word of it) or an email address.
+    #[serde(default)]
+    q: String,
     #[serde(default)]
     status: String,
     #[serde(default)]
@@ -124,6 +128,8 @@ struct ListQuery {
     from: String,
     #[serde(default)]
     to: String,
+    #[serde(default)]
+    before: String,
     #[serde(default)]
     after: String,
 }
@@ -142,6 +148,7 @@ impl ListQuery {
         let from = date(&self.from, "from")?;
         let to = date(&self.to, "to")?;
         Ok(InquiryFilter {
+            search: None,
             status: (!self.status.is_empty())
                 .then(|| self.status.parse::<InquiryStatus>())
                 .transpose()
@@ -163,16 +170,22 @@ async fn list(
     signed: Signed,
     Query(query): Query<ListQuery>,
 ) -> Result<Response, PageError> {
-    let (filter, error) = match query.filter() {
+    let (mut filter, error) = match query.filter() {
         Ok(filter) => (filter, None),
         Err(e) => (InquiryFilter::default(), Some(e)),
     };
     let scope = signed.scope();
     let mut tx = state.store().begin_read().await?;
-    let cursor = match query.after.as_str() {
-        "" => Cursor::Start,
-        after => Cursor::After(after),
-    };
+    let searched = query.q.trim();
+    if !searched.is_empty() {
+        // Names and emails are sealed: the search index finds them by a keyed hash.
+        let term = inquiry_search::term(&mut tx, state.store().crypto(), &scope, searched).await?;
+        filter.search = Some(Search {
+            reference_id: searched.to_owned(),
+            term,
+        });
+    }
+    let cursor = super::cursor(&query.before, &query.after);
     let page = inquiries::list(
         &mut tx,
         state.store().crypto(),
@@ -186,22 +199,20 @@ async fn list(
     let template_names = templates::names(&mut tx, &scope).await?;
     drop(tx);
     let now = state.now();
-    let next = page.has_older.then(|| {
-        let last = page
-            .items
-            .last()
-            .map(|i| i.id.to_string())
-            .unwrap_or_default();
-        let encoded = url::form_urlencoded::Serializer::new(String::new())
-            .append_pair("status", &query.status)
-            .append_pair("template", &query.template)
-            .append_pair("reference", &query.reference)
-            .append_pair("from", &query.from)
-            .append_pair("to", &query.to)
-            .append_pair("after", &last)
-            .finish();
-        format!("{PATH}?{encoded}")
-    });
+    let paging = super::Paging::new(
+        PATH,
+        &[
+            ("q", &query.q),
+            ("status", &query.status),
+            ("template", &query.template),
+            ("reference", &query.reference),
+            ("from", &query.from),
+            ("to", &query.to),
+        ],
+        &page,
+        |i| i.id.to_string(),
+        "inquiries",
+    );
     let rows = page
         .items
         .iter()
@@ -222,7 +233,7 @@ async fn list(
         rows,
         query,
         statuses: InquiryStatus::ALL.iter().map(|s| s.as_str()).collect(),
-        next,
+        paging,
         error,
     };
     let status = if page.error.is_some() {
@@ -665,15 +676,16 @@ async fn show(
     Ok(web::html(StatusCode::OK, page.render()))
 }
 
-/// A refused action shows the page again with the reason; anything else goes back to it.
+/// A refused action shows the page again with the reason; anything else goes back to it,
+/// saying what was done.
 async fn after(
     state: &AppState,
     signed: &Signed,
     id: &InquiryId,
-    result: Result<(), ServiceError>,
+    result: Result<Notice, ServiceError>,
 ) -> Result<Response, PageError> {
     match result {
-        Ok(()) => Ok(web::see_other(&format!("{PATH}/{id}"), None)),
+        Ok(notice) => Ok(super::done(state, &format!("{PATH}/{id}"), notice)),
         Err(e) if super::explainable(&e) => {
             let reason = e.to_string();
             let page = inquiry_page(state, signed, id, None, Some(reason)).await?;
@@ -688,6 +700,34 @@ struct ActionForm {
     csrf: String,
     #[serde(default)]
     comment: String,
+    /// `yes` from the confirmation page of a decision that cannot be undone.
+    #[serde(default)]
+    confirm: String,
+}
+
+/// What the confirmation page of an action that cannot be undone says (verb, consequence,
+/// button); `None` for one that can (marking for review).
+fn final_decision(action: InquiryAction) -> Option<(&'static str, &'static str, &'static str)> {
+    match action {
+        InquiryAction::Approve => Some((
+            "Approve",
+            "The inquiry becomes approved and its webhooks and workflows run. A decision cannot \
+             be undone.",
+            "Approve this inquiry",
+        )),
+        InquiryAction::Decline => Some((
+            "Decline",
+            "The inquiry becomes declined and its webhooks and workflows run. A decision cannot \
+             be undone.",
+            "Decline this inquiry",
+        )),
+        InquiryAction::Expire => Some((
+            "Expire",
+            "The end user can no longer continue this inquiry. This cannot be undone.",
+            "Expire this inquiry",
+        )),
+        _ => None,
+    }
 }
 
 async fn act(
@@ -699,13 +739,35 @@ async fn act(
     signed.check_csrf(&state, &form.csrf)?;
     signed.require(DECIDERS)?;
     let id = InquiryId::parse(&id).map_err(|_| PageError::NotFound)?;
-    let action = match action.as_str() {
-        "approve" => InquiryAction::Approve,
-        "decline" => InquiryAction::Decline,
-        "mark-for-review" => InquiryAction::MarkForReview,
-        "expire" => InquiryAction::Expire,
+    let (action, notice) = match action.as_str() {
+        "approve" => (InquiryAction::Approve, Notice::InquiryApproved),
+        "decline" => (InquiryAction::Decline, Notice::InquiryDeclined),
+        "mark-for-review" => (InquiryAction::MarkForReview, Notice::InquiryMarkedForReview),
+        "expire" => (InquiryAction::Expire, Notice::InquiryExpired),
         _ => return Err(PageError::NotFound),
     };
+    if let Some((verb, consequence, button)) = final_decision(action)
+        && form.confirm != "yes"
+    {
+        // Asked only about an inquiry of this organization and environment (404 otherwise).
+        let mut tx = state.store().begin_read().await?;
+        inquiries::get(&mut tx, state.store().crypto(), &signed.scope(), &id)
+            .await?
+            .ok_or(PageError::NotFound)?;
+        drop(tx);
+        return Ok(super::confirmation(
+            &signed,
+            Confirmation {
+                question: format!("{verb} inquiry {id}?"),
+                consequence,
+                action: format!("{PATH}/{id}/{}", verb.to_lowercase()),
+                fields: vec![("comment", form.comment.clone())],
+                button,
+                cancel: format!("{PATH}/{id}"),
+                section: "inquiries",
+            },
+        ));
+    }
     let comment = Some(form.comment.trim().to_owned()).filter(|c| !c.is_empty());
     let result = service::inquiries::act(
         &state,
@@ -717,7 +779,7 @@ async fn act(
     )
     .await
     .map(|_| ());
-    after(&state, &signed, &id, result).await
+    after(&state, &signed, &id, result.map(|()| notice)).await
 }
 
 /// Makes a one-time link for the end user and shows it once.
@@ -780,7 +842,13 @@ async fn redact(
     let result = service::inquiries::redact(&state, &signed.scope(), &id, &signed.actor())
         .await
         .map(|_| ());
-    after(&state, &signed, &id, result).await
+    after(
+        &state,
+        &signed,
+        &id,
+        result.map(|()| Notice::InquiryRedacted),
+    )
+    .await
 }
 
 #[derive(Debug, Deserialize)]
@@ -811,5 +879,11 @@ async fn dismiss(
     )
     .await
     .map(|_| ());
-    after(&state, &signed, &id, result).await
+    after(
+        &state,
+        &signed,
+        &id,
+        result.map(|()| Notice::ReportDismissed),
+    )
+    .await
 }

@@ -34,7 +34,7 @@ use idshare_domain::{
     text::{describe, refused_control},
 };
 use idshare_store::{
-    Scope,
+    Cursor, Page, Scope,
     dashboard_sessions::{self, DashboardSession},
     users::Role,
 };
@@ -53,6 +53,8 @@ use idshare_service::{ServiceError, audit::Actor};
 pub(crate) use moment::Moment;
 
 const COOKIE: &str = "idshare_dashboard";
+/// The cookie that carries a [`Notice`] from an action to the page it redirects to.
+const NOTICE_COOKIE: &str = "idshare_notice";
 const CSRF_PURPOSE: &str = "dashboard-csrf";
 const STYLESHEET: &str = include_str!("../../templates/dashboard/dashboard.css");
 /// htmx 2 (0BSD licence, `templates/dashboard/vendor/`): progressive enhancement only — every
@@ -91,6 +93,7 @@ pub fn routes() -> Router<AppState> {
             FormLimit(FORM_BODY_LIMIT),
             checked_form,
         ))
+        .layer(middleware::from_fn(notice_shown))
         // The sign-in form has a smaller limit of its own, checked before anything reads it.
         .merge(sign_in::routes())
 }
@@ -158,6 +161,8 @@ pub struct Signed {
     pub csrf: String,
     /// The request being served, for the audit log.
     pub request_id: Option<RequestId>,
+    /// The notice of the action that led here, shown on this page only.
+    pub notice: Option<Notice>,
 }
 
 impl Signed {
@@ -222,6 +227,7 @@ impl Signed {
             environment: self.session.environment.as_str(),
             csrf: self.csrf.clone(),
             section,
+            notice: self.notice.map(Notice::text),
         }
     }
 }
@@ -236,6 +242,8 @@ pub struct Chrome {
     pub csrf: String,
     /// The navigation entry of the page.
     pub section: &'static str,
+    /// "Share token expired" and the like, after an action.
+    pub notice: Option<&'static str>,
 }
 
 /// The live session of the request's cookie, whatever step of signing in it is at.
@@ -256,10 +264,12 @@ async fn live_session(parts: &Parts, state: &AppState) -> Result<Signed, PageErr
         .extensions
         .get::<CurrentRequestId>()
         .map(|r| r.0.clone());
+    let notice = web::cookie(&parts.headers, NOTICE_COOKIE).and_then(Notice::from_key);
     Ok(Signed {
         session,
         csrf,
         request_id,
+        notice,
     })
 }
 
@@ -287,6 +297,59 @@ impl FromRequestParts<AppState> for Pending {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, PageError> {
         live_session(parts, state).await.map(Pending)
+    }
+}
+
+/// The "Newer" and "Older" links of a page of a newest-first list (`paging.html`).
+#[derive(Debug, Default)]
+pub struct Paging {
+    pub newer: Option<String>,
+    pub older: Option<String>,
+    /// What the list holds, for the links' text: "Older inquiries".
+    pub noun: &'static str,
+}
+
+impl Paging {
+    /// The links of `page`: the list's `path` with its non-empty `filters`, and `before` its
+    /// first row or `after` its last, by `id`.
+    pub fn new<T>(
+        path: &str,
+        filters: &[(&str, &str)],
+        page: &Page<T>,
+        id: impl Fn(&T) -> String,
+        noun: &'static str,
+    ) -> Self {
+        let link = |key: &str, row: &T| {
+            let mut query = url::form_urlencoded::Serializer::new(String::new());
+            for (name, value) in filters.iter().filter(|(_, v)| !v.is_empty()) {
+                query.append_pair(name, value);
+            }
+            query.append_pair(key, &id(row));
+            format!("{path}?{}", query.finish())
+        };
+        Self {
+            newer: page
+                .items
+                .first()
+                .filter(|_| page.has_newer)
+                .map(|row| link("before", row)),
+            older: page
+                .items
+                .last()
+                .filter(|_| page.has_older)
+                .map(|row| link("after", row)),
+            noun,
+        }
+    }
+}
+
+/// The position a list's query asks for: `before` a row (the newer ones) or `after` it (the
+/// older ones), else the newest.
+pub fn cursor<'a>(before: &'a str, after: &'a str) -> Cursor<'a> {
+    match (before.trim(), after.trim()) {
+        ("", "") => Cursor::Start,
+        (before, "") => Cursor::Before(before),
+        (_, after) => Cursor::After(after),
     }
 }
 
@@ -408,6 +471,221 @@ struct CsrfForm {
     csrf: String,
 }
 
+/// A form of an irreversible action: it acts only with `confirm=yes`, which its confirmation
+/// page sends.
+#[derive(Debug, Deserialize)]
+struct ConfirmedForm {
+    csrf: String,
+    #[serde(default)]
+    confirm: String,
+}
+
+impl ConfirmedForm {
+    fn confirmed(&self) -> bool {
+        self.confirm == "yes"
+    }
+}
+
+/// What a successful action says on the page it leads to (post-redirect-get), once. A closed
+/// list: the cookie that carries one names it by key, so a forged cookie can only make a page
+/// say one of these.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Notice {
+    ShareTokenCreated,
+    ShareTokenExpired,
+    RedemptionStarted,
+    InquiryApproved,
+    InquiryDeclined,
+    InquiryMarkedForReview,
+    InquiryExpired,
+    InquiryRedacted,
+    ReportDismissed,
+    ConnectionRequested,
+    ConnectionActivated,
+    ConnectionDeactivated,
+    ConnectionReactivated,
+    WebhookEnabled,
+    WebhookDisabled,
+    WebhookArchived,
+    DeliveryRedelivered,
+    ApiKeyRevoked,
+    TemplateCreated,
+    TemplateVersionSaved,
+    TemplatePublished,
+    RetentionSaved,
+    WorkflowCreated,
+    WorkflowVersionSaved,
+    WorkflowPublished,
+    WorkflowEnabled,
+    WorkflowDisabled,
+}
+
+impl Notice {
+    const ALL: [Self; 27] = [
+        Self::ShareTokenCreated,
+        Self::ShareTokenExpired,
+        Self::RedemptionStarted,
+        Self::InquiryApproved,
+        Self::InquiryDeclined,
+        Self::InquiryMarkedForReview,
+        Self::InquiryExpired,
+        Self::InquiryRedacted,
+        Self::ReportDismissed,
+        Self::ConnectionRequested,
+        Self::ConnectionActivated,
+        Self::ConnectionDeactivated,
+        Self::ConnectionReactivated,
+        Self::WebhookEnabled,
+        Self::WebhookDisabled,
+        Self::WebhookArchived,
+        Self::DeliveryRedelivered,
+        Self::ApiKeyRevoked,
+        Self::TemplateCreated,
+        Self::TemplateVersionSaved,
+        Self::TemplatePublished,
+        Self::RetentionSaved,
+        Self::WorkflowCreated,
+        Self::WorkflowVersionSaved,
+        Self::WorkflowPublished,
+        Self::WorkflowEnabled,
+        Self::WorkflowDisabled,
+    ];
+
+    fn key(self) -> &'static str {
+        match self {
+            Self::ShareTokenCreated => "share-token-created",
+            Self::ShareTokenExpired => "share-token-expired",
+            Self::RedemptionStarted => "redemption-started",
+            Self::InquiryApproved => "inquiry-approved",
+            Self::InquiryDeclined => "inquiry-declined",
+            Self::InquiryMarkedForReview => "inquiry-marked-for-review",
+            Self::InquiryExpired => "inquiry-expired",
+            Self::InquiryRedacted => "inquiry-redacted",
+            Self::ReportDismissed => "report-dismissed",
+            Self::ConnectionRequested => "connection-requested",
+            Self::ConnectionActivated => "connection-activated",
+            Self::ConnectionDeactivated => "connection-deactivated",
+            Self::ConnectionReactivated => "connection-reactivated",
+            Self::WebhookEnabled => "webhook-enabled",
+            Self::WebhookDisabled => "webhook-disabled",
+            Self::WebhookArchived => "webhook-archived",
+            Self::DeliveryRedelivered => "delivery-redelivered",
+            Self::ApiKeyRevoked => "api-key-revoked",
+            Self::TemplateCreated => "template-created",
+            Self::TemplateVersionSaved => "template-version-saved",
+            Self::TemplatePublished => "template-published",
+            Self::RetentionSaved => "retention-saved",
+            Self::WorkflowCreated => "workflow-created",
+            Self::WorkflowVersionSaved => "workflow-version-saved",
+            Self::WorkflowPublished => "workflow-published",
+            Self::WorkflowEnabled => "workflow-enabled",
+            Self::WorkflowDisabled => "workflow-disabled",
+        }
+    }
+
+    fn text(self) -> &'static str {
+        match self {
+            Self::ShareTokenCreated => "Share token created.",
+            Self::ShareTokenExpired => "Share token expired.",
+            Self::RedemptionStarted => "Redemption started.",
+            Self::InquiryApproved => "Inquiry approved.",
+            Self::InquiryDeclined => "Inquiry declined.",
+            Self::InquiryMarkedForReview => "Inquiry marked for review.",
+            Self::InquiryExpired => "Inquiry expired.",
+            Self::InquiryRedacted => "Inquiry redacted.",
+            Self::ReportDismissed => "Report dismissed.",
+            Self::ConnectionRequested => "Connection requested.",
+            Self::ConnectionActivated => "Connection activated.",
+            Self::ConnectionDeactivated => "Connection deactivated.",
+            Self::ConnectionReactivated => "Connection reactivated.",
+            Self::WebhookEnabled => "Webhook enabled.",
+            Self::WebhookDisabled => "Webhook disabled.",
+            Self::WebhookArchived => "Webhook archived.",
+            Self::DeliveryRedelivered => "Delivery queued to be sent again.",
+            Self::ApiKeyRevoked => "API key revoked.",
+            Self::TemplateCreated => "Template created.",
+            Self::TemplateVersionSaved => "Template version saved.",
+            Self::TemplatePublished => "Template version published.",
+            Self::RetentionSaved => "Retention policy saved.",
+            Self::WorkflowCreated => "Workflow created.",
+            Self::WorkflowVersionSaved => "Workflow version saved.",
+            Self::WorkflowPublished => "Workflow published.",
+            Self::WorkflowEnabled => "Workflow enabled.",
+            Self::WorkflowDisabled => "Workflow disabled.",
+        }
+    }
+
+    fn from_key(key: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|n| n.key() == key)
+    }
+}
+
+/// The redirect after a successful action, carrying its notice to the page it leads to.
+fn done(state: &AppState, location: &str, notice: Notice) -> Response {
+    let cookie = web::set_cookie(state, NOTICE_COOKIE, notice.key(), "/dashboard", 60);
+    web::see_other(location, Some(cookie))
+}
+
+/// Forgets a notice once a page showed it: a reload or the next page does not repeat it.
+async fn notice_shown(req: Request, next: Next) -> Response {
+    let carried = web::cookie(req.headers(), NOTICE_COOKIE).is_some();
+    let mut response = next.run(req).await;
+    if carried && !response.status().is_redirection() {
+        // Deleting needs no Secure flag: a cookie is replaced by name, domain and path.
+        let forget =
+            format!("{NOTICE_COOKIE}=; HttpOnly; SameSite=Lax; Path=/dashboard; Max-Age=0");
+        if let Ok(value) = header::HeaderValue::from_str(&forget) {
+            response.headers_mut().append(header::SET_COOKIE, value);
+        }
+    }
+    response
+}
+
+/// The page that asks before an irreversible action: the action's form again, with
+/// `confirm=yes`. Works without JavaScript; nothing changes until it is sent.
+#[derive(Debug, Template)]
+#[template(path = "dashboard/confirm.html")]
+struct ConfirmPage {
+    chrome: Chrome,
+    question: String,
+    consequence: String,
+    action: String,
+    /// The other fields of the action's form, sent again as they were.
+    fields: Vec<(String, String)>,
+    button: &'static str,
+    cancel: String,
+}
+
+/// What a confirmation page asks.
+pub(crate) struct Confirmation<'a> {
+    pub question: String,
+    pub consequence: &'a str,
+    /// The form's target, which acts once confirmed.
+    pub action: String,
+    pub fields: Vec<(&'a str, String)>,
+    pub button: &'static str,
+    /// Where "Cancel" leads: the object's page.
+    pub cancel: String,
+    pub section: &'static str,
+}
+
+fn confirmation(signed: &Signed, asked: Confirmation<'_>) -> Response {
+    let page = ConfirmPage {
+        chrome: signed.chrome(asked.section),
+        question: asked.question,
+        consequence: asked.consequence.to_owned(),
+        action: asked.action,
+        fields: asked
+            .fields
+            .into_iter()
+            .map(|(name, value)| (name.to_owned(), value))
+            .collect(),
+        button: asked.button,
+        cancel: asked.cancel,
+    };
+    web::html(StatusCode::OK, page.render())
+}
+
 /// Signs out, also a session still awaiting its second factor.
 async fn sign_out(
     State(state): State<AppState>,
@@ -456,4 +734,19 @@ async fn switch_environment(
         })
         .unwrap_or_else(|| "/dashboard".to_owned());
     Ok(web::see_other(&back, None))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Notice;
+
+    #[test]
+    fn every_notice_is_found_by_its_own_key_only() {
+        for notice in Notice::ALL {
+            assert_eq!(Notice::from_key(notice.key()), Some(notice));
+            assert!(notice.text().ends_with('.'), "{notice:?}");
+        }
+        assert_eq!(Notice::from_key("<script>"), None);
+        assert_eq!(Notice::from_key(""), None);
+    }
 }

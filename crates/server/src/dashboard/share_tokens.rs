@@ -28,11 +28,11 @@ use idshare_store::{
 use serde::Deserialize;
 use std::collections::HashMap;
 
-use super::{Chrome, Moment, PageError, Signed};
+use super::{Chrome, Confirmation, Moment, Notice, PageError, Signed};
 use crate::{state::AppState, web};
 use idshare_service::{
     Creator, ServiceError,
-    redemption::{self, Redeem},
+    redemption::{self, FieldMapping, Redeem},
     share_tokens::{self as service, NewShareToken},
 };
 
@@ -143,7 +143,7 @@ struct ListPage {
     tokens: Vec<TokenView>,
     directions: Vec<Choice>,
     statuses: Vec<Choice>,
-    next: Option<String>,
+    paging: super::Paging,
     can_write: bool,
     connections: Vec<Choice>,
     error: Option<String>,
@@ -154,7 +154,10 @@ struct ListPage {
 struct ListQuery {
     direction: Option<String>,
     status: Option<String>,
-    after: Option<String>,
+    #[serde(default)]
+    before: String,
+    #[serde(default)]
+    after: String,
 }
 
 fn choices(all: &[&str], chosen: Option<&str>) -> Vec<Choice> {
@@ -197,10 +200,7 @@ async fn list_page(
         direction,
     };
     let mut tx = state.store().begin_read().await?;
-    let cursor = match query.after.as_deref().filter(|a| !a.is_empty()) {
-        Some(after) => Cursor::After(after),
-        None => Cursor::Start,
-    };
+    let cursor = super::cursor(&query.before, &query.after);
     let page = share_tokens::list(&mut tx, &scope, &filter, cursor, PAGE_SIZE)
         .await?
         .ok_or(PageError::NotFound)?;
@@ -233,18 +233,16 @@ async fn list_page(
         let id = token.own_inquiry().map(|id| id.to_string());
         token.person = id.and_then(|id| people.get(&id).cloned().flatten());
     }
-    let next = page.has_older.then(|| {
-        let last = page
-            .items
-            .last()
-            .map(|t| t.id.to_string())
-            .unwrap_or_default();
-        format!(
-            "{PATH}?direction={}&status={}&after={last}",
-            query.direction.as_deref().unwrap_or(""),
-            query.status.as_deref().unwrap_or("")
-        )
-    });
+    let paging = super::Paging::new(
+        PATH,
+        &[
+            ("direction", query.direction.as_deref().unwrap_or("")),
+            ("status", query.status.as_deref().unwrap_or("")),
+        ],
+        &page,
+        |t| t.id.to_string(),
+        "tokens",
+    );
     Ok(ListPage {
         chrome: signed.chrome("share-tokens"),
         tokens,
@@ -253,7 +251,7 @@ async fn list_page(
             &["created", "pending", "redeemed", "failed", "expired"],
             query.status.as_deref(),
         ),
-        next,
+        paging,
         can_write: CONNECT_WRITERS.contains(&signed.role()),
         connections: connections
             .iter()
@@ -305,7 +303,11 @@ async fn create(
     )
     .await;
     match created {
-        Ok(token) => Ok(web::see_other(&format!("{PATH}/{}", token.id), None)),
+        Ok(token) => Ok(super::done(
+            &state,
+            &format!("{PATH}/{}", token.id),
+            Notice::ShareTokenCreated,
+        )),
         Err(e) if !e.is_failure() => {
             let page = list_page(
                 &state,
@@ -390,13 +392,142 @@ struct TokenPage {
     can_redeem: bool,
     can_expire: bool,
     templates: Vec<Choice>,
+    /// The chosen template's fields: the destinations a field mapping can name.
+    template_fields: Vec<String>,
+    /// The field mapping editor's rows: those sent, then empty ones to fill in.
+    mapping_rows: Vec<MappingRow>,
+    mapping_problems: Vec<String>,
+    /// The mappings the preview used, which the redeem form sends again.
+    mappings: Vec<MappingRow>,
     preview: Option<PreviewView>,
     error: Option<String>,
 }
 
-#[derive(Debug, Default, Deserialize)]
-struct ShowQuery {
+/// One row of the field mapping editor: a field of the source's inquiry copied into a field of
+/// the chosen template.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+struct MappingRow {
+    source: String,
+    destination: String,
+}
+
+/// How many empty rows the editor offers below those filled in (more after the next preview).
+const EMPTY_MAPPING_ROWS: usize = 2;
+/// The most rows the editor takes.
+const MAX_MAPPING_ROWS: usize = 50;
+
+/// The preview's or the redeem's form: `template`, the CSRF token (redeem), and the editor's
+/// rows as repeated `source` and `destination` fields, paired in order.
+#[derive(Debug, Default)]
+struct TokenForm {
+    csrf: String,
     template: Option<String>,
+    rows: Vec<MappingRow>,
+}
+
+impl TokenForm {
+    fn parse(pairs: Vec<(String, String)>) -> Self {
+        let mut form = Self::default();
+        let mut sources = vec![];
+        let mut destinations = vec![];
+        for (name, value) in pairs {
+            match name.as_str() {
+                "csrf" => form.csrf = value,
+                "template" => form.template = Some(value),
+                "source" => sources.push(value.trim().to_owned()),
+                "destination" => destinations.push(value.trim().to_owned()),
+                _ => {}
+            }
+        }
+        let rows = sources.len().max(destinations.len()).min(MAX_MAPPING_ROWS);
+        form.rows = (0..rows)
+            .map(|i| MappingRow {
+                source: sources.get(i).cloned().unwrap_or_default(),
+                destination: destinations.get(i).cloned().unwrap_or_default(),
+            })
+            .filter(|row| !row.source.is_empty() || !row.destination.is_empty())
+            .collect();
+        form
+    }
+}
+
+/// The editor's rows as field mappings, or what is wrong with them, row by row: both sides
+/// named, the destination a field of the template, no destination twice.
+fn field_mappings(
+    rows: &[MappingRow],
+    template_fields: &[String],
+) -> Result<Vec<FieldMapping>, Vec<String>> {
+    let mut problems = vec![];
+    for (i, row) in rows.iter().enumerate() {
+        let n = i + 1;
+        if row.source.is_empty() || row.destination.is_empty() {
+            problems.push(format!(
+                "Mapping {n}: name both the partner's field and the field of your template it \
+                 fills."
+            ));
+        } else if !template_fields.contains(&row.destination) {
+            problems.push(format!(
+                "Mapping {n}: `{}` is not a field of the chosen template.",
+                row.destination
+            ));
+        }
+    }
+    if !problems.is_empty() {
+        return Err(problems);
+    }
+    let raw = serde_json::Value::Array(
+        rows.iter()
+            .map(|row| {
+                serde_json::json!({
+                    "source-field-name": row.source,
+                    "destination-field-name": row.destination,
+                })
+            })
+            .collect(),
+    );
+    redemption::parse_mappings(Some(&raw)).map_err(|e| {
+        e.reasons()
+            .iter()
+            .map(|r| {
+                let row = r
+                    .input
+                    .and_then(|at| at.split('/').nth(1))
+                    .and_then(|i| i.parse::<usize>().ok());
+                match row {
+                    Some(i) => format!("Mapping {}: {}", i + 1, r.details),
+                    None => r.details.to_owned(),
+                }
+            })
+            .collect()
+    })
+}
+
+/// The field keys of a template's published version (empty when it has none).
+async fn published_fields(
+    state: &AppState,
+    scope: &idshare_store::Scope,
+    template: &str,
+) -> Result<Vec<String>, PageError> {
+    let Ok(template_id) = idshare_domain::id::InquiryTemplateId::parse(template.trim()) else {
+        return Ok(vec![]);
+    };
+    let mut tx = state.store().begin_read().await?;
+    let Some(version_id) = templates::get(&mut tx, scope, &template_id)
+        .await?
+        .and_then(|t| t.published_version_id)
+    else {
+        return Ok(vec![]);
+    };
+    Ok(templates::get_version(&mut tx, scope, &version_id)
+        .await?
+        .map(|v| {
+            v.definition
+                .field_schemas
+                .iter()
+                .map(|f| f.key.to_string())
+                .collect()
+        })
+        .unwrap_or_default())
 }
 
 /// The token's page, with the preview for `template` when one is asked for; a refused preview
@@ -406,6 +537,7 @@ async fn token_page(
     signed: &Signed,
     id: &ShareTokenId,
     template: Option<&str>,
+    rows: &[MappingRow],
     error: Option<String>,
 ) -> Result<(TokenPage, StatusCode), PageError> {
     let scope = signed.scope();
@@ -425,6 +557,10 @@ async fn token_page(
         && token.expires_at > state.now();
     let can_write = CONNECT_WRITERS.contains(&signed.role());
     let mut templates_list = vec![];
+    let mut template_fields = vec![];
+    let mut mapping_problems = vec![];
+    let mut mappings = vec![];
+    let mut status = StatusCode::OK;
     let mut preview = None;
     if redeemable {
         let mut tx = state.store().begin_read().await?;
@@ -443,21 +579,48 @@ async fn token_page(
             })
             .collect();
         if let Some(template) = template.filter(|t| !t.is_empty()) {
-            // The same service as the API's: over an active connection only, recorded in the
-            // source's events, and counted against the token's limit of reads.
-            match service::preview(state, &scope, id, template, &[], &signed.actor()).await {
-                Ok((_, template_id, prediction)) => {
-                    preview = Some(PreviewView::new(template_id.to_string(), &prediction));
+            template_fields = published_fields(state, &scope, template).await?;
+            match field_mappings(rows, &template_fields) {
+                Err(problems) => {
+                    mapping_problems = problems;
+                    status = StatusCode::UNPROCESSABLE_ENTITY;
                 }
-                Err(e) if !e.is_failure() => {
-                    let (page, _) =
-                        Box::pin(token_page(state, signed, id, None, Some(reason(&e)))).await?;
-                    return Ok((page, crate::http::error::status_of(&e)));
+                // The same service as the API's: over an active connection only, recorded in
+                // the source's events, and counted against the token's limit of reads.
+                Ok(valid) => {
+                    match service::preview(state, &scope, id, template, &valid, &signed.actor())
+                        .await
+                    {
+                        Ok((_, template_id, prediction)) => {
+                            preview = Some(PreviewView::new(template_id.to_string(), &prediction));
+                            mappings = rows.to_vec();
+                        }
+                        Err(e) if !e.is_failure() => {
+                            let (page, _) = Box::pin(token_page(
+                                state,
+                                signed,
+                                id,
+                                None,
+                                &[],
+                                Some(reason(&e)),
+                            ))
+                            .await?;
+                            return Ok((page, crate::http::error::status_of(&e)));
+                        }
+                        Err(e) => return Err(e.into()),
+                    }
                 }
-                Err(e) => return Err(e.into()),
             }
         }
     }
+    let mapping_rows = rows
+        .iter()
+        .cloned()
+        .chain(std::iter::repeat_n(
+            MappingRow::default(),
+            EMPTY_MAPPING_ROWS,
+        ))
+        .collect();
     let page = TokenPage {
         chrome: signed.chrome("share-tokens"),
         refresh: token.status == ShareTokenStatus::Pending,
@@ -467,74 +630,120 @@ async fn token_page(
             && can_write,
         token: view,
         templates: templates_list,
+        template_fields,
+        mapping_rows,
+        mapping_problems,
+        mappings,
         preview,
         error,
     };
-    Ok((page, StatusCode::OK))
+    Ok((page, status))
 }
 
 async fn show(
     State(state): State<AppState>,
     signed: Signed,
     Path(id): Path<String>,
-    Query(query): Query<ShowQuery>,
+    Query(query): Query<Vec<(String, String)>>,
 ) -> Result<Response, PageError> {
     let id = ShareTokenId::parse(&id).map_err(|_| PageError::NotFound)?;
-    let (page, status) = token_page(&state, &signed, &id, query.template.as_deref(), None).await?;
+    let form = TokenForm::parse(query);
+    let (page, status) = token_page(
+        &state,
+        &signed,
+        &id,
+        form.template.as_deref(),
+        &form.rows,
+        None,
+    )
+    .await?;
     Ok(web::html(status, page.render()))
 }
 
-#[derive(Debug, Deserialize)]
-struct RedeemForm {
-    csrf: String,
-    template: String,
-}
-
-/// Redeems into a new inquiry of the chosen template; the token's page then follows it.
+/// Redeems into a new inquiry of the chosen template, with the field mappings of the preview;
+/// the token's page then follows it.
 async fn redeem(
     State(state): State<AppState>,
     signed: Signed,
     Path(id): Path<String>,
-    Form(form): Form<RedeemForm>,
+    Form(pairs): Form<Vec<(String, String)>>,
 ) -> Result<Response, PageError> {
+    let form = TokenForm::parse(pairs);
     signed.check_csrf(&state, &form.csrf)?;
     signed.require(CONNECT_WRITERS)?;
     let id = ShareTokenId::parse(&id).map_err(|_| PageError::NotFound)?;
+    let template = form.template.clone().unwrap_or_default();
+    let template_fields = published_fields(&state, &signed.scope(), &template).await?;
+    let field_mappings = match field_mappings(&form.rows, &template_fields) {
+        Ok(valid) => valid,
+        // The page again with the editor and its problems; the preview is not run again.
+        Err(_) => {
+            let (page, status) =
+                token_page(&state, &signed, &id, Some(&template), &form.rows, None).await?;
+            return Ok(web::html(status, page.render()));
+        }
+    };
     let redeemed = redemption::redeem(
         &state,
         &signed.scope(),
         &id,
         Redeem {
             destination_id: None,
-            inquiry_template_id: Some(form.template.clone()),
-            field_mappings: vec![],
+            inquiry_template_id: Some(template),
+            field_mappings,
         },
         &signed.actor(),
     )
     .await;
     match redeemed {
-        Ok(_) => Ok(web::see_other(&format!("{PATH}/{id}"), None)),
+        Ok(_) => Ok(super::done(
+            &state,
+            &format!("{PATH}/{id}"),
+            Notice::RedemptionStarted,
+        )),
         Err(e) if super::explainable(&e) => {
-            let (page, _) = token_page(&state, &signed, &id, None, Some(reason(&e))).await?;
+            let (page, _) = token_page(&state, &signed, &id, None, &[], Some(reason(&e))).await?;
             Ok(web::html(StatusCode::UNPROCESSABLE_ENTITY, page.render()))
         }
         Err(e) => Err(e.into()),
     }
 }
 
+/// Expires the token once confirmed: the destination can no longer preview or redeem it.
 async fn expire(
     State(state): State<AppState>,
     signed: Signed,
     Path(id): Path<String>,
-    Form(form): Form<super::CsrfForm>,
+    Form(form): Form<super::ConfirmedForm>,
 ) -> Result<Response, PageError> {
     signed.check_csrf(&state, &form.csrf)?;
     signed.require(CONNECT_WRITERS)?;
     let id = ShareTokenId::parse(&id).map_err(|_| PageError::NotFound)?;
+    if !form.confirmed() {
+        // Asked only about a token of this organization and environment (404 otherwise).
+        service::get(&state, &signed.scope(), &id, false, &signed.actor()).await?;
+        return Ok(super::confirmation(
+            &signed,
+            Confirmation {
+                question: format!("Expire share token {id}?"),
+                consequence: "The partner can no longer preview or redeem it. This cannot be \
+                              undone: to share again, create a new token.",
+                action: format!("{PATH}/{id}/expire"),
+                fields: vec![],
+                button: "Expire this token",
+                cancel: format!("{PATH}/{id}"),
+                section: "share-tokens",
+            },
+        ));
+    }
     match service::expire(&state, &signed.scope(), &id, &signed.actor()).await {
-        Ok(_) => Ok(web::see_other(&format!("{PATH}/{id}"), None)),
+        Ok(_) => Ok(super::done(
+            &state,
+            &format!("{PATH}/{id}"),
+            Notice::ShareTokenExpired,
+        )),
         Err(e) if super::explainable(&e) => {
-            let (page, _) = token_page(&state, &signed, &id, None, Some(reason(&e))).await?;
+            let (page, _) = token_page(&state, &signed, &id, None, &[], Some(reason(&e))).await?;
             Ok(web::html(StatusCode::UNPROCESSABLE_ENTITY, page.render()))
         }
         Err(e) => Err(e.into()),

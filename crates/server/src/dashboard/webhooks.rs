@@ -13,15 +13,16 @@ use axum::{
 use idshare_domain::{
     id::{WebhookDeliveryId, WebhookId},
     webhook::{SUBSCRIBABLE_EVENTS, WebhookAction, WebhookStatus, transition},
+    webhook_signature::HEADER_NAME,
 };
 use idshare_store::{
-    Cursor,
+    Cursor, events,
     users::Role,
     webhooks::{self as store, Delivery, Webhook},
 };
 use serde::Deserialize;
 
-use super::{Chrome, Moment, PageError, Signed};
+use super::{Chrome, Confirmation, Moment, Notice, PageError, Signed};
 use crate::{http::error::status_of, state::AppState, web};
 use idshare_service::{
     ServiceError,
@@ -42,6 +43,10 @@ pub fn routes() -> Router<AppState> {
         .route(
             "/dashboard/webhooks/{id}/rotate-secret",
             post(rotate_secret),
+        )
+        .route(
+            "/dashboard/webhooks/{id}/deliveries/{delivery}",
+            get(show_delivery),
         )
         .route(
             "/dashboard/webhooks/{id}/deliveries/{delivery}/redeliver",
@@ -134,30 +139,35 @@ struct CreateForm {
 struct ListPage {
     chrome: Chrome,
     rows: Vec<Row>,
-    next: Option<String>,
+    paging: super::Paging,
     can_write: bool,
     form: CreateForm,
     errors: FieldErrors,
     subscribable: String,
 }
 
+/// A list's position: `before` a row (newer ones) or `after` it (older ones).
 #[derive(Debug, Default, Deserialize)]
-struct ListQuery {
+struct PageQuery {
+    #[serde(default)]
+    before: String,
     #[serde(default)]
     after: String,
+}
+
+impl PageQuery {
+    fn cursor(&self) -> Cursor<'_> {
+        super::cursor(&self.before, &self.after)
+    }
 }
 
 async fn list_page(
     state: &AppState,
     signed: &Signed,
-    after: &str,
+    cursor: Cursor<'_>,
     form: CreateForm,
     errors: FieldErrors,
 ) -> Result<ListPage, PageError> {
-    let cursor = match after {
-        "" => Cursor::Start,
-        after => Cursor::After(after),
-    };
     let mut tx = state.store().begin_read().await?;
     let page = store::list(
         &mut tx,
@@ -170,14 +180,7 @@ async fn list_page(
     .await?
     .ok_or(PageError::NotFound)?;
     drop(tx);
-    let next = page.has_older.then(|| {
-        let last = page
-            .items
-            .last()
-            .map(|w| w.id.to_string())
-            .unwrap_or_default();
-        format!("{PATH}?after={last}")
-    });
+    let paging = super::Paging::new(PATH, &[], &page, |w| w.id.to_string(), "webhooks");
     Ok(ListPage {
         chrome: signed.chrome("webhooks"),
         rows: page
@@ -185,7 +188,7 @@ async fn list_page(
             .iter()
             .map(|w| Row::new(w, state.now()))
             .collect(),
-        next,
+        paging,
         can_write: WRITERS.contains(&signed.role()),
         form,
         errors,
@@ -196,12 +199,12 @@ async fn list_page(
 async fn list(
     State(state): State<AppState>,
     signed: Signed,
-    Query(query): Query<ListQuery>,
+    Query(query): Query<PageQuery>,
 ) -> Result<Response, PageError> {
     let page = list_page(
         &state,
         &signed,
-        &query.after,
+        query.cursor(),
         CreateForm::default(),
         FieldErrors::default(),
     )
@@ -254,14 +257,14 @@ async fn create(
         }
     };
     let Some(webhook) = created else {
-        let page = list_page(&state, &signed, "", form, errors).await?;
+        let page = list_page(&state, &signed, Cursor::Start, form, errors).await?;
         return Ok(web::html(StatusCode::UNPROCESSABLE_ENTITY, page.render()));
     };
     let page = webhook_page(
         &state,
         &signed,
         &webhook.id,
-        "",
+        Cursor::Start,
         Shown {
             secret: Some(webhook.secret.clone()),
             ..Shown::default()
@@ -275,6 +278,7 @@ async fn create(
 struct DeliveryView {
     id: String,
     status: String,
+    event_id: String,
     event_name: String,
     attempts: u32,
     last_status_code: Option<u16>,
@@ -292,6 +296,7 @@ impl DeliveryView {
         Self {
             id: delivery.id.to_string(),
             status: delivery.status.clone(),
+            event_id: delivery.event_id.to_string(),
             event_name: delivery.event_name.clone(),
             attempts: delivery.attempts_made,
             last_status_code: delivery.last_status_code,
@@ -340,7 +345,7 @@ struct WebhookPage {
     actions: Vec<(&'static str, &'static str)>,
     can_rotate: bool,
     deliveries: Vec<DeliveryView>,
-    next: Option<String>,
+    paging: super::Paging,
     shown: Shown,
 }
 
@@ -348,7 +353,7 @@ async fn webhook_page(
     state: &AppState,
     signed: &Signed,
     id: &WebhookId,
-    after: &str,
+    cursor: Cursor<'_>,
     mut shown: Shown,
 ) -> Result<WebhookPage, PageError> {
     let scope = signed.scope();
@@ -356,10 +361,6 @@ async fn webhook_page(
     let webhook = store::get(&mut tx, state.store().crypto(), &scope, id)
         .await?
         .ok_or(PageError::NotFound)?;
-    let cursor = match after {
-        "" => Cursor::Start,
-        after => Cursor::After(after),
-    };
     let deliveries = store::list_deliveries(&mut tx, &scope, id, None, cursor, PAGE_SIZE)
         .await?
         .ok_or(PageError::NotFound)?;
@@ -373,20 +374,19 @@ async fn webhook_page(
             .map(|action| match action {
                 WebhookAction::Enable => ("enable", "Enable"),
                 WebhookAction::Disable => ("disable", "Disable"),
-                WebhookAction::Archive => ("archive", "Archive (cannot be undone)"),
+                WebhookAction::Archive => ("archive", "Archive…"),
             })
             .collect(),
         _ => vec![],
     };
     let enabled = status == Some(WebhookStatus::Enabled);
-    let next = deliveries.has_older.then(|| {
-        let last = deliveries
-            .items
-            .last()
-            .map(|d| d.id.to_string())
-            .unwrap_or_default();
-        format!("{PATH}/{id}?after={last}")
-    });
+    let paging = super::Paging::new(
+        &format!("{PATH}/{id}"),
+        &[],
+        &deliveries,
+        |d| d.id.to_string(),
+        "deliveries",
+    );
     if shown.overlap.is_none() {
         shown.overlap = Some(DEFAULT_OVERLAP_SECONDS.to_owned());
     }
@@ -416,25 +416,19 @@ async fn webhook_page(
             .iter()
             .map(|d| DeliveryView::new(d, can_write && enabled, now))
             .collect(),
-        next,
+        paging,
         shown,
     })
-}
-
-#[derive(Debug, Default, Deserialize)]
-struct ShowQuery {
-    #[serde(default)]
-    after: String,
 }
 
 async fn show(
     State(state): State<AppState>,
     signed: Signed,
     Path(id): Path<String>,
-    Query(query): Query<ShowQuery>,
+    Query(query): Query<PageQuery>,
 ) -> Result<Response, PageError> {
     let id = WebhookId::parse(&id).map_err(|_| PageError::NotFound)?;
-    let page = webhook_page(&state, &signed, &id, &query.after, Shown::default()).await?;
+    let page = webhook_page(&state, &signed, &id, query.cursor(), Shown::default()).await?;
     Ok(web::html(StatusCode::OK, page.render()))
 }
 
@@ -452,22 +446,51 @@ async fn refused(
         error: Some(e.to_string()),
         ..Shown::default()
     };
-    let page = webhook_page(state, signed, id, "", shown).await?;
+    let page = webhook_page(state, signed, id, Cursor::Start, shown).await?;
     Ok(web::html(status_of(&e), page.render()))
 }
 
+/// Enables or disables a webhook, or archives it once confirmed (archiving cannot be undone).
 async fn act(
     State(state): State<AppState>,
     signed: Signed,
     Path((id, action)): Path<(String, String)>,
-    Form(form): Form<super::CsrfForm>,
+    Form(form): Form<super::ConfirmedForm>,
 ) -> Result<Response, PageError> {
     signed.check_csrf(&state, &form.csrf)?;
     signed.require(WRITERS)?;
     let id = WebhookId::parse(&id).map_err(|_| PageError::NotFound)?;
     let action: WebhookAction = action.parse().map_err(|_| PageError::NotFound)?;
+    if action == WebhookAction::Archive && !form.confirmed() {
+        // Asked only about a webhook of this organization and environment (404 otherwise).
+        let mut tx = state.store().begin_read().await?;
+        store::get(&mut tx, state.store().crypto(), &signed.scope(), &id)
+            .await?
+            .ok_or(PageError::NotFound)?;
+        drop(tx);
+        return Ok(super::confirmation(
+            &signed,
+            Confirmation {
+                question: format!("Archive webhook {id}?"),
+                consequence: "It sends nothing from then on, its pending deliveries fail, and it \
+                              cannot be enabled again. This cannot be undone.",
+                action: format!("{PATH}/{id}/archive"),
+                fields: vec![],
+                button: "Archive this webhook",
+                cancel: format!("{PATH}/{id}"),
+                section: "webhooks",
+            },
+        ));
+    }
     match service::act(&state, &signed.scope(), &id, action, &signed.actor()).await {
-        Ok(_) => Ok(web::see_other(&format!("{PATH}/{id}"), None)),
+        Ok(_) => {
+            let notice = match action {
+                WebhookAction::Enable => Notice::WebhookEnabled,
+                WebhookAction::Disable => Notice::WebhookDisabled,
+                WebhookAction::Archive => Notice::WebhookArchived,
+            };
+            Ok(super::done(&state, &format!("{PATH}/{id}"), notice))
+        }
         Err(e) => refused(&state, &signed, &id, e).await,
     }
 }
@@ -504,7 +527,7 @@ async fn rotate_secret(
                 rotated: true,
                 ..Shown::default()
             };
-            let page = webhook_page(&state, &signed, &id, "", shown).await?;
+            let page = webhook_page(&state, &signed, &id, Cursor::Start, shown).await?;
             Ok(web::html(StatusCode::OK, page.render()))
         }
         Err(RotateRefusal::Overlap(message)) => {
@@ -513,7 +536,7 @@ async fn rotate_secret(
                 overlap_error: Some(message),
                 ..Shown::default()
             };
-            let page = webhook_page(&state, &signed, &id, "", shown).await?;
+            let page = webhook_page(&state, &signed, &id, Cursor::Start, shown).await?;
             Ok(web::html(StatusCode::UNPROCESSABLE_ENTITY, page.render()))
         }
         Err(RotateRefusal::Other(e)) => refused(&state, &signed, &id, e).await,
@@ -560,7 +583,103 @@ async fn redeliver(
     let id = WebhookId::parse(&id).map_err(|_| PageError::NotFound)?;
     let delivery = WebhookDeliveryId::parse(&delivery).map_err(|_| PageError::NotFound)?;
     match service::redeliver(&state, &signed.scope(), &id, &delivery, &signed.actor()).await {
-        Ok(_) => Ok(web::see_other(&format!("{PATH}/{id}"), None)),
+        Ok(_) => Ok(super::done(
+            &state,
+            &format!("{PATH}/{id}"),
+            Notice::DeliveryRedelivered,
+        )),
         Err(e) => refused(&state, &signed, &id, e).await,
     }
+}
+
+#[derive(Debug)]
+struct AttemptView {
+    number: u32,
+    at: Moment,
+    latency_ms: u128,
+    status_code: Option<u16>,
+    error: Option<String>,
+    response_excerpt: Option<String>,
+}
+
+#[derive(Debug, Template)]
+#[template(path = "dashboard/webhook_delivery.html")]
+struct DeliveryPage {
+    chrome: Chrome,
+    webhook_id: String,
+    url: String,
+    delivery: DeliveryView,
+    signature_header: &'static str,
+    /// The body as the webhook's settings shape it now, pretty-printed; `None` once the
+    /// event's object was redacted.
+    payload: Option<String>,
+    attempts: Vec<AttemptView>,
+    excerpt_bytes: usize,
+}
+
+/// One delivery: the request (body and headers that matter — never the secret) and every
+/// attempt with the receiver's answer. Showing the body reveals personal data: written to the
+/// audit log.
+async fn show_delivery(
+    State(state): State<AppState>,
+    signed: Signed,
+    Path((id, delivery)): Path<(String, String)>,
+) -> Result<Response, PageError> {
+    let id = WebhookId::parse(&id).map_err(|_| PageError::NotFound)?;
+    let delivery_id = WebhookDeliveryId::parse(&delivery).map_err(|_| PageError::NotFound)?;
+    let scope = signed.scope();
+    let crypto = state.store().crypto();
+    let mut tx = state.store().begin_read().await?;
+    let webhook = store::get(&mut tx, crypto, &scope, &id)
+        .await?
+        .ok_or(PageError::NotFound)?;
+    let delivery = store::get_delivery(&mut tx, &scope, &id, &delivery_id)
+        .await?
+        .ok_or(PageError::NotFound)?;
+    let event = events::get(&mut tx, crypto, &scope, &delivery.event_id).await?;
+    let attempts = store::attempts(&mut tx, &delivery_id).await?;
+    drop(tx);
+    let payload = match event.filter(|e| e.payload.is_some()) {
+        Some(event) => {
+            let body = service::envelope(&event, &webhook)?;
+            let value: serde_json::Value = serde_json::from_slice(&body)
+                .map_err(|e| PageError::Service(ServiceError::internal(e)))?;
+            Some(
+                serde_json::to_string_pretty(&value)
+                    .map_err(|e| PageError::Service(ServiceError::internal(e)))?,
+            )
+        }
+        None => None,
+    };
+    idshare_service::audit::record_view(
+        &state,
+        &scope,
+        &signed.actor(),
+        "webhook-delivery.viewed",
+        ("webhook-delivery", delivery_id.as_str()),
+    )
+    .await?;
+    let can_redeliver =
+        WRITERS.contains(&signed.role()) && webhook.status == WebhookStatus::Enabled.as_str();
+    let page = DeliveryPage {
+        chrome: signed.chrome("webhooks"),
+        webhook_id: webhook.id.to_string(),
+        url: webhook.url.clone(),
+        delivery: DeliveryView::new(&delivery, can_redeliver, state.now()),
+        signature_header: HEADER_NAME,
+        payload,
+        attempts: attempts
+            .into_iter()
+            .map(|a| AttemptView {
+                number: a.number,
+                at: Moment::new(a.at, state.now()),
+                latency_ms: a.latency.as_millis(),
+                status_code: a.status_code,
+                error: a.error,
+                response_excerpt: a.response_excerpt,
+            })
+            .collect(),
+        excerpt_bytes: service::RESPONSE_EXCERPT_BYTES,
+    };
+    Ok(web::html(StatusCode::OK, page.render()))
 }

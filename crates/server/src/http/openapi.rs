@@ -149,12 +149,8 @@ pub fn complete(document: &mut serde_json::Value) {
         .and_then(serde_json::Value::as_object_mut)
     {
         for name in &request_schemas {
-            if let Some(properties) = schemas
-                .get_mut(name)
-                .and_then(|schema| schema.get_mut("properties"))
-                .and_then(serde_json::Value::as_object_mut)
-            {
-                properties.values_mut().for_each(constrain_text);
+            if let Some(schema) = schemas.get_mut(name) {
+                constrain_text(schema);
             }
         }
         for (name, keyword, rule) in member_rules() {
@@ -219,8 +215,8 @@ fn request_schema_names(document: &serde_json::Value) -> std::collections::BTree
     names
 }
 
-/// Gives a free text schema (a string without pattern, enumeration or format) the pattern of
-/// what text may hold.
+/// Gives every free text schema in `schema` (a string without pattern, enumeration or format,
+/// also in members, items and alternatives) the pattern of what text may hold.
 fn constrain_text(schema: &mut serde_json::Value) {
     let is_text = match &schema["type"] {
         serde_json::Value::String(kind) => kind == "string",
@@ -235,6 +231,20 @@ fn constrain_text(schema: &mut serde_json::Value) {
     }
     if let Some(items) = schema.get_mut("items") {
         constrain_text(items);
+    }
+    if let Some(properties) = schema
+        .get_mut("properties")
+        .and_then(serde_json::Value::as_object_mut)
+    {
+        properties.values_mut().for_each(constrain_text);
+    }
+    for alternatives in ["oneOf", "anyOf", "allOf"] {
+        if let Some(schemas) = schema
+            .get_mut(alternatives)
+            .and_then(serde_json::Value::as_array_mut)
+        {
+            schemas.iter_mut().for_each(constrain_text);
+        }
     }
 }
 

@@ -425,7 +425,9 @@ async fn write_in(
         )
         .await?;
     }
-    if !inquiries::save_if_unchanged(tx, key, scope, &inquiry, &seen).await? {
+    if !inquiries::save_if_unchanged(tx, state.store().crypto(), key, scope, &inquiry, &seen)
+        .await?
+    {
         return Ok(Outcome::Raced);
     }
     let mut redeemed = token;

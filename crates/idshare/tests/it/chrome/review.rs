@@ -145,6 +145,11 @@ async fn a_reviewer_works_through_the_queue_in_the_browser(backend: Backend) {
         .fill("comment", "Passport seen on a video call")
         .await;
     chrome.click_button("Approve").await;
+    // A decision is final: the confirmation page asks first, keeping the comment.
+    chrome
+        .wait_for_text("#confirm h1", &format!("Approve inquiry {}?", ids[0]))
+        .await;
+    chrome.click_button("Approve this inquiry").await;
     chrome.wait_for_text("#inquiry-status", "approved").await;
     assert_eq!(chrome.text("#decision-what").await, "Approved");
     assert_eq!(chrome.text("#decision-by").await, "review@bank.example");
@@ -161,6 +166,9 @@ async fn a_reviewer_works_through_the_queue_in_the_browser(backend: Backend) {
         chrome.goto(&format!("{INQUIRIES}/{id}")).await;
         chrome.wait_for_text("h1 .status", "completed").await;
         chrome.click_button(action).await;
+        if action == "Decline" {
+            chrome.click_button("Decline this inquiry").await;
+        }
         chrome
             .wait_for_text("#decision-by", "review@bank.example")
             .await;
